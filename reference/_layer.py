@@ -1,0 +1,352 @@
+"""The notebook's dense layer, L1 loss and SGD step as explicit loops.
+
+This is the ground truth a person audits: every function below is the seed notebook's loop,
+in its loop order and with its names, on plain Python floats (IEEE float64). Each gradient sits
+next to the forward it differentiates, micrograd-style. No numpy arithmetic happens here; numpy
+only carries arrays in and out, so the reference cannot inherit a bug from the libraries it checks.
+
+Rounding: every sum is accumulated left to right in float64, exactly as the notebook's
+``output[d, j] = output[d, j] + x[d, i] * w[i, j]``. For a sum of K products the error is at most
+gamma_K(2^-53) * sum |terms| (``verify.bounds`` adds this to every float comparison). On integer
+inputs whose partial sums stay below 2^53 every result is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Matrix = list[list[float]]
+
+
+class StepResult(NamedTuple):
+    """What one SGD step produces: ``(loss, dL_dx, dL_dw, w_new)``."""
+
+    loss: float
+    dL_dx: np.ndarray
+    dL_dw: np.ndarray
+    w_new: np.ndarray
+
+
+# --------------------------------------------------------------------------------------------
+# Input checking: one place that turns array-likes into float lists and says what was wrong.
+# --------------------------------------------------------------------------------------------
+
+
+def _shape_of(value: Any) -> tuple[int, ...]:
+    return tuple(np.shape(value))
+
+
+def _matrix(name: str, value: Any, meaning: str) -> Matrix:
+    """``value`` as a list of float rows, or a ValueError naming ``name`` and its shape."""
+    try:
+        array = np.asarray(value)
+    except Exception as err:  # ragged nested lists and the like
+        raise ValueError(f"{name} must be a 2-D array {meaning}, got {type(value).__name__}") from err
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array {meaning}, got shape {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold real numbers (bool, int or float), got dtype {array.dtype}"
+        )
+    rows: Matrix = array.astype(np.float64).tolist()
+    for r, row in enumerate(rows):
+        for c, v in enumerate(row):
+            if not math.isfinite(v):
+                raise ValueError(
+                    f"{name}[{r}, {c}] = {v}: the reference needs finite values "
+                    "(|.| has no subgradient at inf - inf, and NaN has no sign)"
+                )
+    return rows
+
+
+def _scalar(name: str, value: Any) -> float:
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {_shape_of(value)}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"{name} = {result}: must be finite")
+    return result
+
+
+def _same_shape(name: str, rows: Matrix, other_name: str, other: Matrix) -> None:
+    if _dims(rows) != _dims(other):
+        raise ValueError(
+            f"{name} has shape {_dims(rows)}, but should match {other_name} {_dims(other)}"
+        )
+
+
+def _dims(rows: Matrix) -> tuple[int, int]:
+    return (len(rows), len(rows[0]) if rows else 0)
+
+
+def _array(rows: Matrix, shape: tuple[int, int]) -> np.ndarray:
+    # reshape keeps the shape of empty matrices, which a list of no rows would lose
+    return np.array(rows, dtype=np.float64).reshape(shape)
+
+
+# --------------------------------------------------------------------------------------------
+# The layer: forward and its two backward products.
+# --------------------------------------------------------------------------------------------
+
+
+def forward(x: Any, w: Any) -> np.ndarray:
+    """``output = x @ w`` as the notebook's triple loop.
+
+    ``output[d, j] = sum_i x[d, i] * w[i, j]``, accumulated over i in order.
+
+    Args:
+      x: data, shape ``(N, I)`` (N = num_data, I = input_features).
+      w: weights, shape ``(I, O)`` (O = output_features).
+
+    Returns:
+      ``output``, float64, shape ``(N, O)``.
+    """
+    x_rows = _matrix("x", x, "(N, I)")
+    w_rows = _matrix("w", w, "(I, O)")
+    num_data, input_features = _dims(x_rows)
+    if len(w_rows) != input_features:
+        raise ValueError(
+            f"w has shape {_dims(w_rows)}, but x has shape {_dims(x_rows)}: "
+            f"w must be (I, O) with I = {input_features}"
+        )
+    output_features = _dims(w_rows)[1]
+    output = [[0.0] * output_features for _ in range(num_data)]
+    for i in range(input_features):
+        w_i = w_rows[i]
+        for j in range(output_features):
+            w_ij = w_i[j]
+            for d in range(num_data):
+                row = output[d]
+                row[j] = row[j] + x_rows[d][i] * w_ij
+    return _array(output, (num_data, output_features))
+
+
+def grad_x(dL_do: Any, w: Any) -> np.ndarray:
+    """``dL_dx = dL_do @ w.T``, built as the notebook builds it.
+
+    The per-output gradient tensor ``do_dx[j, d, i] = dL_do[d, j] * w[i, j]`` (how output j moves
+    x[d, i]'s loss), then summed over j in order: ``dL_dx[d, i] = sum_j do_dx[j, d, i]``.
+    ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      dL_do: upstream gradient, shape ``(N, O)``.
+      w: weights, shape ``(I, O)``.
+
+    Returns:
+      ``dL_dx``, float64, shape ``(N, I)``.
+    """
+    upstream = _matrix("dL_do", dL_do, "(N, O)")
+    w_rows = _matrix("w", w, "(I, O)")
+    num_data, output_features = _dims(upstream)
+    input_features = len(w_rows)
+    if _dims(w_rows)[1] != output_features:
+        raise ValueError(
+            f"w has shape {_dims(w_rows)}, but dL_do has shape {(num_data, output_features)}: "
+            f"w must be (I, O) with O = {output_features}"
+        )
+    do_dx = [[[0.0] * input_features for _ in range(num_data)] for _ in range(output_features)]
+    for i in range(input_features):
+        w_i = w_rows[i]
+        for j in range(output_features):
+            w_ij = w_i[j]
+            do_dx_j = do_dx[j]
+            for d in range(num_data):
+                do_dx_j[d][i] = upstream[d][j] * w_ij
+    dL_dx = [[0.0] * input_features for _ in range(num_data)]
+    for j in range(output_features):
+        for d in range(num_data):
+            dL_dx_d, do_dx_jd = dL_dx[d], do_dx[j][d]
+            for i in range(input_features):
+                dL_dx_d[i] = dL_dx_d[i] + do_dx_jd[i]
+    return _array(dL_dx, (num_data, input_features))
+
+
+def grad_w(x: Any, dL_do: Any) -> np.ndarray:
+    """``dL_dw = x.T @ dL_do``, built as the notebook builds it.
+
+    The per-output gradient tensor ``do_dw[i, d, j] = dL_do[d, j] * x[d, i]`` (how example d's
+    output j moves w[i, j]'s loss), then summed over d in order: ``dL_dw[i, j] = sum_d do_dw[i, d, j]``.
+    ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      x: data, shape ``(N, I)``.
+      dL_do: upstream gradient, shape ``(N, O)``.
+
+    Returns:
+      ``dL_dw``, float64, shape ``(I, O)``.
+    """
+    x_rows = _matrix("x", x, "(N, I)")
+    upstream = _matrix("dL_do", dL_do, "(N, O)")
+    num_data, input_features = _dims(x_rows)
+    if len(upstream) != num_data:
+        raise ValueError(
+            f"dL_do has shape {_dims(upstream)}, but x has shape {(num_data, input_features)}: "
+            f"dL_do must be (N, O) with N = {num_data}"
+        )
+    output_features = _dims(upstream)[1]
+    do_dw = [[[0.0] * output_features for _ in range(num_data)] for _ in range(input_features)]
+    for i in range(input_features):
+        do_dw_i = do_dw[i]
+        for j in range(output_features):
+            for d in range(num_data):
+                do_dw_i[d][j] = upstream[d][j] * x_rows[d][i]
+    dL_dw = [[0.0] * output_features for _ in range(input_features)]
+    for i in range(input_features):
+        dL_dw_i = dL_dw[i]
+        for d in range(num_data):
+            do_dw_id = do_dw[i][d]
+            for j in range(output_features):
+                dL_dw_i[j] = dL_dw_i[j] + do_dw_id[j]
+    return _array(dL_dw, (input_features, output_features))
+
+
+# --------------------------------------------------------------------------------------------
+# The loss and its (sub)gradient.
+# --------------------------------------------------------------------------------------------
+
+
+def l1_loss(output: Any, target: Any) -> float:
+    """``L = sum_{d, j} |output[d, j] - target[d, j]|``, summed row by row in order.
+
+    Args:
+      output: shape ``(N, O)``.
+      target: the notebook's ``true_value``, shape ``(N, O)``.
+
+    Returns:
+      ``L`` as a Python float.
+    """
+    output_rows = _matrix("output", output, "(N, O)")
+    target_rows = _matrix("target", target, "(N, O)")
+    _same_shape("target", target_rows, "output", output_rows)
+    loss = 0.0
+    for output_d, target_d in zip(output_rows, target_rows, strict=True):
+        for o, t in zip(output_d, target_d, strict=True):
+            loss = loss + abs(o - t)
+    return loss
+
+
+def loss_grad(output: Any, target: Any) -> np.ndarray:
+    """``dL_do = (output > target) * 2 - 1``: +1 above the target, -1 below.
+
+    At a tie (output == target) |.| has no derivative; this is the notebook's convention, -1
+    (any value in [-1, 1] is a valid subgradient; ``jax.grad`` picks +1, PyTorch 0).
+
+    Args:
+      output: shape ``(N, O)``.
+      target: shape ``(N, O)``.
+
+    Returns:
+      ``dL_do``, float64 of +-1, shape ``(N, O)``.
+    """
+    output_rows = _matrix("output", output, "(N, O)")
+    target_rows = _matrix("target", target, "(N, O)")
+    _same_shape("target", target_rows, "output", output_rows)
+    dL_do = [
+        [1.0 if o > t else -1.0 for o, t in zip(output_d, target_d, strict=True)]
+        for output_d, target_d in zip(output_rows, target_rows, strict=True)
+    ]
+    return _array(dL_do, _dims(output_rows))
+
+
+# --------------------------------------------------------------------------------------------
+# The update and the whole step.
+# --------------------------------------------------------------------------------------------
+
+
+def update(w: Any, dL_dw: Any, lr: float) -> np.ndarray:
+    """One SGD update, ``w_new = w - lr * dL_dw`` (the notebook: ``w - dL_dw * .01``).
+
+    Args:
+      w: weights, shape ``(I, O)``.
+      dL_dw: gradient, shape ``(I, O)``.
+      lr: learning rate, a finite scalar.
+
+    Returns:
+      ``w_new``, float64, shape ``(I, O)``.
+    """
+    w_rows = _matrix("w", w, "(I, O)")
+    grad_rows = _matrix("dL_dw", dL_dw, "(I, O)")
+    _same_shape("dL_dw", grad_rows, "w", w_rows)
+    rate = _scalar("lr", lr)
+    w_new = [
+        [w_ij - grad_ij * rate for w_ij, grad_ij in zip(w_i, grad_i, strict=True)]
+        for w_i, grad_i in zip(w_rows, grad_rows, strict=True)
+    ]
+    return _array(w_new, _dims(w_rows))
+
+
+def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
+    """One SGD step on ``L = sum |x @ w - target|``.
+
+    ``output = x @ w``, ``L``, ``dL_do``, ``dL_dx = dL_do @ w.T``, ``dL_dw = x.T @ dL_do``,
+    ``w_new = w - lr * dL_dw``; ties take the notebook's -1.
+
+    Args:
+      x: shape ``(N, I)``; w: shape ``(I, O)``; target: shape ``(N, O)``; lr: scalar.
+
+    Returns:
+      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``.
+    """
+    output = forward(x, w)
+    target_rows = _matrix("target", target, "(N, O)")
+    if _dims(target_rows) != output.shape:
+        raise ValueError(
+            f"target has shape {_dims(target_rows)}, but should be (N, O) = {output.shape} "
+            f"[x: {_shape_of(x)}, w: {_shape_of(w)}]"
+        )
+    loss = l1_loss(output, target)
+    dL_do = loss_grad(output, target)
+    dL_dw = grad_w(x, dL_do)
+    return StepResult(loss, grad_x(dL_do, w), dL_dw, update(w, dL_dw, lr))
+
+
+# --------------------------------------------------------------------------------------------
+# The notebook's closing note: dL_dx is the upstream gradient of whatever produced x.
+# --------------------------------------------------------------------------------------------
+
+
+class ChainResult(NamedTuple):
+    """Two layers, ``h = x @ w1``, ``output = h @ w2``: the loss and every gradient."""
+
+    loss: float
+    dL_dx: np.ndarray
+    dL_dw1: np.ndarray
+    dL_dh: np.ndarray
+    dL_dw2: np.ndarray
+
+
+def chain(x: Any, w1: Any, w2: Any, target: Any) -> ChainResult:
+    """Backpropagation through two stacked layers with the loops above.
+
+    ``h = x @ w1``, ``output = h @ w2``; ``dL_dh = dL_do @ w2.T`` is the second layer's ``dL_dx``
+    and becomes the first layer's upstream gradient: ``dL_dw1 = x.T @ dL_dh``,
+    ``dL_dx = dL_dh @ w1.T``.
+
+    Args:
+      x: ``(N, I)``; w1: ``(I, H)``; w2: ``(H, O)``; target: ``(N, O)``.
+    """
+    h = forward(x, w1)
+    output = _named_forward(h, w2, "w2", "h")
+    dL_do = loss_grad(output, target)
+    dL_dh = grad_x(dL_do, w2)
+    return ChainResult(
+        loss=l1_loss(output, target),
+        dL_dx=grad_x(dL_dh, w1),
+        dL_dw1=grad_w(x, dL_dh),
+        dL_dh=dL_dh,
+        dL_dw2=grad_w(h, dL_do),
+    )
+
+
+def _named_forward(h: np.ndarray, w2: Any, w_name: str, h_name: str) -> np.ndarray:
+    w_shape = _shape_of(w2)
+    if len(w_shape) == 2 and w_shape[0] != h.shape[1]:
+        raise ValueError(
+            f"{w_name} has shape {w_shape}, but {h_name} has shape {h.shape}: "
+            f"{w_name} must be (H, O) with H = {h.shape[1]}"
+        )
+    return forward(h, w2)
+

@@ -1,0 +1,45 @@
+"""Test-wide settings: strict JAX, float64 available, Hypothesis profiles, compile cache.
+
+Profiles (select with ``--hypothesis-profile NAME``; ``ci`` loads by itself when CI is set):
+
+- ``ci``: derandomized (the same examples every run), no deadline (first calls compile), no
+  example database, bounded example counts. The default for ``nox -s tests``.
+- ``dev``: random, for local runs.
+- ``thorough``: 10x the examples, for nightly or manual runs (``nox -s thorough``).
+
+Tests scale their example counts with ``examples(n)``, so one profile switch scales them all.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+from hypothesis import HealthCheck, settings
+
+# float64 must be switchable on before any array is made; strict promotion and rank checks turn
+# silent broadcasting (a classic source of wrong gradients) into errors, as in JAX's own tests.
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+from verify import enable_compilation_cache  # noqa: E402
+
+enable_compilation_cache()
+
+_common = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "ci", derandomize=True, database=None, print_blob=True, max_examples=100, **_common
+)
+settings.register_profile("dev", max_examples=100, **_common)
+settings.register_profile("thorough", max_examples=1000, print_blob=True, **_common)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def examples(n: int) -> settings:
+    """Settings for a test that wants ``n`` examples in ``ci`` (scaled by the active profile)."""
+    scale = settings.default.max_examples / 100
+    return settings(max_examples=max(1, round(n * scale)))

@@ -1,0 +1,59 @@
+"""The independent oracle: ``jax.value_and_grad`` of the L1 loss, with respect to x and w.
+
+Nothing here is hand-derived; JAX differentiates ``sum |x @ w - target|`` itself. At a tie
+``jax.grad(jnp.abs)(0.0)`` is +1 (the JVP is ``select(x >= 0, g, -g)``), where the hand-written
+layer and the notebook take -1; both are valid subgradients.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float
+
+from ._layer import DEFAULT_PRECISION, ChainResult, Precision, StepResult
+
+#: ``jax.grad`` of ``|.|`` at 0.
+TIE_CONVENTION = 1.0
+
+
+def l1_objective(x, w, target, precision: Precision = DEFAULT_PRECISION) -> Float[Array, ""]:
+    """``L(x, w) = sum |x @ w - target|``, the function ``jax.grad`` differentiates."""
+    return jnp.sum(jnp.abs(jnp.matmul(x, w, precision=precision) - target))
+
+
+@partial(jax.jit, static_argnames="precision")
+def autodiff_step(
+    x: Float[ArrayLike, "N I"],
+    w: Float[ArrayLike, "I O"],
+    target: Float[ArrayLike, "N O"],
+    lr: ArrayLike,
+    *,
+    precision: Precision = DEFAULT_PRECISION,
+) -> StepResult:
+    """``(L, dL_dx, dL_dw, w - lr * dL_dw)`` with both gradients from ``jax.value_and_grad``.
+
+    Args:
+      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar.
+    """
+    loss, (dL_dx, dL_dw) = jax.value_and_grad(l1_objective, argnums=(0, 1))(x, w, target, precision)
+    w = jnp.asarray(w)
+    return StepResult(loss, dL_dx, dL_dw, w - jnp.asarray(lr, dtype=w.dtype) * dL_dw)
+
+
+@partial(jax.jit, static_argnames="precision")
+def autodiff_chain(x, w1, w2, target, *, precision: Precision = DEFAULT_PRECISION) -> ChainResult:
+    """``jax.value_and_grad`` through ``h = x @ w1``, ``output = h @ w2`` for x, w1, h and w2."""
+
+    def objective(x, w1, w2):
+        h = jnp.matmul(x, w1, precision=precision)
+        return jnp.sum(jnp.abs(jnp.matmul(h, w2, precision=precision) - target))
+
+    loss, (dL_dx, dL_dw1, dL_dw2) = jax.value_and_grad(objective, argnums=(0, 1, 2))(x, w1, w2)
+    h = jnp.matmul(x, w1, precision=precision)
+    dL_dh = jax.grad(
+        lambda h: jnp.sum(jnp.abs(jnp.matmul(h, w2, precision=precision) - target))
+    )(h)
+    return ChainResult(loss=loss, dL_dx=dL_dx, dL_dw1=dL_dw1, dL_dh=dL_dh, dL_dw2=dL_dw2)

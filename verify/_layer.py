@@ -1,0 +1,262 @@
+"""The dense layer, L1 loss and SGD step hand-written in JAX (no autodiff), jitted.
+
+Same names and signatures as ``reference``. Every matmul takes ``precision``, default
+``"highest"``: JAX's DEFAULT is one bfloat16 pass on TPU and TF32 on recent NVIDIA GPUs, so
+without it "float32" would not mean float32 on every backend. ``precision`` is static (one
+compile per setting); ``lr`` is traced (no recompile per learning rate).
+
+The products are written as ``lax.dot_general`` contractions rather than ``w.T`` / ``x.T`` so
+that XLA contracts along the stored axes and never materialises a transpose.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jaxtyping import Array, ArrayLike, Float
+
+#: Accepted spellings of matmul precision: a ``lax.Precision`` or its name.
+Precision = lax.Precision | str | None
+
+DEFAULT_PRECISION = "highest"
+
+#: The hand-written layer's value of dL_do at a tie: the notebook's -1.
+TIE_CONVENTION = -1.0
+
+
+class StepResult(NamedTuple):
+    """What one SGD step produces: ``(loss, dL_dx, dL_dw, w_new)``."""
+
+    loss: Float[Array, ""]
+    dL_dx: Float[Array, "N I"]
+    dL_dw: Float[Array, "I O"]
+    w_new: Float[Array, "I O"]
+
+
+def _check_matrix(name: str, value: ArrayLike, meaning: str) -> None:
+    if jnp.ndim(value) != 2:
+        raise ValueError(f"{name} must be a 2-D array {meaning}, got shape {jnp.shape(value)}")
+
+
+def _check_dims(name: str, shape: tuple[int, ...], axis: int, size: int, why: str) -> None:
+    # Shapes are static under jit, so these checks run once, at trace time, and cost nothing after.
+    if shape[axis] != size:
+        raise ValueError(f"{name} has shape {shape}, but {why}")
+
+
+def _contract(a, b, a_axis: int, b_axis: int, precision: Precision) -> Array:
+    """``sum_k a[.., k] * b[k, ..]`` over ``a``'s axis ``a_axis`` and ``b``'s ``b_axis``."""
+    return lax.dot_general(
+        a,
+        b,
+        dimension_numbers=(((a_axis,), (b_axis,)), ((), ())),
+        precision=lax.Precision(precision) if isinstance(precision, str) else precision,
+    )
+
+
+@partial(jax.jit, static_argnames="precision")
+def forward(
+    x: Float[ArrayLike, "N I"], w: Float[ArrayLike, "I O"], *, precision: Precision = DEFAULT_PRECISION
+) -> Float[Array, "N O"]:
+    """``output = x @ w``: ``output[d, j] = sum_i x[d, i] * w[i, j]``.
+
+    Args:
+      x: data, shape ``(N, I)``.
+      w: weights, shape ``(I, O)``.
+      precision: matmul precision (``"highest"``: true float32 on every backend).
+
+    Returns:
+      ``output``, shape ``(N, O)``.
+    """
+    _check_matrix("x", x, "(N, I)")
+    _check_matrix("w", w, "(I, O)")
+    _check_dims("w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)")
+    return _contract(x, w, 1, 0, precision)
+
+
+@jax.jit
+def l1_loss(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) -> Float[Array, ""]:
+    """``L = sum_{d, j} |output[d, j] - target[d, j]|``.
+
+    Args:
+      output: shape ``(N, O)``.
+      target: the notebook's ``true_value``, shape ``(N, O)``.
+
+    Returns:
+      ``L``, a scalar of the inputs' dtype.
+    """
+    _check_same_shape(output, target)
+    return jnp.sum(jnp.abs(jnp.asarray(output) - jnp.asarray(target)))
+
+
+@jax.jit
+def loss_grad(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) -> Float[Array, "N O"]:
+    """``dL_do = +1 where output > target, -1 otherwise`` (the notebook's ``(o > t) * 2 - 1``).
+
+    At a tie the notebook's -1 (any value in [-1, 1] is a valid subgradient). NaN in
+    ``output - target`` propagates as NaN rather than taking the tie's -1, so a NaN upstream of
+    the loss cannot hide behind a finite gradient.
+
+    Args:
+      output: shape ``(N, O)``.
+      target: shape ``(N, O)``.
+
+    Returns:
+      ``dL_do``, shape ``(N, O)``, values in {-1, +1} (NaN where the difference is NaN).
+    """
+    _check_same_shape(output, target)
+    difference = jnp.asarray(output) - jnp.asarray(target)
+    one = jnp.ones_like(difference)
+    signs = jnp.where(difference > 0, one, -one)
+    return jnp.where(jnp.isnan(difference), difference, signs)
+
+
+@partial(jax.jit, static_argnames="precision")
+def grad_x(
+    dL_do: Float[ArrayLike, "N O"], w: Float[ArrayLike, "I O"], *, precision: Precision = DEFAULT_PRECISION
+) -> Float[Array, "N I"]:
+    """``dL_dx = dL_do @ w.T``: ``dL_dx[d, i] = sum_j dL_do[d, j] * w[i, j]``.
+
+    ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      dL_do: upstream gradient, shape ``(N, O)``.
+      w: weights, shape ``(I, O)``.
+
+    Returns:
+      ``dL_dx``, shape ``(N, I)``.
+    """
+    _check_matrix("dL_do", dL_do, "(N, O)")
+    _check_matrix("w", w, "(I, O)")
+    _check_dims(
+        "w", jnp.shape(w), 1, jnp.shape(dL_do)[1], f"dL_do has shape {jnp.shape(dL_do)}: w must be (I, O)"
+    )
+    return _contract(dL_do, w, 1, 1, precision)
+
+
+@partial(jax.jit, static_argnames="precision")
+def grad_w(
+    x: Float[ArrayLike, "N I"], dL_do: Float[ArrayLike, "N O"], *, precision: Precision = DEFAULT_PRECISION
+) -> Float[Array, "I O"]:
+    """``dL_dw = x.T @ dL_do``: ``dL_dw[i, j] = sum_d x[d, i] * dL_do[d, j]``.
+
+    ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      x: data, shape ``(N, I)``.
+      dL_do: upstream gradient, shape ``(N, O)``.
+
+    Returns:
+      ``dL_dw``, shape ``(I, O)``.
+    """
+    _check_matrix("x", x, "(N, I)")
+    _check_matrix("dL_do", dL_do, "(N, O)")
+    _check_dims(
+        "dL_do", jnp.shape(dL_do), 0, jnp.shape(x)[0], f"x has shape {jnp.shape(x)}: dL_do must be (N, O)"
+    )
+    return _contract(x, dL_do, 0, 0, precision)
+
+
+@jax.jit
+def update(w: Float[ArrayLike, "I O"], dL_dw: Float[ArrayLike, "I O"], lr: ArrayLike) -> Float[Array, "I O"]:
+    """``w_new = w - lr * dL_dw`` (one SGD step; the notebook's lr is 0.01).
+
+    Args:
+      w: weights, shape ``(I, O)``.
+      dL_dw: gradient, shape ``(I, O)``.
+      lr: learning rate, a scalar (traced: changing it does not recompile).
+
+    Returns:
+      ``w_new``, shape ``(I, O)``, dtype of ``w``.
+    """
+    if jnp.shape(w) != jnp.shape(dL_dw):
+        raise ValueError(f"dL_dw has shape {jnp.shape(dL_dw)}, but should match w {jnp.shape(w)}")
+    if jnp.ndim(lr) != 0:
+        raise ValueError(f"lr must be a scalar, got shape {jnp.shape(lr)}")
+    w = jnp.asarray(w)
+    # lr is cast to w's dtype first, as an optimiser holding lr in the parameters' dtype would.
+    return w - jnp.asarray(lr, dtype=w.dtype) * jnp.asarray(dL_dw)
+
+
+@partial(jax.jit, static_argnames="precision")
+def step(
+    x: Float[ArrayLike, "N I"],
+    w: Float[ArrayLike, "I O"],
+    target: Float[ArrayLike, "N O"],
+    lr: ArrayLike,
+    *,
+    precision: Precision = DEFAULT_PRECISION,
+) -> StepResult:
+    """One fused SGD step on ``L = sum |x @ w - target|``.
+
+    ``output = x @ w``, ``dL_do = sign(output - target)`` (-1 at ties), ``dL_dx = dL_do @ w.T``,
+    ``dL_dw = x.T @ dL_do``, ``w_new = w - lr * dL_dw``; one XLA computation.
+
+    Args:
+      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar; precision: as ``forward``.
+
+    Returns:
+      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``.
+    """
+    output = forward(x, w, precision=precision)
+    if jnp.shape(target) != output.shape:
+        raise ValueError(
+            f"target has shape {jnp.shape(target)}, but should be (N, O) = {output.shape} "
+            f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}]"
+        )
+    dL_do = loss_grad(output, target)
+    dL_dw = grad_w(x, dL_do, precision=precision)
+    return StepResult(
+        l1_loss(output, target),
+        grad_x(dL_do, w, precision=precision),
+        dL_dw,
+        update(w, dL_dw, lr),
+    )
+
+
+class ChainResult(NamedTuple):
+    """Two layers, ``h = x @ w1``, ``output = h @ w2``: the loss and every gradient."""
+
+    loss: Float[Array, ""]
+    dL_dx: Float[Array, "N I"]
+    dL_dw1: Float[Array, "I H"]
+    dL_dh: Float[Array, "N H"]
+    dL_dw2: Float[Array, "H O"]
+
+
+@partial(jax.jit, static_argnames="precision")
+def chain(
+    x: Float[ArrayLike, "N I"],
+    w1: Float[ArrayLike, "I H"],
+    w2: Float[ArrayLike, "H O"],
+    target: Float[ArrayLike, "N O"],
+    *,
+    precision: Precision = DEFAULT_PRECISION,
+) -> ChainResult:
+    """Backpropagation through ``h = x @ w1``, ``output = h @ w2`` (the notebook's closing note).
+
+    ``dL_dh = dL_do @ w2.T`` is the upstream gradient of the first layer:
+    ``dL_dw1 = x.T @ dL_dh``, ``dL_dx = dL_dh @ w1.T``.
+    """
+    h = forward(x, w1, precision=precision)
+    output = forward(h, w2, precision=precision)
+    dL_do = loss_grad(output, target)
+    dL_dh = grad_x(dL_do, w2, precision=precision)
+    return ChainResult(
+        loss=l1_loss(output, target),
+        dL_dx=grad_x(dL_dh, w1, precision=precision),
+        dL_dw1=grad_w(x, dL_dh, precision=precision),
+        dL_dh=dL_dh,
+        dL_dw2=grad_w(h, dL_do, precision=precision),
+    )
+
+
+def _check_same_shape(output: ArrayLike, target: ArrayLike) -> None:
+    if jnp.shape(output) != jnp.shape(target):
+        raise ValueError(
+            f"target has shape {jnp.shape(target)}, but should match output {jnp.shape(output)}"
+        )
