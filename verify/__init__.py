@@ -31,12 +31,15 @@ from ._layer import (
     step,
     update,
 )
+from ._sharded import DATA_AXIS, MODEL_AXIS, sharded_step, step_mesh
 
 #: ``loss`` is the oracle's name for ``l1_loss``; both are provided.
 loss = l1_loss
 
 __all__ = [
+    "DATA_AXIS",
     "DEFAULT_PRECISION",
+    "MODEL_AXIS",
     "TIE_CONVENTION",
     "ChainResult",
     "StepResult",
@@ -52,7 +55,9 @@ __all__ = [
     "l1_objective",
     "loss",
     "loss_grad",
+    "sharded_step",
     "step",
+    "step_mesh",
     "strategies",
     "update",
 ]
