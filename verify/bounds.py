@@ -2,45 +2,72 @@
 
 A fixed rtol either hides bugs or raises false alarms as the summed dimension K grows, so every
 float comparison in crosscheck is against a proved per-element bound instead (Higham, *Accuracy
-and Stability of Numerical Algorithms*, 2nd ed., section 3.1).
+and Stability of Numerical Algorithms*, 2nd ed., ch. 2-3). Model of one operation
+(Higham (2.4) with flush-to-zero): ``fl(a op b) = (a op b)(1 + d) + e``, ``|d| <= u``,
+``|e| <= tiny`` (the smallest normal number: a result below it may be flushed to zero).
 
-**Dot products.** A length-K dot product computed with any summation order (sequential, pairwise,
-blocked, FMA), inputs rounded to a matmul input format with unit roundoff ``u_in``, products and
-sums accumulated with unit roundoff ``u_acc`` and the result stored with ``u_out``, satisfies::
+**Dot products.** A length-K dot product ``sum_k a_k b_k`` (any summation order: sequential,
+pairwise, blocked, FMA) whose inputs are rounded to a matmul input format (unit roundoff
+``u_in``), whose products and sums are accumulated with unit roundoff ``u_acc`` and whose result
+is stored with ``u_out`` satisfies::
 
-    |computed - exact| <= c_K * sum_k |a_k| |b_k| + (2K + 1) * tiny
-    c_K = (1 + u_in)^2 (1 + gamma_K(u_acc)) (1 + u_out) - 1,    gamma_K(u) = K u / (1 - K u)
+    |computed - exact| <= c_K * m + (1 + c_K) * m_small + a_K
+    c_K = (1 + u_in)^2 (1 + gamma_{pK}(u_acc) (1 + s_p)^2) (1 + u_out) - 1
+    a_K = 2 p K * tiny_acc * (1 + gamma_{pK}(u_acc)) (1 + u_out) + tiny_out
 
-``(1 + u_in)^2``: both factors rounded to TF32 / bfloat16 before the multiply (products of such
-inputs are exact in float32, so nothing else changes). ``gamma_K``: Higham's Lemma 3.1 for any
-order of K products and K - 1 additions. ``(1 + u_out)``: an accumulator wider than the stored
-dtype (float32 accumulation of bfloat16, float64-then-cast) rounds once more at the end. ``tiny``
-(the smallest normal number): each of the at most 2K operations may underflow, and XLA on CPU
-flushes subnormals to zero, losing up to ``tiny`` each.
+with ``m = sum_k |a_k| |b_k|`` and ``gamma_n(u) = n u / (1 - n u)``. Why each factor:
 
-**The layer.** ``output = x @ w`` has K = I and magnitude ``|x| @ |w|``. The loss
-``sum |output - target|`` carries every output's error plus N*O + 1 more roundings on the sum.
-``dL_dx = dL_do @ w.T`` (K = O, magnitude ``|dL_do| @ |w|.T``) and ``dL_dw = x.T @ dL_do``
-(K = N) are dot products too. The update ``w - lr * dL_dw`` rounds three times (lr cast to the
-dtype, the product, the difference): ``gamma_3(u)`` on ``|w| + |lr dL_dw|``, plus
-``|lr|`` times the gradient's own radius when the gradient was computed, not given.
+- ``(1 + u_in)^2``: both factors rounded to TF32 / bfloat16 before the multiply; products of such
+  inputs are exact in float32. TF32 is taken at ``u_in = 2^-10``, one whole ulp, because tensor
+  cores reading float32 operands truncate rather than round.
+- ``gamma_{pK}``: Higham's Lemma 3.1 / (3.5), any order of ``pK`` products and ``pK - 1`` sums.
+  ``p`` is the number of bfloat16 passes (TPU HIGH: 3, HIGHEST: 6; else 1): a pass splits
+  ``x = hi + lo (+ mid)``, so the accumulator sums ``pK`` partial products whose magnitudes
+  add up to at most ``(1 + s_p)^2 m``, ``s_p = 2^-6``
+  (``|hi| + |mid| + |lo| <= (1 + 2^-7 + 2^-15) |x|``).
+- ``(1 + u_out)``: an accumulator wider than the stored dtype (float32 accumulation of bfloat16,
+  float64-then-cast) rounds once more at the end (harmless when no such rounding happens).
+- ``m_small``: ``m`` restricted to the terms with an input below the compute format's smallest
+  normal ``tiny_in``. XLA on CPU treats subnormal inputs as zero (DAZ), which loses the whole
+  product ``|a_k b_k|`` however large the partner (1e-40 * 1e20 -> 0, not 1e-20); a term rounded
+  rather than flushed errs by at most ``(1 + c_K)`` of it too.
+- ``a_K``: each of the ``pK`` products and ``pK - 1`` sums may flush (``|e| <= tiny_acc``), later
+  sums scale those errors by at most ``1 + gamma_{pK}``; the final store may flush once more
+  (``tiny_out``, the storage dtype's smallest normal: 6.1e-5 for float16).
 
-**Kinks.** Where ``|output - target|`` is within the forward bound, the sign of dL_do is not
-determined by the data: any value in [-1, 1] is admissible (at a true tie every subgradient is
-valid; near one, rounding may flip the sign). Such an element is centred at 0 and contributes
-``|w[i, j]|`` to dL_dx[d, i]'s radius and ``|x[d, i]|`` to dL_dw[i, j]'s: exactly the admissible set.
+**The layer.** ``output = x @ w`` has K = I and ``m = |x| @ |w|``. ``dL_dx = dL_do @ w.T``
+(K = O, ``m = |dL_do| @ |w|.T``) and ``dL_dw = x.T @ dL_do`` (K = N) are dot products too.
+The loss ``sum |output - target|`` carries every output's radius, one rounding per difference
+(``u_out``: a difference is stored, or kept wider, which is more accurate) and a sum of N*O terms:
+``(1 + u_out)^2 (1 + gamma_{NO}(u_acc)) - 1`` on ``sum |output - target|``. The update
+``w - lr * dL_dw`` rounds three times (lr cast to the dtype, the product, the difference), each
+correctly rounded to the dtype even when computed in float32 first (double rounding through a
+format with ``p' >= 2p + 2`` bits is innocuous for one operation: Figueroa 1995), so
+``gamma_3(u_out)`` on ``|w| + |lr dL_dw|`` plus ``2 tiny``, and ``|lr|`` times the gradient's own
+radius when the gradient was computed, not given.
+
+**Kinks.** Where ``|output - target|`` is within the forward bound (plus ``tiny``: a difference
+below it may flush to zero and take the tie convention), the sign of dL_do is not determined by
+the data: any value in [-1, 1] is admissible (at a true tie every subgradient is valid; near one,
+rounding may flip the sign). Such an element is centred at 0 and contributes ``|w[i, j]|`` to
+dL_dx[d, i]'s radius and ``|x[d, i]|`` to dL_dw[i, j]'s: exactly the admissible set.
 
 **The reference's own error.** Centres are computed in float64 (by the loop reference or by numpy
-float64, any order), so each radius also carries the float64 c_K of that computation.
+float64, any order), so each radius also carries the float64 ``c_K`` of that computation.
 Magnitudes are float64 sums of non-negative terms, so the computed magnitude ``m^`` satisfies
-``m <= m^ / (1 - gamma_K(2^-53))``; radii are scaled by that factor.
+``m <= m^ / (1 - gamma_K(2^-53))``; radii are scaled by that factor. Radii and the comparison
+``|actual - center| <= radius`` are themselves a handful of float64 operations: every radius is
+widened by ``1 + 2^-46`` (more than 64 float64 roundings) so that the check is a proof.
+
+**Not covered:** overflow (a result past the dtype's largest finite number is reported, not
+absorbed), and matmul inputs beyond the input format's range (float16 inputs past 65504).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
 import ml_dtypes
@@ -56,21 +83,32 @@ UNIT_ROUNDOFF: dict[str, float] = {
 
 #: The rounding a matmul applies to its float32 inputs, by JAX precision setting.
 #:   float32  - true float32 (CPU always; GPU at HIGHEST).
-#:   tf32     - TensorFloat-32 inputs (10 mantissa bits), float32 accumulation: GPU DEFAULT / HIGH.
-#:   bf16     - one bfloat16 pass (8 bits), float32 accumulation: TPU DEFAULT.
+#:   bf16_6x  - six bfloat16 passes (hi + mid + lo): TPU HIGHEST. Split residual 2^-24 |x| per
+#:              input, dropped mid*lo', lo*mid', lo*lo' ~ 2^-23 |x y|: 2^-22 per input covers both.
 #:   bf16_3x  - three bfloat16 passes (x = hi + lo; hi*hi' + hi*lo' + lo*hi'): TPU HIGH. The
 #:              split loses 2^-16 |x| per input and the dropped lo*lo' term 2^-16 |x y|, within
 #:              (1 + 2^-15)^2 - 1.
-#:   bf16_6x  - six passes (hi + mid + lo): TPU HIGHEST, float32 up to 2^-23 per input.
+#:   f16      - float16 inputs, float32 accumulation (a GPU half-precision matmul); the input
+#:              format's range is float16's (``MATMUL_INPUT_TINY``).
+#:   tf32     - TensorFloat-32 inputs (10 mantissa bits), float32 accumulation: GPU DEFAULT /
+#:              HIGH. One ulp, 2^-10, not half: tensor cores may truncate float32 operands.
+#:   bf16     - one bfloat16 pass (8 bits), float32 accumulation: TPU DEFAULT.
 MATMUL_INPUT_ROUNDOFF: dict[str, float] = {
     "float32": 0.0,
-    "bf16_6x": 2.0**-23,
+    "bf16_6x": 2.0**-22,
     "bf16_3x": 2.0**-15,
-    "tf32": 2.0**-11,
+    "f16": 2.0**-11,
+    "tf32": 2.0**-10,
     "bf16": 2.0**-8,
 }
 
-MatmulPrecision = Literal["float32", "bf16_6x", "bf16_3x", "tf32", "bf16"]
+#: How many partial products each multiply-add becomes (bfloat16 passes).
+MATMUL_PASSES: dict[str, int] = {"bf16_6x": 6, "bf16_3x": 3}
+
+#: Smallest normal number of each matmul input format that is narrower in range than float32.
+MATMUL_INPUT_TINY: dict[str, float] = {"f16": 2.0**-14}
+
+MatmulPrecision = Literal["float32", "bf16_6x", "bf16_3x", "f16", "tf32", "bf16"]
 
 _DTYPES = {
     "float64": np.dtype(np.float64),
@@ -78,6 +116,12 @@ _DTYPES = {
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float16": np.dtype(np.float16),
 }
+
+#: ``|hi| + |mid| + |lo| <= (1 + _SPLIT_GROWTH) |x|`` for a bfloat16 split (module docstring).
+_SPLIT_GROWTH = 2.0**-6
+
+#: Widening of every radius for the float64 arithmetic of the radius and the check itself.
+_SLACK = 1.0 + 2.0**-46
 
 
 def dtype_name(dtype: Any) -> str:
@@ -96,6 +140,11 @@ def numpy_dtype(name: str) -> np.dtype:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}") from None
 
 
+def smallest_normal(name: str) -> float:
+    """The smallest positive normal number of a dtype the model covers (``tiny``)."""
+    return float(np.finfo(numpy_dtype(name)).smallest_normal)
+
+
 def gamma(k: int, u: float) -> float:
     """``gamma_k(u) = k u / (1 - k u)``; infinite once ``k u >= 1`` (the bound says nothing)."""
     if k < 0:
@@ -106,7 +155,7 @@ def gamma(k: int, u: float) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Arithmetic:
-    """How a computation rounds: the three unit roundoffs of the dot-product model above.
+    """How a computation rounds: the unit roundoffs and underflow thresholds of the model above.
 
     Attributes:
       name: a label for reports, e.g. ``"float32"`` or ``"float32 (tf32 matmul)"``.
@@ -114,7 +163,11 @@ class Arithmetic:
       u_out: unit roundoff of every stored result.
       u_in: rounding of matmul inputs on top of their storage format (0 for true float32).
       u_acc: unit roundoff of accumulation in matmuls and sums.
-      tiny: smallest normal number of the storage dtype (the underflow / flush-to-zero term).
+      tiny: smallest normal number of the storage dtype (the flush-to-zero of a stored result).
+      tiny_acc: smallest normal of the accumulation format (a flushed product or partial sum);
+        default ``tiny``.
+      tiny_in: inputs below this are treated as zero by the matmul (DAZ); default ``tiny_acc``.
+      passes: partial products per multiply-add (bfloat16 multi-pass precisions; else 1).
     """
 
     name: str
@@ -123,22 +176,39 @@ class Arithmetic:
     u_in: float
     u_acc: float
     tiny: float
+    tiny_acc: float | None = None
+    tiny_in: float | None = None
+    passes: int = 1
+
+    @property
+    def acc_tiny(self) -> float:
+        """``tiny_acc``, defaulting to ``tiny``."""
+        return self.tiny if self.tiny_acc is None else self.tiny_acc
+
+    @property
+    def input_tiny(self) -> float:
+        """``tiny_in``, defaulting to the accumulation format's smallest normal."""
+        return self.acc_tiny if self.tiny_in is None else self.tiny_in
 
     def dot(self, k: int) -> float:
         """``c_K``, the relative coefficient of a length-k dot product (module docstring)."""
         if k == 0:
             return 0.0
-        return (1 + self.u_in) ** 2 * (1 + gamma(k, self.u_acc)) * (1 + self.u_out) - 1
+        split = (1 + _SPLIT_GROWTH) ** 2 if self.passes > 1 else 1.0
+        accumulate = gamma(self.passes * k, self.u_acc) * split
+        return (1 + self.u_in) ** 2 * (1 + accumulate) * (1 + self.u_out) - 1
 
     def sum(self, k: int) -> float:
-        """The relative coefficient of a k-term sum (no input rounding)."""
+        """The relative coefficient of a k-term sum of stored values (no input rounding)."""
         if k == 0:
             return 0.0
         return (1 + gamma(k, self.u_acc)) * (1 + self.u_out) - 1
 
     def underflow(self, k: int) -> float:
-        """The absolute term for k products and k - 1 additions that may flush to zero."""
-        return (2 * k + 1) * self.tiny
+        """``a_K``: the absolute term for the flushes of a length-k dot product (or k-term sum)."""
+        terms = self.passes * k
+        growth = (1 + gamma(terms, self.u_acc)) * (1 + self.u_out)
+        return 2 * terms * self.acc_tiny * growth + self.tiny
 
 
 def arithmetic(
@@ -172,13 +242,17 @@ def arithmetic(
     label = name if matmul_precision == "float32" else f"{name} ({matmul_precision} matmul)"
     if accumulate is not None:
         label += f", {accumulate_name} accumulation"
+    tiny_acc = smallest_normal(accumulate_name)
     return Arithmetic(
         name=label,
         dtype=name,
         u_out=UNIT_ROUNDOFF[name],
         u_in=MATMUL_INPUT_ROUNDOFF[matmul_precision],
         u_acc=UNIT_ROUNDOFF[accumulate_name],
-        tiny=float(np.finfo(numpy_dtype(name)).smallest_normal),
+        tiny=smallest_normal(name),
+        tiny_acc=tiny_acc,
+        tiny_in=max(tiny_acc, MATMUL_INPUT_TINY.get(matmul_precision, 0.0)),
+        passes=MATMUL_PASSES.get(matmul_precision, 1),
     )
 
 
@@ -207,7 +281,12 @@ class Bound(NamedTuple):
         error = np.abs(actual - self.center)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(error == 0, 0.0, error / self.radius)
-        return np.where(np.isnan(actual), np.inf, ratio)
+        return np.where(np.isnan(actual) | np.isnan(ratio), np.inf, ratio)
+
+    def worst(self, actual: Any) -> float:
+        """The largest ``ratio`` (0 for an empty result): <= 1 when ``actual`` is inside."""
+        ratio = self.ratio(actual)
+        return float(ratio.max()) if ratio.size else 0.0
 
 
 def _magnitude_factor(k: int) -> float:
@@ -215,10 +294,27 @@ def _magnitude_factor(k: int) -> float:
     return 1.0 / (1.0 - gamma(k, UNIT_ROUNDOFF["float64"])) if k else 1.0
 
 
-def _dot_radius(magnitude: np.ndarray, k: int, arith: Arithmetic) -> np.ndarray:
+def _small_magnitude(a: np.ndarray, b: np.ndarray, tiny_in: float) -> np.ndarray | float:
+    """``m_small``: ``|a| @ |b|`` over the terms whose input a DAZ matmul may treat as zero.
+
+    Each such term is counted once or twice (both inputs small), never missed.
+    """
+    small_a, small_b = np.abs(a) < tiny_in, np.abs(b) < tiny_in
+    if not (small_a.any() or small_b.any()):
+        return 0.0
+    return (np.abs(a) * small_a) @ np.abs(b) + np.abs(a) @ (np.abs(b) * small_b)
+
+
+def _dot_radius(
+    magnitude: np.ndarray,
+    k: int,
+    arith: Arithmetic,
+    small: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """Radius of a length-k dot product against a float64 centre of the same inputs."""
-    coefficient = (arith.dot(k) + FLOAT64.dot(k)) * _magnitude_factor(k)
-    return coefficient * magnitude + arith.underflow(k)
+    coefficient = arith.dot(k)
+    relative = (coefficient + FLOAT64.dot(k)) * magnitude + (1 + coefficient) * small
+    return (relative * _magnitude_factor(k) + arith.underflow(k)) * _SLACK
 
 
 def forward_bound(x: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
@@ -229,55 +325,75 @@ def forward_bound(x: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_
     """
     x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
     center = np.asarray(matmul(x64, w64), dtype=np.float64)
-    return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith))
+    small = _small_magnitude(x64, w64, arith.input_tiny)
+    return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith, small))
 
 
 def grad_x_bound(dL_do: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
-    """The bound on ``dL_dx = dL_do @ w.T`` for a given upstream: radius ``c_O |dL_do| @ |w|.T``."""
+    """The bound on ``dL_dx = dL_do @ w.T`` for a given upstream: radius ``c_O |dL_do| @ |w|.T``.
+
+    Shapes: dL_do ``(N, O)``, w ``(I, O)``; result ``(N, I)``.
+    """
     upstream, w64 = np.asarray(dL_do, np.float64), np.asarray(w, np.float64)
     center = np.asarray(matmul(upstream, w64.T), dtype=np.float64)
-    return Bound(center, _dot_radius(np.abs(upstream) @ np.abs(w64).T, w64.shape[1], arith))
+    small = _small_magnitude(upstream, w64.T, arith.input_tiny)
+    magnitude = np.abs(upstream) @ np.abs(w64).T
+    return Bound(center, _dot_radius(magnitude, w64.shape[1], arith, small))
 
 
 def grad_w_bound(x: Any, dL_do: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
-    """The bound on ``dL_dw = x.T @ dL_do`` for a given upstream: radius ``c_N |x|.T @ |dL_do|``."""
+    """The bound on ``dL_dw = x.T @ dL_do`` for a given upstream: radius ``c_N |x|.T @ |dL_do|``.
+
+    Shapes: x ``(N, I)``, dL_do ``(N, O)``; result ``(I, O)``.
+    """
     x64, upstream = np.asarray(x, np.float64), np.asarray(dL_do, np.float64)
     center = np.asarray(matmul(x64.T, upstream), dtype=np.float64)
-    return Bound(center, _dot_radius(np.abs(x64).T @ np.abs(upstream), x64.shape[0], arith))
+    small = _small_magnitude(x64.T, upstream, arith.input_tiny)
+    magnitude = np.abs(x64).T @ np.abs(upstream)
+    return Bound(center, _dot_radius(magnitude, x64.shape[0], arith, small))
 
 
 def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     """The bound on ``L = sum |output - target|`` when ``output`` is itself only known to a bound.
 
-    ``|L^ - L| <= sum radius + c_{NO+1} (sum |center - target| + sum radius)``, plus the float64
-    centre's own summation error.
+    With ``S = sum |center - target| + sum radius`` (an upper bound on ``sum |output - target|``
+    for any output inside its bound): ``|L^ - L| <= sum radius + c S + (2 NO + 1) tiny``,
+    ``c = (1 + u_out)^2 (1 + gamma_{NO}(u_acc)) - 1`` (one rounding per difference, the sum, the
+    store). The float64 centre rounds each difference once and is then summed correctly
+    (``math.fsum``): ``2^-52 S`` more.
     """
     target64 = np.asarray(target, np.float64)
     terms = np.abs(output.center - target64)
-    count = terms.size + 1  # N*O additions and the subtraction inside each term
-    center = float(math.fsum(terms.ravel().tolist()))  # correctly rounded: no centre error
-    spread = float(output.radius.sum()) * _magnitude_factor(terms.size)
-    radius = spread + arith.sum(count) * (center + spread) * _magnitude_factor(count)
-    radius += arith.underflow(count) + UNIT_ROUNDOFF["float64"] * center
-    return Bound(np.asarray(center), np.asarray(radius))
+    count = terms.size
+    center = float(math.fsum(terms.ravel().tolist()))
+    spread = float(output.radius.sum()) * _magnitude_factor(count)
+    magnitude = (center + spread) * _magnitude_factor(count)
+    coefficient = (1 + arith.u_out) ** 2 * (1 + gamma(count, arith.u_acc)) - 1
+    flushes = count * max(arith.tiny, arith.acc_tiny) + arith.underflow(count)
+    radius = spread + (coefficient + 2 * UNIT_ROUNDOFF["float64"]) * magnitude + flushes
+    return Bound(np.asarray(center), np.asarray(radius * _SLACK))
 
 
-def update_bound(
-    w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic
-) -> Bound:
+def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bound:
     """The bound on ``w_new = w - lr * dL_dw``; ``dL_dw`` may be a value or a Bound.
 
-    Three roundings (lr to the dtype, the product, the difference): ``gamma_3(u)`` on
-    ``|w| + |lr| |dL_dw|``; a gradient known only to a radius adds ``|lr| * radius``.
+    Three roundings (lr to the dtype, the product, the difference): ``gamma_3(u_out)`` on
+    ``|w| + |lr| |dL_dw|``, two possible flushes (``2 tiny``); a gradient known only to a radius
+    adds ``|lr| * radius``; the float64 centre's two roundings add ``gamma_2(2^-53)``.
+    Shapes: w and dL_dw ``(I, O)``; lr a scalar.
     """
     w64 = np.asarray(w, np.float64)
-    grad = dL_dw if isinstance(dL_dw, Bound) else Bound(np.asarray(dL_dw, np.float64), np.zeros_like(w64))
+    if isinstance(dL_dw, Bound):
+        grad = dL_dw
+    else:
+        grad = Bound(np.asarray(dL_dw, np.float64), np.zeros_like(w64))
     step_size = abs(float(lr))
     center = w64 - float(lr) * grad.center
     magnitude = np.abs(w64) + step_size * (np.abs(grad.center) + grad.radius)
     coefficient = gamma(3, arith.u_out) + gamma(2, UNIT_ROUNDOFF["float64"])
-    radius = step_size * grad.radius + coefficient * magnitude + 2 * arith.tiny
-    return Bound(center, radius)
+    flushes = 2 * max(arith.tiny, arith.acc_tiny)
+    radius = step_size * grad.radius + coefficient * magnitude + flushes
+    return Bound(center, radius * _SLACK)
 
 
 class StepBounds(NamedTuple):
@@ -303,31 +419,163 @@ def step_bounds(
 ) -> StepBounds:
     """Bounds on ``step(x, w, target, lr)`` computed in ``arith``, kink-aware (module docstring).
 
-    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; lr a scalar.
+    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; lr a scalar. Any tie convention
+    (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is inside the bounds.
     """
     x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
     output = forward_bound(x64, w64, arith, matmul=matmul)
     difference = output.center - target64
-    kinks = np.abs(difference) <= output.radius
+    # A computed difference below tiny may flush to zero and take the tie convention.
+    kinks = np.abs(difference) <= output.radius + max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
     # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
-    # also contributes its whole admissible interval [-|w|, |w|] (or [-|x|, |x|]).
+    # also contributes its whole admissible interval [-|w|, |w|] (or [-|x|, |x|]). +-1 and 0
+    # are never small inputs, so m_small comes from w (or x) alone.
     ones = np.ones_like(dL_do)
     kink_weight = kinks.astype(np.float64)
     num_data, output_features = dL_do.shape
+    w_small = np.abs(w64) * (np.abs(w64) < arith.input_tiny)
+    x_small = np.abs(x64) * (np.abs(x64) < arith.input_tiny)
     dx = grad_x_bound(dL_do, w64, arith, matmul=matmul)
-    dx_radius = _dot_radius(ones @ np.abs(w64).T, output_features, arith)
-    dx_radius = dx_radius + (kink_weight @ np.abs(w64).T) * _magnitude_factor(output_features)
+    dx_radius = _dot_radius(ones @ np.abs(w64).T, output_features, arith, ones @ w_small.T)
+    dx_kinks = (kink_weight @ np.abs(w64).T) * _magnitude_factor(output_features) * _SLACK
     dw = grad_w_bound(x64, dL_do, arith, matmul=matmul)
-    dw_radius = _dot_radius(np.abs(x64).T @ ones, num_data, arith)
-    dw_radius = dw_radius + (np.abs(x64).T @ kink_weight) * _magnitude_factor(num_data)
-    dL_dw = Bound(dw.center, dw_radius)
+    dw_radius = _dot_radius(np.abs(x64).T @ ones, num_data, arith, x_small.T @ ones)
+    dw_kinks = (np.abs(x64).T @ kink_weight) * _magnitude_factor(num_data) * _SLACK
+    dL_dw = Bound(dw.center, dw_radius + dw_kinks)
     return StepBounds(
         output=output,
         loss=loss_bound(output, target64, arith),
         dL_do=dL_do,
         kinks=kinks,
-        dL_dx=Bound(dx.center, dx_radius),
+        dL_dx=Bound(dx.center, dx_radius + dx_kinks),
         dL_dw=dL_dw,
         w_new=update_bound(w64, dL_dw, lr, arith),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Precision diagnosis: which arithmetic a result is consistent with.
+# ------------------------------------------------------------------------------------------
+
+#: Step fields, in ``step``'s order, that ``step_bound_of`` bounds.
+STEP_FIELDS: tuple[str, ...] = ("loss", "dL_dx", "dL_dw", "w_new")
+
+BoundOf = Callable[[Arithmetic], "Bound | Sequence[Bound]"]
+
+
+def precision_candidates(dtype: Any) -> tuple[Arithmetic, ...]:
+    """The arithmetics a result stored in ``dtype`` may have been computed in, most precise first.
+
+    float32: true float32, then the reduced matmul precisions JAX's settings produce on TPU and
+    GPU (``bf16_6x``, ``bf16_3x``, ``f16``, ``tf32``, ``bf16``). bfloat16 / float16: float32
+    accumulation, then accumulation in the dtype itself. float64: float64 only.
+    """
+    name = dtype_name(dtype)
+    if name == "float32":
+        precisions = ("float32", "bf16_6x", "bf16_3x", "f16", "tf32", "bf16")
+        return tuple(arithmetic(name, p) for p in precisions)  # type: ignore[arg-type]
+    if name == "float64":
+        return (arithmetic(name),)
+    return (arithmetic(name), arithmetic(name, accumulate=name))
+
+
+def worst_ratio(bounds: Bound | Sequence[Bound], actual: Any | Sequence[Any]) -> float:
+    """The largest ``Bound.ratio`` over one bound and value, or matching sequences of them."""
+    if isinstance(bounds, Bound):
+        return bounds.worst(actual)
+    if len(bounds) != len(actual):
+        raise ValueError(f"actual has {len(actual)} results, but bounds has {len(bounds)}")
+    return max((b.worst(a) for b, a in zip(bounds, actual, strict=True)), default=0.0)
+
+
+def consistent_arithmetics(
+    bound_of: BoundOf,
+    actual: Any | Sequence[Any],
+    candidates: Sequence[Arithmetic] | None = None,
+    *,
+    dtype: Any = np.float32,
+) -> tuple[Arithmetic, ...]:
+    """The candidates (default ``precision_candidates(dtype)``) whose bound ``actual`` fits.
+
+    ``bound_of(arith)`` gives the Bound (or Bounds, matching ``actual``) of the result computed
+    in ``arith``, e.g. ``lambda a: bounds.forward_bound(x, w, a)``.
+    """
+    pool = precision_candidates(dtype) if candidates is None else tuple(candidates)
+    return tuple(a for a in pool if worst_ratio(bound_of(a), actual) <= 1.0)
+
+
+class PrecisionDiagnosis(NamedTuple):
+    """Worst error / bound per candidate arithmetic and what that says.
+
+    ``ratios`` maps each candidate's name to its worst ratio (<= 1: consistent); ``consistent``
+    lists the names that fit, most precise first; ``message`` says it in one line.
+    """
+
+    ratios: dict[str, float]
+    consistent: tuple[str, ...]
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the result fits the first (full-precision) candidate's bound."""
+        first = next(iter(self.ratios))
+        return self.ratios[first] <= 1.0
+
+
+def diagnose_precision(
+    bound_of: BoundOf,
+    actual: Any | Sequence[Any],
+    candidates: Sequence[Arithmetic] | None = None,
+    *,
+    dtype: Any = np.float32,
+) -> PrecisionDiagnosis:
+    """Test ``actual`` against each candidate's bound and say which precision it is consistent with.
+
+    E.g. a float32 matmul that fails the float32 bound but fits the TF32 one gives
+    ``"exceeds the float32 bound (37x); consistent with float32 (tf32 matmul), ..."``.
+    """
+    pool = precision_candidates(dtype) if candidates is None else tuple(candidates)
+    if not pool:
+        raise ValueError("candidates must name at least one Arithmetic, got none")
+    ratios = {a.name: worst_ratio(bound_of(a), actual) for a in pool}
+    consistent = tuple(name for name, r in ratios.items() if r <= 1.0)
+    full = pool[0].name
+    if ratios[full] <= 1.0:
+        message = f"within the {full} bound (worst error {ratios[full]:.3g}x the bound)"
+    elif consistent:
+        message = f"exceeds the {full} bound ({ratios[full]:.3g}x); consistent with " + ", ".join(
+            f"{name} ({ratios[name]:.3g}x)" for name in consistent
+        )
+    else:
+        best = min(ratios, key=ratios.__getitem__)
+        message = (
+            f"exceeds the {full} bound ({ratios[full]:.3g}x) and every reduced-precision one "
+            f"(closest: {best}, {ratios[best]:.3g}x): not a rounding effect"
+        )
+    return PrecisionDiagnosis(ratios, consistent, message)
+
+
+def step_bound_of(
+    x: Any, w: Any, target: Any, lr: float, *, matmul: Matmul = _numpy_matmul
+) -> Callable[[Arithmetic], tuple[Bound, ...]]:
+    """``bound_of`` for a whole step: ``arith -> (loss, dL_dx, dL_dw, w_new)`` bounds."""
+
+    def bound_of(arith: Arithmetic) -> tuple[Bound, ...]:
+        b = step_bounds(x, w, target, lr, arith, matmul=matmul)
+        return (b.loss, b.dL_dx, b.dL_dw, b.w_new)
+
+    return bound_of
+
+
+def diagnose_step(
+    x: Any, w: Any, target: Any, lr: float, result: Sequence[Any], *, dtype: Any | None = None
+) -> PrecisionDiagnosis:
+    """``diagnose_precision`` for ``result = step(x, w, target, lr)`` (loss, dL_dx, dL_dw, w_new).
+
+    ``dtype`` defaults to x's.
+    """
+    if len(result) != len(STEP_FIELDS):
+        raise ValueError(f"result must be {STEP_FIELDS}, got {len(result)} values")
+    name = dtype_name(np.asarray(x).dtype if dtype is None else dtype)
+    return diagnose_precision(step_bound_of(x, w, target, lr), tuple(result), dtype=name)
