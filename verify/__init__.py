@@ -31,6 +31,8 @@ from ._layer import (
     step,
     update,
 )
+from ._oracle import check
+from ._report import Report
 from ._sharded import DATA_AXIS, MODEL_AXIS, sharded_step, step_mesh
 
 #: ``loss`` is the oracle's name for ``l1_loss``; both are provided.
@@ -42,11 +44,13 @@ __all__ = [
     "MODEL_AXIS",
     "TIE_CONVENTION",
     "ChainResult",
+    "Report",
     "StepResult",
     "autodiff_chain",
     "autodiff_step",
     "bounds",
     "chain",
+    "check",
     "enable_compilation_cache",
     "forward",
     "grad_w",

@@ -1,0 +1,200 @@
+"""Finding an implementation: a SPEC string to an object, an object to the functions it provides.
+
+An implementation is a module, a class instance or any object exposing any subset of::
+
+    forward(x, w) -> output                  loss(output, target) -> L   (or l1_loss)
+    loss_grad(output, target) -> dL_do       grad_x(dL_do, w) -> dL_dx
+    grad_w(x, dL_do) -> dL_dw                update(w, dL_dw, lr) -> w_new
+    step(x, w, target, lr) -> (loss, dL_dx, dL_dw, w_new)
+
+plus an optional ``asarray(numpy_array)`` that turns the oracle's inputs into the implementation's
+own arrays. A SPEC is ``package.module:attr``, ``path/to/file.py:attr`` or a module alone; a
+class named by a SPEC is instantiated with no arguments. Modules are loaded with importlib,
+never by ``exec`` of a string.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+#: The contract's functions, in the order they are checked.
+FUNCTIONS: tuple[str, ...] = (
+    "forward",
+    "loss",
+    "loss_grad",
+    "grad_x",
+    "grad_w",
+    "update",
+    "step",
+)
+
+#: Other names accepted for a function of the contract.
+ALIASES: dict[str, tuple[str, ...]] = {"loss": ("loss", "l1_loss")}
+
+
+class ContractError(Exception):
+    """The implementation cannot be checked at all: not importable, or nothing recognised."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """What the oracle calls: the provided functions by contract name, and how to make arrays.
+
+    Attributes:
+      name: a label for reports (the SPEC, or the object's repr).
+      spec: a SPEC that loads the same implementation in a fresh process, if one is known.
+      functions: contract name -> callable, only those provided.
+      asarray: the implementation's ``asarray``, or None (numpy arrays are passed as they are).
+    """
+
+    name: str
+    spec: str | None
+    functions: dict[str, Callable[..., Any]]
+    asarray: Callable[[Any], Any] | None
+
+
+def load(spec: str) -> Any:
+    """The object a SPEC names, or a one-line ContractError saying why it cannot be loaded."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ContractError(f"SPEC must be a non-empty string, got {spec!r}")
+    target, _, attribute = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if ":" in spec and not target:
+        raise ContractError(f"SPEC {spec!r} has no module before ':'")
+    module = _import(target)
+    obj: Any = module
+    for part in filter(None, attribute.split(".")):
+        if not hasattr(obj, part):
+            raise ContractError(f"{target} has no attribute {part!r} (SPEC {spec!r})")
+        obj = getattr(obj, part)
+    if inspect.isclass(obj):
+        try:
+            obj = obj()
+        except Exception as err:
+            raise ContractError(
+                f"{spec} is a class and could not be instantiated with no arguments: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+    return obj
+
+
+def _looks_like_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or os.sep in target
+
+
+def _import(target: str) -> ModuleType:
+    """Import a module by dotted name (the current directory first) or by file path."""
+    try:
+        if _looks_like_path(target):
+            return _import_file(Path(target))
+        if os.getcwd() not in sys.path:
+            # `python -m` puts the current directory on sys.path; an installed script does not.
+            sys.path.insert(0, os.getcwd())
+        return importlib.import_module(target)
+    except ContractError:
+        raise
+    except BaseException as err:  # SystemExit in a user's module is a contract error, too
+        raise ContractError(f"cannot import {target!r}: {type(err).__name__}: {err}") from None
+
+
+def _import_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ContractError(f"cannot import {str(path)!r}: no such file")
+    resolved = path.resolve()
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == str(resolved):
+            return module
+    # A stable, unique module name: dataclasses and pickling need the module in sys.modules.
+    name = f"_crosscheck_candidate_{resolved.stem}_{abs(hash(str(resolved))) % 10**8}"
+    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    if module_spec is None or module_spec.loader is None:
+        raise ContractError(f"cannot import {str(path)!r}: not a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    # The file's own folder first, so that it can import its neighbours.
+    sys.path.insert(0, str(resolved.parent))
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None) -> Candidate:
+    """The functions ``impl`` provides, or a ContractError naming what was expected.
+
+    ``impl`` may be a module, a class instance, a class (instantiated with no arguments if it
+    can be, else used as it is) or a SPEC string.
+    """
+    if isinstance(impl, str):
+        return as_candidate(load(impl), name=name or impl, spec=spec or impl)
+    if inspect.isclass(impl):
+        with contextlib.suppress(Exception):  # else: static methods on the class itself
+            impl = impl()
+    functions: dict[str, Callable[..., Any]] = {}
+    for function in FUNCTIONS:
+        for attribute in ALIASES.get(function, (function,)):
+            value = getattr(impl, attribute, None)
+            if value is not None:
+                if not callable(value):
+                    raise ContractError(
+                        f"{attribute} of {_label(impl)} must be callable, "
+                        f"got {type(value).__name__}"
+                    )
+                functions[function] = value
+                break
+    if not functions:
+        raise ContractError(
+            f"nothing recognised in {_label(impl)}: expected any of "
+            f"{', '.join(FUNCTIONS)} (or l1_loss)"
+        )
+    asarray = getattr(impl, "asarray", None)
+    return Candidate(
+        name=name or _label(impl),
+        spec=spec or spec_of(impl),
+        functions=functions,
+        asarray=asarray if callable(asarray) else None,
+    )
+
+
+def _label(impl: Any) -> str:
+    if isinstance(impl, ModuleType):
+        return impl.__name__
+    return f"{type(impl).__module__}.{type(impl).__qualname__} instance"
+
+
+def spec_of(impl: Any) -> str | None:
+    """A SPEC that loads ``impl`` again in a fresh process, or None when there is none.
+
+    A module by its file when it is a plain top-level module (a script or a test helper, which a
+    fresh process may not find by name), else by its dotted name (a package's relative imports
+    need it); an instance by its class, when the class sits at the top level of its module.
+    """
+    if isinstance(impl, ModuleType):
+        return _module_spec(impl)
+    cls = type(impl)
+    module = sys.modules.get(cls.__module__)
+    if module is None or "<" in cls.__qualname__ or getattr(module, cls.__name__, None) is not cls:
+        return None
+    where = _module_spec(module)
+    return None if where is None else f"{where}:{cls.__qualname__}"
+
+
+def _module_spec(module: ModuleType) -> str | None:
+    file = getattr(module, "__file__", None)
+    is_package = hasattr(module, "__path__")
+    if file and not is_package and "." not in module.__name__:
+        return str(Path(file).resolve())
+    if module.__name__ == "__main__":
+        return None
+    return module.__name__

@@ -1,0 +1,202 @@
+"""The oracle's verdicts: one per function, gathered in a Report that prints, serialises and raises.
+
+A ``Report`` is what ``verify.check`` returns. ``report.passed`` says whether every provided
+function agreed with the reference; ``report.raise_on_failure()`` raises an AssertionError that
+carries ``report.summary()``, for use inside a user's own pytest; ``report.to_dict()`` is the
+``--json`` document (with the versions of python, numpy, jax, the backend and its devices).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import sys
+from typing import Any
+
+import numpy as np
+
+from ._cases import Case, Options
+from ._diagnosis import KINDS
+
+
+@dataclasses.dataclass
+class FunctionReport:
+    """The verdict on one function (or on the ``identities`` of loss, gradient and update).
+
+    Attributes:
+      function: the contract name.
+      status: ``"pass"``, ``"fail"`` or ``"skip"``.
+      examples: calls made, shrinking included.
+      worst_ratio: the largest error seen, as a multiple of its bound (<= 1 passes).
+      diagnosis: a key of ``KINDS`` on failure.
+      detail: the diagnosis in words.
+      message: ``dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06) [grad_w(...)]``.
+      traceback: the candidate's own traceback (trimmed) when it raised.
+      case: the minimal counterexample (hypothesis-shrunk).
+      repro: the reproducer script for this failure.
+      note: why a check was skipped.
+    """
+
+    function: str
+    status: str
+    examples: int = 0
+    worst_ratio: float = 0.0
+    diagnosis: str | None = None
+    detail: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    case: Case | None = None
+    repro: str | None = None
+    note: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "fail"
+
+    def counterexample(self) -> str:
+        """The minimal counterexample in one line: the call by shapes, the value kind, lr."""
+        if self.case is None:
+            return ""
+        text = self.case.describe()
+        return f"{text}, {self.case.kind} values" if self.case.kind else text
+
+    def lines(self) -> list[str]:
+        ratio = "-" if self.status == "skip" else _ratio(self.worst_ratio)
+        head = (
+            f"  {self.function:<11} {self.status.upper():<5} {self.examples:>5} examples"
+            f"   worst error / bound {ratio}"
+        )
+        if self.status == "skip":
+            return [f"  {self.function:<11} SKIP   ({self.note})"]
+        if self.status == "pass":
+            return [head]
+        lines = [head, f"      diagnosis: {self.diagnosis} - {self.detail}"]
+        if self.message:
+            lines.append(f"      {self.message}")
+        if self.traceback:
+            lines += ["      candidate traceback:"]
+            lines += [f"        {line}" for line in self.traceback.splitlines()]
+        if self.case is not None:
+            lines.append(f"      minimal counterexample: {self.counterexample()}")
+        if self.repro:
+            lines.append(f"      reproduce: python {self.repro}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "function": self.function,
+            "status": self.status,
+            "examples": self.examples,
+            "worst_ratio": _json_float(self.worst_ratio),
+            "diagnosis": self.diagnosis,
+            "diagnosis_meaning": KINDS.get(self.diagnosis or "", None),
+            "detail": self.detail,
+            "message": self.message,
+            "traceback": self.traceback,
+            "counterexample": self.counterexample() or None,
+            "shapes": None
+            if self.case is None
+            else {name: list(a.shape) for name, a in self.case.arrays.items()},
+            "repro": self.repro,
+            "note": self.note,
+        }
+
+
+def _ratio(value: float) -> str:
+    return "inf" if math.isinf(value) else f"{value:.3g}"
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+@dataclasses.dataclass
+class Report:
+    """Every verdict on one implementation, and how it was checked."""
+
+    implementation: str
+    options: Options
+    max_examples: int
+    seed: int | None
+    functions: list[FunctionReport]
+    environment: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(f.passed for f in self.functions)
+
+    @property
+    def failures(self) -> list[FunctionReport]:
+        return [f for f in self.functions if not f.passed]
+
+    def __getitem__(self, function: str) -> FunctionReport:
+        for report in self.functions:
+            if report.function == function:
+                return report
+        raise KeyError(
+            f"no verdict on {function!r}; checked: {[f.function for f in self.functions]}"
+        )
+
+    def summary(self) -> str:
+        mode = "exact" if self.options.exact else self.options.dtype
+        extras = []
+        if self.options.matmul_precision != "float32":
+            extras.append(f"{self.options.matmul_precision} matmul")
+        if self.options.tie_convention:
+            extras.append(f"ties pinned to {self.options.tie_convention}")
+        extra = f", {', '.join(extras)}" if extras else ""
+        lines = [
+            f"crosscheck: {self.implementation} ({mode}{extra}, up to {self.max_examples} "
+            f"examples per function, seed {self.seed})"
+        ]
+        for function in self.functions:
+            lines += function.lines()
+        failed = len(self.failures)
+        checked = sum(f.status != "skip" for f in self.functions)
+        lines.append(
+            f"{failed} of {checked} checks failed." if failed else f"all {checked} checks passed."
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def raise_on_failure(self) -> None:
+        """Raise an AssertionError carrying ``summary()`` if any function failed."""
+        __tracebackhide__ = True
+        if not self.passed:
+            raise AssertionError(self.summary())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "passed": self.passed,
+            "options": dataclasses.asdict(self.options),
+            "max_examples": self.max_examples,
+            "seed": self.seed,
+            "functions": [f.to_dict() for f in self.functions],
+            "environment": self.environment,
+        }
+
+
+def environment() -> dict[str, Any]:
+    """Versions of python, numpy, jax, hypothesis (and torch when loaded), the backend, devices."""
+    import hypothesis
+    import jax
+
+    found: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "jax": jax.__version__,
+        "hypothesis": hypothesis.__version__,
+    }
+    if "torch" in sys.modules:
+        found["torch"] = getattr(sys.modules["torch"], "__version__", "?")
+    try:
+        found["backend"] = jax.default_backend()
+        found["devices"] = [str(d) for d in jax.devices()]
+    except Exception as err:  # a broken accelerator setup must not break the report
+        found["backend"] = f"unavailable: {err}"
+    return found
