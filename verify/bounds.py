@@ -43,7 +43,8 @@ The loss ``sum |output - target|`` carries every output's radius, one rounding p
 ``w - lr * dL_dw`` rounds three times (lr cast to the dtype, the product, the difference), each
 correctly rounded to the dtype even when computed in float32 first (double rounding through a
 format with ``p' >= 2p + 2`` bits is innocuous for one operation: Figueroa 1995), so
-``gamma_3(u_out)`` on ``|w| + |lr dL_dw|`` plus ``2 tiny``, and ``|lr|`` times the gradient's own
+``gamma_3(u_out)`` on ``|w| + |lr dL_dw|`` plus ``(3 + |lr|) tiny`` (subnormal w or dL_dw read
+as zero, two flushes), and ``|lr|`` times the gradient's own
 radius when the gradient was computed, not given.
 
 **Kinks.** Where ``|output - target|`` is within the forward bound (plus ``tiny``: a difference
@@ -142,7 +143,7 @@ def numpy_dtype(name: str) -> np.dtype:
 
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of a dtype the model covers (``tiny``)."""
-    return float(np.finfo(numpy_dtype(name)).smallest_normal)
+    return float(ml_dtypes.finfo(numpy_dtype(name)).smallest_normal)
 
 
 def gamma(k: int, u: float) -> float:
@@ -357,7 +358,7 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     """The bound on ``L = sum |output - target|`` when ``output`` is itself only known to a bound.
 
     With ``S = sum |center - target| + sum radius`` (an upper bound on ``sum |output - target|``
-    for any output inside its bound): ``|L^ - L| <= sum radius + c S + (2 NO + 1) tiny``,
+    for any output inside its bound): ``|L^ - L| <= sum radius + c S + a_NO + 2 NO tiny``,
     ``c = (1 + u_out)^2 (1 + gamma_{NO}(u_acc)) - 1`` (one rounding per difference, the sum, the
     store). The float64 centre rounds each difference once and is then summed correctly
     (``math.fsum``): ``2^-52 S`` more.
@@ -369,7 +370,8 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     spread = float(output.radius.sum()) * _magnitude_factor(count)
     magnitude = (center + spread) * _magnitude_factor(count)
     coefficient = (1 + arith.u_out) ** 2 * (1 + gamma(count, arith.u_acc)) - 1
-    flushes = count * max(arith.tiny, arith.acc_tiny) + arith.underflow(count)
+    # Per difference: a subnormal target read as zero (DAZ) and a flushed difference.
+    flushes = 2 * count * max(arith.tiny, arith.acc_tiny) + arith.underflow(count)
     radius = spread + (coefficient + 2 * UNIT_ROUNDOFF["float64"]) * magnitude + flushes
     return Bound(np.asarray(center), np.asarray(radius * _SLACK))
 
@@ -378,7 +380,7 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
     """The bound on ``w_new = w - lr * dL_dw``; ``dL_dw`` may be a value or a Bound.
 
     Three roundings (lr to the dtype, the product, the difference): ``gamma_3(u_out)`` on
-    ``|w| + |lr| |dL_dw|``, two possible flushes (``2 tiny``); a gradient known only to a radius
+    ``|w| + |lr| |dL_dw|``, flushes and DAZ (``(3 + |lr|) tiny``); a gradient known only to a radius
     adds ``|lr| * radius``; the float64 centre's two roundings add ``gamma_2(2^-53)``.
     Shapes: w and dL_dw ``(I, O)``; lr a scalar.
     """
@@ -391,7 +393,9 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
     center = w64 - float(lr) * grad.center
     magnitude = np.abs(w64) + step_size * (np.abs(grad.center) + grad.radius)
     coefficient = gamma(3, arith.u_out) + gamma(2, UNIT_ROUNDOFF["float64"])
-    flushes = 2 * max(arith.tiny, arith.acc_tiny)
+    # w or dL_dw read as zero when subnormal (DAZ: tiny and |lr| tiny), the product and the
+    # difference flushed (tiny each).
+    flushes = (3 + step_size) * max(arith.tiny, arith.acc_tiny)
     radius = step_size * grad.radius + coefficient * magnitude + flushes
     return Bound(center, radius * _SLACK)
 
@@ -425,8 +429,9 @@ def step_bounds(
     x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
     output = forward_bound(x64, w64, arith, matmul=matmul)
     difference = output.center - target64
-    # A computed difference below tiny may flush to zero and take the tie convention.
-    kinks = np.abs(difference) <= output.radius + max(arith.tiny, arith.acc_tiny)
+    # A computed difference below tiny may flush to zero and take the tie convention, and a
+    # subnormal target may be read as zero (DAZ): either needs |output - target| < 2 tiny.
+    kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
     # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
     # also contributes its whole admissible interval [-|w|, |w|] (or [-|x|, |x|]). +-1 and 0

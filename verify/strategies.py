@@ -14,6 +14,16 @@ Values come in kinds, drawn per example:
   targets near the outputs, some copied from the float64 output and rounded to the dtype (near
   ties, which the kink-aware bound must absorb).
 - ``cancellation``: pairs of rows of w that cancel, so ``x @ w`` is small next to ``|x| @ |w|``.
+- ``huge``: Gaussian data scaled by a power of two up to 1/32 of the dtype's overflow threshold
+  (for the loss, the gradients and the update alike).
+- ``tiny``: x and w around the square root of the smallest normal number, so products land
+  around it: some underflow, some are flushed to zero by XLA on CPU.
+- ``subnormal``: a third of x subnormal against large w. XLA on CPU reads subnormal inputs as
+  zero (DAZ) and loses the whole product; ``verify.bounds`` covers that (its ``m_small`` term),
+  which is why these are generated on purpose.
+
+Every kind is scaled (by a power of two) so that nothing one step forms overflows the dtype:
+the error model covers rounding and underflow, not overflow.
 
 Large arrays are filled from a numpy generator seeded by Hypothesis (element-wise drawing of a
 4,000-element array is slow and mostly constant); the shapes, kinds and seeds still shrink.
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
@@ -37,7 +48,15 @@ LEARNING_RATES: tuple[float, ...] = (0.01, 0.5, 2.0**-4, 1.0, 0.1)
 #: Learning rates for exact mode: powers of two keep ``w - lr * dL_dw`` exact.
 EXACT_LEARNING_RATES: tuple[float, ...] = (1.0, 0.5, 2.0**-4, 2.0**-6)
 
-VALUE_KINDS: tuple[str, ...] = ("integers", "normal", "wide", "cancellation")
+VALUE_KINDS: tuple[str, ...] = (
+    "integers",
+    "normal",
+    "wide",
+    "cancellation",
+    "huge",
+    "tiny",
+    "subnormal",
+)
 
 
 class LayerShape(NamedTuple):
@@ -102,12 +121,27 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _check_dtype(dtype: Any) -> np.dtype:
+    """The numpy dtype of ``dtype``, or a ValueError naming the dtypes the model covers."""
+    try:
+        name = np.dtype(dtype).name
+    except TypeError as err:
+        raise ValueError(f"dtype must be a floating dtype the model covers, got {dtype!r}") from err
+    return numpy_dtype(name)
+
+
 def _targets_near(
-    output: np.ndarray, rng: np.random.Generator, dtype: np.dtype, *, tie_fraction: float
+    output: np.ndarray,
+    rng: np.random.Generator,
+    dtype: np.dtype,
+    *,
+    tie_fraction: float,
+    typical: float = 1.0,
 ) -> np.ndarray:
-    """Targets around ``output``: some exactly equal (ties), the rest offset by +-[0.5, 1.5]."""
+    """Targets around ``output``: some exactly equal (ties), the rest offset by +-[0.5, 1.5]
+    times ``max(|output|, typical)`` (or a thousandth of it: near ties)."""
     offsets = rng.choice([-1.5, -1.0, -0.5, 0.5, 1.0, 1.5], size=output.shape)
-    scale = np.maximum(np.abs(output), 1.0) * rng.choice([1.0, 1e-3], size=output.shape)
+    scale = np.maximum(np.abs(output), typical) * rng.choice([1.0, 1e-3], size=output.shape)
     target = output + offsets * scale
     ties = rng.random(output.shape) < tie_fraction
     target = np.where(ties, output, target)
@@ -117,16 +151,46 @@ def _targets_near(
     return target.astype(dtype)
 
 
-def _make_inputs(
-    kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
-) -> LayerInputs:
-    rng = _rng(seed)
-    n, i, o = shape
+def _range_exponent(x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float) -> float:
+    """``log2`` of the room below overflow: scaling x and w by ``2^e`` each keeps every
+    quantity a step forms at most 1/32 of the dtype's largest finite number.
+
+    The quantities: the loss (at most ``4 sum |x| @ |w|`` with these targets, quadratic in the
+    scale), dL_dw (column sums of ``|x|``, times ``1 + |lr|`` for the update) and dL_dx (row
+    sums of ``|w|``), linear. Partial sums of a matmul never exceed its ``|x| @ |w|``.
+    """
+    limit = float(ml_dtypes.finfo(dtype).max) / 32
+    quadratic = 4.0 * float((np.abs(x) @ np.abs(w)).sum())
+    linear = max(
+        float(np.abs(x).sum(axis=0).max(initial=0.0)) * (1 + abs(lr)),
+        float(np.abs(w).sum(axis=1).max(initial=0.0)),
+    )
+    # In log space: limit / quadratic itself may overflow float64.
+    room = [(np.log2(limit) - np.log2(quadratic)) / 2] if quadratic > 0 else []
+    room += [np.log2(limit) - np.log2(linear)] if linear > 0 else []
+    return float(min(room, default=0.0))
+
+
+def _scale_into_range(
+    x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float, *, fill: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale x and w by the same power of two: down until nothing overflows, or (``fill``) up
+    to the largest such power. Powers of two keep integer data's products exact."""
+    room = _range_exponent(x, w, dtype, lr)
+    exponent = int(np.floor(room)) if (fill or room < 0) else 0
+    return np.ldexp(x, exponent), np.ldexp(w, exponent)
+
+
+def _adversarial_values(
+    kind: str, n: int, i: int, o: int, dtype: np.dtype, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """x ``(N, I)`` and w ``(I, O)`` in float64 for one value kind (module docstring)."""
+    info = ml_dtypes.finfo(dtype)
     if kind == "integers":
         x = rng.integers(-4, 5, size=(n, i)).astype(np.float64)
         w = rng.integers(-3, 4, size=(i, o)).astype(np.float64)
         x[rng.random(n) < 0.2] = 0.0  # zero rows make zero outputs: signed-zero ties
-    elif kind == "normal":
+    elif kind in ("normal", "huge"):
         scale = float(rng.choice([1.0, 1e-2, 1e2]))
         x = rng.standard_normal((n, i)) * scale
         w = rng.standard_normal((i, o))
@@ -138,14 +202,57 @@ def _make_inputs(
         w = rng.standard_normal((i, o)) * 1e2
         half = i // 2
         # x[:, 2k+1] ~ x[:, 2k] and w[2k+1] = -w[2k]: each pair contributes ~0 from big terms.
-        x[:, 1 : 2 * half : 2] = x[:, 0 : 2 * half : 2] * (1 + 1e-3 * rng.standard_normal((n, half)))
+        noise = 1 + 1e-3 * rng.standard_normal((n, half))
+        x[:, 1 : 2 * half : 2] = x[:, 0 : 2 * half : 2] * noise
         w[1 : 2 * half : 2] = -w[0 : 2 * half : 2]
+    elif kind == "tiny":
+        # Products around the smallest normal: some underflow, some flush, some survive.
+        root = np.sqrt(float(info.smallest_normal))
+        x = rng.standard_normal((n, i)) * root * 2.0 ** rng.integers(-4, 5, size=(n, i))
+        w = rng.standard_normal((i, o)) * root * 2.0 ** rng.integers(-4, 5, size=(i, o))
+    elif kind == "subnormal":
+        # Subnormal x against large w: a DAZ matmul loses whole products.
+        x = rng.standard_normal((n, i))
+        # Whole rows too: there the lost products are all of the output, not a sliver of it.
+        sub = (rng.random((n, i)) < 1 / 3) | (rng.random((n, 1)) < 1 / 4)
+        x[sub] = (
+            rng.uniform(-1, 1, size=int(sub.sum()))
+            * float(info.smallest_subnormal)
+            * 2.0 ** (rng.integers(0, int(info.nmant), size=int(sub.sum())))
+        )
+        w = rng.standard_normal((i, o)) * 2.0 ** rng.integers(0, int(info.maxexp) // 2, size=(i, o))
     else:
         raise ValueError(f"kind must be one of {VALUE_KINDS}, got {kind!r}")
+    return x, w
+
+
+def _make_inputs(
+    kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
+) -> LayerInputs:
+    rng = _rng(seed)
+    n, i, o = shape
+    x, w = _adversarial_values(kind, n, i, o, dtype, rng)
+    # Subnormal x must stay subnormal: scale only w (the big partner) then.
+    if kind == "subnormal":
+        exponent = min(0, int(np.floor(_range_exponent(x, w, dtype, lr))))
+        w = np.ldexp(w, 2 * exponent)
+    else:
+        x, w = _scale_into_range(x, w, dtype, lr, fill=kind == "huge")
     x, w = x.astype(dtype), w.astype(dtype)
-    output = x.astype(np.float64) @ w.astype(np.float64)
-    target = _targets_near(output, rng, dtype, tie_fraction=tie_fraction)
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    output = x64 @ w64
+    typical = 1.0 if kind == "integers" else float(np.mean(np.abs(x64) @ np.abs(w64)))
+    target = _targets_near(output, rng, dtype, tie_fraction=tie_fraction, typical=typical)
     return LayerInputs(x, w, target, lr, kind)
+
+
+def _check_learning_rates(learning_rates: Any) -> tuple[float, ...]:
+    rates = tuple(learning_rates) if isinstance(learning_rates, (tuple, list)) else None
+    if not rates or not all(isinstance(r, (int, float)) and np.isfinite(r) for r in rates):
+        raise ValueError(
+            f"learning_rates must be a non-empty tuple of finite numbers, got {learning_rates!r}"
+        )
+    return tuple(float(r) for r in rates)
 
 
 def layer_inputs(
@@ -158,6 +265,9 @@ def layer_inputs(
 ) -> st.SearchStrategy[LayerInputs]:
     """Inputs ``(x, w, target, lr)`` for one step, in ``dtype``, with ties made on purpose.
 
+    Every quantity one step forms stays at most 1/32 of ``dtype``'s largest finite number (the
+    error model does not cover overflow): x and w are scaled by a power of two when needed.
+
     Args:
       dtype: float64, float32, bfloat16 or float16.
       shapes: a strategy of ``LayerShape`` (default ``layer_shapes()``).
@@ -165,21 +275,77 @@ def layer_inputs(
       learning_rates: the menu of lr.
       tie_fraction: expected share of targets set equal to the output.
     """
-    np_dtype = numpy_dtype(np.dtype(dtype).name)
-    unknown = set(kinds) - set(VALUE_KINDS)
-    if not kinds or unknown:
-        raise ValueError(f"kinds must be a non-empty subset of {VALUE_KINDS}, got {kinds!r}")
-    if not 0.0 <= tie_fraction <= 1.0:
+    np_dtype = _check_dtype(dtype)
+    if isinstance(kinds, str) or not kinds or set(kinds) - set(VALUE_KINDS):
+        raise ValueError(f"kinds must be a non-empty tuple from {VALUE_KINDS}, got {kinds!r}")
+    if not isinstance(tie_fraction, (int, float)) or not 0.0 <= tie_fraction <= 1.0:
         raise ValueError(f"tie_fraction must be in [0, 1], got {tie_fraction!r}")
+    rates = _check_learning_rates(learning_rates)
     return st.builds(
         _make_inputs,
         kind=st.sampled_from(kinds),
         shape=shapes if shapes is not None else layer_shapes(),
         dtype=st.just(np_dtype),
         seed=st.integers(0, 2**32 - 1),
-        lr=st.sampled_from(learning_rates),
-        tie_fraction=st.just(tie_fraction),
+        lr=st.sampled_from(rates),
+        tie_fraction=st.just(float(tie_fraction)),
     )
+
+
+def exact_mode_fits(shape: tuple[int, int, int], magnitude: int, lr: float) -> bool:
+    """Whether exact-mode data of this shape, magnitude and lr is exact in float32.
+
+    With integer ``|x|, |w| <= magnitude``, targets ``output +- {0.5, 1.5}`` and ``lr = 2^-k``:
+    ``|output| <= I magnitude^2`` and targets need one bit below the integers, the loss is a
+    sum of N*O half-integers at most 1.5 each, ``|dL_dw| <= N magnitude`` and
+    ``|dL_dx| <= O magnitude`` are integers, and ``w_new`` is a multiple of ``lr`` at most
+    ``magnitude + lr N magnitude``. Each must have at most 24 significant bits: below ``2^23``
+    for the half-integers, ``2^24 lr`` for ``w_new``.
+    """
+    n, i, o = shape
+    limit = 2.0**23
+    return (
+        i * magnitude**2 + 1.5 < limit
+        and 1.5 * n * o < limit
+        and max(n, o) * magnitude < limit
+        and (magnitude + lr * n * magnitude) / lr < 2 * limit
+    )
+
+
+def exact_inputs(
+    shape: tuple[int, int, int],
+    *,
+    seed: int,
+    magnitude: int = 4,
+    lr: float = 2.0**-4,
+    dtype: Any = np.float32,
+) -> LayerInputs:
+    """One exact-mode example of ``shape`` ``(N, I, O)`` (any size; see ``exact_mode_fits``).
+
+    x ``(N, I)`` and w ``(I, O)`` uniform integers in ``[-magnitude, magnitude]``; target
+    ``(N, O)`` = ``x @ w`` plus a half-integer in {-1.5, -0.5, 0.5, 1.5} (never a tie).
+    """
+    np_dtype = _check_dtype(dtype)
+    if np_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"exact mode needs float32 or float64, got dtype {np_dtype.name}")
+    sides = tuple(_check_positive_int(f"shape[{k}]", side) for k, side in enumerate(shape))
+    if len(sides) != 3:
+        raise ValueError(f"shape must be (N, I, O), got {shape!r}")
+    _check_positive_int("magnitude", magnitude)
+    _check_power_of_two(lr)
+    if not exact_mode_fits(sides, magnitude, lr):
+        raise ValueError(
+            f"shape={shape!r}, magnitude={magnitude}, lr={lr!r} is not exact in float32 "
+            "(exact_mode_fits explains the limits)"
+        )
+    return _make_exact_inputs(LayerShape(*sides), np_dtype, seed, lr, magnitude)
+
+
+def _check_power_of_two(lr: Any) -> float:
+    mantissa, _ = np.frexp(lr) if isinstance(lr, (int, float)) else (None, None)
+    if mantissa != 0.5 or lr <= 0:
+        raise ValueError(f"exact-mode learning rates must be powers of two, got {lr!r}")
+    return float(lr)
 
 
 def _make_exact_inputs(
@@ -187,11 +353,12 @@ def _make_exact_inputs(
 ) -> LayerInputs:
     rng = _rng(seed)
     n, i, o = shape
-    x = rng.integers(-magnitude, magnitude + 1, size=(n, i)).astype(np.float64)
-    w = rng.integers(-magnitude, magnitude + 1, size=(i, o)).astype(np.float64)
-    output = x @ w
+    # int8 draws and an int64/float64 product: exact, and cheap at 2048^2.
+    x = rng.integers(-magnitude, magnitude + 1, size=(n, i), dtype=np.int64).astype(np.float64)
+    w = rng.integers(-magnitude, magnitude + 1, size=(i, o), dtype=np.int64).astype(np.float64)
+    output = x @ w  # integers below 2^53: exact in float64 in any order
     # Half-integer offsets: never a tie, and |output - target| <= 1.5 keeps the loss small.
-    target = output + rng.choice([-1.5, -0.5, 0.5, 1.5], size=output.shape)
+    target = output + rng.choice(np.array([-1.5, -0.5, 0.5, 1.5]), size=output.shape)
     return LayerInputs(x.astype(dtype), w.astype(dtype), target.astype(dtype), lr, "exact")
 
 
@@ -204,31 +371,27 @@ def exact_layer_inputs(
 ) -> st.SearchStrategy[LayerInputs]:
     """Exact-mode inputs: integer x and w in [-magnitude, magnitude], half-integer targets.
 
-    Every product, sum and update is then exact in float32 as long as ``I * magnitude^2``,
-    ``N * magnitude`` and the loss (at most ``1.5 * N * O``) stay below 2^23; the strategy
-    refuses shapes and magnitudes that could break that, so any two correct implementations
-    agree bit for bit. Learning rates are powers of two.
+    Every product, sum and update is then exact in float32 (``exact_mode_fits``; shapes that
+    could break it are filtered out), so any two correct implementations agree bit for bit,
+    also with TF32 or bfloat16 matmul inputs while ``magnitude <= 256``. Learning rates are
+    powers of two.
     """
-    np_dtype = numpy_dtype(np.dtype(dtype).name)
+    np_dtype = _check_dtype(dtype)
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"exact mode needs float32 or float64, got {np_dtype.name}")
     _check_positive_int("magnitude", magnitude)
-    for lr in learning_rates:
-        mantissa, _ = np.frexp(lr)
-        if lr <= 0 or mantissa != 0.5:
-            raise ValueError(f"exact-mode learning rates must be powers of two, got {lr!r}")
+    rates = tuple(_check_power_of_two(lr) for lr in _check_learning_rates(learning_rates))
+    smallest = min(rates)
 
     def fits(shape: LayerShape) -> bool:
-        n, i, o = shape
-        limit = 2**23
-        return i * magnitude**2 < limit and n * magnitude < limit and 1.5 * n * o < limit
+        return exact_mode_fits(shape, magnitude, smallest)
 
     return st.builds(
         _make_exact_inputs,
         shape=(shapes if shapes is not None else layer_shapes()).filter(fits),
         dtype=st.just(np_dtype),
         seed=st.integers(0, 2**32 - 1),
-        lr=st.sampled_from(learning_rates),
+        lr=st.sampled_from(rates),
         magnitude=st.just(magnitude),
     )
 
@@ -240,7 +403,10 @@ def upstream_gradients(
 
     A bug that ignores or rescales its upstream input survives a test whose upstream is all +-1.
     """
-    np_dtype = numpy_dtype(np.dtype(dtype).name)
+    np_dtype = _check_dtype(dtype)
+    if not isinstance(shape, tuple) or len(shape) != 2:
+        raise ValueError(f"shape must be a tuple (N, O), got {shape!r}")
+    dims = (_check_positive_int("shape[0]", shape[0]), _check_positive_int("shape[1]", shape[1]))
     return st.integers(0, 2**32 - 1).map(
-        lambda seed: (_rng(seed).standard_normal(shape) * 3.0).astype(np_dtype)
+        lambda seed: (_rng(seed).standard_normal(dims) * 3.0).astype(np_dtype)
     )
