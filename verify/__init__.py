@@ -17,6 +17,7 @@ Same names and signatures as ``reference`` (the loop reference)::
 from . import bounds, strategies
 from ._autodiff import autodiff_chain, autodiff_step, l1_objective
 from ._cache import enable_compilation_cache
+from ._exact import ExactReport, check_exact
 from ._layer import (
     DEFAULT_PRECISION,
     TIE_CONVENTION,
@@ -44,12 +45,14 @@ __all__ = [
     "MODEL_AXIS",
     "TIE_CONVENTION",
     "ChainResult",
+    "ExactReport",
     "Report",
     "StepResult",
     "autodiff_chain",
     "autodiff_step",
     "bounds",
     "chain",
+    "check_exact",
     "check",
     "enable_compilation_cache",
     "forward",

@@ -1,0 +1,118 @@
+"""Exact mode at any size: a step checked bit for bit against the float64 reference.
+
+On exact-mode data (integer x and w in [-magnitude, magnitude], target = x @ w + a half-integer,
+lr a power of two; ``strategies.exact_mode_fits``) every product, partial sum, loss and update is
+exactly representable in float32, so a correct step returns the exact values whatever its
+summation order, blocking, threading or matmul precision (the integers are exact in TF32 and
+bfloat16 too). The exact values come from ``reference.fast`` (float64 BLAS, exact below 2^53;
+cross-checked against the loop reference on small shapes in the tests), so 2048^3 is checked in
+seconds where the loops would take hours.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+import reference
+
+from .strategies import LayerInputs, exact_inputs
+
+#: ``step``'s outputs, in order.
+FIELDS: tuple[str, ...] = ("loss", "dL_dx", "dL_dw", "w_new")
+
+
+class ExactReport(NamedTuple):
+    """The outcome of ``check_exact``.
+
+    ``mismatches`` maps each field to how many of its elements differ from the exact value
+    (0 everywhere: bit for bit), ``first`` describes the first differing element, if any.
+    """
+
+    shape: tuple[int, int, int]
+    mismatches: dict[str, int]
+    first: str | None
+    step_seconds: float
+    reference_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.mismatches.values())
+
+    def raise_for_mismatch(self) -> None:
+        """Raise AssertionError naming the first differing element unless ``ok``."""
+        __tracebackhide__ = True
+        if not self.ok:
+            counts = ", ".join(f"{f}: {c}" for f, c in self.mismatches.items() if c)
+            raise AssertionError(f"{self.first} ({counts} elements differ) [shape {self.shape}]")
+
+
+def compare_exact(result: Any, expected: Any) -> tuple[dict[str, int], str | None]:
+    """Count, per field, the elements of ``result`` that differ from ``expected`` (float64).
+
+    +0.0 == -0.0; NaN never equals anything; a wrong shape counts every element.
+    """
+    mismatches: dict[str, int] = {}
+    first: str | None = None
+    for field, got, want in zip(FIELDS, result, expected, strict=True):
+        got64 = np.asarray(got, dtype=np.float64)
+        want64 = np.asarray(want, dtype=np.float64)
+        if got64.shape != want64.shape:
+            mismatches[field] = max(want64.size, 1)
+            first = first or f"{field}.shape = {got64.shape}, but should be {want64.shape}"
+            continue
+        differ = got64 != want64
+        mismatches[field] = int(differ.sum())
+        if mismatches[field] and first is None:
+            index = np.unravel_index(int(np.argmax(differ)), differ.shape)
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            first = f"{field}{where} = {got64[index]!r}, but should be exactly {want64[index]!r}"
+    return mismatches, first
+
+
+def check_exact(
+    step_fn: Callable[..., Any],
+    n: int,
+    i: int,
+    o: int,
+    seed: int = 0,
+    *,
+    magnitude: int = 4,
+    lr: float = 2.0**-4,
+    dtype: Any = np.float32,
+    inputs: LayerInputs | None = None,
+) -> ExactReport:
+    """Run ``step_fn(x, w, target, lr) -> (loss, dL_dx, dL_dw, w_new)`` on exact-mode data of
+    shape ``(N, I, O) = (n, i, o)`` and compare every element with the exact result.
+
+    Args:
+      step_fn: the step under test (``verify.step``, a user's step, ...); its results may be
+        anything ``numpy.asarray`` takes. Results are read back (``np.asarray``) inside the
+        timing, so asynchronous dispatch is waited for.
+      n, i, o: num_data, input_features, output_features.
+      seed: the data's seed (``strategies.exact_inputs``).
+      magnitude, lr, dtype: as ``strategies.exact_inputs``.
+      inputs: use these instead of generating (their shape wins over n, i, o).
+
+    Returns:
+      An ``ExactReport``; ``report.raise_for_mismatch()`` turns a mismatch into an assertion.
+    """
+    case = (
+        inputs
+        if inputs is not None
+        else exact_inputs((n, i, o), seed=seed, magnitude=magnitude, lr=lr, dtype=dtype)
+    )
+    start = time.perf_counter()
+    result = tuple(np.asarray(value) for value in step_fn(case.x, case.w, case.target, case.lr))
+    step_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    expected = reference.fast.step(case.x, case.w, case.target, case.lr)
+    reference_seconds = time.perf_counter() - start
+    if len(result) != len(FIELDS):
+        raise ValueError(f"step_fn must return {FIELDS}, got {len(result)} values")
+    mismatches, first = compare_exact(result, expected)
+    shape = (case.x.shape[0], case.x.shape[1], case.w.shape[1])
+    return ExactReport(shape, mismatches, first, step_seconds, reference_seconds)
