@@ -68,3 +68,84 @@ def typecheck(session: nox.Session) -> None:
     """mypy over reference/ and verify/."""
     install(session, "-e", ".[typecheck]")
     session.run("mypy", *session.posargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Many devices and accelerators (issue 5).
+# --------------------------------------------------------------------------------------------
+
+#: Forced host devices for the sharded tests: enough for 8x1, 1x8 and 4x2 meshes.
+MULTIDEVICE_COUNT = "8"
+
+#: ``nox -s gpu``'s JAX extra; ``CROSSCHECK_JAX_EXTRA=cuda13 nox -s gpu`` picks another.
+GPU_EXTRA_DEFAULT = "cuda12"
+
+
+def require_platform(session: nox.Session, platform: str, label: str) -> None:
+    """Abort the session with a one-line reason unless JAX sees a ``platform`` device."""
+    answer = session.run(
+        "python",
+        os.path.join("scripts", "require_platform.py"),
+        platform,
+        label,
+        env={"JAX_PLATFORMS": platform},
+        silent=True,
+        success_codes=[0, 1],
+    )
+    line = (str(answer or "").strip().splitlines() or ["no answer from the platform probe"])[-1]
+    if not line.startswith("OK "):
+        session.error(line)
+    session.log(f"{label}: {line[3:]}")
+
+
+def run_oracle_self_test(session: nox.Session, env: dict[str, str]) -> None:
+    """``python -m verify check reference`` and ``check verify`` (the oracle), where it exists."""
+    if not os.path.exists(os.path.join("verify", "_check_cli.py")):
+        session.warn(
+            "oracle self-test NOT run: verify/_check_cli.py is not in this checkout yet "
+            "(python -m verify check reference)"
+        )
+        return
+    for spec in ("reference", "verify"):
+        session.run("python", "-m", "verify", "check", spec, env=env)
+
+
+def accelerator_session(session: nox.Session, platform: str, label: str, extra: str) -> None:
+    """Install JAX for ``platform``, insist on a device, run tests, oracle and precision audit."""
+    install(session, "-e", ".[test]", f"jax[{extra}]")
+    require_platform(session, platform, label)
+    # Pinned: without JAX_PLATFORMS, JAX silently falls back to CPU when the device is missing.
+    env = {"JAX_PLATFORMS": platform}
+    session.run(*pytest_args(session, "--hypothesis-profile=ci"), env=env)
+    run_oracle_self_test(session, env)
+    session.run("python", "-m", "verify", "precision", env=env)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def multidevice(session: nox.Session) -> None:
+    """Sharded step on 8 forced CPU devices (DP, MP, 2-D meshes); extra args go to pytest."""
+    install(session, "-e", ".[test]")
+    env = {
+        "JAX_NUM_CPU_DEVICES": MULTIDEVICE_COUNT,
+        "JAX_PLATFORMS": "cpu",
+        # This session has the devices itself: no child process needed.
+        "CROSSCHECK_NO_SUBPROCESS": "1",
+    }
+    session.run(*pytest_args(session, "--hypothesis-profile=ci", "tests/test_sharded.py"), env=env)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def gpu(session: nox.Session) -> None:
+    """Tests, oracle self-test, precision audit on an NVIDIA GPU; fails if JAX sees none."""
+    extra = os.environ.get("CROSSCHECK_JAX_EXTRA", GPU_EXTRA_DEFAULT)
+    if extra not in ("cuda12", "cuda13"):
+        session.error(
+            f"CROSSCHECK_JAX_EXTRA must be cuda12 or cuda13 for nox -s gpu, got {extra!r}"
+        )
+    accelerator_session(session, "cuda", "GPU", extra)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def tpu(session: nox.Session) -> None:
+    """Tests, oracle self-test, precision audit on a TPU; fails if JAX sees none."""
+    accelerator_session(session, "tpu", "TPU", "tpu")

@@ -157,7 +157,7 @@ def _check_divisible(
 
 def _accumulation_dtype(dtype: Any) -> Any:
     """float32 for the half-precision dtypes (as XLA's own matmuls accumulate), else ``dtype``."""
-    return jnp.promote_types(dtype, jnp.float32)
+    return jnp.dtype(jnp.float32) if jnp.dtype(dtype).itemsize < 4 else jnp.dtype(dtype)
 
 
 def _partial_contract(a: Array, b: Array, a_axis: int, b_axis: int, precision: Precision) -> Array:
