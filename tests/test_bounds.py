@@ -1,0 +1,537 @@
+"""Self-checks of the error model (``verify.bounds``): no false positive, sensitivity, tightness,
+kinks, precision diagnosis.
+
+- No false positive: correct implementations with different summation orders and tie
+  conventions (numpy, blocked einsum in reverse block order, float64-then-cast, reversed K,
+  torch's 0 at ties, ``verify.step`` at every precision setting, ``verify.autodiff_step``) stay
+  inside the bound for every dtype, on every value kind of ``verify.strategies``.
+- Sensitivity: TF32-rounded matmul inputs are flagged at float32 and accepted under
+  ``arithmetic("float32", "tf32")``; float16 accumulation is flagged under
+  ``arithmetic("float16")``; a few ulps beyond the model's radius is flagged at small K.
+- Tightness: the worst error / bound over random data is below 1 and above a floor the model
+  predicts (printed; run with ``-s`` to see the numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import verify
+from tests.conftest import examples
+from verify import bounds
+from verify.strategies import LayerInputs, LayerShape, layer_inputs, layer_shapes
+
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+#: Shapes for the jitted functions: few, so that each compiles once per dtype (1-sized dims,
+#: primes, past 128, very unequal).
+JIT_SHAPES = (
+    LayerShape(1, 1, 1),
+    LayerShape(3, 129, 2),
+    LayerShape(31, 7, 13),
+    LayerShape(257, 4, 1),
+    LayerShape(8, 16, 64),
+)
+
+Step = Callable[[np.ndarray, np.ndarray, np.ndarray, float], Sequence[Any]]
+
+
+# ------------------------------------------------------------------------------------------
+# Correct implementations with different orders, accumulations and tie conventions.
+# ------------------------------------------------------------------------------------------
+
+
+def _accumulator(dtype: np.dtype) -> np.dtype:
+    """float64 for float64, else float32: what XLA and numpy's float16 matmul accumulate in."""
+    return np.dtype(np.float64) if dtype == np.float64 else np.dtype(np.float32)
+
+
+def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` accumulated in ``_accumulator``, stored in a's dtype."""
+    acc = _accumulator(a.dtype)
+    return (a.astype(acc) @ b.astype(acc)).astype(a.dtype)
+
+
+def numpy_step(x, w, target, lr, *, tie: float = -1.0) -> tuple[Any, ...]:
+    """The seed's step in numpy, in the storage dtype (float32 accumulation for half types)."""
+    dtype = x.dtype
+    output = _matmul(x, w)
+    difference = output - target
+    loss = np.abs(difference).astype(_accumulator(dtype)).sum().astype(dtype)
+    dL_do = np.where(difference > 0, 1.0, np.where(difference < 0, -1.0, tie)).astype(dtype)
+    dL_dx = _matmul(dL_do, w.T)
+    dL_dw = _matmul(x.T, dL_do)
+    w_new = (w - dtype.type(lr) * dL_dw).astype(dtype)
+    return loss, dL_dx, dL_dw, w_new
+
+
+def torch_ties_step(x, w, target, lr) -> tuple[Any, ...]:
+    """``numpy_step`` with PyTorch's 0 at ties (``sign``)."""
+    return numpy_step(x, w, target, lr, tie=0.0)
+
+
+def _blocked(a: np.ndarray, b: np.ndarray, block: int = 7) -> np.ndarray:
+    """``a @ b`` as einsum partial products over K-blocks, added in reverse block order, in the
+    accumulator; stored in a's dtype."""
+    acc = _accumulator(a.dtype)
+    total = np.zeros((a.shape[0], b.shape[1]), acc)
+    for start in reversed(range(0, a.shape[1], block)):
+        part = np.einsum(
+            "ik,kj->ij",
+            a[:, start : start + block].astype(acc),
+            b[start : start + block].astype(acc),
+        )
+        total = total + part
+    return total.astype(a.dtype)
+
+
+def blocked_step(x, w, target, lr) -> tuple[Any, ...]:
+    """Blocked einsum in reverse block order; the loss summed row by row, last row first."""
+    dtype = x.dtype
+    output = _blocked(x, w)
+    terms = np.abs(output - target).astype(_accumulator(dtype))
+    loss = sum(terms[::-1].sum(axis=1)).astype(dtype)
+    dL_do = np.where(output > target, 1.0, -1.0).astype(dtype)
+    dL_dw = _blocked(x.T, dL_do)
+    return loss, _blocked(dL_do, w.T), dL_dw, (w - dtype.type(lr) * dL_dw).astype(dtype)
+
+
+def float64_step(x, w, target, lr) -> tuple[Any, ...]:
+    """Everything in float64 (signs from the float64 output), each result cast at the end."""
+    dtype = x.dtype
+    x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
+    output = x64 @ w64
+    dL_do = np.where(output > t64, 1.0, -1.0)
+    dL_dw = x64.T @ dL_do
+    loss = np.abs(output - t64).sum()
+    dL_dx = dL_do @ w64.T
+    # The update from the stored gradient, in float64 with lr as given, cast once.
+    w_new = (w64 - lr * dL_dw.astype(dtype).astype(np.float64)).astype(dtype)
+    return dtype.type(loss), dL_dx.astype(dtype), dL_dw.astype(dtype), w_new
+
+
+def reversed_step(x, w, target, lr) -> tuple[Any, ...]:
+    """K summed last to first (sequential cumulative sums), jax.grad's +1 at ties."""
+    dtype = x.dtype
+    acc = _accumulator(dtype)
+
+    def sequential(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        products = a.astype(acc)[:, ::-1, None] * b.astype(acc)[None, ::-1, :]
+        return np.add.accumulate(products, axis=1)[:, -1].astype(dtype)
+
+    output = sequential(x, w)
+    dL_do = np.where(output >= target, 1.0, -1.0).astype(dtype)
+    terms = np.abs(output - target).astype(acc).ravel()[::-1]
+    loss = np.add.accumulate(terms)[-1].astype(dtype) if terms.size else dtype.type(0)
+    dL_dw = sequential(x.T, dL_do)
+    return loss, sequential(dL_do, w.T), dL_dw, (w - dtype.type(lr) * dL_dw).astype(dtype)
+
+
+NUMPY_IMPLEMENTATIONS: dict[str, Step] = {
+    "numpy": numpy_step,
+    "torch_ties": torch_ties_step,
+    "blocked_einsum": blocked_step,
+    "float64_then_cast": float64_step,
+    "reversed": reversed_step,
+}
+
+
+def _jax(fn: Callable[..., Any], **kwargs: Any) -> Step:
+    def run(x, w, target, lr):
+        return tuple(np.asarray(v) for v in fn(x, w, target, lr, **kwargs))
+
+    return run
+
+
+#: verify.step at every precision it accepts (all float32 on CPU), and jax.grad's step.
+JAX_IMPLEMENTATIONS: dict[str, Step] = {
+    **{f"verify.step[{p}]": _jax(verify.step, precision=p) for p in ("default", "high", "highest")},
+    "verify.autodiff_step": _jax(verify.autodiff_step),
+}
+
+
+def step_ratios(case: LayerInputs, result: Sequence[Any], arith: bounds.Arithmetic) -> dict:
+    """Worst error / bound per output of one step, and w_new against the step's own dL_dw."""
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith)
+    ratios = {
+        field: bound.worst(np.asarray(value).astype(np.float64))
+        for field, bound, value in zip(
+            bounds.STEP_FIELDS,
+            (expected.loss, expected.dL_dx, expected.dL_dw, expected.w_new),
+            result,
+            strict=True,
+        )
+    }
+    own = bounds.update_bound(case.w, np.asarray(result[2]).astype(np.float64), case.lr, arith)
+    ratios["w_new_vs_own_dL_dw"] = own.worst(np.asarray(result[3]).astype(np.float64))
+    return ratios
+
+
+def assert_inside(case: LayerInputs, result: Sequence[Any], arith: bounds.Arithmetic, name: str):
+    __tracebackhide__ = True
+    ratios = step_ratios(case, result, arith)
+    bad = {field: r for field, r in ratios.items() if not r <= 1.0}
+    if bad:
+        n, i, o = case.shape
+        raise AssertionError(
+            f"{name} on {case.kind} data {case.x.dtype} (N, I, O) = ({n}, {i}, {o}), lr={case.lr}: "
+            f"error / bound {bad} under {arith.name}"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# No false positive.
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numpy_implementations_inside_bound(dtype: str) -> None:
+    """Five summation orders / tie conventions, every value kind, shapes up to 257."""
+
+    @examples(150)
+    @given(layer_inputs(dtype=bounds.numpy_dtype(dtype), shapes=layer_shapes(max_size=1 << 14)))
+    def check(case: LayerInputs) -> None:
+        arith = bounds.arithmetic(dtype)
+        for name, implementation in NUMPY_IMPLEMENTATIONS.items():
+            assert_inside(case, implementation(case.x, case.w, case.target, case.lr), arith, name)
+
+    check()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_implementations_inside_bound(dtype: str) -> None:
+    """``verify.step`` at default / high / highest and ``verify.autodiff_step``."""
+
+    @examples(100)
+    @given(layer_inputs(dtype=bounds.numpy_dtype(dtype), shapes=st.sampled_from(JIT_SHAPES)))
+    def check(case: LayerInputs) -> None:
+        arith = bounds.arithmetic(dtype)
+        for name, implementation in JAX_IMPLEMENTATIONS.items():
+            assert_inside(case, implementation(case.x, case.w, case.target, case.lr), arith, name)
+
+    check()
+
+
+def test_every_reduced_precision_bound_contains_the_float32_one() -> None:
+    """A result inside the float32 bound is inside every reduced-precision bound: the model's
+    coefficients grow with u_in, u_acc and passes, never shrink."""
+    base = bounds.arithmetic("float32")
+    for k in (1, 2, 129, 4096):
+        for candidate in bounds.precision_candidates("float32")[1:]:
+            assert candidate.dot(k) >= base.dot(k), (candidate.name, k)
+            assert candidate.underflow(k) >= base.underflow(k), (candidate.name, k)
+
+
+# ------------------------------------------------------------------------------------------
+# Kinks: exact ties and near ties with every tie convention.
+# ------------------------------------------------------------------------------------------
+
+
+def _near_ties(case: LayerInputs, rng: np.random.Generator) -> LayerInputs:
+    """Targets one ulp either side of the exact output (or on it): signs rounding may flip."""
+    exact = (case.x.astype(np.float64) @ case.w.astype(np.float64)).astype(case.x.dtype)
+    direction = rng.choice([-np.inf, np.inf], size=exact.shape).astype(case.x.dtype)
+    nudged = np.nextafter(exact, direction) if case.x.dtype != ml_dtypes.bfloat16 else exact
+    target = np.where(rng.random(exact.shape) < 0.5, exact, nudged).astype(case.x.dtype)
+    return case._replace(target=target)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ties_and_near_ties_with_every_convention(dtype: str) -> None:
+    """The seed's -1 (verify.step), jax.grad's +1 (autodiff_step, reversed), torch's 0."""
+    tie_data = layer_inputs(
+        dtype=bounds.numpy_dtype(dtype),
+        shapes=st.sampled_from(JIT_SHAPES),
+        kinds=("integers", "normal", "cancellation"),
+        tie_fraction=1.0,
+    )
+    conventions = {
+        "verify.step (-1)": JAX_IMPLEMENTATIONS["verify.step[highest]"],
+        "verify.autodiff_step (+1)": JAX_IMPLEMENTATIONS["verify.autodiff_step"],
+        "torch_ties (0)": torch_ties_step,
+        "reversed (+1)": reversed_step,
+    }
+
+    @examples(30)
+    @given(tie_data, st.integers(0, 2**32 - 1), st.booleans())
+    def check(case: LayerInputs, seed: int, near: bool) -> None:
+        if near:
+            case = _near_ties(case, np.random.default_rng(seed))
+        arith = bounds.arithmetic(dtype)
+        for name, implementation in conventions.items():
+            assert_inside(case, implementation(case.x, case.w, case.target, case.lr), arith, name)
+
+    check()
+
+
+def test_tie_conventions_differ_and_are_all_admitted() -> None:
+    """On exact ties the three conventions give three different dL_dw, all inside the bound."""
+    x = np.array([[1.0, 2.0], [0.0, 0.0], [3.0, -1.0]], np.float32)
+    w = np.array([[1.0, -1.0, 2.0], [0.5, 0.0, 1.0]], np.float32)
+    target = (x @ w).astype(np.float32)  # every element a tie, including signed zeros
+    case = LayerInputs(x, w, target, 0.5, "integers")
+    results = {
+        name: implementation(x, w, target, 0.5)
+        for name, implementation in (
+            ("-1", JAX_IMPLEMENTATIONS["verify.step[highest]"]),
+            ("+1", JAX_IMPLEMENTATIONS["verify.autodiff_step"]),
+            ("0", torch_ties_step),
+        )
+    }
+    dL_dw = {name: np.asarray(r[2]) for name, r in results.items()}
+    assert not np.array_equal(dL_dw["-1"], dL_dw["+1"])
+    assert not np.array_equal(dL_dw["0"], dL_dw["+1"])
+    assert bounds.step_bounds(x, w, target, 0.5, bounds.arithmetic("float32")).kinks.all()
+    for name, result in results.items():
+        assert_inside(case, result, bounds.arithmetic("float32"), f"tie convention {name}")
+
+
+# ------------------------------------------------------------------------------------------
+# Sensitivity: reduced precision and small errors are caught.
+# ------------------------------------------------------------------------------------------
+
+
+def round_mantissa(a: np.ndarray, bits: int) -> np.ndarray:
+    """float32 ``a`` rounded to ``bits`` explicit mantissa bits, to nearest even (TF32: 10)."""
+    raw = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    drop = 23 - bits
+    half = np.uint64(1 << (drop - 1))
+    odd = (raw >> np.uint64(drop)) & np.uint64(1)
+    rounded = ((raw + half - np.uint64(1) + odd) >> np.uint64(drop)) << np.uint64(drop)
+    return rounded.astype(np.uint32).view(np.float32)
+
+
+def tf32_step(x, w, target, lr) -> tuple[Any, ...]:
+    """numpy_step whose float32 matmuls read their inputs as TF32 (10 mantissa bits)."""
+
+    def tf32_matmul(a, b):
+        return round_mantissa(a, 10) @ round_mantissa(b, 10)
+
+    output = tf32_matmul(x, w)
+    dL_do = np.where(output > target, 1.0, -1.0).astype(np.float32)
+    dL_dw = tf32_matmul(x.T, dL_do)
+    loss = np.abs(output - target).sum(dtype=np.float32)
+    w_new = w - np.float32(lr) * dL_dw
+    return loss, tf32_matmul(dL_do, w.T), dL_dw, w_new
+
+
+def _normal_case(shape: tuple[int, int, int], seed: int, dtype: Any = np.float32) -> LayerInputs:
+    rng = np.random.default_rng(seed)
+    n, i, o = shape
+    x = rng.standard_normal((n, i)).astype(dtype)
+    w = rng.standard_normal((i, o)).astype(dtype)
+    output = x.astype(np.float64) @ w.astype(np.float64)
+    target = (output + rng.choice([-1.0, 1.0], size=output.shape)).astype(dtype)
+    return LayerInputs(x, w, target, 0.01, "normal")
+
+
+def test_tf32_matmul_flagged_at_float32_and_diagnosed() -> None:
+    """TF32 input rounding (2^-11 relative) is far outside the float32 bound (K 2^-24) and
+    inside the tf32 one; the diagnosis names it."""
+    for seed in range(3):
+        case = _normal_case((16, 64, 16), seed)
+        result = tf32_step(case.x, case.w, case.target, case.lr)
+        assert max(step_ratios(case, result, bounds.arithmetic("float32")).values()) > 1.0
+        assert_inside(case, result, bounds.arithmetic("float32", "tf32"), "tf32_step")
+        diagnosis = bounds.diagnose_step(case.x, case.w, case.target, case.lr, result)
+        assert not diagnosis.ok
+        assert "float32 (tf32 matmul)" in diagnosis.consistent, diagnosis.message
+        assert "float32" not in diagnosis.consistent
+        assert "consistent with" in diagnosis.message
+
+
+@pytest.mark.parametrize("kind", ["normal", "wide", "cancellation", "huge", "tiny", "subnormal"])
+def test_tf32_matmul_accepted_under_tf32(kind: str) -> None:
+    """The declared reduced precision admits the TF32 emulation on every value kind."""
+
+    @examples(10)
+    @given(layer_inputs(dtype=np.float32, kinds=(kind,), shapes=st.sampled_from(JIT_SHAPES)))
+    def check(case: LayerInputs) -> None:
+        result = tf32_step(case.x, case.w, case.target, case.lr)
+        assert_inside(case, result, bounds.arithmetic("float32", "tf32"), "tf32_step")
+
+    check()
+
+
+def float16_accumulating_forward(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` for float16 x, w with every partial sum rounded to float16, left to right."""
+    total = np.zeros((x.shape[0], w.shape[1]), np.float16)
+    for k in range(x.shape[1]):
+        total = (total + np.outer(x[:, k], w[k]).astype(np.float16)).astype(np.float16)
+    return total
+
+
+def test_float16_accumulation_flagged_and_diagnosed() -> None:
+    """Accumulating K = 257 positive terms in float16 errs by ~K 2^-12 m: flagged under the
+    default (float32-accumulating) float16 model, inside the float16-accumulation one."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.0, (8, 257)).astype(np.float16)
+    w = rng.uniform(0.5, 1.0, (257, 4)).astype(np.float16) / np.float16(64)
+    output = float16_accumulating_forward(x, w).astype(np.float64)
+    assert bounds.forward_bound(x, w, bounds.arithmetic("float16")).worst(output) > 1.0
+    half = bounds.arithmetic("float16", accumulate="float16")
+    assert bounds.forward_bound(x, w, half).worst(output) <= 1.0
+    diagnosis = bounds.diagnose_precision(
+        lambda arith: bounds.forward_bound(x, w, arith), output, dtype="float16"
+    )
+    assert diagnosis.consistent == (half.name,), diagnosis.message
+    # The correct (float32-accumulating) result is within the default model.
+    assert bounds.forward_bound(x, w, bounds.arithmetic("float16")).worst(_matmul(x, w)) <= 1.0
+
+
+def _ulps_beyond(dtype: str, k: int, smallest_output: float) -> int:
+    """Ulps by which a correct result moved is sure to be flagged, from the model alone.
+
+    Positive data: ``|value| = m >= smallest_output`` and ``ulp(v) > u |v|``. A correct result
+    is within ``(c_K + c64_K) m + a_K`` of the centre (the float64 centre errs too) and so is the
+    radius, so ``n`` ulps with ``n u m (1 - c_K) > 2 ((c_K + c64_K) m + a_K)`` are outside.
+    """
+    arith = bounds.arithmetic(dtype)
+    c = arith.dot(k) + bounds.FLOAT64.dot(k)
+    edge = 2 * (c + arith.underflow(k) / smallest_output) * (1 + 2.0**-40)
+    return math.floor(edge / (arith.u_out * (1 - arith.dot(k)))) + 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_few_ulps_beyond_the_bound_is_flagged(dtype: str, k: int) -> None:
+    """At small K the bound admits only a few ulps: an output moved by a few is caught."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    rng = np.random.default_rng(k)
+    x = rng.uniform(0.5, 1.0, (16, k)).astype(np_dtype)
+    w = rng.uniform(0.5, 1.0, (k, 16)).astype(np_dtype)
+    correct = np.asarray(verify.forward(x, w))
+    bound = bounds.forward_bound(x, w, bounds.arithmetic(dtype))
+    n = _ulps_beyond(dtype, k, smallest_output=0.25 * k)
+    # "A few": c_K ~ (K + 1) u_out (float32) or ~ u_out (half types, float32 accumulation),
+    # doubled for float64 whose centre errs as much as the result.
+    assert n <= 4 * (k + 1) + 1, n
+    assert bound.worst(correct.astype(np.float64)) <= 1.0
+    for direction in (np.inf, -np.inf):
+        moved = correct.copy()
+        for _ in range(n):
+            moved = np.nextafter(moved, np.asarray(direction, np_dtype)).astype(np_dtype)
+        assert (bound.ratio(moved.astype(np.float64)) > 1.0).all(), (dtype, k, n)
+
+
+def test_rescaled_gradient_is_not_a_rounding_effect() -> None:
+    """A factor-N bug fits no precision: the diagnosis says so."""
+    case = _normal_case((16, 8, 4), 1)
+    loss, dL_dx, dL_dw, w_new = numpy_step(case.x, case.w, case.target, case.lr)
+    diagnosis = bounds.diagnose_step(
+        case.x, case.w, case.target, case.lr, (loss, dL_dx, dL_dw / np.float32(16), w_new)
+    )
+    assert diagnosis.consistent == ()
+    assert "not a rounding effect" in diagnosis.message
+
+
+def test_correct_result_is_diagnosed_ok() -> None:
+    case = _normal_case((16, 8, 4), 2)
+    result = JAX_IMPLEMENTATIONS["verify.step[highest]"](case.x, case.w, case.target, case.lr)
+    diagnosis = bounds.diagnose_step(case.x, case.w, case.target, case.lr, result)
+    assert diagnosis.ok, diagnosis.message
+    assert diagnosis.message.startswith("within the float32 bound")
+
+
+# ------------------------------------------------------------------------------------------
+# The parts of the model that were wrong before, pinned.
+# ------------------------------------------------------------------------------------------
+
+
+def test_flushed_subnormal_inputs_are_covered() -> None:
+    """XLA on CPU reads subnormal inputs as zero: 1e-40 * 1e20 gives 0, not 1e-20."""
+    x = np.array([[1e-40, 1e-40]], np.float32)
+    w = np.array([[1e20], [1e20]], np.float32)
+    output = np.asarray(verify.forward(x, w)).astype(np.float64)
+    bound = bounds.forward_bound(x, w, bounds.arithmetic("float32"))
+    assert bound.worst(output) <= 1.0
+    assert bound.worst(x.astype(np.float64) @ w.astype(np.float64)) <= 1.0
+
+
+def test_loss_counts_the_rounding_of_each_difference() -> None:
+    """bfloat16 differences are stored (rounded at 2^-8) before the float32 sum: three of
+    1 + 2^-8 + 2^-12 each round up to 1 + 2^-7, and the sum rounds up again: 0.6% high, past
+    a model that counted only the sum's roundings (u_out L), inside one that counts both."""
+    output = np.ones((1, 3), ml_dtypes.bfloat16)
+    target = np.full((1, 3), -(2.0**-8 + 2.0**-12), ml_dtypes.bfloat16)
+    differences = output - target  # bfloat16 arithmetic: each rounded
+    loss = differences.astype(np.float32).sum(dtype=np.float32).astype(ml_dtypes.bfloat16)
+    exact = float(np.sum(output.astype(np.float64) - target.astype(np.float64)))
+    assert float(loss) - exact > bounds.UNIT_ROUNDOFF["bfloat16"] * exact * 1.5
+    given_output = bounds.Bound(output.astype(np.float64), np.zeros((1, 3)))
+    assert bounds.loss_bound(given_output, target, bounds.arithmetic("bfloat16")).worst(loss) <= 1
+
+
+# ------------------------------------------------------------------------------------------
+# Tightness: the worst error / bound over random data.
+# ------------------------------------------------------------------------------------------
+
+
+def _exact_errors(output: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|output - a @ b|`` with ``a @ b`` exact (Fractions), the error rounded once."""
+    fa = [[Fraction(float(v)) for v in row] for row in a.astype(np.float64)]
+    fb = [[Fraction(float(v)) for v in row] for row in b.astype(np.float64).T]
+    rows = []
+    for r, out_row in zip(fa, output.astype(np.float64), strict=True):
+        exact = [sum(p * q for p, q in zip(r, c, strict=True)) for c in fb]
+        rows.append(
+            [float(abs(Fraction(float(o)) - e)) for o, e in zip(out_row, exact, strict=True)]
+        )
+    return np.array(rows)
+
+
+TIGHTNESS_K = (1, 7, 64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bound_is_tight_on_random_data(dtype: str) -> None:
+    """Worst |verify.forward - exact| / radius over positive random data, per K.
+
+    Floor from the model: positive data makes |output| = m; the last rounding of some output
+    among hundreds errs by >= u_out/2 |output| in the direction of the error accumulated
+    before it, so the worst ratio is at least (u_out / 2) / (c_K + c64_K); half of that is
+    asserted. Ceiling: the bound itself, 1.
+    """
+    np_dtype = bounds.numpy_dtype(dtype)
+    arith = bounds.arithmetic(dtype)
+    rng = np.random.default_rng(2024)
+    worst = {}
+    for k in TIGHTNESS_K:
+        x = rng.uniform(0.5, 1.0, (16, k)).astype(np_dtype)
+        w = rng.uniform(0.5, 1.0, (k, 24)).astype(np_dtype)
+        output = np.asarray(verify.forward(x, w)).astype(np.float64)
+        bound = bounds.forward_bound(x, w, arith)
+        ratio = float(np.max(_exact_errors(output, x, w) / bound.radius))
+        floor = arith.u_out / 4 / (arith.dot(k) + bounds.FLOAT64.dot(k))
+        worst[k] = ratio
+        assert floor < ratio < 1.0, (dtype, k, ratio, floor)
+    print(
+        f"\ntightness {dtype}: worst error/bound by K "
+        + str({k: f"{r:.3g}" for k, r in worst.items()})
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_worst_ratio_on_generated_data(dtype: str) -> None:
+    """Worst error / bound of verify.step per output over normal data without ties (gradients
+    at ties sit on the edge of the admissible set by design): printed, below 1, above 0."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    arith = bounds.arithmetic(dtype)
+    worst = dict.fromkeys(bounds.STEP_FIELDS, 0.0)
+    for seed, shape in enumerate(JIT_SHAPES[1:]):
+        case = _normal_case(tuple(shape), seed, np_dtype)
+        result = JAX_IMPLEMENTATIONS["verify.step[highest]"](case.x, case.w, case.target, case.lr)
+        for field, ratio in step_ratios(case, result, arith).items():
+            if field in worst:
+                worst[field] = max(worst[field], ratio)
+    print(f"\nworst ratio {dtype}: " + str({f: f"{r:.3g}" for f, r in worst.items()}))
+    assert 0.0 < max(worst.values()) < 1.0
