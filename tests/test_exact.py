@@ -1,0 +1,82 @@
+"""Exact mode at size: ``verify.check_exact`` (bit for bit against ``reference.fast``), and
+``reference.fast`` itself against the loop reference on small shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import reference
+import verify
+from tests.conftest import examples
+from verify._exact import compare_exact
+from verify.strategies import LayerInputs, exact_inputs, exact_layer_inputs, layer_shapes
+
+MODERATE = (512, 512, 512)
+
+
+@examples(30)
+@given(exact_layer_inputs(dtype=np.float64, shapes=layer_shapes(max_size=1 << 12)))
+def test_fast_reference_equals_the_loops(case: LayerInputs) -> None:
+    """float64 BLAS (any order) == the seed's loops (left to right), bit for bit."""
+    mismatches, first = compare_exact(
+        reference.fast.step(case.x, case.w, case.target, case.lr),
+        reference.step(case.x, case.w, case.target, case.lr),
+    )
+    assert not any(mismatches.values()), first
+
+
+def _tf32_exact_step(x, w, target, lr):
+    """The step with TF32-rounded matmul inputs: small integers are exact in TF32."""
+    from tests.test_bounds import tf32_step
+
+    return tf32_step(x, w, target, lr)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["verify.step", "verify.step[default]", "verify.autodiff_step", "tf32 emulation"],
+)
+def test_check_exact_at_512_cubed(name: str) -> None:
+    step = {
+        "verify.step": verify.step,
+        "verify.step[default]": lambda *a: verify.step(*a, precision="default"),
+        "verify.autodiff_step": verify.autodiff_step,
+        "tf32 emulation": _tf32_exact_step,
+    }[name]
+    report = verify.check_exact(step, *MODERATE, seed=3)
+    report.raise_for_mismatch()
+    assert report.shape == MODERATE
+
+
+def test_check_exact_catches_a_mean_instead_of_a_sum() -> None:
+    def mean_step(x, w, target, lr):
+        loss, dL_dx, dL_dw, _ = verify.step(x, w, target, lr)
+        dL_dw = np.asarray(dL_dw) / np.float32(x.shape[0])
+        return loss, dL_dx, dL_dw, w - np.float32(lr) * dL_dw
+
+    report = verify.check_exact(mean_step, 64, 32, 16, seed=0)
+    assert not report.ok
+    assert report.mismatches["loss"] == 0 and report.mismatches["dL_dw"] > 0
+    with pytest.raises(AssertionError, match="dL_dw"):
+        report.raise_for_mismatch()
+
+
+def test_check_exact_reports_a_wrong_shape() -> None:
+    def transposed(x, w, target, lr):
+        loss, dL_dx, dL_dw, w_new = verify.step(x, w, target, lr)
+        return loss, np.asarray(dL_dx).T, dL_dw, w_new
+
+    report = verify.check_exact(transposed, 8, 5, 3, seed=0)
+    assert report.mismatches["dL_dx"] == 40
+    assert "shape" in (report.first or "")
+
+
+def test_exact_inputs_at_2048_are_exact() -> None:
+    """The 2048^3 data stays inside the float32-exact range (checked, not run here: ~6 s)."""
+    from verify.strategies import exact_mode_fits
+
+    assert exact_mode_fits((2048, 2048, 2048), 4, 2.0**-4)
+    case = exact_inputs((4, 2048, 3), seed=0)
+    assert np.abs(case.x).max() <= 4 and (case.target % 1 == 0.5).all()
