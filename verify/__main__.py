@@ -11,6 +11,7 @@ import sys
 SUBCOMMANDS = {
     # name: (module, one-line description); modules are imported only when used.
     "check": ("verify._check_cli", "check an implementation of the layer: check SPEC [options]"),
+    "precision": ("verify._precision_audit", "what float32 matmuls compute here, per precision"),
 }
 
 
