@@ -15,6 +15,7 @@ kinks, precision diagnosis.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from typing import Any
@@ -43,6 +44,9 @@ JIT_SHAPES = (
 )
 
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray, float], Sequence[Any]]
+
+#: Examples run by the no-false-positive checks in this session (reported by the last test).
+EXAMPLES_RUN: Counter[str] = Counter()
 
 
 # ------------------------------------------------------------------------------------------
@@ -200,6 +204,7 @@ def test_numpy_implementations_inside_bound(dtype: str) -> None:
     @examples(150)
     @given(layer_inputs(dtype=bounds.numpy_dtype(dtype), shapes=layer_shapes(max_size=1 << 14)))
     def check(case: LayerInputs) -> None:
+        EXAMPLES_RUN[f"numpy {dtype}"] += 1
         arith = bounds.arithmetic(dtype)
         for name, implementation in NUMPY_IMPLEMENTATIONS.items():
             assert_inside(case, implementation(case.x, case.w, case.target, case.lr), arith, name)
@@ -214,6 +219,7 @@ def test_jax_implementations_inside_bound(dtype: str) -> None:
     @examples(100)
     @given(layer_inputs(dtype=bounds.numpy_dtype(dtype), shapes=st.sampled_from(JIT_SHAPES)))
     def check(case: LayerInputs) -> None:
+        EXAMPLES_RUN[f"jax {dtype}"] += 1
         arith = bounds.arithmetic(dtype)
         for name, implementation in JAX_IMPLEMENTATIONS.items():
             assert_inside(case, implementation(case.x, case.w, case.target, case.lr), arith, name)
@@ -264,6 +270,7 @@ def test_ties_and_near_ties_with_every_convention(dtype: str) -> None:
     @examples(30)
     @given(tie_data, st.integers(0, 2**32 - 1), st.booleans())
     def check(case: LayerInputs, seed: int, near: bool) -> None:
+        EXAMPLES_RUN[f"ties {dtype}"] += 1
         if near:
             case = _near_ties(case, np.random.default_rng(seed))
         arith = bounds.arithmetic(dtype)
@@ -356,6 +363,7 @@ def test_tf32_matmul_accepted_under_tf32(kind: str) -> None:
     @examples(10)
     @given(layer_inputs(dtype=np.float32, kinds=(kind,), shapes=st.sampled_from(JIT_SHAPES)))
     def check(case: LayerInputs) -> None:
+        EXAMPLES_RUN["tf32 accepted"] += 1
         result = tf32_step(case.x, case.w, case.target, case.lr)
         assert_inside(case, result, bounds.arithmetic("float32", "tf32"), "tf32_step")
 
@@ -535,3 +543,9 @@ def test_worst_ratio_on_generated_data(dtype: str) -> None:
                 worst[field] = max(worst[field], ratio)
     print(f"\nworst ratio {dtype}: " + str({f: f"{r:.3g}" for f, r in worst.items()}))
     assert 0.0 < max(worst.values()) < 1.0
+
+
+def test_zz_report_examples_run() -> None:
+    """Prints how many examples the no-false-positive checks ran (last in the file)."""
+    total = sum(EXAMPLES_RUN.values())
+    print(f"\nno-false-positive examples run: {total} {dict(EXAMPLES_RUN)}")
