@@ -243,11 +243,14 @@ def _sliced_cases(case: Case) -> Iterator[tuple[str, Case]]:
     for index, dim, members in _CONTRACTIONS.get(case.function, []):
         size = case.arrays[members[0][0]].shape[members[0][1]]
         cuts: list[tuple[slice, str]] = []
-        if size >= 2:
+        if size >= 1:
             cuts.append(
                 (slice(0, size - 1), f"the loop over {index} stops one short (range({dim} - 1))")
             )
-            cuts.append((slice(1, size), f"the loop over {index} starts at 1 (range(1, {dim}))"))
+            if size >= 2:
+                cuts.append(
+                    (slice(1, size), f"the loop over {index} starts at 1 (range(1, {dim}))")
+                )
         if size > 128:
             cuts.append((slice(0, 128), f"only the first 128 of {dim} = {size} terms are summed"))
         for cut, text in cuts:

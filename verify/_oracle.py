@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings, target
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 from . import bounds
 from ._calls import CallResult, call_with_timeout, to_numpy
@@ -183,6 +183,18 @@ def _composite_loss(candidate: Candidate, x: Any, w: Any, target: Any, lr: float
     return f["loss"](f["forward"](x, w), target)
 
 
+def _in_range(x: np.ndarray, w_new: np.ndarray, target: np.ndarray) -> bool:
+    """Whether the loss at ``w_new`` stays well inside the dtype's range (1/32 of its largest,
+    as ``strategies.layer_inputs`` keeps one step's quantities)."""
+    largest = float(
+        np.finfo(np.float32).max if x.dtype.name == "bfloat16" else np.finfo(x.dtype).max
+    )
+    with np.errstate(all="ignore"):
+        output = np.abs(x.astype(np.float64)) @ np.abs(w_new.astype(np.float64))
+        loss = float(np.sum(output + np.abs(target.astype(np.float64))))
+    return bool(np.isfinite(loss) and loss < largest / 32)
+
+
 def run_identities(
     candidate: Candidate, case: Case, options: Options
 ) -> tuple[float, Finding | None]:
@@ -197,25 +209,40 @@ def run_identities(
     lr = float(case.lr)
     convert = candidate.asarray or (lambda a: a.copy())
 
-    def run() -> tuple[Any, Any, Any, Any]:
+    def first_step() -> tuple[Any, Any, Any]:
         loss0, grad, w_new = _composite_step(candidate, convert(x), convert(w), convert(target), lr)
-        w_new_np = to_numpy(w_new).astype(w.dtype)
-        loss1 = _composite_loss(candidate, convert(x), convert(w_new_np), convert(target), lr)
-        return loss0, grad, w_new_np, loss1
+        return loss0, grad, to_numpy(w_new).astype(w.dtype)
 
-    result = call_with_timeout(run, (), options.timeout)
-    call = _Call(result, [])
-    failure = _call_failure(call, case, options.timeout)
+    result = call_with_timeout(first_step, (), options.timeout)
+    failure = _call_failure(_Call(result, []), case, options.timeout)
     if failure:
         return math.inf, failure
     try:
-        loss0, grad, w_new, loss1 = (to_numpy(v).astype(np.float64) for v in result.value)
+        loss0, grad = (to_numpy(v).astype(np.float64) for v in result.value[:2])
+        w_new_stored = result.value[2]
     except Exception as err:
         return math.inf, Finding("wrong_dtype", f"a result is not an array: {err}")
-    if grad.shape != w.shape or w_new.shape != w.shape or loss0.ndim or loss1.ndim:
+    w_new = w_new_stored.astype(np.float64)
+    if grad.shape != w.shape or w_new.shape != w.shape or loss0.ndim:
         return math.inf, Finding("wrong_shape", "loss, dL_dw or w_new has the wrong shape")
-    if not all(np.all(np.isfinite(v)) for v in (loss0, grad, w_new, loss1)):
+    if not all(np.all(np.isfinite(v)) for v in (loss0, grad, w_new)):
         return math.inf, Finding("nan", "NaN or infinity in the loss, dL_dw or w_new")
+    if not _in_range(x, w_new, target):
+        return 0.0, None  # L(w_new) would overflow the dtype: the identities say nothing here
+    result = call_with_timeout(
+        lambda: _composite_loss(candidate, convert(x), convert(w_new_stored), convert(target), lr),
+        (),
+        options.timeout,
+    )
+    failure = _call_failure(_Call(result, []), case, options.timeout)
+    if failure:
+        return math.inf, failure
+    try:
+        loss1 = to_numpy(result.value).astype(np.float64)
+    except Exception as err:
+        return math.inf, Finding("wrong_dtype", f"the loss is not an array: {err}")
+    if loss1.ndim or not np.isfinite(loss1):
+        return math.inf, Finding("nan", f"L(w_new) = {loss1}: not a finite scalar")
     arith = options.arithmetic()
     x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
     out0, out1 = bounds.forward_bound(x64, w64, arith), bounds.forward_bound(x64, w_new, arith)
@@ -295,9 +322,9 @@ def _search(
             progress(function, state.examples, max_examples)
         ratio, finding = run_case(candidate, case, options)
         if finding is None:
+            # No hypothesis.target() here: hill-climbing on the ratio collapses the search onto
+            # a few early shapes (measured: a bug past 128 rows went unseen in 40 examples).
             state.worst = max(state.worst, ratio)
-            # Steer the search toward the cases closest to failing.
-            target(min(ratio, 1e6), label="error / bound")
             return
         state.last = (case, finding)
         if finding.kind == "timed_out":
@@ -313,7 +340,7 @@ def _search(
         report_multiple_bugs=False,
         verbosity=Verbosity.quiet,
         print_blob=False,
-        phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
     test = config(given(case_strategy(function, options))(body))
     if seed_value is not None:

@@ -1,0 +1,287 @@
+"""A zoo of deliberately broken implementations of the layer, one bug each, for the oracle's tests.
+
+Each mutant is a class (instantiable with no arguments, so ``python -m verify check
+tests/zoo.py:Name`` loads it) that inherits the correct numpy layer ``Correct`` and overrides one
+function with a bug people really write. ``ZOO`` lists them with the diagnosis the oracle must
+give per function; some bugs only show on some shapes (a dim of 1, a dim past 128, unequal
+dims) or values (ties). ``CORRECT`` lists implementations that must pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+
+class Correct:
+    """The layer in numpy, in the inputs' dtype: the base every mutant breaks in one place.
+
+    output = x @ w, L = sum |output - target|, dL_do = sign(output - target) (-1 at ties),
+    dL_dx = dL_do @ w.T, dL_dw = x.T @ dL_do, w_new = w - lr * dL_dw.
+    """
+
+    def forward(self, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return x @ w
+
+    def loss(self, output: np.ndarray, target: np.ndarray) -> Any:
+        return np.abs(output - target).sum()
+
+    def loss_grad(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return np.where(output > target, 1.0, -1.0).astype(output.dtype)
+
+    def grad_x(self, dL_do: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return dL_do @ w.T
+
+    def grad_w(self, x: np.ndarray, dL_do: np.ndarray) -> np.ndarray:
+        return x.T @ dL_do
+
+    def update(self, w: np.ndarray, dL_dw: np.ndarray, lr: float) -> np.ndarray:
+        return w - np.asarray(lr, dtype=w.dtype) * dL_dw
+
+    def step(self, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float) -> tuple:
+        output = self.forward(x, w)
+        dL_do = self.loss_grad(output, target)
+        dL_dw = self.grad_w(x, dL_do)
+        return (
+            self.loss(output, target),
+            self.grad_x(dL_do, w),
+            dL_dw,
+            self.update(w, dL_dw, lr),
+        )
+
+
+def _tf32(a: np.ndarray) -> np.ndarray:
+    """Round float32 to TensorFloat-32 (10 mantissa bits), as a tensor core reads its inputs."""
+    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)
+    return rounded.view(np.float32)
+
+
+# --- layout -----------------------------------------------------------------------------------
+
+
+class TransposedGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return dL_do.T @ x  # (O, I), the transpose of dL_dw
+
+
+class TransposedGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return w @ dL_do.T  # (I, N)
+
+
+# --- reductions -------------------------------------------------------------------------------
+
+
+class MeanGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return x.T @ dL_do / x.shape[0]  # averaged over the batch
+
+
+class MeanLoss(Correct):
+    def loss(self, output, target):
+        return np.abs(output - target).mean()  # l1_loss(reduction="mean")
+
+
+class MeanLossGrad(Correct):
+    def loss_grad(self, output, target):
+        return (np.sign(output - target) / output.size).astype(output.dtype)
+
+
+class MeanStep(Correct):
+    """Mean-reduced gradient in the fused step, consistently applied: breaks the identities."""
+
+    def loss_grad(self, output, target):
+        return (np.where(output > target, 1.0, -1.0) / output.shape[0]).astype(output.dtype)
+
+
+# --- signs and upstream -----------------------------------------------------------------------
+
+
+class SignFlipGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return -(dL_do @ w.T)
+
+
+class AscentUpdate(Correct):
+    def update(self, w, dL_dw, lr):
+        return w + np.asarray(lr, dtype=w.dtype) * dL_dw
+
+
+class UpstreamIgnoredGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return x.T @ np.ones_like(dL_do)  # assumes dL_do is the L1 sign, all +-1 ... and 1
+
+
+class UpstreamSignGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return np.sign(dL_do) @ w.T  # re-derives the L1 sign instead of using the upstream
+
+
+class UpstreamClippedGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return x.T @ np.clip(dL_do, -1, 1)
+
+
+# --- loop bounds ------------------------------------------------------------------------------
+
+
+class OffByOneForward(Correct):
+    def forward(self, x, w):
+        return x[:, :-1] @ w[:-1]  # for i in range(I - 1)
+
+
+class OffByOneGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return x[:-1].T @ dL_do[:-1]  # for d in range(N - 1)
+
+
+class OffByOneLoss(Correct):
+    def loss(self, output, target):
+        return np.abs(output[:, :-1] - target[:, :-1]).sum()  # for j in range(O - 1)
+
+
+class BlockedGradW(Correct):
+    """A blocked kernel that forgets the remainder: only shows past 128 rows."""
+
+    def grad_w(self, x, dL_do):
+        return x[:128].T @ dL_do[:128]
+
+
+# --- ties -------------------------------------------------------------------------------------
+
+
+class JaxTieLossGrad(Correct):
+    """+1 at ties (jax.grad's abs): correct, but not the seed's pinned -1."""
+
+    def loss_grad(self, output, target):
+        return np.where(output >= target, 1.0, -1.0).astype(output.dtype)
+
+
+class TorchTieStep(Correct):
+    """0 at ties (PyTorch's sign): correct, but not jax's pinned +1."""
+
+    def loss_grad(self, output, target):
+        return np.sign(output - target).astype(output.dtype)
+
+
+# --- precision --------------------------------------------------------------------------------
+
+
+class TF32Forward(Correct):
+    def forward(self, x, w):
+        return _tf32(x) @ _tf32(w)
+
+
+class BF16GradW(Correct):
+    def grad_w(self, x, dL_do):
+        x16, u16 = (a.astype(ml_dtypes.bfloat16).astype(np.float32) for a in (x, dL_do))
+        return x16.T @ u16
+
+
+class Float16GradX(Correct):
+    def grad_x(self, dL_do, w):
+        with np.errstate(over="ignore", invalid="ignore"):
+            u16, w16 = (a.astype(np.float16).astype(np.float32) for a in (dL_do, w))
+            return (u16 @ w16.T).astype(np.float16).astype(np.float32)
+
+
+# --- contract violations ----------------------------------------------------------------------
+
+
+class SqueezeForward(Correct):
+    """np.squeeze drops a dim of 1: only shows when N or O is 1."""
+
+    def forward(self, x, w):
+        return np.squeeze(x @ w)
+
+
+class IntegerLossGrad(Correct):
+    def loss_grad(self, output, target):
+        return (output > target) * 2 - 1  # the notebook's formula: int64
+
+
+class NaNAtTiesLossGrad(Correct):
+    """(o - t) / |o - t|: 0/0 at a tie, so only shows on ties."""
+
+    def loss_grad(self, output, target):
+        difference = output - target
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return difference / np.abs(difference)
+
+
+class InPlaceUpdate(Correct):
+    def update(self, w, dL_dw, lr):
+        w -= np.asarray(lr, dtype=w.dtype) * dL_dw
+        return w
+
+
+class NoisyGradW(Correct):
+    def grad_w(self, x, dL_do):
+        noise = np.random.default_rng().standard_normal() * 1e-3
+        return (x.T @ dL_do * (1 + noise)).astype(x.dtype)
+
+
+class RaisesGradX(Correct):
+    """np.dot(dL_do, w) instead of dL_do @ w.T: raises unless O == I."""
+
+    def grad_x(self, dL_do, w):
+        return np.dot(dL_do, w)
+
+
+class HangingForward(Correct):
+    def forward(self, x, w):
+        time.sleep(30)
+        return x @ w
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """A broken implementation, the diagnosis expected per function, and how to check it."""
+
+    cls: type
+    expected: dict[str, str]
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    max_examples: int = 25
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+
+ZOO: tuple[Mutant, ...] = (
+    Mutant(TransposedGradW, {"grad_w": "transposed"}),
+    Mutant(TransposedGradX, {"grad_x": "transposed"}),
+    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"}),
+    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}),
+    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"}),
+    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}),
+    Mutant(AscentUpdate, {"update": "sign_flip"}),
+    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"}),
+    Mutant(UpstreamSignGradX, {"grad_x": "upstream_ignored"}),
+    Mutant(UpstreamClippedGradW, {"grad_w": "upstream_ignored"}),
+    Mutant(OffByOneForward, {"forward": "off_by_one"}),
+    Mutant(OffByOneGradW, {"grad_w": "off_by_one"}),
+    Mutant(OffByOneLoss, {"loss": "off_by_one"}),
+    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40),
+    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"}),
+    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"}),
+    Mutant(TF32Forward, {"forward": "reduced_precision"}),
+    Mutant(BF16GradW, {"grad_w": "reduced_precision"}),
+    Mutant(Float16GradX, {"grad_x": "reduced_precision"}),
+    Mutant(SqueezeForward, {"forward": "wrong_shape"}),
+    Mutant(IntegerLossGrad, {"loss_grad": "wrong_dtype"}),
+    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}),
+    Mutant(InPlaceUpdate, {"update": "input_mutated"}),
+    Mutant(NoisyGradW, {"grad_w": "nondeterministic"}),
+    Mutant(RaisesGradX, {"grad_x": "raised"}),
+    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3),
+)
+
+#: Correct implementations (and correct tie conventions when none is pinned): must all pass.
+CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
