@@ -36,7 +36,7 @@ from . import bounds
 
 #: Candidate arithmetics of a float32 matmul, most precise first (``bounds.MATMUL_INPUT_ROUNDOFF``;
 #: float16 inputs are left out: no float32 precision setting produces them).
-CANDIDATES: tuple[str, ...] = ("float32", "bf16_6x", "bf16_3x", "tf32", "bf16")
+CANDIDATES: tuple[bounds.MatmulPrecision, ...] = ("float32", "bf16_6x", "bf16_3x", "tf32", "bf16")
 
 #: How each candidate reads in the conclusion.
 DESCRIPTIONS: dict[str, str] = {
@@ -98,10 +98,13 @@ def probes(*, rows: int = 256, seed: int = 0) -> tuple[Probe, ...]:
 
 
 def measure(
-    setting: str, matmul: Matmul, probe_set: Sequence[Probe], candidates: Sequence[str] = CANDIDATES
+    setting: str,
+    matmul: Matmul,
+    probe_set: Sequence[Probe],
+    candidates: Sequence[bounds.MatmulPrecision] = CANDIDATES,
 ) -> Measurement:
     """Run ``matmul`` on each probe and grade the results against each candidate's bound."""
-    ratios = dict.fromkeys(candidates, 0.0)
+    ratios: dict[str, float] = dict.fromkeys(candidates, 0.0)
     relative = 0.0
     for probe in probe_set:
         try:
