@@ -21,6 +21,12 @@ import numpy as np
 Matrix = list[list[float]]
 
 
+class _Rows(list):
+    """Float rows that remember their (rows, columns) shape, which an empty list would lose."""
+
+    shape: tuple[int, int]
+
+
 class StepResult(NamedTuple):
     """What one SGD step produces: ``(loss, dL_dx, dL_dw, w_new)``."""
 
@@ -39,19 +45,22 @@ def _shape_of(value: Any) -> tuple[int, ...]:
     return tuple(np.shape(value))
 
 
-def _matrix(name: str, value: Any, meaning: str) -> Matrix:
+def _matrix(name: str, value: Any, meaning: str) -> _Rows:
     """``value`` as a list of float rows, or a ValueError naming ``name`` and its shape."""
     try:
         array = np.asarray(value)
     except Exception as err:  # ragged nested lists and the like
-        raise ValueError(f"{name} must be a 2-D array {meaning}, got {type(value).__name__}") from err
+        raise ValueError(
+            f"{name} must be a 2-D array {meaning}, got {type(value).__name__}"
+        ) from err
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array {meaning}, got shape {array.shape}")
     if array.dtype.kind not in "biuf":
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float), got dtype {array.dtype}"
         )
-    rows: Matrix = array.astype(np.float64).tolist()
+    rows = _Rows(array.astype(np.float64).tolist())
+    rows.shape = (array.shape[0], array.shape[1])
     for r, row in enumerate(rows):
         for c, v in enumerate(row):
             if not math.isfinite(v):
@@ -79,6 +88,8 @@ def _same_shape(name: str, rows: Matrix, other_name: str, other: Matrix) -> None
 
 
 def _dims(rows: Matrix) -> tuple[int, int]:
+    if isinstance(rows, _Rows):
+        return rows.shape
     return (len(rows), len(rows[0]) if rows else 0)
 
 
@@ -147,20 +158,19 @@ def grad_x(dL_do: Any, w: Any) -> np.ndarray:
             f"w has shape {_dims(w_rows)}, but dL_do has shape {(num_data, output_features)}: "
             f"w must be (I, O) with O = {output_features}"
         )
-    do_dx = [[[0.0] * input_features for _ in range(num_data)] for _ in range(output_features)]
-    for i in range(input_features):
-        w_i = w_rows[i]
-        for j in range(output_features):
-            w_ij = w_i[j]
-            do_dx_j = do_dx[j]
-            for d in range(num_data):
-                do_dx_j[d][i] = upstream[d][j] * w_ij
+    # do_dx[j][d][i] = dL_do[d, j] * w[i, j], one (N, I) slab per output j; the comprehension
+    # is the notebook's inner loops over d and i, written so Python runs it at C speed.
+    w_columns = [[w_i[j] for w_i in w_rows] for j in range(output_features)]
+    do_dx = [
+        [[upstream[d][j] * w_ij for w_ij in w_columns[j]] for d in range(num_data)]
+        for j in range(output_features)
+    ]
+    # dL_dx[d, i] = sum_j do_dx[j, d, i], added in order of j (numpy's do_dx.sum(0)).
     dL_dx = [[0.0] * input_features for _ in range(num_data)]
     for j in range(output_features):
+        do_dx_j = do_dx[j]
         for d in range(num_data):
-            dL_dx_d, do_dx_jd = dL_dx[d], do_dx[j][d]
-            for i in range(input_features):
-                dL_dx_d[i] = dL_dx_d[i] + do_dx_jd[i]
+            dL_dx[d] = [total + term for total, term in zip(dL_dx[d], do_dx_j[d], strict=True)]
     return _array(dL_dx, (num_data, input_features))
 
 
@@ -168,7 +178,8 @@ def grad_w(x: Any, dL_do: Any) -> np.ndarray:
     """``dL_dw = x.T @ dL_do``, built as the notebook builds it.
 
     The per-output gradient tensor ``do_dw[i, d, j] = dL_do[d, j] * x[d, i]`` (how example d's
-    output j moves w[i, j]'s loss), then summed over d in order: ``dL_dw[i, j] = sum_d do_dw[i, d, j]``.
+    output j moves w[i, j]'s loss), then summed over d in order:
+    ``dL_dw[i, j] = sum_d do_dw[i, d, j]``.
     ``dL_do`` may be any real upstream gradient, not only +-1.
 
     Args:
@@ -187,19 +198,16 @@ def grad_w(x: Any, dL_do: Any) -> np.ndarray:
             f"dL_do must be (N, O) with N = {num_data}"
         )
     output_features = _dims(upstream)[1]
-    do_dw = [[[0.0] * output_features for _ in range(num_data)] for _ in range(input_features)]
-    for i in range(input_features):
-        do_dw_i = do_dw[i]
-        for j in range(output_features):
-            for d in range(num_data):
-                do_dw_i[d][j] = upstream[d][j] * x_rows[d][i]
+    # do_dw[i][d][j] = dL_do[d, j] * x[d, i], one (N, O) slab per input feature i.
+    do_dw = [
+        [[x_rows[d][i] * upstream_dj for upstream_dj in upstream[d]] for d in range(num_data)]
+        for i in range(input_features)
+    ]
+    # dL_dw[i, j] = sum_d do_dw[i, d, j], added in order of d (numpy's do_dw.sum(1)).
     dL_dw = [[0.0] * output_features for _ in range(input_features)]
     for i in range(input_features):
-        dL_dw_i = dL_dw[i]
         for d in range(num_data):
-            do_dw_id = do_dw[i][d]
-            for j in range(output_features):
-                dL_dw_i[j] = dL_dw_i[j] + do_dw_id[j]
+            dL_dw[i] = [total + term for total, term in zip(dL_dw[i], do_dw[i][d], strict=True)]
     return _array(dL_dw, (input_features, output_features))
 
 
@@ -349,4 +357,3 @@ def _named_forward(h: np.ndarray, w2: Any, w_name: str, h_name: str) -> np.ndarr
             f"{w_name} must be (H, O) with H = {h.shape[1]}"
         )
     return forward(h, w2)
-

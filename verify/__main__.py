@@ -1,7 +1,7 @@
 """``python -m verify`` (the seed walk-through) and its subcommands.
 
-    python -m verify                 the seed notebook, by all three implementations
-    python -m verify check SPEC ...  check another implementation (``--help`` for options)
+python -m verify                 the seed notebook, by all three implementations
+python -m verify check SPEC ...  check another implementation (``--help`` for options)
 """
 
 from __future__ import annotations

@@ -53,7 +53,5 @@ def autodiff_chain(x, w1, w2, target, *, precision: Precision = DEFAULT_PRECISIO
 
     loss, (dL_dx, dL_dw1, dL_dw2) = jax.value_and_grad(objective, argnums=(0, 1, 2))(x, w1, w2)
     h = jnp.matmul(x, w1, precision=precision)
-    dL_dh = jax.grad(
-        lambda h: jnp.sum(jnp.abs(jnp.matmul(h, w2, precision=precision) - target))
-    )(h)
+    dL_dh = jax.grad(lambda h: jnp.sum(jnp.abs(jnp.matmul(h, w2, precision=precision) - target)))(h)
     return ChainResult(loss=loss, dL_dx=dL_dx, dL_dw1=dL_dw1, dL_dh=dL_dh, dL_dw2=dL_dw2)

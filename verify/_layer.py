@@ -60,7 +60,10 @@ def _contract(a, b, a_axis: int, b_axis: int, precision: Precision) -> Array:
 
 @partial(jax.jit, static_argnames="precision")
 def forward(
-    x: Float[ArrayLike, "N I"], w: Float[ArrayLike, "I O"], *, precision: Precision = DEFAULT_PRECISION
+    x: Float[ArrayLike, "N I"],
+    w: Float[ArrayLike, "I O"],
+    *,
+    precision: Precision = DEFAULT_PRECISION,
 ) -> Float[Array, "N O"]:
     """``output = x @ w``: ``output[d, j] = sum_i x[d, i] * w[i, j]``.
 
@@ -74,7 +77,9 @@ def forward(
     """
     _check_matrix("x", x, "(N, I)")
     _check_matrix("w", w, "(I, O)")
-    _check_dims("w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)")
+    _check_dims(
+        "w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)"
+    )
     return _contract(x, w, 1, 0, precision)
 
 
@@ -94,7 +99,9 @@ def l1_loss(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) ->
 
 
 @jax.jit
-def loss_grad(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) -> Float[Array, "N O"]:
+def loss_grad(
+    output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]
+) -> Float[Array, "N O"]:
     """``dL_do = +1 where output > target, -1 otherwise`` (the notebook's ``(o > t) * 2 - 1``).
 
     At a tie the notebook's -1 (any value in [-1, 1] is a valid subgradient). NaN in
@@ -117,7 +124,10 @@ def loss_grad(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) 
 
 @partial(jax.jit, static_argnames="precision")
 def grad_x(
-    dL_do: Float[ArrayLike, "N O"], w: Float[ArrayLike, "I O"], *, precision: Precision = DEFAULT_PRECISION
+    dL_do: Float[ArrayLike, "N O"],
+    w: Float[ArrayLike, "I O"],
+    *,
+    precision: Precision = DEFAULT_PRECISION,
 ) -> Float[Array, "N I"]:
     """``dL_dx = dL_do @ w.T``: ``dL_dx[d, i] = sum_j dL_do[d, j] * w[i, j]``.
 
@@ -133,14 +143,21 @@ def grad_x(
     _check_matrix("dL_do", dL_do, "(N, O)")
     _check_matrix("w", w, "(I, O)")
     _check_dims(
-        "w", jnp.shape(w), 1, jnp.shape(dL_do)[1], f"dL_do has shape {jnp.shape(dL_do)}: w must be (I, O)"
+        "w",
+        jnp.shape(w),
+        1,
+        jnp.shape(dL_do)[1],
+        f"dL_do has shape {jnp.shape(dL_do)}: w must be (I, O)",
     )
     return _contract(dL_do, w, 1, 1, precision)
 
 
 @partial(jax.jit, static_argnames="precision")
 def grad_w(
-    x: Float[ArrayLike, "N I"], dL_do: Float[ArrayLike, "N O"], *, precision: Precision = DEFAULT_PRECISION
+    x: Float[ArrayLike, "N I"],
+    dL_do: Float[ArrayLike, "N O"],
+    *,
+    precision: Precision = DEFAULT_PRECISION,
 ) -> Float[Array, "I O"]:
     """``dL_dw = x.T @ dL_do``: ``dL_dw[i, j] = sum_d x[d, i] * dL_do[d, j]``.
 
@@ -156,13 +173,19 @@ def grad_w(
     _check_matrix("x", x, "(N, I)")
     _check_matrix("dL_do", dL_do, "(N, O)")
     _check_dims(
-        "dL_do", jnp.shape(dL_do), 0, jnp.shape(x)[0], f"x has shape {jnp.shape(x)}: dL_do must be (N, O)"
+        "dL_do",
+        jnp.shape(dL_do),
+        0,
+        jnp.shape(x)[0],
+        f"x has shape {jnp.shape(x)}: dL_do must be (N, O)",
     )
     return _contract(x, dL_do, 0, 0, precision)
 
 
 @jax.jit
-def update(w: Float[ArrayLike, "I O"], dL_dw: Float[ArrayLike, "I O"], lr: ArrayLike) -> Float[Array, "I O"]:
+def update(
+    w: Float[ArrayLike, "I O"], dL_dw: Float[ArrayLike, "I O"], lr: ArrayLike
+) -> Float[Array, "I O"]:
     """``w_new = w - lr * dL_dw`` (one SGD step; the notebook's lr is 0.01).
 
     Args:

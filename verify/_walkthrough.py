@@ -117,38 +117,66 @@ def _side_by_side(name: str, columns: list[tuple[str, object]], out: TextIO) -> 
     blocks = [(label, _format(value)) for label, value in columns]
     width = [max(len(label), *(len(line) for line in lines)) for label, lines in blocks]
     print(f"\n{name}", file=out)
-    print("  " + "   ".join(label.ljust(w) for (label, _), w in zip(blocks, width, strict=True)), file=out)
+    print(
+        "  " + "   ".join(label.ljust(w) for (label, _), w in zip(blocks, width, strict=True)),
+        file=out,
+    )
     for row in range(max(len(lines) for _, lines in blocks)):
         cells = [lines[row] if row < len(lines) else "" for _, lines in blocks]
         print("  " + "   ".join(c.ljust(w) for c, w in zip(cells, width, strict=True)), file=out)
 
 
-def compare(results: dict[str, Quantities]) -> list[str]:
+#: Quantities that are integers in the seed: exact in any order, so compared bit for bit.
+EXACT_FIELDS = ("output", "dL_do", "dL_dx", "dL_dw")
+
+
+def compare(results: dict[str, Quantities], data: SeedData) -> list[str]:
     """Disagreements between the implementations and with the notebook's printed numbers.
 
-    The seed has no ties (true_value is continuous), so every quantity must agree bit for bit in
-    float64: the integer ones are exact and the sums are formed in the same order.
+    The integer quantities must agree bit for bit. L, w_updated and L_updated are float64 sums
+    whose order may differ by backend; they must lie within the float64 error bound
+    (``verify.bounds``) of the notebook's values. On CPU they agree bit for bit as well.
     """
+    from . import bounds
+
     problems = []
-    names = list(results)
-    first = results[names[0]]
-    for name in names[1:]:
-        for field in Quantities._fields:
-            a, b = np.asarray(getattr(first, field)), np.asarray(getattr(results[name], field))
-            if a.shape != b.shape or not np.array_equal(a, b):
-                problems.append(f"{field}: {names[0]} and {name} differ")
     for name, got in results.items():
-        if got.L != SEED_LOSS:
-            problems.append(f"{name}: L = {got.L!r}, but the notebook printed {SEED_LOSS!r}")
-        if got.L_updated != SEED_LOSS_UPDATED:
-            problems.append(
-                f"{name}: L_updated = {got.L_updated!r}, but the notebook printed {SEED_LOSS_UPDATED!r}"
-            )
+        for field in EXACT_FIELDS:
+            expected = np.asarray(getattr(results["loop reference"], field))
+            if not np.array_equal(np.asarray(getattr(got, field)), expected):
+                problems.append(f"{field}: {name} differs from the loop reference")
         if not np.array_equal(got.dL_dx, SEED_DL_DX):
             problems.append(f"{name}: dL_dx differs from the notebook's")
         if not np.array_equal(got.dL_dw, SEED_DL_DW):
             problems.append(f"{name}: dL_dw differs from the notebook's")
+        exact_output = bounds.Bound(np.asarray(got.output, np.float64), np.zeros(got.output.shape))
+        loss = bounds.loss_bound(exact_output, data.true_value, bounds.FLOAT64)
+        loss_ok = loss.ratio(got.L) <= 1 and abs(got.L - SEED_LOSS) <= loss.radius
+        if not loss_ok:
+            problems.append(f"{name}: L = {got.L!r}, but the notebook printed {SEED_LOSS!r}")
+        w_new = bounds.update_bound(data.w, got.dL_dw, SEED_LR, bounds.FLOAT64)
+        if not np.all(w_new.ratio(got.w_updated) <= 1):
+            problems.append(f"{name}: w_updated is outside the float64 bound of w - lr * dL_dw")
+        updated = bounds.loss_bound(
+            bounds.forward_bound(data.x, got.w_updated, bounds.FLOAT64),
+            data.true_value,
+            bounds.FLOAT64,
+        )
+        if abs(got.L_updated - SEED_LOSS_UPDATED) > updated.radius:
+            problems.append(
+                f"{name}: L_updated = {got.L_updated!r}, "
+                f"but the notebook printed {SEED_LOSS_UPDATED!r}"
+            )
     return problems
+
+
+def _bitwise(results: dict[str, Quantities]) -> bool:
+    return all(
+        got.L == SEED_LOSS and got.L_updated == SEED_LOSS_UPDATED for got in results.values()
+    ) and all(
+        np.array_equal(got.w_updated, results["loop reference"].w_updated)
+        for got in results.values()
+    )
 
 
 def main(out: TextIO = sys.stdout) -> int:
@@ -162,7 +190,10 @@ def main(out: TextIO = sys.stdout) -> int:
         "jitted JAX": jax_quantities(data),
         "jax.grad": autodiff_quantities(data),
     }
-    print("crosscheck: the seed notebook's dense layer, L1 loss and one SGD step (lr = 0.01)", file=out)
+    print(
+        "crosscheck: the seed notebook's dense layer, L1 loss and one SGD step (lr = 0.01)",
+        file=out,
+    )
     print(f"backend: {jax.default_backend()}, float64", file=out)
     _side_by_side("x (num_data=3, input_features=2)", [("", data.x)], out)
     _side_by_side("w (input_features=2, output_features=4)", [("", data.w)], out)
@@ -175,14 +206,15 @@ def main(out: TextIO = sys.stdout) -> int:
         "the seed has no ties, so all three agree",
         file=out,
     )
-    problems = compare(results)
+    problems = compare(results, data)
     for problem in problems:
         print(f"  MISMATCH {problem}", file=out)
     if problems:
         print(f"\nverdict: FAIL, {len(problems)} mismatch(es)", file=out)
         return 1
+    how = "bit for bit" if _bitwise(results) else "within the float64 error bound"
     print(
-        f"\nverdict: OK, all three agree bit for bit with the notebook "
+        f"\nverdict: OK, all three agree {how} with the notebook "
         f"(L = {SEED_LOSS!r} -> L_updated = {SEED_LOSS_UPDATED!r})",
         file=out,
     )

@@ -1,0 +1,58 @@
+"""One comparison helper for the tests, one message style.
+
+``assert_within`` fails with ``dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06)
+[grad_w(x: (5, 4), dL_do: (5, 3))]``: the element, the value, the centre of the admissible set,
+its radius, and the call that produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from verify.bounds import Bound
+
+
+def describe_call(function: str, **arrays: Any) -> str:
+    shapes = ", ".join(f"{name}: {np.shape(value)}" for name, value in arrays.items())
+    return f"{function}({shapes})"
+
+
+def assert_within(name: str, actual: Any, bound: Bound, call: str) -> float:
+    """Assert ``|actual - bound.center| <= bound.radius`` everywhere; return the worst ratio."""
+    __tracebackhide__ = True
+    actual = np.asarray(actual, dtype=np.float64)
+    if actual.shape != bound.center.shape:
+        raise AssertionError(
+            f"{name}.shape = {actual.shape}, but should be {bound.center.shape} [{call}]"
+        )
+    ratio = np.asarray(bound.ratio(actual))
+    if ratio.size == 0:
+        return 0.0
+    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    if ratio[worst] > 1.0:
+        where = f"[{', '.join(map(str, worst))}]" if worst else ""
+        raise AssertionError(
+            f"{name}{where} = {actual[worst]!r}, but should be {bound.center[worst]!r} "
+            f"(bound {bound.radius[worst]:.3g}, error {ratio[worst]:.3g}x the bound) [{call}]"
+        )
+    return float(ratio[worst])
+
+
+def assert_bitwise(name: str, actual: Any, expected: Any, call: str) -> None:
+    """Assert exact equality (values and shape; +0.0 == -0.0) for exact-mode results."""
+    __tracebackhide__ = True
+    actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if actual.shape != expected.shape:
+        raise AssertionError(
+            f"{name}.shape = {actual.shape}, but should be {expected.shape} [{call}]"
+        )
+    differ = actual != expected
+    if differ.any():
+        worst = np.unravel_index(int(np.argmax(differ)), differ.shape)
+        where = f"[{', '.join(map(str, worst))}]" if worst else ""
+        raise AssertionError(
+            f"{name}{where} = {actual[worst]!r}, but should be exactly {expected[worst]!r} "
+            f"({int(differ.sum())} of {differ.size} elements differ) [{call}]"
+        )

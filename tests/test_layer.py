@@ -1,0 +1,441 @@
+"""verify._layer (and the jax.grad oracle beside it) cross-checked against the loop reference.
+
+Float mode: every result must lie in the error model's admissible set around the loop
+reference's float64 result (``verify.bounds``, kink-aware). Exact mode: bit for bit.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import reference
+import verify
+from tests.conftest import examples
+from tests.helpers import assert_bitwise, assert_within, describe_call
+from verify import bounds
+from verify.strategies import (
+    LayerInputs,
+    exact_layer_inputs,
+    layer_inputs,
+    layer_shapes,
+    upstream_gradients,
+)
+
+DTYPES = (np.float32, np.float64)
+
+
+def loop_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The bounds' float64 centres from the loop reference, so the reference is cross-checked."""
+    return reference.forward(a, b)
+
+
+def float_cases() -> st.SearchStrategy[LayerInputs]:
+    return st.sampled_from(DTYPES).flatmap(lambda dtype: layer_inputs(dtype=dtype))
+
+
+def full_precision(case: LayerInputs) -> bounds.Arithmetic:
+    return bounds.arithmetic(case.x.dtype)
+
+
+def step_call(case: LayerInputs, name: str = "step") -> str:
+    return describe_call(name, x=case.x, w=case.w, target=case.target) + f" lr={case.lr}"
+
+
+def assert_step_within(result, case: LayerInputs, arith: bounds.Arithmetic, name: str) -> None:
+    """Every output of one step inside its bound, and w_new consistent with the step's own dL_dw."""
+    __tracebackhide__ = True
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, matmul=loop_matmul)
+    call = step_call(case, name)
+    assert_within("loss", result.loss, expected.loss, call)
+    assert_within("dL_dx", result.dL_dx, expected.dL_dx, call)
+    assert_within("dL_dw", result.dL_dw, expected.dL_dw, call)
+    assert_within("w_new", result.w_new, expected.w_new, call)
+    own_update = bounds.update_bound(case.w, np.asarray(result.dL_dw), case.lr, arith)
+    assert_within("w_new", result.w_new, own_update, call + " vs its own dL_dw")
+
+
+# ------------------------------------------------------------------------------------------
+# The seed table: the notebook's numbers from all three implementations.
+# ------------------------------------------------------------------------------------------
+
+
+def test_seed_table_from_all_three() -> None:
+    from verify._walkthrough import (
+        SEED_DL_DW,
+        SEED_DL_DX,
+        SEED_LOSS,
+        SEED_LOSS_UPDATED,
+        SEED_LR,
+        seed_data,
+    )
+
+    data = seed_data()
+    steps = {
+        "reference": reference.step(data.x, data.w, data.true_value, SEED_LR),
+        "verify": verify.step(data.x, data.w, data.true_value, SEED_LR),
+        "jax.grad": verify.autodiff_step(data.x, data.w, data.true_value, SEED_LR),
+    }
+    for name, result in steps.items():
+        assert float(result.loss) == SEED_LOSS, name
+        # The gradients are integers: exact in any order, so bitwise.
+        np.testing.assert_array_equal(np.asarray(result.dL_dx), SEED_DL_DX, err_msg=name)
+        np.testing.assert_array_equal(np.asarray(result.dL_dw), SEED_DL_DW, err_msg=name)
+        loss_updated = reference.l1_loss(
+            reference.forward(data.x, np.asarray(result.w_new)), data.true_value
+        )
+        assert loss_updated == SEED_LOSS_UPDATED, name
+
+
+# ------------------------------------------------------------------------------------------
+# Float mode: within the error model.
+# ------------------------------------------------------------------------------------------
+
+
+@examples(150)
+@given(case=float_cases())
+def test_step_within_bound(case: LayerInputs) -> None:
+    arith = full_precision(case)
+    assert_step_within(
+        verify.step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
+    )
+
+
+@examples(150)
+@given(case=float_cases())
+def test_autodiff_step_within_bound(case: LayerInputs) -> None:
+    arith = full_precision(case)
+    result = verify.autodiff_step(case.x, case.w, case.target, case.lr)
+    assert_step_within(result, case, arith, "autodiff_step")
+
+
+@examples(100)
+@given(case=float_cases())
+def test_reference_step_within_float64_bound(case: LayerInputs) -> None:
+    # The loop reference against the model with numpy's float64 matmul as the centre: the loops
+    # computed in float64 in their own order, numpy in BLAS order, both within gamma_K(2^-53).
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, bounds.FLOAT64)
+    result = reference.step(case.x, case.w, case.target, case.lr)
+    call = step_call(case, "reference.step")
+    assert_within("loss", result.loss, expected.loss, call)
+    assert_within("dL_dx", result.dL_dx, expected.dL_dx, call)
+    assert_within("dL_dw", result.dL_dw, expected.dL_dw, call)
+    assert_within("w_new", result.w_new, expected.w_new, call)
+
+
+@examples(100)
+@given(case=float_cases(), data=st.data())
+def test_pieces_within_bound(case: LayerInputs, data: st.DataObject) -> None:
+    arith = full_precision(case)
+    x, w, target = case.x, case.w, case.target
+    n, _, o = case.shape
+    output = verify.forward(x, w)
+    assert_within(
+        "output",
+        output,
+        bounds.forward_bound(x, w, arith, matmul=loop_matmul),
+        describe_call("forward", x=x, w=w),
+    )
+    # loss and loss_grad on the same (output, target) pair the implementation sees
+    output_np = np.asarray(output)
+    exact_output = bounds.Bound(output_np.astype(np.float64), np.zeros(output_np.shape))
+    assert_within(
+        "L",
+        verify.l1_loss(output_np, target),
+        bounds.loss_bound(exact_output, target, arith),
+        describe_call("l1_loss", output=output_np, target=target),
+    )
+    # The sign is determined wherever |output - target| exceeds what flush-to-zero can erase
+    # (XLA on CPU flushes subnormals inside operations); below that, [-1, 1] is admissible.
+    determined = np.abs(output_np.astype(np.float64) - target) > arith.tiny
+    jax_dL_do = np.asarray(verify.loss_grad(output_np, target))
+    np.testing.assert_array_equal(
+        jax_dL_do[determined], reference.loss_grad(output_np, target)[determined]
+    )
+    assert np.all(np.abs(jax_dL_do) <= 1)
+    # non-unit upstream gradients: a bug that ignores or rescales dL_do must not survive
+    dL_do = data.draw(upstream_gradients((n, o), dtype=case.x.dtype), label="dL_do")
+    assert_within(
+        "dL_dx",
+        verify.grad_x(dL_do, w),
+        bounds.grad_x_bound(dL_do, w, arith, matmul=loop_matmul),
+        describe_call("grad_x", dL_do=dL_do, w=w),
+    )
+    assert_within(
+        "dL_dw",
+        verify.grad_w(x, dL_do),
+        bounds.grad_w_bound(x, dL_do, arith, matmul=loop_matmul),
+        describe_call("grad_w", x=x, dL_do=dL_do),
+    )
+    dL_dw = np.asarray(verify.grad_w(x, dL_do))
+    assert_within(
+        "w_new",
+        verify.update(w, dL_dw, case.lr),
+        bounds.update_bound(w, dL_dw, case.lr, arith),
+        describe_call("update", w=w, dL_dw=dL_dw) + f" lr={case.lr}",
+    )
+
+
+@pytest.mark.parametrize("precision", ["highest", "high", "default"])
+def test_precision_settings_on_this_backend(precision: str) -> None:
+    """Each precision setting is within the bound of the arithmetic it claims on this backend."""
+    claimed = {
+        ("cpu", "highest"): "float32",
+        ("cpu", "high"): "float32",
+        ("cpu", "default"): "float32",
+        ("gpu", "highest"): "float32",
+        ("gpu", "high"): "tf32",
+        ("gpu", "default"): "tf32",
+        ("tpu", "highest"): "bf16_6x",
+        ("tpu", "high"): "bf16_3x",
+        ("tpu", "default"): "bf16",
+    }[(jax.default_backend(), precision)]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((64, 129)).astype(np.float32)
+    w = rng.standard_normal((129, 31)).astype(np.float32)
+    target = (x.astype(np.float64) @ w + rng.standard_normal((64, 31))).astype(np.float32)
+    case = LayerInputs(x, w, target, 0.01, "normal")
+    arith = bounds.arithmetic(np.float32, claimed)
+    result = verify.step(x, w, target, 0.01, precision=precision)
+    assert_step_within(result, case, arith, f"verify.step(precision={precision!r})")
+
+
+# ------------------------------------------------------------------------------------------
+# Exact mode: integer data, half-integer targets, power-of-two lr -> bit for bit.
+# ------------------------------------------------------------------------------------------
+
+
+def exact_cases(max_size: int = 1 << 16) -> st.SearchStrategy[LayerInputs]:
+    shapes = layer_shapes(max_size=max_size)
+    return st.sampled_from(DTYPES).flatmap(lambda d: exact_layer_inputs(dtype=d, shapes=shapes))
+
+
+def assert_steps_bitwise(result, expected, case: LayerInputs, name: str) -> None:
+    __tracebackhide__ = True
+    call = step_call(case, name)
+    for field in ("loss", "dL_dx", "dL_dw", "w_new"):
+        assert_bitwise(field, getattr(result, field), getattr(expected, field), call)
+
+
+@examples(150)
+@given(case=exact_cases())
+def test_exact_mode_bitwise(case: LayerInputs) -> None:
+    expected = reference.step(case.x, case.w, case.target, case.lr)
+    assert_steps_bitwise(
+        verify.step(case.x, case.w, case.target, case.lr), expected, case, "verify.step"
+    )
+    assert_steps_bitwise(
+        verify.autodiff_step(case.x, case.w, case.target, case.lr), expected, case, "autodiff_step"
+    )
+    assert_bitwise(
+        "output", verify.forward(case.x, case.w), reference.forward(case.x, case.w), "forward"
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_exact_mode_bitwise_at_a_few_hundred(dtype) -> None:
+    """One step at 300 x 257 x 211 against the loops themselves (26 million multiply-adds)."""
+    rng = np.random.default_rng(300)
+    x = rng.integers(-4, 5, size=(300, 257)).astype(dtype)
+    w = rng.integers(-4, 5, size=(257, 211)).astype(dtype)
+    output = x.astype(np.float64) @ w
+    target = (output + rng.choice([-1.5, -0.5, 0.5, 1.5], size=output.shape)).astype(dtype)
+    case = LayerInputs(x, w, target, 2.0**-6, "exact")
+    expected = reference.step(x, w, target, case.lr)
+    assert_steps_bitwise(
+        reference.fast.step(x, w, target, case.lr), expected, case, "reference.fast"
+    )
+    assert_steps_bitwise(verify.step(x, w, target, case.lr), expected, case, "verify.step")
+    assert_steps_bitwise(
+        verify.autodiff_step(x, w, target, case.lr), expected, case, "autodiff_step"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Ties: legal inputs, generated on purpose.
+# ------------------------------------------------------------------------------------------
+
+
+def test_tie_conventions_are_the_documented_ones() -> None:
+    output = np.array([[0.0, 1.0, -2.0, 0.0]])
+    target = np.array([[0.0, 1.0, -2.0, -0.0]])
+    assert np.all(reference.loss_grad(output, target) == reference.TIE_CONVENTION)
+    assert np.all(np.asarray(verify.loss_grad(output, target)) == verify.TIE_CONVENTION)
+    jax_dL_do = jax.grad(lambda o: jax.numpy.sum(jax.numpy.abs(o - target)))(output)
+    assert np.all(np.asarray(jax_dL_do) == 1.0)
+
+
+@examples(100)
+@given(
+    case=st.sampled_from(DTYPES).flatmap(
+        lambda d: layer_inputs(dtype=d, kinds=("integers",), tie_fraction=0.5)
+    )
+)
+def test_ties_admissible_and_no_false_alarm(case: LayerInputs) -> None:
+    """At a tie dL_do may be anything in [-1, 1]; elsewhere all three agree on the sign.
+
+    Integer data: outputs are exact, so ``output == target`` is a true tie (signed zeros
+    included), and jax.grad (+1) and the notebook (-1) disagree there without either being wrong.
+    """
+    output = reference.forward(case.x, case.w)
+    ties = output == case.target
+    jax_output = np.asarray(verify.forward(case.x, case.w))
+    np.testing.assert_array_equal(jax_output, output)
+    jax_dL_do = np.asarray(
+        jax.grad(lambda o: jax.numpy.sum(jax.numpy.abs(o - case.target)))(jax_output)
+    )
+    for name, dL_do in {
+        "reference": reference.loss_grad(output, case.target),
+        "verify": np.asarray(verify.loss_grad(jax_output, case.target)),
+        "jax.grad": jax_dL_do,
+    }.items():
+        assert np.all(np.abs(dL_do[ties]) <= 1), name
+        np.testing.assert_array_equal(
+            dL_do[~ties], np.sign(output - case.target)[~ties], err_msg=name
+        )
+    arith = full_precision(case)
+    assert_step_within(
+        verify.step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
+    )
+    assert_step_within(
+        verify.autodiff_step(case.x, case.w, case.target, case.lr), case, arith, "autodiff_step"
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# The two exact identities (DESIGN.md), in exact arithmetic.
+# ------------------------------------------------------------------------------------------
+
+
+def _loss_at(case: LayerInputs, w: np.ndarray) -> float:
+    return reference.l1_loss(reference.forward(case.x, w), case.target)
+
+
+@examples(80)
+@given(case=exact_cases(max_size=1 << 14))
+def test_convexity_and_no_crossing_identity(case: LayerInputs) -> None:
+    """L(w - lr g) >= L(w) - lr ||g||^2 for a subgradient g; equality when nothing crosses.
+
+    Exact-mode data keeps every quantity a short dyadic rational, so both sides are computed
+    without rounding and compared with no tolerance at all.
+    """
+    for name, step in (("verify.step", verify.step), ("autodiff_step", verify.autodiff_step)):
+        result = step(case.x, case.w, case.target, case.lr)
+        dL_dw = np.asarray(result.dL_dw, dtype=np.float64)
+        loss = _loss_at(case, case.w)
+        assert float(result.loss) == loss, name
+        decrease = case.lr * float(np.sum(dL_dw * dL_dw))
+        assert _loss_at(case, np.asarray(result.w_new)) >= loss - decrease, name
+        # A learning rate small enough that no output moves by 0.5 (the smallest |output -
+        # target| in exact mode): nothing crosses, so the first-order model is exact.
+        movement = float(np.abs(case.x.astype(np.float64) @ dL_dw).max(initial=0.0))
+        small_lr = 2.0 ** -(int(np.ceil(np.log2(max(movement, 1.0)))) + 2)
+        w_small = np.asarray(verify.update(case.w, result.dL_dw, small_lr))
+        small_decrease = small_lr * float(np.sum(dL_dw * dL_dw))
+        assert _loss_at(case, w_small) == loss - small_decrease, name
+
+
+# ------------------------------------------------------------------------------------------
+# The two-layer chain (the notebook's closing note).
+# ------------------------------------------------------------------------------------------
+
+
+@examples(60)
+@given(
+    case=exact_layer_inputs(dtype=np.float64, shapes=layer_shapes(max_size=1 << 12), magnitude=3),
+    hidden=st.sampled_from((1, 3, 8, 17)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_chain_exact(case: LayerInputs, hidden: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    x, w1 = case.x, case.w
+    w2 = rng.integers(-3, 4, size=(w1.shape[1], hidden)).astype(np.float64)
+    output = x @ w1 @ w2
+    target = output + rng.choice([-1.5, -0.5, 0.5, 1.5], size=output.shape)
+    expected = reference.chain(x, w1, w2, target)
+    # The chain is the product: dL_dw1 = x.T @ (dL_do @ w2.T).
+    dL_do = reference.loss_grad(output, target)
+    np.testing.assert_array_equal(expected.dL_dw1, reference.grad_w(x, reference.grad_x(dL_do, w2)))
+    call = describe_call("chain", x=x, w1=w1, w2=w2, target=target)
+    for name, result in (
+        ("verify.chain", verify.chain(x, w1, w2, target)),
+        ("autodiff_chain", verify.autodiff_chain(x, w1, w2, target)),
+    ):
+        for field in expected._fields:
+            assert_bitwise(
+                field, getattr(result, field), getattr(expected, field), f"{name} {call}"
+            )
+
+
+# ------------------------------------------------------------------------------------------
+# Bad inputs: clear errors at trace time; non-finite values propagate (documented).
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: verify.forward(np.ones((3, 2)), np.ones((3, 4))),
+            r"w has shape \(3, 4\), but x has shape \(3, 2\)",
+        ),
+        (
+            lambda: verify.forward(np.ones(3), np.ones((3, 4))),
+            r"x must be a 2-D array \(N, I\), got shape \(3,\)",
+        ),
+        (
+            lambda: verify.grad_x(np.ones((3, 4)), np.ones((2, 5))),
+            r"w has shape \(2, 5\), but dL_do has shape \(3, 4\)",
+        ),
+        (
+            lambda: verify.grad_w(np.ones((3, 2)), np.ones((4, 4))),
+            r"dL_do has shape \(4, 4\), but x has shape \(3, 2\)",
+        ),
+        (
+            lambda: verify.l1_loss(np.ones((3, 4)), np.ones((4, 3))),
+            r"target has shape \(4, 3\), but should match output \(3, 4\)",
+        ),
+        (
+            lambda: verify.update(np.ones((2, 4)), np.ones((4, 2)), 0.1),
+            r"dL_dw has shape \(4, 2\), but should match w \(2, 4\)",
+        ),
+        (
+            lambda: verify.update(np.ones((2, 4)), np.ones((2, 4)), np.ones(2)),
+            r"lr must be a scalar, got shape \(2,\)",
+        ),
+        (
+            lambda: verify.step(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 5)), 0.1),
+            r"target has shape \(3, 5\), but should be \(N, O\) = \(3, 4\)",
+        ),
+    ],
+    ids=[
+        "forward-inner",
+        "forward-rank",
+        "grad_x",
+        "grad_w",
+        "loss",
+        "update",
+        "update-lr",
+        "step-target",
+    ],
+)
+def test_bad_shapes_name_the_argument(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_non_finite_values_propagate() -> None:
+    """verify cannot raise on values under jit: NaN and inf propagate to every result they touch."""
+    x = np.array([[1.0, np.nan], [2.0, 3.0]])
+    w = np.ones((2, 2))
+    target = np.zeros((2, 2))
+    result = verify.step(x, w, target, 0.1)
+    assert np.isnan(result.loss)
+    assert np.isnan(np.asarray(verify.loss_grad(verify.forward(x, w), target))[0]).all()
+    assert np.isnan(np.asarray(result.dL_dw)).any()
+    assert np.isfinite(np.asarray(verify.forward(x, w))[1]).all()  # the clean row stays clean
+    inf_target = np.array([[np.inf, 0.0], [0.0, 0.0]])
+    assert np.isinf(verify.l1_loss(np.zeros((2, 2)), inf_target))

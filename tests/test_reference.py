@@ -1,0 +1,199 @@
+"""reference/: the loop reference against the notebook, numpy, its fast twin and bad input."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import reference
+from tests.conftest import examples
+from tests.helpers import assert_bitwise, assert_within, describe_call
+from verify import bounds
+from verify.strategies import LayerInputs, exact_layer_inputs, layer_shapes
+
+
+def test_never_imports_jax() -> None:
+    """The ground truth must not share code with what it checks."""
+    for path in Path(reference.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(name.split(".")[0] in ("jax", "jaxlib", "verify") for name in names), (
+                path
+            )
+
+
+def test_notebook_cells() -> None:
+    """The notebook's printed intermediate arrays, cell by cell."""
+    x = np.array([[4, 0], [3, 3], [3, 1]])
+    w = np.array([[0, 1, -1, 1], [-1, -1, -1, 1]])
+    output = reference.forward(x, w)
+    np.testing.assert_array_equal(output, [[0, 4, -4, 4], [-3, 0, -6, 6], [-1, 2, -4, 4]])
+    dL_do = np.array([[1, 1, -1, 1], [-1, 1, -1, 1], [-1, 1, -1, 1]], dtype=float)
+    np.testing.assert_array_equal(reference.grad_x(dL_do, w), [[3, 0], [3, 2], [3, 2]])
+    np.testing.assert_array_equal(reference.grad_w(x, dL_do), [[-2, 10, -10, 10], [-4, 4, -4, 4]])
+    np.testing.assert_array_equal(
+        reference.update(w, reference.grad_w(x, dL_do), 0.01),
+        w - reference.grad_w(x, dL_do) * 0.01,
+    )
+
+
+@examples(60)
+@given(case=exact_layer_inputs(dtype=np.float64, shapes=layer_shapes(max_size=1 << 14)))
+def test_fast_twin_is_bitwise_on_exact_data(case: LayerInputs) -> None:
+    """reference.fast (float64 BLAS) equals the loops bit for bit where the data is exact."""
+    assert reference.fast.exactness_margin(case.x, case.w, case.target) > 0
+    loops = reference.step(case.x, case.w, case.target, case.lr)
+    fast = reference.fast.step(case.x, case.w, case.target, case.lr)
+    call = describe_call("reference.fast.step", x=case.x, w=case.w, target=case.target)
+    for field in loops._fields:
+        assert_bitwise(field, getattr(fast, field), getattr(loops, field), call)
+
+
+def test_loops_are_float64_accurate() -> None:
+    """On random float64 data the loops sit inside the float64 bound around numpy's matmul."""
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((31, 64)), rng.standard_normal((64, 13))
+    dL_do = rng.standard_normal((31, 13))
+    arith = bounds.FLOAT64
+    assert_within("output", reference.forward(x, w), bounds.forward_bound(x, w, arith), "forward")
+    assert_within(
+        "dL_dx", reference.grad_x(dL_do, w), bounds.grad_x_bound(dL_do, w, arith), "grad_x"
+    )
+    assert_within(
+        "dL_dw", reference.grad_w(x, dL_do), bounds.grad_w_bound(x, dL_do, arith), "grad_w"
+    )
+
+
+def test_upstream_is_not_assumed_unit() -> None:
+    x = np.array([[1.0, 2.0]])
+    w = np.array([[3.0], [5.0]])
+    dL_do = np.array([[0.25]])
+    np.testing.assert_array_equal(reference.grad_x(dL_do, w), [[0.75, 1.25]])
+    np.testing.assert_array_equal(reference.grad_w(x, dL_do), [[0.25], [0.5]])
+
+
+def test_chain_is_the_product() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.integers(-3, 4, size=(5, 4)).astype(float)
+    w1 = rng.integers(-3, 4, size=(4, 3)).astype(float)
+    w2 = rng.integers(-3, 4, size=(3, 2)).astype(float)
+    target = x @ w1 @ w2 + 0.5
+    result = reference.chain(x, w1, w2, target)
+    dL_do = reference.loss_grad(x @ w1 @ w2, target)
+    np.testing.assert_array_equal(result.dL_dh, dL_do @ w2.T)
+    np.testing.assert_array_equal(result.dL_dw1, x.T @ (dL_do @ w2.T))
+    np.testing.assert_array_equal(result.dL_dx, (dL_do @ w2.T) @ w1.T)
+    np.testing.assert_array_equal(result.dL_dw2, (x @ w1).T @ dL_do)
+
+
+def test_ties_take_the_notebooks_minus_one() -> None:
+    output = np.array([[0.0, 1.0, 2.0]])
+    np.testing.assert_array_equal(
+        reference.loss_grad(output, np.array([[-0.0, 1.0, 3.0]])), [[-1.0, -1.0, -1.0]]
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: reference.forward(np.ones((3, 2)), np.ones((3, 4))),
+            ValueError,
+            r"w has shape \(3, 4\), but x has shape \(3, 2\): w must be \(I, O\) with I = 2",
+        ),
+        (
+            lambda: reference.forward(np.ones(3), np.ones((3, 4))),
+            ValueError,
+            r"x must be a 2-D array \(N, I\), got shape \(3,\)",
+        ),
+        (
+            lambda: reference.forward(np.ones((1, 2, 3)), np.ones((3, 4))),
+            ValueError,
+            r"x must be a 2-D array \(N, I\), got shape \(1, 2, 3\)",
+        ),
+        (
+            lambda: reference.grad_x(np.ones((3, 4)), np.ones((2, 5))),
+            ValueError,
+            r"w has shape \(2, 5\), but dL_do has shape \(3, 4\)",
+        ),
+        (
+            lambda: reference.grad_w(np.ones((3, 2)), np.ones((4, 4))),
+            ValueError,
+            r"dL_do has shape \(4, 4\), but x has shape \(3, 2\)",
+        ),
+        (
+            lambda: reference.l1_loss(np.ones((3, 4)), np.ones((4, 3))),
+            ValueError,
+            r"target has shape \(4, 3\), but should match output \(3, 4\)",
+        ),
+        (
+            lambda: reference.update(np.ones((2, 4)), np.ones((2, 4)), np.ones(2)),
+            ValueError,
+            r"lr must be a scalar, got shape \(2,\)",
+        ),
+        (
+            lambda: reference.update(np.ones((2, 4)), np.ones((2, 4)), float("nan")),
+            ValueError,
+            r"lr = nan: must be finite",
+        ),
+        (
+            lambda: reference.step(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 5)), 0.1),
+            ValueError,
+            r"target has shape \(3, 5\), but should be \(N, O\) = \(3, 4\)",
+        ),
+        (
+            lambda: reference.forward(np.array([[1.0, np.inf]]), np.ones((2, 1))),
+            ValueError,
+            r"x\[0, 1\] = inf: the reference needs finite values",
+        ),
+        (
+            lambda: reference.loss_grad(np.array([[np.nan]]), np.zeros((1, 1))),
+            ValueError,
+            r"output\[0, 0\] = nan",
+        ),
+        (
+            lambda: reference.forward(np.array([["a"]]), np.ones((1, 1))),
+            TypeError,
+            r"x must hold real numbers \(bool, int or float\), got dtype <U1",
+        ),
+        (
+            lambda: reference.forward([[1.0, 2.0], [3.0]], np.ones((2, 1))),
+            ValueError,
+            r"x must be a 2-D array",
+        ),
+    ],
+    ids=[
+        "forward-inner",
+        "forward-rank1",
+        "forward-rank3",
+        "grad_x",
+        "grad_w",
+        "loss",
+        "lr-shape",
+        "lr-nan",
+        "step-target",
+        "inf",
+        "nan",
+        "strings",
+        "ragged",
+    ],
+)
+def test_bad_input_names_the_argument(call, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_empty_dimensions_keep_their_shape() -> None:
+    assert reference.forward(np.ones((2, 0)), np.ones((0, 3))).tolist() == [[0.0] * 3] * 2
+    assert reference.grad_x(np.ones((2, 3)), np.ones((0, 3))).shape == (2, 0)
+    assert reference.grad_w(np.ones((2, 0)), np.ones((2, 3))).shape == (0, 3)
