@@ -116,3 +116,31 @@ def check_exact(
     mismatches, first = compare_exact(result, expected)
     shape = (case.x.shape[0], case.x.shape[1], case.w.shape[1])
     return ExactReport(shape, mismatches, first, step_seconds, reference_seconds)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m verify._exact --size 2048``: verify.step at size^3, bit for bit, timed."""
+    import argparse
+
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from . import _layer
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    case = exact_inputs((args.size,) * 3, seed=args.seed)
+    check_exact(_layer.step, 0, 0, 0, inputs=case)  # the first call compiles at this size
+    report = check_exact(_layer.step, 0, 0, 0, inputs=case)
+    verdict = "bit for bit" if report.ok else f"MISMATCH: {report.first}"
+    print(
+        f"exact mode {report.shape}: {verdict}; verify.step {report.step_seconds:.2f} s, "
+        f"reference.fast {report.reference_seconds:.2f} s"
+    )
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
