@@ -1,0 +1,204 @@
+"""The oracle against its zoo: every mutant caught with the right diagnosis, every correct
+implementation passing, across three seeds; loading, options and the report."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import reference
+import verify
+from tests import zoo
+from verify._cases import Case, Options
+from verify._loading import ContractError, as_candidate, load, spec_of
+from verify._oracle import run_case
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("mutant", zoo.ZOO, ids=lambda m: m.name)
+def test_every_mutant_is_caught_with_its_diagnosis(mutant: zoo.Mutant, seed: int) -> None:
+    report = verify.check(
+        mutant.cls(),
+        functions=list(mutant.expected),
+        max_examples=mutant.max_examples,
+        seed=seed,
+        repro_dir=None,
+        **mutant.options,
+    )
+    found = {f.function: f.diagnosis for f in report.functions}
+    assert found == mutant.expected, report.summary()
+    assert not report.passed
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("impl", zoo.CORRECT, ids=lambda c: c.__name__)
+def test_correct_implementations_pass(impl: type, seed: int) -> None:
+    report = verify.check(impl(), max_examples=15, seed=seed, repro_dir=None)
+    report.raise_on_failure()
+    assert [f.function for f in report.functions] == [
+        "forward",
+        "loss",
+        "loss_grad",
+        "grad_x",
+        "grad_w",
+        "update",
+        "step",
+        "identities",
+    ]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_the_loop_reference_passes_itself(seed: int) -> None:
+    verify.check(reference, max_examples=10, seed=seed, repro_dir=None).raise_on_failure()
+
+
+def test_the_jitted_layer_passes() -> None:
+    verify.check(verify, max_examples=8, seed=0, repro_dir=None).raise_on_failure()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16"])
+def test_other_dtypes_pass(dtype: str) -> None:
+    verify.check(zoo.Correct(), dtype=dtype, max_examples=10, repro_dir=None).raise_on_failure()
+
+
+def test_exact_mode_passes_a_correct_layer_and_names_an_off_by_one() -> None:
+    verify.check(zoo.Correct(), exact=True, max_examples=10, repro_dir=None).raise_on_failure()
+    report = verify.check(
+        zoo.OffByOneGradW(), exact=True, functions=["grad_w"], max_examples=10, repro_dir=None
+    )
+    assert report["grad_w"].diagnosis == "off_by_one", report.summary()
+
+
+def test_a_declared_matmul_precision_is_accepted_and_a_lower_one_is_not() -> None:
+    tf32 = verify.check(
+        zoo.TF32Forward(),
+        matmul_precision="tf32",
+        functions=["forward"],
+        max_examples=15,
+        repro_dir=None,
+    )
+    tf32.raise_on_failure()
+    bf16 = verify.check(
+        zoo.BF16GradW(),
+        matmul_precision="tf32",
+        functions=["grad_w"],
+        max_examples=15,
+        repro_dir=None,
+    )
+    assert bf16["grad_w"].diagnosis == "reduced_precision", bf16.summary()
+
+
+def test_a_failure_report_has_the_message_counterexample_and_raises() -> None:
+    report = verify.check(zoo.MeanGradW(), functions=["grad_w"], max_examples=10, repro_dir=None)
+    verdict = report["grad_w"]
+    assert verdict.status == "fail" and verdict.worst_ratio > 1
+    assert verdict.message.startswith("dL_dw[") and "but should be" in verdict.message
+    assert "(bound " in verdict.message and "[grad_w(x: (" in verdict.message
+    assert verdict.case is not None and verdict.case.function == "grad_w"
+    with pytest.raises(AssertionError, match="mean_instead_of_sum"):
+        report.raise_on_failure()
+    document = json.loads(json.dumps(report.to_dict()))
+    assert document["passed"] is False
+    assert {"python", "numpy", "jax", "backend", "devices"} <= document["environment"].keys()
+    assert document["functions"][0]["diagnosis"] == "mean_instead_of_sum"
+
+
+def test_a_raising_candidate_gets_its_own_trimmed_traceback() -> None:
+    report = verify.check(zoo.RaisesGradX(), functions=["grad_x"], max_examples=10, repro_dir=None)
+    verdict = report["grad_x"]
+    assert verdict.diagnosis == "raised"
+    assert "zoo.py" in verdict.traceback and "_calls.py" not in verdict.traceback
+
+
+def test_the_identities_need_loss_gradient_and_update() -> None:
+    class OnlyForward:
+        forward = staticmethod(zoo.Correct().forward)
+
+    report = verify.check(OnlyForward(), max_examples=3, repro_dir=None)
+    assert [f.function for f in report.functions] == ["forward"]
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def test_specs_load_modules_files_attributes_and_classes() -> None:
+    assert load("reference") is reference
+    assert isinstance(load("tests.zoo:Correct"), zoo.Correct)
+    by_path = load("tests/zoo.py:MeanLoss")
+    assert type(by_path).__name__ == "MeanLoss"
+    module = load("examples/numpy_layer.py")
+    assert callable(module.grad_w)
+    assert as_candidate("reference").functions.keys() == {
+        "forward",
+        "loss",
+        "loss_grad",
+        "grad_x",
+        "grad_w",
+        "update",
+        "step",
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "words"),
+    [
+        ("no_such_module_anywhere", "cannot import"),
+        ("examples/no_such_file.py", "no such file"),
+        ("reference:no_such_attr", "has no attribute"),
+        ("json", "nothing recognised"),
+        ("", "non-empty"),
+    ],
+)
+def test_bad_specs_are_contract_errors(spec: str, words: str) -> None:
+    with pytest.raises(ContractError, match=words):
+        as_candidate(spec)
+
+
+def test_spec_of_finds_a_way_back() -> None:
+    assert spec_of(reference) == "reference"
+    assert spec_of(zoo.MeanLoss()) == "tests.zoo:MeanLoss"
+
+    class Local:
+        pass
+
+    assert spec_of(Local()) is None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"dtype": "int8"},
+        {"exact": True, "dtype": "float16"},
+        {"tie_convention": "numpy"},
+        {"matmul_precision": "tf32", "dtype": "float64"},
+        {"timeout": 0},
+    ],
+)
+def test_bad_options_name_themselves(options: dict) -> None:
+    with pytest.raises(ValueError, match=next(iter(options)).split("_")[0]):
+        verify.check(zoo.Correct(), max_examples=1, **options)
+
+
+# --- one case, by hand ------------------------------------------------------------------------
+
+
+def test_ties_accept_any_subgradient_unless_pinned() -> None:
+    output = np.array([[1.0, 2.0, 3.0]], np.float32)
+    target = np.array([[1.0, 0.0, 3.0]], np.float32)
+    case = Case("loss_grad", {"output": output, "target": target})
+    for impl in (zoo.Correct(), zoo.JaxTieLossGrad(), zoo.TorchTieStep()):
+        assert run_case(as_candidate(impl), case, Options())[1] is None
+    _, finding = run_case(as_candidate(zoo.JaxTieLossGrad()), case, Options(tie_convention="seed"))
+    assert finding is not None and finding.kind == "tie_convention"
+
+
+def test_a_mutated_input_is_reported_before_values() -> None:
+    w = np.ones((2, 3), np.float32)
+    case = Case("update", {"w": w, "dL_dw": np.full((2, 3), 2.0, np.float32)}, lr=0.5)
+    _, finding = run_case(as_candidate(zoo.InPlaceUpdate()), case, Options())
+    assert finding is not None and finding.kind == "input_mutated"
+    assert np.all(case.arrays["w"] == 1.0)  # the oracle's own copy is untouched
