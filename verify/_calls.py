@@ -81,6 +81,9 @@ def to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "cpu") and callable(value.cpu):
         value = value.cpu()
     try:
+        if type(value).__module__.startswith("torch") and hasattr(value, "numpy"):
+            # Tensor.__array__ predates numpy 2's copy keyword (a DeprecationWarning).
+            return np.array(value.numpy(), copy=True)
         return np.array(value, copy=True)
     except TypeError:
         # torch.bfloat16 has no numpy twin: widen (exactly) to float32 and narrow back.

@@ -218,7 +218,10 @@ def _factors(case: Case) -> list[tuple[str, int]]:
             value = int(np.prod([dims[p] for p in parts]))
             if value > 1:
                 by_value.setdefault(value, []).append(label)
-    return [(" = ".join(labels), value) for value, labels in by_value.items()]
+    return [
+        (labels[0] if len(labels) == 1 else f"{labels[0]} (= {' = '.join(labels[1:])} here)", value)
+        for value, labels in by_value.items()
+    ]
 
 
 #: Which axis each function sums over, and which argument axes carry it.

@@ -87,6 +87,14 @@ def load(spec: str) -> Any:
     return obj
 
 
+def _absolute(spec: str) -> str:
+    """``spec`` with a file path made absolute, so that it loads from any directory."""
+    target, colon, attribute = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if not _looks_like_path(target):
+        return spec
+    return f"{Path(target).resolve()}{colon}{attribute}"
+
+
 def _looks_like_path(target: str) -> bool:
     return target.endswith(".py") or "/" in target or os.sep in target
 
@@ -137,7 +145,7 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
     can be, else used as it is) or a SPEC string.
     """
     if isinstance(impl, str):
-        return as_candidate(load(impl), name=name or impl, spec=spec or impl)
+        return as_candidate(load(impl), name=name or impl, spec=spec or _absolute(impl))
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()

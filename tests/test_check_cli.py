@@ -1,0 +1,187 @@
+"""``python -m verify check``: exit codes 0 / 1 / 2, the printed report, --json, reproducers
+that re-fail from a fresh shell, and the progress line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from verify._check_cli import _TerminalProgress, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    # A fresh shell as a user has it: the repository importable, no test-only JAX settings.
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    report = tmp_path / "report.json"
+    code = main(
+        [
+            "examples/numpy_layer.py",
+            "--max-examples",
+            "5",
+            "--json",
+            str(report),
+            "--repro-dir",
+            str(tmp_path / "repro"),
+        ]
+    )
+    assert code == 0
+    assert "all 8 checks passed." in capsys.readouterr().out
+    document = json.loads(report.read_text())
+    assert document["passed"] is True
+    assert {"python", "numpy", "jax", "backend", "devices"} <= document["environment"].keys()
+    assert not (tmp_path / "repro").exists()
+
+
+def test_a_defect_exits_1_with_diagnosis_and_reproducer(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(
+        [
+            "tests/zoo.py:TransposedGradW",
+            "--functions",
+            "grad_w",
+            "--max-examples",
+            "10",
+            "--repro-dir",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "diagnosis: transposed" in out and "minimal counterexample: grad_w(x: (" in out
+    assert "reproduce: python " in out
+    assert len(list(tmp_path.glob("grad_w-*/repro.py"))) == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["no_such_module_anywhere"],
+        ["json"],
+        ["reference", "--dtype", "int8"],
+        ["reference", "--exact", "--dtype", "float16"],
+        ["reference", "--functions", "backward"],
+        ["reference", "--max-examples", "0"],
+        [],
+    ],
+    ids=[
+        "unimportable",
+        "nothing-recognised",
+        "bad-dtype",
+        "exact-float16",
+        "bad-function",
+        "no-examples",
+        "no-spec",
+    ],
+)
+def test_usage_and_contract_errors_exit_2_with_one_line(
+    argv: list[str], capsys: pytest.CaptureFixture
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.err.startswith("python -m verify check: error: ")
+
+
+@pytest.mark.parametrize(
+    ("mutant", "function", "kind"),
+    [("MeanGradW", "grad_w", "mean_instead_of_sum"), ("RaisesGradX", "grad_x", "raised")],
+)
+def test_reproducers_refail_from_a_fresh_shell(
+    tmp_path: Path, mutant: str, function: str, kind: str
+) -> None:
+    repro = tmp_path / "repro"
+    assert (
+        main(
+            [
+                f"tests/zoo.py:{mutant}",
+                "--functions",
+                function,
+                "--max-examples",
+                "10",
+                "--repro-dir",
+                str(repro),
+            ]
+        )
+        == 1
+    )
+    (script,) = repro.glob(f"{function}-*/repro.py")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=elsewhere,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"diagnosis: {kind}" in run.stdout
+
+
+def test_the_projects_own_implementations_pass_from_the_command_line() -> None:
+    for spec in ("reference", "verify"):
+        run = subprocess.run(
+            [sys.executable, "-m", "verify", "check", spec, "--max-examples", "4"],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "checks passed." in run.stdout
+
+
+def test_a_mutant_exits_1_from_the_command_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verify",
+            "check",
+            "tests/zoo.py:HangingForward",
+            "--timeout",
+            "0.5",
+            "--functions",
+            "forward",
+            "--max-examples",
+            "3",
+            "--repro-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "diagnosis: timed_out" in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_progress_rewrites_one_line_after_a_delay() -> None:
+    stream = io.StringIO()
+    progress = _TerminalProgress(stream, delay=0.0)
+    progress("grad_w", 3, 100)
+    progress("grad_w", 101, 100)
+    progress.clear()
+    text = stream.getvalue()
+    assert "\r  checking grad_w" in text and "3/100" in text and "shrinking" in text
+    quiet = io.StringIO()
+    _TerminalProgress(quiet, delay=3600)("forward", 1, 100)
+    assert quiet.getvalue() == ""
