@@ -149,3 +149,12 @@ def gpu(session: nox.Session) -> None:
 def tpu(session: nox.Session) -> None:
     """Tests, oracle self-test, precision audit on a TPU; fails if JAX sees none."""
     accelerator_session(session, "tpu", "TPU", "tpu")
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def check(session: nox.Session) -> None:
+    """Check an implementation: nox -s check -- SPEC [--max-examples N] [--dtype ...] [...]."""
+    if not session.posargs:
+        session.error("usage: nox -s check -- SPEC [options]  (python -m verify check --help)")
+    install(session, "-e", ".")
+    session.run("python", "-m", "verify", "check", *session.posargs)
