@@ -285,3 +285,73 @@ ZOO: tuple[Mutant, ...] = (
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
+
+
+#: Correct examples a user copies (SPECs); the torch ones are skipped without torch.
+EXAMPLES: tuple[str, ...] = (
+    "examples/numpy_layer.py",
+    "examples/jax_grad.py",
+    "examples/torch_manual.py:layer",
+    "examples/torch_autograd.py:layer",
+)
+
+
+def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dict[str, Any]:
+    """Run the zoo and the correct implementations over ``seeds``; count kills and false alarms.
+
+    A mutant is killed on a seed when every expected function fails with its expected
+    diagnosis; a false positive is a correct implementation (or example) failing on a seed.
+    """
+    import importlib.util
+
+    import verify
+
+    misses, false_positives, runs = [], [], 0
+    for seed in seeds:
+        for mutant in ZOO:
+            report = verify.check(
+                mutant.cls(),
+                functions=list(mutant.expected),
+                max_examples=mutant.max_examples,
+                seed=seed,
+                repro_dir=None,
+                **mutant.options,
+            )
+            found = {f.function: f.diagnosis for f in report.functions}
+            if found != mutant.expected:
+                misses.append((mutant.name, seed, found))
+        correct: list[Any] = [cls() for cls in CORRECT]
+        if importlib.util.find_spec("torch") is not None:
+            correct += list(EXAMPLES)
+        else:
+            correct += [spec for spec in EXAMPLES if "torch" not in spec]
+        for impl in correct:
+            runs += 1
+            report = verify.check(impl, max_examples=max_examples, seed=seed, repro_dir=None)
+            if not report.passed:
+                false_positives.append((report.implementation, seed, report.summary()))
+    killed = len(ZOO) * len(seeds) - len(misses)
+    return {
+        "mutants": len(ZOO),
+        "seeds": seeds,
+        "killed": killed,
+        "kill_rate": killed / (len(ZOO) * len(seeds)),
+        "misses": misses,
+        "correct_runs": runs,
+        "false_positives": false_positives,
+    }
+
+
+if __name__ == "__main__":
+    # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
+    result = kill_rate()
+    print(
+        f"kill rate {result['killed']}/{result['mutants'] * len(result['seeds'])} "
+        f"({result['kill_rate']:.0%}) over seeds {result['seeds']}; false positives "
+        f"{len(result['false_positives'])} of {result['correct_runs']} correct runs"
+    )
+    for miss in result["misses"]:
+        print("missed:", miss)
+    for fp in result["false_positives"]:
+        print("false positive:", fp[0], "seed", fp[1])
+        print(fp[2])
