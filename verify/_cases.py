@@ -223,7 +223,17 @@ def without_crossing(case: Case) -> Case:
         delta = float(case.lr) * (x64 @ (x64.T @ side))
         slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(delta)) + 1e4 * tiny
         new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
-    fits = np.all(np.isfinite(new_target.astype(np.float64))) and np.all(np.isfinite(delta))
+        # Every quantity of the step at w and at w_new must stay inside the dtype's range
+        # (1/32 of its largest, as strategies.layer_inputs keeps them).
+        gradient = np.abs(x64.T @ side)
+        w_reach = np.abs(w64) + float(case.lr) * gradient
+        largest = max(
+            float(np.sum(np.abs(new_target.astype(np.float64) - output))),
+            float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
+            float(np.max(w_reach, initial=0.0)),
+        )
+    limit = float(np.finfo(np.float32 if x.dtype.name == "bfloat16" else x.dtype).max) / 32
+    fits = np.isfinite(largest) and largest < limit and np.all(np.isfinite(delta))
     if not fits or not np.any(delta):
         return case
     return dataclasses.replace(case.replace(target=new_target), kind=f"{case.kind}, no crossing")

@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 from . import bounds
 from ._calls import CallResult, call_with_timeout, to_numpy
-from ._cases import RESULTS, Case, Options, case_strategy, expect
+from ._cases import RESULTS, Case, Options, case_strategy, expect, make_case
 from ._diagnosis import Finding, check_result
 from ._loading import FUNCTIONS, Candidate, as_candidate
 from ._report import FunctionReport, Report, environment
+from .strategies import LayerInputs
 
 #: Default per-call timeout, seconds: generous for a first JAX compile of a large shape.
 DEFAULT_TIMEOUT = 60.0
@@ -355,6 +356,8 @@ def _search(
     if state.last is None:
         return FunctionReport(function, "pass", state.examples, state.worst)
     case, finding = state.timed_out or state.last
+    if "(= " in finding.detail:
+        finding = _disambiguate(candidate, function, finding, options)
     return FunctionReport(
         function,
         "fail",
@@ -366,6 +369,44 @@ def _search(
         traceback=finding.traceback,
         case=case,
     )
+
+
+#: A probe shape with N, I, O all different (and no factor of another): it tells a mean over
+#: N from one over O or N*O when the minimal counterexample has equal dims.
+PROBE_SHAPE = (5, 3, 4)
+
+
+def probe_case(function: str, dtype: str) -> Case:
+    """A fixed case of ``PROBE_SHAPE``: normal data, targets 1 away from the outputs, lr 1/16."""
+    rng = np.random.default_rng(20260)
+    n, i, o = PROBE_SHAPE
+    np_dtype = bounds.numpy_dtype(dtype)
+    x = rng.standard_normal((n, i)).astype(np_dtype)
+    w = rng.standard_normal((i, o)).astype(np_dtype)
+    output = x.astype(np.float64) @ w.astype(np.float64)
+    target = (output + rng.choice([-1.0, 1.0], size=(n, o))).astype(np_dtype)
+    inputs = LayerInputs(x, w, target, 2.0**-4, "normal (probe)")
+    upstream = (rng.standard_normal((n, o)) * 3).astype(np_dtype)
+    gradient = (rng.standard_normal((i, o)) * 3).astype(np_dtype)
+    return make_case(function, inputs, upstream, gradient)
+
+
+def _disambiguate(
+    candidate: Candidate, function: str, finding: Finding, options: Options
+) -> Finding:
+    """Name the factor of a mean or scale on ``PROBE_SHAPE`` when the counterexample's dims
+    made it ambiguous (e.g. N = N*O when O = 1); keep ``finding`` if the probe disagrees."""
+    if function == "identities":
+        return finding
+    try:
+        _, probe = run_case(candidate, probe_case(function, options.dtype), options)
+    except Exception:  # the probe only refines a verdict already reached
+        return finding
+    if probe is None or probe.kind != finding.kind or "(= " in probe.detail:
+        return finding
+    n, i, o = PROBE_SHAPE
+    detail = f"{probe.detail} (told apart on N={n}, I={i}, O={o})"
+    return dataclasses.replace(finding, detail=detail)
 
 
 def check(

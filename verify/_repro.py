@@ -31,8 +31,10 @@ Exits 1 while the defect is there, 0 once it is fixed.
 
 import sys
 
-# Where the check ran, so that the implementation imports as it did then.
+# Where the check ran, so that the implementation imports as it did then, and where crosscheck
+# was (used only if it is not installed).
 sys.path.insert(0, {cwd!r})
+sys.path.append({package_root!r})
 
 from verify._repro import rerun
 
@@ -72,6 +74,7 @@ def write_repro(
             summary=summary,
             script=script.resolve(),
             cwd=os.getcwd(),
+            package_root=str(Path(__file__).resolve().parents[1]),
             spec=candidate.spec,
             options=dataclasses.asdict(options),
             kind=report.diagnosis,
