@@ -34,7 +34,8 @@ def assert_within(name: str, actual: Any, bound: Bound, call: str) -> float:
     if ratio[worst] > 1.0:
         where = f"[{', '.join(map(str, worst))}]" if worst else ""
         raise AssertionError(
-            f"{name}{where} = {actual[worst]!r}, but should be {bound.center[worst]!r} "
+            f"{name}{where} = {float(actual[worst])!r}, "
+            f"but should be {float(bound.center[worst])!r} "
             f"(bound {bound.radius[worst]:.3g}, error {ratio[worst]:.3g}x the bound) [{call}]"
         )
     return float(ratio[worst])
@@ -53,6 +54,7 @@ def assert_bitwise(name: str, actual: Any, expected: Any, call: str) -> None:
         worst = np.unravel_index(int(np.argmax(differ)), differ.shape)
         where = f"[{', '.join(map(str, worst))}]" if worst else ""
         raise AssertionError(
-            f"{name}{where} = {actual[worst]!r}, but should be exactly {expected[worst]!r} "
+            f"{name}{where} = {float(actual[worst])!r}, "
+            f"but should be exactly {float(expected[worst])!r} "
             f"({int(differ.sum())} of {differ.size} elements differ) [{call}]"
         )
