@@ -12,6 +12,7 @@ SUBCOMMANDS = {
     # name: (module, one-line description); modules are imported only when used.
     "check": ("verify._check_cli", "check an implementation of the layer: check SPEC [options]"),
     "precision": ("verify._precision_audit", "what float32 matmuls compute here, per precision"),
+    "multihost": ("verify._multihost", "the sharded step across local processes: multihost -h"),
 }
 
 
