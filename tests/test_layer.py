@@ -17,6 +17,18 @@ import verify
 from tests.conftest import examples
 from tests.helpers import assert_bitwise, assert_within, describe_call
 from verify import bounds
+from verify._padding import (
+    bucketed,
+    padded_autodiff_step,
+    padded_chain,
+    padded_forward,
+    padded_grad_w,
+    padded_grad_x,
+    padded_l1_loss,
+    padded_loss_grad,
+    padded_step,
+    padded_update,
+)
 from verify.strategies import (
     LayerInputs,
     exact_layer_inputs,
@@ -26,6 +38,13 @@ from verify.strategies import (
 )
 
 DTYPES = (np.float32, np.float64)
+
+# The Hypothesis tests call the jitted functions through shape buckets (verify._padding): each
+# example is zero-padded to one of a few dozen shapes, so the jitted functions compile a few
+# dozen times instead of once per example, and every result is cropped back and compared,
+# unpadded, against the loop reference. Padding is exact (tests/test_padding.py proves it bit
+# for bit against the unpadded calls); the unpadded verify.step is exercised there, by the seed
+# table, the precision settings, the few-hundred exact test and test_bounds / the oracle.
 
 # Ties and the chain are about values, not shapes: a short menu keeps their compiles few
 # (each distinct shape compiles every jitted function once).
@@ -42,6 +61,10 @@ def loop_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def autodiff_loss_grad(output, target):
     """dL_do by jax.grad of sum |output - target| with respect to output (+1 at ties)."""
     return jax.grad(lambda o: jax.numpy.sum(jax.numpy.abs(o - target)))(output)
+
+
+#: The same, element-wise on bucketed shapes (the padded positions are cropped away).
+padded_autodiff_loss_grad = bucketed(autodiff_loss_grad, lambda output, target: output)
 
 
 def float_cases() -> st.SearchStrategy[LayerInputs]:
@@ -111,7 +134,7 @@ def test_seed_table_from_all_three() -> None:
 def test_step_within_bound(case: LayerInputs) -> None:
     arith = full_precision(case)
     assert_step_within(
-        verify.step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
+        padded_step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
     )
 
 
@@ -119,7 +142,7 @@ def test_step_within_bound(case: LayerInputs) -> None:
 @given(case=float_cases())
 def test_autodiff_step_within_bound(case: LayerInputs) -> None:
     arith = full_precision(case)
-    result = verify.autodiff_step(case.x, case.w, case.target, case.lr)
+    result = padded_autodiff_step(case.x, case.w, case.target, case.lr)
     assert_step_within(result, case, arith, "autodiff_step")
 
 
@@ -143,7 +166,7 @@ def test_pieces_within_bound(case: LayerInputs, data: st.DataObject) -> None:
     arith = full_precision(case)
     x, w, target = case.x, case.w, case.target
     n, _, o = case.shape
-    output = verify.forward(x, w)
+    output = padded_forward(x, w)
     assert_within(
         "output",
         output,
@@ -155,14 +178,14 @@ def test_pieces_within_bound(case: LayerInputs, data: st.DataObject) -> None:
     exact_output = bounds.Bound(output_np.astype(np.float64), np.zeros(output_np.shape))
     assert_within(
         "L",
-        verify.l1_loss(output_np, target),
+        padded_l1_loss(output_np, target),
         bounds.loss_bound(exact_output, target, arith),
         describe_call("l1_loss", output=output_np, target=target),
     )
     # The sign is determined wherever |output - target| exceeds what flush-to-zero can erase
     # (XLA on CPU flushes subnormals inside operations); below that, [-1, 1] is admissible.
     determined = np.abs(output_np.astype(np.float64) - target) > arith.tiny
-    jax_dL_do = np.asarray(verify.loss_grad(output_np, target))
+    jax_dL_do = np.asarray(padded_loss_grad(output_np, target))
     np.testing.assert_array_equal(
         jax_dL_do[determined], reference.loss_grad(output_np, target)[determined]
     )
@@ -171,20 +194,20 @@ def test_pieces_within_bound(case: LayerInputs, data: st.DataObject) -> None:
     dL_do = data.draw(upstream_gradients((n, o), dtype=case.x.dtype), label="dL_do")
     assert_within(
         "dL_dx",
-        verify.grad_x(dL_do, w),
+        padded_grad_x(dL_do, w),
         bounds.grad_x_bound(dL_do, w, arith, matmul=loop_matmul),
         describe_call("grad_x", dL_do=dL_do, w=w),
     )
     assert_within(
         "dL_dw",
-        verify.grad_w(x, dL_do),
+        padded_grad_w(x, dL_do),
         bounds.grad_w_bound(x, dL_do, arith, matmul=loop_matmul),
         describe_call("grad_w", x=x, dL_do=dL_do),
     )
-    dL_dw = np.asarray(verify.grad_w(x, dL_do))
+    dL_dw = np.asarray(padded_grad_w(x, dL_do))
     assert_within(
         "w_new",
-        verify.update(w, dL_dw, case.lr),
+        padded_update(w, dL_dw, case.lr),
         bounds.update_bound(w, dL_dw, case.lr, arith),
         describe_call("update", w=w, dL_dw=dL_dw) + f" lr={case.lr}",
     )
@@ -236,13 +259,13 @@ def assert_steps_bitwise(result, expected, case: LayerInputs, name: str) -> None
 def test_exact_mode_bitwise(case: LayerInputs) -> None:
     expected = reference.step(case.x, case.w, case.target, case.lr)
     assert_steps_bitwise(
-        verify.step(case.x, case.w, case.target, case.lr), expected, case, "verify.step"
+        padded_step(case.x, case.w, case.target, case.lr), expected, case, "verify.step"
     )
     assert_steps_bitwise(
-        verify.autodiff_step(case.x, case.w, case.target, case.lr), expected, case, "autodiff_step"
+        padded_autodiff_step(case.x, case.w, case.target, case.lr), expected, case, "autodiff_step"
     )
     assert_bitwise(
-        "output", verify.forward(case.x, case.w), reference.forward(case.x, case.w), "forward"
+        "output", padded_forward(case.x, case.w), reference.forward(case.x, case.w), "forward"
     )
 
 
@@ -292,12 +315,12 @@ def test_ties_admissible_and_no_false_alarm(case: LayerInputs) -> None:
     """
     output = reference.forward(case.x, case.w)
     ties = output == case.target
-    jax_output = np.asarray(verify.forward(case.x, case.w))
+    jax_output = np.asarray(padded_forward(case.x, case.w))
     np.testing.assert_array_equal(jax_output, output)
-    jax_dL_do = np.asarray(autodiff_loss_grad(jax_output, case.target))
+    jax_dL_do = np.asarray(padded_autodiff_loss_grad(jax_output, case.target))
     for name, dL_do in {
         "reference": reference.loss_grad(output, case.target),
-        "verify": np.asarray(verify.loss_grad(jax_output, case.target)),
+        "verify": np.asarray(padded_loss_grad(jax_output, case.target)),
         "jax.grad": jax_dL_do,
     }.items():
         assert np.all(np.abs(dL_do[ties]) <= 1), name
@@ -306,10 +329,10 @@ def test_ties_admissible_and_no_false_alarm(case: LayerInputs) -> None:
         )
     arith = full_precision(case)
     assert_step_within(
-        verify.step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
+        padded_step(case.x, case.w, case.target, case.lr), case, arith, "verify.step"
     )
     assert_step_within(
-        verify.autodiff_step(case.x, case.w, case.target, case.lr), case, arith, "autodiff_step"
+        padded_autodiff_step(case.x, case.w, case.target, case.lr), case, arith, "autodiff_step"
     )
 
 
@@ -330,7 +353,7 @@ def test_convexity_and_no_crossing_identity(case: LayerInputs) -> None:
     Exact-mode data keeps every quantity a short dyadic rational, so both sides are computed
     without rounding and compared with no tolerance at all.
     """
-    for name, step in (("verify.step", verify.step), ("autodiff_step", verify.autodiff_step)):
+    for name, step in (("verify.step", padded_step), ("autodiff_step", padded_autodiff_step)):
         result = step(case.x, case.w, case.target, case.lr)
         dL_dw = np.asarray(result.dL_dw, dtype=np.float64)
         loss = _loss_at(case, case.w)
@@ -341,7 +364,7 @@ def test_convexity_and_no_crossing_identity(case: LayerInputs) -> None:
         # target| in exact mode): nothing crosses, so the first-order model is exact.
         movement = float(np.abs(case.x.astype(np.float64) @ dL_dw).max(initial=0.0))
         small_lr = 2.0 ** -(int(np.ceil(np.log2(max(movement, 1.0)))) + 2)
-        w_small = np.asarray(verify.update(case.w, result.dL_dw, small_lr))
+        w_small = np.asarray(padded_update(case.w, result.dL_dw, small_lr))
         small_decrease = small_lr * float(np.sum(dL_dw * dL_dw))
         assert _loss_at(case, w_small) == loss - small_decrease, name
 
@@ -369,8 +392,8 @@ def test_chain_exact(case: LayerInputs, hidden: int, seed: int) -> None:
     np.testing.assert_array_equal(expected.dL_dw1, reference.grad_w(x, reference.grad_x(dL_do, w2)))
     call = describe_call("chain", x=x, w1=w1, w2=w2, target=target)
     for name, result in (
-        ("verify.chain", verify.chain(x, w1, w2, target)),
-        ("autodiff_chain", verify.autodiff_chain(x, w1, w2, target)),
+        ("verify.chain", padded_chain(x, w1, w2, target)),
+        ("autodiff_chain", padded_chain(x, w1, w2, target, autodiff=True)),
     ):
         for field in expected._fields:
             assert_bitwise(
