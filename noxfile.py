@@ -49,6 +49,15 @@ def thorough(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[0], default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (step vs numpy/torch/jax.grad, oracle, throughput) into bench-results/."""
+    # torch is the pinned CPU wheel of the `torch` extra (an unpinned torch pulls CUDA builds);
+    # `plot` adds matplotlib for bench-results/bench.png. Extra args go to python -m verify._bench.
+    install(session, "-e", ".[torch,plot]")
+    session.run("python", "-m", "verify._bench", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0], default=False)
 def demo(session: nox.Session) -> None:
     """The seed walk-through: python -m verify."""
     install(session, "-e", ".")

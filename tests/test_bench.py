@@ -1,0 +1,85 @@
+"""Smoke tests of the benchmark harness (verify._bench) at tiny sizes: it runs, writes its
+table and JSON, and says why a contender is skipped. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from verify import _bench
+
+
+def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sections = ["step", "reference", "oracle", "gpu"]
+    assert _bench.main(["--quick", "--out", str(tmp_path), "--sections", *sections]) == 0
+    printed = capsys.readouterr().out
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    rows = payload["rows"]
+    assert {r["section"] for r in rows} == set(sections)
+    contenders = {r["contender"] for r in rows if r["section"] == "step"}
+    assert {"verify.step", "jax.value_and_grad", "numpy"} <= contenders
+    assert {"torch by hand", "torch autograd"} <= contenders  # measured or "skipped: ..."
+    step = [r for r in rows if r["contender"] == "verify.step"]
+    assert all(r["value"] > 0 and r["extra"]["compile_ms"] > 0 for r in step)
+    exact = next(r for r in rows if r["contender"] == "check_exact(numpy step)")
+    assert "bit for bit" in exact["note"]
+    assert "### 1. One SGD step" in printed
+    assert (tmp_path / "bench.md").read_text() in printed
+
+
+def test_torch_rows_say_skipped_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bench, "torch_available", lambda: False)
+    calls, skipped = _bench.step_contenders(*_bench.step_inputs(4))
+    assert "torch by hand" not in calls
+    assert skipped == {
+        "torch by hand": "skipped: torch not installed",
+        "torch autograd": "skipped: torch not installed",
+    }
+
+
+def test_gpu_section_skips_without_gpu() -> None:
+    import jax
+
+    if jax.default_backend() == "gpu":
+        pytest.skip("a GPU is present: the section runs for real")
+    (row,) = _bench.gpu_section(quick=True)
+    assert row.note == "skipped: no GPU"
+
+
+def test_throughput_child_counts_compiles_per_bucket() -> None:
+    """Shape buckets: far fewer traces than examples (each example a different shape)."""
+    per_shape = _bench.throughput_child("verify.step (a compile per shape)", 12, seed=5)
+    bucketed = _bench.throughput_child("verify.step (shape buckets)", 12, seed=5)
+    # Second pass: the same examples again, nothing left to compile.
+    assert per_shape[1]["traces"] == bucketed[1]["traces"] == 0
+    assert bucketed[0]["traces"] <= per_shape[0]["traces"]
+
+
+def test_cross_check_example_raises_outside_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = _bench.small_cases(1, seed=3)[0]
+    _bench._cross_check_one(case)  # a correct step passes
+    from verify import _padding
+
+    right = _padding.padded_step
+
+    def wrong(x, w, target, lr):
+        result = right(x, w, target, lr)
+        return result._replace(dL_dw=np.asarray(result.dL_dw) * 2 + 1)
+
+    monkeypatch.setattr(_padding, "padded_step", wrong)
+    with pytest.raises(AssertionError, match="dL_dw outside its bound"):
+        _bench._cross_check_one(case)
+
+
+def test_interleaved_takes_every_contender_in_turn() -> None:
+    order: list[str] = []
+    samples = _bench.interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+        rounds=3,
+        min_batch_seconds=0.0,
+    )
+    assert order == ["a", "b"] + ["a", "b"] * 3  # one calibration call each, then rounds
+    assert all(len(times) == 3 for times in samples.values())

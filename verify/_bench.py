@@ -1,0 +1,634 @@
+"""``python -m verify._bench`` (``nox -s bench``): the layer and the oracle against their peers.
+
+Every figure is a ratio measured side by side in one run: absolute times on a shared machine
+are noise, but contenders timed in interleaved rounds (A B C A B C ...) see the same load.
+
+Sections (each a list of rows in the JSON, and a table on stdout):
+
+1. ``step``: one SGD step (forward, loss, dL_dx, dL_dw, update; three ``n^3`` matmuls) at
+   ``n^3`` float32: ``verify.step`` (hand-written, fused, jitted) against ``jax.value_and_grad``
+   jitted (``verify.autodiff_step``), numpy doing the same three matmuls, PyTorch by hand and
+   PyTorch autograd with ``l1_loss(reduction="sum")`` (the peers are the project's own
+   ``examples/``). Steady state after a warm-up call; compile time (lower + compile, persistent
+   cache off) reported separately. ``vs fastest peer`` = fastest peer time / this time.
+2. ``reference``: the loop reference's multiply-adds per second at 64^3 (step: 3 n^3).
+3. ``throughput``: cross-check examples per second at small shapes for the loop reference,
+   the jitted step and jax.grad (per shape, and through shape buckets), and a whole
+   cross-check (reference + bucketed step + bucketed jax.grad + error bounds); cold (fresh
+   process, empty persistent cache), warm (fresh process, cache filled by the cold run) and
+   steady (the same examples again in the warm process). JIT compiles per 1,000 examples:
+   traces (jit cache entries) and XLA compiles (persistent-cache misses).
+4. ``oracle``: ``verify.check`` on the correct numpy layer (seconds for 200 examples), and
+   ``verify.check_exact`` at 2048^3 as a multiple of the candidate's own step time.
+5. ``gpu``: ``scripts/accelerator_check.py``'s step-vs-``jnp.dot`` TFLOP/s at 4096^3 and
+   8192^3 (bfloat16, float32) when JAX sees a GPU; "skipped: no GPU" otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+#: Sizes (N = I = O) of section 1; ``--quick`` for the smoke test.
+STEP_SIZES = (256, 1024, 2048)
+QUICK_STEP_SIZES = (16, 32)
+
+#: The learning rate of every benchmarked step (the notebook's).
+LR = 0.01
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of a table: ``value`` in ``unit``; ``ratio`` against the section's baseline."""
+
+    section: str
+    case: str
+    contender: str
+    value: float | None
+    unit: str
+    ratio: float | None = None
+    note: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Timing: interleaved rounds.
+# --------------------------------------------------------------------------------------------
+
+
+def _batch_size(call: Callable[[], Any], min_batch_seconds: float) -> int:
+    """Calls per timed sample so that one sample lasts about ``min_batch_seconds``."""
+    start = time.perf_counter()
+    call()
+    once = max(time.perf_counter() - start, 1e-6)
+    return max(1, int(min_batch_seconds / once))
+
+
+def interleaved(
+    calls: dict[str, Callable[[], Any]], *, rounds: int, min_batch_seconds: float = 0.05
+) -> dict[str, list[float]]:
+    """Seconds per call of each contender, ``rounds`` samples each, taken in turn (A B C A B C):
+    a change of load on the machine hits every contender alike. Each call must wait for its own
+    result (``block_until_ready``, ``np.asarray``)."""
+    batches = {name: _batch_size(call, min_batch_seconds) for name, call in calls.items()}
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            for _ in range(batches[name]):
+                call()
+            samples[name].append((time.perf_counter() - start) / batches[name])
+    return samples
+
+
+# --------------------------------------------------------------------------------------------
+# Contenders.
+# --------------------------------------------------------------------------------------------
+
+
+def _load_example(name: str) -> ModuleType:
+    """``examples/<name>.py`` as a module (the project's own correct implementations)."""
+    path = EXAMPLES / f"{name}.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found (run from a checkout)")
+    spec = importlib.util.spec_from_file_location(f"crosscheck_bench_{name}", path)
+    assert spec is not None and spec.loader is not None  # a .py path always has both
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+def step_inputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, w ``(n, n)`` normal float32 and a target near ``x @ w`` (few ties, both signs)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, n), dtype=np.float32)
+    w = rng.standard_normal((n, n), dtype=np.float32)
+    target = (x @ w + rng.standard_normal((n, n), dtype=np.float32)).astype(np.float32)
+    return x, w, target
+
+
+def step_contenders(
+    x: np.ndarray, w: np.ndarray, target: np.ndarray
+) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
+    """Zero-argument calls of one step per contender (inputs already converted and on the
+    device), and the reason for each contender that is skipped."""
+    import jax
+    import jax.numpy as jnp
+
+    from . import _autodiff, _layer
+
+    jx, jw, jt = (jnp.asarray(a) for a in (x, w, target))
+    calls: dict[str, Callable[[], Any]] = {
+        "verify.step": lambda: jax.block_until_ready(_layer.step(jx, jw, jt, LR)),
+        "jax.value_and_grad": lambda: jax.block_until_ready(
+            _autodiff.autodiff_step(jx, jw, jt, LR)
+        ),
+    }
+    skipped: dict[str, str] = {}
+    numpy_layer = _load_example("numpy_layer")
+    calls["numpy"] = lambda: numpy_layer.step(x, w, target, np.float32(LR))
+    if torch_available():
+        manual = _load_example("torch_manual").layer
+        autograd = _load_example("torch_autograd").layer
+        tx, tw, tt = (manual.asarray(a) for a in (x, w, target))
+        calls["torch by hand"] = lambda: manual.step(tx, tw, tt, LR)
+        calls["torch autograd"] = lambda: autograd.step(tx, tw, tt, LR)
+    else:
+        skipped["torch by hand"] = skipped["torch autograd"] = "skipped: torch not installed"
+    return calls, skipped
+
+
+def compile_seconds(n: int) -> dict[str, float]:
+    """Trace + lower + XLA compile of ``verify.step`` and ``autodiff_step`` at ``n^3`` float32
+    (the persistent cache is off in this process, so this is a real compile)."""
+    import jax
+
+    from . import _autodiff, _layer
+
+    spec = jax.ShapeDtypeStruct((n, n), np.float32)
+    lr = jax.ShapeDtypeStruct((), np.float32)
+    seconds = {}
+    for name, function in (
+        ("verify.step", _layer.step),
+        ("jax.value_and_grad", _autodiff.autodiff_step),
+    ):
+        start = time.perf_counter()
+        function.lower(spec, spec, spec, lr).compile()
+        seconds[name] = time.perf_counter() - start
+    return seconds
+
+
+def step_section(sizes: Sequence[int], rounds: int) -> list[Row]:
+    """Section 1 (module docstring)."""
+    rows: list[Row] = []
+    for n in sizes:
+        compiles = compile_seconds(n)
+        calls, skipped = step_contenders(*step_inputs(n))
+        samples = interleaved(calls, rounds=rounds)
+        median = {name: statistics.median(times) for name, times in samples.items()}
+        fastest_peer = min(t for name, t in median.items() if name != "verify.step")
+        for name, seconds in median.items():
+            rows.append(
+                Row(
+                    "step",
+                    f"{n}^3",
+                    name,
+                    seconds * 1e3,
+                    "ms",
+                    ratio=fastest_peer / seconds,
+                    note=f"compile {compiles[name] * 1e3:.0f} ms" if name in compiles else "",
+                    extra={
+                        "samples_ms": [t * 1e3 for t in samples[name]],
+                        "gflops": 6 * n**3 / seconds / 1e9,
+                        "compile_ms": compiles.get(name, 0.0) * 1e3 or None,
+                    },
+                )
+            )
+        rows.extend(
+            Row("step", f"{n}^3", name, None, "ms", note=why) for name, why in skipped.items()
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Section 2: the loop reference.
+# --------------------------------------------------------------------------------------------
+
+
+def reference_section(n: int, rounds: int) -> list[Row]:
+    """Multiply-adds per second at ``n^3``: the loop reference's step (3 n^3) and forward
+    (n^3), against its float64 numpy twin and verify.step on the same data."""
+    import jax
+
+    import reference
+
+    from . import _layer
+
+    x, w, target = (a.astype(np.float64) for a in step_inputs(n))
+    samples = interleaved(
+        {
+            "reference.step (loops)": lambda: reference.step(x, w, target, LR),
+            "reference.forward (loops)": lambda: reference.forward(x, w),
+            "reference.fast.step (float64 BLAS)": lambda: reference.fast.step(x, w, target, LR),
+            "verify.step (float64)": lambda: jax.block_until_ready(_layer.step(x, w, target, LR)),
+        },
+        rounds=rounds,
+    )
+    macs = {name: (n**3 if "forward" in name else 3 * n**3) for name in samples}
+    rate = {name: macs[name] / min(times) for name, times in samples.items()}
+    loops = rate["reference.step (loops)"]
+    return [
+        Row("reference", f"{n}^3", name, value / 1e6, "M multiply-adds/s", ratio=value / loops)
+        for name, value in rate.items()
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Section 3: cross-check throughput (child processes: cold and warm persistent cache).
+# --------------------------------------------------------------------------------------------
+
+
+def small_cases(count: int, seed: int, max_size: int = 1 << 12) -> list[tuple[Any, ...]]:
+    """``count`` float32 examples with sides from the strategies' menu and ``N I O <= max_size``
+    (the test suite's small shapes), normal data, targets near the outputs."""
+    from .strategies import DIM_MENU
+
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        shape = tuple(int(d) for d in rng.choice(DIM_MENU, size=3))
+        if np.prod(shape) > max_size:
+            continue
+        n, i, o = shape
+        x = rng.standard_normal((n, i)).astype(np.float32)
+        w = rng.standard_normal((i, o)).astype(np.float32)
+        target = (x @ w + rng.standard_normal((n, o))).astype(np.float32)
+        cases.append((x, w, target, LR))
+    return cases
+
+
+def _cross_check_one(case: tuple[Any, ...]) -> None:
+    """One example as test_layer checks it: reference, bucketed step and jax.grad, bounds."""
+    import reference
+
+    from . import bounds
+    from ._padding import padded_autodiff_step, padded_step
+
+    x, w, target, lr = case
+    arith = bounds.arithmetic(x.dtype)
+    expected = bounds.step_bounds(x, w, target, lr, arith, matmul=reference.forward)
+    reference.step(x, w, target, lr)
+    for result in (padded_step(x, w, target, lr), padded_autodiff_step(x, w, target, lr)):
+        for field in ("loss", "dL_dx", "dL_dw", "w_new"):
+            bound = getattr(expected, field)
+            if np.max(bound.ratio(np.asarray(getattr(result, field), np.float64)), initial=0) > 1:
+                raise AssertionError(f"{field} outside its bound at {x.shape} x {w.shape}")
+
+
+def throughput_implementations() -> dict[str, Callable[..., Any]]:
+    """Section 3's contenders: one example each, results waited for."""
+    import jax
+
+    import reference
+
+    from . import _autodiff, _layer, _padding
+
+    return {
+        "reference.step (loops)": lambda *c: reference.step(*c),
+        "verify.step (a compile per shape)": lambda *c: jax.block_until_ready(_layer.step(*c)),
+        "verify.step (shape buckets)": _padding.padded_step,
+        "jax.grad (a compile per shape)": lambda *c: jax.block_until_ready(
+            _autodiff.autodiff_step(*c)
+        ),
+        "jax.grad (shape buckets)": _padding.padded_autodiff_step,
+        "cross-check (reference + buckets + bounds)": lambda *c: _cross_check_one(c),
+    }
+
+
+def throughput_child(implementation: str, examples: int, seed: int) -> list[dict[str, Any]]:
+    """In this (fresh) process: ``implementation`` over the examples twice (first pass: cold or
+    warm persistent cache; second: steady state), with its traces and XLA compiles."""
+    import jax
+
+    from . import _autodiff, _layer, _padding
+
+    counts = {"requests": 0, "hits": 0}
+
+    def listen(event: str, **_: Any) -> None:
+        if event == "/jax/compilation_cache/compile_requests_use_cache":
+            counts["requests"] += 1
+        elif event == "/jax/compilation_cache/cache_hits":
+            counts["hits"] += 1
+
+    jax.monitoring.register_event_listener(listen)
+    cases = small_cases(examples, seed)
+    jitted = [_layer.step, _autodiff.autodiff_step, _padding._masked_step]
+    jitted += [_padding._masked_autodiff_step]
+    run = throughput_implementations()[implementation]
+    passes = []
+    for _ in range(2):
+        traces_before = sum(f._cache_size() for f in jitted)
+        requests, hits = counts["requests"], counts["hits"]
+        start = time.perf_counter()
+        for case in cases:
+            run(*case)
+        seconds = time.perf_counter() - start
+        traces = sum(f._cache_size() for f in jitted) - traces_before
+        compiles = (counts["requests"] - requests) - (counts["hits"] - hits)
+        passes.append({"seconds": seconds, "traces": traces, "xla_compiles": compiles})
+    return passes
+
+
+def _run_child(implementation: str, cache_dir: str, examples: int, seed: int) -> Any:
+    command = [sys.executable, "-m", "verify._bench", "--throughput-child", implementation]
+    command += ["--examples", str(examples), "--seed", str(seed)]
+    env = {**os.environ, "CROSSCHECK_JAX_CACHE": cache_dir, "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def throughput_section(examples: int, seed: int = 0) -> list[Row]:
+    """Section 3 (module docstring): per implementation, a fresh child on an empty cache
+    (cold), then another fresh child on the cache the first one filled (warm, then steady)."""
+    runs = {}
+    for name in throughput_implementations():
+        with tempfile.TemporaryDirectory(prefix="crosscheck-bench-cache-") as cache:
+            cold = _run_child(name, cache, examples, seed)[0]
+            runs[name] = (cold, *_run_child(name, cache, examples, seed))
+    count = examples
+    reference_rate = count / runs["reference.step (loops)"][1]["seconds"]
+    rows = []
+    for name, (cold, warm, steady) in runs.items():
+        for phase, result in {"cold": cold, "warm": warm, "steady": steady}.items():
+            rate = count / result["seconds"]
+            rows.append(
+                Row(
+                    "throughput",
+                    phase,
+                    name,
+                    rate,
+                    "examples/s",
+                    ratio=rate / reference_rate if phase == "warm" else None,
+                    note=(
+                        f"{1000 * result['traces'] / count:.0f} traces, "
+                        f"{1000 * result['xla_compiles'] / count:.0f} XLA compiles per 1k"
+                    ),
+                    extra={**result, "examples": count},
+                )
+            )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Section 4: the oracle.
+# --------------------------------------------------------------------------------------------
+
+
+def oracle_section(examples: int, exact_size: int) -> list[Row]:
+    """``verify.check`` on examples/numpy_layer.py, and ``check_exact`` at ``exact_size^3``."""
+    from ._exact import check_exact
+    from ._oracle import check
+    from .strategies import exact_inputs
+
+    numpy_layer = _load_example("numpy_layer")
+    rows = []
+    for functions, label in ((["step"], "step only"), (None, "every function + identities")):
+        start = time.perf_counter()
+        report = check(numpy_layer, max_examples=examples, functions=functions, repro_dir=None)
+        seconds = time.perf_counter() - start
+        verdicts = ", ".join(f"{f.function}: {f.status}" for f in report.functions)
+        rows.append(
+            Row(
+                "oracle",
+                f"{examples} examples",
+                f"check(numpy, {label})",
+                seconds,
+                "s",
+                note=verdicts,
+            )
+        )
+    n = exact_size
+    start = time.perf_counter()
+    case = exact_inputs((n, n, n), seed=0)
+    generate = time.perf_counter() - start
+    start = time.perf_counter()
+    exact = check_exact(numpy_layer.step, 0, 0, 0, inputs=case)
+    checking = time.perf_counter() - start
+    total = generate + checking
+    rows.append(
+        Row(
+            "oracle",
+            f"exact {n}^3",
+            "check_exact(numpy step)",
+            total,
+            "s",
+            ratio=total / exact.step_seconds,
+            note=(
+                f"{'bit for bit' if exact.ok else 'MISMATCH'}; candidate step "
+                f"{exact.step_seconds:.2f} s, inputs {generate:.2f} s, reference.fast "
+                f"{exact.reference_seconds:.2f} s, compare "
+                f"{checking - exact.step_seconds - exact.reference_seconds:.2f} s"
+            ),
+            extra={
+                "step_seconds": exact.step_seconds,
+                "inputs_seconds": generate,
+                "reference_seconds": exact.reference_seconds,
+                "check_seconds": checking,
+            },
+        )
+    )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Section 5: GPU (scripts/accelerator_check.py's benchmark).
+# --------------------------------------------------------------------------------------------
+
+
+def gpu_section(quick: bool) -> list[Row]:
+    import jax
+
+    try:
+        gpus = jax.devices("gpu")
+    except RuntimeError:
+        gpus = []
+    if not gpus:
+        return [
+            Row(
+                "gpu",
+                "4096^3, 8192^3",
+                "verify.step vs jnp.dot",
+                None,
+                "TFLOP/s",
+                note="skipped: no GPU",
+            )
+        ]
+    sys.path[:0] = [str(REPO / "scripts")]
+    import accelerator_check  # scripts/: the one GPU benchmark, reused
+
+    sizes = accelerator_check.DRY_SIZES if quick else accelerator_check.FULL_SIZES
+    rows = []
+    for r in accelerator_check.benchmark(sizes, repeats=5, min_seconds=0.2):
+        rows.append(
+            Row(
+                "gpu",
+                f"{r['n']}^3 {r['dtype']}",
+                "verify.step",
+                r["step_tflops"],
+                "TFLOP/s",
+                ratio=r["step_vs_dot"],
+                note=f"jnp.dot {r['dot_highest_tflops']:.1f} TFLOP/s",
+                extra=r,
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Output: tables, JSON, plot.
+# --------------------------------------------------------------------------------------------
+
+SECTION_TITLES = {
+    "step": "1. One SGD step, float32, N = I = O (median of interleaved rounds; "
+    "ratio = fastest peer's time / this time, > 1 is faster than every peer)",
+    "reference": "2. The loop reference (ratio = multiply-adds/s over the loops')",
+    "throughput": "3. Cross-check throughput at small shapes, N I O <= 4096 "
+    "(ratio = examples/s over the loop reference's, warm)",
+    "oracle": "4. The oracle on examples/numpy_layer.py (ratio = oracle time / candidate step)",
+    "gpu": "5. GPU: verify.step vs jnp.dot (ratio = step TFLOP/s / dot TFLOP/s)",
+}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def markdown(rows: Sequence[Row]) -> str:
+    """One table per section: case | contender | value | ratio | note."""
+    out: list[str] = []
+    for section, title in SECTION_TITLES.items():
+        mine = [r for r in rows if r.section == section]
+        if not mine:
+            continue
+        out += ["", f"### {title}", "", "| case | contender | value | ratio | note |"]
+        out.append("| --- | --- | ---: | ---: | --- |")
+        for r in mine:
+            value = f"{_fmt(r.value)} {r.unit}" if r.value is not None else "-"
+            out.append(f"| {r.case} | {r.contender} | {value} | {_fmt(r.ratio)} | {r.note} |")
+    return "\n".join(out).strip() + "\n"
+
+
+def environment() -> dict[str, Any]:
+    import jax
+
+    info = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "backend": jax.default_backend(),
+        "load_average": os.getloadavg(),
+        "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    if torch_available():
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def plot(rows: Sequence[Row], path: Path) -> str:
+    """Step time against size for every contender (log-log), as PNG; or why not."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "plot skipped: matplotlib not installed (pip install -e .[plot])"
+    steps = [r for r in rows if r.section == "step" and r.value is not None]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for contender in dict.fromkeys(r.contender for r in steps):
+        points = [(int(r.case.split("^")[0]), r.value) for r in steps if r.contender == contender]
+        axes.plot(*zip(*points, strict=True), marker="o", label=contender)
+    axes.set(xscale="log", yscale="log", xlabel="N = I = O", ylabel="ms per step (float32)")
+    axes.set_title("One SGD step on CPU (lower is faster)")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return f"plot: {path}"
+
+
+# --------------------------------------------------------------------------------------------
+# Command line.
+# --------------------------------------------------------------------------------------------
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m verify._bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--out", default="bench-results", help="folder for bench.json/.md/.png")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        default=list(SECTION_TITLES),
+        choices=list(SECTION_TITLES),
+        help="which sections to run (default: all)",
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="section 1 sizes (default 256 1024 2048)"
+    )
+    parser.add_argument("--examples", type=int, help="section 3 examples (default 300)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--throughput-child", metavar="IMPLEMENTATION", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.throughput_child:
+        from ._cache import enable_compilation_cache
+
+        enable_compilation_cache()  # $CROSSCHECK_JAX_CACHE, set by the parent
+        print(json.dumps(throughput_child(args.throughput_child, args.examples, args.seed)))
+        return 0
+    quick = args.quick
+    sizes = args.sizes or (QUICK_STEP_SIZES if quick else STEP_SIZES)
+    runners: dict[str, Callable[[], list[Row]]] = {
+        "step": lambda: step_section(sizes, rounds=3 if quick else 7),
+        "reference": lambda: reference_section(8 if quick else 64, rounds=2 if quick else 3),
+        "throughput": lambda: throughput_section(
+            args.examples or (20 if quick else 300), args.seed
+        ),
+        "oracle": lambda: oracle_section(5 if quick else 200, 64 if quick else 2048),
+        "gpu": lambda: gpu_section(quick),
+    }
+    rows: list[Row] = []
+    for section in args.sections:
+        start = time.perf_counter()
+        rows += runners[section]()
+        print(f"[bench] {section}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(rows)
+    print(table)
+    (out / "bench.md").write_text(table)
+    payload = {"environment": environment(), "rows": [dataclasses.asdict(r) for r in rows]}
+    (out / "bench.json").write_text(json.dumps(payload, indent=2))
+    message = plot(rows, out / "bench.png") if "step" in args.sections else "plot: no step section"
+    print(f"{message}\nJSON: {out / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
