@@ -55,7 +55,9 @@ def _matrix(name: str, value: Any, meaning: str) -> _Rows:
         ) from err
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array {meaning}, got shape {array.shape}")
-    if array.dtype.kind not in "biuf":
+    # ml_dtypes' bfloat16 / float8 register as numpy "void" kinds but convert to float64 exactly.
+    extension_float = array.dtype.name.startswith(("bfloat16", "float8", "float6", "float4"))
+    if array.dtype.kind not in "biuf" and not extension_float:
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float), got dtype {array.dtype}"
         )

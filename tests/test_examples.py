@@ -19,6 +19,23 @@ def test_plain_examples_pass(spec: str, seed: int) -> None:
     verify.check(spec, max_examples=10, seed=seed, repro_dir=None).raise_on_failure()
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("spec", (*PLAIN, "reference", "verify"))
+def test_examples_pass_in_every_dtype(spec: str, dtype: str) -> None:
+    # Half-precision sums must accumulate in float32 to meet the default model (numpy alone
+    # would sum bfloat16 in bfloat16: the oracle calls that reduced precision).
+    verify.check(spec, max_examples=10, dtype=dtype, repro_dir=None).raise_on_failure()
+
+
+def test_half_precision_accumulation_is_named() -> None:
+    class Bfloat16Sum:
+        def loss(self, output, target):
+            return np.abs(output - target).sum()  # numpy sums bfloat16 in bfloat16
+
+    report = verify.check(Bfloat16Sum(), max_examples=40, dtype="bfloat16", repro_dir=None)
+    assert report["loss"].diagnosis == "reduced_precision", report.summary()
+
+
 @pytest.mark.torch
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("spec", TORCH)

@@ -60,7 +60,7 @@ def test_the_jitted_layer_passes() -> None:
     verify.check(verify, max_examples=8, seed=0, repro_dir=None).raise_on_failure()
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float16"])
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
 def test_other_dtypes_pass(dtype: str) -> None:
     verify.check(zoo.Correct(), dtype=dtype, max_examples=10, repro_dir=None).raise_on_failure()
 

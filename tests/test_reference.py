@@ -193,6 +193,14 @@ def test_bad_input_names_the_argument(call, error: type[Exception], message: str
         call()
 
 
+def test_bfloat16_inputs_are_read_exactly() -> None:
+    import ml_dtypes
+
+    x = np.array([[1.5, -2.0]], dtype=ml_dtypes.bfloat16)
+    w = np.array([[3.0], [0.25]], dtype=ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(reference.forward(x, w), [[4.0]])
+
+
 def test_empty_dimensions_keep_their_shape() -> None:
     assert reference.forward(np.ones((2, 0)), np.ones((0, 3))).tolist() == [[0.0] * 3] * 2
     assert reference.grad_x(np.ones((2, 3)), np.ones((0, 3))).shape == (2, 0)

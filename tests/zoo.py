@@ -28,7 +28,9 @@ class Correct:
         return x @ w
 
     def loss(self, output: np.ndarray, target: np.ndarray) -> Any:
-        return np.abs(output - target).sum()
+        # at least float32 accumulation, as XLA does (numpy sums bfloat16 in bfloat16)
+        accumulator = np.promote_types(output.dtype, np.float32)
+        return np.abs(output - target).sum(dtype=accumulator).astype(output.dtype)
 
     def loss_grad(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
         return np.where(output > target, 1.0, -1.0).astype(output.dtype)
