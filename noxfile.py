@@ -144,6 +144,21 @@ def multidevice(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHONS[0], default=False)
+def multihost(session: nox.Session) -> None:
+    """Sharded step across local processes (jax.distributed, 127.0.0.1 only): 2x2, 2x4, 4x2."""
+    install(session, "-e", ".[test]")
+    # Each launcher run in the tests has a hard limit (its --timeout and a subprocess timeout).
+    env = {"CROSSCHECK_MULTIHOST": "1", "JAX_PLATFORMS": "cpu"}
+    tests = pytest_args(session, "--hypothesis-profile=ci", "tests/test_multihost.py")
+    session.run(*tests, env=env)
+    # The headline check, timed: 2 processes x 2 devices, exact mode at 512^3.
+    session.run(
+        "python", "-m", "verify", "multihost", "--processes", "2", "--devices-per-process", "2",
+        "--timeout", "300", "--", "--exact", "--size", "512", env=env,
+    )  # fmt: skip
+
+
+@nox.session(python=PYTHONS[0], default=False)
 def gpu(session: nox.Session) -> None:
     """Tests, oracle self-test, precision audit on an NVIDIA GPU; fails if JAX sees none."""
     extra = os.environ.get("CROSSCHECK_JAX_EXTRA", GPU_EXTRA_DEFAULT)

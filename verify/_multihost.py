@@ -36,6 +36,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -62,6 +63,9 @@ LOOPBACK = "127.0.0.1"
 
 #: Lines of each process's output kept for the failure message.
 TAIL_LINES = 8
+
+#: A worker's progress line (``_multihost_worker.say``).
+STAGE = re.compile(r"^stage (\d+): ")
 
 #: Seconds between SIGTERM and SIGKILL when stopping a process group.
 KILL_GRACE_SECONDS = 3.0
@@ -103,6 +107,9 @@ def worker_env(devices_per_process: int, init_timeout: float) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         CROSSCHECK_MULTIHOST_PARENT=str(os.getpid()),
         CROSSCHECK_MULTIHOST_INIT_TIMEOUT=str(max(1, int(init_timeout))),
+        # JAX's preemption service catches SIGTERM (to checkpoint on preemption); here SIGTERM
+        # means stop now.
+        JAX_ENABLE_PREEMPTION_SERVICE="false",
     )
     return env
 
@@ -135,6 +142,8 @@ class Worker:
         self.result: dict[str, Any] | None = None
         self.returncode: int | None = None
         self.ended: float | None = None
+        self.last_heard = time.monotonic()
+        self.stage = 0  # the last "stage K:" progress line seen
         self.process = subprocess.Popen(
             command,
             env=env,
@@ -152,6 +161,9 @@ class Worker:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.rstrip("\n")
+            self.last_heard = time.monotonic()
+            stage = STAGE.match(line)
+            self.stage = int(stage.group(1)) if stage else self.stage
             if line.startswith(RESULT_PREFIX):
                 with contextlib.suppress(ValueError):
                     self.result = json.loads(line[len(RESULT_PREFIX) :])
@@ -222,12 +234,7 @@ def supervise(workers: Sequence[Worker], timeout: float) -> str | None:
     while True:
         failed = [w for w in workers if w.poll() not in (None, 0)]
         if failed:
-            stop(workers)
-            return "\n".join(
-                f"process {w.index} of {total} exited with code {w.returncode} after "
-                f"{w.ended - start:.1f} s; its last output:\n{w.last_output()}"
-                for w in failed
-            ) + _stopped_note(workers, failed)
+            return _exited(workers, failed, start)
         if all(w.returncode == 0 for w in workers):
             for w in workers:
                 w.reader.join(timeout=5.0)
@@ -240,21 +247,64 @@ def supervise(workers: Sequence[Worker], timeout: float) -> str | None:
                 for w in missing
             )
         if time.monotonic() - start > timeout:
-            running = [w for w in workers if w.returncode is None]
-            stop(workers)
-            return (
-                f"timed out after {timeout:g} s: no result from process "
-                f"{', '.join(str(w.index) for w in running)} of {total} (stopped):\n"
-                + "\n".join(
-                    f"process {w.index}'s last output:\n{w.last_output()}" for w in running
-                )
-            )
+            return _timed_out(workers, timeout)
         time.sleep(0.05)
 
 
-def _stopped_note(workers: Sequence[Worker], failed: Sequence[Worker]) -> str:
-    others = [str(w.index) for w in workers if w not in failed]
-    return f"\nstopped the other processes: {', '.join(others)}" if others else ""
+def _timed_out(workers: Sequence[Worker], timeout: float) -> str:
+    """Stop everything; name the unfinished processes, the one that got least far first.
+
+    A hung process and the peers waiting for it in a collective all stop talking; the peers
+    announced the step they wait in, the hung one did not, so the lowest progress stage (then
+    the longest silence) points at the process to look at.
+    """
+    now = time.monotonic()
+    running = sorted(
+        (w for w in workers if w.returncode is None), key=lambda w: (w.stage, w.last_heard)
+    )
+    stop(workers)
+    names = ", ".join(str(w.index) for w in running)
+    laggard = running[0]
+    lines = [
+        f"timed out after {timeout:g} s: no result from process {names} of {len(workers)} "
+        f"(stopped); least progress: process {laggard.index} (stage {laggard.stage}, "
+        f"silent {now - laggard.last_heard:.1f} s)"
+    ]
+    for w in running:
+        lines.append(
+            f"process {w.index} (stage {w.stage}, silent {now - w.last_heard:.1f} s), "
+            f"last output:\n{w.last_output()}"
+        )
+    return "\n".join(lines)
+
+
+def _exited(workers: Sequence[Worker], failed: Sequence[Worker], start: float) -> str:
+    """Stop everything; name the failed processes and, if one got less far, that one too.
+
+    A peer waiting in a collective for a hung process gives up on its own after a while (gloo:
+    ``DEADLINE_EXCEEDED`` after 30 s) and exits first; the process that never reached the
+    collective (the lowest progress stage) is then the one to look at.
+    """
+    now = time.monotonic()
+    running = sorted(
+        (w for w in workers if w.returncode is None), key=lambda w: (w.stage, w.last_heard)
+    )
+    stop(workers)
+    lines = [
+        f"process {w.index} of {len(workers)} exited with code {w.returncode} after "
+        f"{w.ended - start:.1f} s (stage {w.stage}); its last output:\n{w.last_output()}"
+        for w in failed
+    ]
+    if running:
+        lines.append(f"stopped the other processes: {', '.join(str(w.index) for w in running)}")
+        laggard = running[0]
+        if laggard.stage < min(w.stage for w in failed):
+            lines.append(
+                f"least progress: process {laggard.index} (stage {laggard.stage}, silent "
+                f"{now - laggard.last_heard:.1f} s), which the others may have waited for; its "
+                f"last output:\n{laggard.last_output()}"
+            )
+    return "\n".join(lines)
 
 
 def aggregate(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -300,7 +350,7 @@ def mesh_verdict(mesh: dict[str, Any], exact: bool) -> tuple[bool, str]:
     if exact:
         return True, f"{head} bit for bit: {', '.join(fields)} {tail}"
     worst = max(v["worst_ratio"] for v in fields.values())
-    return True, f"{head} within the error model (worst {worst:.3g}x the bound) {tail}"
+    return True, f"{head} within the error model (worst error {worst:.6g} of the bound) {tail}"
 
 
 def launcher_parser() -> argparse.ArgumentParser:
@@ -357,12 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"python -m verify multihost: {name} must be >= 1, got {value}", file=sys.stderr)
             return EXIT_USAGE
     reason = validate_check_options(check_options)
-    if reason is None and check_options.inject_fault is not None:
-        if check_options.inject_fault.process >= options.processes:
-            reason = (
-                f"--inject-fault names process {check_options.inject_fault.process}, but there "
-                f"are {options.processes}"
-            )
+    fault = check_options.inject_fault
+    if reason is None and fault is not None and fault.process >= options.processes:
+        reason = f"--inject-fault names process {fault.process}, but there are {options.processes}"
     if reason:
         print(f"python -m verify multihost: {reason}", file=sys.stderr)
         return EXIT_USAGE
@@ -407,6 +454,7 @@ def launch(
         "port_free_after": port_free,
         "wall_seconds": wall,
         "exit_codes": [w.returncode for w in workers],
+        "pids": [w.process.pid for w in workers],
     }
     if failure is not None:
         print(f"FAILED: {failure}", file=sys.stderr, flush=True)

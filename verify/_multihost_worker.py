@@ -148,7 +148,9 @@ def device_grid(kind: str, devices: Sequence[Any], processes: int) -> np.ndarray
     transpose (one process per column: the model axis crosses processes).
     """
     local = len(devices) // processes
-    by_process = np.array(devices, dtype=object).reshape(processes, local)
+    by_process = np.empty(len(devices), dtype=object)
+    by_process[:] = list(devices)  # element by element: a device must not become an axis
+    by_process = by_process.reshape(processes, local)
     if kind == "2d":
         return by_process
     if kind == "2d-t":
@@ -296,6 +298,7 @@ def check_mesh(
     target = place(inputs.target, PartitionSpec(DATA_AXIS, MODEL_AXIS))
     if fault is not None and fault.process == jax.process_index():
         inject(fault)
+    say(f"{kind}-{data}x{model}: step started")
     start = time.perf_counter()
     result = jax.block_until_ready(sharded_step(x, w, target, inputs.lr, mesh=mesh))
     seconds = time.perf_counter() - start
@@ -342,8 +345,14 @@ def watch_parent(parent: int) -> None:
     threading.Thread(target=watch, name="watch-launcher", daemon=True).start()
 
 
+_stage = 0
+
+
 def say(text: str) -> None:
-    print(text, flush=True)
+    """A progress line, ``stage K: text``: the launcher blames the process at the lowest K."""
+    global _stage
+    _stage += 1
+    print(f"stage {_stage}: {text}", flush=True)
 
 
 def initialize(coordinator: str | None, processes: int | None, process_id: int | None) -> None:
