@@ -121,6 +121,13 @@ class Case:
             parts.append(f"lr={self.lr!r}")
         return f"{self.function}({', '.join(parts)})"
 
+    @property
+    def learning_rate(self) -> float:
+        """``lr`` as a float, for the functions that take one."""
+        if self.lr is None:
+            raise ValueError(f"{self.function} takes no lr")
+        return float(self.lr)
+
     def replace(self, **arrays: np.ndarray) -> Case:
         return dataclasses.replace(self, arrays={**self.arrays, **arrays})
 
@@ -220,13 +227,13 @@ def without_crossing(case: Case) -> Case:
     with np.errstate(all="ignore"):
         output = x64 @ w64
         side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
-        delta = float(case.lr) * (x64 @ (x64.T @ side))
+        delta = case.learning_rate * (x64 @ (x64.T @ side))
         slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(delta)) + 1e4 * tiny
         new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
         # Every quantity of the step at w and at w_new must stay inside the dtype's range
         # (1/32 of its largest, as strategies.layer_inputs keeps them).
         gradient = np.abs(x64.T @ side)
-        w_reach = np.abs(w64) + float(case.lr) * gradient
+        w_reach = np.abs(w64) + case.learning_rate * gradient
         largest = max(
             float(np.sum(np.abs(new_target.astype(np.float64) - output))),
             float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
@@ -339,9 +346,9 @@ def expect(
     elif function == "grad_w":
         found = {"dL_dw": bounds.grad_w_bound(a["x"], a["dL_do"], arith, matmul=matmul)}
     elif function == "update":
-        found = {"w_new": bounds.update_bound(a["w"], a["dL_dw"], float(case.lr), arith)}
+        found = {"w_new": bounds.update_bound(a["w"], a["dL_dw"], case.learning_rate, arith)}
     elif function == "step":
-        x, w, target, lr = a["x"], a["w"], a["target"], float(case.lr)
+        x, w, target, lr = a["x"], a["w"], a["target"], case.learning_rate
         if tie is None:
             sb = bounds.step_bounds(x, w, target, lr, arith, matmul=matmul)
         else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import ml_dtypes
@@ -269,7 +270,7 @@ def _untouched(bound: Bound, fill: np.ndarray) -> Iterator[tuple[str, Bound]]:
     if bound.center.ndim != 2:
         return
     rows, cols = bound.center.shape
-    regions = []
+    regions: list[tuple[str, tuple[slice, slice]]] = []
     if rows >= 2:
         regions.append(("the last row is never computed (a loop bound one short)", np.s_[-1:, :]))
     if cols >= 2:
@@ -298,6 +299,10 @@ def _reduced_arithmetics(options: Options) -> list[tuple[str, Arithmetic]]:
         tiny = bounds.smallest_normal("float32")
         later.append(bounds.Arithmetic("float32", "float64", u, u, u, tiny))
     return [(a.name, a) for a in later]
+
+
+def _given(bound: Bound) -> Bound:
+    return bound
 
 
 def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
@@ -331,7 +336,7 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
                     "tie_convention",
                     f"ties take {value:+g} (the {convention} convention), but the pinned "
                     f"convention {options.tie_convention} gives {tie:+g}",
-                    lambda v=value: base(t=v),
+                    partial(base, t=value),
                 )
     if center.ndim == 2 and center.shape[0] == center.shape[1]:
         yield "transposed", "the result is transposed", lambda: Bound(center.T, radius.T)
@@ -344,10 +349,10 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
         yield (
             "mean_instead_of_sum",
             f"the result is 1/{label} = 1/{k} of the sum: a mean where the L1 loss sums",
-            lambda k=k: moved(1.0 / k),
+            partial(moved, 1.0 / k),
         )
     for label, k in _factors(case):
-        yield "scaled", f"the result is {label} = {k} times the right one", lambda k=k: moved(k)
+        yield "scaled", f"the result is {label} = {k} times the right one", partial(moved, float(k))
     if "dL_do" in case.arrays:
         upstream = case.arrays["dL_do"].astype(np.float64)
         variants = [
@@ -356,7 +361,7 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
             ("dL_do is clipped to [-1, 1]", np.clip(upstream, -1.0, 1.0)),
         ]
         for text, replaced in variants:
-            yield "upstream_ignored", text, lambda r=replaced: base(case.replace(dL_do=r))
+            yield "upstream_ignored", text, partial(base, case.replace(dL_do=replaced))
     # Dropping one of K terms moves a result by about 1/K of its magnitude, and so does a
     # bfloat16 / float16 accumulation, which correct numpy code does (it sums those dtypes in
     # their own precision): that rounding explanation goes before the missing slice. A
@@ -368,16 +373,16 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
         yield (
             "reduced_precision",
             f"fits the bound of {label} arithmetic, not of {arith.name}",
-            lambda a=reduced_arith: base(a=a),
+            partial(base, a=reduced_arith),
         )
     for text, sliced in _sliced_cases(case):
-        yield "off_by_one", text, lambda s=sliced: base(s)
+        yield "off_by_one", text, partial(base, sliced)
     for text, alternative in _untouched(right, w):
-        yield "off_by_one", text, lambda b=alternative: b
+        yield "off_by_one", text, partial(_given, alternative)
     for label, reduced_arith in reduced:
         if (label, reduced_arith) not in accumulation:
             yield (
                 "reduced_precision",
                 f"fits the bound of {label} arithmetic, not of {arith.name}",
-                lambda a=reduced_arith: base(a=a),
+                partial(base, a=reduced_arith),
             )

@@ -207,7 +207,7 @@ def run_identities(
     away from the kinks (where the forward bound leaves the sign open).
     """
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    lr = float(case.lr)
+    lr = case.learning_rate
     convert = candidate.asarray or (lambda a: a.copy())
 
     def first_step() -> tuple[Any, Any, Any]:

@@ -59,7 +59,7 @@ def write_repro(
     arrays = {name: _storable(array) for name, array in case.arrays.items()}
     np.savez(
         folder / "case.npz",
-        **arrays,
+        **arrays,  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
         _lr=np.float64(np.nan if case.lr is None else case.lr),
         _meta=np.array(json.dumps({"kind": case.kind, "dtypes": _dtypes(case)})),
     )
