@@ -9,6 +9,7 @@ launcher cases. The default suite runs the pure helpers and one short 2 x 2 exac
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -340,3 +341,67 @@ def test_killed_launcher_leaves_no_workers(signum: int, tmp_path: Path) -> None:
         time.sleep(0.1)
     assert not processes_with(f"--coordinator {coordinator}")
     assert launcher.port_is_free(int(coordinator.rsplit(":", 1)[1]))
+
+
+def run_joined(jobs: list[tuple[dict[str, str], list[str]]]) -> list[tuple[int, str]]:
+    """Start one ``--join`` process per ``(env, args)``, as a cluster scheduler would.
+
+    Returns each process's (exit code, output); kills every group it started, however it ends.
+    """
+    command = [sys.executable, "-m", "verify", "multihost", "--join"]
+    procs = [
+        subprocess.Popen([*command, *args], cwd=REPO, env={**os.environ, **env},
+                         start_new_session=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+        for env, args in jobs
+    ]  # fmt: skip
+    try:
+        return [(proc.wait(timeout=RUN_LIMIT_SECONDS), proc.communicate()[0]) for proc in procs]
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+@full_only
+def test_join_with_explicit_coordinator() -> None:
+    """One process per host, settings on the command line: every process gives the verdict."""
+    port = launcher.free_loopback_port()
+    env = {"JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
+    args = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--exact", "--size", "8"]
+    jobs = [(env, [*args, "--process-id", str(index)]) for index in range(2)]
+    for code, output in run_joined(jobs):
+        assert code == 0, output
+        assert "all 2 processes: every shard agrees" in output, output
+    assert launcher.port_is_free(port)
+
+
+@full_only
+def test_join_finds_its_settings_under_slurm() -> None:
+    """SLURM's variables alone (as srun sets them): jax.distributed.initialize() finds the
+    coordinator (first node of the step, port from JAX_COORDINATOR_PORT), count and id."""
+    port = launcher.free_loopback_port()
+    envs = [
+        {
+            "SLURM_JOB_ID": "4242",
+            "SLURM_STEP_NODELIST": "127.0.0.1",
+            "SLURM_NTASKS": "2",
+            "SLURM_PROCID": str(index),
+            "SLURM_LOCALID": str(index),
+            "JAX_COORDINATOR_PORT": str(port),
+            # Loopback only: JAX's default would bind the coordinator on every interface.
+            "JAX_COORDINATOR_BIND_ADDRESS": f"127.0.0.1:{port}",
+            "JAX_NUM_CPU_DEVICES": "2",
+            "JAX_PLATFORMS": "cpu",
+        }
+        for index in range(2)
+    ]
+    args = ["--exact", "--size", "8", "--meshes", "2d,2d-t"]
+    for code, output in run_joined([(env, args) for env in envs]):
+        assert code == 0, output
+        assert "initialized: process" in output and "of 2, 2 local / 4 global" in output
+        assert "all 2 processes: every shard agrees" in output, output
+    assert launcher.port_is_free(port)

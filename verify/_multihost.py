@@ -18,9 +18,14 @@ One process per host (a real cluster): run the same program on every host with `
     python -m verify multihost --join --coordinator 10.0.0.1:8476 --num-processes 2 \
         --process-id $RANK -- --exact
 
-Under SLURM, Open MPI or on a TPU slice ``jax.distributed.initialize()`` finds the coordinator,
-the process count and id itself; elsewhere pass them (or set ``JAX_COORDINATOR_ADDRESS``). Each
-process exits 0 when its shards agree, prints the same progress lines, and its last stdout line
+Under SLURM, Open MPI or on a TPU slice ``jax.distributed.initialize()`` finds the coordinator
+(SLURM: the step's first node, port ``JAX_COORDINATOR_PORT`` or one derived from the job id),
+the process count and id itself; elsewhere pass them (``JAX_COORDINATOR_ADDRESS`` also works).
+JAX binds the coordinator on every interface unless ``JAX_COORDINATOR_BIND_ADDRESS`` says
+otherwise (``--coordinator 127.0.0.1:PORT`` binds loopback only). CPU hosts take
+``JAX_NUM_CPU_DEVICES`` as usual; gloo carries the CPU collectives. Every process prints its
+progress, then the verdict of all processes together (a ``process_allgather`` of the mismatch
+and coverage counts), and exits 0 only if every process's shards agree; its last stdout line
 is its JSON result.
 
 Exit codes: 0 every shard of every process agrees (and together they cover every element);
@@ -133,6 +138,9 @@ def worker_command(
     ]
 
 
+_ECHO_LOCK = threading.Lock()
+
+
 class Worker:
     """One local process: its own process group, its output read by a thread."""
 
@@ -170,7 +178,9 @@ class Worker:
                 continue
             self.tail.append(line)
             if echo:
-                print(f"[process {self.index}] {line}", flush=True)
+                with _ECHO_LOCK:  # one whole line at a time from the reader threads
+                    sys.stdout.write(f"[process {self.index}] {line}\n")
+                    sys.stdout.flush()
 
     def poll(self) -> int | None:
         if self.returncode is None:
@@ -292,7 +302,7 @@ def _exited(workers: Sequence[Worker], failed: Sequence[Worker], start: float) -
     stop(workers)
     lines = [
         f"process {w.index} of {len(workers)} exited with code {w.returncode} after "
-        f"{w.ended - start:.1f} s (stage {w.stage}); its last output:\n{w.last_output()}"
+        f"{(w.ended or now) - start:.1f} s (stage {w.stage}); its last output:\n{w.last_output()}"
         for w in failed
     ]
     if running:
@@ -353,18 +363,21 @@ def mesh_verdict(mesh: dict[str, Any], exact: bool) -> tuple[bool, str]:
     return True, f"{head} within the error model (worst error {worst:.6g} of the bound) {tail}"
 
 
+def _check_options_help() -> str:
+    """The check options' help (they go after ``--``), without their parser's usage line."""
+    text = check_parser().format_help()
+    text = text[text.index("check options") :]
+    return text.replace("check options:", "check options (after --):", 1)
+
+
 def launcher_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m verify multihost",
         description="The sharded step across P local processes of D CPU devices each, "
         "checked against the single-process loop reference. Check options go after '--'; "
         "--join runs one process of a job started elsewhere (e.g. by srun).",
-        epilog="check options (after --): "
-        + " ".join(
-            action.option_strings[0] + ("" if action.nargs == 0 else " ...")
-            for action in check_parser()._actions
-            if action.help != argparse.SUPPRESS
-        ),
+        epilog=_check_options_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--processes", type=int, default=2, help="P (default 2)")
     parser.add_argument(
@@ -467,7 +480,11 @@ def launch(
     print(f"vs the reference ({results[0]['reference']}), every process's shards:")
     for _, line in verdicts:
         print(line)
+    # The processes' own collective verdict (what a cluster run reports) must say the same.
     ok = all(passed for passed, _ in verdicts)
+    if any(result.get("global_verdict") != ("ok" if ok else "mismatch") for result in results):
+        print("the processes' own verdict disagrees with the launcher's (see --json)")
+        ok = False
     port_note = "free again" if port_free else "STILL BOUND"
     print(
         f"{'OK' if ok else 'FAILED'}: {processes} x {devices} in {wall:.1f} s wall; "

@@ -123,7 +123,8 @@ def validate_check_options(options: argparse.Namespace) -> str | None:
 
 def layer_shape(options: argparse.Namespace) -> tuple[int, int, int]:
     """``(N, I, O)`` from ``--shape`` or ``--size``."""
-    return tuple(options.shape) if options.shape else (options.size,) * 3  # type: ignore[return-value]
+    n, i, o = options.shape if options.shape else (options.size,) * 3
+    return (int(n), int(i), int(o))
 
 
 def mesh_kinds(options: argparse.Namespace) -> list[str]:
@@ -148,9 +149,9 @@ def device_grid(kind: str, devices: Sequence[Any], processes: int) -> np.ndarray
     transpose (one process per column: the model axis crosses processes).
     """
     local = len(devices) // processes
-    by_process = np.empty(len(devices), dtype=object)
-    by_process[:] = list(devices)  # element by element: a device must not become an axis
-    by_process = by_process.reshape(processes, local)
+    flat = np.empty(len(devices), dtype=object)
+    flat[:] = list(devices)  # element by element: a device must not become an axis
+    by_process = flat.reshape(processes, local)
     if kind == "2d":
         return by_process
     if kind == "2d-t":
@@ -412,7 +413,10 @@ def run(
         bad = sum(f["mismatches"] for f in report["fields"].values())
         say(f"{report['mesh']}: step {report['step_seconds']:.2f} s, {bad} mismatching elements")
         meshes.append(report)
+    agreed = global_verdict(meshes)
+    say(f"all {count} processes: {'every shard agrees' if agreed else 'MISMATCH or gap'}")
     result = {
+        "global_verdict": "ok" if agreed else "mismatch",
         "process": me,
         "processes": count,
         "local_devices": jax.local_device_count(),
@@ -425,8 +429,24 @@ def run(
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     # Every process leaves together: the shutdown barrier is the last collective.
     jax.distributed.shutdown()
-    ok = all(f["mismatches"] == 0 for m in meshes for f in m["fields"].values())
-    return 0 if ok else 1
+    return 0 if agreed else 1
+
+
+def global_verdict(meshes: list[dict[str, Any]]) -> bool:
+    """Whether every process's shards agree and together cover every element (a collective).
+
+    Each process contributes ``(mismatches, covered)`` per mesh and field; the sums over
+    processes must be ``(0, size)``. On a cluster (``--join``) this gives every host the one
+    verdict the local launcher computes from the processes' reports.
+    """
+    from jax.experimental import multihost_utils
+
+    parts = [part for mesh in meshes for part in mesh["fields"].values()]
+    mine = np.array([[p["mismatches"], p["covered"]] for p in parts], dtype=np.int64)
+    everyone = np.asarray(multihost_utils.process_allgather(mine))  # (processes, fields, 2)
+    total = everyone.reshape(-1, len(parts), 2).sum(axis=0)
+    sizes = np.array([p["size"] for p in parts], dtype=np.int64)
+    return bool(np.all(total[:, 0] == 0) and np.all(total[:, 1] == sizes))
 
 
 def main_join(argv: Sequence[str]) -> int:
