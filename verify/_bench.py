@@ -50,7 +50,7 @@ EXAMPLES = REPO / "examples"
 
 #: Sizes (N = I = O) of section 1; ``--quick`` for the smoke test.
 STEP_SIZES = (256, 1024, 2048)
-QUICK_STEP_SIZES = (16, 32)
+QUICK_STEP_SIZES = (16,)
 
 #: The learning rate of every benchmarked step (the notebook's).
 LR = 0.01
@@ -86,13 +86,18 @@ def _batch_size(call: Callable[[], Any], min_batch_seconds: float) -> int:
 def interleaved(
     calls: dict[str, Callable[[], Any]], *, rounds: int, min_batch_seconds: float = 0.05
 ) -> dict[str, list[float]]:
-    """Seconds per call of each contender, ``rounds`` samples each, taken in turn (A B C A B C):
-    a change of load on the machine hits every contender alike. Each call must wait for its own
-    result (``block_until_ready``, ``np.asarray``)."""
+    """Seconds per call of each contender, ``rounds`` samples each, taken in turn: a change of
+    load on the machine hits every contender alike. The order rotates every round (A B C,
+    B C A, C A B, ...) so that no contender always follows the same one: BLAS and OpenMP
+    thread pools (numpy's, torch's) keep spinning for a while after a call and slow down
+    whoever runs next. Each call must wait for its own result (``block_until_ready``)."""
     batches = {name: _batch_size(call, min_batch_seconds) for name, call in calls.items()}
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(rounds):
-        for name, call in calls.items():
+    names = list(calls)
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            call = calls[name]
             start = time.perf_counter()
             for _ in range(batches[name]):
                 call()
@@ -130,86 +135,158 @@ def step_inputs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return x, w, target
 
 
-def step_contenders(
-    x: np.ndarray, w: np.ndarray, target: np.ndarray
-) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:
-    """Zero-argument calls of one step per contender (inputs already converted and on the
-    device), and the reason for each contender that is skipped."""
+#: Section 1's contenders, in table order.
+STEP_CONTENDERS = ("verify.step", "jax.value_and_grad", "numpy", "torch by hand", "torch autograd")
+
+#: Seconds between two contenders' batches: OpenBLAS and OpenMP pools keep spinning for up to
+#: ~0.1 s after a call and would slow down whichever process runs next.
+SETTLE_SECONDS = 0.15
+
+
+def skip_reason(name: str) -> str | None:
+    """Why contender ``name`` cannot run here, or None."""
+    if name.startswith("torch") and not torch_available():
+        return "skipped: torch not installed"
+    return None
+
+
+def step_call(name: str, x: np.ndarray, w: np.ndarray, target: np.ndarray) -> Callable[[], Any]:
+    """A zero-argument call of one step by contender ``name``, its inputs already converted
+    (and on the device): only the step itself is timed. Imports only that contender's library,
+    so that a worker process holds one set of thread pools."""
+    if name in ("verify.step", "jax.value_and_grad"):
+        import jax
+        import jax.numpy as jnp
+
+        from ._autodiff import autodiff_step
+        from ._layer import step
+
+        function = step if name == "verify.step" else autodiff_step
+        jx, jw, jt = (jnp.asarray(a) for a in (x, w, target))
+        return lambda: jax.block_until_ready(function(jx, jw, jt, LR))
+    if name == "numpy":
+        numpy_layer = _load_example("numpy_layer")
+        return lambda: numpy_layer.step(x, w, target, np.float32(LR))
+    if name in ("torch by hand", "torch autograd"):
+        layer = _load_example("torch_manual" if name == "torch by hand" else "torch_autograd").layer
+        tx, tw, tt = (layer.asarray(a) for a in (x, w, target))
+        return lambda: layer.step(tx, tw, tt, LR)
+    raise ValueError(f"unknown contender {name!r}; known: {STEP_CONTENDERS}")
+
+
+def compile_seconds(name: str, n: int) -> float | None:
+    """Trace + lower + XLA compile of a JAX contender at ``n^3`` float32 (no persistent cache
+    in the benchmark's processes, so a real compile); None for the others."""
+    if name not in ("verify.step", "jax.value_and_grad"):
+        return None
     import jax
-    import jax.numpy as jnp
 
-    from . import _autodiff, _layer
+    from ._autodiff import autodiff_step
+    from ._layer import step
 
-    jx, jw, jt = (jnp.asarray(a) for a in (x, w, target))
-    calls: dict[str, Callable[[], Any]] = {
-        "verify.step": lambda: jax.block_until_ready(_layer.step(jx, jw, jt, LR)),
-        "jax.value_and_grad": lambda: jax.block_until_ready(
-            _autodiff.autodiff_step(jx, jw, jt, LR)
-        ),
-    }
-    skipped: dict[str, str] = {}
-    numpy_layer = _load_example("numpy_layer")
-    calls["numpy"] = lambda: numpy_layer.step(x, w, target, np.float32(LR))
-    if torch_available():
-        manual = _load_example("torch_manual").layer
-        autograd = _load_example("torch_autograd").layer
-        tx, tw, tt = (manual.asarray(a) for a in (x, w, target))
-        calls["torch by hand"] = lambda: manual.step(tx, tw, tt, LR)
-        calls["torch autograd"] = lambda: autograd.step(tx, tw, tt, LR)
-    else:
-        skipped["torch by hand"] = skipped["torch autograd"] = "skipped: torch not installed"
-    return calls, skipped
-
-
-def compile_seconds(n: int) -> dict[str, float]:
-    """Trace + lower + XLA compile of ``verify.step`` and ``autodiff_step`` at ``n^3`` float32
-    (the persistent cache is off in this process, so this is a real compile)."""
-    import jax
-
-    from . import _autodiff, _layer
-
+    function = step if name == "verify.step" else autodiff_step
     spec = jax.ShapeDtypeStruct((n, n), np.float32)
-    lr = jax.ShapeDtypeStruct((), np.float32)
-    seconds = {}
-    for name, function in (
-        ("verify.step", _layer.step),
-        ("jax.value_and_grad", _autodiff.autodiff_step),
-    ):
+    start = time.perf_counter()
+    function.lower(spec, spec, spec, jax.ShapeDtypeStruct((), np.float32)).compile()
+    return time.perf_counter() - start
+
+
+def step_worker(name: str, n: int, min_batch_seconds: float) -> None:
+    """One contender in its own process (``--step-worker``): says ``ready`` with its compile
+    time and batch size, then times one batch per line read from stdin until EOF."""
+    compile_s = compile_seconds(name, n)
+    call = step_call(name, *step_inputs(n))
+    batch = _batch_size(call, min_batch_seconds)  # also the warm-up (compiles a JAX step)
+    print(json.dumps({"ready": True, "compile_s": compile_s, "batch": batch}), flush=True)
+    for _ in sys.stdin:
         start = time.perf_counter()
-        function.lower(spec, spec, spec, lr).compile()
-        seconds[name] = time.perf_counter() - start
-    return seconds
+        for _ in range(batch):
+            call()
+        print(json.dumps({"seconds": (time.perf_counter() - start) / batch}), flush=True)
+
+
+def _start_worker(name: str, n: int, min_batch_seconds: float) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "verify._bench", "--step-worker", name, "--sizes", str(n)]
+    command += ["--min-batch-seconds", str(min_batch_seconds)]
+    env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
+    return subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO, env=env
+    )
+
+
+def _ask(worker: subprocess.Popen[str]) -> dict[str, Any]:
+    assert worker.stdin is not None and worker.stdout is not None  # both are PIPEs
+    line = worker.stdout.readline()
+    if not line:
+        raise RuntimeError(f"benchmark worker {worker.args} exited with {worker.wait()}")
+    return json.loads(line)
+
+
+def time_in_workers(
+    names: Sequence[str], n: int, *, rounds: int, min_batch_seconds: float = 0.05
+) -> tuple[dict[str, list[float]], dict[str, dict[str, Any]]]:
+    """Seconds per step of each contender at ``n^3``, each in its own process (numpy's,
+    torch's and XLA's thread pools never share the cores), in interleaved rounds whose order
+    rotates (``interleaved``), with a pause between batches. Returns samples and ready info."""
+    workers = {name: _start_worker(name, n, min_batch_seconds) for name in names}
+    try:
+        ready = {name: _ask(worker) for name, worker in workers.items()}
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        order = list(names)
+        for round_ in range(rounds):
+            shift = round_ % len(order)
+            for name in order[shift:] + order[:shift]:
+                time.sleep(SETTLE_SECONDS)
+                stdin = workers[name].stdin
+                assert stdin is not None
+                stdin.write("go\n")
+                stdin.flush()
+                samples[name].append(_ask(workers[name])["seconds"])
+    finally:
+        for worker in workers.values():
+            for stream in (worker.stdin, worker.stdout):
+                if stream is not None:
+                    stream.close()  # EOF on stdin: the worker's loop ends
+            worker.wait(timeout=60)
+    return samples, ready
 
 
 def step_section(sizes: Sequence[int], rounds: int) -> list[Row]:
     """Section 1 (module docstring)."""
     rows: list[Row] = []
     for n in sizes:
-        compiles = compile_seconds(n)
-        calls, skipped = step_contenders(*step_inputs(n))
-        samples = interleaved(calls, rounds=rounds)
+        running = [name for name in STEP_CONTENDERS if skip_reason(name) is None]
+        samples, ready = time_in_workers(running, n, rounds=rounds)
         median = {name: statistics.median(times) for name, times in samples.items()}
+        best = {name: min(times) for name, times in samples.items()}
         fastest_peer = min(t for name, t in median.items() if name != "verify.step")
-        for name, seconds in median.items():
+        fastest_min = min(t for name, t in best.items() if name != "verify.step")
+        for name in STEP_CONTENDERS:
+            why = skip_reason(name)
+            if why is not None:
+                rows.append(Row("step", f"{n}^3", name, None, "ms", note=why))
+                continue
+            compile_s = ready[name]["compile_s"]
             rows.append(
                 Row(
                     "step",
                     f"{n}^3",
                     name,
-                    seconds * 1e3,
+                    median[name] * 1e3,
                     "ms",
-                    ratio=fastest_peer / seconds,
-                    note=f"compile {compiles[name] * 1e3:.0f} ms" if name in compiles else "",
+                    ratio=fastest_peer / median[name],
+                    note=(
+                        f"min {best[name] * 1e3:.3g} ms "
+                        f"(ratio on mins {fastest_min / best[name]:.2f})"
+                        + (f"; compile {compile_s * 1e3:.0f} ms" if compile_s is not None else "")
+                    ),
                     extra={
                         "samples_ms": [t * 1e3 for t in samples[name]],
-                        "gflops": 6 * n**3 / seconds / 1e9,
-                        "compile_ms": compiles.get(name, 0.0) * 1e3 or None,
+                        "gflops": 6 * n**3 / median[name] / 1e9,
+                        "compile_ms": None if compile_s is None else compile_s * 1e3,
                     },
                 )
             )
-        rows.extend(
-            Row("step", f"{n}^3", name, None, "ms", note=why) for name, why in skipped.items()
-        )
     return rows
 
 
@@ -591,11 +668,16 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--examples", type=int, help="section 3 examples (default 300)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--throughput-child", metavar="IMPLEMENTATION", help=argparse.SUPPRESS)
+    parser.add_argument("--step-worker", metavar="CONTENDER", help=argparse.SUPPRESS)
+    parser.add_argument("--min-batch-seconds", type=float, default=0.05, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    if args.step_worker:
+        step_worker(args.step_worker, args.sizes[0], args.min_batch_seconds)
+        return 0
     if args.throughput_child:
         from ._cache import enable_compilation_cache
 
@@ -605,7 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = args.quick
     sizes = args.sizes or (QUICK_STEP_SIZES if quick else STEP_SIZES)
     runners: dict[str, Callable[[], list[Row]]] = {
-        "step": lambda: step_section(sizes, rounds=3 if quick else 7),
+        "step": lambda: step_section(sizes, rounds=2 if quick else 7),
         "reference": lambda: reference_section(8 if quick else 64, rounds=2 if quick else 3),
         "throughput": lambda: throughput_section(
             args.examples or (20 if quick else 300), args.seed
