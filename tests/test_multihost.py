@@ -271,14 +271,19 @@ def test_float_mode_within_the_error_model(processes, devices, dtype, kind, tmp_
 
 
 @full_only
-def test_crashed_process_stops_the_others(tmp_path: Path) -> None:
-    """Process 1 dies (no cleanup) before the first step: exit 3, named, nothing left behind."""
+@pytest.mark.parametrize("crashed", [1, 0], ids=["worker", "coordinator"])
+def test_crashed_process_stops_the_others(crashed: int, tmp_path: Path) -> None:
+    """A process dies (no cleanup) before the first step: exit 3, named, nothing left behind.
+
+    Process 0 also hosts the coordination service: its death must be handled the same way.
+    """
     run = Run(["--processes", "2", "--devices-per-process", "2", "--timeout", "120", "--",
-               "--exact", "--size", "8", "--inject-fault", "crash:1"], tmp_path)  # fmt: skip
+               "--exact", "--size", "8", "--inject-fault", f"crash:{crashed}"],
+              tmp_path)  # fmt: skip
     assert run.returncode == launcher.EXIT_PROCESS_FAILED, run.describe()
-    assert f"process 1 of 2 exited with code {worker.CRASH_EXIT_CODE}" in run.output
-    assert "injected fault: crash in process 1" in run.output  # its last output
-    assert "stopped the other processes: 0" in run.output
+    assert f"process {crashed} of 2 exited with code {worker.CRASH_EXIT_CODE}" in run.output
+    assert f"injected fault: crash in process {crashed}" in run.output  # its last output
+    assert f"stopped the other processes: {1 - crashed}" in run.output
     assert run.seconds < 60, run.describe()  # the crash is seen at once, not at the timeout
     assert_nothing_left(run)
     again = Run(["--processes", "2", "--devices-per-process", "2", "--", "--exact",

@@ -152,6 +152,7 @@ class Worker:
         self.ended: float | None = None
         self.last_heard = time.monotonic()
         self.stage = 0  # the last "stage K:" progress line seen
+        self.reaped = False
         self.process = subprocess.Popen(
             command,
             env=env,
@@ -183,15 +184,31 @@ class Worker:
                     sys.stdout.flush()
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            self.returncode = self.process.poll()
-            if self.returncode is not None:
+        """The exit code once the process has exited, without reaping it.
+
+        ``WNOWAIT`` leaves the exited leader a zombie, which keeps its pid, and so its process
+        group id, from being reused until ``reap``: signalling the group stays safe meanwhile.
+        """
+        if self.returncode is None and not self.reaped:
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            info = os.waitid(os.P_PID, self.process.pid, flags)
+            if info is not None and info.si_pid == self.process.pid:
+                exited = info.si_code == os.CLD_EXITED
+                self.returncode = info.si_status if exited else -info.si_status
                 self.ended = time.monotonic()
         return self.returncode
 
     def signal_group(self, signum: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signum)
+        if not self.reaped:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signum)
+
+    def reap(self) -> None:
+        if not self.reaped:
+            code = self.process.wait()
+            self.returncode = code if self.returncode is None else self.returncode
+            self.ended = self.ended or time.monotonic()
+            self.reaped = True
 
     def last_output(self) -> str:
         self.reader.join(timeout=1.0)  # the pipe closes when the group is gone
@@ -202,18 +219,18 @@ class Worker:
 def stop(workers: Sequence[Worker]) -> None:
     """SIGTERM every worker's process group, SIGKILL what is left after a grace period, reap.
 
-    Groups are signalled even when their leader has exited: a child it started may still run.
+    Groups are signalled even when their leader has exited (a child it started may still run);
+    the leader is reaped only after its group is killed, so the group id cannot be reused.
     """
     for worker in workers:
         worker.signal_group(signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE_SECONDS
-    for worker in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
     for worker in workers:
         worker.signal_group(signal.SIGKILL)
-        worker.process.wait()
-        worker.poll()
+    for worker in workers:
+        worker.reap()
 
 
 @contextlib.contextmanager
