@@ -41,6 +41,13 @@ def tests(session: nox.Session) -> None:
     session.run(*pytest_args(session, "--hypothesis-profile=ci"))
 
 
+@nox.session(python="3.11", default=False)
+def torch(session: nox.Session) -> None:
+    """The PyTorch adapter, examples and tests (pins the CPU wheel torch==2.13.0; Python 3.11)."""
+    install(session, "-e", ".[test,torch]")
+    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", "torch", "-rs"))
+
+
 @nox.session(python=PYTHONS[0], default=False)
 def thorough(session: nox.Session) -> None:
     """The test suite with the 'thorough' Hypothesis profile (10x examples; nightly)."""
