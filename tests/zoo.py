@@ -16,6 +16,8 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+import verify
+
 
 class Correct:
     """The layer in numpy, in the inputs' dtype: the base every mutant breaks in one place.
@@ -298,6 +300,23 @@ EXAMPLES: tuple[str, ...] = (
 )
 
 
+def run_mutant(mutant: Mutant, seed: int) -> verify.Report:
+    """The oracle's report on one mutant, checking only the functions it breaks."""
+    return verify.check(
+        mutant.cls(),
+        functions=list(mutant.expected),
+        max_examples=mutant.max_examples,
+        seed=seed,
+        repro_dir=None,
+        **mutant.options,
+    )
+
+
+def diagnoses(report: verify.Report) -> dict[str, str | None]:
+    """``{function: diagnosis}`` of a report (None where the function passed)."""
+    return {f.function: f.diagnosis for f in report.functions}
+
+
 def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dict[str, Any]:
     """Run the zoo and the correct implementations over ``seeds``; count kills and false alarms.
 
@@ -306,20 +325,10 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
     """
     import importlib.util
 
-    import verify
-
     misses, false_positives, runs = [], [], 0
     for seed in seeds:
         for mutant in ZOO:
-            report = verify.check(
-                mutant.cls(),
-                functions=list(mutant.expected),
-                max_examples=mutant.max_examples,
-                seed=seed,
-                repro_dir=None,
-                **mutant.options,
-            )
-            found = {f.function: f.diagnosis for f in report.functions}
+            found = diagnoses(run_mutant(mutant, seed))
             if found != mutant.expected:
                 misses.append((mutant.name, seed, found))
         correct: list[Any] = [cls() for cls in CORRECT]
