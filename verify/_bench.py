@@ -654,6 +654,9 @@ def plot(rows: Sequence[Row], path: Path) -> str:
         points = [(int(r.case.split("^")[0]), r.value) for r in steps if r.contender == contender]
         axes.plot(*zip(*points, strict=True), marker="o", label=contender)
     axes.set(xscale="log", yscale="log", xlabel="N = I = O", ylabel="ms per step (float32)")
+    sizes = sorted({int(r.case.split("^")[0]) for r in steps})
+    axes.set_xticks(sizes, [str(n) for n in sizes])
+    axes.minorticks_off()
     axes.set_title("One SGD step on CPU (lower is faster)")
     axes.legend()
     figure.tight_layout()
