@@ -218,7 +218,7 @@ def _ask(worker: subprocess.Popen[str]) -> dict[str, Any]:
     assert worker.stdin is not None and worker.stdout is not None  # both are PIPEs
     line = worker.stdout.readline()
     if not line:
-        raise RuntimeError(f"benchmark worker {worker.args} exited with {worker.wait()}")
+        raise RuntimeError(f"benchmark worker {worker.args!r} exited with {worker.wait()}")
     return json.loads(line)
 
 
@@ -351,7 +351,7 @@ def small_cases(count: int, seed: int, max_size: int = 1 << 12) -> list[tuple[An
     from .strategies import DIM_MENU
 
     rng = np.random.default_rng(seed)
-    cases = []
+    cases: list[tuple[Any, ...]] = []
     while len(cases) < count:
         shape = tuple(int(d) for d in rng.choice(DIM_MENU, size=3))
         if np.prod(shape) > max_size:
@@ -402,6 +402,12 @@ def throughput_implementations() -> dict[str, Callable[..., Any]]:
     }
 
 
+def _traces(jitted: Sequence[Any]) -> int:
+    """Entries in the jit caches of ``jitted``: one per shape and dtype traced and compiled (or
+    loaded from the persistent cache) in this process."""
+    return sum(function._cache_size() for function in jitted)
+
+
 def throughput_child(implementation: str, examples: int, seed: int) -> list[dict[str, Any]]:
     """In this (fresh) process: ``implementation`` over the examples twice (first pass: cold or
     warm persistent cache; second: steady state), with its traces and XLA compiles."""
@@ -424,13 +430,13 @@ def throughput_child(implementation: str, examples: int, seed: int) -> list[dict
     run = throughput_implementations()[implementation]
     passes = []
     for _ in range(2):
-        traces_before = sum(f._cache_size() for f in jitted)
+        traces_before = _traces(jitted)
         requests, hits = counts["requests"], counts["hits"]
         start = time.perf_counter()
         for case in cases:
             run(*case)
         seconds = time.perf_counter() - start
-        traces = sum(f._cache_size() for f in jitted) - traces_before
+        traces = _traces(jitted) - traces_before
         compiles = (counts["requests"] - requests) - (counts["hits"] - hits)
         passes.append({"seconds": seconds, "traces": traces, "xla_compiles": compiles})
     return passes

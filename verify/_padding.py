@@ -81,9 +81,17 @@ def pad(array: ArrayLike, buckets: Sequence[int] = BUCKETS) -> np.ndarray:
     return pad_to(array, tuple(bucket(side, buckets) for side in array.shape))
 
 
-def _crop(value: Any, shape: tuple[int, ...]) -> np.ndarray:
-    """The top-left ``shape`` corner of ``value``, as numpy (a host-side slice: no compile)."""
+def _crop(value: Any, shape: tuple[int, ...]) -> Any:
+    """The top-left ``shape`` corner of ``value``, as numpy (a host-side slice: no compile).
+
+    Typed ``Any``: it fills ``StepResult`` / ``ChainResult`` fields, annotated as jax Arrays.
+    """
     return np.asarray(value)[tuple(slice(0, s) for s in shape)]
+
+
+def _host(value: Any) -> Any:
+    """``value`` as a numpy array (a scalar loss stays 0-d); typed as ``_crop``."""
+    return np.asarray(value)
 
 
 def _valid(shape: tuple[int, int], n: Array, o: Array) -> Array:
@@ -181,7 +189,7 @@ def _padded_step_call(masked: Callable[..., StepResult]) -> Callable[..., StepRe
             precision=precision,
         )
         return StepResult(
-            np.asarray(result.loss),
+            _host(result.loss),
             _crop(result.dL_dx, (n, i)),
             _crop(result.dL_dw, (i, o)),
             _crop(result.w_new, (i, o)),
@@ -234,7 +242,7 @@ def padded_chain(
         autodiff=autodiff,
     )
     return ChainResult(
-        loss=np.asarray(result.loss),
+        loss=_host(result.loss),
         dL_dx=_crop(result.dL_dx, (n, i)),
         dL_dw1=_crop(result.dL_dw1, (i, hidden)),
         dL_dh=_crop(result.dL_dh, (n, hidden)),
