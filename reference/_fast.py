@@ -20,6 +20,29 @@ from ._layer import StepResult
 FLOAT64_EXACT_INTEGER = 2.0**53
 
 
+#: Integers up to this magnitude are exact in float32.
+FLOAT32_EXACT_INTEGER = 2.0**24
+
+
+def _is_integral(a: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(a))) and bool(np.array_equal(a, np.rint(a)))
+
+
+def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in float64, computed in float32 BLAS (about 2x faster) whenever that is exact.
+
+    It is exact when a and b hold integers and ``K * max|a| * max|b| < 2^24``: every product
+    and every partial sum, in any order, is then an integer below 2^24 (float32's exact range).
+    Otherwise the product is computed in float64, exact below 2^53.
+    """
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    inner = a64.shape[-1]
+    largest = float(np.max(np.abs(a64), initial=0.0)) * float(np.max(np.abs(b64), initial=0.0))
+    if inner * largest < FLOAT32_EXACT_INTEGER and _is_integral(a64) and _is_integral(b64):
+        return (a64.astype(np.float32) @ b64.astype(np.float32)).astype(np.float64)
+    return a64 @ b64
+
+
 def _float64_matrix(name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
     if array.ndim != 2:
@@ -28,7 +51,7 @@ def _float64_matrix(name: str, value: Any) -> np.ndarray:
 
 
 def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
-    """``reference.step`` with float64 BLAS matmuls (exact on exact-mode data, see module doc).
+    """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc).
 
     Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; ties take the notebook's -1.
     """
@@ -39,13 +62,13 @@ def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
     )
     if w64.shape[0] != x64.shape[1]:
         raise ValueError(f"w has shape {w64.shape}, but x has shape {x64.shape}")
-    output = x64 @ w64
+    output = exact_matmul(x64, w64)
     if target64.shape != output.shape:
         raise ValueError(f"target has shape {target64.shape}, but should be {output.shape}")
     loss = float(np.abs(output - target64).sum())
     dL_do = np.where(output > target64, 1.0, -1.0)
-    dL_dw = x64.T @ dL_do
-    return StepResult(loss, dL_do @ w64.T, dL_dw, w64 - dL_dw * float(lr))
+    dL_dw = exact_matmul(x64.T, dL_do)
+    return StepResult(loss, exact_matmul(dL_do, w64.T), dL_dw, w64 - dL_dw * float(lr))
 
 
 def exactness_margin(x: Any, w: Any, target: Any) -> float:

@@ -205,3 +205,17 @@ def test_empty_dimensions_keep_their_shape() -> None:
     assert reference.forward(np.ones((2, 0)), np.ones((0, 3))).tolist() == [[0.0] * 3] * 2
     assert reference.grad_x(np.ones((2, 3)), np.ones((0, 3))).shape == (2, 0)
     assert reference.grad_w(np.ones((2, 0)), np.ones((2, 3))).shape == (0, 3)
+
+
+def test_exact_matmul_float32_path_is_exact_and_guarded() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.integers(-8, 9, size=(40, 300)).astype(np.float64)
+    b = rng.integers(-8, 9, size=(300, 7)).astype(np.float64)
+    np.testing.assert_array_equal(reference.fast.exact_matmul(a, b), a @ b)
+    # Past 2^24 a float32 sum would round: the float64 path must take over.
+    big = a * 4096 + 1  # odd: all 24 bits significant
+    np.testing.assert_array_equal(reference.fast.exact_matmul(big, b), big @ b)
+    assert np.any((big.astype(np.float32) @ b.astype(np.float32)).astype(np.float64) != big @ b)
+    # Non-integers are never routed through float32.
+    frac = a + 0.1
+    np.testing.assert_array_equal(reference.fast.exact_matmul(frac, b), frac @ b)

@@ -37,6 +37,8 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
+import reference
+
 from .bounds import numpy_dtype
 
 #: Dimensions the shape strategies draw from (see module docstring).
@@ -353,10 +355,10 @@ def _make_exact_inputs(
 ) -> LayerInputs:
     rng = _rng(seed)
     n, i, o = shape
-    # int8 draws and an int64/float64 product: exact, and cheap at 2048^2.
-    x = rng.integers(-magnitude, magnitude + 1, size=(n, i), dtype=np.int64).astype(np.float64)
-    w = rng.integers(-magnitude, magnitude + 1, size=(i, o), dtype=np.int64).astype(np.float64)
-    output = x @ w  # integers below 2^53: exact in float64 in any order
+    # int8 draws and an exact integer product (float32 BLAS where exact): cheap at 2048^2.
+    x = rng.integers(-magnitude, magnitude + 1, size=(n, i), dtype=np.int8).astype(np.float64)
+    w = rng.integers(-magnitude, magnitude + 1, size=(i, o), dtype=np.int8).astype(np.float64)
+    output = reference.fast.exact_matmul(x, w)
     # Half-integer offsets: never a tie, and |output - target| <= 1.5 keeps the loss small.
     target = output + rng.choice(np.array([-1.5, -0.5, 0.5, 1.5]), size=output.shape)
     return LayerInputs(x.astype(dtype), w.astype(dtype), target.astype(dtype), lr, "exact")
