@@ -212,10 +212,12 @@ def test_exact_matmul_float32_path_is_exact_and_guarded() -> None:
     a = rng.integers(-8, 9, size=(40, 300)).astype(np.float64)
     b = rng.integers(-8, 9, size=(300, 7)).astype(np.float64)
     np.testing.assert_array_equal(reference.fast.exact_matmul(a, b), a @ b)
-    # Past 2^24 a float32 sum would round: the float64 path must take over.
-    big = a * 4096 + 1  # odd: all 24 bits significant
-    np.testing.assert_array_equal(reference.fast.exact_matmul(big, b), big @ b)
-    assert np.any((big.astype(np.float32) @ b.astype(np.float32)).astype(np.float64) != big @ b)
+    # Past 2^24 float32 cannot hold an odd sum: the float64 path must take over.
+    big, three = np.full((1, 300), 65537.0), np.full((300, 1), 3.0)
+    big[0, -1] = 65538.0
+    exact_sum = 300 * 196611.0 + 3.0  # odd, above 2^24
+    np.testing.assert_array_equal(reference.fast.exact_matmul(big, three), [[exact_sum]])
+    assert float((big.astype(np.float32) @ three.astype(np.float32))[0, 0]) != exact_sum
     # Non-integers are never routed through float32.
     frac = a + 0.1
     np.testing.assert_array_equal(reference.fast.exact_matmul(frac, b), frac @ b)
