@@ -401,6 +401,61 @@ def test_chain_exact(case: LayerInputs, hidden: int, seed: int) -> None:
             )
 
 
+@examples(60)
+@given(
+    case=st.sampled_from(DTYPES).flatmap(
+        lambda d: layer_inputs(dtype=d, shapes=CHAIN_SHAPES, tie_fraction=0.0)
+    ),
+    hidden=st.sampled_from((1, 3, 17)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_chain_within_bound(case: LayerInputs, hidden: int, seed: int) -> None:
+    """Float mode: every gradient of the two-layer chain inside ``bounds.chain_bounds``.
+
+    The targets are re-drawn around the chain's own output, some copied from it (near ties,
+    which the kink-aware bound must absorb), so the chain meets its kinks.
+    """
+    rng = np.random.default_rng(seed)
+    x, w1 = case.x, case.w
+    w2 = rng.standard_normal((w1.shape[1], hidden)).astype(x.dtype)
+    output = x.astype(np.float64) @ w1 @ w2
+    # One target in eight copied from the output (a near tie), the rest one |output| away.
+    signs = rng.choice([0.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, 1.0], size=output.shape)
+    offsets = signs * np.maximum(np.abs(output), 1)
+    target = (output + offsets).astype(x.dtype)
+    arith = full_precision(case)
+    expected = bounds.chain_bounds(x, w1, w2, target, arith, matmul=loop_matmul)
+    call = describe_call("chain", x=x, w1=w1, w2=w2, target=target)
+    for name, result in (
+        ("verify.chain", padded_chain(x, w1, w2, target)),
+        ("autodiff_chain", padded_chain(x, w1, w2, target, autodiff=True)),
+    ):
+        for field in ("loss", "dL_dx", "dL_dw1", "dL_dh", "dL_dw2"):
+            assert_within(field, getattr(result, field), getattr(expected, field), f"{name} {call}")
+    reference_result = reference.chain(x, w1, w2, target)
+    float64_bounds = bounds.chain_bounds(x, w1, w2, target, bounds.FLOAT64)
+    for field in ("loss", "dL_dx", "dL_dw1", "dL_dh", "dL_dw2"):
+        assert_within(
+            field, getattr(reference_result, field), getattr(float64_bounds, field), "reference"
+        )
+
+
+def test_chain_bound_catches_a_broken_chain_rule() -> None:
+    """dL_dw1 without the second layer's factor (x.T @ dL_do summed, not x.T @ dL_dh) fails."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((16, 31)).astype(np.float32)
+    w1 = rng.standard_normal((31, 5)).astype(np.float32)
+    w2 = rng.standard_normal((5, 17)).astype(np.float32)
+    output = x.astype(np.float64) @ w1 @ w2
+    target = (output + rng.choice([-1.0, 1.0], size=output.shape)).astype(np.float32)
+    expected = bounds.chain_bounds(x, w1, w2, target, bounds.arithmetic(np.float32))
+    good = verify.chain(x, w1, w2, target)
+    assert expected.dL_dw1.worst(np.asarray(good.dL_dw1)) <= 1
+    dL_do = np.asarray(verify.loss_grad(output.astype(np.float32), target))
+    broken = x.T @ (dL_do @ np.ones((17, 5), np.float32))  # w2 dropped from the chain
+    assert expected.dL_dw1.worst(broken) > 1
+
+
 # ------------------------------------------------------------------------------------------
 # Bad inputs: clear errors at trace time; non-finite values propagate (documented).
 # ------------------------------------------------------------------------------------------

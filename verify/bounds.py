@@ -459,6 +459,87 @@ def step_bounds(
     )
 
 
+def product_bound(
+    a: Bound, b: Bound, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul
+) -> Bound:
+    """The bound on ``a @ b`` computed in ``arith`` from operands known only to their bounds.
+
+    With ``|a^ - a| <= ra`` and ``|b^ - b| <= rb`` elementwise,
+    ``|fl(a^ @ b^) - a @ b| <= c_K (|a| + ra) @ (|b| + rb) + ra @ |b| + |a| @ rb + ra @ rb``
+    (plus the flush-to-zero terms of ``_dot_radius``): the rounding of the computed product and
+    the propagation of the operands' own errors. Shapes: a ``(M, K)``, b ``(K, P)``.
+    """
+    a_mag = np.abs(a.center) + a.radius
+    b_mag = np.abs(b.center) + b.radius
+    k = a.center.shape[1]
+    # An operand that may be below the input format's smallest normal may be read as zero.
+    a_small = a_mag * ((np.abs(a.center) - a.radius) < arith.input_tiny)
+    b_small = b_mag * ((np.abs(b.center) - b.radius) < arith.input_tiny)
+    small = a_small @ b_mag + a_mag @ b_small
+    rounding = _dot_radius(a_mag @ b_mag, k, arith, small)
+    propagated = (a.radius @ b_mag + np.abs(a.center) @ b.radius) * _magnitude_factor(k) * _SLACK
+    center = np.asarray(matmul(a.center, b.center), dtype=np.float64)
+    return Bound(center, rounding + propagated)
+
+
+def _known(value: np.ndarray) -> Bound:
+    """An operand known exactly: radius 0."""
+    return Bound(value, np.zeros_like(value))
+
+
+class ChainBounds(NamedTuple):
+    """Bounds on the two-layer chain ``h = x @ w1``, ``output = h @ w2`` (``reference.chain``)."""
+
+    h: Bound
+    output: Bound
+    loss: Bound
+    kinks: np.ndarray
+    dL_dx: Bound
+    dL_dw1: Bound
+    dL_dh: Bound
+    dL_dw2: Bound
+
+
+def chain_bounds(
+    x: Any, w1: Any, w2: Any, target: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul
+) -> ChainBounds:
+    """Bounds on ``chain(x, w1, w2, target)`` computed in ``arith``, kink-aware.
+
+    ``h = x @ w1`` is a forward bound; ``output = h @ w2`` a product of an uncertain ``h``;
+    ``dL_dh = dL_do @ w2.T`` is the second layer's dL_dx (kinks as in ``step_bounds``), and
+    the first layer's gradients ``dL_dx = dL_dh @ w1.T``, ``dL_dw1 = x.T @ dL_dh`` are products
+    of the uncertain ``dL_dh``; ``dL_dw2 = h.T @ dL_do`` carries h's radius and the kinks.
+    Shapes: x ``(N, I)``, w1 ``(I, H)``, w2 ``(H, O)``, target ``(N, O)``.
+    """
+    x64, w1_64, w2_64, target64 = (np.asarray(a, np.float64) for a in (x, w1, w2, target))
+    h = forward_bound(x64, w1_64, arith, matmul=matmul)
+    output = product_bound(h, _known(w2_64), arith, matmul=matmul)
+    difference = output.center - target64
+    kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
+    dL_do = np.where(kinks, 0.0, np.sign(difference))
+    ones, kink_weight = np.ones_like(dL_do), kinks.astype(np.float64)
+    output_features = dL_do.shape[1]
+    w2_small = np.abs(w2_64) * (np.abs(w2_64) < arith.input_tiny)
+    # dL_dh: the admissible set of dL_do is centre dL_do, radius 1 at kinks (0 elsewhere).
+    dh = grad_x_bound(dL_do, w2_64, arith, matmul=matmul)
+    dh_rounding = _dot_radius(ones @ np.abs(w2_64).T, output_features, arith, ones @ w2_small.T)
+    dh_kinks = (kink_weight @ np.abs(w2_64).T) * _magnitude_factor(output_features) * _SLACK
+    dL_dh = Bound(dh.center, dh_rounding + dh_kinks)
+    # dL_do as a Bound: +-1 off the kinks, [-1, 1] (centre 0, radius 1) on them.
+    upstream = Bound(dL_do, kink_weight)
+    dL_dw2 = product_bound(Bound(h.center.T, h.radius.T), upstream, arith, matmul=matmul)
+    return ChainBounds(
+        h=h,
+        output=output,
+        loss=loss_bound(output, target64, arith),
+        kinks=kinks,
+        dL_dx=product_bound(dL_dh, _known(w1_64.T), arith, matmul=matmul),
+        dL_dw1=product_bound(_known(x64.T), dL_dh, arith, matmul=matmul),
+        dL_dh=dL_dh,
+        dL_dw2=dL_dw2,
+    )
+
+
 # ------------------------------------------------------------------------------------------
 # Precision diagnosis: which arithmetic a result is consistent with.
 # ------------------------------------------------------------------------------------------
