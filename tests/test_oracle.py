@@ -194,3 +194,9 @@ def test_a_mutated_input_is_reported_before_values() -> None:
     _, finding = run_case(as_candidate(zoo.InPlaceUpdate()), case, Options())
     assert finding is not None and finding.kind == "input_mutated"
     assert np.all(case.arrays["w"] == 1.0)  # the oracle's own copy is untouched
+
+
+def test_edge_shapes_run_whatever_the_search_draws() -> None:
+    """A bug past 128 rows is caught even when the search draws a single small example."""
+    report = verify.check(zoo.BlockedGradW(), functions=["grad_w"], max_examples=1, repro_dir=None)
+    assert report["grad_w"].diagnosis == "off_by_one", report.summary()

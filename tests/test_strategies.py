@@ -211,3 +211,15 @@ def test_upstream_gradients_are_not_unit(data: st.DataObject) -> None:
     dL_do = data.draw(upstream_gradients((5, 3), dtype=np.float32))
     assert dL_do.shape == (5, 3) and dL_do.dtype == np.float32
     assert not np.isin(np.abs(dL_do), [0.0, 1.0]).all()
+
+
+def test_example_inputs_match_the_strategy_kinds() -> None:
+    from verify.strategies import example_inputs
+
+    case = example_inputs((3, 4, 5), kind="integers", seed=1, tie_fraction=1.0)
+    assert case.x.shape == (3, 4) and case.w.shape == (4, 5) and case.target.shape == (3, 5)
+    np.testing.assert_array_equal(case.target, case.x.astype(np.float64) @ case.w)  # all ties
+    with pytest.raises(ValueError, match="kind must be one of"):
+        example_inputs((1, 1, 1), kind="gaussian")
+    with pytest.raises(ValueError, match=r"shape\[1\] must be a positive int"):
+        example_inputs((1, 0, 1))

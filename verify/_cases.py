@@ -31,7 +31,9 @@ from .bounds import Arithmetic, Bound
 from .strategies import (
     LayerInputs,
     LayerShape,
+    exact_inputs,
     exact_layer_inputs,
+    example_inputs,
     layer_inputs,
     layer_shapes,
     upstream_gradients,
@@ -179,6 +181,39 @@ def shapes() -> st.SearchStrategy[LayerShape]:
     """``strategies.layer_shapes()``, or (as often) shapes made of 1s, small sides and sides
     around 128: a bug that only shows past a block of 128 must not hide behind small draws."""
     return st.one_of(layer_shapes(), layer_shapes(dims=EDGE_DIMS))
+
+
+#: Fixed shapes every check also runs, whatever the search drew: a bug that only shows past a
+#: block of 128 (in any of N, I, O) or on 1-sized dims is found independently of how a
+#: Hypothesis version happens to explore (seen: 25 examples of one version missed N > 128).
+EDGE_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (129, 3, 2),
+    (2, 129, 3),
+    (3, 2, 129),
+    (257, 1, 5),
+)
+
+
+def edge_cases(function: str, options: Options) -> list[Case]:
+    """One case of ``function`` per ``EDGE_SHAPES`` entry (integer data with ties; exact data
+    in exact mode); identities get cases where nothing crosses its target."""
+    dtype = bounds.numpy_dtype(options.dtype)
+    cases = []
+    for index, shape in enumerate(EDGE_SHAPES):
+        rng = np.random.default_rng(index)
+        n, i, o = shape
+        if options.exact:
+            inputs = exact_inputs(shape, seed=index, dtype=dtype)
+            upstream = rng.integers(-3, 4, size=(n, o)).astype(dtype)
+            gradient = rng.integers(-3, 4, size=(i, o)).astype(dtype)
+        else:
+            inputs = example_inputs(shape, kind="integers", dtype=dtype, seed=index)
+            upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
+            gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
+        case = make_case(function, inputs, upstream, gradient)
+        cases.append(without_crossing(case) if function == "identities" else case)
+    return cases
 
 
 def case_strategy(function: str, options: Options) -> st.SearchStrategy[Case]:

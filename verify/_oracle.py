@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 from . import bounds
 from ._calls import CallResult, call_with_timeout, to_numpy
-from ._cases import RESULTS, Case, Options, case_strategy, expect, make_case
+from ._cases import RESULTS, Case, Options, case_strategy, edge_cases, expect, make_case
 from ._diagnosis import Finding, check_result
 from ._loading import FUNCTIONS, Candidate, as_candidate
 from ._report import FunctionReport, Report, environment
@@ -353,6 +353,16 @@ def _search(
         # deterministic: either way the last defect recorded is the one to report.
         if state.last is None:
             raise
+    if state.last is None:
+        # The search passed: the fixed edge shapes run too (no shrinking: they are small
+        # already, and a bug that shows on small shapes was found and shrunk above).
+        for edge in edge_cases(function, options):
+            state.examples += 1
+            ratio, edge_finding = run_case(candidate, edge, options)
+            if edge_finding is not None:
+                state.last = (edge, edge_finding)
+                break
+            state.worst = max(state.worst, ratio)
     if state.last is None:
         return FunctionReport(function, "pass", state.examples, state.worst)
     case, finding = state.timed_out or state.last

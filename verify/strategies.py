@@ -228,6 +228,31 @@ def _adversarial_values(
     return x, w
 
 
+def example_inputs(
+    shape: tuple[int, int, int],
+    *,
+    kind: str = "normal",
+    dtype: Any = np.float32,
+    seed: int = 0,
+    lr: float = 0.01,
+    tie_fraction: float = 0.2,
+) -> LayerInputs:
+    """One example of ``layer_inputs``, outside Hypothesis: a fixed shape ``(N, I, O)``.
+
+    For fixed probes (the oracle's edge shapes, multi-process workers, scripts) that need the
+    same value kinds and ties as the strategies without drawing them.
+    """
+    if kind not in VALUE_KINDS:
+        raise ValueError(f"kind must be one of {VALUE_KINDS}, got {kind!r}")
+    sides = tuple(_check_positive_int(f"shape[{k}]", side) for k, side in enumerate(shape))
+    if len(sides) != 3:
+        raise ValueError(f"shape must be (N, I, O), got {shape!r}")
+    if not 0.0 <= tie_fraction <= 1.0:
+        raise ValueError(f"tie_fraction must be in [0, 1], got {tie_fraction!r}")
+    np_dtype = numpy_dtype(np.dtype(dtype).name)
+    return _make_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction)
+
+
 def _make_inputs(
     kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
 ) -> LayerInputs:
