@@ -48,6 +48,26 @@ def torch(session: nox.Session) -> None:
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", "torch", "-rs"))
 
 
+#: The oldest versions pyproject.toml admits, installed exactly by ``tests_min``.
+MINIMUM_VERSIONS = (
+    "jax==0.7.0",
+    "jaxlib==0.7.0",
+    "numpy==2.0.2",
+    "ml_dtypes==0.5.0",
+    "jaxtyping==0.2.36",
+    "hypothesis==6.100.0",
+    "pytest==8.0.0",
+)
+
+
+@nox.session(python=PYTHONS[0], default=False)
+def tests_min(session: nox.Session) -> None:
+    """The suite on the lowest dependency versions pyproject.toml admits."""
+    install(session, *MINIMUM_VERSIONS)
+    install(session, "--no-deps", "-e", ".")
+    session.run(*pytest_args(session, "--hypothesis-profile=ci"))
+
+
 @nox.session(python=PYTHONS[0], default=False)
 def thorough(session: nox.Session) -> None:
     """The test suite with the 'thorough' Hypothesis profile (10x examples; nightly)."""
