@@ -36,7 +36,7 @@ def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.Capture
         ]
     )
     assert code == 0
-    assert "all 8 checks passed." in capsys.readouterr().out
+    assert "all 9 checks passed." in capsys.readouterr().out
     document = json.loads(report.read_text())
     assert document["passed"] is True
     assert {"python", "numpy", "jax", "backend", "devices"} <= document["environment"].keys()
@@ -185,3 +185,27 @@ def test_progress_rewrites_one_line_after_a_delay() -> None:
     quiet = io.StringIO()
     _TerminalProgress(quiet, delay=3600)("forward", 1, 100)
     assert quiet.getvalue() == ""
+
+
+def test_float64_enables_jax_float64() -> None:
+    """A JAX layer checked at float64 from the command line computes in float64, not float32."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "verify",
+            "check",
+            "verify",
+            "--dtype",
+            "float64",
+            "--max-examples",
+            "3",
+            "--functions",
+            "forward,grad_w",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

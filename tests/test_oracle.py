@@ -40,6 +40,7 @@ def test_correct_implementations_pass(impl: type, seed: int) -> None:
         "update",
         "step",
         "identities",
+        "consistency",
     ]
 
 

@@ -243,12 +243,23 @@ class HangingForward(Correct):
         return x @ w
 
 
+class FusedTieStep(Correct):
+    """A fused step that takes +1 at ties while its own loss_grad takes -1: each is a valid
+    subgradient against the reference, but the fused path disagrees with the pieces."""
+
+    def step(self, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float) -> tuple:
+        output = x @ w
+        dL_do = np.where(output >= target, 1.0, -1.0).astype(output.dtype)
+        dL_dw = x.T @ dL_do
+        return self.loss(output, target), dL_do @ w.T, dL_dw, self.update(w, dL_dw, lr)
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     """A broken implementation, the diagnosis expected per function, and how to check it."""
 
     cls: type
-    expected: dict[str, str]
+    expected: dict[str, str | None]
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     max_examples: int = 25
 
@@ -285,6 +296,7 @@ ZOO: tuple[Mutant, ...] = (
     Mutant(NoisyGradW, {"grad_w": "nondeterministic"}),
     Mutant(RaisesGradX, {"grad_x": "raised"}),
     Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3),
+    Mutant(FusedTieStep, {"step": None, "consistency": "inconsistent"}),
 )
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.

@@ -49,8 +49,9 @@ ARGUMENTS: dict[str, tuple[str, ...]] = {
     "update": ("w", "dL_dw"),
     "step": ("x", "w", "target"),
     "identities": ("x", "w", "target"),
+    "consistency": ("x", "w", "target"),
 }
-TAKES_LR = frozenset({"update", "step", "identities"})
+TAKES_LR = frozenset({"update", "step", "identities", "consistency"})
 
 #: The names of each function's results.
 RESULTS: dict[str, tuple[str, ...]] = {
@@ -237,6 +238,10 @@ def case_strategy(function: str, options: Options) -> st.SearchStrategy[Case]:
             make_case, st.just(function), st.just(inputs), upstream((n, o)), upstream((i, o))
         )
 
+    if function == "consistency":
+        # Integer data: outputs, ties and both gradients are exact in float32 and float64, so
+        # the fused step and the composed pieces must agree on them bit for bit.
+        base = layer_inputs(dtype=dtype, shapes=shapes(), kinds=("integers",), tie_fraction=0.5)
     cases = base.flatmap(with_upstreams)
     if function == "identities":
         # Cases where no output can cross its target go first: there the no-crossing identity

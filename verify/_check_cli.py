@@ -16,7 +16,7 @@ from typing import NoReturn
 
 from . import bounds
 from ._cases import TIE_CONVENTIONS, Options
-from ._loading import FUNCTIONS, ContractError, as_candidate
+from ._loading import FUNCTIONS, ContractError, as_candidate, enable_float64_for
 from ._oracle import DEFAULT_REPRO_DIR, DEFAULT_TIMEOUT, check
 
 PROG = "python -m verify check"
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         "--functions",
         default=None,
         metavar="NAMES",
-        help=f"comma-separated subset of {','.join(FUNCTIONS)},identities",
+        help=f"comma-separated subset of {','.join(FUNCTIONS)},identities,consistency",
     )
     parser.add_argument(
         "--json",
@@ -138,9 +138,10 @@ def main(argv: list[str]) -> int:
         Options(args.dtype, args.exact, args.tie_convention, args.matmul_precision, args.timeout)
         if args.max_examples < 1:
             raise ValueError(f"--max-examples must be >= 1, got {args.max_examples}")
-        unknown = set(functions or ()) - {*FUNCTIONS, "identities"}
+        unknown = set(functions or ()) - {*FUNCTIONS, "identities", "consistency"}
         if unknown:
             raise ValueError(f"--functions: unknown {sorted(unknown)}")
+        enable_float64_for(args.dtype)
         candidate = as_candidate(args.spec)
     except (ContractError, ValueError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)

@@ -44,6 +44,7 @@ KINDS: dict[str, str] = {
     "raised": "the call raised an exception",
     "timed_out": "the call did not return within the timeout",
     "convexity": "the loss, gradient and update break convexity or the no-crossing identity",
+    "inconsistent": "the fused step disagrees with the implementation's own pieces",
     "mismatch": "the result is outside its error bound and no known bug pattern fits",
 }
 

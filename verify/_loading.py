@@ -206,3 +206,16 @@ def _module_spec(module: ModuleType) -> str | None:
     if module.__name__ == "__main__":
         return None
     return module.__name__
+
+
+def enable_float64_for(dtype: str) -> None:
+    """Let JAX candidates compute in float64 when float64 is checked (``jax_enable_x64``).
+
+    Without it a JAX implementation silently returns float32 for float64 inputs, and the
+    command line would report ``wrong_dtype`` for a correct layer. Set before the candidate
+    is loaded, as JAX requires; the command line and reproducers own their process.
+    """
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)

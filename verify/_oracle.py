@@ -122,6 +122,8 @@ def run_case(candidate: Candidate, case: Case, options: Options) -> tuple[float,
     """Check one call: ``(worst error / bound, None)`` or ``(ratio, Finding)`` on a defect."""
     if case.function == "identities":
         return run_identities(candidate, case, options)
+    if case.function == "consistency":
+        return run_consistency(candidate, case, options)
     first = _invoke(candidate, case.function, case, options.timeout)
     failure = _call_failure(first, case, options.timeout)
     if failure:
@@ -280,6 +282,103 @@ def run_identities(
                 ratio,
             )
     return ratio, None
+
+
+# --------------------------------------------------------------------------------------------
+# Consistency: the fused step against the candidate's own pieces.
+# --------------------------------------------------------------------------------------------
+
+#: The pieces a step is composed of, in the order the composition calls them.
+PIECES = ("forward", "loss", "loss_grad", "grad_x", "grad_w", "update")
+
+
+def has_consistency(candidate: Candidate) -> bool:
+    return {"step", *PIECES} <= candidate.functions.keys()
+
+
+def _steps(candidate: Candidate, x: Any, w: Any, target: Any, lr: float) -> tuple[Any, Any]:
+    """``step(x, w, target, lr)`` and the same step composed from the candidate's pieces."""
+    f = candidate.functions
+    fused = f["step"](x, w, target, lr)
+    output = f["forward"](x, w)
+    dL_do = f["loss_grad"](output, target)
+    dL_dw = f["grad_w"](x, dL_do)
+    composed = (
+        f["loss"](output, target),
+        f["grad_x"](dL_do, w),
+        dL_dw,
+        f["update"](w, dL_dw, lr),
+    )
+    return fused, composed
+
+
+def run_consistency(
+    candidate: Candidate, case: Case, options: Options
+) -> tuple[float, Finding | None]:
+    """The fused ``step`` against ``forward -> loss, loss_grad -> grad_x, grad_w -> update``.
+
+    On integer data (float32 / float64) outputs, ties and both gradients are exact however
+    they are computed, so dL_dx and dL_dw must agree bit for bit: a fused step whose tie
+    convention, sum or upstream differs from its own pieces is caught even where both are
+    admissible against the reference. L and w_new (non-integer targets, lr) must agree within
+    twice their error bound (each side is within one bound of the exact value).
+    """
+    if options.dtype not in ("float32", "float64"):
+        return 0.0, None  # half-precision outputs of integer data are not exact
+    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    lr = case.learning_rate
+    convert = candidate.asarray or (lambda a: a.copy())
+    result = call_with_timeout(
+        lambda: _steps(candidate, convert(x), convert(w), convert(target), lr),
+        (),
+        options.timeout,
+    )
+    failure = _call_failure(_Call(result, []), case, options.timeout)
+    if failure:
+        return math.inf, failure
+    try:
+        fused = [to_numpy(v).astype(np.float64) for v in result.value[0]]
+        composed = [to_numpy(v).astype(np.float64) for v in result.value[1]]
+    except Exception as err:
+        return math.inf, Finding("wrong_dtype", f"a result is not an array: {err}")
+    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic())
+    worst = 0.0
+    for name, got, want, bound in zip(
+        ("loss", "dL_dx", "dL_dw", "w_new"),
+        fused,
+        composed,
+        (expected.loss, None, None, expected.w_new),
+        strict=True,
+    ):
+        if got.shape != want.shape:
+            return math.inf, Finding(
+                "inconsistent",
+                f"step's {name} has shape {got.shape}, but its pieces give {want.shape}",
+            )
+        difference = np.abs(got - want)
+        radius = 0.0 if bound is None else 2 * np.asarray(bound.radius)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(difference == 0, 0.0, difference / radius)
+        ratio = np.where(np.isnan(got) | np.isnan(want), np.inf, ratio)
+        if ratio.size and float(ratio.max()) > 1:
+            index = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+            where = f"[{', '.join(map(str, index))}]" if index else ""
+            ties = int(np.sum(expected.kinks))
+            return float(ratio.max()), Finding(
+                "inconsistent",
+                f"step's {name} differs from the one its own pieces give "
+                f"(forward -> loss_grad -> grad_x / grad_w -> update)"
+                + (
+                    f"; {ties} output(s) sit on a tie: are the tie conventions the same?"
+                    if ties
+                    else ""
+                ),
+                f"step {name}{where} = {float(got[index])!r}, but the pieces give "
+                f"{float(want[index])!r} [{case.describe()}]",
+                float(ratio.max()),
+            )
+        worst = max(worst, float(ratio.max(initial=0.0)))
+    return worst, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,12 +563,11 @@ def check(
         raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
     options = Options(dtype, exact, tie_convention, matmul_precision, timeout)
     candidate = impl if isinstance(impl, Candidate) else as_candidate(impl)
-    wanted = list(functions) if functions is not None else [*FUNCTIONS, "identities"]
-    unknown = set(wanted) - {*FUNCTIONS, "identities"}
+    checks = [*FUNCTIONS, "identities", "consistency"]
+    wanted = list(functions) if functions is not None else checks
+    unknown = set(wanted) - set(checks)
     if unknown:
-        raise ValueError(
-            f"functions must be among {[*FUNCTIONS, 'identities']}, got {sorted(unknown)}"
-        )
+        raise ValueError(f"functions must be among {checks}, got {sorted(unknown)}")
     reports: list[FunctionReport] = []
     for function in wanted:
         if function == "identities":
@@ -478,6 +576,12 @@ def check(
                     reports.append(
                         FunctionReport(function, "skip", note="needs loss, gradient and update")
                     )
+                continue
+        elif function == "consistency":
+            if not has_consistency(candidate) or dtype not in ("float32", "float64"):
+                if functions is not None:
+                    note = "needs step and every piece, float32 or float64"
+                    reports.append(FunctionReport(function, "skip", note=note))
                 continue
         elif function not in candidate.functions:
             continue

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._cases import Case, Options
-from ._loading import Candidate, ContractError, as_candidate
+from ._loading import Candidate, ContractError, as_candidate, enable_float64_for
 from ._report import FunctionReport
 
 _SCRIPT = '''"""crosscheck reproducer: {function} of {name}.
@@ -122,6 +122,7 @@ def rerun(
         )
         return 2
     try:
+        enable_float64_for(options.get("dtype", "float32"))
         candidate = as_candidate(spec)
     except ContractError as err:
         print(f"crosscheck reproducer: {err}", file=sys.stderr)
