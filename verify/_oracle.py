@@ -161,6 +161,13 @@ def run_case(candidate: Candidate, case: Case, options: Options) -> tuple[float,
 # --------------------------------------------------------------------------------------------
 
 
+def _guarded(thunk: Any, case: Case, options: Options) -> tuple[Any, Finding | None]:
+    """Run ``thunk()`` (several candidate calls) under the timeout: its value, or a Finding."""
+    result = call_with_timeout(thunk, (), options.timeout)
+    failure = _call_failure(_Call(result, []), case, options.timeout)
+    return (None, failure) if failure else (result.value, None)
+
+
 def has_identities(candidate: Candidate) -> bool:
     pieces = {"forward", "loss", "loss_grad", "grad_w", "update"}
     return "step" in candidate.functions or pieces <= candidate.functions.keys()
@@ -216,13 +223,12 @@ def run_identities(
         loss0, grad, w_new = _composite_step(candidate, convert(x), convert(w), convert(target), lr)
         return loss0, grad, to_numpy(w_new).astype(w.dtype)
 
-    result = call_with_timeout(first_step, (), options.timeout)
-    failure = _call_failure(_Call(result, []), case, options.timeout)
+    stepped, failure = _guarded(first_step, case, options)
     if failure:
         return math.inf, failure
     try:
-        loss0, grad = (to_numpy(v).astype(np.float64) for v in result.value[:2])
-        w_new_stored = result.value[2]
+        loss0, grad = (to_numpy(v).astype(np.float64) for v in stepped[:2])
+        w_new_stored = stepped[2]
     except Exception as err:
         return math.inf, Finding("wrong_dtype", f"a result is not an array: {err}")
     w_new = w_new_stored.astype(np.float64)
@@ -232,16 +238,15 @@ def run_identities(
         return math.inf, Finding("nan", "NaN or infinity in the loss, dL_dw or w_new")
     if not _in_range(x, w_new, target):
         return 0.0, None  # L(w_new) would overflow the dtype: the identities say nothing here
-    result = call_with_timeout(
+    loss_at_w_new, failure = _guarded(
         lambda: _composite_loss(candidate, convert(x), convert(w_new_stored), convert(target), lr),
-        (),
-        options.timeout,
+        case,
+        options,
     )
-    failure = _call_failure(_Call(result, []), case, options.timeout)
     if failure:
         return math.inf, failure
     try:
-        loss1 = to_numpy(result.value).astype(np.float64)
+        loss1 = to_numpy(loss_at_w_new).astype(np.float64)
     except Exception as err:
         return math.inf, Finding("wrong_dtype", f"the loss is not an array: {err}")
     if loss1.ndim or not np.isfinite(loss1):
@@ -328,17 +333,14 @@ def run_consistency(
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
     lr = case.learning_rate
     convert = candidate.asarray or (lambda a: a.copy())
-    result = call_with_timeout(
-        lambda: _steps(candidate, convert(x), convert(w), convert(target), lr),
-        (),
-        options.timeout,
+    both, failure = _guarded(
+        lambda: _steps(candidate, convert(x), convert(w), convert(target), lr), case, options
     )
-    failure = _call_failure(_Call(result, []), case, options.timeout)
     if failure:
         return math.inf, failure
     try:
-        fused = [to_numpy(v).astype(np.float64) for v in result.value[0]]
-        composed = [to_numpy(v).astype(np.float64) for v in result.value[1]]
+        fused = [to_numpy(v).astype(np.float64) for v in both[0]]
+        composed = [to_numpy(v).astype(np.float64) for v in both[1]]
     except Exception as err:
         return math.inf, Finding("wrong_dtype", f"a result is not an array: {err}")
     expected = bounds.step_bounds(x, w, target, lr, options.arithmetic())
