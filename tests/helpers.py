@@ -58,3 +58,25 @@ def assert_bitwise(name: str, actual: Any, expected: Any, call: str) -> None:
             f"but should be exactly {float(expected[worst])!r} "
             f"({int(differ.sum())} of {differ.size} elements differ) [{call}]"
         )
+
+
+def assert_step_within(result: Any, case: Any, arith: Any, call: str) -> None:
+    """Every output of one step ``(loss, dL_dx, dL_dw, w_new)`` inside its kink-aware bound
+    around the loop reference, and w_new consistent with the step's own dL_dw.
+
+    ``case`` has ``x``, ``w``, ``target``, ``lr`` (a ``strategies.LayerInputs``); ``arith`` is
+    the ``bounds.Arithmetic`` the step claims.
+    """
+    __tracebackhide__ = True
+    import reference
+    from verify import bounds
+
+    expected = bounds.step_bounds(
+        case.x, case.w, case.target, case.lr, arith, matmul=reference.forward
+    )
+    assert_within("loss", result.loss, expected.loss, call)
+    assert_within("dL_dx", result.dL_dx, expected.dL_dx, call)
+    assert_within("dL_dw", result.dL_dw, expected.dL_dw, call)
+    assert_within("w_new", result.w_new, expected.w_new, call)
+    own_update = bounds.update_bound(case.w, np.asarray(result.dL_dw), case.lr, arith)
+    assert_within("w_new", result.w_new, own_update, call + " vs its own dL_dw")

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import reference
 import verify
+from tests import helpers
 from tests.conftest import examples
 from tests.helpers import assert_bitwise, assert_within, describe_call
 from verify import bounds
@@ -80,16 +81,8 @@ def step_call(case: LayerInputs, name: str = "step") -> str:
 
 
 def assert_step_within(result, case: LayerInputs, arith: bounds.Arithmetic, name: str) -> None:
-    """Every output of one step inside its bound, and w_new consistent with the step's own dL_dw."""
     __tracebackhide__ = True
-    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, matmul=loop_matmul)
-    call = step_call(case, name)
-    assert_within("loss", result.loss, expected.loss, call)
-    assert_within("dL_dx", result.dL_dx, expected.dL_dx, call)
-    assert_within("dL_dw", result.dL_dw, expected.dL_dw, call)
-    assert_within("w_new", result.w_new, expected.w_new, call)
-    own_update = bounds.update_bound(case.w, np.asarray(result.dL_dw), case.lr, arith)
-    assert_within("w_new", result.w_new, own_update, call + " vs its own dL_dw")
+    helpers.assert_step_within(result, case, arith, step_call(case, name))
 
 
 # ------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import reference
 import verify
 from tests.conftest import examples
-from tests.helpers import assert_bitwise, assert_within, describe_call
+from tests.helpers import assert_bitwise, assert_step_within, assert_within, describe_call
 from verify import bounds
 from verify.strategies import LayerInputs, exact_layer_inputs, layer_inputs, layer_shapes
 
@@ -107,16 +107,7 @@ def test_float_mode_within_error_model(data: int, model: int) -> None:
     def check(case: LayerInputs) -> None:
         got = verify.sharded_step(case.x, case.w, case.target, case.lr, mesh=mesh)
         arith = bounds.arithmetic(case.x.dtype)
-        expected = bounds.step_bounds(
-            case.x, case.w, case.target, case.lr, arith, matmul=reference.forward
-        )
-        call = call_of(case, data, model)
-        assert_within("loss", got.loss, expected.loss, call)
-        assert_within("dL_dx", got.dL_dx, expected.dL_dx, call)
-        assert_within("dL_dw", got.dL_dw, expected.dL_dw, call)
-        assert_within("w_new", got.w_new, expected.w_new, call)
-        own_update = bounds.update_bound(case.w, np.asarray(got.dL_dw), case.lr, arith)
-        assert_within("w_new", got.w_new, own_update, call + " vs its own dL_dw")
+        assert_step_within(got, case, arith, call_of(case, data, model))
 
     check()
 
