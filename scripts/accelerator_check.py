@@ -12,15 +12,13 @@ Run from the repository root with what the project ships (JAX for the platform i
     tests.log, tests.xml    the test suite, JAX_PLATFORMS pinned (``nox -s gpu``'s tests)
     oracle.log              python -m verify check verify (the oracle's self-test, on the device)
     precision.txt / .json   python -m verify precision
-    bench.md / bench.json   verify.step vs jnp.dot at 4096^3 and 8192^3, bfloat16 and float32
+    bench.md / bench.json   python -m benchmarks.gpu: verify.step vs jnp.dot at 4096^3 and 8192^3
     summary.md / .json      one line per step: ok / FAILED / TIMED OUT, seconds
 
 Each step runs in its own process with a time budget, so one hung step cannot eat the others'.
-Benchmark: achieved TFLOP/s of ``verify.step`` (three matmuls: 6 N I O flops) against ``jnp.dot``
-(2 N I O) at the same size, dtype and precision on the same device; the ratio is step / dot. A
-fused step at ratio ~1 runs its matmuls at the device's matmul speed.
 
-Exit status: 0 every step ok, 1 a step failed or timed out, 2 the platform is absent.
+Exit status (``verify.messages.ExitCode``): 0 every step ok; 1 a step failed; 3 a step timed out
+or the platform is absent (then nothing else runs).
 """
 
 from __future__ import annotations
@@ -29,13 +27,12 @@ import argparse
 import datetime
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 # The repository root first: the check runs from a checkout, installed or not.
@@ -43,11 +40,12 @@ sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
 from require_platform import probe  # noqa: E402
 
+from benchmarks.gpu import DRY_SIZES, FULL_SIZES  # noqa: E402
+from verify.messages import ExitCode, print_error  # noqa: E402
+
 #: Seconds per step on the device (about 5 minutes in all, with start-up).
 BUDGETS = {"tests": 150, "oracle": 45, "precision": 30, "bench": 60}
 
-FULL_SIZES = (4096, 8192)
-DRY_SIZES = (64, 128)
 LABELS = {"cuda": "GPU", "tpu": "TPU", "cpu": "CPU"}
 
 
@@ -85,91 +83,6 @@ def run_step(
 
 
 # ----------------------------------------------------------------------------------------------
-# The benchmark (runs in a child process: python scripts/accelerator_check.py --bench-only ...)
-# ----------------------------------------------------------------------------------------------
-
-
-def _time(function: Any, *args: Any, repeats: int, min_seconds: float) -> float:
-    """Median seconds of ``function(*args)`` after one warm-up (compile) call."""
-    import jax
-
-    jax.block_until_ready(function(*args))
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < min_seconds and len(times) < 50):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def benchmark(sizes: Sequence[int], *, repeats: int, min_seconds: float) -> list[dict[str, Any]]:
-    """TFLOP/s of verify.step and jnp.dot at n^3 for bfloat16 and float32 (module docstring)."""
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    import verify
-
-    dot_highest = jax.jit(lambda a, b: jnp.dot(a, b, precision=lax.Precision.HIGHEST))
-    dot_default = jax.jit(jnp.dot)
-    rows: list[dict[str, Any]] = []
-    for dtype in (jnp.bfloat16, jnp.float32):
-        for n in sizes:
-            kx, kw, kt = jax.random.split(jax.random.key(n), 3)
-            x = jax.random.normal(kx, (n, n), dtype)
-            w = jax.random.normal(kw, (n, n), dtype)
-            target = jax.random.normal(kt, (n, n), dtype)
-            step_seconds = _time(
-                verify.step, x, w, target, 0.01, repeats=repeats, min_seconds=min_seconds
-            )
-            dot_seconds = _time(dot_highest, x, w, repeats=repeats, min_seconds=min_seconds)
-            default_seconds = _time(dot_default, x, w, repeats=repeats, min_seconds=min_seconds)
-            step_tflops = 6 * n**3 / step_seconds / 1e12
-            dot_tflops = 2 * n**3 / dot_seconds / 1e12
-            rows.append(
-                {
-                    "dtype": jnp.dtype(dtype).name,
-                    "n": n,
-                    "step_seconds": step_seconds,
-                    "step_tflops": step_tflops,
-                    "dot_highest_tflops": dot_tflops,
-                    "dot_default_tflops": 2 * n**3 / default_seconds / 1e12,
-                    "step_vs_dot": step_tflops / dot_tflops,
-                }
-            )
-            del x, w, target
-    return rows
-
-
-def bench_markdown(rows: Sequence[dict[str, Any]], device: str) -> str:
-    lines = [
-        f"verify.step vs jnp.dot on {device} (precision HIGHEST for both; step = 6 n^3 flops)",
-        "",
-        "| dtype | n | step ms | step TFLOP/s | dot TFLOP/s | step / dot | dot (default) TFLOP/s |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['dtype']} | {r['n']} | {r['step_seconds'] * 1e3:.2f} | {r['step_tflops']:.2f} "
-            f"| {r['dot_highest_tflops']:.2f} | {r['step_vs_dot']:.2f} "
-            f"| {r['dot_default_tflops']:.2f} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def bench_main(out: Path, sizes: Sequence[int], repeats: int, min_seconds: float) -> int:
-    import jax
-
-    device = f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}"
-    rows = benchmark(sizes, repeats=repeats, min_seconds=min_seconds)
-    (out / "bench.json").write_text(json.dumps({"device": device, "rows": rows}, indent=2))
-    table = bench_markdown(rows, device)
-    (out / "bench.md").write_text(table)
-    print(table)
-    return 0
-
-
-# ----------------------------------------------------------------------------------------------
 # The check
 # ----------------------------------------------------------------------------------------------
 
@@ -197,14 +110,14 @@ def check(args: argparse.Namespace) -> int:
     print(f"accelerator check -> {out}\nplatform: {platform_line}", flush=True)
     if not found:
         write_summary(out, platform_line, [])
-        print(platform_line, file=sys.stderr)
-        return 2
+        print_error(platform_line)
+        return ExitCode.INCOMPLETE
 
     env = {**os.environ, "JAX_PLATFORMS": platform}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     python = sys.executable
     # The dry run exercises every step, each on a small job that finishes in seconds on CPU.
-    test_args = ["tests/test_precision_audit.py"] if args.dry_run else []
+    test_args = ["tests/test_precision.py"] if args.dry_run else []
     sizes = DRY_SIZES if args.dry_run else FULL_SIZES
     steps = [
         (
@@ -239,8 +152,8 @@ def check(args: argparse.Namespace) -> int:
             "bench",
             [
                 python,
-                str(Path(__file__).resolve()),
-                "--bench-only",
+                "-m",
+                "benchmarks.gpu",
                 "--out",
                 str(out),
                 "--sizes",
@@ -262,7 +175,9 @@ def check(args: argparse.Namespace) -> int:
     if precision_log.exists():
         (out / "precision.txt").write_text(precision_log.read_text())
     write_summary(out, platform_line, outcomes)
-    return 0 if all(o.status == "ok" for o in outcomes) else 1
+    if any(o.status.startswith("FAILED") for o in outcomes):
+        return ExitCode.DEFECT
+    return ExitCode.OK if all(o.status == "ok" for o in outcomes) else ExitCode.INCOMPLETE
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -289,22 +204,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         help="multiply every step's time budget (default 1)",
     )
     parser.add_argument("--pytest-args", nargs="*", default=[], help="extra pytest arguments")
-    # Internal: the benchmark child process.
-    parser.add_argument("--bench-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--sizes", type=int, nargs="+", default=list(FULL_SIZES), help=argparse.SUPPRESS
-    )
-    parser.add_argument("--repeats", type=int, default=5, help=argparse.SUPPRESS)
     return parser.parse_args(list(argv))
 
 
 def main(argv: Sequence[str]) -> int:
-    args = parse(argv)
-    if args.bench_only:
-        if not args.out:
-            raise SystemExit("--bench-only needs --out")
-        return bench_main(Path(args.out), args.sizes, args.repeats, min_seconds=0.2)
-    return check(args)
+    return check(parse(argv))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Exit 0 and print ``OK <devices>`` if JAX sees a device of PLATFORM; else one line saying why.
+"""Exit 0 and print ``OK <devices>`` if JAX sees a device of PLATFORM; else one line saying why
+(exit 3, ``ExitCode.INCOMPLETE``: the hardware the run needs is missing).
 
     python scripts/require_platform.py cuda GPU      # JAX_PLATFORMS is pinned to the platform
 
@@ -10,6 +11,12 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
+
+# The repository root: the script runs from a checkout, installed or not.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from verify.messages import ExitCode, error_line
 
 
 def _plugin_hint(platform: str) -> str:
@@ -49,11 +56,11 @@ def probe(platform: str, label: str) -> tuple[bool, str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python scripts/require_platform.py PLATFORM LABEL", file=sys.stderr)
-        return 2
+        print(error_line("usage: python scripts/require_platform.py PLATFORM LABEL"))
+        return ExitCode.USAGE
     found, line = probe(*argv)
-    print(line)
-    return 0 if found else 1
+    print(line if found else error_line(line))
+    return ExitCode.OK if found else ExitCode.INCOMPLETE
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""One comparison helper for the tests, one message style.
+"""The tests' comparison helpers, in the project's one message style (``messages.explain``).
 
 ``assert_within`` fails with ``dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06)
 [grad_w(x: (5, 4), dL_do: (5, 3))]``: the element, the value, the centre of the admissible set,
@@ -11,12 +11,19 @@ from typing import Any
 
 import numpy as np
 
+import reference
+from verify import bounds
 from verify.bounds import Bound
+from verify.messages import explain
 
 
 def describe_call(function: str, **arrays: Any) -> str:
     shapes = ", ".join(f"{name}: {np.shape(value)}" for name, value in arrays.items())
     return f"{function}({shapes})"
+
+
+def _index(flat: int, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
 
 
 def assert_within(name: str, actual: Any, bound: Bound, call: str) -> float:
@@ -25,18 +32,22 @@ def assert_within(name: str, actual: Any, bound: Bound, call: str) -> float:
     actual = np.asarray(actual, dtype=np.float64)
     if actual.shape != bound.center.shape:
         raise AssertionError(
-            f"{name}.shape = {actual.shape}, but should be {bound.center.shape} [{call}]"
+            f"{name} has shape {actual.shape}, but should be {bound.center.shape} [{call}]"
         )
     ratio = np.asarray(bound.ratio(actual))
     if ratio.size == 0:
         return 0.0
-    worst = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+    worst = _index(int(np.argmax(ratio)), ratio.shape)
     if ratio[worst] > 1.0:
-        where = f"[{', '.join(map(str, worst))}]" if worst else ""
         raise AssertionError(
-            f"{name}{where} = {float(actual[worst])!r}, "
-            f"but should be {float(bound.center[worst])!r} "
-            f"(bound {bound.radius[worst]:.3g}, error {ratio[worst]:.3g}x the bound) [{call}]"
+            explain(
+                name,
+                float(actual[worst]),
+                float(bound.center[worst]),
+                index=worst,
+                bound=float(bound.radius[worst]),
+                call=call,
+            )
         )
     return float(ratio[worst])
 
@@ -47,16 +58,15 @@ def assert_bitwise(name: str, actual: Any, expected: Any, call: str) -> None:
     actual, expected = np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64)
     if actual.shape != expected.shape:
         raise AssertionError(
-            f"{name}.shape = {actual.shape}, but should be {expected.shape} [{call}]"
+            f"{name} has shape {actual.shape}, but should be {expected.shape} [{call}]"
         )
     differ = actual != expected
     if differ.any():
-        worst = np.unravel_index(int(np.argmax(differ)), differ.shape)
-        where = f"[{', '.join(map(str, worst))}]" if worst else ""
+        worst = _index(int(np.argmax(differ)), differ.shape)
+        count = f"{int(differ.sum())} of {differ.size} elements differ"
         raise AssertionError(
-            f"{name}{where} = {float(actual[worst])!r}, "
-            f"but should be exactly {float(expected[worst])!r} "
-            f"({int(differ.sum())} of {differ.size} elements differ) [{call}]"
+            explain(name, float(actual[worst]), float(expected[worst]), index=worst, call=call)
+            + f"; {count}"
         )
 
 
@@ -68,15 +78,10 @@ def assert_step_within(result: Any, case: Any, arith: Any, call: str) -> None:
     the ``bounds.Arithmetic`` the step claims.
     """
     __tracebackhide__ = True
-    import reference
-    from verify import bounds
-
     expected = bounds.step_bounds(
         case.x, case.w, case.target, case.lr, arith, matmul=reference.forward
     )
-    assert_within("loss", result.loss, expected.loss, call)
-    assert_within("dL_dx", result.dL_dx, expected.dL_dx, call)
-    assert_within("dL_dw", result.dL_dw, expected.dL_dw, call)
-    assert_within("w_new", result.w_new, expected.w_new, call)
+    for field, bound in zip(reference.StepResult._fields, expected.results(), strict=True):
+        assert_within(field, getattr(result, field), bound, call)
     own_update = bounds.update_bound(case.w, np.asarray(result.dL_dw), case.lr, arith)
     assert_within("w_new", result.w_new, own_update, call + " vs its own dL_dw")

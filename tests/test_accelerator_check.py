@@ -1,5 +1,5 @@
 """scripts/accelerator_check.py: the dry run end to end on CPU, and the paths a device run takes
-when something goes wrong (platform absent, a step over its budget)."""
+when something goes wrong (platform absent, a step over its budget); benchmarks/gpu.py's table."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import gpu
+from verify.messages import ExitCode
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "accelerator_check.py"
@@ -67,12 +70,15 @@ def test_dry_run_passes_and_writes_every_result(tmp_path: Path) -> None:
 @pytest.mark.skipif(
     importlib.util.find_spec("libtpu") is not None, reason="a TPU runtime is installed here"
 )
-def test_absent_platform_exits_2_with_one_line(tmp_path: Path) -> None:
+def test_absent_platform_exits_3_with_one_line(tmp_path: Path) -> None:
     done = run_script("--platform", "tpu", "--out", str(tmp_path), timeout=120)
-    assert done.returncode == 2, done.stdout + done.stderr
-    reason = done.stderr.strip().splitlines()[-1]
-    assert reason.startswith("no TPU: JAX_PLATFORMS=tpu but JAX finds no tpu device"), reason
-    assert (tmp_path / "platform.txt").read_text().strip() == reason
+    assert done.returncode == ExitCode.INCOMPLETE, done.stdout + done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    reason = "no TPU: JAX_PLATFORMS=tpu but JAX finds no tpu device"
+    assert line.startswith(f"crosscheck: error: {reason}"), line
+    assert (tmp_path / "platform.txt").read_text().strip() == line.removeprefix(
+        "crosscheck: error: "
+    )
     assert json.loads((tmp_path / "summary.json").read_text())["steps"] == []
 
 
@@ -89,7 +95,6 @@ def test_a_step_over_budget_is_reported_not_waited_for(tmp_path: Path) -> None:
 
 
 def test_bench_table() -> None:
-    script = load_script()
     row = {
         "dtype": "float32",
         "n": 4096,
@@ -99,5 +104,5 @@ def test_bench_table() -> None:
         "dot_default_tflops": 300.0,
         "step_vs_dot": 41.2 / 45.0,
     }
-    table = script.bench_markdown([row], "gpu: NVIDIA H200")
+    table = gpu.bench_markdown([row], "gpu: NVIDIA H200")
     assert "| float32 | 4096 | 10.00 | 41.20 | 45.00 | 0.92 | 300.00 |" in table

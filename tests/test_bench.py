@@ -1,4 +1,4 @@
-"""Smoke tests of the benchmark harness (verify._bench) at tiny sizes: it runs, writes its
+"""Smoke tests of the benchmark harness (benchmarks.bench) at tiny sizes: it runs, writes its
 table and JSON, and says why a contender is skipped. No timing is asserted."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verify import _bench
+from benchmarks import bench as _bench
 
 
 def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -66,15 +66,15 @@ def test_throughput_child_counts_compiles_per_bucket() -> None:
 def test_cross_check_example_raises_outside_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     case = _bench.small_cases(1, seed=3)[0]
     _bench._cross_check_one(case)  # a correct step passes
-    from verify import _padding
+    import verify
 
-    right = _padding.padded_step
+    right = verify.padded_step
 
     def wrong(x, w, target, lr):
         result = right(x, w, target, lr)
         return result._replace(dL_dw=np.asarray(result.dL_dw) * 2 + 1)
 
-    monkeypatch.setattr(_padding, "padded_step", wrong)
+    monkeypatch.setattr(verify, "padded_step", wrong)
     with pytest.raises(AssertionError, match="dL_dw outside its bound"):
         _bench._cross_check_one(case)
 

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import reference
 import verify
 from tests.conftest import examples
 from verify import bounds
@@ -169,8 +170,8 @@ def step_ratios(case: LayerInputs, result: Sequence[Any], arith: bounds.Arithmet
     ratios = {
         field: bound.worst(np.asarray(value).astype(np.float64))
         for field, bound, value in zip(
-            bounds.STEP_FIELDS,
-            (expected.loss, expected.dL_dx, expected.dL_dw, expected.w_new),
+            reference.StepResult._fields,
+            expected.results(),
             result,
             strict=True,
         )
@@ -534,7 +535,7 @@ def test_worst_ratio_on_generated_data(dtype: str) -> None:
     at ties sit on the edge of the admissible set by design): printed, below 1, above 0."""
     np_dtype = bounds.numpy_dtype(dtype)
     arith = bounds.arithmetic(dtype)
-    worst = dict.fromkeys(bounds.STEP_FIELDS, 0.0)
+    worst = dict.fromkeys(reference.StepResult._fields, 0.0)
     for seed, shape in enumerate(JIT_SHAPES[1:]):
         case = _normal_case(tuple(shape), seed, np_dtype)
         result = JAX_IMPLEMENTATIONS["verify.step[highest]"](case.x, case.w, case.target, case.lr)

@@ -45,7 +45,7 @@ def test_check_exact_at_512_cubed(name: str) -> None:
         "verify.autodiff_step": verify.autodiff_step,
         "tf32 emulation": _tf32_exact_step,
     }[name]
-    report = verify.check_exact(step, *MODERATE, seed=3)
+    report = verify.check_exact(step, MODERATE, seed=3)
     report.raise_for_mismatch()
     assert report.shape == MODERATE
 
@@ -56,7 +56,7 @@ def test_check_exact_catches_a_mean_instead_of_a_sum() -> None:
         dL_dw = np.asarray(dL_dw) / np.float32(x.shape[0])
         return loss, dL_dx, dL_dw, w - np.float32(lr) * dL_dw
 
-    report = verify.check_exact(mean_step, 64, 32, 16, seed=0)
+    report = verify.check_exact(mean_step, (64, 32, 16), seed=0)
     assert not report.ok
     assert report.mismatches["loss"] == 0 and report.mismatches["dL_dw"] > 0
     with pytest.raises(AssertionError, match="dL_dw"):
@@ -68,9 +68,19 @@ def test_check_exact_reports_a_wrong_shape() -> None:
         loss, dL_dx, dL_dw, w_new = verify.step(x, w, target, lr)
         return loss, np.asarray(dL_dx).T, dL_dw, w_new
 
-    report = verify.check_exact(transposed, 8, 5, 3, seed=0)
+    report = verify.check_exact(transposed, (8, 5, 3), seed=0)
     assert report.mismatches["dL_dx"] == 40
-    assert "shape" in (report.first or "")
+    assert report.first == (
+        "dL_dx has shape (5, 8), but should be (8, 5) "
+        "[step(x: (8, 5), w: (5, 3), target: (8, 3), lr=0.0625)]"
+    )
+
+
+def test_check_exact_needs_a_shape_or_inputs() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        verify.check_exact(verify.step)
+    with pytest.raises(ValueError, match="not both"):
+        verify.check_exact(verify.step, (2, 2, 2), inputs=exact_inputs((2, 2, 2), seed=0))
 
 
 def test_exact_inputs_at_2048_are_exact() -> None:

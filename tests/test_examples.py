@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import verify
-from verify._check_cli import main
+from verify.oracle.cli import main
 
 SEEDS = (0, 1, 2)
 PLAIN = ("examples/numpy_layer.py", "examples/jax_grad.py")

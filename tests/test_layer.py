@@ -91,7 +91,7 @@ def assert_step_within(result, case: LayerInputs, arith: bounds.Arithmetic, name
 
 
 def test_seed_table_from_all_three() -> None:
-    from verify._walkthrough import (
+    from verify.tools.walkthrough import (
         SEED_DL_DW,
         SEED_DL_DX,
         SEED_LOSS,

@@ -33,7 +33,7 @@ from verify._padding import (
 )
 from verify.strategies import LayerInputs, exact_layer_inputs, layer_shapes
 
-FIELDS = ("loss", "dL_dx", "dL_dw", "w_new")
+FIELDS = reference.StepResult._fields
 
 #: Every bucket edge and its neighbours, and past the last bucket.
 EDGE_DIMS = (1, 7, 8, 9, 31, 32, 33, 127, 128, 129, 257, 513)

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from verify import _walkthrough as walkthrough
+from verify.tools import walkthrough
 
 
 def test_seed_data_is_the_notebooks() -> None:

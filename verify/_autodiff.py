@@ -1,8 +1,8 @@
 """The independent oracle: ``jax.value_and_grad`` of the L1 loss, with respect to x and w.
 
 Nothing here is hand-derived; JAX differentiates ``sum |x @ w - target|`` itself. At a tie
-``jax.grad(jnp.abs)(0.0)`` is +1 (the JVP is ``select(x >= 0, g, -g)``), where the hand-written
-layer and the notebook take -1; both are valid subgradients.
+``jax.grad(jnp.abs)(0.0)`` is +1 (the JVP is ``select(x >= 0, g, -g)``; ``bounds.TIE_CONVENTIONS
+["jax"]``), where the hand-written layer and the notebook take -1; both are valid subgradients.
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
 from ._layer import DEFAULT_PRECISION, ChainResult, Precision, StepResult
-
-#: ``jax.grad`` of ``|.|`` at 0.
-TIE_CONVENTION = 1.0
 
 
 def l1_objective(x, w, target, precision: Precision = DEFAULT_PRECISION) -> Float[Array, ""]:

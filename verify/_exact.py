@@ -19,10 +19,11 @@ import numpy as np
 
 import reference
 
+from .messages import explain
 from .strategies import LayerInputs, exact_inputs
 
 #: ``step``'s outputs, in order.
-FIELDS: tuple[str, ...] = ("loss", "dL_dx", "dL_dw", "w_new")
+FIELDS = reference.StepResult._fields
 
 
 class ExactReport(NamedTuple):
@@ -47,11 +48,14 @@ class ExactReport(NamedTuple):
         __tracebackhide__ = True
         if not self.ok:
             counts = ", ".join(f"{f}: {c}" for f, c in self.mismatches.items() if c)
-            raise AssertionError(f"{self.first} ({counts} elements differ) [shape {self.shape}]")
+            raise AssertionError(f"{self.first}; elements that differ: {counts}")
 
 
-def compare_exact(result: Any, expected: Any) -> tuple[dict[str, int], str | None]:
-    """Count, per field, the elements of ``result`` that differ from ``expected`` (float64).
+def compare_exact(
+    result: Any, expected: Any, call: str | None = None
+) -> tuple[dict[str, int], str | None]:
+    """Count, per field, the elements of ``result`` that differ from ``expected`` (float64), and
+    explain the first (``messages.explain``, ``[call]`` appended).
 
     +0.0 == -0.0; NaN never equals anything; a wrong shape counts every element.
     """
@@ -62,48 +66,48 @@ def compare_exact(result: Any, expected: Any) -> tuple[dict[str, int], str | Non
         want64 = np.asarray(want, dtype=np.float64)
         if got64.shape != want64.shape:
             mismatches[field] = max(want64.size, 1)
-            first = first or f"{field}.shape = {got64.shape}, but should be {want64.shape}"
+            shape = f"{field} has shape {got64.shape}, but should be {want64.shape}"
+            first = first or (f"{shape} [{call}]" if call else shape)
             continue
         differ = got64 != want64
         mismatches[field] = int(differ.sum())
         if mismatches[field] and first is None:
-            index = np.unravel_index(int(np.argmax(differ)), differ.shape)
-            where = f"[{', '.join(map(str, index))}]" if index else ""
-            first = f"{field}{where} = {got64[index]!r}, but should be exactly {want64[index]!r}"
+            index = tuple(int(k) for k in np.unravel_index(int(np.argmax(differ)), differ.shape))
+            first = explain(field, got64[index], want64[index], index=index, call=call)
     return mismatches, first
 
 
 def check_exact(
     step_fn: Callable[..., Any],
-    n: int,
-    i: int,
-    o: int,
-    seed: int = 0,
+    shape: tuple[int, int, int] | None = None,
     *,
+    seed: int = 0,
     magnitude: int = 4,
     lr: float = 2.0**-4,
     dtype: Any = np.float32,
     inputs: LayerInputs | None = None,
 ) -> ExactReport:
     """Run ``step_fn(x, w, target, lr) -> (loss, dL_dx, dL_dw, w_new)`` on exact-mode data of
-    shape ``(N, I, O) = (n, i, o)`` and compare every element with the exact result.
+    ``shape = (N, I, O)`` and compare every element with the exact result.
 
     Args:
       step_fn: the step under test (``verify.step``, a user's step, ...); its results may be
         anything ``numpy.asarray`` takes. Results are read back (``np.asarray``) inside the
         timing, so asynchronous dispatch is waited for.
-      n, i, o: num_data, input_features, output_features.
+      shape: ``(N, I, O)``: num_data, input_features, output_features.
       seed: the data's seed (``strategies.exact_inputs``).
       magnitude, lr, dtype: as ``strategies.exact_inputs``.
-      inputs: use these instead of generating (their shape wins over n, i, o).
+      inputs: use these instead of generating (then without ``shape``).
 
     Returns:
       An ``ExactReport``; ``report.raise_for_mismatch()`` turns a mismatch into an assertion.
     """
+    if (inputs is None) == (shape is None):
+        raise ValueError("check_exact needs a shape (N, I, O) or inputs, not both")
     case = (
         inputs
         if inputs is not None
-        else exact_inputs((n, i, o), seed=seed, magnitude=magnitude, lr=lr, dtype=dtype)
+        else exact_inputs(shape, seed=seed, magnitude=magnitude, lr=lr, dtype=dtype)  # type: ignore[arg-type]
     )
     start = time.perf_counter()
     result = tuple(np.asarray(value) for value in step_fn(case.x, case.w, case.target, case.lr))
@@ -113,34 +117,9 @@ def check_exact(
     reference_seconds = time.perf_counter() - start
     if len(result) != len(FIELDS):
         raise ValueError(f"step_fn must return {FIELDS}, got {len(result)} values")
-    mismatches, first = compare_exact(result, expected)
-    shape = (case.x.shape[0], case.x.shape[1], case.w.shape[1])
-    return ExactReport(shape, mismatches, first, step_seconds, reference_seconds)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m verify._exact --size 2048``: verify.step at size^3, bit for bit, timed."""
-    import argparse
-
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    from . import _layer
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    case = exact_inputs((args.size,) * 3, seed=args.seed)
-    check_exact(_layer.step, 0, 0, 0, inputs=case)  # the first call compiles at this size
-    report = check_exact(_layer.step, 0, 0, 0, inputs=case)
-    verdict = "bit for bit" if report.ok else f"MISMATCH: {report.first}"
-    print(
-        f"exact mode {report.shape}: {verdict}; verify.step {report.step_seconds:.2f} s, "
-        f"reference.fast {report.reference_seconds:.2f} s"
+    n, i, o = case.x.shape[0], case.x.shape[1], case.w.shape[1]
+    call = (
+        f"step(x: {case.x.shape}, w: {case.w.shape}, target: {case.target.shape}, lr={case.lr!r})"
     )
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    mismatches, first = compare_exact(result, expected, call)
+    return ExactReport((n, i, o), mismatches, first, step_seconds, reference_seconds)

@@ -94,10 +94,13 @@ def _host(value: Any) -> Any:
     return np.asarray(value)
 
 
-def _valid(shape: tuple[int, int], n: Array, o: Array) -> Array:
-    """``valid[d, j] = d < n and j < o``: the real ``(N, O)`` block of a padded ``shape``."""
-    rows = jax.lax.broadcasted_iota(jnp.int32, shape, 0)
-    cols = jax.lax.broadcasted_iota(jnp.int32, shape, 1)
+def valid_mask(
+    shape: tuple[int, int], n: ArrayLike, o: ArrayLike, offset: tuple[ArrayLike, ArrayLike] = (0, 0)
+) -> Array:
+    """``valid[d, j] = offset[0] + d < n and offset[1] + j < o``: where a padded ``(N, O)``
+    array (or the block of it at ``offset``, e.g. one device's shard) holds real entries."""
+    rows = jax.lax.broadcasted_iota(jnp.int32, shape, 0) + offset[0]
+    cols = jax.lax.broadcasted_iota(jnp.int32, shape, 1) + offset[1]
     return (rows < n) & (cols < o)
 
 
@@ -106,7 +109,7 @@ def _masked_step(x, w, target, lr, n, o, *, precision: Precision = DEFAULT_PRECI
     """``verify.step`` on padded arrays, built from the same jitted pieces, with ``dL_do`` and the
     loss masked to the real ``(n, o)`` block (module docstring)."""
     output = _layer.forward(x, w, precision=precision)
-    valid = _valid(output.shape, n, o)
+    valid = valid_mask(output.shape, n, o)
     dL_do = jnp.where(valid, _layer.loss_grad(output, target), jnp.zeros_like(output))
     dL_dw = _layer.grad_w(x, dL_do, precision=precision)
     return StepResult(
@@ -124,7 +127,7 @@ def _masked_autodiff_step(x, w, target, lr, n, o, *, precision: Precision = DEFA
 
     def objective(x, w):
         difference = jnp.matmul(x, w, precision=precision) - target
-        valid = _valid(difference.shape, n, o)
+        valid = valid_mask(difference.shape, n, o)
         return jnp.sum(jnp.where(valid, jnp.abs(difference), jnp.zeros_like(difference)))
 
     loss, (dL_dx, dL_dw) = jax.value_and_grad(objective, argnums=(0, 1))(x, w)
@@ -138,7 +141,7 @@ def _masked_chain(x, w1, w2, target, n, o, *, precision: Precision = DEFAULT_PRE
         # As verify.autodiff_chain, with the loss masked to the real (n, o) block.
         def masked_loss(h, w2):
             difference = jnp.matmul(h, w2, precision=precision) - target
-            valid = _valid(difference.shape, n, o)
+            valid = valid_mask(difference.shape, n, o)
             return jnp.sum(jnp.where(valid, jnp.abs(difference), jnp.zeros_like(difference)))
 
         def objective(x, w1, w2):
@@ -149,7 +152,7 @@ def _masked_chain(x, w1, w2, target, n, o, *, precision: Precision = DEFAULT_PRE
         return ChainResult(loss=loss, dL_dx=dL_dx, dL_dw1=dL_dw1, dL_dh=dL_dh, dL_dw2=dL_dw2)
     h = _layer.forward(x, w1, precision=precision)
     output = _layer.forward(h, w2, precision=precision)
-    valid = _valid(output.shape, n, o)
+    valid = valid_mask(output.shape, n, o)
     dL_do = jnp.where(valid, _layer.loss_grad(output, target), jnp.zeros_like(output))
     dL_dh = _layer.grad_x(dL_do, w2, precision=precision)
     return ChainResult(
@@ -195,6 +198,8 @@ def _padded_step_call(masked: Callable[..., StepResult]) -> Callable[..., StepRe
             _crop(result.w_new, (i, o)),
         )
 
+    # padded_step.__wrapped__ is the jitted computation (its jit cache counts the buckets).
+    call.__wrapped__ = masked  # type: ignore[attr-defined]
     return call
 
 

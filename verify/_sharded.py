@@ -52,6 +52,7 @@ from jax.sharding import AxisType, Mesh, PartitionSpec
 from jax.typing import ArrayLike
 
 from ._layer import DEFAULT_PRECISION, Precision, StepResult, forward, loss_grad, update
+from ._padding import valid_mask
 
 #: Mesh axis names ``step_mesh`` makes and ``sharded_step`` looks for by default.
 DATA_AXIS = "data"
@@ -175,21 +176,13 @@ def _psum(value: Array, axes: tuple[str, ...]) -> Array:
     return lax.psum(value, axes) if axes else value
 
 
-def _valid_block(
-    shape: tuple[int, int],
-    num_data: int,
-    output_features: int,
-    data_axis: str | None,
-    model_axis: str | None,
-) -> Array:
-    """True on this device's block entries that lie inside the unpadded ``(N, O)``."""
-    rows = lax.broadcasted_iota(jnp.int32, shape, 0)
-    cols = lax.broadcasted_iota(jnp.int32, shape, 1)
-    if data_axis is not None:
-        rows = rows + lax.axis_index(data_axis) * shape[0]
-    if model_axis is not None:
-        cols = cols + lax.axis_index(model_axis) * shape[1]
-    return (rows < num_data) & (cols < output_features)
+def _block_offset(
+    shape: tuple[int, int], data_axis: str | None, model_axis: str | None
+) -> tuple[Array | int, Array | int]:
+    """Where this device's ``shape`` block of an ``(N, O)`` array starts."""
+    rows = 0 if data_axis is None else lax.axis_index(data_axis) * shape[0]
+    cols = 0 if model_axis is None else lax.axis_index(model_axis) * shape[1]
+    return rows, cols
 
 
 def _local_step(
@@ -212,7 +205,8 @@ def _local_step(
     dL_do = loss_grad(output, target)
     terms = jnp.abs(output - target)
     if padded:
-        valid = _valid_block(output.shape, num_data, output_features, data_axis, model_axis)
+        offset = _block_offset(output.shape, data_axis, model_axis)
+        valid = valid_mask(output.shape, num_data, output_features, offset)
         # A padded output (0) ties with its padded target (0); the tie's -1 would add -0.0
         # products, and a NaN from inf * 0 in padding must not reach the loss either.
         dL_do = jnp.where(valid, dL_do, jnp.zeros_like(dL_do))

@@ -60,8 +60,14 @@ Magnitudes are float64 sums of non-negative terms, so the computed magnitude ``m
 ``|actual - center| <= radius`` are themselves a handful of float64 operations: every radius is
 widened by ``1 + 2^-46`` (more than 64 float64 roundings) so that the check is a proof.
 
+**Ties.** At ``output == target`` every dL_do in [-1, 1] is a valid subgradient;
+``TIE_CONVENTIONS`` names the three in use. A pinned convention replaces the interval by its value
+only where the tie is certain: integer data whose products are exact in the dtype
+(``exact_products``); near a tie rounding may still flip the sign.
+
 **Not covered:** overflow (a result past the dtype's largest finite number is reported, not
-absorbed), and matmul inputs beyond the input format's range (float16 inputs past 65504).
+absorbed: generated data keep every quantity of a step below ``safe_limit``), and matmul inputs
+beyond the input format's range (float16 inputs past 65504).
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ from typing import Any, Literal, NamedTuple
 
 import ml_dtypes
 import numpy as np
+
+import reference
 
 #: Unit roundoff (half an ulp of 1) of each storage format: round to nearest.
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -124,6 +132,14 @@ _SPLIT_GROWTH = 2.0**-6
 #: Widening of every radius for the float64 arithmetic of the radius and the check itself.
 _SLACK = 1.0 + 2.0**-46
 
+#: Values of dL_do at a tie (output == target) by convention: the notebook's ``(o > t) * 2 - 1``,
+#: ``jax.grad(jnp.abs)(0.0)`` and PyTorch's ``sign``. All are valid subgradients.
+TIE_CONVENTIONS: dict[str, float] = {"seed": reference.TIE_CONVENTION, "jax": 1.0, "torch": 0.0}
+
+#: Generated data keep every quantity one step forms below the dtype's largest finite number
+#: divided by this (``safe_limit``): the model covers rounding and underflow, not overflow.
+HEADROOM = 32.0
+
 
 def dtype_name(dtype: Any) -> str:
     """The canonical name of a floating dtype the model covers, or a ValueError saying which are."""
@@ -144,6 +160,11 @@ def numpy_dtype(name: str) -> np.dtype:
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of a dtype the model covers (``tiny``)."""
     return float(ml_dtypes.finfo(numpy_dtype(name)).smallest_normal)
+
+
+def safe_limit(dtype: Any) -> float:
+    """The largest magnitude any quantity of a checked step may reach: ``max / HEADROOM``."""
+    return float(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).max) / HEADROOM
 
 
 def gamma(k: int, u: float) -> float:
@@ -400,6 +421,35 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
     return Bound(center, radius * _SLACK)
 
 
+def exact_products(x: Any, w: Any, dtype: Any) -> bool:
+    """Whether ``x @ w`` is exact in ``dtype`` in any summation order: integers whose partial
+    sums (at most ``|x| @ |w|``) fit the dtype's significand."""
+    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
+    if not (np.all(x64 == np.round(x64)) and np.all(w64 == np.round(w64))):
+        return False
+    digits = int(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).nmant) + 1
+    return bool((np.abs(x64) @ np.abs(w64)).max(initial=0.0) < 2.0**digits)
+
+
+def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | None = None) -> Bound:
+    """The bound on ``dL_do = sign(output - target)``: exact off ties; at a tie the pinned
+    ``tie`` value, else any value in [-1, 1] (centre 0, radius 1).
+
+    ``output`` and ``target`` are values of the dtype, so the sign of their difference is exact in
+    any arithmetic; a difference below the smallest normal may flush to zero and counts as a tie
+    (whatever is pinned). Shapes: output and target ``(N, O)``.
+    """
+    difference = np.asarray(output, np.float64) - np.asarray(target, np.float64)
+    exact_ties = difference == 0
+    near_ties = np.abs(difference) < 2 * arith.tiny
+    center = np.where(near_ties, 0.0, np.sign(difference))
+    radius = np.where(near_ties, 1.0, 0.0)
+    if tie is not None:
+        center = np.where(exact_ties, tie, center)
+        radius = np.where(exact_ties, 0.0, radius)
+    return Bound(center, radius)
+
+
 class StepBounds(NamedTuple):
     """Bounds on everything one SGD step produces, and where dL_do is not determined."""
 
@@ -411,6 +461,10 @@ class StepBounds(NamedTuple):
     dL_dw: Bound
     w_new: Bound
 
+    def results(self) -> tuple[Bound, ...]:
+        """The bounds of ``step``'s results, in ``StepResult`` order (loss, dL_dx, dL_dw, w_new)."""
+        return tuple(getattr(self, field) for field in reference.StepResult._fields)
+
 
 def step_bounds(
     x: Any,
@@ -420,11 +474,13 @@ def step_bounds(
     arith: Arithmetic,
     *,
     matmul: Matmul = _numpy_matmul,
+    tie: float | None = None,
 ) -> StepBounds:
     """Bounds on ``step(x, w, target, lr)`` computed in ``arith``, kink-aware (module docstring).
 
-    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; lr a scalar. Any tie convention
-    (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is inside the bounds.
+    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; lr a scalar. With ``tie`` None any
+    tie convention (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is inside the
+    bounds; a pinned ``tie`` value applies where the tie is certain (``exact_products``).
     """
     x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
     output = forward_bound(x64, w64, arith, matmul=matmul)
@@ -433,6 +489,10 @@ def step_bounds(
     # subnormal target may be read as zero (DAZ): either needs |output - target| < 2 tiny.
     kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
+    if tie is not None:
+        certain = (difference == 0) & exact_products(x64, w64, arith.dtype)
+        dL_do = np.where(certain, tie, dL_do)
+        kinks = kinks & ~certain
     # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
     # also contributes its whole admissible interval [-|w|, |w|] (or [-|x|, |x|]). +-1 and 0
     # are never small inputs, so m_small comes from w (or x) alone.
@@ -544,9 +604,6 @@ def chain_bounds(
 # Precision diagnosis: which arithmetic a result is consistent with.
 # ------------------------------------------------------------------------------------------
 
-#: Step fields, in ``step``'s order, that ``step_bound_of`` bounds.
-STEP_FIELDS: tuple[str, ...] = ("loss", "dL_dx", "dL_dw", "w_new")
-
 BoundOf = Callable[[Arithmetic], "Bound | Sequence[Bound]"]
 
 
@@ -555,15 +612,26 @@ def precision_candidates(dtype: Any) -> tuple[Arithmetic, ...]:
 
     float32: true float32, then the reduced matmul precisions JAX's settings produce on TPU and
     GPU (``bf16_6x``, ``bf16_3x``, ``f16``, ``tf32``, ``bf16``). bfloat16 / float16: float32
-    accumulation, then accumulation in the dtype itself. float64: float64 only.
+    accumulation, then accumulation in the dtype itself. float64: float64, then float32 (a
+    framework's default dtype leaking in), labelled ``float32``.
     """
     name = dtype_name(dtype)
     if name == "float32":
         precisions = ("float32", "bf16_6x", "bf16_3x", "f16", "tf32", "bf16")
         return tuple(arithmetic(name, p) for p in precisions)  # type: ignore[arg-type]
     if name == "float64":
-        return (arithmetic(name),)
+        # Inputs rounded to float32, computed and stored in float32, read back exactly.
+        u, tiny = UNIT_ROUNDOFF["float32"], smallest_normal("float32")
+        return (arithmetic(name), Arithmetic("float32", name, u, u, u, tiny))
     return (arithmetic(name), arithmetic(name, accumulate=name))
+
+
+def less_precise(arith: Arithmetic) -> tuple[Arithmetic, ...]:
+    """The ``precision_candidates`` of ``arith``'s dtype that come after it: what a result that
+    fails ``arith``'s bound may have been computed in instead."""
+    pool = precision_candidates(arith.dtype)
+    names = [candidate.name for candidate in pool]
+    return pool[names.index(arith.name) + 1 :] if arith.name in names else ()
 
 
 def worst_ratio(bounds: Bound | Sequence[Bound], actual: Any | Sequence[Any]) -> float:
@@ -648,8 +716,7 @@ def step_bound_of(
     """``bound_of`` for a whole step: ``arith -> (loss, dL_dx, dL_dw, w_new)`` bounds."""
 
     def bound_of(arith: Arithmetic) -> tuple[Bound, ...]:
-        b = step_bounds(x, w, target, lr, arith, matmul=matmul)
-        return (b.loss, b.dL_dx, b.dL_dw, b.w_new)
+        return step_bounds(x, w, target, lr, arith, matmul=matmul).results()
 
     return bound_of
 
@@ -661,7 +728,8 @@ def diagnose_step(
 
     ``dtype`` defaults to x's.
     """
-    if len(result) != len(STEP_FIELDS):
-        raise ValueError(f"result must be {STEP_FIELDS}, got {len(result)} values")
+    fields = reference.StepResult._fields
+    if len(result) != len(fields):
+        raise ValueError(f"result must be {fields}, got {len(result)} values")
     name = dtype_name(np.asarray(x).dtype if dtype is None else dtype)
     return diagnose_precision(step_bound_of(x, w, target, lr), tuple(result), dtype=name)

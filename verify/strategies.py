@@ -14,8 +14,8 @@ Values come in kinds, drawn per example:
   targets near the outputs, some copied from the float64 output and rounded to the dtype (near
   ties, which the kink-aware bound must absorb).
 - ``cancellation``: pairs of rows of w that cancel, so ``x @ w`` is small next to ``|x| @ |w|``.
-- ``huge``: Gaussian data scaled by a power of two up to 1/32 of the dtype's overflow threshold
-  (for the loss, the gradients and the update alike).
+- ``huge``: Gaussian data scaled by a power of two up to ``bounds.safe_limit`` (1/32 of the
+  dtype's overflow threshold) for the loss, the gradients and the update alike.
 - ``tiny``: x and w around the square root of the smallest normal number, so products land
   around it: some underflow, some are flushed to zero by XLA on CPU.
 - ``subnormal``: a third of x subnormal against large w. XLA on CPU reads subnormal inputs as
@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 
 import reference
 
-from .bounds import numpy_dtype
+from .bounds import numpy_dtype, safe_limit
 
 #: Dimensions the shape strategies draw from (see module docstring).
 DIM_MENU: tuple[int, ...] = (1, 2, 3, 4, 5, 7, 8, 13, 16, 31, 64, 127, 128, 129, 257)
@@ -155,13 +155,13 @@ def _targets_near(
 
 def _range_exponent(x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float) -> float:
     """``log2`` of the room below overflow: scaling x and w by ``2^e`` each keeps every
-    quantity a step forms at most 1/32 of the dtype's largest finite number.
+    quantity a step forms at most ``bounds.safe_limit(dtype)`` (1/32 of its largest finite number).
 
     The quantities: the loss (at most ``4 sum |x| @ |w|`` with these targets, quadratic in the
     scale), dL_dw (column sums of ``|x|``, times ``1 + |lr|`` for the update) and dL_dx (row
     sums of ``|w|``), linear. Partial sums of a matmul never exceed its ``|x| @ |w|``.
     """
-    limit = float(ml_dtypes.finfo(dtype).max) / 32
+    limit = safe_limit(dtype)
     quadratic = 4.0 * float((np.abs(x) @ np.abs(w)).sum())
     linear = max(
         float(np.abs(x).sum(axis=0).max(initial=0.0)) * (1 + abs(lr)),
@@ -292,7 +292,7 @@ def layer_inputs(
 ) -> st.SearchStrategy[LayerInputs]:
     """Inputs ``(x, w, target, lr)`` for one step, in ``dtype``, with ties made on purpose.
 
-    Every quantity one step forms stays at most 1/32 of ``dtype``'s largest finite number (the
+    Every quantity one step forms stays at most ``bounds.safe_limit(dtype)`` (the
     error model does not cover overflow): x and w are scaled by a power of two when needed.
 
     Args:

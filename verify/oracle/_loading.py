@@ -1,15 +1,10 @@
 """Finding an implementation: a SPEC string to an object, an object to the functions it provides.
 
-An implementation is a module, a class instance or any object exposing any subset of::
-
-    forward(x, w) -> output                  loss(output, target) -> L   (or l1_loss)
-    loss_grad(output, target) -> dL_do       grad_x(dL_do, w) -> dL_dx
-    grad_w(x, dL_do) -> dL_dw                update(w, dL_dw, lr) -> w_new
-    step(x, w, target, lr) -> (loss, dL_dx, dL_dw, w_new)
-
-plus an optional ``asarray(numpy_array)`` that turns the oracle's inputs into the implementation's
-own arrays. A SPEC is ``package.module:attr``, ``path/to/file.py:attr`` or a module alone; a
-class named by a SPEC is instantiated with no arguments. Modules are loaded with importlib,
+An implementation is a module, a class instance or any object exposing any subset of the
+contract's functions (``_contract.FUNCTIONS``) plus an optional ``asarray(numpy_array)`` that
+turns the oracle's inputs into the implementation's own arrays. A SPEC is
+``package.module:attr``, ``path/to/file.py:attr`` or a module alone; a class named by a SPEC is
+instantiated with no arguments. Modules are loaded with importlib,
 never by ``exec`` of a string.
 """
 
@@ -27,19 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-#: The contract's functions, in the order they are checked.
-FUNCTIONS: tuple[str, ...] = (
-    "forward",
-    "loss",
-    "loss_grad",
-    "grad_x",
-    "grad_w",
-    "update",
-    "step",
-)
-
-#: Other names accepted for a function of the contract.
-ALIASES: dict[str, tuple[str, ...]] = {"loss": ("loss", "l1_loss")}
+from ._contract import FUNCTIONS
 
 
 class ContractError(Exception):
@@ -150,8 +133,8 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
     functions: dict[str, Callable[..., Any]] = {}
-    for function in FUNCTIONS:
-        for attribute in ALIASES.get(function, (function,)):
+    for function, signature in FUNCTIONS.items():
+        for attribute in signature.spellings:
             value = getattr(impl, attribute, None)
             if value is not None:
                 if not callable(value):

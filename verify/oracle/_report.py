@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._cases import Case, Options
-from ._diagnosis import KINDS
+from ._cases import Case
+from ._diagnosis import Diagnosis
+from ._options import Options
 
 
 @dataclasses.dataclass
@@ -29,7 +30,7 @@ class FunctionReport:
       status: ``"pass"``, ``"fail"`` or ``"skip"``.
       examples: calls made, shrinking included.
       worst_ratio: the largest error seen, as a multiple of its bound (<= 1 passes).
-      diagnosis: a key of ``KINDS`` on failure.
+      diagnosis: the ``Diagnosis`` on failure.
       detail: the diagnosis in words.
       message: ``dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06) [grad_w(...)]``.
       traceback: the candidate's own traceback (trimmed) when it raised.
@@ -42,7 +43,7 @@ class FunctionReport:
     status: str
     examples: int = 0
     worst_ratio: float = 0.0
-    diagnosis: str | None = None
+    diagnosis: Diagnosis | None = None
     detail: str | None = None
     message: str | None = None
     traceback: str | None = None
@@ -90,7 +91,7 @@ class FunctionReport:
             "examples": self.examples,
             "worst_ratio": _json_float(self.worst_ratio),
             "diagnosis": self.diagnosis,
-            "diagnosis_meaning": KINDS.get(self.diagnosis or "", None),
+            "diagnosis_meaning": None if self.diagnosis is None else self.diagnosis.meaning,
             "detail": self.detail,
             "message": self.message,
             "traceback": self.traceback,

@@ -22,17 +22,16 @@ as sqrt(K)):
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import bounds
+from .. import bounds
+from ..messages import ExitCode, Parser, UsageError, print_error
 
 #: Candidate arithmetics of a float32 matmul, most precise first (``bounds.MATMUL_INPUT_ROUNDOFF``;
 #: float16 inputs are left out: no float32 precision setting produces them).
@@ -65,7 +64,8 @@ class Measurement(NamedTuple):
     """One setting on all probes.
 
     ``ratios[candidate]``: worst error / bound over every probe element (<= 1: consistent).
-    ``relative_error``: worst ``|c - exact| / (|a| @ |b|)``. ``error``: why it could not run.
+    ``relative_error``: worst ``|c - exact| / (|a| @ |b|)``; ``behaves_as``: the most precise
+    candidate every probe met. ``error``: why it could not run.
     """
 
     setting: str
@@ -103,32 +103,35 @@ def measure(
     probe_set: Sequence[Probe],
     candidates: Sequence[bounds.MatmulPrecision] = CANDIDATES,
 ) -> Measurement:
-    """Run ``matmul`` on each probe and grade the results against each candidate's bound."""
-    ratios: dict[str, float] = dict.fromkeys(candidates, 0.0)
-    relative = 0.0
+    """Run ``matmul`` on each probe and grade the results against each candidate's bound
+    (``bounds.diagnose_precision``: which arithmetics the results are consistent with)."""
+    computed = []
     for probe in probe_set:
         try:
-            computed = np.asarray(matmul(probe.a, probe.b), dtype=np.float64)
+            result = np.asarray(matmul(probe.a, probe.b), dtype=np.float64)
         except Exception as error:  # an algorithm the backend lacks: a verdict, not a crash
             first = (str(error).strip().splitlines() or [""])[0][:120]
             return Measurement(setting, {}, math.nan, None, f"{type(error).__name__}: {first}")
         expected_shape = (probe.a.shape[0], probe.b.shape[1])
-        if computed.shape != expected_shape:
+        if result.shape != expected_shape:
             raise ValueError(
-                f"{setting} returned shape {computed.shape}, but should be {expected_shape}"
+                f"{setting} returned shape {result.shape}, but should be {expected_shape}"
             )
-        for name in candidates:
-            bound = bounds.forward_bound(probe.a, probe.b, bounds.arithmetic("float32", name))
-            ratios[name] = max(ratios[name], bound.worst(computed))
+        computed.append(result)
+    arithmetics = {bounds.arithmetic("float32", name).name: name for name in candidates}
+    diagnosis = bounds.diagnose_precision(
+        lambda arith: [bounds.forward_bound(p.a, p.b, arith) for p in probe_set],
+        computed,
+        [bounds.arithmetic("float32", name) for name in candidates],
+    )
+    ratios: dict[str, float] = {arithmetics[name]: r for name, r in diagnosis.ratios.items()}
+    behaves_as = arithmetics[diagnosis.consistent[0]] if diagnosis.consistent else None
+    relative = 0.0
+    for probe, result in zip(probe_set, computed, strict=True):
         exact = probe.a.astype(np.float64) @ probe.b.astype(np.float64)
         magnitude = np.abs(probe.a.astype(np.float64)) @ np.abs(probe.b.astype(np.float64))
-        relative = max(relative, float(np.max(np.abs(computed - exact) / magnitude)))
-    return Measurement(setting, ratios, relative, behaves_as(ratios))
-
-
-def behaves_as(ratios: Mapping[str, float]) -> str | None:
-    """The most precise candidate whose bound every probe met (``ratios`` in CANDIDATES order)."""
-    return next((name for name, ratio in ratios.items() if ratio <= 1.0), None)
+        relative = max(relative, float(np.max(np.abs(result - exact) / magnitude)))
+    return Measurement(setting, ratios, relative, behaves_as)
 
 
 def conclusion(measurements: Sequence[Measurement], device: str) -> str:
@@ -230,15 +233,19 @@ def to_json(measurements: Sequence[Measurement], device: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m verify precision",
         description="What float32 matmuls compute on this backend, at each precision setting.",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
     parser.add_argument("--rows", type=int, default=256, help="probe rows and columns (256)")
-    args = parser.parse_args(list(argv))
-    if args.rows < 1:
-        parser.error(f"--rows must be >= 1, got {args.rows}")
+    try:
+        args = parser.parse_args(list(argv))
+        if args.rows < 1:
+            raise UsageError(f"--rows must be >= 1, got {args.rows}")
+    except UsageError as err:
+        print_error(err)
+        return ExitCode.USAGE
 
     import jax
 
@@ -254,8 +261,4 @@ def main(argv: Sequence[str]) -> int:
     if args.json:
         with open(args.json, "w") as stream:
             json.dump(to_json(measurements, device), stream, indent=2)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return ExitCode.OK

@@ -12,6 +12,11 @@ from typing import NamedTuple, TextIO
 
 import numpy as np
 
+import reference
+
+from .. import bounds
+from ..messages import ExitCode
+
 #: The notebook's learning rate (``w - dL_dw * .01``).
 SEED_LR = 0.01
 
@@ -51,8 +56,6 @@ class Quantities(NamedTuple):
 
 
 def reference_quantities(data: SeedData) -> Quantities:
-    import reference
-
     output = reference.forward(data.x, data.w)
     result = reference.step(data.x, data.w, data.true_value, SEED_LR)
     return Quantities(
@@ -137,8 +140,6 @@ def compare(results: dict[str, Quantities], data: SeedData) -> list[str]:
     whose order may differ by backend; they must lie within the float64 error bound
     (``verify.bounds``) of the notebook's values. On CPU they agree bit for bit as well.
     """
-    from . import bounds
-
     problems = []
     for name, got in results.items():
         for field in EXACT_FIELDS:
@@ -211,11 +212,11 @@ def main(out: TextIO = sys.stdout) -> int:
         print(f"  MISMATCH {problem}", file=out)
     if problems:
         print(f"\nverdict: FAIL, {len(problems)} mismatch(es)", file=out)
-        return 1
+        return ExitCode.DEFECT
     how = "bit for bit" if _bitwise(results) else "within the float64 error bound"
     print(
         f"\nverdict: OK, all three agree {how} with the notebook "
         f"(L = {SEED_LOSS!r} -> L_updated = {SEED_LOSS_UPDATED!r})",
         file=out,
     )
-    return 0
+    return ExitCode.OK

@@ -1,4 +1,5 @@
-"""``python -m verify._bench`` (``nox -s bench``): the layer and the oracle against their peers.
+"""``nox -s bench`` (``python -m benchmarks.bench`` from a checkout): the layer and the oracle
+against their peers.
 
 Every figure is a ratio measured side by side in one run: absolute times on a shared machine
 are noise, but contenders timed in interleaved rounds (A B C A B C ...) see the same load.
@@ -20,8 +21,8 @@ Sections (each a list of rows in the JSON, and a table on stdout):
    traces (jit cache entries) and XLA compiles (persistent-cache misses).
 4. ``oracle``: ``verify.check`` on the correct numpy layer (seconds for 200 examples), and
    ``verify.check_exact`` at 2048^3 as a multiple of the candidate's own step time.
-5. ``gpu``: ``scripts/accelerator_check.py``'s step-vs-``jnp.dot`` TFLOP/s at 4096^3 and
-   8192^3 (bfloat16, float32) when JAX sees a GPU; "skipped: no GPU" otherwise.
+5. ``gpu``: ``benchmarks.gpu``'s step-vs-``jnp.dot`` TFLOP/s at 4096^3 and 8192^3 (bfloat16,
+   float32) when JAX sees a GPU; "skipped: no GPU" otherwise.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+import reference
+import verify
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
@@ -158,10 +162,7 @@ def step_call(name: str, x: np.ndarray, w: np.ndarray, target: np.ndarray) -> Ca
         import jax
         import jax.numpy as jnp
 
-        from ._autodiff import autodiff_step
-        from ._layer import step
-
-        function = step if name == "verify.step" else autodiff_step
+        function = verify.step if name == "verify.step" else verify.autodiff_step
         jx, jw, jt = (jnp.asarray(a) for a in (x, w, target))
         return lambda: jax.block_until_ready(function(jx, jw, jt, LR))
     if name == "numpy":
@@ -181,10 +182,7 @@ def compile_seconds(name: str, n: int) -> float | None:
         return None
     import jax
 
-    from ._autodiff import autodiff_step
-    from ._layer import step
-
-    function = step if name == "verify.step" else autodiff_step
+    function = verify.step if name == "verify.step" else verify.autodiff_step
     spec = jax.ShapeDtypeStruct((n, n), np.float32)
     start = time.perf_counter()
     function.lower(spec, spec, spec, jax.ShapeDtypeStruct((), np.float32)).compile()
@@ -206,7 +204,7 @@ def step_worker(name: str, n: int, min_batch_seconds: float) -> None:
 
 
 def _start_worker(name: str, n: int, min_batch_seconds: float) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "verify._bench", "--step-worker", name, "--sizes", str(n)]
+    command = [sys.executable, "-m", "benchmarks.bench", "--step-worker", name, "--sizes", str(n)]
     command += ["--min-batch-seconds", str(min_batch_seconds)]
     env = {**os.environ, "JAX_PLATFORMS": os.environ.get("JAX_PLATFORMS", "cpu")}
     return subprocess.Popen(
@@ -317,17 +315,13 @@ def reference_section(n: int, rounds: int) -> list[Row]:
     (n^3), against its float64 numpy twin and verify.step on the same data."""
     import jax
 
-    import reference
-
-    from . import _layer
-
     x, w, target = (a.astype(np.float64) for a in step_inputs(n))
     samples = interleaved(
         {
             "reference.step (loops)": lambda: reference.step(x, w, target, LR),
             "reference.forward (loops)": lambda: reference.forward(x, w),
             "reference.fast.step (float64 BLAS)": lambda: reference.fast.step(x, w, target, LR),
-            "verify.step (float64)": lambda: jax.block_until_ready(_layer.step(x, w, target, LR)),
+            "verify.step (float64)": lambda: jax.block_until_ready(verify.step(x, w, target, LR)),
         },
         rounds=rounds,
     )
@@ -348,7 +342,7 @@ def reference_section(n: int, rounds: int) -> list[Row]:
 def small_cases(count: int, seed: int, max_size: int = 1 << 12) -> list[tuple[Any, ...]]:
     """``count`` float32 examples with sides from the strategies' menu and ``N I O <= max_size``
     (the test suite's small shapes), normal data, targets near the outputs."""
-    from .strategies import DIM_MENU
+    from verify.strategies import DIM_MENU
 
     rng = np.random.default_rng(seed)
     cases: list[tuple[Any, ...]] = []
@@ -366,19 +360,18 @@ def small_cases(count: int, seed: int, max_size: int = 1 << 12) -> list[tuple[An
 
 def _cross_check_one(case: tuple[Any, ...]) -> None:
     """One example as test_layer checks it: reference, bucketed step and jax.grad, bounds."""
-    import reference
-
-    from . import bounds
-    from ._padding import padded_autodiff_step, padded_step
+    from verify import bounds
 
     x, w, target, lr = case
     arith = bounds.arithmetic(x.dtype)
     expected = bounds.step_bounds(x, w, target, lr, arith, matmul=reference.forward)
     reference.step(x, w, target, lr)
-    for result in (padded_step(x, w, target, lr), padded_autodiff_step(x, w, target, lr)):
-        for field in ("loss", "dL_dx", "dL_dw", "w_new"):
-            bound = getattr(expected, field)
-            if np.max(bound.ratio(np.asarray(getattr(result, field), np.float64)), initial=0) > 1:
+    for result in (
+        verify.padded_step(x, w, target, lr),
+        verify.padded_autodiff_step(x, w, target, lr),
+    ):
+        for field, bound, value in zip(result._fields, expected.results(), result, strict=True):
+            if np.max(bound.ratio(np.asarray(value, np.float64)), initial=0) > 1:
                 raise AssertionError(f"{field} outside its bound at {x.shape} x {w.shape}")
 
 
@@ -386,18 +379,14 @@ def throughput_implementations() -> dict[str, Callable[..., Any]]:
     """Section 3's contenders: one example each, results waited for."""
     import jax
 
-    import reference
-
-    from . import _autodiff, _layer, _padding
-
     return {
         "reference.step (loops)": lambda *c: reference.step(*c),
-        "verify.step (a compile per shape)": lambda *c: jax.block_until_ready(_layer.step(*c)),
-        "verify.step (shape buckets)": _padding.padded_step,
+        "verify.step (a compile per shape)": lambda *c: jax.block_until_ready(verify.step(*c)),
+        "verify.step (shape buckets)": verify.padded_step,
         "jax.grad (a compile per shape)": lambda *c: jax.block_until_ready(
-            _autodiff.autodiff_step(*c)
+            verify.autodiff_step(*c)
         ),
-        "jax.grad (shape buckets)": _padding.padded_autodiff_step,
+        "jax.grad (shape buckets)": verify.padded_autodiff_step,
         "cross-check (reference + buckets + bounds)": lambda *c: _cross_check_one(c),
     }
 
@@ -413,8 +402,6 @@ def throughput_child(implementation: str, examples: int, seed: int) -> list[dict
     warm persistent cache; second: steady state), with its traces and XLA compiles."""
     import jax
 
-    from . import _autodiff, _layer, _padding
-
     counts = {"requests": 0, "hits": 0}
 
     def listen(event: str, **_: Any) -> None:
@@ -425,8 +412,9 @@ def throughput_child(implementation: str, examples: int, seed: int) -> list[dict
 
     jax.monitoring.register_event_listener(listen)
     cases = small_cases(examples, seed)
-    jitted = [_layer.step, _autodiff.autodiff_step, _padding._masked_step]
-    jitted += [_padding._masked_autodiff_step]
+    # The bucketed steps wrap one jitted computation each (their __wrapped__).
+    jitted = [verify.step, verify.autodiff_step]
+    jitted += [verify.padded_step.__wrapped__, verify.padded_autodiff_step.__wrapped__]
     run = throughput_implementations()[implementation]
     passes = []
     for _ in range(2):
@@ -443,7 +431,7 @@ def throughput_child(implementation: str, examples: int, seed: int) -> list[dict
 
 
 def _run_child(implementation: str, cache_dir: str, examples: int, seed: int) -> Any:
-    command = [sys.executable, "-m", "verify._bench", "--throughput-child", implementation]
+    command = [sys.executable, "-m", "benchmarks.bench", "--throughput-child", implementation]
     command += ["--examples", str(examples), "--seed", str(seed)]
     env = {**os.environ, "CROSSCHECK_JAX_CACHE": cache_dir, "JAX_PLATFORMS": "cpu"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True, cwd=REPO)
@@ -489,15 +477,15 @@ def throughput_section(examples: int, seed: int = 0) -> list[Row]:
 
 def oracle_section(examples: int, exact_size: int) -> list[Row]:
     """``verify.check`` on examples/numpy_layer.py, and ``check_exact`` at ``exact_size^3``."""
-    from ._exact import check_exact
-    from ._oracle import check
-    from .strategies import exact_inputs
+    from verify.strategies import exact_inputs
 
     numpy_layer = _load_example("numpy_layer")
     rows = []
     for functions, label in ((["step"], "step only"), (None, "every function + identities")):
         start = time.perf_counter()
-        report = check(numpy_layer, max_examples=examples, functions=functions, repro_dir=None)
+        report = verify.check(
+            numpy_layer, max_examples=examples, functions=functions, repro_dir=None
+        )
         seconds = time.perf_counter() - start
         verdicts = ", ".join(f"{f.function}: {f.status}" for f in report.functions)
         rows.append(
@@ -515,7 +503,7 @@ def oracle_section(examples: int, exact_size: int) -> list[Row]:
     case = exact_inputs((n, n, n), seed=0)
     generate = time.perf_counter() - start
     start = time.perf_counter()
-    exact = check_exact(numpy_layer.step, 0, 0, 0, inputs=case)
+    exact = verify.check_exact(numpy_layer.step, inputs=case)
     checking = time.perf_counter() - start
     total = generate + checking
     rows.append(
@@ -544,7 +532,7 @@ def oracle_section(examples: int, exact_size: int) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
-# Section 5: GPU (scripts/accelerator_check.py's benchmark).
+# Section 5: GPU (benchmarks.gpu, which scripts/accelerator_check.py runs too).
 # --------------------------------------------------------------------------------------------
 
 
@@ -566,12 +554,11 @@ def gpu_section(quick: bool) -> list[Row]:
                 note="skipped: no GPU",
             )
         ]
-    sys.path[:0] = [str(REPO / "scripts")]
-    import accelerator_check  # scripts/: the one GPU benchmark, reused
+    from benchmarks import gpu
 
-    sizes = accelerator_check.DRY_SIZES if quick else accelerator_check.FULL_SIZES
+    sizes = gpu.DRY_SIZES if quick else gpu.FULL_SIZES
     rows = []
-    for r in accelerator_check.benchmark(sizes, repeats=5, min_seconds=0.2):
+    for r in gpu.benchmark(sizes, repeats=5, min_seconds=0.2):
         rows.append(
             Row(
                 "gpu",
@@ -678,7 +665,7 @@ def plot(rows: Sequence[Row], path: Path) -> str:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m verify._bench", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--out", default="bench-results", help="folder for bench.json/.md/.png")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
@@ -706,9 +693,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         step_worker(args.step_worker, args.sizes[0], args.min_batch_seconds)
         return 0
     if args.throughput_child:
-        from ._cache import enable_compilation_cache
-
-        enable_compilation_cache()  # $CROSSCHECK_JAX_CACHE, set by the parent
+        verify.enable_compilation_cache()  # $CROSSCHECK_JAX_CACHE, set by the parent
         print(json.dumps(throughput_child(args.throughput_child, args.examples, args.seed)))
         return 0
     quick = args.quick

@@ -1,8 +1,8 @@
 """``python -m verify check SPEC [options]``: check an implementation of the layer.
 
-Exit status: 0 every provided function agrees with the reference; 1 a defect was found (its
-diagnosis, minimal counterexample and reproducer are printed); 2 usage or contract error (SPEC
-cannot be imported, nothing recognised, a bad option), with a one-line reason.
+Exit status (``messages.ExitCode``): 0 every check agrees with the reference; 1 a defect was
+found (its diagnosis, minimal counterexample and reproducer are printed); 2 usage or contract
+error (SPEC cannot be imported, nothing recognised, a bad option), with a one-line reason.
 """
 
 from __future__ import annotations
@@ -12,32 +12,23 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
 
-from . import bounds
-from ._cases import TIE_CONVENTIONS, Options
-from ._loading import FUNCTIONS, ContractError, as_candidate, enable_float64_for
-from ._oracle import DEFAULT_REPRO_DIR, DEFAULT_TIMEOUT, check
+from .. import bounds
+from ..messages import ExitCode, Parser, UsageError, print_error
+from ._check import DEFAULT_REPRO_DIR, check
+from ._checks import CHECKS
+from ._loading import ContractError, as_candidate, enable_float64_for
+from ._options import DEFAULT_TIMEOUT, Options
 
 PROG = "python -m verify check"
 
 
-class _UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
-        raise _UsageError(message)
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog=PROG,
         description="Check an implementation of the dense layer with L1 loss against the loop "
         "reference. SPEC is package.module:attr, path/to/file.py:attr, or a module.",
-        epilog="Exit 0: all provided functions agree; 1: a defect was found; 2: usage or "
-        "contract error.",
+        epilog="Exit 0: every check agrees; 1: a defect was found; 2: usage or contract error.",
     )
     parser.add_argument("spec", metavar="SPEC", help="the implementation to check")
     parser.add_argument(
@@ -63,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tie-convention",
-        choices=sorted(TIE_CONVENTIONS),
+        choices=sorted(bounds.TIE_CONVENTIONS),
         default=None,
         help="pin dL_do at ties: seed -1, jax +1, torch 0 (default: any in [-1, 1])",
     )
@@ -84,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         "--functions",
         default=None,
         metavar="NAMES",
-        help=f"comma-separated subset of {','.join(FUNCTIONS)},identities,consistency",
+        help=f"comma-separated subset of {','.join(CHECKS)}",
     )
     parser.add_argument(
         "--json",
@@ -124,12 +115,12 @@ class _TerminalProgress:
 
 
 def main(argv: list[str]) -> int:
-    """Run the check; return the exit status (0 pass, 1 defect, 2 usage or contract error)."""
+    """Run the check; return the exit status (``messages.ExitCode``)."""
     try:
         args = _parser().parse_args(argv)
-    except _UsageError as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+    except UsageError as err:
+        print_error(err)
+        return ExitCode.USAGE
     functions = None
     if args.functions:
         functions = [name.strip() for name in args.functions.split(",") if name.strip()]
@@ -138,14 +129,14 @@ def main(argv: list[str]) -> int:
         Options(args.dtype, args.exact, args.tie_convention, args.matmul_precision, args.timeout)
         if args.max_examples < 1:
             raise ValueError(f"--max-examples must be >= 1, got {args.max_examples}")
-        unknown = set(functions or ()) - {*FUNCTIONS, "identities", "consistency"}
+        unknown = set(functions or ()) - set(CHECKS)
         if unknown:
             raise ValueError(f"--functions: unknown {sorted(unknown)}")
         enable_float64_for(args.dtype)
         candidate = as_candidate(args.spec)
     except (ContractError, ValueError) as err:
-        print(f"{PROG}: error: {err}", file=sys.stderr)
-        return 2
+        print_error(err)
+        return ExitCode.USAGE
     try:
         report = check(
             candidate,
@@ -167,4 +158,4 @@ def main(argv: list[str]) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    return 0 if report.passed else 1
+    return ExitCode.OK if report.passed else ExitCode.DEFECT

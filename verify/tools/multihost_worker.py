@@ -14,7 +14,7 @@ see one set of global devices; for each mesh kind the process
    check that the processes together covered every element exactly once.
 
 The process reports as a last stdout line ``CROSSCHECK-MULTIHOST-RESULT {json}`` and progress
-lines before it; ``verify._multihost`` (the launcher) reads both.
+lines before it; ``verify.tools.multihost`` (the launcher) reads both.
 
 Mesh kinds over P processes of D devices each (T = P * D devices)::
 
@@ -37,6 +37,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+import reference
+
+from .. import bounds
+from ..messages import ExitCode, Parser, UsageError, explain, print_error
+from ..strategies import VALUE_KINDS, exact_inputs, exact_mode_fits, example_inputs
+
 #: Prefix of the one stdout line that carries a process's result to the launcher.
 RESULT_PREFIX = "CROSSCHECK-MULTIHOST-RESULT "
 
@@ -44,7 +50,7 @@ RESULT_PREFIX = "CROSSCHECK-MULTIHOST-RESULT "
 MESH_KINDS: tuple[str, ...] = ("dp", "mp", "2d", "2d-t")
 
 #: Step outputs, in ``StepResult`` order.
-FIELDS: tuple[str, ...] = ("loss", "dL_dx", "dL_dw", "w_new")
+FIELDS = reference.StepResult._fields
 
 #: ``--reference auto`` uses the loops up to this many multiply-adds per matmul (128^3: ~1 s).
 LOOP_REFERENCE_LIMIT = 128**3
@@ -70,7 +76,7 @@ def parse_fault(text: str) -> Fault:
 
 def check_parser() -> argparse.ArgumentParser:
     """The check options, shared by the launcher (after ``--``) and every process."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = Parser(add_help=False)
     group = parser.add_argument_group("check options")
     group.add_argument("--exact", action="store_true", help="exact mode: bit for bit")
     group.add_argument(
@@ -104,8 +110,6 @@ def check_parser() -> argparse.ArgumentParser:
 
 def validate_check_options(options: argparse.Namespace) -> str | None:
     """A one-line reason the options cannot run, or None."""
-    from .strategies import VALUE_KINDS, exact_mode_fits
-
     shape = layer_shape(options)
     if min(shape) < 1:
         return f"--shape / --size must be positive, got (N, I, O) = {shape}"
@@ -183,14 +187,13 @@ class Inputs(NamedTuple):
 
 def make_inputs(options: argparse.Namespace) -> Inputs:
     """The same global inputs in every process (deterministic in ``--seed``)."""
-    from .strategies import LayerShape, _make_inputs, exact_inputs
-
     shape = layer_shape(options)
     if options.exact:
         case = exact_inputs(shape, seed=options.seed)
     else:
-        dtype = np.dtype(options.dtype)
-        case = _make_inputs(options.kind, LayerShape(*shape), dtype, options.seed, 0.5, 0.2)
+        case = example_inputs(
+            shape, kind=options.kind, dtype=options.dtype, seed=options.seed, lr=0.5
+        )
     return Inputs(case.x, case.w, case.target, case.lr)
 
 
@@ -203,19 +206,19 @@ def reference_name(options: argparse.Namespace) -> str:
 
 def expected_results(inputs: Inputs, options: argparse.Namespace) -> dict[str, Any]:
     """Per field, the exact reference values (exact mode) or a ``bounds.Bound`` (float mode)."""
-    import reference
-
-    from . import bounds
-
     use_loops = reference_name(options) == "loops"
     if options.exact:
         step = reference.step if use_loops else reference.fast.step
         result = step(inputs.x, inputs.w, inputs.target, inputs.lr)
         return {f: np.asarray(v, np.float64) for f, v in zip(FIELDS, result, strict=True)}
     arith = bounds.arithmetic(inputs.x.dtype)
-    matmul = {"matmul": reference.forward} if use_loops else {}
-    expected = bounds.step_bounds(inputs.x, inputs.w, inputs.target, inputs.lr, arith, **matmul)
-    return {f: getattr(expected, f) for f in FIELDS}
+    if use_loops:
+        expected = bounds.step_bounds(
+            inputs.x, inputs.w, inputs.target, inputs.lr, arith, matmul=reference.forward
+        )
+    else:
+        expected = bounds.step_bounds(inputs.x, inputs.w, inputs.target, inputs.lr, arith)
+    return dict(zip(FIELDS, expected.results(), strict=True))
 
 
 def compare_shard(
@@ -225,34 +228,33 @@ def compare_shard(
 
     Exact mode (``expected`` an array): elements not equal to the reference (+0 == -0).
     Float mode (``expected`` a Bound): elements outside ``|got - center| <= radius``.
+    ``first`` explains the first mismatching element (``messages.explain``, global index).
     """
     got = np.asarray(shard, np.float64)
     if isinstance(expected, np.ndarray):
-        want = expected[index]
+        want, radius = expected[index], np.zeros(got.shape)
         differ = got != want
         ratio = differ.astype(np.float64)
-        describe = "but should be exactly {want!r}"
     else:
-        want = expected.center[index]
-        ratio = np.asarray(_bound_ratio(expected, got, index))
+        part = bounds.Bound(expected.center[index], expected.radius[index])
+        want, radius = part.center, part.radius
+        ratio = np.asarray(part.ratio(got))
         differ = ratio > 1.0
-        describe = "but should be {want!r} (error {ratio:.3g}x the bound)"
     count = int(np.sum(differ))
     worst = float(np.max(ratio)) if ratio.size else 0.0
     first = None
     if count:
         local = np.unravel_index(int(np.argmax(differ)), differ.shape) if differ.ndim else ()
         offsets = [s.indices(10**12)[0] for s in index]
-        where = ", ".join(str(o + k) for o, k in zip(offsets, local, strict=True))
-        text = describe.format(want=float(np.asarray(want)[local]), ratio=float(ratio[local]))
-        first = f"{field}[{where}] = {float(got[local])!r}, {text}"
+        where = tuple(int(o + k) for o, k in zip(offsets, local, strict=True))
+        first = explain(
+            field,
+            float(got[local]),
+            float(np.asarray(want)[local]),
+            index=where,
+            bound=float(np.asarray(radius)[local]),
+        )
     return count, worst, first
-
-
-def _bound_ratio(bound: Any, got: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
-    from .bounds import Bound
-
-    return Bound(bound.center[index], bound.radius[index]).ratio(got)
 
 
 def _size(expected: Any) -> int:
@@ -282,7 +284,7 @@ def check_mesh(
     import jax
     from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-    from ._sharded import DATA_AXIS, MODEL_AXIS, sharded_step
+    from verify import DATA_AXIS, MODEL_AXIS, sharded_step
 
     devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
     grid = device_grid(kind, devices, processes)
@@ -429,7 +431,7 @@ def run(
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     # Every process leaves together: the shutdown barrier is the last collective.
     jax.distributed.shutdown()
-    return 0 if agreed else 1
+    return ExitCode.OK if agreed else ExitCode.DEFECT
 
 
 def global_verdict(meshes: list[dict[str, Any]]) -> bool:
@@ -451,18 +453,19 @@ def global_verdict(meshes: list[dict[str, Any]]) -> bool:
 
 def main_join(argv: Sequence[str]) -> int:
     """``python -m verify multihost --join [...]``: be one process of the job."""
-    parser = argparse.ArgumentParser(
-        prog="python -m verify multihost --join", parents=[check_parser()]
-    )
+    parser = Parser(prog="python -m verify multihost --join", parents=[check_parser()])
     parser.add_argument("--join", action="store_true", required=True)
     parser.add_argument("--coordinator", help="HOST:PORT of process 0 (default: auto-detect)")
     parser.add_argument("--num-processes", type=int, help="default: auto-detect")
     parser.add_argument("--process-id", type=int, help="default: auto-detect")
-    options = parser.parse_args(argv)
-    reason = validate_check_options(options)
-    if reason:
-        print(f"python -m verify multihost: {reason}", file=sys.stderr)
-        return 2
+    try:
+        options = parser.parse_args(argv)
+        reason = validate_check_options(options)
+        if reason:
+            raise UsageError(reason)
+    except UsageError as err:
+        print_error(err)
+        return ExitCode.USAGE
     try:
         return run(
             options,
@@ -478,4 +481,4 @@ def main_join(argv: Sequence[str]) -> int:
         sys.stderr.flush()
         # The peers are stuck in a collective: skip JAX's shutdown barrier (it would wait for
         # them) and let the launcher stop them.
-        os._exit(1)
+        os._exit(ExitCode.DEFECT)

@@ -1,6 +1,6 @@
 """One place that compares a result with its admissible set and says what is wrong with it.
 
-Messages have one style::
+Messages are ``messages.explain``'s::
 
     dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06) [grad_w(x: (5, 4), dL_do: (5, 3))]
 
@@ -8,59 +8,95 @@ and a failure is named by trying the bugs people make, in order, each as another
 that the whole result must fit: transposed, sign flipped, a mean where the L1 loss sums (1/N,
 1/O, 1/(N*O)), scaled, the upstream dL_do ignored / reduced to its sign / clipped, a loop bound
 one short (a slice missing), the wrong tie convention (when one is pinned), and reduced precision
-(TF32, bfloat16, float16 arithmetic where float32 was asked for).
+(TF32, bfloat16, float16 arithmetic where float32 was asked for: ``bounds.less_precise``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import NamedTuple
 
 import ml_dtypes
 import numpy as np
 
-from . import bounds
-from ._calls import to_numpy
-from ._cases import TIE_CONVENTIONS, Case, Options, expect, numpy_matmul
-from .bounds import Arithmetic, Bound
+from .. import bounds
+from ..bounds import Arithmetic, Bound
+from ..messages import explain
+from ._cases import Case
+from ._contract import AXES
+from ._expect import expect, numpy_matmul
+from ._options import Options
 
-#: Every diagnosis the oracle gives, with a one-line meaning (the report's vocabulary).
-KINDS: dict[str, str] = {
-    "transposed": "the result is the transpose of the right one",
-    "mean_instead_of_sum": "the result is divided by N, O or N*O: a mean where the L1 loss sums",
-    "scaled": "the result is a multiple of the right one",
-    "sign_flip": "the sign is flipped",
-    "upstream_ignored": "the upstream gradient dL_do is ignored, reduced to its sign or clipped",
-    "off_by_one": "a loop bound is off: a slice of the sum or of the result is missing",
-    "tie_convention": "ties take another convention than the pinned one",
-    "reduced_precision": "consistent with lower-precision arithmetic than was asked for",
-    "wrong_shape": "the result has the wrong shape",
-    "wrong_dtype": "the result has the wrong dtype (or is not an array)",
-    "nan": "the result has NaN or infinity where the right one is finite",
-    "input_mutated": "an input array was changed in place",
-    "nondeterministic": "two calls on the same input disagree",
-    "raised": "the call raised an exception",
-    "timed_out": "the call did not return within the timeout",
-    "convexity": "the loss, gradient and update break convexity or the no-crossing identity",
-    "inconsistent": "the fused step disagrees with the implementation's own pieces",
-    "mismatch": "the result is outside its error bound and no known bug pattern fits",
-}
+
+class Diagnosis(enum.StrEnum):
+    """Every verdict the oracle gives on a failing check; ``meaning`` says it in words."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> Diagnosis:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    TRANSPOSED = "transposed", "the result is the transpose of the right one"
+    MEAN_INSTEAD_OF_SUM = (
+        "mean_instead_of_sum",
+        "the result is divided by N, O or N*O: a mean where the L1 loss sums",
+    )
+    SCALED = "scaled", "the result is a multiple of the right one"
+    SIGN_FLIP = "sign_flip", "the sign is flipped"
+    UPSTREAM_IGNORED = (
+        "upstream_ignored",
+        "the upstream gradient dL_do is ignored, reduced to its sign or clipped",
+    )
+    OFF_BY_ONE = "off_by_one", "a loop bound is off: a slice of the sum or of the result is missing"
+    TIE_CONVENTION = "tie_convention", "ties take another convention than the pinned one"
+    REDUCED_PRECISION = (
+        "reduced_precision",
+        "consistent with lower-precision arithmetic than was asked for",
+    )
+    WRONG_SHAPE = "wrong_shape", "the result has the wrong shape"
+    WRONG_DTYPE = "wrong_dtype", "the result has the wrong dtype (or is not an array)"
+    NAN = "nan", "the result has NaN or infinity where the right one is finite"
+    INPUT_MUTATED = "input_mutated", "an input array was changed in place"
+    NONDETERMINISTIC = "nondeterministic", "two calls on the same input disagree"
+    RAISED = "raised", "the call raised an exception"
+    TIMED_OUT = "timed_out", "the call did not return within the timeout"
+    CONVEXITY = (
+        "convexity",
+        "the loss, gradient and update break convexity or the no-crossing identity",
+    )
+    INCONSISTENT = "inconsistent", "the fused step disagrees with the implementation's own pieces"
+    MISMATCH = "mismatch", "the result is outside its error bound and no known bug pattern fits"
+
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclasses.dataclass(frozen=True)
 class Finding:
-    """A defect in one call: its kind (``KINDS``), an explanation, the element-level message,
-    the worst error as a multiple of its bound, and the candidate's traceback if it raised."""
+    """A defect in one call.
 
-    kind: str
+    Attributes:
+      kind: the diagnosis.
+      detail: the diagnosis in words, for this case.
+      message: the element-level ``messages.explain`` line, if there is one.
+      ratio: the worst error as a multiple of its bound.
+      traceback: the candidate's own traceback, if it raised.
+      ambiguous: the case's dims coincide (e.g. N = N*O when O = 1), so a factor-shaped
+        diagnosis may name the wrong dim: worth re-testing on a shape with distinct dims.
+    """
+
+    kind: Diagnosis
     detail: str
     message: str = ""
     ratio: float = float("inf")
     traceback: str | None = None
+    ambiguous: bool = False
 
 
 def _mantissa_bits(dtype: np.dtype) -> int | None:
@@ -71,19 +107,17 @@ def _mantissa_bits(dtype: np.dtype) -> int | None:
     return int(np.finfo(dtype).nmant)
 
 
-def _format(value: float) -> str:
-    return f"{value:.8g}"
-
-
 def element_message(
     name: str, actual: np.ndarray, bound: Bound, index: tuple[int, ...], call: str
 ) -> str:
-    """``name[index] = actual, but should be centre (bound radius) [call]``."""
-    where = f"{name}[{', '.join(map(str, index))}]" if index else name
-    value = float(np.asarray(actual, np.float64)[index])
-    center, radius = float(bound.center[index]), float(bound.radius[index])
-    return (
-        f"{where} = {_format(value)}, but should be {_format(center)} (bound {radius:.2g}) [{call}]"
+    """``messages.explain`` of one element of ``actual`` against ``bound``."""
+    return explain(
+        name,
+        float(np.asarray(actual, np.float64)[index]),
+        float(bound.center[index]),
+        index=index,
+        bound=float(bound.radius[index]),
+        call=call,
     )
 
 
@@ -96,34 +130,31 @@ def _worst_index(ratio: np.ndarray) -> tuple[int, ...]:
 
 
 def check_result(
-    name: str, raw: Any, bound: Bound, case: Case, options: Options
+    name: str, actual: np.ndarray | str, bound: Bound, case: Case, options: Options
 ) -> tuple[float, Finding | None]:
-    """The worst ratio of ``raw`` to its bound, and a Finding if it is not admissible."""
+    """The worst ratio of ``actual`` to its bound, and a Finding if it is not admissible.
+
+    ``actual`` is a result converted to numpy, or the reason it could not be (``_invoke``).
+    """
     call = case.describe()
-    try:
-        actual = to_numpy(raw)
-    except Exception as err:
-        return np.inf, Finding(
-            "wrong_dtype",
-            f"{name} is a {type(raw).__name__}, which numpy.asarray cannot convert "
-            f"({err}) [{call}]",
-        )
+    if isinstance(actual, str):
+        return np.inf, Finding(Diagnosis.WRONG_DTYPE, f"{name} is a {actual} [{call}]")
     want = bound.center.shape
     if actual.shape != want:
         if len(want) == 2 and actual.shape == want[::-1] and want[0] != want[1]:
             return np.inf, Finding(
-                "transposed",
+                Diagnosis.TRANSPOSED,
                 f"{name} has shape {actual.shape}, but should be {want}: the result is "
                 f"transposed [{call}]",
             )
         return np.inf, Finding(
-            "wrong_shape", f"{name} has shape {actual.shape}, but should be {want} [{call}]"
+            Diagnosis.WRONG_SHAPE, f"{name} has shape {actual.shape}, but should be {want} [{call}]"
         )
     requested = bounds.numpy_dtype(options.dtype)
     bits, wanted_bits = _mantissa_bits(actual.dtype), _mantissa_bits(requested)
     if bits is None or wanted_bits is None or bits < wanted_bits:
         return np.inf, Finding(
-            "wrong_dtype",
+            Diagnosis.WRONG_DTYPE,
             f"{name} has dtype {actual.dtype}, but should be {requested.name} "
             f"(or a wider float) [{call}]",
         )
@@ -135,21 +166,20 @@ def check_result(
         message = element_message(name, values, bound, index, call)
         if _float16_overflow(case, bound, options):
             return np.inf, Finding(
-                "reduced_precision",
+                Diagnosis.REDUCED_PRECISION,
                 f"{name} overflows where float16 arithmetic would (|values| past "
                 f"{FLOAT16_MAX:g}): consistent with computing in float16",
                 message,
             )
         return np.inf, Finding(
-            "nan", f"{name} has NaN or infinity where it should be finite", message
+            Diagnosis.NAN, f"{name} has NaN or infinity where it should be finite", message
         )
     worst = float(ratio.max(initial=0.0))
     if worst <= 1.0:
         return worst, None
-    index = _worst_index(ratio)
-    message = element_message(name, values, bound, index, call)
-    kind, detail = diagnose(name, values, case, options)
-    return worst, Finding(kind, detail, message, worst)
+    message = element_message(name, values, bound, _worst_index(ratio), call)
+    found = diagnose(name, values, case, options)
+    return worst, Finding(found.kind, found.detail, message, worst, ambiguous=found.ambiguous)
 
 
 def _float16_overflow(case: Case, bound: Bound, options: Options) -> bool:
@@ -168,14 +198,22 @@ def _float16_overflow(case: Case, bound: Bound, options: Options) -> bool:
 # Hypotheses: each another admissible set; the first the whole result fits names the bug.
 # --------------------------------------------------------------------------------------------
 
-Hypothesis = tuple[str, str, Callable[[], Bound | None]]
+
+class Hypothesis(NamedTuple):
+    """A known bug: its diagnosis, its description, its admissible set (built lazily), and
+    whether the description may name the wrong dim (``Finding.ambiguous``)."""
+
+    kind: Diagnosis
+    detail: str
+    make: Callable[[], Bound | None]
+    ambiguous: bool = False
 
 
-def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> tuple[str, str]:
-    """``(kind, detail)`` of the first hypothesis ``actual`` fits, else ``("mismatch", ...)``."""
-    for kind, detail, make in hypotheses(name, case, options):
+def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> Hypothesis:
+    """The first hypothesis ``actual`` fits, else ``Diagnosis.MISMATCH``."""
+    for hypothesis in hypotheses(name, case, options):
         try:
-            alternative = make()
+            alternative = hypothesis.make()
         except Exception:  # a hypothesis that cannot be formed here (an empty slice, ...)
             continue
         if alternative is None or alternative.center.shape != actual.shape:
@@ -183,29 +221,32 @@ def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> tup
         with np.errstate(all="ignore"):
             fits = bool(np.all(alternative.ratio(actual) <= 1.0))
         if fits:
-            return kind, detail
-    return "mismatch", f"{name} is outside its error bound; no known bug pattern fits"
+            return hypothesis
+    return Hypothesis(
+        Diagnosis.MISMATCH,
+        f"{name} is outside its error bound; no known bug pattern fits",
+        lambda: None,
+    )
 
 
 def _dims(case: Case) -> dict[str, int]:
     """N, I and O as far as ``case``'s arrays tell them."""
-    axes = {
-        "x": ("N", "I"),
-        "w": ("I", "O"),
-        "target": ("N", "O"),
-        "output": ("N", "O"),
-        "dL_do": ("N", "O"),
-        "dL_dw": ("I", "O"),
-    }
     dims: dict[str, int] = {}
     for array_name, array in case.arrays.items():
-        for label, size in zip(axes[array_name], array.shape, strict=True):
+        for label, size in zip(AXES[array_name], array.shape, strict=True):
             dims[label] = size
     return dims
 
 
-def _factors(case: Case) -> list[tuple[str, int]]:
-    """Candidate factors of a mean, by value: ``[("N = N*O", 3), ("O", 4), ...]``."""
+class _Factor(NamedTuple):
+    label: str  # "N*O", or "N (= N*O here)" when dims coincide
+    value: int
+    ambiguous: bool
+
+
+def _factors(case: Case) -> list[_Factor]:
+    """Candidate factors of a mean, by value: ``N*O``, ``N``, ``O``, ``I``, ``N*I``; products
+    that coincide on this case's dims are one factor, labelled with all their names."""
     dims = _dims(case)
     products = {
         "N*O": ("N", "O"),
@@ -221,7 +262,11 @@ def _factors(case: Case) -> list[tuple[str, int]]:
             if value > 1:
                 by_value.setdefault(value, []).append(label)
     return [
-        (labels[0] if len(labels) == 1 else f"{labels[0]} (= {' = '.join(labels[1:])} here)", value)
+        _Factor(
+            labels[0] if len(labels) == 1 else f"{labels[0]} (= {' = '.join(labels[1:])} here)",
+            value,
+            len(labels) > 1,
+        )
         for value, labels in by_value.items()
     ]
 
@@ -288,20 +333,6 @@ def _untouched(bound: Bound, fill: np.ndarray) -> Iterator[tuple[str, Bound]]:
         yield text, Bound(center, bound.radius)
 
 
-def _reduced_arithmetics(options: Options) -> list[tuple[str, Arithmetic]]:
-    """Arithmetics less precise than the declared one (``bounds.precision_candidates``)."""
-    declared = options.arithmetic()
-    pool = list(bounds.precision_candidates(options.dtype))
-    names = [a.name for a in pool]
-    later = pool[names.index(declared.name) + 1 :] if declared.name in names else []
-    if options.dtype == "float64":
-        # float64 asked for, float32 computed (a framework's default dtype leaking in).
-        u = bounds.UNIT_ROUNDOFF["float32"]
-        tiny = bounds.smallest_normal("float32")
-        later.append(bounds.Arithmetic("float32", "float64", u, u, u, tiny))
-    return [(a.name, a) for a in later]
-
-
 def _given(bound: Bound) -> Bound:
     return bound
 
@@ -331,29 +362,38 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
         return Bound(w + (center - w) * factor, radius * max(1.0, abs(factor)))
 
     if tie is not None:
-        for convention, value in TIE_CONVENTIONS.items():
+        for convention, value in bounds.TIE_CONVENTIONS.items():
             if value != tie:
-                yield (
-                    "tie_convention",
+                yield Hypothesis(
+                    Diagnosis.TIE_CONVENTION,
                     f"ties take {value:+g} (the {convention} convention), but the pinned "
                     f"convention {options.tie_convention} gives {tie:+g}",
                     partial(base, t=value),
                 )
     if center.ndim == 2 and center.shape[0] == center.shape[1]:
-        yield "transposed", "the result is transposed", lambda: Bound(center.T, radius.T)
-    yield (
-        "sign_flip",
-        "the sign is flipped" + (" (w + lr * dL_dw)" if is_update else ""),
-        (lambda: moved(-1.0)),
-    )
-    for label, k in _factors(case):
-        yield (
-            "mean_instead_of_sum",
-            f"the result is 1/{label} = 1/{k} of the sum: a mean where the L1 loss sums",
-            partial(moved, 1.0 / k),
+        yield Hypothesis(
+            Diagnosis.TRANSPOSED, "the result is transposed", lambda: Bound(center.T, radius.T)
         )
-    for label, k in _factors(case):
-        yield "scaled", f"the result is {label} = {k} times the right one", partial(moved, float(k))
+    yield Hypothesis(
+        Diagnosis.SIGN_FLIP,
+        "the sign is flipped" + (" (w + lr * dL_dw)" if is_update else ""),
+        lambda: moved(-1.0),
+    )
+    for factor in _factors(case):
+        yield Hypothesis(
+            Diagnosis.MEAN_INSTEAD_OF_SUM,
+            f"the result is 1/{factor.label} = 1/{factor.value} of the sum: a mean where the L1 "
+            "loss sums",
+            partial(moved, 1.0 / factor.value),
+            factor.ambiguous,
+        )
+    for factor in _factors(case):
+        yield Hypothesis(
+            Diagnosis.SCALED,
+            f"the result is {factor.label} = {factor.value} times the right one",
+            partial(moved, float(factor.value)),
+            factor.ambiguous,
+        )
     if "dL_do" in case.arrays:
         upstream = case.arrays["dL_do"].astype(np.float64)
         variants = [
@@ -362,28 +402,30 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
             ("dL_do is clipped to [-1, 1]", np.clip(upstream, -1.0, 1.0)),
         ]
         for text, replaced in variants:
-            yield "upstream_ignored", text, partial(base, case.replace(dL_do=replaced))
+            yield Hypothesis(
+                Diagnosis.UPSTREAM_IGNORED, text, partial(base, case.replace(dL_do=replaced))
+            )
     # Dropping one of K terms moves a result by about 1/K of its magnitude, and so does a
     # bfloat16 / float16 accumulation, which correct numpy code does (it sums those dtypes in
     # their own precision): that rounding explanation goes before the missing slice. A
     # reduced *matmul* precision (TF32, bf16 passes) is an accelerator's doing; on the same
     # evidence a missing slice is the likelier bug, so those come after it.
-    reduced = _reduced_arithmetics(options)
-    accumulation = [(label, a) for label, a in reduced if a.u_acc > bounds.UNIT_ROUNDOFF["float32"]]
-    for label, reduced_arith in accumulation:
-        yield (
-            "reduced_precision",
-            f"fits the bound of {label} arithmetic, not of {arith.name}",
-            partial(base, a=reduced_arith),
-        )
+    reduced = bounds.less_precise(arith)
+    accumulation = [a for a in reduced if a.u_acc > bounds.UNIT_ROUNDOFF["float32"]]
+    for reduced_arith in accumulation:
+        yield _reduced(reduced_arith, arith, base)
     for text, sliced in _sliced_cases(case):
-        yield "off_by_one", text, partial(base, sliced)
+        yield Hypothesis(Diagnosis.OFF_BY_ONE, text, partial(base, sliced))
     for text, alternative in _untouched(right, w):
-        yield "off_by_one", text, partial(_given, alternative)
-    for label, reduced_arith in reduced:
-        if (label, reduced_arith) not in accumulation:
-            yield (
-                "reduced_precision",
-                f"fits the bound of {label} arithmetic, not of {arith.name}",
-                partial(base, a=reduced_arith),
-            )
+        yield Hypothesis(Diagnosis.OFF_BY_ONE, text, partial(_given, alternative))
+    for reduced_arith in reduced:
+        if reduced_arith not in accumulation:
+            yield _reduced(reduced_arith, arith, base)
+
+
+def _reduced(reduced: Arithmetic, declared: Arithmetic, base: Callable[..., Bound]) -> Hypothesis:
+    return Hypothesis(
+        Diagnosis.REDUCED_PRECISION,
+        f"fits the bound of {reduced.name} arithmetic, not of {declared.name}",
+        partial(base, a=reduced),
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from verify._check_cli import _TerminalProgress, main
+from verify.oracle.cli import _TerminalProgress, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,7 @@ def test_usage_and_contract_errors_exit_2_with_one_line(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1
-    assert captured.err.startswith("python -m verify check: error: ")
+    assert captured.err.startswith("crosscheck: error: ")
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,18 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._cases import Case, Options
+from .. import bounds
+from ..messages import ExitCode, print_error
+from ._calls import InProcessCaller
+from ._cases import Case
+from ._checks import CHECKS
 from ._loading import Candidate, ContractError, as_candidate, enable_float64_for
+from ._options import Options
 from ._report import FunctionReport
 
 _SCRIPT = '''"""crosscheck reproducer: {function} of {name}.
@@ -36,7 +40,7 @@ import sys
 sys.path.insert(0, {cwd!r})
 sys.path.append({package_root!r})
 
-from verify._repro import rerun
+from verify.oracle._repro import rerun
 
 sys.exit(rerun(__file__, spec={spec!r}, function={function!r}, options={options!r}, kind={kind!r}))
 '''
@@ -53,7 +57,7 @@ def write_repro(
     for name, array in case.arrays.items():
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(array).view(np.uint8).tobytes())
-    digest.update(repr((case.lr, candidate.name, report.diagnosis)).encode())
+    digest.update(repr((case.lr, candidate.name, str(report.diagnosis))).encode())
     folder = directory / f"{report.function}-{digest.hexdigest()[:10]}"
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {name: _storable(array) for name, array in case.arrays.items()}
@@ -77,7 +81,7 @@ def write_repro(
             package_root=str(Path(__file__).resolve().parents[1]),
             spec=candidate.spec,
             options=dataclasses.asdict(options),
-            kind=report.diagnosis,
+            kind=str(report.diagnosis),
         )
     )
     return script
@@ -94,14 +98,12 @@ def _dtypes(case: Case) -> dict[str, str]:
 
 def load_case(path: Path, function: str) -> Case:
     """The Case a reproducer stored next to its script."""
-    from .bounds import numpy_dtype
-
     with np.load(path) as stored:
         meta = json.loads(str(stored["_meta"]))
         arrays = {}
         for name, dtype in meta["dtypes"].items():
             array = stored[name]
-            arrays[name] = array.view(numpy_dtype(dtype)) if dtype == "bfloat16" else array
+            arrays[name] = array.view(bounds.numpy_dtype(dtype)) if dtype == "bfloat16" else array
         lr = float(stored["_lr"])
     return Case(function, arrays, None if np.isnan(lr) else lr, meta["kind"])
 
@@ -109,34 +111,32 @@ def load_case(path: Path, function: str) -> Case:
 def rerun(
     script: str, *, spec: str | None, function: str, options: dict[str, Any], kind: str
 ) -> int:
-    """Run one stored case again: print the verdict; 1 if it fails, 0 if it passes, 2 if the
-    implementation cannot be loaded."""
-    from ._diagnosis import KINDS
-    from ._oracle import run_case
-
+    """Run one stored case again: print the verdict; ``ExitCode.DEFECT`` if it fails, ``OK`` if
+    it passes, ``USAGE`` if the implementation cannot be loaded."""
     if spec is None:
-        print(
-            "crosscheck reproducer: the implementation was passed as an object that cannot be "
-            "loaded by name; set spec= in this script to its 'module:attr'",
-            file=sys.stderr,
+        print_error(
+            "the implementation was passed as an object that cannot be loaded by name; set "
+            "spec= in this reproducer to its 'module:attr'"
         )
-        return 2
+        return ExitCode.USAGE
+    checked = Options(**options)
     try:
-        enable_float64_for(options.get("dtype", "float32"))
+        enable_float64_for(checked.dtype)
         candidate = as_candidate(spec)
     except ContractError as err:
-        print(f"crosscheck reproducer: {err}", file=sys.stderr)
-        return 2
+        print_error(err)
+        return ExitCode.USAGE
     case = load_case(Path(script).with_name("case.npz"), function)
-    ratio, finding = run_case(candidate, case, Options(**options))
+    caller = InProcessCaller(candidate, checked.timeout)
+    ratio, finding = CHECKS[function].judge(caller, case, checked)
     if finding is None:
         print(f"PASS {case.describe()}: worst error / bound {ratio:.3g} (was: {kind})")
-        return 0
+        return ExitCode.OK
     print(f"FAIL {case.describe()}")
-    print(f"  diagnosis: {finding.kind} - {finding.detail} ({KINDS[finding.kind]})")
+    print(f"  diagnosis: {finding.kind} - {finding.detail} ({finding.kind.meaning})")
     if finding.message:
         print(f"  {finding.message}")
     if finding.traceback:
         print("  candidate traceback:")
         print("\n".join(f"    {line}" for line in finding.traceback.splitlines()))
-    return 1
+    return ExitCode.DEFECT

@@ -9,7 +9,7 @@ starts P processes, each with D forced CPU devices (``JAX_NUM_CPU_DEVICES=D``), 
 process builds its own shards of x ``(N, I)``, w ``(I, O)`` and target ``(N, O)``, runs
 ``verify.sharded_step`` on data-parallel, model-parallel and two 2-D meshes spanning every
 process's devices, and compares the shards it holds of loss, dL_dx ``(N, I)``, dL_dw ``(I, O)``
-and w_new ``(I, O)`` with the single-process loop reference (``verify._multihost_worker``). The
+and w_new ``(I, O)`` with the single-process loop reference (``multihost_worker``). The
 launcher collects every process's result and exit code and prints one verdict.
 
 One process per host (a real cluster): run the same program on every host with ``--join``::
@@ -28,8 +28,9 @@ progress, then the verdict of all processes together (a ``process_allgather`` of
 and coverage counts), and exits 0 only if every process's shards agree; its last stdout line
 is its JSON result.
 
-Exit codes: 0 every shard of every process agrees (and together they cover every element);
-1 a mismatch (the first one is named); 2 usage error; 3 a process crashed, hung or timed out:
+Exit codes (``messages.ExitCode``): 0 every shard of every process agrees (and together they
+cover every element); 1 a mismatch (the first one is named); 2 usage error; 3 a process
+crashed, hung or timed out:
 the launcher stops the others (each process is its own process group, killed as a group), names
 the failed process and its last output, and leaves no process and no bound port behind.
 """
@@ -52,7 +53,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._multihost_worker import (
+from ..messages import ERROR_PREFIX, ExitCode, Parser, UsageError, print_error
+from .multihost_worker import (
     FIELDS,
     RESULT_PREFIX,
     check_parser,
@@ -60,9 +62,6 @@ from ._multihost_worker import (
     main_join,
     validate_check_options,
 )
-
-#: Exit codes (module docstring).
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_PROCESS_FAILED = 0, 1, 2, 3
 
 LOOPBACK = "127.0.0.1"
 
@@ -388,7 +387,7 @@ def _check_options_help() -> str:
 
 
 def launcher_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m verify multihost",
         description="The sharded step across P local processes of D CPU devices each, "
         "checked against the single-process loop reference. Check options go after '--'; "
@@ -420,29 +419,29 @@ def split_argv(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m verify multihost ...`` (module docstring); returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if "--join" in split_argv(args)[0]:
-        own, check_args = split_argv(args)
-        return main_join([*own, *check_args])
     own, check_args = split_argv(args)
-    options = launcher_parser().parse_args(own)
+    if "--join" in own:
+        return main_join([*own, *check_args])
     try:
+        options = launcher_parser().parse_args(own)
         check_options = check_parser().parse_args(check_args)
-    except SystemExit as error:  # argparse has printed the reason
-        return EXIT_USAGE if error.code else EXIT_OK
-    for name, value in (
-        ("--processes", options.processes),
-        ("--devices-per-process", options.devices_per_process),
-    ):
-        if value < 1:
-            print(f"python -m verify multihost: {name} must be >= 1, got {value}", file=sys.stderr)
-            return EXIT_USAGE
-    reason = validate_check_options(check_options)
-    fault = check_options.inject_fault
-    if reason is None and fault is not None and fault.process >= options.processes:
-        reason = f"--inject-fault names process {fault.process}, but there are {options.processes}"
-    if reason:
-        print(f"python -m verify multihost: {reason}", file=sys.stderr)
-        return EXIT_USAGE
+        for name, value in (
+            ("--processes", options.processes),
+            ("--devices-per-process", options.devices_per_process),
+        ):
+            if value < 1:
+                raise UsageError(f"{name} must be >= 1, got {value}")
+        reason = validate_check_options(check_options)
+        fault = check_options.inject_fault
+        if reason is None and fault is not None and fault.process >= options.processes:
+            reason = (
+                f"--inject-fault names process {fault.process}, but there are {options.processes}"
+            )
+        if reason:
+            raise UsageError(reason)
+    except UsageError as err:
+        print_error(err)
+        return ExitCode.USAGE
     return launch(options, check_options, check_args)
 
 
@@ -471,7 +470,7 @@ def launch(
             failure = supervise(workers, options.timeout)
     except KeyboardInterrupt:
         stop(workers)
-        print("python -m verify multihost: interrupted; stopped every process", file=sys.stderr)
+        print_error("interrupted; stopped every process")
         return 130
     finally:
         stop(workers)  # idempotent: nothing may outlive the launcher
@@ -487,10 +486,11 @@ def launch(
         "pids": [w.process.pid for w in workers],
     }
     if failure is not None:
-        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
+        # Several lines: the failed process and its last output.
+        print(f"{ERROR_PREFIX}FAILED: {failure}", file=sys.stderr, flush=True)
         report.update(verdict="process failed", failure=failure)
         _write_json(options.json, report)
-        return EXIT_PROCESS_FAILED
+        return ExitCode.INCOMPLETE
     results = sorted((w.result for w in workers if w.result), key=lambda r: r["process"])
     meshes = aggregate(results)
     verdicts = [mesh_verdict(mesh, check_options.exact) for mesh in meshes]
@@ -510,7 +510,7 @@ def launch(
     )
     report.update(verdict="ok" if ok else "mismatch", meshes=meshes, results=results)
     _write_json(options.json, report)
-    return EXIT_OK if ok else EXIT_MISMATCH
+    return ExitCode.OK if ok else ExitCode.DEFECT
 
 
 def _write_json(path: Path | None, report: dict[str, Any]) -> None:

@@ -1,0 +1,229 @@
+"""The examples a check runs: a ``Case`` is the arguments of one call (numpy arrays in the
+requested dtype, plus ``lr``), drawn by Hypothesis (``verify.strategies`` underneath) or fixed.
+
+Three ways of drawing, one per kind of check (``_checks``):
+
+- ``layer_cases``: any value kind and shape of ``strategies.layer_inputs`` (or exact-mode data),
+  random non-unit upstream gradients for grad_x / grad_w and a random dL_dw for update;
+- ``crossing_free_cases``: as above, and first with every target moved so that no output crosses
+  it during the step (``without_crossing``: there the no-crossing identity is an equality);
+- ``integer_cases``: integer data with half the targets tied, where outputs, ties and both
+  gradients are exact in float32 and float64.
+
+After a passing search, ``edge_cases`` run fixed shapes (1-sized dims, 129 and 257 sides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .. import bounds
+from ..strategies import (
+    LayerInputs,
+    LayerShape,
+    exact_inputs,
+    exact_layer_inputs,
+    example_inputs,
+    layer_inputs,
+    layer_shapes,
+    upstream_gradients,
+)
+from ._contract import Signature
+from ._options import Options
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """The arguments of one call: ``arrays`` in call order, ``lr`` where the check takes one.
+
+    ``function`` names the check (a contract function, or a meta-check such as ``identities``);
+    ``kind`` says how the values were made (``strategies.VALUE_KINDS``).
+    """
+
+    function: str
+    arrays: dict[str, np.ndarray]
+    lr: float | None = None
+    kind: str = ""
+
+    def describe(self) -> str:
+        """``grad_w(x: (5, 4), dL_do: (5, 3))``: the call, by shapes."""
+        parts = [f"{name}: {tuple(a.shape)}" for name, a in self.arrays.items()]
+        if self.lr is not None:
+            parts.append(f"lr={self.lr!r}")
+        return f"{self.function}({', '.join(parts)})"
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr`` as a float, for the checks that take one."""
+        if self.lr is None:
+            raise ValueError(f"{self.function} takes no lr")
+        return float(self.lr)
+
+    def replace(self, **arrays: np.ndarray) -> Case:
+        return dataclasses.replace(self, arrays={**self.arrays, **arrays})
+
+
+def make_case(
+    signature: Signature, inputs: LayerInputs, upstream: np.ndarray, gradient: np.ndarray
+) -> Case:
+    """The call ``signature`` describes, built from one drawn example.
+
+    Args:
+      inputs: ``x (N, I)``, ``w (I, O)``, ``target (N, O)``, ``lr``.
+      upstream: a random non-unit ``dL_do (N, O)`` for grad_x and grad_w.
+      gradient: a random ``dL_dw (I, O)`` for update.
+    """
+    x, w, target = inputs.x, inputs.w, inputs.target
+    # The loss functions get the output the layer would compute, rounded to the dtype, so a
+    # target copied from it is an exact tie.
+    output = (x.astype(np.float64) @ w.astype(np.float64)).astype(x.dtype)
+    named = {
+        "x": x,
+        "w": w,
+        "target": target,
+        "output": output,
+        "dL_do": upstream,
+        "dL_dw": gradient,
+    }
+    arrays = {name: named[name] for name in signature.arguments}
+    lr = inputs.lr if signature.takes_lr else None
+    return Case(signature.name, arrays, lr, inputs.kind)
+
+
+# --------------------------------------------------------------------------------------------
+# Drawing cases.
+# --------------------------------------------------------------------------------------------
+
+#: Sides for the second half of the shapes: 1 and the neighbours of 128, where kernels block.
+EDGE_DIMS: tuple[int, ...] = (1, 2, 3, 5, 127, 128, 129, 257)
+
+
+def shapes() -> st.SearchStrategy[LayerShape]:
+    """``strategies.layer_shapes()``, or (as often) shapes made of 1s, small sides and sides
+    around 128: a bug that only shows past a block of 128 must not hide behind small draws."""
+    return st.one_of(layer_shapes(), layer_shapes(dims=EDGE_DIMS))
+
+
+def _integer_upstream(shape: tuple[int, int], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
+    # Exact mode needs exact products: small non-unit integers, never all +-1.
+    return st.integers(0, 2**32 - 1).map(
+        lambda seed: np.random.default_rng(seed).integers(-3, 4, size=shape).astype(dtype)
+    )
+
+
+def _with_upstreams(
+    signature: Signature, base: st.SearchStrategy[LayerInputs], options: Options
+) -> st.SearchStrategy[Case]:
+    dtype = bounds.numpy_dtype(options.dtype)
+
+    def upstream(shape: tuple[int, int]) -> st.SearchStrategy[np.ndarray]:
+        if options.exact:
+            return _integer_upstream(shape, dtype)
+        return upstream_gradients(shape, dtype=dtype)
+
+    def cases(inputs: LayerInputs) -> st.SearchStrategy[Case]:
+        n, i, o = inputs.shape
+        return st.builds(
+            make_case, st.just(signature), st.just(inputs), upstream((n, o)), upstream((i, o))
+        )
+
+    return base.flatmap(cases)
+
+
+def layer_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
+    """``strategies.layer_inputs`` (or exact-mode data) with random upstreams."""
+    dtype = bounds.numpy_dtype(options.dtype)
+    if options.exact:
+        base = exact_layer_inputs(dtype=dtype, shapes=shapes())
+    else:
+        base = layer_inputs(dtype=dtype, shapes=shapes())
+    return _with_upstreams(signature, base, options)
+
+
+def crossing_free_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
+    """``layer_cases``, with cases where no output can cross its target first: there the
+    no-crossing identity is an equality that any wrong gradient or update breaks."""
+    cases = layer_cases(signature, options)
+    return st.one_of(cases.map(without_crossing), cases)
+
+
+def integer_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
+    """Integer data with half the targets tied: outputs, ties and both gradients are exact in
+    float32 and float64, however they are computed."""
+    dtype = bounds.numpy_dtype(options.dtype)
+    base = layer_inputs(dtype=dtype, shapes=shapes(), kinds=("integers",), tie_fraction=0.5)
+    return _with_upstreams(signature, base, options)
+
+
+#: Fixed shapes every check also runs, whatever the search drew: a bug that only shows past a
+#: block of 128 (in any of N, I, O) or on 1-sized dims is found independently of how a
+#: Hypothesis version happens to explore (seen: 25 examples of one version missed N > 128).
+EDGE_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (129, 3, 2),
+    (2, 129, 3),
+    (3, 2, 129),
+    (257, 1, 5),
+)
+
+
+def edge_cases(
+    signature: Signature, options: Options, transform: Callable[[Case], Case] | None = None
+) -> list[Case]:
+    """One case per ``EDGE_SHAPES`` entry (integer data with ties; exact data in exact mode),
+    each passed through ``transform`` (e.g. ``without_crossing``) when given."""
+    dtype = bounds.numpy_dtype(options.dtype)
+    cases = []
+    for index, shape in enumerate(EDGE_SHAPES):
+        rng = np.random.default_rng(index)
+        n, i, o = shape
+        if options.exact:
+            inputs = exact_inputs(shape, seed=index, dtype=dtype)
+            upstream = rng.integers(-3, 4, size=(n, o)).astype(dtype)
+            gradient = rng.integers(-3, 4, size=(i, o)).astype(dtype)
+        else:
+            inputs = example_inputs(shape, kind="integers", dtype=dtype, seed=index)
+            upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
+            gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
+        case = make_case(signature, inputs, upstream, gradient)
+        cases.append(transform(case) if transform else case)
+    return cases
+
+
+def without_crossing(case: Case) -> Case:
+    """``case`` with each target placed so that no output crosses it during the step.
+
+    With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s`` and the step's move of
+    the outputs ``delta = lr * x @ x.T @ s``, the target goes to ``output + s * margin`` with
+    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||dL_dw||^2``, about half
+    of itself, far above rounding. ``slack`` (``64 u (|x| @ |w| + |delta|)``) keeps every element
+    clear of its kink after the target is rounded to the dtype. Cases where this overflows or
+    underflows are returned unchanged.
+    """
+    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    u = bounds.UNIT_ROUNDOFF[bounds.dtype_name(x.dtype)]
+    tiny = bounds.smallest_normal(bounds.dtype_name(x.dtype))
+    with np.errstate(all="ignore"):
+        output = x64 @ w64
+        side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
+        delta = case.learning_rate * (x64 @ (x64.T @ side))
+        slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(delta)) + 1e4 * tiny
+        new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
+        # Every quantity of the step at w and at w_new must stay inside bounds.safe_limit, as
+        # strategies.layer_inputs keeps them.
+        gradient = np.abs(x64.T @ side)
+        w_reach = np.abs(w64) + case.learning_rate * gradient
+        largest = max(
+            float(np.sum(np.abs(new_target.astype(np.float64) - output))),
+            float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
+            float(np.max(w_reach, initial=0.0)),
+        )
+    fits = np.isfinite(largest) and largest < bounds.safe_limit(x.dtype)
+    if not fits or not np.any(delta) or not np.all(np.isfinite(delta)):
+        return case
+    return dataclasses.replace(case.replace(target=new_target), kind=f"{case.kind}, no crossing")

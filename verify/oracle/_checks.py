@@ -1,0 +1,101 @@
+"""Every check the oracle can run, as data: one record per check in one registry, ``CHECKS``.
+
+A record says what the check needs from the candidate, how its cases are drawn (a Hypothesis
+strategy, then fixed edge cases) and how a case is judged. The command line's ``--functions``,
+the report's order and the search all read this registry: a new check is one new record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+from hypothesis import strategies as st
+
+from ._cases import (
+    Case,
+    crossing_free_cases,
+    edge_cases,
+    integer_cases,
+    layer_cases,
+    without_crossing,
+)
+from ._contract import FUNCTIONS, Signature
+from ._judge import Judge, judge_consistency, judge_function, judge_identities
+from ._options import Options
+
+Draw = Callable[[Signature, Options], st.SearchStrategy[Case]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One check.
+
+    Attributes:
+      signature: what a case holds (the call's arrays and ``lr``), named after the check.
+      needs: alternatives, each a set of contract functions the candidate must provide.
+      judge: how one case is judged (``_judge``).
+      draw: the search's cases.
+      edge_transform: applied to each fixed edge case (``_cases.edge_cases``), if any.
+      dtypes: the dtypes the check means something for.
+      ambiguity_probe: after a failure whose diagnosis names an ambiguous factor, re-run it on
+        a probe shape with distinct dims (a function of the contract).
+    """
+
+    signature: Signature
+    needs: tuple[frozenset[str], ...]
+    judge: Judge
+    draw: Draw = layer_cases
+    edge_transform: Callable[[Case], Case] | None = None
+    dtypes: frozenset[str] = frozenset({"float64", "float32", "bfloat16", "float16"})
+    ambiguity_probe: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.signature.name
+
+    def requirement(self) -> str:
+        """What the check needs, in words (a skipped check's note)."""
+        options = " or ".join(", ".join(sorted(need)) for need in self.needs)
+        dtypes = "" if len(self.dtypes) == 4 else f"; dtype {' or '.join(sorted(self.dtypes))}"
+        return f"needs {options}{dtypes}"
+
+    def applies(self, provided: frozenset[str], options: Options) -> bool:
+        """Whether the candidate provides what the check needs, at this dtype."""
+        return options.dtype in self.dtypes and any(need <= provided for need in self.needs)
+
+    def cases(self, options: Options) -> st.SearchStrategy[Case]:
+        return self.draw(self.signature, options)
+
+    def edges(self, options: Options) -> list[Case]:
+        return edge_cases(self.signature, options, self.edge_transform)
+
+
+#: The pieces a step is composed of.
+_PIECES = frozenset({"forward", "loss", "loss_grad", "grad_x", "grad_w", "update"})
+
+#: Every check, in the order it runs and is reported.
+CHECKS: dict[str, Check] = {
+    check.name: check
+    for check in (
+        *(
+            Check(signature, (frozenset({name}),), judge_function, ambiguity_probe=True)
+            for name, signature in FUNCTIONS.items()
+        ),
+        Check(
+            Signature("identities", ("x", "w", "target"), takes_lr=True),
+            (frozenset({"step"}), _PIECES - {"grad_x"}),
+            judge_identities,
+            draw=crossing_free_cases,
+            edge_transform=without_crossing,
+        ),
+        Check(
+            Signature("consistency", ("x", "w", "target"), takes_lr=True),
+            (_PIECES | {"step"},),
+            judge_consistency,
+            draw=integer_cases,
+            # Half-precision outputs of integer data are not exact.
+            dtypes=frozenset({"float64", "float32"}),
+        ),
+    )
+}

@@ -1,0 +1,326 @@
+"""How a case is judged. A judge makes the calls a check needs through a ``Caller``, and returns
+``(worst error / bound, None)`` or ``(ratio, Finding)`` on a defect.
+
+- ``judge_function``: one function of the contract against the loop reference, under the error
+  model (``_expect``). It is called twice: its inputs must come back unchanged and the two
+  results must agree bit for bit.
+- ``judge_identities``: two facts that need no reference (DESIGN.md), with g = dL_dw from the
+  candidate's own step (``step``, or forward, loss, loss_grad, grad_w, update)::
+
+      convexity:    L(w - lr g) >= L(w) - lr ||g||_F^2
+      no crossing:  L(w - lr g) == L(w) - lr ||g||_F^2   when no output crosses its target
+
+- ``judge_consistency``: the fused ``step`` against the same step composed of the candidate's
+  own pieces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from .. import bounds
+from ..messages import explain
+from ._calls import Caller
+from ._cases import Case
+from ._contract import FUNCTIONS
+from ._diagnosis import Diagnosis, Finding, check_result
+from ._expect import expect
+from ._invoke import Failed, Returned
+from ._options import Options
+
+#: ``(caller, case, options) -> (worst error / bound, Finding or None)``.
+Judge = Callable[[Caller, Case, Options], tuple[float, Finding | None]]
+
+#: The diagnosis of each way a call can fail to return results (``_invoke.Failed.kind``).
+_FAILURES: dict[str, Diagnosis] = {
+    "raised": Diagnosis.RAISED,
+    "timed_out": Diagnosis.TIMED_OUT,
+    "malformed": Diagnosis.WRONG_SHAPE,
+}
+
+
+def failure(outcome: Failed, call: str) -> Finding:
+    """The Finding for a call ``call`` (by shapes) that ended without results."""
+    kind = _FAILURES[outcome.kind]
+    if kind is Diagnosis.RAISED:
+        return Finding(kind, f"{call} raised {outcome.detail}", traceback=outcome.traceback)
+    if kind is Diagnosis.TIMED_OUT:
+        return Finding(kind, f"{call} {outcome.detail}", call)
+    return Finding(kind, outcome.detail)
+
+
+def _mutated(echoed: Sequence[np.ndarray | None], case: Case) -> str | None:
+    """The name of an input the call changed in place, if any."""
+    for (name, original), after in zip(case.arrays.items(), echoed, strict=False):
+        if after is None:
+            continue
+        with np.errstate(all="ignore"):
+            same = after.shape == original.shape and np.array_equal(
+                after.astype(np.float64), original.astype(np.float64), equal_nan=True
+            )
+        if not same:
+            return name
+    return None
+
+
+def _same(first: np.ndarray | str, second: np.ndarray | str) -> bool:
+    if isinstance(first, str) or isinstance(second, str):
+        return True  # not comparable here; check_result names the conversion failure
+    if first.shape != second.shape or first.dtype != second.dtype:
+        return False
+    with np.errstate(all="ignore"):
+        return bool(
+            np.array_equal(first.astype(np.float64), second.astype(np.float64), equal_nan=True)
+        )
+
+
+def _call(caller: Caller, case: Case) -> Returned | Finding:
+    outcome = caller.call(case.function, list(case.arrays.values()), case.lr)
+    return failure(outcome, case.describe()) if isinstance(outcome, Failed) else outcome
+
+
+def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+    """One function of the contract, called twice on the case (module docstring)."""
+    first = _call(caller, case)
+    if isinstance(first, Finding):
+        return math.inf, first
+    name = _mutated(first.echoed, case)
+    if name is not None:
+        return math.inf, Finding(
+            Diagnosis.INPUT_MUTATED, f"{case.describe()} changed its input {name} in place"
+        )
+    second = _call(caller, case)
+    if isinstance(second, Finding):
+        return math.inf, second
+    if not all(map(_same, first.results, second.results)):
+        return math.inf, Finding(
+            Diagnosis.NONDETERMINISTIC,
+            f"two calls of {case.describe()} on the same input returned different results",
+        )
+    expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
+    worst = 0.0
+    for name, actual in zip(FUNCTIONS[case.function].results, first.results, strict=True):
+        ratio, finding = check_result(name, actual, expected[name], case, options)
+        if finding is not None:
+            return ratio, finding
+        worst = max(worst, ratio)
+    return worst, None
+
+
+# --------------------------------------------------------------------------------------------
+# Several calls composed: the identities and the consistency of the fused step.
+# --------------------------------------------------------------------------------------------
+
+
+def _arrays(
+    caller: Caller, case: Case, function: str, arrays: Sequence[np.ndarray], lr: float | None = None
+) -> list[np.ndarray] | Finding:
+    """The results of one call of a composition, or the Finding that stops it."""
+    outcome = caller.call(function, arrays, lr)
+    if isinstance(outcome, Failed):
+        return failure(outcome, case.describe())
+    reasons = [r for r in outcome.results if isinstance(r, str)]
+    if reasons:
+        return Finding(
+            Diagnosis.WRONG_DTYPE, f"a result of {function} is not an array: {reasons[0]}"
+        )
+    return list(outcome.results)  # type: ignore[arg-type]  # no reasons: arrays only
+
+
+def _pieces_step(
+    caller: Caller,
+    case: Case,
+    x: np.ndarray,
+    w: np.ndarray,
+    target: np.ndarray,
+    lr: float,
+    *,
+    with_grad_x: bool,
+) -> list[np.ndarray | None] | Finding:
+    """``(L, dL_dx, dL_dw, w_new)`` composed of forward, loss_grad, loss, grad_x, grad_w and
+    update; ``dL_dx`` is None unless ``with_grad_x``."""
+    output = _arrays(caller, case, "forward", [x, w])
+    if isinstance(output, Finding):
+        return output
+    dL_do = _arrays(caller, case, "loss_grad", [output[0], target])
+    if isinstance(dL_do, Finding):
+        return dL_do
+    pieces: dict[str, tuple[str, list[np.ndarray]]] = {
+        "L": ("loss", [output[0], target]),
+        "dL_dw": ("grad_w", [x, dL_do[0]]),
+    }
+    if with_grad_x:
+        pieces["dL_dx"] = ("grad_x", [dL_do[0], w])
+    found: dict[str, np.ndarray | None] = {"dL_dx": None}
+    for name, (function, arrays) in pieces.items():
+        result = _arrays(caller, case, function, arrays)
+        if isinstance(result, Finding):
+            return result
+        found[name] = result[0]
+    dL_dw = found["dL_dw"]
+    assert dL_dw is not None  # computed above
+    w_new = _arrays(caller, case, "update", [w, dL_dw], lr)
+    if isinstance(w_new, Finding):
+        return w_new
+    return [found["L"], found["dL_dx"], dL_dw, w_new[0]]
+
+
+def _step(
+    caller: Caller, case: Case, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float
+) -> list[np.ndarray | None] | Finding:
+    """``(L, dL_dx, dL_dw, w_new)`` from ``step``, or composed of the pieces (no dL_dx)."""
+    if "step" in caller.provided:
+        fused = _arrays(caller, case, "step", [x, w, target], lr)
+        return fused if isinstance(fused, Finding) else list(fused)
+    return _pieces_step(caller, case, x, w, target, lr, with_grad_x=False)
+
+
+def _loss(
+    caller: Caller, case: Case, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float
+) -> np.ndarray | Finding:
+    if "step" in caller.provided:
+        result = _arrays(caller, case, "step", [x, w, target], lr)
+        return result if isinstance(result, Finding) else result[0]
+    output = _arrays(caller, case, "forward", [x, w])
+    if isinstance(output, Finding):
+        return output
+    loss = _arrays(caller, case, "loss", [output[0], target])
+    return loss if isinstance(loss, Finding) else loss[0]
+
+
+def _in_range(x: np.ndarray, w_new: np.ndarray, target: np.ndarray) -> bool:
+    """Whether the loss at ``w_new`` stays inside ``bounds.safe_limit`` (as generated data do)."""
+    with np.errstate(all="ignore"):
+        output = np.abs(x.astype(np.float64)) @ np.abs(w_new.astype(np.float64))
+        loss = float(np.sum(output + np.abs(target.astype(np.float64))))
+    return bool(np.isfinite(loss) and loss < bounds.safe_limit(x.dtype))
+
+
+def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+    """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring).
+
+    With L0 = L(w), L1 = L(w_new), g = dL_dw (all the candidate's), the tolerance is the
+    error bound of both losses plus how far a correctly rounded update may move the loss:
+    ``sum |x| @ radius(w_new)``. Crossing is judged on the float64 outputs at w and w_new,
+    away from the kinks (where the forward bound leaves the sign open).
+    """
+    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    lr = case.learning_rate
+    stepped = _step(caller, case, x, w, target, lr)
+    if isinstance(stepped, Finding):
+        return math.inf, stepped
+    loss0, grad, w_new_stored = stepped[0], stepped[2], stepped[3]
+    assert loss0 is not None and grad is not None and w_new_stored is not None  # see _step
+    if grad.shape != w.shape or w_new_stored.shape != w.shape or loss0.ndim:
+        return math.inf, Finding(Diagnosis.WRONG_SHAPE, "loss, dL_dw or w_new has the wrong shape")
+    w_new_stored = w_new_stored.astype(w.dtype)
+    loss0, grad, w_new = (v.astype(np.float64) for v in (loss0, grad, w_new_stored))
+    if not all(np.all(np.isfinite(v)) for v in (loss0, grad, w_new)):
+        return math.inf, Finding(Diagnosis.NAN, "NaN or infinity in the loss, dL_dw or w_new")
+    if not _in_range(x, w_new, target):
+        return 0.0, None  # L(w_new) would overflow the dtype: the identities say nothing here
+    at_w_new = _loss(caller, case, x, w_new_stored, target, lr)
+    if isinstance(at_w_new, Finding):
+        return math.inf, at_w_new
+    loss1 = at_w_new.astype(np.float64)
+    if loss1.ndim or not np.isfinite(loss1):
+        return math.inf, Finding(Diagnosis.NAN, f"L(w_new) = {loss1}: not a finite scalar")
+    arith = options.arithmetic()
+    x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
+    out0, out1 = bounds.forward_bound(x64, w64, arith), bounds.forward_bound(x64, w_new, arith)
+    radius0 = float(bounds.loss_bound(out0, t64, arith).radius)
+    radius1 = float(bounds.loss_bound(out1, t64, arith).radius)
+    update_radius = bounds.update_bound(w64, grad, lr, arith).radius
+    descent = lr * float(np.sum(grad * grad))
+    tolerance = radius0 + radius1 + float(np.sum(np.abs(x64) @ update_radius)) + 1e-12 * descent
+    predicted = float(loss0) - descent
+    slack = float(loss1) - predicted
+    call = case.describe()
+    if slack < -tolerance:
+        return -slack / tolerance, Finding(
+            Diagnosis.CONVEXITY,
+            "L(w - lr g) < L(w) - lr ||g||^2: g = dL_dw is not a subgradient of the loss "
+            "(convexity is violated)",
+            explain("L(w_new)", float(loss1), predicted, bound=tolerance, call=call, relation=">="),
+            -slack / tolerance,
+        )
+    before, after = out0.center - t64, out1.center - t64
+    clear = (np.abs(before) > out0.radius) & (np.abs(after) > out1.radius)
+    no_crossing = bool(np.all(clear) and np.all(np.sign(before) == np.sign(after)))
+    ratio = max(0.0, -slack) / tolerance if tolerance > 0 else 0.0
+    if no_crossing:
+        ratio = abs(slack) / tolerance if tolerance > 0 else (0.0 if slack == 0 else math.inf)
+        if ratio > 1:
+            return ratio, Finding(
+                Diagnosis.CONVEXITY,
+                "no output crosses its target, so L(w - lr g) must equal L(w) - lr ||g||^2 "
+                "(the no-crossing identity), but it does not",
+                explain("L(w_new)", float(loss1), predicted, bound=tolerance, call=call),
+                ratio,
+            )
+    return ratio, None
+
+
+def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+    """The fused ``step`` against ``forward -> loss, loss_grad -> grad_x, grad_w -> update``.
+
+    On integer data (float32 / float64) outputs, ties and both gradients are exact however
+    they are computed, so dL_dx and dL_dw must agree bit for bit: a fused step whose tie
+    convention, sum or upstream differs from its own pieces is caught even where both are
+    admissible against the reference. L and w_new (non-integer targets, lr) must agree within
+    twice their error bound (each side is within one bound of the exact value).
+    """
+    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    lr = case.learning_rate
+    fused = _arrays(caller, case, "step", [x, w, target], lr)
+    if isinstance(fused, Finding):
+        return math.inf, fused
+    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x=True)
+    if isinstance(composed, Finding):
+        return math.inf, composed
+    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic())
+    radii = {"loss": 2 * expected.loss.radius, "w_new": 2 * expected.w_new.radius}
+    worst = 0.0
+    call = f"{case.describe()} vs its own pieces"
+    for name, fused_value, composed_value in zip(
+        FUNCTIONS["step"].results, fused, composed, strict=True
+    ):
+        assert composed_value is not None  # with_grad_x: every piece computed
+        got, want = fused_value.astype(np.float64), composed_value.astype(np.float64)
+        if got.shape != want.shape:
+            return math.inf, Finding(
+                Diagnosis.INCONSISTENT,
+                f"step's {name} has shape {got.shape}, but its pieces give {want.shape}",
+            )
+        radius = np.broadcast_to(np.asarray(radii.get(name, 0.0)), got.shape)
+        with np.errstate(all="ignore"):
+            difference = np.abs(got - want)
+            ratio = np.where(difference == 0, 0.0, difference / radius)
+        ratio = np.where(np.isnan(got) | np.isnan(want), np.inf, ratio)
+        if ratio.size and float(ratio.max()) > 1:
+            index = tuple(int(k) for k in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+            ties = int(np.sum(expected.kinks))
+            return float(ratio.max()), Finding(
+                Diagnosis.INCONSISTENT,
+                f"step's {name} differs from the one its own pieces give "
+                f"(forward -> loss_grad -> grad_x / grad_w -> update)"
+                + (
+                    f"; {ties} output(s) sit on a tie: are the tie conventions the same?"
+                    if ties
+                    else ""
+                ),
+                explain(
+                    f"step's {name}",
+                    float(got[index]),
+                    float(want[index]),
+                    index=index,
+                    bound=float(radius[index]),
+                    call=call,
+                ),
+                float(ratio.max()),
+            )
+        worst = max(worst, float(ratio.max(initial=0.0)))
+    return worst, None
