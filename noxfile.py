@@ -45,10 +45,11 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11", default=False)
-def torch(session: nox.Session) -> None:
-    """The PyTorch examples and their tests (the torch extra pins the CPU wheel; Python 3.11)."""
-    install(session, "-e", ".[test,torch]")
-    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", "torch", "-rs"))
+def frameworks(session: nox.Session) -> None:
+    """The PyTorch and tinygrad examples and their tests (torch: the pinned CPU wheel, 3.11)."""
+    install(session, "-e", ".[test,torch,tinygrad]")
+    markers = "torch or tinygrad"
+    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
 
 
 def lowest_versions(requirements: list[str]) -> list[str]:

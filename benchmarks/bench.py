@@ -23,6 +23,8 @@ Sections (each a list of rows in the JSON, and a table on stdout):
    ``verify.check_exact`` at 2048^3 as a multiple of the candidate's own step time.
 5. ``gpu``: ``benchmarks.gpu``'s step-vs-``jnp.dot`` TFLOP/s at 4096^3 and 8192^3 (bfloat16,
    float32) when JAX sees a GPU; "skipped: no GPU" otherwise.
+6. ``isolation``: a whole ``python -m verify check`` of the numpy example and of a jitted JAX
+   candidate with the candidate in a worker process, as a ratio to ``--in-process``.
 """
 
 from __future__ import annotations
@@ -575,6 +577,62 @@ def gpu_section(quick: bool) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# Section 6: the cost of isolation (the candidate in a worker process).
+# --------------------------------------------------------------------------------------------
+
+#: Candidates whose full check is timed with and without a worker process.
+ISOLATION_CANDIDATES = {
+    "numpy layer": "examples/numpy_layer.py",
+    "jitted JAX (jax.grad)": "examples/jax_grad.py",
+}
+
+
+def _timed_check(spec: str, in_process: bool, max_examples: int | None) -> float:
+    """Seconds of a whole ``python -m verify check SPEC`` command, as a user runs it."""
+    command = [sys.executable, "-m", "verify", "check", spec]
+    command += ["--in-process"] if in_process else []
+    command += [] if max_examples is None else ["--max-examples", str(max_examples)]
+    with tempfile.TemporaryDirectory(prefix="crosscheck-bench-repro-") as repro:
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--repro-dir", repro], cwd=REPO, capture_output=True, text=True
+        )
+        seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}: {done.stdout[-400:]}")
+    return seconds
+
+
+def isolation_section(rounds: int, max_examples: int | None) -> list[Row]:
+    """A full check (default settings unless ``max_examples``) of each candidate with the
+    candidate in a worker process and in the oracle's own, alternating which goes first; the
+    ratio is the median over rounds of worker time / in-process time (load cancels in a round)."""
+    rows = []
+    for label, spec in ISOLATION_CANDIDATES.items():
+        samples: dict[str, list[float]] = {"worker": [], "in-process": []}
+        for round_ in range(rounds):
+            order = ["worker", "in-process"] if round_ % 2 == 0 else ["in-process", "worker"]
+            for mode in order:
+                samples[mode].append(_timed_check(spec, mode == "in-process", max_examples))
+        quotients = [w / i for w, i in zip(samples["worker"], samples["in-process"], strict=True)]
+        worker, in_process = (statistics.median(samples[m]) for m in ("worker", "in-process"))
+        rows.append(
+            Row(
+                "isolation",
+                label,
+                "check in a worker process",
+                worker,
+                "s",
+                ratio=statistics.median(quotients),
+                note=f"in-process {in_process:.2f} s; worker/in-process per round "
+                + ", ".join(f"{q:.3f}" for q in quotients),
+                extra={k: v for k, v in samples.items()},
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Output: tables, JSON, plot.
 # --------------------------------------------------------------------------------------------
 
@@ -587,6 +645,8 @@ SECTION_TITLES = {
     "(ratio = examples/s over the loop reference's, warm)",
     "oracle": "4. The oracle on examples/numpy_layer.py (ratio = oracle time / candidate step)",
     "gpu": "5. GPU: verify.step vs jnp.dot (ratio = step TFLOP/s / dot TFLOP/s)",
+    "isolation": "6. The candidate in a worker process: a whole `python -m verify check` "
+    "(ratio = median over rounds of worker time / in-process time)",
 }
 
 
@@ -706,6 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "oracle": lambda: oracle_section(5 if quick else 200, 64 if quick else 2048),
         "gpu": lambda: gpu_section(quick),
+        "isolation": lambda: isolation_section(1 if quick else 3, 5 if quick else None),
     }
     rows: list[Row] = []
     for section in args.sections:

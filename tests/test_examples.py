@@ -1,4 +1,5 @@
-"""The examples a user copies must pass the oracle (three seeds); PyTorch ones only with torch."""
+"""The examples a user copies must pass the oracle (three seeds); PyTorch and tinygrad ones only
+with their optional extras (``nox -s frameworks``)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,28 @@ def test_torch_default_mean_reduction_is_named() -> None:
 
     report = verify.check(MeanReduction(), max_examples=10, repro_dir=None)
     assert report["loss"].diagnosis == "mean_instead_of_sum", report.summary()
+
+
+def _tinygrad_device() -> str | None:
+    """Why tinygrad cannot run here, or None."""
+    pytest.importorskip("tinygrad")
+    from tinygrad import Device
+
+    try:
+        Device.DEFAULT  # noqa: B018  (selecting a device compiles a first program: needs clang)
+    except Exception as err:
+        return f"tinygrad has no usable device here ({type(err).__name__}: {err}); install clang"
+    return None
+
+
+@pytest.mark.tinygrad
+def test_tinygrad_layer_passes_in_its_own_process() -> None:
+    """tinygrad written naturally (Tensor, backward()), with lazy results and thread-bound
+    state: it passes when the oracle calls it in a worker's main thread."""
+    reason = _tinygrad_device()
+    if reason:
+        pytest.skip(reason)
+    report = verify.check("examples/tinygrad_layer.py:layer", max_examples=5, repro_dir=None)
+    report.raise_on_failure()
+    assert report.isolated
+    assert [f.function for f in report.functions] == ["forward", "loss", "step", "identities"]

@@ -32,8 +32,9 @@ def test_every_mutant_is_caught_with_its_diagnosis(mutant: zoo.Mutant, seed: int
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("impl", zoo.CORRECT, ids=lambda c: c.__name__)
 def test_correct_implementations_pass(impl: type, seed: int) -> None:
-    report = verify.check(impl(), max_examples=15, seed=seed, repro_dir=None)
+    report = verify.check(impl, max_examples=15, seed=seed, repro_dir=None)
     report.raise_on_failure()
+    assert report.isolated
     assert [f.function for f in report.functions] == [
         "forward",
         "loss",
@@ -156,11 +157,15 @@ def test_bad_specs_are_contract_errors(spec: str, words: str) -> None:
 
 def test_spec_of_finds_a_way_back() -> None:
     assert spec_of(reference) == "reference"
-    assert spec_of(zoo.MeanLoss()) == "tests.zoo:MeanLoss"
+    assert spec_of(zoo.MeanLoss) == "tests.zoo:MeanLoss"
+    # A fresh instance of its class could differ from this one: no way back.
+    assert spec_of(zoo.MeanLoss()) is None
+    assert spec_of(zoo.run_mutant) == "tests.zoo:run_mutant"
 
     class Local:
         pass
 
+    assert spec_of(Local) is None
     assert spec_of(Local()) is None
 
 

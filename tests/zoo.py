@@ -313,9 +313,10 @@ EXAMPLES: tuple[str, ...] = (
 
 
 def run_mutant(mutant: Mutant, seed: int) -> verify.Report:
-    """The oracle's report on one mutant, checking only the functions it breaks."""
+    """The oracle's report on one mutant, checking only the functions it breaks. The class is
+    passed, not an instance, so that the oracle loads it in a worker process of its own."""
     return verify.check(
-        mutant.cls(),
+        mutant.cls,
         functions=list(mutant.expected),
         max_examples=mutant.max_examples,
         seed=seed,
@@ -343,7 +344,7 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
             found = diagnoses(run_mutant(mutant, seed))
             if found != mutant.expected:
                 misses.append((mutant.name, seed, found))
-        correct: list[Any] = [cls() for cls in CORRECT]
+        correct: list[Any] = list(CORRECT)
         if importlib.util.find_spec("torch") is not None:
             correct += list(EXAMPLES)
         else:

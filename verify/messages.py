@@ -14,9 +14,13 @@ with an ``ExitCode``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
+import signal
 import sys
-from typing import NoReturn
+import threading
+from collections.abc import Iterator
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -62,11 +66,30 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt, so that a terminated command still stops the
+    processes it started (and exits ``ExitCode.INCOMPLETE``, as an interrupted one does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def number(value: float) -> str:
     """``value`` exactly and briefly: the shortest float32 repr when it is a float32 value (every
     float32, bfloat16 and float16 result is), else the shortest float64 repr."""
     value = float(value)
-    single = np.float32(value)
+    with np.errstate(over="ignore"):
+        single = np.float32(value)
     if np.isfinite(value) and float(single) == value:
         return str(single)
     return repr(value)

@@ -1,29 +1,50 @@
 """The oracle's side of a call: a ``Caller`` runs one function of the candidate and says how the
 call ended (``_invoke.Outcome``). Checks only ever see Callers.
 
-``InProcessCaller`` calls the candidate in this process, in a daemon thread with a timeout. Python
-cannot kill a thread: a call that hangs past its timeout is abandoned, still running, and the
-search stops calling that function (``_search``).
+``WorkerCaller`` (the default) calls the candidate in a worker process of its own that speaks
+``_protocol``: the Python worker (``_worker``) for a SPEC, or any executable (``--command``).
+Every way a call can end is an outcome: a value, raised, malformed, timed_out (the worker's
+process group is killed) or crashed (any exit code or signal; the worker's last stderr lines are
+kept). The next call after a timeout or crash starts a fresh worker.
+
+``InProcessCaller`` calls a candidate that cannot be loaded again by name (a closure built inside
+a test) in this process, in a daemon thread with a timeout. Python cannot kill a thread: a call
+that hangs past its timeout is abandoned, still running, and the search stops calling that
+function (``_search``); the candidate shares this process and can affect the verdict.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import os
+import select
+import shlex
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from ._contract import FUNCTIONS
-from ._invoke import Failed, Outcome, invoke
+from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate
+from ._options import Options
+from ._protocol import ProtocolError, encode_call, parse_greeting, read_error, read_reply
 
 
 class Caller(Protocol):
-    """Something that calls the candidate's functions: ``provided`` names them."""
+    """Something that calls the candidate's functions: ``provided`` names them; ``notes`` counts
+    the distinct warnings its results raised while converted."""
 
     name: str
     provided: frozenset[str]
+    notes: collections.Counter[str]
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         """``function(*arrays, lr)`` (``lr`` only where the function takes one)."""
@@ -42,6 +63,7 @@ class InProcessCaller:
         self.name = candidate.name
         self.provided = frozenset(candidate.functions)
         self.timeout = timeout
+        self.notes: collections.Counter[str] = collections.Counter()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         box: list[Outcome] = []
@@ -62,7 +84,315 @@ class InProcessCaller:
         worker.join(self.timeout)
         if worker.is_alive() or not box:
             return Failed("timed_out", f"did not return within {self.timeout:g} s")
+        if isinstance(box[0], Returned):
+            self.notes.update(box[0].notes)
         return box[0]
 
     def close(self) -> None:
         """Nothing to release: an abandoned thread ends with the process."""
+
+
+# --------------------------------------------------------------------------------------------
+# The candidate in a process of its own.
+# --------------------------------------------------------------------------------------------
+
+#: Lines of the worker's stderr kept for a crash report.
+STDERR_LINES = 12
+
+#: Seconds a worker that closed its output gets to exit before it counts as hung.
+EXIT_GRACE = 2.0
+
+#: Seconds between looks at a silent worker (is its process still there?).
+POLL = 0.05
+
+#: Default seconds for a worker to load the implementation and greet.
+DEFAULT_IMPORT_TIMEOUT = 120.0
+
+#: Runs a command under an address-space limit (bytes): ``python -c LIMITED N CMD...``.
+LIMITED = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_AS, (n, n)); os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+class StartError(Exception):
+    """The worker could not be started, or did not greet: its implementation cannot be checked."""
+
+
+class _Ended(Exception):
+    """The worker's output ended, or it stopped answering in time (``timed_out``)."""
+
+    def __init__(self, timed_out: bool) -> None:
+        self.timed_out = timed_out
+
+
+#: The root that holds the ``verify`` and ``reference`` packages: a worker imports them too.
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def python_worker(spec: str) -> list[str]:
+    """The command line of the Python worker for ``spec``."""
+    return [sys.executable, "-m", "verify.oracle._worker", spec]
+
+
+#: JAX settings a worker shares with this process, when this process has JAX loaded: its
+#: persistent compilation cache (a jitted candidate then compiles a shape once across workers).
+SHARED_JAX_SETTINGS = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+)
+
+
+#: Thread pools a worker runs with one thread unless the user set them: the oracle's shapes are
+#: small, and a BLAS pool that keeps spinning after each call (OpenBLAS does, for a while) in
+#: the worker and another in the oracle fight over the same cores (measured: a 64 x 64 x 16
+#: forward took 827 us per call through the worker with both pools, 350 us with one).
+SINGLE_THREADED = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_environment(options: Options) -> dict[str, str]:
+    """The environment of a worker: this one, the oracle's packages importable, float64
+    switched on for JAX candidates when float64 is checked (``JAX_ENABLE_X64``: set before the
+    candidate imports JAX, which a numpy candidate then never pays for), single-threaded BLAS
+    (``SINGLE_THREADED``) unless set, and this process's JAX compilation cache, if it has one
+    (``SHARED_JAX_SETTINGS``, as environment variables)."""
+    env = dict(os.environ)
+    for variable in SINGLE_THREADED:
+        env.setdefault(variable, "1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), PACKAGE_ROOT]))
+    if options.dtype == "float64":
+        env["JAX_ENABLE_X64"] = "1"
+    jax = sys.modules.get("jax")
+    if jax is not None and getattr(jax.config, "jax_compilation_cache_dir", None):
+        for setting in SHARED_JAX_SETTINGS:
+            env.setdefault(setting.upper(), str(getattr(jax.config, setting)))
+    return env
+
+
+class WorkerCaller:
+    """Calls the candidate in a worker process that speaks ``_protocol`` on its stdin/stdout.
+
+    The worker leads a process group of its own; a timeout or a crash ends the whole group
+    (children the candidate started included) and the next call starts a fresh worker. ``close``
+    ends the group whatever the candidate did. Nothing the candidate does reaches this process.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        name: str,
+        timeout: float,
+        import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
+        memory_limit: int | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.name = name
+        self.cwd = cwd
+        self.command = list(command)
+        self.timeout = timeout
+        self.import_timeout = import_timeout
+        self.memory_limit = memory_limit
+        self.env = env
+        self.notes: collections.Counter[str] = collections.Counter()
+        self.starts = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._buffer = bytearray()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.provided = frozenset(self._start())
+
+    # -- the process -----------------------------------------------------------------------
+
+    def _start(self) -> list[str]:
+        """Start a worker and read its greeting: the functions it provides."""
+        command = self.command
+        if self.memory_limit is not None:
+            command = [sys.executable, "-c", LIMITED, str(self.memory_limit), *command]
+        try:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group: ended as one
+            )
+        except OSError as err:
+            raise StartError(f"cannot start {shlex.join(self.command)}: {err}") from None
+        self.starts += 1
+        self._process, self._buffer = process, bytearray()
+        stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self._stderr = stderr
+        threading.Thread(
+            target=_keep_tail, args=(process.stderr, stderr), name="crosscheck-stderr", daemon=True
+        ).start()
+        deadline = time.monotonic() + self.import_timeout
+        try:
+            first = self._line(deadline)
+            if first.startswith(b"error"):
+                message = read_error(lambda: self._line(deadline), first)
+                raise StartError(message or "the worker reported an error")
+            return parse_greeting(first)
+        except _Ended as ended:
+            why = (
+                f"did not load within {self.import_timeout:g} s"
+                if ended.timed_out
+                else f"ended while loading ({self._how_it_ended()})"
+            )
+            self._stop()
+            raise StartError(f"{self.name} {why}{self._last_words()}") from None
+        except (ProtocolError, StartError) as err:
+            self._stop()
+            if isinstance(err, StartError):
+                raise
+            raise StartError(f"{self.name} does not speak the worker protocol: {err}") from None
+
+    def _alive(self) -> bool:
+        return self._process is not None and _exit_status(self._process.pid) is None
+
+    def _how_it_ended(self) -> str:
+        """ "exited with code N" / "was killed by signal SIGSEGV (...)", once it has ended."""
+        if self._process is None:
+            return "not running"
+        deadline = time.monotonic() + EXIT_GRACE
+        status = _exit_status(self._process.pid)
+        while status is None and time.monotonic() < deadline:
+            time.sleep(POLL)
+            status = _exit_status(self._process.pid)
+        if status is None:
+            return "closed its output but did not exit"
+        if status >= 0:
+            return f"exited with code {status}"
+        name = signal.Signals(-status).name
+        return f"was killed by signal {name} ({signal.strsignal(-status)})"
+
+    def _last_words(self) -> str:
+        time.sleep(POLL)  # the stderr reader may be a line behind
+        lines = [line for line in self._stderr if line.strip()]
+        return "; its last output: " + " | ".join(lines[-4:]) if lines else ""
+
+    def _stop(self) -> None:
+        """End the worker's whole process group, then reap the worker."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        # The group is signalled before the leader is reaped: its id cannot be reused meanwhile.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    # -- the stream --------------------------------------------------------------------------
+
+    def _fill(self, deadline: float) -> None:
+        """Read more of the worker's stdout, or raise _Ended (end of output or deadline)."""
+        process = self._process
+        if process is None or process.stdout is None:
+            raise _Ended(False)
+        fd = process.stdout.fileno()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Ended(True)
+            ready, _, _ = select.select([fd], [], [], min(remaining, POLL))
+            if ready:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise _Ended(False)
+                self._buffer += chunk
+                return
+            if _exit_status(process.pid) is not None:
+                # Exited, though a child of it may hold the pipe open: no more output comes.
+                raise _Ended(False)
+
+    def _line(self, deadline: float) -> bytes:
+        while (end := self._buffer.find(b"\n")) < 0:
+            self._fill(deadline)
+        line = bytes(self._buffer[:end])
+        del self._buffer[: end + 1]
+        return line
+
+    def _exact(self, size: int, deadline: float) -> bytes:
+        while len(self._buffer) < size:
+            self._fill(deadline)
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _send(self, data: bytes, deadline: float) -> None:
+        process = self._process
+        if process is None or process.stdin is None:
+            raise _Ended(False)
+        fd, view = process.stdin.fileno(), memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Ended(True)
+            _, ready, _ = select.select([], [fd], [], min(remaining, POLL))
+            if ready:
+                try:
+                    view = view[os.write(fd, view[: 1 << 16]) :]
+                except (BrokenPipeError, OSError):
+                    raise _Ended(False) from None
+            elif _exit_status(process.pid) is not None:
+                raise _Ended(False)
+
+    # -- calls ---------------------------------------------------------------------------------
+
+    def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        if not self._alive():
+            self._stop()
+            try:
+                self._start()
+            except StartError as err:
+                return Failed("crashed", f"could not start again: {err}")
+        arguments = [*arrays, *([] if lr is None else [np.asarray(lr, np.float64)])]
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._send(encode_call(function, arguments), deadline)
+            outcome = read_reply(
+                lambda: self._line(deadline),
+                lambda size: self._exact(size, deadline),
+                len(arguments),
+            )
+        except _Ended as ended:
+            if ended.timed_out:
+                self._stop()
+                return Failed("timed_out", f"did not return within {self.timeout:g} s")
+            detail = f"the worker {self._how_it_ended()}{self._last_words()}"
+            self._stop()
+            return Failed("crashed", detail, "\n".join(self._stderr) or None)
+        except ProtocolError as err:
+            detail = f"the worker broke the protocol: {err}{self._last_words()}"
+            self._stop()
+            return Failed("crashed", detail)
+        if isinstance(outcome, Returned):
+            self.notes.update(outcome.notes)
+        return outcome
+
+    def close(self) -> None:
+        self._stop()
+
+
+def _keep_tail(stream: Any, tail: collections.deque[str]) -> None:
+    """Keep the last lines of ``stream`` in ``tail`` until it ends; then close it."""
+    with stream, contextlib.suppress(OSError, ValueError):
+        for raw in stream:
+            tail.append(raw.decode("utf-8", "replace").rstrip())
+
+
+def _exit_status(pid: int) -> int | None:
+    """The exit code (negative: the signal) of child ``pid`` once it has ended, else None; the
+    child is not reaped (WNOWAIT), so its process group id stays reserved until ``_stop``."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return -signal.SIGKILL  # reaped already
+    if info is None or info.si_pid != pid:
+        return None
+    return info.si_status if info.si_code == os.CLD_EXITED else -info.si_status

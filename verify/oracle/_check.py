@@ -1,14 +1,38 @@
-"""``verify.check``: every applicable check of the registry on one implementation, a Report."""
+"""``verify.check``: every applicable check of the registry on one implementation, a Report.
+
+The candidate runs in a worker process of its own (``_calls.WorkerCaller``) whenever it can be
+loaded again there: a SPEC, a module, a top-level class or a module-level object, or any
+executable that speaks the worker protocol (``command``). Only an object that cannot (a
+closure built inside a test), or ``isolate=False`` (for pdb), is called in this process, and
+its report says so.
+"""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._calls import InProcessCaller
+from ._calls import (
+    DEFAULT_IMPORT_TIMEOUT,
+    Caller,
+    InProcessCaller,
+    StartError,
+    WorkerCaller,
+    python_worker,
+    worker_environment,
+)
 from ._checks import CHECKS
-from ._loading import Candidate, as_candidate
+from ._loading import (
+    Candidate,
+    ContractError,
+    absolute_spec,
+    as_candidate,
+    enable_float64_for,
+    name_of,
+    spec_of,
+)
 from ._options import DEFAULT_TIMEOUT, Options
 from ._report import FunctionReport, Report, environment
 from ._repro import write_repro
@@ -18,9 +42,67 @@ from ._search import Progress, search
 DEFAULT_REPRO_DIR = "crosscheck-repro"
 
 
-def check(
+def _command(command: str | Sequence[str]) -> list[str]:
+    words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
+    if not words:
+        raise ValueError("command must name an executable, got nothing")
+    return words
+
+
+def make_caller(
     impl: Any,
+    command: str | Sequence[str] | None,
+    options: Options,
     *,
+    isolate: bool | None,
+    import_timeout: float,
+    memory_limit: int | None,
+) -> tuple[Caller, str | None, list[str] | None]:
+    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again.
+
+    Raises ContractError when the implementation cannot be loaded or provides nothing.
+    """
+    if (impl is None) == (command is None):
+        raise ValueError("check needs an implementation or a command, not both")
+    if command is not None:
+        words = _command(command)
+        name, spec = shlex.join(words), None
+    else:
+        spec = absolute_spec(impl) if isinstance(impl, str) else spec_of(impl)
+        if isinstance(impl, Candidate):
+            spec = impl.spec
+        name = impl.name if isinstance(impl, Candidate) else name_of(impl)
+        if isolate is False or spec is None:
+            if isolate:
+                raise ValueError(
+                    f"{name} cannot be loaded again in a worker process (no module-level name "
+                    "holds it): pass its SPEC, its class or its module, or isolate=False"
+                )
+            enable_float64_for(options.dtype)
+            candidate = impl if isinstance(impl, Candidate) else as_candidate(impl)
+            return InProcessCaller(candidate, options.timeout), spec, None
+        words = python_worker(spec)
+    try:
+        caller = WorkerCaller(
+            words,
+            name=name,
+            timeout=options.timeout,
+            import_timeout=import_timeout,
+            memory_limit=memory_limit,
+            env=worker_environment(options),
+        )
+    except StartError as err:
+        raise ContractError(str(err)) from None
+    if not caller.provided:
+        caller.close()
+        raise ContractError(f"nothing recognised in {name}: its worker provides no function")
+    return caller, spec, (words if command is not None else None)
+
+
+def check(
+    impl: Any = None,
+    *,
+    command: str | Sequence[str] | None = None,
     max_examples: int = 100,
     seed: int | None = 0,
     dtype: str = "float32",
@@ -31,6 +113,9 @@ def check(
     functions: Sequence[str] | None = None,
     repro_dir: str | Path | None = DEFAULT_REPRO_DIR,
     progress: Progress | None = None,
+    isolate: bool | None = None,
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
+    memory_limit: int | None = None,
 ) -> Report:
     """Check an implementation of the layer against the loop reference; return the Report.
 
@@ -38,6 +123,8 @@ def check(
       impl: a module, class instance, class or SPEC string (``pkg.mod:attr``,
         ``path/file.py:attr``, or a module) providing any of forward, loss (or l1_loss),
         loss_grad, grad_x, grad_w, update, step, and optionally asarray.
+      command: instead of ``impl``, an executable that speaks the worker protocol (a string
+        split like a shell would, or a list of words), e.g. ``"./c_layer"``.
       max_examples: Hypothesis examples per check (before shrinking).
       seed: the search's random seed (None: a fresh one each run).
       dtype: the inputs' dtype: float64, float32, bfloat16 or float16.
@@ -53,6 +140,10 @@ def check(
         check named here that does not apply is reported as skipped.
       repro_dir: where each failure writes its reproducer; None writes none.
       progress: called as ``progress(check, examples_so_far, max_examples)``.
+      isolate: None (default): a worker process whenever ``impl`` can be loaded again there,
+        else this process; True: a worker or a ValueError; False: this process (for pdb).
+      import_timeout: seconds a worker may take to load the implementation.
+      memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
@@ -68,8 +159,21 @@ def check(
     unknown = set(wanted) - set(CHECKS)
     if unknown:
         raise ValueError(f"functions must be among {list(CHECKS)}, got {sorted(unknown)}")
-    candidate = impl if isinstance(impl, Candidate) else as_candidate(impl)
-    caller = InProcessCaller(candidate, options.timeout)
+    if not wanted:
+        raise ValueError(f"functions names no check; choose among {list(CHECKS)}")
+    if memory_limit is not None and memory_limit < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
+    if not import_timeout > 0:
+        raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
+    repro = None if repro_dir is None else Path(repro_dir).resolve()
+    caller, spec, words = make_caller(
+        impl,
+        command,
+        options,
+        isolate=isolate,
+        import_timeout=import_timeout,
+        memory_limit=memory_limit,
+    )
     reports: list[FunctionReport] = []
     try:
         for name in wanted:
@@ -79,16 +183,19 @@ def check(
                     reports.append(FunctionReport(name, "skip", note=chosen.requirement()))
                 continue
             report = search(chosen, caller, options, max_examples, seed, progress)
-            if report.status == "fail" and repro_dir is not None and report.case is not None:
-                report.repro = str(write_repro(candidate, report, options, Path(repro_dir)))
+            if report.status == "fail" and repro is not None and report.case is not None:
+                script = write_repro(caller.name, spec, words, report, options, repro)
+                report.repro = str(script)
             reports.append(report)
     finally:
         caller.close()
     return Report(
-        implementation=candidate.name,
+        implementation=caller.name,
         options=options,
         max_examples=max_examples,
         seed=seed,
         functions=reports,
         environment=environment(),
+        isolated=isinstance(caller, WorkerCaller),
+        notes=dict(caller.notes),
     )

@@ -8,10 +8,13 @@ the report's order and the search all read this registry: a new check is one new
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 
+import numpy as np
 from hypothesis import strategies as st
 
+from ._calls import Caller
 from ._cases import (
     Case,
     crossing_free_cases,
@@ -21,6 +24,7 @@ from ._cases import (
     without_crossing,
 )
 from ._contract import FUNCTIONS, Signature
+from ._diagnosis import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
 from ._options import Options
 
@@ -63,6 +67,14 @@ class Check:
     def applies(self, provided: frozenset[str], options: Options) -> bool:
         """Whether the candidate provides what the check needs, at this dtype."""
         return options.dtype in self.dtypes and any(need <= provided for need in self.needs)
+
+    def run(self, caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+        """``judge`` one case, with the oracle's own numerics quiet: whatever the candidate
+        returned (inf, NaN, complex) gets a verdict, never a warning from the oracle's
+        arithmetic on it."""
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.judge(caller, case, options)
 
     def cases(self, options: Options) -> st.SearchStrategy[Case]:
         return self.draw(self.signature, options)

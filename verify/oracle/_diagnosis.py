@@ -66,12 +66,18 @@ class Diagnosis(enum.StrEnum):
     NONDETERMINISTIC = "nondeterministic", "two calls on the same input disagree"
     RAISED = "raised", "the call raised an exception"
     TIMED_OUT = "timed_out", "the call did not return within the timeout"
+    CRASHED = "crashed", "the candidate's process ended during the call (an exit or a signal)"
     CONVEXITY = (
         "convexity",
         "the loss, gradient and update break convexity or the no-crossing identity",
     )
     INCONSISTENT = "inconsistent", "the fused step disagrees with the implementation's own pieces"
     MISMATCH = "mismatch", "the result is outside its error bound and no known bug pattern fits"
+
+    @property
+    def evidence(self) -> str:
+        """What a Finding's ``traceback`` holds for this diagnosis."""
+        return "candidate's last output" if self is Diagnosis.CRASHED else "candidate traceback"
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,10 +26,12 @@ TRACEBACK_FRAMES = 6
 class Returned:
     """A call returned. ``results``: one numpy array per result of the signature, or a string
     saying why that result is not an array; ``echoed``: the array arguments as the call left
-    them (None where they cannot be read back), to see a change made in place."""
+    them (None where they cannot be read back), to see a change made in place; ``notes``: the
+    distinct warnings raised while the results were converted."""
 
     results: tuple[np.ndarray | str, ...]
     echoed: tuple[np.ndarray | None, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,10 +62,16 @@ def invoke(
     try:
         passed = [asarray(a.copy()) if asarray else a.copy() for a in arrays]
         value = function(*passed, *([] if lr is None else [lr]))
-        results = _results(signature, value)
+        with warnings.catch_warnings(record=True) as raised:
+            # Converting a result warns once per result (a ComplexWarning, a torch deprecation);
+            # the oracle reports each distinct one once instead.
+            warnings.simplefilter("always")
+            results = _results(signature, value)
+            echoed = tuple(_readable(p) for p in passed)
         if isinstance(results, Failed):
             return results
-        return Returned(results, tuple(_readable(p) for p in passed))
+        notes = tuple(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in raised))
+        return Returned(results, echoed, notes)
     except BaseException as err:  # a candidate's SystemExit or KeyboardInterrupt is a verdict
         return Failed("raised", one_line(err), trimmed_traceback(err))
 
@@ -114,18 +123,18 @@ def trimmed_traceback(err: BaseException) -> str:
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """A private numpy copy of any array-like result: numpy, jax, torch (detached, on the CPU)."""
-    if hasattr(value, "detach") and callable(value.detach):
-        value = value.detach()
-    if hasattr(value, "cpu") and callable(value.cpu):
-        value = value.cpu()
-    try:
-        if type(value).__module__.startswith("torch") and hasattr(value, "numpy"):
-            # Tensor.__array__ predates numpy 2's copy keyword (a DeprecationWarning).
-            return np.array(value.numpy(), copy=True)
-        return np.array(value, copy=True)
-    except TypeError:
-        # torch.bfloat16 has no numpy twin: widen (exactly) to float32 and narrow back.
-        if hasattr(value, "float") and str(getattr(value, "dtype", "")).endswith("bfloat16"):
-            return np.array(value.float(), copy=True).astype(ml_dtypes.bfloat16)
-        raise
+    """A private numpy copy of any array-like result: numpy, jax (waited for), torch (detached,
+    on the CPU), tinygrad and anything else with a ``numpy()`` method (realized)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if type(value).__module__.startswith("torch"):
+        value = value.detach().cpu() if callable(getattr(value, "detach", None)) else value
+        if str(getattr(value, "dtype", "")).endswith("bfloat16"):
+            # torch.bfloat16 has no numpy twin: widen (exactly) to float32 and narrow back.
+            return np.array(value.float().numpy(), copy=True).astype(ml_dtypes.bfloat16)
+        # Tensor.__array__ predates numpy 2's copy keyword (a DeprecationWarning).
+        return np.array(value.numpy(), copy=True)
+    as_numpy = getattr(value, "numpy", None)
+    if callable(as_numpy) and not isinstance(value, np.generic):
+        return np.array(as_numpy(), copy=True)
+    return np.array(value, copy=True)

@@ -38,6 +38,7 @@ Judge = Callable[[Caller, Case, Options], tuple[float, Finding | None]]
 _FAILURES: dict[str, Diagnosis] = {
     "raised": Diagnosis.RAISED,
     "timed_out": Diagnosis.TIMED_OUT,
+    "crashed": Diagnosis.CRASHED,
     "malformed": Diagnosis.WRONG_SHAPE,
 }
 
@@ -49,6 +50,8 @@ def failure(outcome: Failed, call: str) -> Finding:
         return Finding(kind, f"{call} raised {outcome.detail}", traceback=outcome.traceback)
     if kind is Diagnosis.TIMED_OUT:
         return Finding(kind, f"{call} {outcome.detail}", call)
+    if kind is Diagnosis.CRASHED:
+        return Finding(kind, f"{call} crashed: {outcome.detail}", traceback=outcome.traceback)
     return Finding(kind, outcome.detail)
 
 
@@ -57,24 +60,23 @@ def _mutated(echoed: Sequence[np.ndarray | None], case: Case) -> str | None:
     for (name, original), after in zip(case.arrays.items(), echoed, strict=False):
         if after is None:
             continue
-        with np.errstate(all="ignore"):
-            same = after.shape == original.shape and np.array_equal(
-                after.astype(np.float64), original.astype(np.float64), equal_nan=True
-            )
+        same = after.shape == original.shape and np.array_equal(
+            after.astype(np.complex128), original.astype(np.complex128), equal_nan=True
+        )
         if not same:
             return name
     return None
 
 
 def _same(first: np.ndarray | str, second: np.ndarray | str) -> bool:
+    """Whether two results are the same bits (a deterministic call repeats itself exactly)."""
     if isinstance(first, str) or isinstance(second, str):
         return True  # not comparable here; check_result names the conversion failure
-    if first.shape != second.shape or first.dtype != second.dtype:
-        return False
-    with np.errstate(all="ignore"):
-        return bool(
-            np.array_equal(first.astype(np.float64), second.astype(np.float64), equal_nan=True)
-        )
+    return (
+        first.shape == second.shape
+        and first.dtype == second.dtype
+        and first.tobytes() == second.tobytes()
+    )
 
 
 def _call(caller: Caller, case: Case) -> Returned | Finding:

@@ -70,7 +70,7 @@ def load(spec: str) -> Any:
     return obj
 
 
-def _absolute(spec: str) -> str:
+def absolute_spec(spec: str) -> str:
     """``spec`` with a file path made absolute, so that it loads from any directory."""
     target, colon, attribute = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if not _looks_like_path(target):
@@ -98,21 +98,31 @@ def _import(target: str) -> ModuleType:
 
 
 def _import_file(path: Path) -> ModuleType:
-    if not path.is_file():
+    if path.is_dir():
+        if not (path / "__init__.py").is_file():
+            raise ContractError(
+                f"cannot import {str(path)!r}: it is a directory, not a Python file or package"
+            )
+        path = path / "__init__.py"
+    elif not path.is_file():
         raise ContractError(f"cannot import {str(path)!r}: no such file")
     resolved = path.resolve()
     for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) == str(resolved):
             return module
     # A stable, unique module name: dataclasses and pickling need the module in sys.modules.
-    name = f"_crosscheck_candidate_{resolved.stem}_{abs(hash(str(resolved))) % 10**8}"
-    module_spec = importlib.util.spec_from_file_location(name, resolved)
+    stem = resolved.parent.name if resolved.name == "__init__.py" else resolved.stem
+    name = f"_crosscheck_candidate_{stem}_{abs(hash(str(resolved))) % 10**8}"
+    package = [str(resolved.parent)] if resolved.name == "__init__.py" else None
+    module_spec = importlib.util.spec_from_file_location(
+        name, resolved, submodule_search_locations=package
+    )
     if module_spec is None or module_spec.loader is None:
         raise ContractError(f"cannot import {str(path)!r}: not a Python module")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
-    # The file's own folder first, so that it can import its neighbours.
-    sys.path.insert(0, str(resolved.parent))
+    # The file's own folder first, so that it can import its neighbours (a package: its parent).
+    sys.path.insert(0, str(resolved.parent.parent if package else resolved.parent))
     try:
         module_spec.loader.exec_module(module)
     except BaseException:
@@ -128,14 +138,14 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
     can be, else used as it is) or a SPEC string.
     """
     if isinstance(impl, str):
-        return as_candidate(load(impl), name=name or impl, spec=spec or _absolute(impl))
+        return as_candidate(load(impl), name=name or impl, spec=spec or absolute_spec(impl))
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
     functions: dict[str, Callable[..., Any]] = {}
     for function, signature in FUNCTIONS.items():
         for attribute in signature.spellings:
-            value = getattr(impl, attribute, None)
+            value = _attribute(impl, attribute)
             if value is not None:
                 if not callable(value):
                     raise ContractError(
@@ -149,7 +159,7 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
             f"nothing recognised in {_label(impl)}: expected any of "
             f"{', '.join(FUNCTIONS)} (or l1_loss)"
         )
-    asarray = getattr(impl, "asarray", None)
+    asarray = _attribute(impl, "asarray")
     return Candidate(
         name=name or _label(impl),
         spec=spec or spec_of(impl),
@@ -158,27 +168,54 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
     )
 
 
+def _attribute(impl: Any, name: str) -> Any:
+    """``getattr(impl, name, None)``; an attribute whose access raises is a contract error."""
+    try:
+        return getattr(impl, name, None)
+    except BaseException as err:  # a property that exits or raises is the candidate's defect
+        raise ContractError(
+            f"reading {name} of {_label(impl)} raised {type(err).__name__}: {err}"
+        ) from None
+
+
 def _label(impl: Any) -> str:
     if isinstance(impl, ModuleType):
         return impl.__name__
+    if inspect.isclass(impl):
+        return f"{impl.__module__}.{impl.__qualname__}"
     return f"{type(impl).__module__}.{type(impl).__qualname__} instance"
 
 
+def name_of(impl: Any) -> str:
+    """How reports name ``impl``: a SPEC as given, a module by name, an object by its type."""
+    return impl if isinstance(impl, str) else _label(impl)
+
+
 def spec_of(impl: Any) -> str | None:
-    """A SPEC that loads ``impl`` again in a fresh process, or None when there is none.
+    """A SPEC that loads this very ``impl`` again in a fresh process, or None when there is none.
 
     A module by its file when it is a plain top-level module (a script or a test helper, which a
     fresh process may not find by name), else by its dotted name (a package's relative imports
-    need it); an instance by its class, when the class sits at the top level of its module.
+    need it); a class by its name when it sits at the top level of its module; any other object
+    by the top-level name of its module that holds it (``examples/torch_manual.py:layer``). An
+    instance no module-level name holds has none: a fresh instance of its class could differ.
     """
     if isinstance(impl, ModuleType):
         return _module_spec(impl)
-    cls = type(impl)
-    module = sys.modules.get(cls.__module__)
-    if module is None or "<" in cls.__qualname__ or getattr(module, cls.__name__, None) is not cls:
+    owner = impl if inspect.isclass(impl) or inspect.isfunction(impl) else type(impl)
+    module = sys.modules.get(owner.__module__)
+    if module is None or module.__name__ == "builtins":
         return None
     where = _module_spec(module)
-    return None if where is None else f"{where}:{cls.__qualname__}"
+    if where is None:
+        return None
+    if inspect.isclass(impl):
+        top_level = "<" not in impl.__qualname__ and getattr(module, impl.__name__, None) is impl
+        return f"{where}:{impl.__qualname__}" if top_level else None
+    for name, value in vars(module).items():
+        if value is impl and not name.startswith("_"):
+            return f"{where}:{name}"
+    return None
 
 
 def _module_spec(module: ModuleType) -> str | None:

@@ -76,7 +76,8 @@ class FunctionReport:
         if self.message:
             lines.append(f"      {self.message}")
         if self.traceback:
-            lines += ["      candidate traceback:"]
+            evidence = self.diagnosis.evidence if self.diagnosis else "candidate traceback"
+            lines += [f"      {evidence}:"]
             lines += [f"        {line}" for line in self.traceback.splitlines()]
         if self.case is not None:
             lines.append(f"      minimal counterexample: {self.counterexample()}")
@@ -122,10 +123,18 @@ class Report:
     seed: int | None
     functions: list[FunctionReport]
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
+    isolated: bool = True
+    notes: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def checked(self) -> int:
+        """How many checks ran (skipped ones do not count)."""
+        return sum(f.status != "skip" for f in self.functions)
 
     @property
     def passed(self) -> bool:
-        return all(f.passed for f in self.functions)
+        """At least one check ran, and none failed: a report that checked nothing is no pass."""
+        return self.checked > 0 and all(f.passed for f in self.functions)
 
     @property
     def failures(self) -> list[FunctionReport]:
@@ -151,13 +160,19 @@ class Report:
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {self.max_examples} "
             f"examples per function, seed {self.seed})"
         ]
+        if not self.isolated:
+            lines.append("  in-process: the candidate can affect this verdict")
         for function in self.functions:
             lines += function.lines()
-        failed = len(self.failures)
-        checked = sum(f.status != "skip" for f in self.functions)
-        lines.append(
-            f"{failed} of {checked} checks failed." if failed else f"all {checked} checks passed."
-        )
+        for note, count in self.notes.items():
+            lines.append(f"  note: converting the candidate's results warned: {note} ({count}x)")
+        failed, checked = len(self.failures), self.checked
+        if not checked:
+            lines.append("nothing was checked.")
+        elif failed:
+            lines.append(f"{failed} of {checked} checks failed.")
+        else:
+            lines.append(f"all {checked} checks passed.")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -176,7 +191,10 @@ class Report:
             "options": dataclasses.asdict(self.options),
             "max_examples": self.max_examples,
             "seed": self.seed,
+            "isolated": self.isolated,
+            "checked": self.checked,
             "functions": [f.to_dict() for f in self.functions],
+            "notes": self.notes,
             "environment": self.environment,
         }
 

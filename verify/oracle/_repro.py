@@ -18,49 +18,61 @@ import numpy as np
 
 from .. import bounds
 from ..messages import ExitCode, print_error
-from ._calls import InProcessCaller
+from ._calls import StartError, WorkerCaller, python_worker, worker_environment
 from ._cases import Case
 from ._checks import CHECKS
-from ._loading import Candidate, ContractError, as_candidate, enable_float64_for
 from ._options import Options
 from ._report import FunctionReport
 
-_SCRIPT = '''"""crosscheck reproducer: {function} of {name}.
+_SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
 
-{summary}
-
-Run from any shell:  python {script}
 Exits 1 while the defect is there, 0 once it is fixed.
 """
 
+{summary}
+
 import sys
 
-# Where the check ran, so that the implementation imports as it did then, and where crosscheck
-# was (used only if it is not installed).
-sys.path.insert(0, {cwd!r})
+# Where crosscheck was when the check ran (used only if it is not installed).
 sys.path.append({package_root!r})
 
 from verify.oracle._repro import rerun
 
-sys.exit(rerun(__file__, spec={spec!r}, function={function!r}, options={options!r}, kind={kind!r}))
+sys.exit(
+    rerun(
+        __file__,
+        spec={spec!r},
+        command={command!r},
+        cwd={cwd!r},
+        function={function!r},
+        options={options!r},
+        kind={kind!r},
+    )
+)
 '''
 
 
 def write_repro(
-    candidate: Candidate, report: FunctionReport, options: Options, directory: Path
+    name: str,
+    spec: str | None,
+    command: list[str] | None,
+    report: FunctionReport,
+    options: Options,
+    directory: Path,
 ) -> Path:
-    """Write ``case.npz`` and ``repro.py`` for a failed function; return the script's path."""
+    """Write ``case.npz`` and ``repro.py`` for a failed check of the implementation ``name``
+    (loaded again by ``spec``, or the executable ``command``); return the script's path."""
     case = report.case
     if case is None:
         raise ValueError(f"the report on {report.function} has no counterexample")
     digest = hashlib.sha1()
-    for name, array in case.arrays.items():
-        digest.update(name.encode())
+    for array_name, array in case.arrays.items():
+        digest.update(array_name.encode())
         digest.update(np.ascontiguousarray(array).view(np.uint8).tobytes())
-    digest.update(repr((case.lr, candidate.name, str(report.diagnosis))).encode())
+    digest.update(repr((case.lr, name, str(report.diagnosis))).encode())
     folder = directory / f"{report.function}-{digest.hexdigest()[:10]}"
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {name: _storable(array) for name, array in case.arrays.items()}
+    arrays = {array_name: _storable(array) for array_name, array in case.arrays.items()}
     np.savez(
         folder / "case.npz",
         **arrays,  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
@@ -68,18 +80,18 @@ def write_repro(
         _meta=np.array(json.dumps({"kind": case.kind, "dtypes": _dtypes(case)})),
     )
     script = folder / "repro.py"
-    summary = f"diagnosis: {report.diagnosis} - {report.detail}"
+    summary = [f"{report.function} of {name}", f"diagnosis: {report.diagnosis} - {report.detail}"]
     if report.message:
-        summary += f"\n{report.message}"
+        summary.append(report.message)
     script.write_text(
         _SCRIPT.format(
-            function=report.function,
-            name=candidate.name,
-            summary=summary,
+            summary="\n".join(f"# {line}" for text in summary for line in text.splitlines()),
             script=script.resolve(),
+            package_root=str(Path(__file__).resolve().parents[2]),
+            spec=spec,
+            command=command,
             cwd=os.getcwd(),
-            package_root=str(Path(__file__).resolve().parents[1]),
-            spec=candidate.spec,
+            function=report.function,
             options=dataclasses.asdict(options),
             kind=str(report.diagnosis),
         )
@@ -109,11 +121,18 @@ def load_case(path: Path, function: str) -> Case:
 
 
 def rerun(
-    script: str, *, spec: str | None, function: str, options: dict[str, Any], kind: str
+    script: str,
+    *,
+    spec: str | None,
+    command: list[str] | None = None,
+    cwd: str | None = None,
+    function: str,
+    options: dict[str, Any],
+    kind: str,
 ) -> int:
-    """Run one stored case again: print the verdict; ``ExitCode.DEFECT`` if it fails, ``OK`` if
-    it passes, ``USAGE`` if the implementation cannot be loaded."""
-    if spec is None:
+    """Run one stored case again, in a fresh worker: print the verdict; ``ExitCode.DEFECT`` if it
+    fails, ``OK`` if it passes, ``USAGE`` if the implementation cannot be loaded."""
+    if spec is None and command is None:
         print_error(
             "the implementation was passed as an object that cannot be loaded by name; set "
             "spec= in this reproducer to its 'module:attr'"
@@ -121,14 +140,21 @@ def rerun(
         return ExitCode.USAGE
     checked = Options(**options)
     try:
-        enable_float64_for(checked.dtype)
-        candidate = as_candidate(spec)
-    except ContractError as err:
+        caller = WorkerCaller(
+            command or python_worker(spec),  # type: ignore[arg-type]  # one of them is set
+            name=spec or " ".join(command or []),
+            timeout=checked.timeout,
+            env=worker_environment(checked),
+            cwd=cwd,
+        )
+    except StartError as err:
         print_error(err)
         return ExitCode.USAGE
     case = load_case(Path(script).with_name("case.npz"), function)
-    caller = InProcessCaller(candidate, checked.timeout)
-    ratio, finding = CHECKS[function].judge(caller, case, checked)
+    try:
+        ratio, finding = CHECKS[function].run(caller, case, checked)
+    finally:
+        caller.close()
     if finding is None:
         print(f"PASS {case.describe()}: worst error / bound {ratio:.3g} (was: {kind})")
         return ExitCode.OK
@@ -137,6 +163,6 @@ def rerun(
     if finding.message:
         print(f"  {finding.message}")
     if finding.traceback:
-        print("  candidate traceback:")
+        print(f"  {finding.kind.evidence}:")
         print("\n".join(f"    {line}" for line in finding.traceback.splitlines()))
     return ExitCode.DEFECT

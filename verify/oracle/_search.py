@@ -54,7 +54,7 @@ def search(
         state.examples += 1
         if progress is not None:
             progress(check.name, state.examples, max_examples)
-        ratio, finding = check.judge(caller, case, options)
+        ratio, finding = check.run(caller, case, options)
         if finding is None:
             # No hypothesis.target() here: hill-climbing on the ratio collapses the search onto
             # a few early shapes (measured: a bug past 128 rows went unseen in 40 examples).
@@ -91,7 +91,7 @@ def search(
         # already, and a bug that shows on small shapes was found and shrunk above).
         for edge in check.edges(options):
             state.examples += 1
-            ratio, edge_finding = check.judge(caller, edge, options)
+            ratio, edge_finding = check.run(caller, edge, options)
             if edge_finding is not None:
                 state.last = (edge, edge_finding)
                 break
@@ -138,7 +138,7 @@ def _disambiguate(check: Check, caller: Caller, finding: Finding, options: Optio
     """Name the factor of a mean or scale on ``PROBE_SHAPE`` when the counterexample's dims
     made it ambiguous (e.g. N = N*O when O = 1); keep ``finding`` if the probe disagrees."""
     try:
-        _, probe = check.judge(caller, probe_case(check, options.dtype), options)
+        _, probe = check.run(caller, probe_case(check, options.dtype), options)
     except Exception:  # the probe only refines a verdict already reached
         return finding
     if probe is None or probe.kind != finding.kind or probe.ambiguous:

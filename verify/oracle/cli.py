@@ -1,23 +1,29 @@
-"""``python -m verify check SPEC [options]``: check an implementation of the layer.
+"""``python -m verify check SPEC [options]`` (or ``--command CMD``): check an implementation.
 
-Exit status (``messages.ExitCode``): 0 every check agrees with the reference; 1 a defect was
-found (its diagnosis, minimal counterexample and reproducer are printed); 2 usage or contract
-error (SPEC cannot be imported, nothing recognised, a bad option), with a one-line reason.
+Exit status (``messages.ExitCode``): 0 at least one check ran and every check agrees with the
+reference; 1 a defect was found (its diagnosis, minimal counterexample and reproducer are
+printed); 2 nothing was checked: usage or contract error (a bad option, an unwritable --json or
+--repro-dir, SPEC cannot be imported or hangs or exits while importing, nothing recognised, no
+check applies), with a one-line reason; 3 the oracle itself could not finish (interrupted, or
+an internal error, one line).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
 from .. import bounds
-from ..messages import ExitCode, Parser, UsageError, print_error
+from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_interrupt
+from ._calls import DEFAULT_IMPORT_TIMEOUT
 from ._check import DEFAULT_REPRO_DIR, check
 from ._checks import CHECKS
-from ._loading import ContractError, as_candidate, enable_float64_for
+from ._loading import ContractError
 from ._options import DEFAULT_TIMEOUT, Options
 
 PROG = "python -m verify check"
@@ -27,10 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
         description="Check an implementation of the dense layer with L1 loss against the loop "
-        "reference. SPEC is package.module:attr, path/to/file.py:attr, or a module.",
-        epilog="Exit 0: every check agrees; 1: a defect was found; 2: usage or contract error.",
+        "reference. SPEC is package.module:attr, path/to/file.py:attr, or a module; --command "
+        "runs any executable that speaks the worker protocol instead.",
+        epilog="Exit 0: every check agrees; 1: a defect was found; 2: nothing was checked "
+        "(usage or contract error); 3: the oracle could not finish.",
     )
-    parser.add_argument("spec", metavar="SPEC", help="the implementation to check")
+    parser.add_argument("spec", metavar="SPEC", nargs="?", help="the implementation to check")
+    parser.add_argument(
+        "--command",
+        metavar="CMD",
+        help="check an executable that speaks the worker protocol (split like a shell would)",
+    )
     parser.add_argument(
         "--max-examples",
         type=int,
@@ -91,7 +104,63 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"where failures write reproducers (default ./{DEFAULT_REPRO_DIR})",
     )
+    parser.add_argument(
+        "--import-timeout",
+        type=float,
+        default=DEFAULT_IMPORT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"seconds the worker may take to load SPEC (default {DEFAULT_IMPORT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=_size,
+        default=None,
+        metavar="SIZE",
+        help="address space of the worker, e.g. 4G or 512M (RLIMIT_AS; default none)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call SPEC in this process instead of a worker (for pdb; it can affect the verdict)",
+    )
     return parser
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """``4G``, ``512M``, ``1048576``: bytes."""
+    number, unit = text.strip().rstrip("Bb"), ""
+    if number and number[-1].upper() in _UNITS:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size like 4G or 512M, got {text!r}") from None
+    if not math.isfinite(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
+    return int(value)
+
+
+def writable_file(path: Path, option: str) -> None:
+    """A UsageError unless a file can be written at ``path`` (checked before the run)."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; give a file path")
+    _writable_folder(path.parent, option, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option} {path}: not writable")
+
+
+def _writable_folder(folder: Path, option: str, given: Path) -> None:
+    """A UsageError unless ``folder`` is, or can be made, a writable directory (nothing made)."""
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {given}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {given}: {existing} is not writable")
 
 
 class _TerminalProgress:
@@ -118,39 +187,43 @@ def main(argv: list[str]) -> int:
     """Run the check; return the exit status (``messages.ExitCode``)."""
     try:
         args = _parser().parse_args(argv)
-    except UsageError as err:
+        functions = None
+        if args.functions is not None:
+            functions = [name.strip() for name in args.functions.split(",") if name.strip()]
+        _validate(args, functions)
+    except (UsageError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
-    functions = None
-    if args.functions:
-        functions = [name.strip() for name in args.functions.split(",") if name.strip()]
+    _keep_hypothesis_out_of_the_working_directory()
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
-        Options(args.dtype, args.exact, args.tie_convention, args.matmul_precision, args.timeout)
-        if args.max_examples < 1:
-            raise ValueError(f"--max-examples must be >= 1, got {args.max_examples}")
-        unknown = set(functions or ()) - set(CHECKS)
-        if unknown:
-            raise ValueError(f"--functions: unknown {sorted(unknown)}")
-        enable_float64_for(args.dtype)
-        candidate = as_candidate(args.spec)
+        with sigterm_as_interrupt():
+            report = check(
+                args.spec,
+                command=args.command,
+                max_examples=args.max_examples,
+                seed=args.seed,
+                dtype=args.dtype,
+                exact=args.exact,
+                tie_convention=args.tie_convention,
+                matmul_precision=args.matmul_precision,
+                timeout=args.timeout,
+                functions=functions,
+                repro_dir=args.repro_dir,
+                progress=progress,
+                isolate=False if args.in_process else None,
+                import_timeout=args.import_timeout,
+                memory_limit=args.memory_limit,
+            )
     except (ContractError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
-    try:
-        report = check(
-            candidate,
-            max_examples=args.max_examples,
-            seed=args.seed,
-            dtype=args.dtype,
-            exact=args.exact,
-            tie_convention=args.tie_convention,
-            matmul_precision=args.matmul_precision,
-            timeout=args.timeout,
-            functions=functions,
-            repro_dir=args.repro_dir,
-            progress=progress,
-        )
+    except KeyboardInterrupt:
+        print_error("interrupted; every worker process was stopped")
+        return ExitCode.INCOMPLETE
+    except Exception as err:  # the oracle's own defect: one line, not a traceback
+        print_error(f"internal error: {type(err).__name__}: {err} (please report it)")
+        return ExitCode.INCOMPLETE
     finally:
         if progress:
             progress.clear()
@@ -158,4 +231,45 @@ def main(argv: list[str]) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if not report.checked:
+        print_error("nothing was checked: no requested check applies to this implementation")
+        return ExitCode.USAGE
     return ExitCode.OK if report.passed else ExitCode.DEFECT
+
+
+def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
+    """Every usage error that can be known before the run (UsageError or ValueError)."""
+    if (args.spec is None) == (args.command is None):
+        raise UsageError("give SPEC or --command CMD (exactly one)")
+    if args.command is not None and args.in_process:
+        raise UsageError("--in-process needs a Python SPEC, not --command")
+    Options(args.dtype, args.exact, args.tie_convention, args.matmul_precision, args.timeout)
+    if not math.isfinite(args.timeout):
+        raise UsageError(f"--timeout must be a finite number of seconds, got {args.timeout}")
+    if not (math.isfinite(args.import_timeout) and args.import_timeout > 0):
+        raise UsageError(f"--import-timeout must be > 0 seconds, got {args.import_timeout}")
+    if args.max_examples < 1:
+        raise UsageError(f"--max-examples must be >= 1, got {args.max_examples}")
+    if functions is not None:
+        if not functions:
+            raise UsageError(f"--functions names no check; choose among {','.join(CHECKS)}")
+        unknown = set(functions) - set(CHECKS)
+        if unknown:
+            raise UsageError(f"--functions: unknown {sorted(unknown)}; known: {','.join(CHECKS)}")
+    if args.json is not None:
+        writable_file(args.json, "--json")
+    if args.repro_dir.exists() and not args.repro_dir.is_dir():
+        raise UsageError(f"--repro-dir {args.repro_dir}: not a directory")
+    _writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)
+
+
+def _keep_hypothesis_out_of_the_working_directory() -> None:
+    """Hypothesis's files (its constants cache) in crosscheck's cache, not ./.hypothesis/,
+    unless the user chose a place (``HYPOTHESIS_STORAGE_DIRECTORY``). This process is the
+    command line's own, so the setting touches nobody else's tests."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    set_hypothesis_home_dir(cache / "crosscheck" / "hypothesis")

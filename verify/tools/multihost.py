@@ -49,11 +49,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..messages import ERROR_PREFIX, ExitCode, Parser, UsageError, print_error
+from ..messages import (
+    ERROR_PREFIX,
+    ExitCode,
+    Parser,
+    UsageError,
+    print_error,
+    sigterm_as_interrupt,
+)
 from .multihost_worker import (
     FIELDS,
     RESULT_PREFIX,
@@ -230,23 +237,6 @@ def stop(workers: Sequence[Worker]) -> None:
         worker.signal_group(signal.SIGKILL)
     for worker in workers:
         worker.reap()
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt, so a terminated launcher still stops its workers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def supervise(workers: Sequence[Worker], timeout: float) -> str | None:
@@ -471,7 +461,7 @@ def launch(
     except KeyboardInterrupt:
         stop(workers)
         print_error("interrupted; stopped every process")
-        return 130
+        return ExitCode.INCOMPLETE
     finally:
         stop(workers)  # idempotent: nothing may outlive the launcher
     wall = time.monotonic() - start

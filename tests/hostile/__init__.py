@@ -1,0 +1,1 @@
+"""Hostile and unusual candidates, one file each, for tests/test_isolation.py."""

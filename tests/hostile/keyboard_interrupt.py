@@ -1,0 +1,5 @@
+"""KeyboardInterrupt raised by the candidate."""
+
+
+def forward(x, w):
+    raise KeyboardInterrupt
