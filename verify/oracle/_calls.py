@@ -269,9 +269,13 @@ class WorkerCaller:
         name = signal.Signals(-status).name
         return f"was killed by signal {name} ({signal.strsignal(-status)})"
 
-    def _last_words(self) -> str:
+    def _tail(self) -> list[str]:
+        """The worker's last non-empty stderr lines."""
         time.sleep(POLL)  # the stderr reader may be a line behind
-        lines = [line for line in self._stderr if line.strip()]
+        return [line for line in self._stderr if line.strip()]
+
+    def _last_words(self) -> str:
+        lines = self._tail()
         return "; its last output: " + " | ".join(lines[-4:]) if lines else ""
 
     def _stop(self) -> None:
@@ -364,9 +368,10 @@ class WorkerCaller:
             if ended.timed_out:
                 self._stop()
                 return Failed("timed_out", f"did not return within {self.timeout:g} s")
-            detail = f"the worker {self._how_it_ended()}{self._last_words()}"
+            detail = f"the worker {self._how_it_ended()}"
+            tail = self._tail()
             self._stop()
-            return Failed("crashed", detail, "\n".join(self._stderr) or None)
+            return Failed("crashed", detail, "\n".join(tail) or None)
         except ProtocolError as err:
             detail = f"the worker broke the protocol: {err}{self._last_words()}"
             self._stop()

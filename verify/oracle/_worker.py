@@ -117,7 +117,7 @@ def main(argv: list[str]) -> int:
     requests, replies = _take_standard_streams()
     try:
         code = serve(argv[0], requests, replies)
-    except (ProtocolError, BrokenPipeError, ValueError) as err:
+    except (ProtocolError, OSError, ValueError) as err:  # its streams broken or closed
         print(f"crosscheck worker: {err}", file=sys.stderr, flush=True)
         code = 2
     # Without waiting for threads the candidate left running, without atexit hooks of its own:
