@@ -7,6 +7,10 @@ its radius, and the call that produced it.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +19,25 @@ import reference
 from verify import bounds
 from verify.bounds import Bound
 from verify.messages import explain
+
+#: The checkout: a fresh process imports crosscheck from here.
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(
+    *argv: str, cwd: Path | str = ROOT, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python *argv`` in a fresh process, as a user's shell runs it (this checkout importable,
+    none of the test session's JAX settings), its output captured."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def describe_call(function: str, **arrays: Any) -> str:

@@ -4,13 +4,13 @@ of grad_w, a segfault on N == 1 shrunk to its minimal input, noise on stdout).""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "examples" / "c_layer.c"
@@ -37,13 +37,8 @@ def build(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
 
 
 def check(binary: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "verify", "check", "--command", str(binary), *options],
-        cwd=binary.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=300,
+    return run_python(
+        "-m", "verify", "check", "--command", str(binary), *options, cwd=binary.parent
     )
 
 
@@ -74,14 +69,7 @@ def test_a_segfault_on_one_row_is_crashed_with_its_minimal_input(tmp_path: Path)
     assert "Traceback" not in done.stdout + done.stderr
     # The reproducer crashes it again, from a fresh shell.
     script = done.stdout.split("reproduce: python ")[1].split()[0]
-    again = subprocess.run(
-        [sys.executable, script],
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = run_python(script, cwd="/", timeout=60)
     assert again.returncode == 1 and "diagnosis: crashed" in again.stdout, again.stdout
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_python
+
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "tests/hostile"
 
@@ -195,15 +197,14 @@ def run_check(argv: tuple[str, ...], cwd: Path = ROOT, timeout: float = 240) -> 
     """``python -m verify check *argv`` as a user runs it; its exit code and all its output,
     after asserting that nothing it started is still running."""
     marker = f"crosscheck-test-{uuid.uuid4()}"
-    env = {**os.environ, "CROSSCHECK_TEST_MARKER": marker, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-m", "verify", "check", *argv],
+    done = run_python(
+        "-m",
+        "verify",
+        "check",
+        *argv,
         cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        env={"CROSSCHECK_TEST_MARKER": marker},
     )
     output = done.stdout + done.stderr
     assert not marked_processes(marker), (marked_processes(marker), output)
@@ -250,14 +251,7 @@ def test_the_reproducer_is_where_it_says_when_the_candidate_changes_directory(
     (script,) = re.findall(r"reproduce: python (\S+)", output)
     assert Path(script).is_file() and Path(script).is_relative_to(tmp_path), output
     assert not (tmp_path / ".hypothesis").exists(), "Hypothesis wrote into the working directory"
-    rerun = subprocess.run(
-        [sys.executable, script],
-        cwd="/",
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    rerun = run_python(script, cwd="/", timeout=120)
     assert rerun.returncode == 1 and "FAIL forward" in rerun.stdout, rerun.stdout + rerun.stderr
 
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import run_python
 from verify.oracle.cli import _TerminalProgress, main
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env() -> dict[str, str]:
-    # A fresh shell as a user has it: the repository importable, no test-only JAX settings.
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
 def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -120,53 +111,22 @@ def test_reproducers_refail_from_a_fresh_shell(
     (script,) = repro.glob(f"{function}-*/repro.py")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=elsewhere,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_python(str(script), cwd=elsewhere, timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert f"diagnosis: {kind}" in run.stdout
 
 
 def test_the_projects_own_implementations_pass_from_the_command_line() -> None:
     for spec in ("reference", "verify"):
-        run = subprocess.run(
-            [sys.executable, "-m", "verify", "check", spec, "--max-examples", "4"],
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = run_python("-m", "verify", "check", spec, "--max-examples", "4")
         assert run.returncode == 0, run.stdout + run.stderr
         assert "checks passed." in run.stdout
 
 
 def test_a_mutant_exits_1_from_the_command_line(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "verify",
-            "check",
-            "tests/zoo.py:HangingForward",
-            "--timeout",
-            "0.5",
-            "--functions",
-            "forward",
-            "--max-examples",
-            "3",
-            "--repro-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
+    run = run_python(
+        *("-m", "verify", "check", "tests/zoo.py:HangingForward", "--timeout", "0.5"),
+        *("--functions", "forward", "--max-examples", "3", "--repro-dir", str(tmp_path)),
         timeout=120,
     )
     assert run.returncode == 1, run.stdout + run.stderr
@@ -189,23 +149,8 @@ def test_progress_rewrites_one_line_after_a_delay() -> None:
 
 def test_float64_enables_jax_float64() -> None:
     """A JAX layer checked at float64 from the command line computes in float64, not float32."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "verify",
-            "check",
-            "verify",
-            "--dtype",
-            "float64",
-            "--max-examples",
-            "3",
-            "--functions",
-            "forward,grad_w",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run_python(
+        *("-m", "verify", "check", "verify", "--dtype", "float64", "--max-examples", "3"),
+        *("--functions", "forward,grad_w"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
