@@ -197,7 +197,6 @@ class WorkerCaller:
         self.memory_limit = memory_limit
         self.env = env
         self.notes: collections.Counter[str] = collections.Counter()
-        self.starts = 0
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -222,7 +221,6 @@ class WorkerCaller:
             )
         except OSError as err:
             raise StartError(f"cannot start {shlex.join(self.command)}: {err}") from None
-        self.starts += 1
         self._process, self._buffer = process, bytearray()
         stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._stderr = stderr
@@ -254,7 +252,7 @@ class WorkerCaller:
         return self._process is not None and _exit_status(self._process.pid) is None
 
     def _how_it_ended(self) -> str:
-        """ "exited with code N" / "was killed by signal SIGSEGV (...)", once it has ended."""
+        """How the worker ended: exited with code N, or was killed by signal SIGSEGV (...)."""
         if self._process is None:
             return "not running"
         deadline = time.monotonic() + EXIT_GRACE
