@@ -46,9 +46,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def frameworks(session: nox.Session) -> None:
-    """The PyTorch and tinygrad examples and their tests (torch: the pinned CPU wheel, 3.11)."""
-    install(session, "-e", ".[test,torch,tinygrad]")
-    markers = "torch or tinygrad"
+    """The PyTorch, tinygrad and Equinox/optax examples and tests (torch: pinned CPU wheel)."""
+    install(session, "-e", ".[test,torch,tinygrad,equinox]")
+    markers = "torch or frameworks"
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
 
 

@@ -1,5 +1,5 @@
-"""The examples a user copies must pass the oracle (three seeds); PyTorch and tinygrad ones only
-with their optional extras (``nox -s frameworks``)."""
+"""The examples a user copies must pass the oracle (three seeds); PyTorch, tinygrad and
+Equinox/optax ones only with their optional extras (``nox -s frameworks``)."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def _tinygrad_device() -> str | None:
     return None
 
 
-@pytest.mark.tinygrad
+@pytest.mark.frameworks
 def test_tinygrad_layer_passes_in_its_own_process() -> None:
     """tinygrad written naturally (Tensor, backward()), with lazy results and thread-bound
     state: it passes when the oracle calls it in a worker's main thread."""
@@ -91,3 +91,13 @@ def test_tinygrad_layer_passes_in_its_own_process() -> None:
     report.raise_on_failure()
     assert report.isolated
     assert [f.function for f in report.functions] == ["forward", "loss", "step", "identities"]
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+def test_equinox_optax_layer_passes(dtype: str) -> None:
+    """An eqx.nn.Linear trained by optax.sgd, written as its users write it."""
+    pytest.importorskip("equinox")
+    pytest.importorskip("optax")
+    spec = "examples/equinox_optax_layer.py"
+    verify.check(spec, max_examples=10, dtype=dtype, repro_dir=None).raise_on_failure()

@@ -303,13 +303,14 @@ ZOO: tuple[Mutant, ...] = (
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
 
 
-#: Correct examples a user copies (SPECs); the torch ones are skipped without torch.
-EXAMPLES: tuple[str, ...] = (
-    "examples/numpy_layer.py",
-    "examples/jax_grad.py",
-    "examples/torch_manual.py:layer",
-    "examples/torch_autograd.py:layer",
-)
+#: Correct examples a user copies (SPECs), by the module each needs (skipped without it).
+EXAMPLES: dict[str, str] = {
+    "examples/numpy_layer.py": "numpy",
+    "examples/jax_grad.py": "jax",
+    "examples/torch_manual.py:layer": "torch",
+    "examples/torch_autograd.py:layer": "torch",
+    "examples/equinox_optax_layer.py": "equinox",
+}
 
 
 def run_mutant(mutant: Mutant, seed: int) -> verify.Report:
@@ -345,10 +346,7 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
             if found != mutant.expected:
                 misses.append((mutant.name, seed, found))
         correct: list[Any] = list(CORRECT)
-        if importlib.util.find_spec("torch") is not None:
-            correct += list(EXAMPLES)
-        else:
-            correct += [spec for spec in EXAMPLES if "torch" not in spec]
+        correct += [spec for spec, needs in EXAMPLES.items() if importlib.util.find_spec(needs)]
         for impl in correct:
             runs += 1
             report = verify.check(impl, max_examples=max_examples, seed=seed, repro_dir=None)
