@@ -46,8 +46,8 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def frameworks(session: nox.Session) -> None:
-    """The PyTorch, tinygrad and Equinox/optax examples and tests (torch: pinned CPU wheel)."""
-    install(session, "-e", ".[test,torch,tinygrad,equinox]")
+    """PyTorch, tinygrad, Equinox/optax and Flax examples and tests (torch: pinned CPU wheel)."""
+    install(session, "-e", ".[test,torch,tinygrad,equinox,flax]")
     markers = "torch or frameworks"
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
 

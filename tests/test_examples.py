@@ -1,5 +1,5 @@
-"""The examples a user copies must pass the oracle (three seeds); PyTorch, tinygrad and
-Equinox/optax ones only with their optional extras (``nox -s frameworks``)."""
+"""The examples a user copies must pass the oracle (three seeds); PyTorch, tinygrad,
+Equinox/optax and Flax ones only with their optional extras (``nox -s frameworks``)."""
 
 from __future__ import annotations
 
@@ -95,9 +95,12 @@ def test_tinygrad_layer_passes_in_its_own_process() -> None:
 
 @pytest.mark.frameworks
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
-def test_equinox_optax_layer_passes(dtype: str) -> None:
-    """An eqx.nn.Linear trained by optax.sgd, written as its users write it."""
-    pytest.importorskip("equinox")
-    pytest.importorskip("optax")
-    spec = "examples/equinox_optax_layer.py"
+@pytest.mark.parametrize(
+    ("spec", "needs"),
+    [("examples/equinox_optax_layer.py", "equinox"), ("examples/flax_layer.py", "flax")],
+    ids=["equinox-optax", "flax"],
+)
+def test_jax_framework_layers_pass(spec: str, needs: str, dtype: str) -> None:
+    """An eqx.nn.Linear stepped by optax.sgd, an nnx.Linear: written as their users write them."""
+    pytest.importorskip(needs)
     verify.check(spec, max_examples=10, dtype=dtype, repro_dir=None).raise_on_failure()

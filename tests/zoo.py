@@ -310,6 +310,7 @@ EXAMPLES: dict[str, str] = {
     "examples/torch_manual.py:layer": "torch",
     "examples/torch_autograd.py:layer": "torch",
     "examples/equinox_optax_layer.py": "equinox",
+    "examples/flax_layer.py": "flax",
 }
 
 
