@@ -63,7 +63,7 @@ def make_caller(
     Raises ContractError when the implementation cannot be loaded or provides nothing.
     """
     if (impl is None) == (command is None):
-        raise ValueError("check needs an implementation or a command, not both")
+        raise ValueError("check needs an implementation or a command (exactly one)")
     if command is not None:
         words = _command(command)
         name, spec = shlex.join(words), None
