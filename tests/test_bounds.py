@@ -397,6 +397,44 @@ def test_float16_accumulation_flagged_and_diagnosed() -> None:
     assert bounds.forward_bound(x, w, bounds.arithmetic("float16")).worst(_matmul(x, w)) <= 1.0
 
 
+def _sequential_sum(terms: np.ndarray, dtype: Any) -> float:
+    """Left-to-right sum rounding to ``dtype`` after every addition (stagnation included)."""
+    total = np.zeros((), dtype=dtype)
+    for term in terms.astype(dtype):
+        total = (total + term).astype(dtype)
+    return float(total)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("count", [255, 256, 300, 2048])
+def test_half_accumulation_is_bounded_past_k_u_equal_1(dtype: str, count: int) -> None:
+    """Higham's gamma_K is infinite from K u >= 1 (K = 256 in bfloat16); the model's
+    ``(1 + u)^K - 1`` is not, and still holds a stagnating half-precision sum: 2048 ones
+    summed in bfloat16 stop at 256."""
+    u = bounds.UNIT_ROUNDOFF[dtype]
+    assert math.isinf(bounds.gamma(count, u)) == (count * u >= 1)
+    growth = bounds.rounding_growth(count, u)
+    assert math.isfinite(growth) and growth <= bounds.gamma(count, u)
+    np_dtype = bounds.numpy_dtype(dtype)
+    rng = np.random.default_rng(count)
+    for output in (np.ones((1, count)), rng.uniform(0.5, 2.0, (1, count))):
+        output = output.astype(np_dtype)
+        target = np.zeros_like(output)
+        half = bounds.arithmetic(dtype, accumulate=dtype)
+        bound = bounds.loss_bound(
+            bounds.Bound(output.astype(np.float64), np.zeros(output.shape)), target, half
+        )
+        assert math.isfinite(float(bound.radius))
+        assert bound.worst(_sequential_sum(output.ravel(), np_dtype)) <= 1.0
+
+
+def test_compound_keeps_relative_errors_below_float64_epsilon() -> None:
+    # 1 + 2^-53 == 1 in float64: (1 + u)(1 + u) - 1 formed directly would give 0.
+    assert bounds.compound(2.0**-53) == 2.0**-53
+    assert bounds.compound(2.0**-53, 2.0**-53) >= 2.0**-52
+    assert bounds.FLOAT64.dot(1) >= 2.0**-52
+
+
 def _ulps_beyond(dtype: str, k: int, smallest_output: float) -> int:
     """Ulps by which a correct result moved is sure to be flagged, from the model alone.
 

@@ -12,15 +12,18 @@ pairwise, blocked, FMA) whose inputs are rounded to a matmul input format (unit 
 is stored with ``u_out`` satisfies::
 
     |computed - exact| <= c_K * m + (1 + c_K) * m_small + a_K
-    c_K = (1 + u_in)^2 (1 + gamma_{pK}(u_acc) (1 + s_p)^2) (1 + u_out) - 1
-    a_K = 2 p K * tiny_acc * (1 + gamma_{pK}(u_acc)) (1 + u_out) + tiny_out
+    c_K = (1 + u_in)^2 (1 + g_{pK}(u_acc) (1 + s_p)^2) (1 + u_out) - 1
+    a_K = 2 p K * tiny_acc * (1 + g_{pK}(u_acc)) (1 + u_out) + tiny_out
 
-with ``m = sum_k |a_k| |b_k|`` and ``gamma_n(u) = n u / (1 - n u)``. Why each factor:
+with ``m = sum_k |a_k| |b_k|`` and ``g_n(u) = (1 + u)^n - 1`` (``rounding_growth``; Higham's
+``gamma_n(u) = n u / (1 - n u)`` is at least as large, and infinite from ``n u >= 1``, which
+a bfloat16 accumulation reaches at 256 terms). Why each factor:
 
 - ``(1 + u_in)^2``: both factors rounded to TF32 / bfloat16 before the multiply; products of such
   inputs are exact in float32. TF32 is taken at ``u_in = 2^-10``, one whole ulp, because tensor
   cores reading float32 operands truncate rather than round.
-- ``gamma_{pK}``: Higham's Lemma 3.1 / (3.5), any order of ``pK`` products and ``pK - 1`` sums.
+- ``g_{pK}``: Higham (3.2)-(3.5), any order of ``pK`` products and ``pK - 1`` sums: each term
+  picks up at most ``pK`` factors ``(1 + d)``, ``|d| <= u_acc``, and nothing else.
   ``p`` is the number of bfloat16 passes (TPU HIGH: 3, HIGHEST: 6; else 1): a pass splits
   ``x = hi + lo (+ mid)``, so the accumulator sums ``pK`` partial products whose magnitudes
   add up to at most ``(1 + s_p)^2 m``, ``s_p = 2^-6``
@@ -32,14 +35,14 @@ with ``m = sum_k |a_k| |b_k|`` and ``gamma_n(u) = n u / (1 - n u)``. Why each fa
   product ``|a_k b_k|`` however large the partner (1e-40 * 1e20 -> 0, not 1e-20); a term rounded
   rather than flushed errs by at most ``(1 + c_K)`` of it too.
 - ``a_K``: each of the ``pK`` products and ``pK - 1`` sums may flush (``|e| <= tiny_acc``), later
-  sums scale those errors by at most ``1 + gamma_{pK}``; the final store may flush once more
+  sums scale those errors by at most ``1 + g_{pK}``; the final store may flush once more
   (``tiny_out``, the storage dtype's smallest normal: 6.1e-5 for float16).
 
 **The layer.** ``output = x @ w`` has K = I and ``m = |x| @ |w|``. ``dL_dx = dL_do @ w.T``
 (K = O, ``m = |dL_do| @ |w|.T``) and ``dL_dw = x.T @ dL_do`` (K = N) are dot products too.
 The loss ``sum |output - target|`` carries every output's radius, one rounding per difference
 (``u_out``: a difference is stored, or kept wider, which is more accurate) and a sum of N*O terms:
-``(1 + u_out)^2 (1 + gamma_{NO}(u_acc)) - 1`` on ``sum |output - target|``. The update
+``(1 + u_out)^2 (1 + g_{NO}(u_acc)) - 1`` on ``sum |output - target|``. The update
 ``w - lr * dL_dw`` rounds three times (lr cast to the dtype, the product, the difference), each
 correctly rounded to the dtype even when computed in float32 first (double rounding through a
 format with ``p' >= 2p + 2`` bits is innocuous for one operation: Figueroa 1995), so
@@ -175,6 +178,24 @@ def gamma(k: int, u: float) -> float:
     return math.inf if ku >= 1.0 else ku / (1.0 - ku)
 
 
+def rounding_growth(k: int, u: float) -> float:
+    """``(1 + u)^k - 1``: how far k roundings ``x (1 + d_1) ... (1 + d_k)``, ``|d_i| <= u``, can
+    move a value, relatively. A sum or dot product's terms only ever gain such factors (no
+    divisions), so this is their exact worst case; Higham's ``gamma_k`` bounds it from above
+    only while ``k u < 1`` (Lemma 3.1), but a bfloat16 accumulation of 256 terms is past that,
+    and there the model must still say how far (``e - 1``: about 172%), not give up."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    return math.expm1(k * math.log1p(u))
+
+
+def compound(*relative: float) -> float:
+    """``(1 + r_1) (1 + r_2) ... - 1``, computed without forming ``1 + r`` in float64 (where an
+    ``r`` below 2^-53 would vanish: ``1 + 2^-53 == 1``); accurate to a few ulps, which the
+    radii's ``_SLACK`` covers."""
+    return math.expm1(math.fsum(math.log1p(r) for r in relative))
+
+
 @dataclasses.dataclass(frozen=True)
 class Arithmetic:
     """How a computation rounds: the unit roundoffs and underflow thresholds of the model above.
@@ -217,20 +238,45 @@ class Arithmetic:
         if k == 0:
             return 0.0
         split = (1 + _SPLIT_GROWTH) ** 2 if self.passes > 1 else 1.0
-        accumulate = gamma(self.passes * k, self.u_acc) * split
-        return (1 + self.u_in) ** 2 * (1 + accumulate) * (1 + self.u_out) - 1
+        accumulate = rounding_growth(self.passes * k, self.u_acc) * split
+        return compound(self.u_in, self.u_in, accumulate, self.u_out)
 
     def sum(self, k: int) -> float:
         """The relative coefficient of a k-term sum of stored values (no input rounding)."""
         if k == 0:
             return 0.0
-        return (1 + gamma(k, self.u_acc)) * (1 + self.u_out) - 1
+        return compound(rounding_growth(k, self.u_acc), self.u_out)
 
     def underflow(self, k: int) -> float:
         """``a_K``: the absolute term for the flushes of a length-k dot product (or k-term sum)."""
         terms = self.passes * k
-        growth = (1 + gamma(terms, self.u_acc)) * (1 + self.u_out)
+        growth = (1 + rounding_growth(terms, self.u_acc)) * (1 + self.u_out)
         return 2 * terms * self.acc_tiny * growth + self.tiny
+
+
+#: The accumulations a result of each dtype may declare, default first: float32 for the half
+#: dtypes (what PyTorch and XLA do for matmuls and sums), or the dtype itself (numpy's
+#: ``sum`` of bfloat16 / float16 values, a kernel accumulating in half precision).
+ACCUMULATIONS: dict[str, tuple[str, ...]] = {
+    "float64": ("float64",),
+    "float32": ("float32",),
+    "bfloat16": ("float32", "bfloat16"),
+    "float16": ("float32", "float16"),
+}
+
+
+def accumulation_of(dtype: Any, accumulation: str | None) -> str | None:
+    """``arithmetic``'s ``accumulate`` for a declared ``accumulation`` of ``dtype``: None for
+    the dtype's default (``ACCUMULATIONS``), else the name; a ValueError names the choices."""
+    name = dtype_name(dtype)
+    allowed = ACCUMULATIONS[name]
+    if accumulation is None or accumulation == allowed[0]:
+        return None
+    if accumulation not in allowed:
+        raise ValueError(
+            f"accumulation must be one of {list(allowed)} for dtype {name}, got {accumulation!r}"
+        )
+    return accumulation
 
 
 def arithmetic(
@@ -380,7 +426,7 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
 
     With ``S = sum |center - target| + sum radius`` (an upper bound on ``sum |output - target|``
     for any output inside its bound): ``|L^ - L| <= sum radius + c S + a_NO + 2 NO tiny``,
-    ``c = (1 + u_out)^2 (1 + gamma_{NO}(u_acc)) - 1`` (one rounding per difference, the sum, the
+    ``c = (1 + u_out)^2 (1 + g_{NO}(u_acc)) - 1`` (one rounding per difference, the sum, the
     store). The float64 centre rounds each difference once and is then summed correctly
     (``math.fsum``): ``2^-52 S`` more.
     """
@@ -390,7 +436,7 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     center = float(math.fsum(terms.ravel().tolist()))
     spread = float(output.radius.sum()) * _magnitude_factor(count)
     magnitude = (center + spread) * _magnitude_factor(count)
-    coefficient = (1 + arith.u_out) ** 2 * (1 + gamma(count, arith.u_acc)) - 1
+    coefficient = compound(arith.u_out, arith.u_out, rounding_growth(count, arith.u_acc))
     # Per difference: a subnormal target read as zero (DAZ) and a flushed difference.
     flushes = 2 * count * max(arith.tiny, arith.acc_tiny) + arith.underflow(count)
     radius = spread + (coefficient + 2 * UNIT_ROUNDOFF["float64"]) * magnitude + flushes
