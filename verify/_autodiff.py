@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
+from ._inputs import LrChecked, learning_rate, real
 from ._layer import DEFAULT_PRECISION, ChainResult, Precision, StepResult
 
 
@@ -22,7 +23,7 @@ def l1_objective(x, w, target, precision: Precision = DEFAULT_PRECISION) -> Floa
 
 
 @partial(jax.jit, static_argnames="precision")
-def autodiff_step(
+def _autodiff_step(
     x: Float[ArrayLike, "N I"],
     w: Float[ArrayLike, "I O"],
     target: Float[ArrayLike, "N O"],
@@ -33,16 +34,22 @@ def autodiff_step(
     """``(L, dL_dx, dL_dw, w - lr * dL_dw)`` with both gradients from ``jax.value_and_grad``.
 
     Args:
-      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar.
+      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar. Inputs as ``verify.step``'s
+      (``_inputs``: integers promoted to a float dtype, complex rejected).
     """
+    x, w, target = real(x=x, w=w, target=target)
+    lr = learning_rate(lr)
     loss, (dL_dx, dL_dw) = jax.value_and_grad(l1_objective, argnums=(0, 1))(x, w, target, precision)
-    w = jnp.asarray(w)
-    return StepResult(loss, dL_dx, dL_dw, w - jnp.asarray(lr, dtype=w.dtype) * dL_dw)
+    return StepResult(loss, dL_dx, dL_dw, w - lr.astype(w.dtype) * dL_dw)
+
+
+autodiff_step = LrChecked(_autodiff_step, position=3)
 
 
 @partial(jax.jit, static_argnames="precision")
 def autodiff_chain(x, w1, w2, target, *, precision: Precision = DEFAULT_PRECISION) -> ChainResult:
     """``jax.value_and_grad`` through ``h = x @ w1``, ``output = h @ w2`` for x, w1, h and w2."""
+    x, w1, w2, target = real(x=x, w1=w1, w2=w2, target=target)
 
     def objective(x, w1, w2):
         h = jnp.matmul(x, w1, precision=precision)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
+from ._inputs import LrChecked, learning_rate, real
 from .bounds import TIE_CONVENTIONS
 
 #: Accepted spellings of matmul precision: a ``lax.Precision`` or its name.
@@ -82,6 +83,7 @@ def forward(
     _check_dims(
         "w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)"
     )
+    x, w = real(x=x, w=w)
     return _contract(x, w, 1, 0, precision)
 
 
@@ -97,7 +99,8 @@ def l1_loss(output: Float[ArrayLike, "N O"], target: Float[ArrayLike, "N O"]) ->
       ``L``, a scalar of the inputs' dtype.
     """
     _check_same_shape(output, target)
-    return jnp.sum(jnp.abs(jnp.asarray(output) - jnp.asarray(target)))
+    output, target = real(output=output, target=target)
+    return jnp.sum(jnp.abs(output - target))
 
 
 @jax.jit
@@ -118,7 +121,8 @@ def loss_grad(
       ``dL_do``, shape ``(N, O)``, values in {-1, +1} (NaN where the difference is NaN).
     """
     _check_same_shape(output, target)
-    difference = jnp.asarray(output) - jnp.asarray(target)
+    output, target = real(output=output, target=target)
+    difference = output - target
     one = jnp.ones_like(difference)
     signs = jnp.where(difference > 0, one, -one)
     return jnp.where(jnp.isnan(difference), difference, signs)
@@ -151,6 +155,7 @@ def grad_x(
         jnp.shape(dL_do)[1],
         f"dL_do has shape {jnp.shape(dL_do)}: w must be (I, O)",
     )
+    dL_do, w = real(dL_do=dL_do, w=w)
     return _contract(dL_do, w, 1, 1, precision)
 
 
@@ -181,11 +186,12 @@ def grad_w(
         jnp.shape(x)[0],
         f"x has shape {jnp.shape(x)}: dL_do must be (N, O)",
     )
+    x, dL_do = real(x=x, dL_do=dL_do)
     return _contract(x, dL_do, 0, 0, precision)
 
 
 @jax.jit
-def update(
+def _update(
     w: Float[ArrayLike, "I O"], dL_dw: Float[ArrayLike, "I O"], lr: ArrayLike
 ) -> Float[Array, "I O"]:
     """``w_new = w - lr * dL_dw`` (one SGD step; the notebook's lr is 0.01).
@@ -193,22 +199,24 @@ def update(
     Args:
       w: weights, shape ``(I, O)``.
       dL_dw: gradient, shape ``(I, O)``.
-      lr: learning rate, a scalar (traced: changing it does not recompile).
+      lr: learning rate, a finite real scalar (traced: changing it does not recompile).
 
     Returns:
-      ``w_new``, shape ``(I, O)``, dtype of ``w``.
+      ``w_new``, shape ``(I, O)``, the floating dtype of ``w`` and ``dL_dw`` (``_inputs``).
     """
     if jnp.shape(w) != jnp.shape(dL_dw):
         raise ValueError(f"dL_dw has shape {jnp.shape(dL_dw)}, but should match w {jnp.shape(w)}")
-    if jnp.ndim(lr) != 0:
-        raise ValueError(f"lr must be a scalar, got shape {jnp.shape(lr)}")
-    w = jnp.asarray(w)
+    lr = learning_rate(lr)
+    w, dL_dw = real(w=w, dL_dw=dL_dw)
     # lr is cast to w's dtype first, as an optimiser holding lr in the parameters' dtype would.
-    return w - jnp.asarray(lr, dtype=w.dtype) * jnp.asarray(dL_dw)
+    return w - lr.astype(w.dtype) * dL_dw
+
+
+update = LrChecked(_update, position=2)
 
 
 @partial(jax.jit, static_argnames="precision")
-def step(
+def _step(
     x: Float[ArrayLike, "N I"],
     w: Float[ArrayLike, "I O"],
     target: Float[ArrayLike, "N O"],
@@ -239,9 +247,11 @@ def step(
         l1_loss(output, target),
         grad_x(dL_do, w, precision=precision),
         dL_dw,
-        update(w, dL_dw, lr),
+        _update(w, dL_dw, lr),
     )
 
+
+step = LrChecked(_step, position=3)
 
 #: ``loss`` is the oracle's name for ``l1_loss``; both are provided.
 loss = l1_loss
@@ -271,6 +281,7 @@ def chain(
     ``dL_dh = dL_do @ w2.T`` is the upstream gradient of the first layer:
     ``dL_dw1 = x.T @ dL_dh``, ``dL_dx = dL_dh @ w1.T``.
     """
+    x, w1, w2, target = real(x=x, w1=w1, w2=w2, target=target)
     h = forward(x, w1, precision=precision)
     output = forward(h, w2, precision=precision)
     dL_do = loss_grad(output, target)

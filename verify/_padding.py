@@ -42,6 +42,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from . import _layer
+from ._inputs import check_host_learning_rate, learning_rate, real
 from ._layer import DEFAULT_PRECISION, ChainResult, Precision, StepResult
 
 #: Padded sides: a side is padded up to the first bucket >= it (4x apart: at most 4x the work
@@ -108,6 +109,7 @@ def valid_mask(
 def _masked_step(x, w, target, lr, n, o, *, precision: Precision = DEFAULT_PRECISION):
     """``verify.step`` on padded arrays, built from the same jitted pieces, with ``dL_do`` and the
     loss masked to the real ``(n, o)`` block (module docstring)."""
+    x, w, target = real(x=x, w=w, target=target)
     output = _layer.forward(x, w, precision=precision)
     valid = valid_mask(output.shape, n, o)
     dL_do = jnp.where(valid, _layer.loss_grad(output, target), jnp.zeros_like(output))
@@ -124,6 +126,8 @@ def _masked_step(x, w, target, lr, n, o, *, precision: Precision = DEFAULT_PRECI
 def _masked_autodiff_step(x, w, target, lr, n, o, *, precision: Precision = DEFAULT_PRECISION):
     """``verify.autodiff_step`` on padded arrays: ``jax.value_and_grad`` of the masked loss
     ``sum_{d < n, j < o} |x @ w - target|`` (the padded terms have zero gradient)."""
+    x, w, target = real(x=x, w=w, target=target)
+    lr = learning_rate(lr)
 
     def objective(x, w):
         difference = jnp.matmul(x, w, precision=precision) - target
@@ -131,12 +135,13 @@ def _masked_autodiff_step(x, w, target, lr, n, o, *, precision: Precision = DEFA
         return jnp.sum(jnp.where(valid, jnp.abs(difference), jnp.zeros_like(difference)))
 
     loss, (dL_dx, dL_dw) = jax.value_and_grad(objective, argnums=(0, 1))(x, w)
-    return StepResult(loss, dL_dx, dL_dw, w - jnp.asarray(lr, dtype=w.dtype) * dL_dw)
+    return StepResult(loss, dL_dx, dL_dw, w - lr.astype(w.dtype) * dL_dw)
 
 
 @partial(jax.jit, static_argnames=("precision", "autodiff"))
 def _masked_chain(x, w1, w2, target, n, o, *, precision: Precision = DEFAULT_PRECISION, autodiff):
     """``verify.chain`` / ``autodiff_chain`` on padded arrays, dL_do masked to ``(n, o)``."""
+    x, w1, w2, target = real(x=x, w1=w1, w2=w2, target=target)
     if autodiff:
         # As verify.autodiff_chain, with the loss masked to the real (n, o) block.
         def masked_loss(h, w2):
@@ -174,6 +179,7 @@ def _padded_step_call(masked: Callable[..., StepResult]) -> Callable[..., StepRe
         precision: Precision = DEFAULT_PRECISION,
         buckets: Sequence[int] = BUCKETS,
     ) -> StepResult:
+        check_host_learning_rate(lr)
         x, w, target = np.asarray(x), np.asarray(w), np.asarray(target)
         if x.ndim != 2 or w.ndim != 2 or target.shape != (x.shape[0], w.shape[1]):
             raise ValueError(

@@ -51,6 +51,7 @@ from jax import Array, lax
 from jax.sharding import AxisType, Mesh, PartitionSpec
 from jax.typing import ArrayLike
 
+from ._inputs import check_host_learning_rate, learning_rate, real
 from ._layer import DEFAULT_PRECISION, Precision, StepResult, forward, loss_grad, update
 from ._padding import valid_mask
 
@@ -135,8 +136,8 @@ def _check_inputs(
             f"target has shape {jnp.shape(target)}, but should be (N, O) = {(n, o)} "
             f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}]"
         )
-    if jnp.ndim(lr) != 0:
-        raise ValueError(f"lr must be a scalar, got shape {jnp.shape(lr)}")
+    learning_rate(lr)
+    check_host_learning_rate(lr)
 
 
 def _check_divisible(
@@ -289,10 +290,11 @@ def sharded_step(
     _check_inputs(x, w, target, lr, mesh, data_axis, model_axis)
     if not pad:
         _check_divisible(x, w, mesh, data_axis, model_axis)
+    x, w, target = real(x=x, w=w, target=target)
     return _sharded_step(
-        jnp.asarray(x),
-        jnp.asarray(w),
-        jnp.asarray(target),
+        x,
+        w,
+        target,
         lr,
         mesh=mesh,
         data_axis=data_axis,
