@@ -89,6 +89,37 @@ def test_a_declared_matmul_precision_is_accepted_and_a_lower_one_is_not() -> Non
     assert bf16["grad_w"].diagnosis == "reduced_precision", bf16.summary()
 
 
+def test_half_precision_accumulation_is_named_and_can_be_declared() -> None:
+    # The layer: float64 matmuls, a numpy loss summing bfloat16 in bfloat16.
+    undeclared = verify.check(zoo.HalfPrecisionSum, dtype="bfloat16", seed=0, repro_dir=None)
+    failed = {f.function: f.diagnosis for f in undeclared.failures}
+    assert failed == {"loss": "reduced_precision", "step": "reduced_precision"}, (
+        undeclared.summary()
+    )
+    assert "--accumulation bfloat16 (accumulation='bfloat16') would accept it" in (
+        undeclared["loss"].detail
+    )
+    # The identities rest on that loss: not judged where it fails, never a convexity finding.
+    identities = undeclared["identities"]
+    assert identities.diagnosis is None and "not judged" in identities.note, undeclared.summary()
+    declared = verify.check(
+        zoo.HalfPrecisionSum, dtype="bfloat16", accumulation="bfloat16", seed=0, repro_dir=None
+    )
+    declared.raise_on_failure()
+    assert "bfloat16 accumulation" in declared.summary()
+
+
+@pytest.mark.parametrize(
+    ("dtype", "accumulation"),
+    [("float32", "bfloat16"), ("bfloat16", "float16"), ("float64", "float32")],
+)
+def test_an_accumulation_the_dtype_cannot_have_is_a_usage_error(
+    dtype: str, accumulation: str
+) -> None:
+    with pytest.raises(ValueError, match=f"accumulation must be one of .* for dtype {dtype}"):
+        verify.check(zoo.Correct, dtype=dtype, accumulation=accumulation, repro_dir=None)
+
+
 def test_a_failure_report_has_the_message_counterexample_and_raises() -> None:
     report = verify.check(zoo.MeanGradW(), functions=["grad_w"], max_examples=10, repro_dir=None)
     verdict = report["grad_w"]

@@ -64,6 +64,7 @@ def test_a_defect_exits_1_with_diagnosis_and_reproducer(
         ["reference", "--exact", "--dtype", "float16"],
         ["reference", "--functions", "backward"],
         ["reference", "--max-examples", "0"],
+        ["reference", "--accumulation", "bfloat16"],
         [],
     ],
     ids=[
@@ -73,6 +74,7 @@ def test_a_defect_exits_1_with_diagnosis_and_reproducer(
         "exact-float16",
         "bad-function",
         "no-examples",
+        "accumulation-of-float32",
         "no-spec",
     ],
 )

@@ -254,6 +254,91 @@ class FusedTieStep(Correct):
         return self.loss(output, target), dL_do @ w.T, dL_dw, self.update(w, dL_dw, lr)
 
 
+# --- optimizers and layers as frameworks write them ------------------------------------------
+
+
+class WeightDecayUpdate(Correct):
+    """torch.optim.SGD(weight_decay=1e-4): the decay is added to the gradient."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + np.asarray(1e-4, w.dtype) * w)
+
+
+class NesterovUpdate(Correct):
+    """SGD(momentum=0.9, nesterov=True), first step: the buffer is g, the step g + 0.9 g."""
+
+    def update(self, w, dL_dw, lr):
+        momentum = np.asarray(0.9, dtype=w.dtype)
+        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + momentum * dL_dw)
+
+
+class AdamStep(Correct):
+    """optax.adam / torch.optim.Adam instead of SGD, first step: lr m_hat / (sqrt(v_hat) + eps)."""
+
+    def update(self, w, dL_dw, lr):
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        m_hat = (1 - beta1) * dL_dw / (1 - beta1)
+        v_hat = (1 - beta2) * dL_dw * dL_dw / (1 - beta2)
+        return (w - lr * m_hat / (np.sqrt(v_hat) + eps)).astype(w.dtype)
+
+
+class BiasForward(Correct):
+    """A Linear layer with its bias left on (a fixed, nonzero bias per output)."""
+
+    def forward(self, x, w):
+        bias = np.linspace(0.25, 0.75, w.shape[1]).astype(x.dtype)
+        return x @ w + bias
+
+
+class AccumulatingGradW(Correct):
+    """A cached module whose .grad is never zeroed: each call adds its gradient to the last."""
+
+    def __init__(self) -> None:
+        self.grads: dict[tuple[int, ...], np.ndarray] = {}
+
+    def grad_w(self, x, dL_do):
+        shape = (x.shape[1], dL_do.shape[1])
+        previous = self.grads.get(shape, np.zeros(shape, dtype=x.dtype))
+        self.grads[shape] = (previous + x.T @ dL_do).astype(x.dtype)
+        return self.grads[shape].copy()
+
+
+class SquaredErrorLossGrad(Correct):
+    """The gradient of nn.MSELoss(reduction="sum"): 2 (output - target)."""
+
+    def loss_grad(self, output, target):
+        return 2 * (output - target)
+
+
+class SmoothL1Loss(Correct):
+    """F.smooth_l1_loss (reduction="mean", beta=1) where F.l1_loss(reduction="sum") was meant."""
+
+    def loss(self, output, target):
+        r = np.abs(output.astype(np.float64) - target)
+        return np.where(r < 1, 0.5 * r * r, r - 0.5).mean().astype(output.dtype)
+
+
+class HalfPrecisionSum(Correct):
+    """Correct, in an arithmetic that must be declared: matmuls accumulate in float64, but the
+    loss is ``np.abs(output - target).sum()``, which numpy sums in bfloat16 / float16 itself
+    (``--accumulation bfloat16`` accepts it; without it, loss and step are reduced_precision)."""
+
+    def _matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a.astype(np.float64) @ b.astype(np.float64)).astype(a.dtype)
+
+    def forward(self, x, w):
+        return self._matmul(x, w)
+
+    def loss(self, output, target):
+        return np.abs(output - target).sum()
+
+    def grad_x(self, dL_do, w):
+        return self._matmul(dL_do, w.T)
+
+    def grad_w(self, x, dL_do):
+        return self._matmul(x.T, dL_do)
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     """A broken implementation, the diagnosis expected per function, and how to check it."""
@@ -297,6 +382,13 @@ ZOO: tuple[Mutant, ...] = (
     Mutant(RaisesGradX, {"grad_x": "raised"}),
     Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3),
     Mutant(FusedTieStep, {"step": None, "consistency": "inconsistent"}),
+    Mutant(WeightDecayUpdate, {"update": "weight_decay"}),
+    Mutant(NesterovUpdate, {"update": "scaled_step"}),
+    Mutant(AdamStep, {"update": "normalized_step"}),
+    Mutant(BiasForward, {"forward": "bias"}),
+    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"}),
+    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"}),
+    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}),
 )
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.

@@ -109,6 +109,7 @@ def check(
     exact: bool = False,
     tie_convention: str | None = None,
     matmul_precision: str = "float32",
+    accumulation: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     functions: Sequence[str] | None = None,
     repro_dir: str | Path | None = DEFAULT_REPRO_DIR,
@@ -134,6 +135,9 @@ def check(
         ``torch`` (0); None accepts any value in [-1, 1].
       matmul_precision: a declared reduced matmul precision for float32 (tf32, bf16, bf16_3x,
         bf16_6x): the bounds of ``bounds.arithmetic("float32", matmul_precision)`` apply.
+      accumulation: the declared accumulation of a bfloat16 / float16 candidate: "float32"
+        (default: PyTorch and JAX) or the dtype itself (numpy sums half dtypes in them); the
+        bounds then grow as K * 2^-8 (bfloat16) or K * 2^-11 (float16).
       timeout: seconds one call may take before its verdict is ``timed_out``.
       functions: run only these checks (names of ``CHECKS``: the contract's functions,
         ``identities``, ``consistency``); default every check the implementation allows. A
@@ -154,7 +158,9 @@ def check(
     """
     if not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
-    options = Options(dtype, exact, tie_convention, matmul_precision, timeout)
+    options = Options(
+        dtype, exact, tie_convention, matmul_precision, timeout, accumulation=accumulation
+    )
     wanted = list(CHECKS) if functions is None else list(functions)
     unknown = set(wanted) - set(CHECKS)
     if unknown:

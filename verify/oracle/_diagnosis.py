@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import NamedTuple
@@ -25,6 +26,7 @@ import numpy as np
 from .. import bounds
 from ..bounds import Arithmetic, Bound
 from ..messages import explain
+from . import _fitted
 from ._cases import Case
 from ._contract import AXES
 from ._expect import expect, numpy_matmul
@@ -48,6 +50,29 @@ class Diagnosis(enum.StrEnum):
         "the result is divided by N, O or N*O: a mean where the L1 loss sums",
     )
     SCALED = "scaled", "the result is a multiple of the right one"
+    WRONG_LOSS = (
+        "wrong_loss",
+        "the result belongs to another loss (squared error, smooth L1 / Huber), not the L1 loss",
+    )
+    BIAS = "bias", "the output carries a bias term: output - x @ w is constant down each column"
+    WEIGHT_DECAY = (
+        "weight_decay",
+        "the update decays the weights: w_new = w - lr * (dL_dw + lambda * w)",
+    )
+    SCALED_STEP = (
+        "scaled_step",
+        "the step w - w_new is c * lr * dL_dw for a c other than 1 (a first momentum or "
+        "Nesterov step, a clipped gradient, lr applied twice)",
+    )
+    NORMALIZED_STEP = (
+        "normalized_step",
+        "the step w - w_new is about lr * sign(dL_dw): an adaptive optimizer such as Adam",
+    )
+    ACCUMULATED_GRADIENT = (
+        "accumulated_gradient",
+        "a second identical call adds the gradient again: gradients accumulate across calls "
+        "(zero_grad forgotten?)",
+    )
     SIGN_FLIP = "sign_flip", "the sign is flipped"
     UPSTREAM_IGNORED = (
         "upstream_ignored",
@@ -217,7 +242,7 @@ class Hypothesis(NamedTuple):
 
 def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> Hypothesis:
     """The first hypothesis ``actual`` fits, else ``Diagnosis.MISMATCH``."""
-    for hypothesis in hypotheses(name, case, options):
+    for hypothesis in hypotheses(name, case, options, actual):
         try:
             alternative = hypothesis.make()
         except Exception:  # a hypothesis that cannot be formed here (an empty slice, ...)
@@ -343,12 +368,15 @@ def _given(bound: Bound) -> Bound:
     return bound
 
 
-def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
+def hypotheses(
+    name: str, case: Case, options: Options, actual: np.ndarray | None = None
+) -> Iterator[Hypothesis]:
     """The known bugs, most specific first, as lazily built admissible sets for ``name``.
 
     A pinned tie convention goes first: the other conventions differ from it only at ties, so a
     result that fits one of them is explained best by it (on one tied element it would also
-    look like a sign flip).
+    look like a sign flip). Bugs with a constant of their own (a weight decay, a bias) are
+    fitted to ``actual`` (``_fitted``) and come after the fixed factors.
     """
     arith = options.arithmetic()
     tie = options.tie
@@ -364,8 +392,11 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
     w = case.arrays["w"].astype(np.float64) if is_update else np.zeros_like(center)
 
     def moved(factor: float) -> Bound:
-        # For w_new the bug is in the step w_new - w, not in w.
-        return Bound(w + (center - w) * factor, radius * max(1.0, abs(factor)))
+        # For w_new the bug is in the step w_new - w, not in w. Applying the factor rounds
+        # (sign / 20 is not exact in float32, where sign itself was).
+        moved_center = w + (center - w) * factor
+        rounding = bounds.gamma(2, arith.u_out) * np.abs(moved_center)
+        return Bound(moved_center, radius * max(1.0, abs(factor)) + rounding)
 
     if tie is not None:
         for convention, value in bounds.TIE_CONVENTIONS.items():
@@ -400,6 +431,9 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
             partial(moved, float(factor.value)),
             factor.ambiguous,
         )
+    yield from _wrong_losses(name, case, arith)
+    if actual is not None:
+        yield from _fitted_hypotheses(name, case, options, right, actual)
     if "dL_do" in case.arrays:
         upstream = case.arrays["dL_do"].astype(np.float64)
         variants = [
@@ -429,9 +463,169 @@ def hypotheses(name: str, case: Case, options: Options) -> Iterator[Hypothesis]:
             yield _reduced(reduced_arith, arith, base)
 
 
+def accepting_option(reduced: Arithmetic) -> str:
+    """The option that declares ``reduced`` (``--matmul-precision tf32``, ``--accumulation
+    bfloat16``), or why none does."""
+    precisions = list(bounds.MATMUL_INPUT_ROUNDOFF)[1:] if reduced.dtype == "float32" else []
+    for precision in precisions:
+        if bounds.arithmetic("float32", precision) == reduced:  # type: ignore[arg-type]
+            return (
+                f"--matmul-precision {precision} (matmul_precision={precision!r}) would accept it"
+            )
+    for accumulation in bounds.ACCUMULATIONS[reduced.dtype][1:]:
+        if bounds.arithmetic(reduced.dtype, accumulate=accumulation) == reduced:
+            return f"--accumulation {accumulation} (accumulation={accumulation!r}) would accept it"
+    return f"no option accepts it: {reduced.dtype} results computed in {reduced.name}"
+
+
 def _reduced(reduced: Arithmetic, declared: Arithmetic, base: Callable[..., Bound]) -> Hypothesis:
     return Hypothesis(
         Diagnosis.REDUCED_PRECISION,
-        f"fits the bound of {reduced.name} arithmetic, not of {declared.name}",
+        f"fits the bound of {reduced.name} arithmetic, not of {declared.name}: "
+        + accepting_option(reduced),
         partial(base, a=reduced),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Another loss: squared error or smooth L1 where the L1 loss was meant.
+# --------------------------------------------------------------------------------------------
+
+
+def _huber(r: np.ndarray) -> np.ndarray:
+    """Smooth L1 with beta = 1 (PyTorch's ``smooth_l1_loss``, optax's ``huber_loss``)."""
+    return np.where(np.abs(r) < 1.0, 0.5 * r * r, np.abs(r) - 0.5)
+
+
+def _wrong_losses(name: str, case: Case, arith: Arithmetic) -> Iterator[Hypothesis]:
+    """The L1 loss's result computed for another loss: ``L`` (of ``loss`` or ``step``) and
+    ``dL_do`` (of ``loss_grad``), each summed or averaged over the N*O elements.
+
+    ``r = output - target``; when ``output`` is the step's own ``x @ w`` it is known to the
+    forward bound ``rho``, which moves ``sum r^2`` by at most ``sum (2 |r| + rho) rho`` and
+    ``sum huber(r)`` by ``sum rho`` (its slope is at most 1).
+    """
+    if name not in ("L", "loss", "dL_do"):
+        return
+    a = {key: value.astype(np.float64) for key, value in case.arrays.items()}
+    if "output" in a:
+        output = Bound(a["output"], np.zeros_like(a["output"]))
+    else:
+        output = bounds.forward_bound(a["x"], a["w"], arith, matmul=numpy_matmul)
+    r, rho = output.center - a["target"], output.radius
+    count = r.size
+    mean = f"mean over N*O = {count}"
+    if name == "dL_do":
+        gradients = [
+            ("2 (output - target): the gradient of the squared error (MSE)", 2 * r),
+            ("output - target: the gradient of half the squared error", r),
+            (
+                f"2 (output - target) / (N*O): the gradient of the {mean} squared error",
+                2 * r / count,
+            ),
+            ("clip(output - target, -1, 1): the gradient of smooth L1 / Huber", np.clip(r, -1, 1)),
+            (
+                f"clip(output - target, -1, 1) / (N*O): the gradient of the {mean} smooth L1 "
+                "(F.smooth_l1_loss's default)",
+                np.clip(r, -1, 1) / count,
+            ),
+        ]
+        for text, value in gradients:
+            radius = bounds.gamma(3, arith.u_out) * np.abs(value) + 2 * arith.tiny
+            yield Hypothesis(Diagnosis.WRONG_LOSS, text, partial(_given, Bound(value, radius)))
+        return
+    squared, spread_squared = r * r, (2 * np.abs(r) + rho) * rho
+    huber = _huber(r)
+    losses = [
+        ("the squared error sum (output - target)^2, not the L1 loss", squared, spread_squared, 1),
+        (f"the {mean} squared error (MSE), not the L1 loss", squared, spread_squared, count),
+        ("half the squared error, not the L1 loss", 0.5 * squared, 0.5 * spread_squared, 1),
+        ("the smooth L1 / Huber loss (beta = 1), not the L1 loss", huber, rho, 1),
+        (f"the {mean} smooth L1 loss (F.smooth_l1_loss's default)", huber, rho, count),
+    ]
+    for text, terms, spread, divisor in losses:
+        magnitude = float(np.sum(np.abs(terms)) + np.sum(spread))
+        loss_value = float(np.sum(terms)) / divisor
+        loss_radius = (
+            float(np.sum(spread))
+            + (arith.sum(count) + bounds.gamma(4, arith.u_out)) * magnitude
+            + arith.underflow(count)
+        ) / divisor
+        yield Hypothesis(
+            Diagnosis.WRONG_LOSS,
+            f"L is {text}",
+            partial(_given, Bound(np.asarray(loss_value), np.asarray(loss_radius))),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Bugs with a constant of their own, fitted to the result (``_fitted``).
+# --------------------------------------------------------------------------------------------
+
+
+def _step_hint(scale: float, lr: float) -> str:
+    if math.isclose(scale, lr, rel_tol=1e-6):
+        return ": lr applied twice?"
+    if 1.0 < scale <= 2.0:
+        return (
+            f": a first Nesterov step with momentum {scale - 1:.3g} moves (1 + momentum) * lr "
+            "* dL_dw (SGD(momentum=..., nesterov=True), optax.sgd(..., nesterov=True))?"
+        )
+    if 0.0 < scale < 1.0:
+        return ": a clipped gradient norm or a rescaled lr?"
+    return ""
+
+
+def _fitted_hypotheses(
+    name: str, case: Case, options: Options, right: Bound, actual: np.ndarray
+) -> Iterator[Hypothesis]:
+    """Weight decay, a scaled or normalized step (``w_new``), a bias (``forward``'s output)."""
+    arith = options.arithmetic()
+    u = arith.u_out
+    if name == "output" and case.function == "forward":
+        for fit in _fitted.column_offset_fits(actual, right, u=u):
+            yield Hypothesis(
+                Diagnosis.BIAS,
+                f"output - x @ w is the same down each column (up to {fit.value:.3g}): a bias "
+                "term (nn.Linear(bias=True), eqx.nn.Linear(use_bias=True))?",
+                partial(_given, fit.bound),
+                fit.ambiguous,
+            )
+    if name != "w_new":
+        return
+    w = case.arrays["w"].astype(np.float64)
+    lr = case.learning_rate
+    if lr == 0:
+        return
+    # The decay is fitted as lambda in lr * lambda * w: users write lambda as a short decimal.
+    for fit in _fitted.scaled_fits(actual, right.center, right.center, -lr * w, right.radius, u=u):
+        yield Hypothesis(
+            Diagnosis.WEIGHT_DECAY,
+            f"w_new = w - lr * (dL_dw + lambda * w) with lambda = {fit.value:.3g}: weight decay "
+            f"of about {fit.value:.2g} (SGD(weight_decay=...), optax.add_decayed_weights)?",
+            partial(_given, fit.bound),
+            fit.ambiguous,
+        )
+    for fit in _fitted.scaled_fits(
+        actual, right.center, w, right.center - w, right.radius, u=u, excluded=(1.0,)
+    ):
+        yield Hypothesis(
+            Diagnosis.SCALED_STEP,
+            f"w - w_new = {fit.value:.3g} * lr * dL_dw" + _step_hint(fit.value, lr),
+            partial(_given, fit.bound),
+            fit.ambiguous,
+        )
+    if case.function == "update":
+        dL_dw = case.arrays["dL_dw"].astype(np.float64)
+        grad = Bound(dL_dw, np.zeros_like(dL_dw))
+    else:
+        grad = expect(case, arith, tie=options.tie, matmul=numpy_matmul)["dL_dw"]
+    for fit in _fitted.normalized_fits(actual, w, grad, lr, u=u):
+        text = (
+            "w - w_new = lr * sign(dL_dw): the first step of an adaptive optimizer such as "
+            "Adam (lr * g / (|g| + eps))"
+            if fit.value == 1.0
+            else f"w - w_new = {fit.value:.3g} * lr * sign(dL_dw): the first step of an "
+            "adaptive optimizer (Adam's is 1 * lr * sign(g), RMSprop's 1 / sqrt(1 - alpha))"
+        )
+        yield Hypothesis(Diagnosis.NORMALIZED_STEP, text, partial(_given, fit.bound), fit.ambiguous)

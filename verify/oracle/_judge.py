@@ -97,12 +97,9 @@ def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float,
     second = _call(caller, case)
     if isinstance(second, Finding):
         return math.inf, second
-    if not all(map(_same, first.results, second.results)):
-        return math.inf, Finding(
-            Diagnosis.NONDETERMINISTIC,
-            f"two calls of {case.describe()} on the same input returned different results",
-        )
     expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
+    if not all(map(_same, first.results, second.results)):
+        return math.inf, _nondeterministic(case, first.results, second.results, expected, options)
     worst = 0.0
     for name, actual in zip(FUNCTIONS[case.function].results, first.results, strict=True):
         ratio, finding = check_result(name, actual, expected[name], case, options)
@@ -110,6 +107,52 @@ def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float,
             return ratio, finding
         worst = max(worst, ratio)
     return worst, None
+
+
+def _nondeterministic(
+    case: Case,
+    first: Sequence[np.ndarray | str],
+    second: Sequence[np.ndarray | str],
+    expected: dict[str, bounds.Bound],
+    options: Options,
+) -> Finding:
+    """Two identical calls disagree: ``accumulated_gradient`` when the second adds one right
+    gradient to the first (a ``.grad`` never zeroed: ``second = first + g``, whatever earlier
+    calls left in ``first``), else ``nondeterministic``.
+
+    ``second - first`` is held to the gradient's bound, widened by the rounding of both
+    results (``u_out |first| + u_out |second|``); for ``w_new``, ``first - second`` to
+    ``lr * dL_dw``'s.
+    """
+    call = case.describe()
+    u = options.arithmetic().u_out
+    for name, one, two in zip(FUNCTIONS[case.function].results, first, second, strict=True):
+        if isinstance(one, str) or isinstance(two, str) or one.shape != two.shape:
+            continue
+        if name not in ("dL_dx", "dL_dw", "w_new") or _same(one, two):
+            continue
+        a, b = one.astype(np.float64), two.astype(np.float64)
+        right = expected[name]
+        if name == "w_new":
+            w = case.arrays["w"].astype(np.float64)
+            added, gradient = a - b, bounds.Bound(w - right.center, 2 * right.radius)
+        else:
+            added, gradient = b - a, bounds.Bound(right.center, right.radius)
+        rounding = u * (np.abs(a) + np.abs(b)) * 2
+        widened = bounds.Bound(gradient.center, gradient.radius + rounding)
+        if np.all(np.isfinite(added)) and widened.worst(added) <= 1.0 and np.any(added != 0):
+            what = "lr * dL_dw further" if name == "w_new" else "one more dL_dw"
+            what = "one more dL_dx" if name == "dL_dx" else what
+            return Finding(
+                Diagnosis.ACCUMULATED_GRADIENT,
+                f"a second identical call of {call} moved {name} by {what}: gradients "
+                "accumulate across calls (zero_grad / optimizer.zero_grad() forgotten, or a "
+                "gradient buffer kept between calls)",
+            )
+    return Finding(
+        Diagnosis.NONDETERMINISTIC,
+        f"two calls of {call} on the same input returned different results",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,6 +244,17 @@ def _in_range(x: np.ndarray, w_new: np.ndarray, target: np.ndarray) -> bool:
     return bool(np.isfinite(loss) and loss < bounds.safe_limit(x.dtype))
 
 
+class NotJudged(Exception):
+    """A case a check cannot judge because a piece it rests on is itself wrong (the message says
+    which); that piece's own check reports the defect. The search counts such cases."""
+
+
+def _premise(name: str, actual: np.ndarray, bound: bounds.Bound, what: str) -> None:
+    """Raise NotJudged unless ``actual`` is inside ``bound``: ``what`` says what it is."""
+    if bound.worst(actual) > 1.0:
+        raise NotJudged(f"the candidate's {what} is outside its error bound (see {name})")
+
+
 def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
     """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring).
 
@@ -208,6 +262,11 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
     error bound of both losses plus how far a correctly rounded update may move the loss:
     ``sum |x| @ radius(w_new)``. Crossing is judged on the float64 outputs at w and w_new,
     away from the kinks (where the forward bound leaves the sign open).
+
+    The identities rest on the loss and the update, not on g: a case where L0, L1 or
+    ``w_new = w - lr g`` is itself outside its bound (in the declared arithmetic) is not
+    judged (``NotJudged``): the loss or update check names that defect, and convexity would
+    blame g for it.
     """
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
     lr = case.learning_rate
@@ -233,9 +292,13 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
     arith = options.arithmetic()
     x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
     out0, out1 = bounds.forward_bound(x64, w64, arith), bounds.forward_bound(x64, w_new, arith)
-    radius0 = float(bounds.loss_bound(out0, t64, arith).radius)
-    radius1 = float(bounds.loss_bound(out1, t64, arith).radius)
-    update_radius = bounds.update_bound(w64, grad, lr, arith).radius
+    updated = bounds.update_bound(w64, grad, lr, arith)
+    bound0, bound1 = bounds.loss_bound(out0, t64, arith), bounds.loss_bound(out1, t64, arith)
+    _premise("update", w_new, updated, "update w_new = w - lr * dL_dw")
+    _premise("loss", loss0, bound0, "loss L(w)")
+    _premise("loss", loss1, bound1, "loss L(w_new)")
+    radius0, radius1 = float(bound0.radius), float(bound1.radius)
+    update_radius = updated.radius
     descent = lr * float(np.sum(grad * grad))
     tolerance = radius0 + radius1 + float(np.sum(np.abs(x64) @ update_radius)) + 1e-12 * descent
     predicted = float(loss0) - descent

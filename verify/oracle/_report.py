@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import bounds
 from ._cases import Case
 from ._diagnosis import Diagnosis
 from ._options import Options
@@ -36,7 +37,7 @@ class FunctionReport:
       traceback: the candidate's own traceback (trimmed) when it raised.
       case: the minimal counterexample (hypothesis-shrunk).
       repro: the reproducer script for this failure.
-      note: why a check was skipped.
+      note: why a check was skipped, or how many of its cases could not be judged.
     """
 
     function: str
@@ -71,7 +72,7 @@ class FunctionReport:
         if self.status == "skip":
             return [f"  {self.function:<11} SKIP   ({self.note})"]
         if self.status == "pass":
-            return [head]
+            return [head] + ([f"      note: {self.note}"] if self.note else [])
         lines = [head, f"      diagnosis: {self.diagnosis} - {self.detail}"]
         if self.message:
             lines.append(f"      {self.message}")
@@ -153,6 +154,8 @@ class Report:
         extras = []
         if self.options.matmul_precision != "float32":
             extras.append(f"{self.options.matmul_precision} matmul")
+        if bounds.accumulation_of(self.options.dtype, self.options.accumulation):
+            extras.append(f"{self.options.accumulation} accumulation")
         if self.options.tie_convention:
             extras.append(f"ties pinned to {self.options.tie_convention}")
         extra = f", {', '.join(extras)}" if extras else ""

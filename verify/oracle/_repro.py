@@ -21,6 +21,7 @@ from ..messages import ExitCode, print_error
 from ._calls import StartError, WorkerCaller, python_worker, worker_environment
 from ._cases import Case
 from ._checks import CHECKS
+from ._judge import NotJudged
 from ._options import Options
 from ._report import FunctionReport
 
@@ -153,6 +154,9 @@ def rerun(
     case = load_case(Path(script).with_name("case.npz"), function)
     try:
         ratio, finding = CHECKS[function].run(caller, case, checked)
+    except NotJudged as why:
+        print(f"NOT JUDGED {case.describe()}: {why} (was: {kind})")
+        return ExitCode.OK
     finally:
         caller.close()
     if finding is None:

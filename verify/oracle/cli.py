@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
         help="declared float32 matmul precision (default float32: full)",
     )
     parser.add_argument(
+        "--accumulation",
+        choices=["float32", "bfloat16", "float16"],
+        default=None,
+        help="declared accumulation of sums and matmuls at --dtype bfloat16 / float16 "
+        "(default float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=DEFAULT_TIMEOUT,
@@ -207,6 +214,7 @@ def main(argv: list[str]) -> int:
                 exact=args.exact,
                 tie_convention=args.tie_convention,
                 matmul_precision=args.matmul_precision,
+                accumulation=args.accumulation,
                 timeout=args.timeout,
                 functions=functions,
                 repro_dir=args.repro_dir,
@@ -243,7 +251,14 @@ def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
         raise UsageError("give SPEC or --command CMD (exactly one)")
     if args.command is not None and args.in_process:
         raise UsageError("--in-process needs a Python SPEC, not --command")
-    Options(args.dtype, args.exact, args.tie_convention, args.matmul_precision, args.timeout)
+    Options(
+        args.dtype,
+        args.exact,
+        args.tie_convention,
+        args.matmul_precision,
+        args.timeout,
+        accumulation=args.accumulation,
+    )
     if not math.isfinite(args.timeout):
         raise UsageError(f"--timeout must be a finite number of seconds, got {args.timeout}")
     if not (math.isfinite(args.import_timeout) and args.import_timeout > 0):
