@@ -242,7 +242,14 @@ class Hypothesis(NamedTuple):
 
 def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> Hypothesis:
     """The first hypothesis ``actual`` fits, else ``Diagnosis.MISMATCH``."""
-    for hypothesis in hypotheses(name, case, options, actual):
+    candidates = hypotheses(name, case, options, actual)
+    while True:
+        try:
+            hypothesis = next(candidates)
+        except StopIteration:
+            break
+        except Exception:  # a fit that cannot be made on this result: no further hypotheses
+            break
         try:
             alternative = hypothesis.make()
         except Exception:  # a hypothesis that cannot be formed here (an empty slice, ...)

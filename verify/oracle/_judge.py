@@ -125,6 +125,31 @@ def _nondeterministic(
     ``lr * dL_dw``'s.
     """
     call = case.describe()
+    try:
+        accumulated = _accumulated(case, first, second, expected, options)
+    except Exception:  # whatever the candidate returned, the verdict stands without the name
+        accumulated = None
+    if accumulated is not None:
+        return Finding(
+            Diagnosis.ACCUMULATED_GRADIENT,
+            f"a second identical call of {call} moved {accumulated}: gradients accumulate "
+            "across calls (zero_grad / optimizer.zero_grad() forgotten, or a gradient buffer "
+            "kept between calls)",
+        )
+    return Finding(
+        Diagnosis.NONDETERMINISTIC,
+        f"two calls of {call} on the same input returned different results",
+    )
+
+
+def _accumulated(
+    case: Case,
+    first: Sequence[np.ndarray | str],
+    second: Sequence[np.ndarray | str],
+    expected: dict[str, bounds.Bound],
+    options: Options,
+) -> str | None:
+    """Which result the second call moved by one more gradient (``_nondeterministic``)."""
     u = options.arithmetic().u_out
     for name, one, two in zip(FUNCTIONS[case.function].results, first, second, strict=True):
         if isinstance(one, str) or isinstance(two, str) or one.shape != two.shape:
@@ -141,18 +166,9 @@ def _nondeterministic(
         rounding = u * (np.abs(a) + np.abs(b)) * 2
         widened = bounds.Bound(gradient.center, gradient.radius + rounding)
         if np.all(np.isfinite(added)) and widened.worst(added) <= 1.0 and np.any(added != 0):
-            what = "lr * dL_dw further" if name == "w_new" else "one more dL_dw"
-            what = "one more dL_dx" if name == "dL_dx" else what
-            return Finding(
-                Diagnosis.ACCUMULATED_GRADIENT,
-                f"a second identical call of {call} moved {name} by {what}: gradients "
-                "accumulate across calls (zero_grad / optimizer.zero_grad() forgotten, or a "
-                "gradient buffer kept between calls)",
-            )
-    return Finding(
-        Diagnosis.NONDETERMINISTIC,
-        f"two calls of {call} on the same input returned different results",
-    )
+            what = {"w_new": "lr * dL_dw further", "dL_dx": "one more dL_dx"}
+            return f"{name} by {what.get(name, 'one more dL_dw')}"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
