@@ -29,9 +29,10 @@ def _diagnosis(spec: str, function: str) -> tuple[str | None, str]:
         ("Adam", "update", "normalized_step", "lr * sign(dL_dw)"),
         ("Adam", "step", "normalized_step", "Adam"),
         ("NoZeroGrad", "step", "accumulated_gradient", "zero_grad"),
+        ("BiasOn", "forward", "bias", "bias term"),
     ],
 )
-def test_pytorch_optimizer_mistakes_are_named(
+def test_pytorch_layer_and_optimizer_mistakes_are_named(
     attr: str, function: str, diagnosis: str, named: str
 ) -> None:
     pytest.importorskip("torch")
