@@ -37,6 +37,7 @@ class FunctionReport:
       case: the minimal counterexample (hypothesis-shrunk).
       repro: the reproducer script for this failure.
       note: why a check was skipped.
+      seconds: how long the check took (wall clock), where it ran.
     """
 
     function: str
@@ -50,6 +51,7 @@ class FunctionReport:
     case: Case | None = None
     repro: str | None = None
     note: str | None = None
+    seconds: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -102,6 +104,7 @@ class FunctionReport:
             else {name: list(a.shape) for name, a in self.case.arrays.items()},
             "repro": self.repro,
             "note": self.note,
+            "seconds": self.seconds,
         }
 
 
