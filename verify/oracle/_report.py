@@ -64,6 +64,16 @@ class FunctionReport:
         text = self.case.describe()
         return f"{text}, {self.case.kind} values" if self.case.kind else text
 
+    def headline(self) -> str:
+        """The finding in one line: ``transposed - dL_dw has shape (2, 1), but should be ...``
+        (a failure), why it was skipped, or ``pass``."""
+        if self.status == "skip":
+            return f"skipped: {self.note}"
+        if self.status == "pass":
+            worst = _ratio(self.worst_ratio)
+            return f"pass ({self.examples} examples, worst error / bound {worst})"
+        return f"{self.diagnosis} - {self.detail}"
+
     def lines(self) -> list[str]:
         ratio = "-" if self.status == "skip" else _ratio(self.worst_ratio)
         head = (
