@@ -73,14 +73,12 @@ def junit_xml(report: Report) -> str:
         "skipped": str(sum(f.status == "skip" for f in report.functions)),
         "time": f"{sum(f.seconds or 0.0 for f in report.functions):.3f}",
     }
-    suites = ET.Element("testsuites", name="crosscheck", **counts)
+    suites = ET.Element("testsuites", {"name": "crosscheck", **counts})
+    when = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     suite = ET.SubElement(
         suites,
         "testsuite",
-        name="crosscheck",
-        timestamp=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        hostname=socket.gethostname(),
-        **counts,
+        {"name": "crosscheck", **counts, "timestamp": when, "hostname": socket.gethostname()},
     )
     properties = ET.SubElement(suite, "properties")
     settings = {
