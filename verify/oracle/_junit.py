@@ -34,9 +34,9 @@ def xml_text(text: str) -> str:
     return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
-def mode(report: Report) -> str:
-    """``exact`` or the dtype: the bracket of a test case's name."""
-    return "exact" if report.options.exact else report.options.dtype
+def mode(dtype: str, exact: bool) -> str:
+    """The dtype, ``-exact`` in exact mode: the bracket of a test case's name."""
+    return f"{dtype}-exact" if exact else dtype
 
 
 def case_name(function: str, mode: str) -> str:
@@ -48,7 +48,7 @@ def _testcase(report: Report, verdict: FunctionReport) -> ET.Element:
     case = ET.Element(
         "testcase",
         classname=xml_text(f"crosscheck.{report.implementation}"),
-        name=case_name(verdict.function, mode(report)),
+        name=case_name(verdict.function, mode(report.options.dtype, report.options.exact)),
         time=f"{verdict.seconds or 0.0:.3f}",
     )
     if verdict.status == "skip":
