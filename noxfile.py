@@ -46,7 +46,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11", default=False)
 def frameworks(session: nox.Session) -> None:
-    """PyTorch, tinygrad, Equinox/optax and Flax examples and tests (torch: pinned CPU wheel)."""
+    """PyTorch, tinygrad, Equinox/optax and Flax examples, adapters, tests (torch: CPU wheel)."""
     install(session, "-e", ".[test,torch,tinygrad,equinox,flax]")
     markers = "torch or frameworks"
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))

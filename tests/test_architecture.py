@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("verify", "reference", "benchmarks", "scripts")
 
 #: Sub-packages that are wings of their own; every other module belongs to its top folder.
-WINGS = ("verify.oracle", "verify.tools")
+WINGS = ("verify.oracle", "verify.tools", "verify.adapters")
 
 
 def project_modules() -> dict[str, Path]:

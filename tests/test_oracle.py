@@ -4,6 +4,7 @@ implementation passing, across three seeds; loading, options and the report."""
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -186,12 +187,28 @@ def test_bad_specs_are_contract_errors(spec: str, words: str) -> None:
         as_candidate(spec)
 
 
+#: A layer held by a top-level name of this module (``spec_of(..., home=...)`` finds it here).
+HELD_LAYER = zoo.Correct()
+
+
 def test_spec_of_finds_a_way_back() -> None:
     assert spec_of(reference) == "reference"
     assert spec_of(zoo.MeanLoss) == "tests.zoo:MeanLoss"
     # A fresh instance of its class could differ from this one: no way back.
     assert spec_of(zoo.MeanLoss()) is None
     assert spec_of(zoo.run_mutant) == "tests.zoo:run_mutant"
+    # An instance a top-level name holds: in the module given as its home (a test module) ...
+    this = sys.modules[__name__]
+    assert spec_of(HELD_LAYER) is None
+    assert spec_of(HELD_LAYER, home=this) == f"{__name__}:HELD_LAYER"
+    # ... or in the module it names as its own __module__ (where an adapter was built).
+    named = zoo.Correct()
+    named.__module__ = __name__
+    globals()["NAMED_LAYER"] = named
+    try:
+        assert spec_of(named) == f"{__name__}:NAMED_LAYER"
+    finally:
+        del globals()["NAMED_LAYER"]
 
     class Local:
         pass

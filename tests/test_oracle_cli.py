@@ -1,15 +1,17 @@
-"""``python -m verify check``: exit codes 0 / 1 / 2, the printed report, --json, reproducers
-that re-fail from a fresh shell, and the progress line."""
+"""``python -m verify check``: exit codes 0 / 1 / 2, the printed report, --json, --junit-xml,
+reproducers that re-fail from a fresh shell, and the progress line."""
 
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from tests.helpers import run_python
+from verify.oracle._junit import xml_text
 from verify.oracle.cli import _TerminalProgress, main
 
 
@@ -55,6 +57,34 @@ def test_a_defect_exits_1_with_diagnosis_and_reproducer(
     assert len(list(tmp_path.glob("grad_w-*/repro.py"))) == 1
 
 
+def test_junit_xml_has_one_testcase_per_check_and_the_finding_as_failure(
+    tmp_path: Path,
+) -> None:
+    xml = tmp_path / "ci" / "r.xml"
+    argv = ["tests/zoo.py:TransposedGradW", "--dtype", "float16", "--max-examples", "3"]
+    argv += ["--functions", "grad_w,forward,consistency", "--junit-xml", str(xml)]
+    assert main([*argv, "--repro-dir", str(tmp_path / "repro")]) == 1
+    suite = ElementTree.parse(xml).getroot().find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert list(cases) == ["grad_w[float16]", "forward[float16]", "consistency[float16]"]
+    failure = cases["grad_w[float16]"].find("failure")
+    assert failure is not None and failure.get("type") == "transposed"
+    assert failure.get("message", "").startswith("transposed - dL_dw has shape")
+    assert "minimal counterexample: grad_w(" in (failure.text or "")
+    assert "reproduce: python " in (failure.text or "")
+    assert list(cases["forward[float16]"]) == []  # passed: no child
+    skipped = cases["consistency[float16]"].find("skipped")
+    assert skipped is not None and "float32 or float64" in skipped.get("message", "")
+
+
+def test_junit_xml_text_holds_no_character_xml_forbids() -> None:
+    text = xml_text("raised\x00 ValueError: \x1b[31mred\x1b[0m\ttab")
+    assert text == "raised\\x00 ValueError: \\x1b[31mred\\x1b[0m\ttab"
+    ElementTree.fromstring(f"<a>{text}</a>")  # parses
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -65,6 +95,7 @@ def test_a_defect_exits_1_with_diagnosis_and_reproducer(
         ["reference", "--functions", "backward"],
         ["reference", "--max-examples", "0"],
         ["reference", "--accumulation", "bfloat16"],
+        ["reference", "--junit-xml", "."],
         [],
     ],
     ids=[
@@ -75,6 +106,7 @@ def test_a_defect_exits_1_with_diagnosis_and_reproducer(
         "bad-function",
         "no-examples",
         "accumulation-of-float32",
+        "junit-xml-is-a-folder",
         "no-spec",
     ],
 )

@@ -1,4 +1,5 @@
 # The public face of verify, imported lazily (see __init__.py). One line per public name.
+from . import adapters as adapters
 from . import bounds as bounds
 from . import messages as messages
 from . import strategies as strategies

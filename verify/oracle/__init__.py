@@ -15,8 +15,10 @@ The pipeline, one idea per module, in import order::
     _report     the verdicts: FunctionReport per check, Report per implementation
     _repro      a reproducer per failure (case.npz + repro.py)
     _search     the Hypothesis search of one check, then the edge cases
-    _check      check(impl, ...) -> Report
+    _check      open_run(impl, ...) -> Run (one check at a time); check(impl, ...) -> Report
+    _junit      a Report as JUnit XML (--junit-xml)
     cli         python -m verify check SPEC [options]
+    pytest_plugin   pytest --crosscheck SPEC: one item per check; the crosscheck fixture
 
 Public names (also exported by ``verify``) are listed once, in ``__init__.pyi``.
 """

@@ -9,7 +9,9 @@ its report says so.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,109 @@ def make_caller(
     return caller, spec, (words if command is not None else None)
 
 
+@dataclasses.dataclass
+class Run:
+    """One candidate, loaded (in a worker process, or this one), and how to check it: its checks
+    run one at a time (``run``), each a ``FunctionReport``; ``close`` ends the worker.
+
+    ``check`` runs every requested check of one Run; the pytest plugin runs one check per test
+    item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
+    the candidate is loaded once.
+    """
+
+    caller: Caller
+    spec: str | None
+    command: list[str] | None
+    options: Options
+    max_examples: int
+    seed: int | None
+    repro_dir: Path | None
+    progress: Progress | None = None
+
+    def run(self, name: str, *, requested: bool = True) -> FunctionReport | None:
+        """The verdict of check ``name`` (a key of ``CHECKS``); one that does not apply to this
+        candidate is a ``skip`` (with what it needs) if ``requested``, else None."""
+        if name not in CHECKS:
+            raise ValueError(f"check must be one of {list(CHECKS)}, got {name!r}")
+        chosen = CHECKS[name]
+        if not chosen.applies(self.caller.provided, self.options):
+            return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
+        started = time.monotonic()
+        report = search(
+            chosen, self.caller, self.options, self.max_examples, self.seed, self.progress
+        )
+        report.seconds = time.monotonic() - started
+        if report.status == "fail" and self.repro_dir is not None and report.case is not None:
+            script = write_repro(
+                self.caller.name, self.spec, self.command, report, self.options, self.repro_dir
+            )
+            report.repro = str(script)
+        return report
+
+    def report(self, functions: list[FunctionReport]) -> Report:
+        """The Report of these verdicts on this candidate."""
+        return Report(
+            implementation=self.caller.name,
+            options=self.options,
+            max_examples=self.max_examples,
+            seed=self.seed,
+            functions=functions,
+            environment=environment(),
+            isolated=isinstance(self.caller, WorkerCaller),
+            notes=dict(self.caller.notes),
+        )
+
+    def close(self) -> None:
+        self.caller.close()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_run(
+    impl: Any = None,
+    *,
+    command: str | Sequence[str] | None = None,
+    options: Options,
+    max_examples: int = 100,
+    seed: int | None = 0,
+    repro_dir: str | Path | None = DEFAULT_REPRO_DIR,
+    progress: Progress | None = None,
+    isolate: bool | None = None,
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
+    memory_limit: int | None = None,
+) -> Run:
+    """Load ``impl`` (or start ``command``) for checking with ``options``; the arguments are
+    ``check``'s. Raises ContractError or ValueError as ``check`` does."""
+    if not isinstance(max_examples, int) or max_examples < 1:
+        raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
+    if memory_limit is not None and memory_limit < 1:
+        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
+    if not import_timeout > 0:
+        raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
+    caller, spec, words = make_caller(
+        impl,
+        command,
+        options,
+        isolate=isolate,
+        import_timeout=import_timeout,
+        memory_limit=memory_limit,
+    )
+    return Run(
+        caller=caller,
+        spec=spec,
+        command=words,
+        options=options,
+        max_examples=max_examples,
+        seed=seed,
+        repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
+        progress=progress,
+    )
+
+
 def check(
     impl: Any = None,
     *,
@@ -156,8 +261,6 @@ def check(
       ContractError: ``impl`` cannot be loaded or provides none of the functions.
       ValueError: an option is out of range (the message names it).
     """
-    if not isinstance(max_examples, int) or max_examples < 1:
-        raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
     options = Options(
         dtype, exact, tie_convention, matmul_precision, timeout, accumulation=accumulation
     )
@@ -167,41 +270,17 @@ def check(
         raise ValueError(f"functions must be among {list(CHECKS)}, got {sorted(unknown)}")
     if not wanted:
         raise ValueError(f"functions names no check; choose among {list(CHECKS)}")
-    if memory_limit is not None and memory_limit < 1:
-        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
-    if not import_timeout > 0:
-        raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
-    repro = None if repro_dir is None else Path(repro_dir).resolve()
-    caller, spec, words = make_caller(
+    with open_run(
         impl,
-        command,
-        options,
-        isolate=isolate,
-        import_timeout=import_timeout,
-        memory_limit=memory_limit,
-    )
-    reports: list[FunctionReport] = []
-    try:
-        for name in wanted:
-            chosen = CHECKS[name]
-            if not chosen.applies(caller.provided, options):
-                if functions is not None:
-                    reports.append(FunctionReport(name, "skip", note=chosen.requirement()))
-                continue
-            report = search(chosen, caller, options, max_examples, seed, progress)
-            if report.status == "fail" and repro is not None and report.case is not None:
-                script = write_repro(caller.name, spec, words, report, options, repro)
-                report.repro = str(script)
-            reports.append(report)
-    finally:
-        caller.close()
-    return Report(
-        implementation=caller.name,
+        command=command,
         options=options,
         max_examples=max_examples,
         seed=seed,
-        functions=reports,
-        environment=environment(),
-        isolated=isinstance(caller, WorkerCaller),
-        notes=dict(caller.notes),
-    )
+        repro_dir=repro_dir,
+        progress=progress,
+        isolate=isolate,
+        import_timeout=import_timeout,
+        memory_limit=memory_limit,
+    ) as run:
+        verdicts = [run.run(name, requested=functions is not None) for name in wanted]
+        return run.report([verdict for verdict in verdicts if verdict is not None])

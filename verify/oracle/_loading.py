@@ -191,30 +191,34 @@ def name_of(impl: Any) -> str:
     return impl if isinstance(impl, str) else _label(impl)
 
 
-def spec_of(impl: Any) -> str | None:
+def spec_of(impl: Any, *, home: ModuleType | None = None) -> str | None:
     """A SPEC that loads this very ``impl`` again in a fresh process, or None when there is none.
 
     A module by its file when it is a plain top-level module (a script or a test helper, which a
     fresh process may not find by name), else by its dotted name (a package's relative imports
     need it); a class by its name when it sits at the top level of its module; any other object
-    by the top-level name of its module that holds it (``examples/torch_manual.py:layer``). An
-    instance no module-level name holds has none: a fresh instance of its class could differ.
+    by a top-level name that holds it in ``home`` (a test module), in the module it names as its
+    ``__module__`` (an adapter: where it was built), or in its class's module
+    (``examples/torch_manual.py:layer``). An instance no such name holds has none: a fresh
+    instance of its class could differ.
     """
     if isinstance(impl, ModuleType):
         return _module_spec(impl)
     owner = impl if inspect.isclass(impl) or inspect.isfunction(impl) else type(impl)
-    module = sys.modules.get(owner.__module__)
-    if module is None or module.__name__ == "builtins":
-        return None
-    where = _module_spec(module)
-    if where is None:
-        return None
     if inspect.isclass(impl):
+        module = sys.modules.get(owner.__module__)
+        if module is None or module.__name__ == "builtins":
+            return None
+        where = _module_spec(module)
         top_level = "<" not in impl.__qualname__ and getattr(module, impl.__name__, None) is impl
-        return f"{where}:{impl.__qualname__}" if top_level else None
-    for name, value in vars(module).items():
-        if value is impl and not name.startswith("_"):
-            return f"{where}:{name}"
+        return f"{where}:{impl.__qualname__}" if where and top_level else None
+    names = (getattr(impl, "__module__", None), owner.__module__)
+    homes = [home, *(sys.modules.get(n) for n in names if isinstance(n, str))]
+    for module in dict.fromkeys(m for m in homes if m is not None):
+        where = _module_spec(module) if module.__name__ != "builtins" else None
+        held = [n for n, value in vars(module).items() if value is impl and not n.startswith("_")]
+        if where and held:
+            return f"{where}:{held[0]}"
     return None
 
 

@@ -38,6 +38,7 @@ class FunctionReport:
       case: the minimal counterexample (hypothesis-shrunk).
       repro: the reproducer script for this failure.
       note: why a check was skipped, or how many of its cases could not be judged.
+      seconds: how long the check took (wall clock), where it ran.
     """
 
     function: str
@@ -51,6 +52,7 @@ class FunctionReport:
     case: Case | None = None
     repro: str | None = None
     note: str | None = None
+    seconds: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -62,6 +64,16 @@ class FunctionReport:
             return ""
         text = self.case.describe()
         return f"{text}, {self.case.kind} values" if self.case.kind else text
+
+    def headline(self) -> str:
+        """The finding in one line: ``transposed - dL_dw has shape (2, 1), but should be ...``
+        (a failure), why it was skipped, or ``pass``."""
+        if self.status == "skip":
+            return f"skipped: {self.note}"
+        if self.status == "pass":
+            worst = _ratio(self.worst_ratio)
+            return f"pass ({self.examples} examples, worst error / bound {worst})"
+        return f"{self.diagnosis} - {self.detail}"
 
     def lines(self) -> list[str]:
         ratio = "-" if self.status == "skip" else _ratio(self.worst_ratio)
@@ -103,6 +115,7 @@ class FunctionReport:
             else {name: list(a.shape) for name, a in self.case.arrays.items()},
             "repro": self.repro,
             "note": self.note,
+            "seconds": self.seconds,
         }
 
 

@@ -2,15 +2,16 @@
 
 Exit status (``messages.ExitCode``): 0 at least one check ran and every check agrees with the
 reference; 1 a defect was found (its diagnosis, minimal counterexample and reproducer are
-printed); 2 nothing was checked: usage or contract error (a bad option, an unwritable --json or
---repro-dir, SPEC cannot be imported or hangs or exits while importing, nothing recognised, no
-check applies), with a one-line reason; 3 the oracle itself could not finish (interrupted, or
-an internal error, one line).
+printed); 2 nothing was checked: usage or contract error (a bad option, an unwritable --json,
+--junit-xml or --repro-dir, SPEC cannot be imported or hangs or exits while importing, nothing
+recognised, no check applies), with a one-line reason; 3 the oracle itself could not finish
+(interrupted, or an internal error, one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_int
 from ._calls import DEFAULT_IMPORT_TIMEOUT
 from ._check import DEFAULT_REPRO_DIR, check
 from ._checks import CHECKS
+from ._junit import junit_xml
 from ._loading import ContractError
 from ._options import DEFAULT_TIMEOUT, Options
 
@@ -103,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PATH",
         help="write a machine-readable report here",
+    )
+    parser.add_argument(
+        "--junit-xml",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write a JUnit XML report here (one testcase per check), for CI",
     )
     parser.add_argument(
         "--repro-dir",
@@ -239,10 +248,21 @@ def main(argv: list[str]) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if args.junit_xml is not None:
+        args.junit_xml.parent.mkdir(parents=True, exist_ok=True)
+        args.junit_xml.write_text(junit_xml(report), encoding="utf-8")
     if not report.checked:
         print_error("nothing was checked: no requested check applies to this implementation")
         return ExitCode.USAGE
     return ExitCode.OK if report.passed else ExitCode.DEFECT
+
+
+def options_of(args: argparse.Namespace) -> Options:
+    """The ``Options`` the parsed arguments ask for: every field of ``Options`` is read from
+    the argument of the same name, so a new field needs only its ``--option`` here."""
+    return Options(
+        **{field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
+    )
 
 
 def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
@@ -251,14 +271,7 @@ def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
         raise UsageError("give SPEC or --command CMD (exactly one)")
     if args.command is not None and args.in_process:
         raise UsageError("--in-process needs a Python SPEC, not --command")
-    Options(
-        args.dtype,
-        args.exact,
-        args.tie_convention,
-        args.matmul_precision,
-        args.timeout,
-        accumulation=args.accumulation,
-    )
+    options_of(args)
     if not math.isfinite(args.timeout):
         raise UsageError(f"--timeout must be a finite number of seconds, got {args.timeout}")
     if not (math.isfinite(args.import_timeout) and args.import_timeout > 0):
@@ -271,8 +284,9 @@ def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
         unknown = set(functions) - set(CHECKS)
         if unknown:
             raise UsageError(f"--functions: unknown {sorted(unknown)}; known: {','.join(CHECKS)}")
-    if args.json is not None:
-        writable_file(args.json, "--json")
+    for option in ("json", "junit_xml"):
+        if getattr(args, option) is not None:
+            writable_file(getattr(args, option), f"--{option.replace('_', '-')}")
     if args.repro_dir.exists() and not args.repro_dir.is_dir():
         raise UsageError(f"--repro-dir {args.repro_dir}: not a directory")
     _writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)

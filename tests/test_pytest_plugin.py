@@ -1,0 +1,159 @@
+"""The pytest plugin, run as a user runs it (a fresh ``python -m pytest``): one item per check
+that -k, --lf, -n and --junitxml see; a mutant failing exactly its broken checks with the
+finding; the fixture and marker in a test module; options checked by the CLI's parser."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.helpers import run_python
+from verify.oracle import cli
+from verify.oracle._checks import CHECKS
+from verify.oracle.pytest_plugin import CLI_OPTIONS, NOT_OFFERED
+
+#: Small and derandomized: each run below is a fresh pytest, worker and search.
+FAST = ("--crosscheck-max-examples", "2")
+
+#: What TransposedGradW (dL_dw returned as (O, I)) breaks: grad_w, and every check that
+#: calls it (step, the identities, the step/pieces consistency); nothing else.
+BROKEN = {"grad_w", "step", "identities", "consistency"}
+
+
+def pytest_run(*argv: str, cwd: Path | None = None) -> tuple[int, str]:
+    kwargs = {"cwd": cwd} if cwd else {}
+    done = run_python("-m", "pytest", *FAST, *argv, timeout=300, **kwargs)  # type: ignore[arg-type]
+    return done.returncode, done.stdout + done.stderr
+
+
+def outcomes(output: str) -> dict[str, str]:
+    """``-v`` lines: node id -> PASSED / FAILED / SKIPPED."""
+    found = re.findall(r"^(\S+) (PASSED|FAILED|SKIPPED)", output, flags=re.MULTILINE)
+    return dict(found)
+
+
+def test_one_passing_item_per_check_and_only_the_checks() -> None:
+    code, output = pytest_run("--crosscheck", "examples/numpy_layer.py", "-v")
+    assert code == 0, output
+    spec = "crosscheck:examples/numpy_layer.py"
+    assert outcomes(output) == {f"{spec}::{check}[float32]": "PASSED" for check in CHECKS}
+    # No test path given: the project's testpaths (tests/) are not collected.
+    assert "collected 9 items" in output and "9 passed" in output
+
+
+def test_a_mutant_fails_exactly_its_broken_checks_and_junit_names_them(tmp_path: Path) -> None:
+    xml = tmp_path / "r.xml"
+    repro = ("--crosscheck-repro-dir", str(tmp_path / "repro"))
+    code, output = pytest_run(
+        *("--crosscheck", "tests/zoo.py:TransposedGradW", *repro, "--junitxml", str(xml), "-v")
+    )
+    assert code == 1, output
+    failed = {
+        node.split("::")[-1] for node, outcome in outcomes(output).items() if outcome == "FAILED"
+    }
+    assert failed == {f"{check}[float32]" for check in BROKEN}, output
+    # pytest's failure section: the finding, diagnosis, minimal counterexample, reproducer.
+    assert "diagnosis: transposed - dL_dw has shape" in output
+    assert "minimal counterexample: grad_w(x: (" in output
+    assert "reproduce: python " + str(tmp_path / "repro") in output
+    assert "Traceback" not in output
+    cases = ElementTree.parse(xml).getroot().iter("testcase")
+    failures = {case.get("name"): case.find("failure") for case in cases}
+    assert {name for name, failure in failures.items() if failure is not None} == {
+        f"{check}[float32]" for check in BROKEN
+    }
+    grad_w = failures["grad_w[float32]"]
+    assert grad_w is not None
+    assert grad_w.get("message", "").startswith("grad_w: transposed - dL_dw has shape")
+
+
+def test_k_and_xdist_run_only_the_selected_checks_and_lf_reruns_the_failure(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("xdist")
+    mutant = ("--crosscheck", str(Path("tests/zoo.py").resolve()) + ":TransposedGradW")
+    # Own cache dir: --lf reads what the first run wrote, in this test's folder.
+    cache = ("-o", f"cache_dir={tmp_path / 'cache'}")
+    code, output = pytest_run(*mutant, *cache, "-n", "2", "-k", "grad_w or forward", cwd=tmp_path)
+    assert code == 1, output
+    # xdist's controller counts the items its workers kept: the 2 that -k selected of 9.
+    assert "2 workers [2 items]" in output and "1 failed, 1 passed" in output, output
+    code, output = pytest_run(*mutant, *cache, "--lf", "-v", cwd=tmp_path)
+    assert code == 1, output
+    assert list(outcomes(output).values()) == ["FAILED"], output
+    assert "grad_w[float32] FAILED" in output
+
+
+def test_fixture_and_marker_check_a_test_modules_own_layer(tmp_path: Path) -> None:
+    (tmp_path / "test_layer.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            from tests import zoo
+
+            layer = zoo.TransposedGradW()  # a top-level name: checked in a worker
+
+            @pytest.mark.crosscheck(dtype=["float32", "float64"])
+            def test_layer(crosscheck):
+                crosscheck(layer)
+
+            def test_local_layer(crosscheck):
+                class OnlyForward:  # no top-level name: checked in this process
+                    def forward(self, x, w):
+                        return x @ w
+
+                assert crosscheck(OnlyForward()).status == "pass"
+            """
+        )
+    )
+    code, output = pytest_run("-v", "-p", "no:cacheprovider", cwd=tmp_path)
+    assert code == 1, output
+    found = outcomes(output)
+    failed = {node for node, outcome in found.items() if outcome == "FAILED"}
+    assert failed == {
+        f"test_layer.py::test_layer[{check}-{dtype}]"
+        for check in BROKEN
+        for dtype in ("float32", "float64")
+    }, output
+    assert found["test_layer.py::test_local_layer[forward-float32]"] == "PASSED"
+    skipped = [node for node, outcome in found.items() if outcome == "SKIPPED"]
+    assert len(skipped) == len(CHECKS) - 1  # OnlyForward provides nothing else
+    assert "in-process" not in output  # the failures came from the worker
+    assert "diagnosis: transposed" in output
+
+
+def test_bad_options_are_usage_errors_in_the_clis_words() -> None:
+    code, output = pytest_run("--crosscheck", "reference", "--crosscheck-dtype", "int8")
+    assert code == pytest.ExitCode.USAGE_ERROR, output
+    assert "crosscheck: argument --dtype: invalid choice: 'int8'" in output
+
+
+def test_an_unimportable_spec_fails_every_item_with_one_line() -> None:
+    code, output = pytest_run("--crosscheck", "no_such_module_anywhere", "-q")
+    assert code == 1, output
+    assert output.count("crosscheck: error: cannot import 'no_such_module_anywhere'") >= 9
+    assert "Traceback" not in output
+
+
+def test_the_plugin_offers_every_check_option_of_the_command_line() -> None:
+    """A new option of ``python -m verify check`` must be offered (one line in CLI_OPTIONS) or
+    left out on purpose (NOT_OFFERED)."""
+    parser = cli._parser()
+    options = {
+        option[2:]
+        for action in parser._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert options == set(CLI_OPTIONS) | set(NOT_OFFERED)
+    kinds = {
+        a.option_strings[-1][2:]: type(a).__name__ for a in parser._actions if a.option_strings
+    }
+    for name, action in CLI_OPTIONS.items():
+        flag = kinds[name] == "_StoreTrueAction"
+        assert (action == "store_true") == flag, name

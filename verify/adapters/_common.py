@@ -1,0 +1,84 @@
+"""What every adapter shares: the candidate object, the weight layout, the module's checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..oracle import ContractError
+
+#: How a module stores w (I, O): ``out_in`` as its transpose (torch.nn.Linear.weight,
+#: eqx.nn.Linear.weight), ``in_out`` as it is (nnx.Linear.kernel).
+LAYOUTS = ("out_in", "in_out")
+
+
+class Adapted:
+    """A framework module as the contract's functions: ``forward``, ``loss``, ``loss_grad``,
+    ``grad_x``, ``grad_w``, ``update``, ``step`` (and ``asarray`` where the framework needs its
+    own arrays), each an attribute, as ``verify.check`` and the worker read any candidate.
+
+    ``__module__`` names the module the adapter was built in, so that a top-level name there
+    holding it (``my_model.py:candidate``) is found and loaded again in a worker process.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        functions: dict[str, Callable[..., Any]],
+        asarray: Callable[[Any], Any] | None,
+        home: str | None,
+    ) -> None:
+        self.label = label
+        for name, function in functions.items():
+            setattr(self, name, function)
+        if asarray is not None:
+            self.asarray = asarray
+        if home is not None:
+            self.__module__ = home
+
+    def __repr__(self) -> str:
+        return f"<crosscheck adapter of {self.label}>"
+
+
+def stored(layout: str) -> Callable[[Any], Any]:
+    """w (I, O) -> the module's weight, and back again (a transpose is its own inverse)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return (lambda w: w.T) if layout == "out_in" else (lambda w: w)
+
+
+def check_weight(
+    adapter: str,
+    what: str,
+    shape: Sequence[int],
+    features: tuple[Any, Any],
+    layout: str,
+) -> None:
+    """A ContractError unless ``shape`` is a matrix in ``layout`` for (in, out) = ``features``."""
+    stored(layout)  # names the layouts when wrong
+    if len(shape) != 2:
+        raise ContractError(
+            f"{adapter}: {what} has shape {tuple(shape)}, but the layer's weight is a matrix "
+            "(2 dims)"
+        )
+    fan_in, fan_out = features
+    wanted = (fan_out, fan_in) if layout == "out_in" else (fan_in, fan_out)
+    known = all(isinstance(n, int) for n in wanted)
+    if known and tuple(shape) != wanted:
+        order = "(out_features, in_features)" if layout == "out_in" else "(in, out)"
+        raise ContractError(
+            f"{adapter}: {what} has shape {tuple(shape)}, but layout={layout!r} needs "
+            f"{order} = {wanted}: is the weight stored transposed?"
+        )
+
+
+def only_weight(adapter: str, names: Sequence[str], weight: str, hint: str) -> None:
+    """A ContractError unless the module's only parameter is its weight (no bias)."""
+    others = [name for name in names if name != weight]
+    if weight not in names:
+        raise ContractError(f"{adapter}: the module has no parameter {weight!r}; got {names}")
+    if others:
+        raise ContractError(
+            f"{adapter}: the module has parameters {others} besides {weight!r}; the contract's "
+            f"layer is output = x @ w with no bias: build it with {hint}"
+        )

@@ -1,0 +1,378 @@
+"""crosscheck's pytest plugin (entry point ``pytest11``): one test item per check.
+
+From the command line, ``--crosscheck SPEC`` (repeatable) collects one item per check of
+``CHECKS`` per SPEC and dtype, ``crosscheck:SPEC::grad_w[float32]``, so that ``-k grad_w``,
+``-x``, ``--lf``, ``-n`` (pytest-xdist) and ``--junitxml`` work on the checks as on any test::
+
+    pytest --crosscheck examples/numpy_layer.py -v
+    pytest --crosscheck my_layer.py:layer --crosscheck-dtype float32 --crosscheck-dtype bfloat16
+    pytest --crosscheck my_layer.py -k "grad_w or step" --junitxml report.xml
+
+With no test paths on the command line only the checks run (``testpaths`` are not collected);
+``pytest tests --crosscheck SPEC`` runs both. The options are ``python -m verify check``'s,
+prefixed (pytest's option names are shared by every plugin): ``--crosscheck-dtype``
+(repeatable), ``--crosscheck-max-examples``, ... (``CLI_OPTIONS``), parsed and checked by the
+command line's own parser.
+
+In a test module, the ``crosscheck`` fixture is parametrized over the checks (and dtypes) and
+runs one check per test on the layer it is given; ``@pytest.mark.crosscheck(...)`` takes
+``verify.check``'s keyword options (``dtype`` may be a list)::
+
+    layer = MyLayer()  # a top-level name: checked in a worker process
+
+    @pytest.mark.crosscheck(dtype=["float32", "float64"], max_examples=50)
+    def test_my_layer(crosscheck):
+        crosscheck(layer)  # test_my_layer[grad_w-float32], ...
+
+A failing item shows the oracle's finding, diagnosis, minimal counterexample and reproducer,
+and its one-line finding is the short summary's and JUnit's message.
+
+Why one check per item on a shared Run: each item runs its check alone (``_check.Run.run``) on
+a Run opened for its SPEC and options the first time one of its items runs in this process,
+and closed at the end of the session. So ``-k`` runs only the selected checks; the candidate is
+loaded (its worker started, its JIT warmed) once per SPEC and dtype, not once per item; and
+under xdist each worker opens its own Run for whichever items it is sent, with no coordination
+between workers. (Running every check once and reporting per item would run unselected checks,
+and under xdist run all of them in every worker.)
+
+Nothing heavy (numpy, Hypothesis, JAX) is imported until a --crosscheck run or the fixture is
+used: pytest imports this module in every session of an environment that has crosscheck.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from _pytest._io import TerminalWriter
+
+    from ._check import Run
+    from ._report import FunctionReport, Report
+
+#: ``python -m verify check``'s options that the plugin takes, as ``--crosscheck-NAME``, with
+#: their argparse action. Their values go through the command line's own parser (types,
+#: choices, defaults, error messages). A new option of the command line: one line here.
+CLI_OPTIONS: dict[str, str] = {
+    "dtype": "append",  # repeatable: the items of each dtype
+    "max-examples": "store",
+    "seed": "store",
+    "exact": "store_true",
+    "tie-convention": "store",
+    "matmul-precision": "store",
+    "accumulation": "store",
+    "timeout": "store",
+    "import-timeout": "store",
+    "memory-limit": "store",
+    "repro-dir": "store",
+}
+
+#: The command line's options the plugin leaves out: pytest selects the checks (``-k``) and
+#: writes the reports (``--junitxml``); a worker protocol executable and pdb are the CLI's.
+NOT_OFFERED = ("command", "functions", "json", "junit-xml", "in-process")
+
+#: ``open_run``'s keywords besides the options (``Options``' fields are read generically).
+_RUN_KEYWORDS = ("max_examples", "seed", "repro_dir", "import_timeout", "memory_limit", "isolate")
+
+_RUNS = pytest.StashKey["_Runs"]()
+_PLAN = pytest.StashKey["list[tuple[str, dict[str, Any]]]"]()
+
+
+def _dest(name: str) -> str:
+    return "crosscheck_" + name.replace("-", "_")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("crosscheck", "crosscheck: check an implementation of the layer")
+    group.addoption(
+        "--crosscheck",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="check SPEC (pkg.module:attr, path/file.py:attr or a module): one test item per "
+        "check and dtype; repeatable",
+    )
+    for name, action in CLI_OPTIONS.items():
+        extra = " (repeatable)" if action == "append" else ""
+        group.addoption(
+            f"--crosscheck-{name}",
+            action=action,
+            default=None,
+            dest=_dest(name),
+            help=f"as --{name} of python -m verify check{extra}",
+            **({} if action == "store_true" else {"metavar": name.upper().replace("-", "_")}),
+        )
+
+
+def _given(config: pytest.Config) -> list[str]:
+    """The ``--crosscheck-*`` options given, as the command line's arguments (dtype apart)."""
+    argv = []
+    for name, action in CLI_OPTIONS.items():
+        value = config.getoption(_dest(name))
+        if name != "dtype" and value not in (None, False):
+            argv += [f"--{name}"] if action == "store_true" else [f"--{name}", str(value)]
+    return argv
+
+
+def _settings(argv: list[str], where: str) -> dict[str, Any]:
+    """``argv`` through ``python -m verify check``'s parser and checks: the Options fields and
+    ``open_run``'s keywords by name, typed and defaulted as the command line does; a
+    ``pytest.UsageError`` naming the problem and ``where`` it came from otherwise."""
+    from ..messages import UsageError
+    from . import cli
+
+    try:
+        args = cli._parser().parse_args(["SPEC", *argv])
+        cli._validate(args, None)
+    except (UsageError, ValueError) as err:
+        raise pytest.UsageError(f"crosscheck: {err} ({where})") from None
+    wanted = {field.name for field in dataclasses.fields(cli.Options)} | set(_RUN_KEYWORDS)
+    return {key: value for key, value in vars(args).items() if key in wanted}
+
+
+def _dtypes(config: pytest.Config) -> list[str]:
+    return config.getoption(_dest("dtype")) or ["float32"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "crosscheck(**options): verify.check's options for the crosscheck fixture's checks "
+        "(dtype may be a list: one test per check and dtype)",
+    )
+    runs = config.stash[_RUNS] = _Runs()
+    config.add_cleanup(runs.close)
+    specs = config.getoption("crosscheck")
+    if not specs:
+        return
+    given = _given(config)
+    config.stash[_PLAN] = [
+        (spec, _settings([*given, "--dtype", dtype], "--crosscheck-* options"))
+        for spec in specs
+        for dtype in dict.fromkeys(_dtypes(config))
+    ]
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        # `pytest --crosscheck SPEC` checks SPEC; test paths named on the command line run too.
+        config.args = []
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselect and --lf filter the items
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list):
+    plan = config.stash.get(_PLAN, [])
+    for spec in dict.fromkeys(spec for spec, _ in plan):
+        modes = [values for named, values in plan if named == spec]
+        name = f"crosscheck:{spec}"  # its own node id: not under a file, whatever SPEC is
+        collector = SpecCollector.from_parent(session, name=name, nodeid=name)
+        collector.spec, collector.modes = spec, modes
+        items.extend(session.genitems(collector))
+
+
+class SpecCollector(pytest.Collector):
+    """The checks of one SPEC: an item per check and dtype."""
+
+    spec: str
+    modes: list[dict[str, Any]]
+
+    def collect(self) -> list[pytest.Item]:
+        from ._checks import CHECKS
+        from ._junit import case_name, mode
+
+        items: list[pytest.Item] = []
+        for values in self.modes:
+            for check in CHECKS:
+                name = case_name(check, mode(values["dtype"], values["exact"]))
+                # The node id given whole, so that it parses back the same from --lf's cache
+                # ("grad_w" with param "float32", as pytest reads "grad_w[float32]").
+                nodeid = f"{self.nodeid}::{name}"
+                items.append(
+                    CheckItem.from_parent(
+                        self, name=name, nodeid=nodeid, spec=self.spec, check=check, values=values
+                    )
+                )
+        return items
+
+
+class CheckItem(pytest.Item):
+    """One check of one SPEC at one dtype."""
+
+    def __init__(self, *, spec: str, check: str, values: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.spec, self.check, self.values = spec, check, values
+
+    def runtest(self) -> None:
+        run = self.config.stash[_RUNS].get(self.spec, self.values)
+        conclude(self, run, run.run(self.check))
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, self.name
+
+
+class CheckFailed(AssertionError):
+    """A check failed: ``report`` holds its one verdict (rendered by ``FindingRepr``)."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(report.summary())
+        self.report = report
+
+
+def conclude(item: pytest.Item, run: Run, verdict: FunctionReport | None) -> None:
+    """The test's outcome from the check's verdict: skip (with what it needs), fail
+    (``CheckFailed``) or pass; the examples and worst ratio as JUnit properties."""
+    __tracebackhide__ = True
+    if verdict is None or verdict.status == "skip":
+        pytest.skip(f"{item.name}: {verdict.note if verdict else 'not applicable'}")
+    item.user_properties += [
+        ("examples", verdict.examples),
+        ("worst_error_over_bound", verdict.worst_ratio),
+    ]
+    if verdict.status == "fail":
+        raise CheckFailed(run.report([verdict]))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Crash:
+    """Where and what, in one line: pytest's short summary and JUnit's failure message."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class FindingRepr:
+    """A failed check as pytest shows it (a report's ``longrepr``): the run's header and the
+    verdict's lines (finding, diagnosis, minimal counterexample, reproducer), no traceback of
+    the oracle's. ``reprcrash.message`` is the one-line finding: the short summary's, JUnit's."""
+
+    def __init__(self, report: Report, where: str) -> None:
+        self.report = report
+        verdict = report.functions[0]
+        self.reprcrash = _Crash(where, f"{verdict.function}: {verdict.headline()}")
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        header, *lines = self.report.summary().splitlines()[:-1]  # without "1 of 1 failed."
+        tw.line(header, bold=True)
+        for line in lines:
+            tw.line(line, red=line.lstrip().startswith(("diagnosis:", self.reprcrash.message)))
+
+    def __str__(self) -> str:
+        return "\n".join(self.report.summary().splitlines()[:-1])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed):
+        report.longrepr = FindingRepr(call.excinfo.value.report, item.nodeid)
+    return report
+
+
+class _Runs:
+    """The Runs this pytest process opened, by SPEC and settings; each closed at the end. A
+    SPEC that cannot be loaded is remembered too: every item of it fails with that one line."""
+
+    def __init__(self) -> None:
+        self._open: dict[Hashable, Run | str] = {}
+
+    def get(self, impl: Any, values: dict[str, Any]) -> Run:
+        __tracebackhide__ = True
+        key = (impl, tuple(sorted(values.items())))
+        if key not in self._open:
+            self._open[key] = _opened(impl, values)
+        found = self._open[key]
+        if isinstance(found, str):
+            pytest.fail(found, pytrace=False)
+        return found
+
+    def close(self) -> None:
+        for run in self._open.values():
+            if not isinstance(run, str):
+                run.close()
+        self._open.clear()
+
+
+def _opened(impl: Any, values: dict[str, Any]) -> Run | str:
+    """An open Run of ``impl`` with ``values``, or why it cannot be opened (one line)."""
+    from ._check import open_run
+    from ._loading import ContractError
+    from ._options import Options
+
+    names = {field.name for field in dataclasses.fields(Options)}
+    try:
+        options = Options(**{key: value for key, value in values.items() if key in names})
+        keywords = {key: value for key, value in values.items() if key in _RUN_KEYWORDS}
+        return open_run(impl, options=options, **keywords)
+    except (ContractError, ValueError) as err:
+        return f"crosscheck: error: {err}"
+
+
+# --- the fixture, for a test module that checks its own layer -------------------------------
+
+
+def _keywords() -> set[str]:
+    from ._options import Options
+
+    return {field.name for field in dataclasses.fields(Options)} | set(_RUN_KEYWORDS)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize the ``crosscheck`` fixture: one test per check and dtype."""
+    if "crosscheck" not in metafunc.fixturenames:
+        return
+    from ._checks import CHECKS
+    from ._junit import mode
+
+    marker = metafunc.definition.get_closest_marker("crosscheck")
+    options = dict(marker.kwargs) if marker else {}
+    where = f"@pytest.mark.crosscheck of {metafunc.definition.nodeid}"
+    if marker and marker.args:
+        pytest.fail(f"{where} takes keyword options only, got {marker.args!r}", pytrace=False)
+    unknown = set(options) - _keywords()
+    if unknown:
+        pytest.fail(
+            f"{where}: unknown options {sorted(unknown)}; known: {sorted(_keywords())}",
+            pytrace=False,
+        )
+    dtypes = options.pop("dtype", None) or _dtypes(metafunc.config)
+    base = _settings(_given(metafunc.config), "--crosscheck-* options")
+    params, ids = [], []
+    for dtype in [dtypes] if isinstance(dtypes, str) else dtypes:
+        values = {**base, **options, "dtype": dtype}
+        for check in CHECKS:
+            params.append((check, values))
+            ids.append(f"{check}-{mode(dtype, values['exact'])}")
+    metafunc.parametrize("crosscheck", params, ids=ids, indirect=True)
+
+
+@pytest.fixture
+def crosscheck(request: pytest.FixtureRequest) -> Callable[[Any], FunctionReport]:
+    """``crosscheck(layer)`` runs this test's one check on ``layer`` (a module, class, object
+    or SPEC, as ``verify.check`` takes) and returns its verdict; the test fails with the
+    finding, or is skipped when ``layer`` lacks what the check needs. A layer held by a
+    top-level name of the test module (or any SPEC) is checked in a worker process, loaded
+    once for all the checks; any other object in this process."""
+    from ._loading import spec_of
+
+    check, values = request.param
+
+    def run_check(impl: Any) -> FunctionReport:
+        __tracebackhide__ = True
+        spec = impl if isinstance(impl, str) else spec_of(impl, home=request.module)
+        if spec is not None and values.get("isolate") is not False:
+            run = request.config.stash[_RUNS].get(spec, values)
+            verdict = run.run(check)
+            conclude(request.node, run, verdict)
+            return verdict  # type: ignore[return-value]  # conclude skips a None
+        opened = _opened(impl, values)
+        if isinstance(opened, str):
+            pytest.fail(opened, pytrace=False)
+        with opened as run:
+            verdict = run.run(check)
+            conclude(request.node, run, verdict)
+            return verdict  # type: ignore[return-value]
+
+    return run_check
