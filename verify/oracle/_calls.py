@@ -37,14 +37,32 @@ from ._loading import Candidate
 from ._options import Options
 from ._protocol import ProtocolError, encode_call, parse_greeting, read_error, read_reply
 
+#: A call by what a jitted candidate compiles for: the function, each argument's shape and dtype.
+Signature = tuple[str, tuple[tuple[tuple[int, ...], str], ...]]
+
+
+def signature_of(function: str, arrays: Sequence[np.ndarray]) -> Signature:
+    """``("grad_w", (((5, 4), "float32"), ((5, 3), "float32")))`` (lr is a scalar: no shape)."""
+    return function, tuple((tuple(a.shape), a.dtype.name) for a in arrays)
+
+
+def _first_time(seen: set[Signature], signature: Signature) -> bool:
+    """Whether ``signature`` is new to ``seen`` (and add it)."""
+    new = signature not in seen
+    seen.add(signature)
+    return new
+
 
 class Caller(Protocol):
     """Something that calls the candidate's functions: ``provided`` names them; ``notes`` counts
-    the distinct warnings its results raised while converted."""
+    the distinct warnings its results raised while converted; ``compiles`` counts the distinct
+    calls (``signature_of``) made in each of its processes: a jitted candidate compiles once
+    for each."""
 
     name: str
     provided: frozenset[str]
     notes: collections.Counter[str]
+    compiles: int
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         """``function(*arrays, lr)`` (``lr`` only where the function takes one)."""
@@ -64,8 +82,11 @@ class InProcessCaller:
         self.provided = frozenset(candidate.functions)
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
+        self.compiles = 0
+        self._seen: set[Signature] = set()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        self.compiles += _first_time(self._seen, signature_of(function, arrays))
         box: list[Outcome] = []
         worker = threading.Thread(
             target=lambda: box.append(
@@ -197,6 +218,9 @@ class WorkerCaller:
         self.memory_limit = memory_limit
         self.env = env
         self.notes: collections.Counter[str] = collections.Counter()
+        self.compiles = 0
+        self._seen: set[Signature] = set()
+        self._closed = False
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -347,12 +371,17 @@ class WorkerCaller:
     # -- calls ---------------------------------------------------------------------------------
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        if self._closed:
+            # A search still running in another thread after the run was stopped (interrupt).
+            return Failed("crashed", "the run was stopped: no worker is started again")
         if not self._alive():
+            self._seen.clear()  # a fresh worker compiles every shape again
             self._stop()
             try:
                 self._start()
             except StartError as err:
                 return Failed("crashed", f"could not start again: {err}")
+        self.compiles += _first_time(self._seen, signature_of(function, arrays))
         arguments = [*arrays, *([] if lr is None else [np.asarray(lr, np.float64)])]
         deadline = time.monotonic() + self.timeout
         try:
@@ -379,6 +408,8 @@ class WorkerCaller:
         return outcome
 
     def close(self) -> None:
+        """End the worker's group; no call after this starts another."""
+        self._closed = True
         self._stop()
 
 

@@ -9,8 +9,11 @@ its report says so.
 
 from __future__ import annotations
 
+import collections
+import os
 import shlex
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ from ._calls import (
     python_worker,
     worker_environment,
 )
-from ._checks import CHECKS
+from ._cases import shape_pool
+from ._checks import CHECKS, Check
 from ._loading import (
     Candidate,
     ContractError,
@@ -99,6 +103,68 @@ def make_caller(
     return caller, spec, (words if command is not None else None)
 
 
+def default_jobs() -> int:
+    """The cores this process may run on: ``-j``'s default."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_checks(
+    checks: Sequence[Check],
+    first: Caller,
+    more: Callable[[], Caller],
+    jobs: int,
+    run: Callable[[Check, Caller], FunctionReport],
+) -> tuple[list[FunctionReport], list[Caller]]:
+    """``run`` every check, on up to ``jobs`` callers at once; the reports in ``checks`` order.
+
+    ``first`` runs checks from the start; each other thread starts a caller of its own with
+    ``more`` (a worker process: its compiles are its own) and takes the next check not yet
+    taken, until none is left. With ``jobs == 1`` this is a loop over ``checks`` on ``first``.
+    Returns the reports and every caller started (to close, and to count compiles).
+    """
+    callers = [first]
+    if jobs <= 1 or len(checks) <= 1:
+        return [run(chosen, first) for chosen in checks], callers
+    queue = collections.deque(checks)
+    lock = threading.Lock()
+    reports: dict[str, FunctionReport] = {}
+    errors: list[BaseException] = []
+
+    def drain(caller: Caller | None) -> None:
+        try:
+            if caller is None:
+                caller = more()
+                with lock:
+                    callers.append(caller)
+            while True:
+                with lock:
+                    if not queue or errors:
+                        return
+                    chosen = queue.popleft()
+                reports[chosen.name] = run(chosen, caller)
+        except (StartError, ContractError):
+            return  # could not start a worker: the other threads take its share
+        except BaseException as err:  # the oracle's own defect: raised in the caller's thread
+            with lock:
+                errors.append(err)
+
+    threads = [
+        threading.Thread(target=drain, args=(first if k == 0 else None,), daemon=True)
+        for k in range(min(jobs, len(checks)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.1)  # short waits: an interrupt reaches this thread between them
+    if errors:
+        raise errors[0]
+    return [reports[chosen.name] for chosen in checks], callers
+
+
 def check(
     impl: Any = None,
     *,
@@ -116,6 +182,7 @@ def check(
     isolate: bool | None = None,
     import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
     memory_limit: int | None = None,
+    jobs: int | None = None,
 ) -> Report:
     """Check an implementation of the layer against the loop reference; return the Report.
 
@@ -144,6 +211,10 @@ def check(
         else this process; True: a worker or a ValueError; False: this process (for pdb).
       import_timeout: seconds a worker may take to load the implementation.
       memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
+      jobs: checks run at once, each on a worker process of its own (None: one per core,
+        ``default_jobs``); 1 runs them one after another on one worker. The report is the
+        same whatever the order they finish in. A candidate called in this process runs
+        its checks one after another.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
@@ -165,6 +236,10 @@ def check(
         raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
     if not import_timeout > 0:
         raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
+    if jobs is None:
+        jobs = default_jobs()
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
     repro = None if repro_dir is None else Path(repro_dir).resolve()
     caller, spec, words = make_caller(
         impl,
@@ -174,21 +249,47 @@ def check(
         import_timeout=import_timeout,
         memory_limit=memory_limit,
     )
-    reports: list[FunctionReport] = []
+    pool = shape_pool(seed)
+    skipped: dict[str, FunctionReport] = {}
+    runnable: list[Check] = []
+    for name in wanted:
+        chosen = CHECKS[name]
+        if chosen.applies(caller.provided, options):
+            runnable.append(chosen)
+        elif functions is not None:
+            skipped[name] = FunctionReport(name, "skip", note=chosen.requirement())
+    if progress is not None:
+        progress = _serialised(progress)
+
+    def run(chosen: Check, on: Caller) -> FunctionReport:
+        report = search(chosen, on, options, max_examples, seed, progress, pool)
+        if report.status == "fail" and repro is not None and report.case is not None:
+            script = write_repro(on.name, spec, words, report, options, repro)
+            report.repro = str(script)
+        return report
+
+    def more() -> Caller:
+        return make_caller(
+            impl,
+            command,
+            options,
+            isolate=True,
+            import_timeout=import_timeout,
+            memory_limit=memory_limit,
+        )[0]
+
+    parallel = jobs if isinstance(caller, WorkerCaller) else 1
+    callers = [caller]
     try:
-        for name in wanted:
-            chosen = CHECKS[name]
-            if not chosen.applies(caller.provided, options):
-                if functions is not None:
-                    reports.append(FunctionReport(name, "skip", note=chosen.requirement()))
-                continue
-            report = search(chosen, caller, options, max_examples, seed, progress)
-            if report.status == "fail" and repro is not None and report.case is not None:
-                script = write_repro(caller.name, spec, words, report, options, repro)
-                report.repro = str(script)
-            reports.append(report)
+        done, callers = run_checks(runnable, caller, more, parallel, run)
     finally:
-        caller.close()
+        for each in callers:
+            each.close()
+    by_name = {r.function: r for r in [*done, *skipped.values()]}
+    reports = [by_name[name] for name in wanted if name in by_name]
+    notes: collections.Counter[str] = collections.Counter()
+    for each in callers:
+        notes.update(each.notes)
     return Report(
         implementation=caller.name,
         options=options,
@@ -197,5 +298,18 @@ def check(
         functions=reports,
         environment=environment(),
         isolated=isinstance(caller, WorkerCaller),
-        notes=dict(caller.notes),
+        notes=dict(notes),
+        compiles=sum(each.compiles for each in callers),
+        jobs=min(parallel, max(1, len(runnable))),
     )
+
+
+def _serialised(progress: Progress) -> Progress:
+    """``progress``, called by one thread at a time."""
+    lock = threading.Lock()
+
+    def report(function: str, done: int, total: int) -> None:
+        with lock:
+            progress(function, done, total)
+
+    return report

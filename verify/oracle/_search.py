@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from .. import bounds
 from ..strategies import LayerInputs
 from ._calls import Caller
-from ._cases import Case, make_case
+from ._cases import Case, Pool, make_case, shape_pool
 from ._checks import Check
 from ._diagnosis import Diagnosis, Finding
 from ._options import Options
@@ -43,9 +43,14 @@ def search(
     max_examples: int,
     seed_value: int | None,
     progress: Progress | None = None,
+    pool: Pool | None = None,
 ) -> FunctionReport:
-    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases; its verdict."""
+    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases; its verdict.
+
+    ``pool``: the run's shapes, shared by its checks (default ``shape_pool(seed_value)``).
+    """
     state = _State()
+    pool = shape_pool(seed_value) if pool is None else pool
 
     def body(case: Case) -> None:
         if state.timed_out is not None:
@@ -76,7 +81,7 @@ def search(
         print_blob=False,
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
-    test = config(given(check.cases(options))(body))
+    test = config(given(check.cases(options, pool))(body))
     if seed_value is not None:
         test = seed(seed_value)(test)
     try:
