@@ -10,7 +10,7 @@ import pytest
 
 import verify
 from tests import zoo
-from verify.oracle._cases import EDGE_SHAPES, SMALL_SHAPES, shape_pool
+from verify.oracle._cases import EDGE_SHAPES, FIXED_SHAPES, SMALL_SIDES, shape_pool
 from verify.oracle._check import run_checks
 from verify.oracle._checks import CHECKS
 from verify.oracle._report import FunctionReport
@@ -19,12 +19,14 @@ from verify.oracle._report import FunctionReport
 @pytest.mark.parametrize("seed", [0, 1, 2, None])
 def test_the_pool_holds_small_edge_and_distinct_dim_shapes_smallest_first(seed: int | None) -> None:
     pool = shape_pool(seed)
-    assert pool[0] == (1, 1, 1)  # where a shrunk pool index ends
-    assert set(SMALL_SHAPES) | set(EDGE_SHAPES) <= set(pool)
-    sizes = [n * i * o for n, i, o in pool]
+    small = len(SMALL_SIDES) ** 3
+    assert {max(shape) for shape in pool[:small]} == {1, 2}  # where a shrunk index ends
+    assert pool[0] == (1, 1, 1)
+    assert set(FIXED_SHAPES) | set(EDGE_SHAPES) <= set(pool)
+    sizes = [n * i * o for n, i, o in pool[small:]]
     assert sizes == sorted(sizes)
-    assert len(set(pool)) == len(pool)
-    drawn = set(pool) - set(SMALL_SHAPES) - set(EDGE_SHAPES)
+    assert len(set(pool)) == len(pool) == 27
+    drawn = set(pool[small:]) - set(FIXED_SHAPES) - set(EDGE_SHAPES)
     assert drawn and all(len(set(shape)) == 3 for shape in drawn)
     assert all(n * i * o <= 1 << 16 for n, i, o in pool)
 

@@ -352,6 +352,19 @@ def exact_inputs(
     x ``(N, I)`` and w ``(I, O)`` uniform integers in ``[-magnitude, magnitude]``; target
     ``(N, O)`` = ``x @ w`` plus a half-integer in {-1.5, -0.5, 0.5, 1.5} (never a tie).
     """
+    return exact_case(shape, seed=seed, magnitude=magnitude, lr=lr, dtype=dtype)[0]
+
+
+def exact_case(
+    shape: tuple[int, int, int],
+    *,
+    seed: int,
+    magnitude: int = 4,
+    lr: float = 2.0**-4,
+    dtype: Any = np.float32,
+) -> tuple[LayerInputs, np.ndarray]:
+    """``exact_inputs`` and the exact ``output = x @ w`` (float64) its targets are placed
+    around, which ``verify.check_exact`` hands to ``reference.fast.step`` (one matmul fewer)."""
     np_dtype = _check_dtype(dtype)
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"exact mode needs float32 or float64, got dtype {np_dtype.name}")
@@ -365,7 +378,7 @@ def exact_inputs(
             f"shape={shape!r}, magnitude={magnitude}, lr={lr!r} is not exact in float32 "
             "(exact_mode_fits explains the limits)"
         )
-    return _make_exact_inputs(LayerShape(*sides), np_dtype, seed, lr, magnitude)
+    return _exact_case(LayerShape(*sides), np_dtype, seed, lr, magnitude)
 
 
 def _check_power_of_two(lr: Any) -> float:
@@ -378,6 +391,13 @@ def _check_power_of_two(lr: Any) -> float:
 def _make_exact_inputs(
     shape: LayerShape, dtype: np.dtype, seed: int, lr: float, magnitude: int
 ) -> LayerInputs:
+    return _exact_case(shape, dtype, seed, lr, magnitude)[0]
+
+
+def _exact_case(
+    shape: LayerShape, dtype: np.dtype, seed: int, lr: float, magnitude: int
+) -> tuple[LayerInputs, np.ndarray]:
+    """Exact-mode inputs of ``shape`` and their exact ``output = x @ w`` (float64)."""
     rng = _rng(seed)
     n, i, o = shape
     # int8 draws and an exact integer product (float32 BLAS where exact): cheap at 2048^2.
@@ -386,7 +406,8 @@ def _make_exact_inputs(
     output = reference.fast.exact_matmul(x, w)
     # Half-integer offsets: never a tie, and |output - target| <= 1.5 keeps the loss small.
     target = output + rng.choice(np.array([-1.5, -0.5, 0.5, 1.5]), size=output.shape)
-    return LayerInputs(x.astype(dtype), w.astype(dtype), target.astype(dtype), lr, "exact")
+    inputs = LayerInputs(x.astype(dtype), w.astype(dtype), target.astype(dtype), lr, "exact")
+    return inputs, output
 
 
 def exact_layer_inputs(

@@ -16,6 +16,7 @@ After a passing search, ``edge_cases`` run fixed shapes (1-sized dims, 129 and 2
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -112,16 +113,22 @@ EDGE_SHAPES: tuple[tuple[int, int, int], ...] = (
     (257, 1, 5),
 )
 
-#: The small shapes every pool holds, where shrinking ends: each side 1 or 2 (a factor of N, I
-#: or O, a transpose of a non-square matrix, a broadcast over a 1-sized dim), and the smallest
-#: shapes whose three dims differ (a mean over N, O or N*O, and any transpose, told apart).
-SMALL_SHAPES: tuple[tuple[int, int, int], ...] = (
-    *((n, i, o) for n in (1, 2) for i in (1, 2) for o in (1, 2)),
+#: Sides of the smallest shapes, where shrinking ends: every ``(N, I, O)`` of them is in each
+#: pool, drawn side by side so that each side shrinks on its own (a factor of N, I or O, a
+#: transpose of a non-square matrix, a broadcast over a 1-sized dim).
+SMALL_SIDES: tuple[int, ...] = (1, 2)
+
+#: Shapes every pool holds besides the small ones and the edges: the smallest whose three dims
+#: differ (a mean over N, O or N*O and any transpose told apart), and one side past a block of
+#: 128 with the others 1 (the smallest shapes of a blocking bug).
+FIXED_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 2, 3),
-    (2, 3, 1),
     (3, 1, 2),
     (3, 2, 4),
     (4, 3, 5),
+    (129, 1, 1),
+    (1, 129, 1),
+    (1, 1, 129),
 )
 
 #: Shapes each run draws for its pool, besides ``SMALL_SHAPES`` and ``EDGE_SHAPES``, half from
@@ -148,29 +155,44 @@ def _draw_shape(rng: np.random.Generator, dims: tuple[int, ...]) -> LayerShape:
 
 
 def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES) -> Pool:
-    """The shapes one run draws its cases from, shared by every check, smallest first.
+    """The shapes one run draws its cases from, shared by every check: the small ones first.
 
     A jitted candidate compiles once per function and distinct shape, so the run's compiles are
-    bounded by the pool's size (about 26 shapes) instead of the hundreds of shapes a free
-    search draws. The pool holds ``SMALL_SHAPES`` (where shrinking ends: the Hypothesis index
-    into the pool shrinks toward 0, i.e. toward ``(1, 1, 1)``), ``EDGE_SHAPES`` (1-sized dims,
-    129 and 257 sides) and ``drawn`` shapes with three distinct dims, drawn from ``seed``
-    (None: fresh each run) half from ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
-    Values are drawn afresh for every example, so each shape is tried on many value sets.
+    bounded by the pool's size (27 shapes) instead of the hundreds of shapes a free search
+    draws. The pool holds every shape of ``SMALL_SIDES`` (where shrinking ends), then, by size,
+    ``FIXED_SHAPES`` (distinct dims; one side past 128), ``EDGE_SHAPES`` (1-sized dims, 129 and
+    257 sides) and ``drawn`` shapes with three distinct dims, drawn from ``seed`` (None: fresh
+    each run) half from ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``. Values are drawn
+    afresh for every example, so each shape is tried on many value sets.
     """
     rng = np.random.default_rng(seed)
+    small = [LayerShape(*s) for s in itertools.product(SMALL_SIDES, repeat=3)]
+    fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES)} - set(small)
     extra: set[LayerShape] = set()
-    fixed = {LayerShape(*s) for s in (*SMALL_SHAPES, *EDGE_SHAPES)}
     while len(extra) < drawn:
         shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)
         if len(set(shape)) == 3 and shape not in fixed:
             extra.add(shape)
-    return tuple(sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
+    return (*small, *sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
 
 
 def shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
-    """A shape of the run's ``pool`` (``shape_pool``); shrinks toward its first, (1, 1, 1)."""
-    return st.sampled_from(pool)
+    """A shape of the run's ``pool`` (``shape_pool``), each as likely.
+
+    Drawn as an index into the pool, which shrinks toward the small shapes at its start; there
+    the three sides are drawn one by one from ``SMALL_SIDES``, so that each shrinks on its own
+    to the smallest shape that still fails (``(2, 1, 1)`` for a factor of N, as a free search
+    finds it), wherever in the pool the failure was first seen.
+    """
+    small = len(SMALL_SIDES) ** 3
+    sides = st.tuples(*(st.sampled_from(SMALL_SIDES) for _ in range(3)))
+
+    def shape(index: int) -> st.SearchStrategy[LayerShape]:
+        if index < small:
+            return sides.map(lambda s: LayerShape(*s))
+        return st.just(pool[index])
+
+    return st.integers(0, len(pool) - 1).flatmap(shape)
 
 
 def _integer_upstream(shape: tuple[int, int], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
