@@ -3,30 +3,37 @@ compiles, the edge shapes and distinct dims kept), and ``jobs`` (the same report
 
 from __future__ import annotations
 
+import itertools
 import threading
-import time
 
 import pytest
+from hypothesis import given
 
 import verify
 from tests import zoo
-from verify.oracle._cases import EDGE_SHAPES, FIXED_SHAPES, SMALL_SIDES, shape_pool
+from verify.oracle._cases import (
+    EDGE_SHAPES,
+    FIXED_SHAPES,
+    SMALL_SIDES,
+    shape_pool,
+    sub_shapes,
+)
 from verify.oracle._check import run_checks
 from verify.oracle._checks import CHECKS
 from verify.oracle._report import FunctionReport
+from verify.strategies import LayerShape
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, None])
 def test_the_pool_holds_small_edge_and_distinct_dim_shapes_smallest_first(seed: int | None) -> None:
     pool = shape_pool(seed)
-    small = len(SMALL_SIDES) ** 3
-    assert {max(shape) for shape in pool[:small]} == {1, 2}  # where a shrunk index ends
-    assert pool[0] == (1, 1, 1)
-    assert set(FIXED_SHAPES) | set(EDGE_SHAPES) <= set(pool)
-    sizes = [n * i * o for n, i, o in pool[small:]]
+    small = set(itertools.product(SMALL_SIDES, repeat=3))
+    assert pool[0] == (1, 1, 1)  # where a shrunk pool index ends
+    assert small | set(FIXED_SHAPES) | set(EDGE_SHAPES) <= set(pool)
+    sizes = [n * i * o for n, i, o in pool]
     assert sizes == sorted(sizes)
     assert len(set(pool)) == len(pool) == 27
-    drawn = set(pool[small:]) - set(FIXED_SHAPES) - set(EDGE_SHAPES)
+    drawn = set(pool) - small - set(FIXED_SHAPES) - set(EDGE_SHAPES)
     assert drawn and all(len(set(shape)) == 3 for shape in drawn)
     assert all(n * i * o <= 1 << 16 for n, i, o in pool)
 
@@ -34,6 +41,29 @@ def test_the_pool_holds_small_edge_and_distinct_dim_shapes_smallest_first(seed: 
 def test_the_pool_is_the_seeds() -> None:
     assert shape_pool(0) == shape_pool(0)
     assert shape_pool(0) != shape_pool(1)
+
+
+@given(sub_shapes((129, 1, 5)))
+def test_sub_shapes_keep_each_side_at_most_the_failing_ones(shape: LayerShape) -> None:
+    n, i, o = shape
+    assert n in (1, 2, 129) and i == 1 and o in (1, 2, 5)
+
+
+@pytest.mark.parametrize(
+    ("mutant", "function", "call"),
+    [
+        (zoo.MeanGradW, "grad_w", "grad_w(x: (2, 1), dL_do: (2, 1))"),
+        (zoo.BlockedGradW, "grad_w", "grad_w(x: (129, 1), dL_do: (129, 1))"),
+        (zoo.MeanStep, "step", "step(x: (2, 1), w: (1, 1), target: (2, 1), lr=0.01)"),
+    ],
+    ids=["factor-of-N", "past-128", "fused-step"],
+)
+def test_a_failure_narrows_to_the_sides_it_needs(mutant: type, function: str, call: str) -> None:
+    """The pool's smallest failing shape may carry sides the bug does not need; narrowing
+    ends where a free search does (each side 1 unless the bug needs it)."""
+    report = verify.check(mutant, functions=[function], max_examples=25, seed=0, repro_dir=None)
+    assert report[function].case is not None
+    assert report[function].case.describe() == call, report.summary()
 
 
 def test_a_run_compiles_each_shape_once_per_function_and_worker() -> None:
@@ -59,17 +89,19 @@ def test_any_number_of_jobs_gives_the_same_report_in_the_registrys_order() -> No
 
 def test_checks_that_finish_out_of_order_are_reported_in_order() -> None:
     checks = list(CHECKS.values())
-    threads: set[str] = set()
+    another_ran = threading.Event()
 
     def run(check, caller) -> FunctionReport:
-        threads.add(threading.current_thread().name)
-        time.sleep(0.05 if check.name == "forward" else 0.0)  # the first check finishes last
+        if check.name == "forward":
+            # The first check finishes last, and only once another thread ran a check.
+            assert another_ran.wait(10), "no check ran alongside the first"
+        else:
+            another_ran.set()
         return FunctionReport(check.name, "pass", caller)
 
     reports, callers = run_checks(checks, 0, lambda: 1, 4, run)  # type: ignore[arg-type]
     assert [r.function for r in reports] == list(CHECKS)
-    assert sorted(callers) == [0, 1, 1, 1] and len(threads) == 4
-    assert {r.examples for r in reports} <= {0, 1}
+    assert sorted(callers) == [0, 1, 1, 1]  # the first caller, and one started per thread
 
 
 def test_one_job_runs_the_checks_in_order_on_one_caller() -> None:

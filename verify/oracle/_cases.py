@@ -42,13 +42,15 @@ class Case:
     """The arguments of one call: ``arrays`` in call order, ``lr`` where the check takes one.
 
     ``function`` names the check (a contract function, or a meta-check such as ``identities``);
-    ``kind`` says how the values were made (``strategies.VALUE_KINDS``).
+    ``kind`` says how the values were made (``strategies.VALUE_KINDS``); ``shape`` is the
+    layer's ``(N, I, O)`` the arrays were made for (None when unknown).
     """
 
     function: str
     arrays: dict[str, np.ndarray]
     lr: float | None = None
     kind: str = ""
+    shape: tuple[int, int, int] | None = None
 
     def describe(self) -> str:
         """``grad_w(x: (5, 4), dL_do: (5, 3))``: the call, by shapes."""
@@ -92,7 +94,7 @@ def make_case(
     }
     arrays = {name: named[name] for name in signature.arguments}
     lr = inputs.lr if signature.takes_lr else None
-    return Case(signature.name, arrays, lr, inputs.kind)
+    return Case(signature.name, arrays, lr, inputs.kind, inputs.shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +133,7 @@ FIXED_SHAPES: tuple[tuple[int, int, int], ...] = (
     (1, 1, 129),
 )
 
-#: Shapes each run draws for its pool, besides ``SMALL_SHAPES`` and ``EDGE_SHAPES``, half from
+#: Shapes each run draws for its pool, besides the fixed ones and ``EDGE_SHAPES``, half from
 #: ``strategies.DIM_MENU`` and half from ``EDGE_DIMS`` (as ``layer_shapes`` draws them).
 DRAWN_SHAPES = 8
 
@@ -141,6 +143,9 @@ MAX_SIZE = 1 << 16
 
 #: The run's shapes (``shape_pool``), smallest first.
 Pool = tuple[LayerShape, ...]
+
+#: Where a search draws its shapes from (``pool_shapes``, ``sub_shapes``).
+Shapes = st.SearchStrategy[LayerShape]
 
 
 def _draw_shape(rng: np.random.Generator, dims: tuple[int, ...]) -> LayerShape:
@@ -155,44 +160,40 @@ def _draw_shape(rng: np.random.Generator, dims: tuple[int, ...]) -> LayerShape:
 
 
 def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES) -> Pool:
-    """The shapes one run draws its cases from, shared by every check: the small ones first.
+    """The shapes one run draws its cases from, shared by every check.
 
     A jitted candidate compiles once per function and distinct shape, so the run's compiles are
     bounded by the pool's size (27 shapes) instead of the hundreds of shapes a free search
-    draws. The pool holds every shape of ``SMALL_SIDES`` (where shrinking ends), then, by size,
-    ``FIXED_SHAPES`` (distinct dims; one side past 128), ``EDGE_SHAPES`` (1-sized dims, 129 and
-    257 sides) and ``drawn`` shapes with three distinct dims, drawn from ``seed`` (None: fresh
-    each run) half from ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``. Values are drawn
-    afresh for every example, so each shape is tried on many value sets.
+    draws. The pool holds, smallest first, every shape of ``SMALL_SIDES`` (where shrinking
+    ends), ``FIXED_SHAPES`` (distinct dims; one side past 128), ``EDGE_SHAPES`` (1-sized dims,
+    129 and 257 sides) and ``drawn`` shapes with three distinct dims, drawn from ``seed``
+    (None: fresh each run) half from ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
+    Values are drawn afresh for every example, so each shape is tried on many value sets.
     """
     rng = np.random.default_rng(seed)
-    small = [LayerShape(*s) for s in itertools.product(SMALL_SIDES, repeat=3)]
-    fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES)} - set(small)
+    small = {LayerShape(*s) for s in itertools.product(SMALL_SIDES, repeat=3)}
+    fixed = small | {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES)}
     extra: set[LayerShape] = set()
     while len(extra) < drawn:
         shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)
         if len(set(shape)) == 3 and shape not in fixed:
             extra.add(shape)
-    return (*small, *sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
+    return tuple(sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
 
 
-def shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
-    """A shape of the run's ``pool`` (``shape_pool``), each as likely.
+def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
+    """A shape of the run's ``pool`` (``shape_pool``), each as likely; shrinks toward the
+    pool's first shapes (the smallest)."""
+    return st.sampled_from(pool)
 
-    Drawn as an index into the pool, which shrinks toward the small shapes at its start; there
-    the three sides are drawn one by one from ``SMALL_SIDES``, so that each shrinks on its own
-    to the smallest shape that still fails (``(2, 1, 1)`` for a factor of N, as a free search
-    finds it), wherever in the pool the failure was first seen.
+
+def sub_shapes(shape: tuple[int, int, int]) -> st.SearchStrategy[LayerShape]:
+    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own, drawn
+    side by side: each side shrinks on its own toward 1, as in a free search (``_search``
+    narrows a failure found on a pool shape with these; at most 27 shapes, only on failure).
     """
-    small = len(SMALL_SIDES) ** 3
-    sides = st.tuples(*(st.sampled_from(SMALL_SIDES) for _ in range(3)))
-
-    def shape(index: int) -> st.SearchStrategy[LayerShape]:
-        if index < small:
-            return sides.map(lambda s: LayerShape(*s))
-        return st.just(pool[index])
-
-    return st.integers(0, len(pool) - 1).flatmap(shape)
+    sides = [sorted({1, min(2, side), side}) for side in shape]
+    return st.tuples(*(st.sampled_from(s) for s in sides)).map(lambda s: LayerShape(*s))
 
 
 def _integer_upstream(shape: tuple[int, int], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
@@ -221,31 +222,32 @@ def _with_upstreams(
     return base.flatmap(cases)
 
 
-def layer_cases(signature: Signature, options: Options, pool: Pool) -> st.SearchStrategy[Case]:
-    """``strategies.layer_inputs`` (or exact-mode data) on the ``pool``'s shapes, with random
-    upstreams."""
+def layer_cases(signature: Signature, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+    """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
     if options.exact:
-        base = exact_layer_inputs(dtype=dtype, shapes=shapes(pool))
+        base = exact_layer_inputs(dtype=dtype, shapes=shapes)
     else:
-        base = layer_inputs(dtype=dtype, shapes=shapes(pool))
+        base = layer_inputs(dtype=dtype, shapes=shapes)
     return _with_upstreams(signature, base, options)
 
 
 def crossing_free_cases(
-    signature: Signature, options: Options, pool: Pool
+    signature: Signature, options: Options, shapes: Shapes
 ) -> st.SearchStrategy[Case]:
     """``layer_cases``, with cases where no output can cross its target first: there the
     no-crossing identity is an equality that any wrong gradient or update breaks."""
-    cases = layer_cases(signature, options, pool)
+    cases = layer_cases(signature, options, shapes)
     return st.one_of(cases.map(without_crossing), cases)
 
 
-def integer_cases(signature: Signature, options: Options, pool: Pool) -> st.SearchStrategy[Case]:
+def integer_cases(
+    signature: Signature, options: Options, shapes: Shapes
+) -> st.SearchStrategy[Case]:
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
     dtype = bounds.numpy_dtype(options.dtype)
-    base = layer_inputs(dtype=dtype, shapes=shapes(pool), kinds=("integers",), tie_fraction=0.5)
+    base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
     return _with_upstreams(signature, base, options)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ._calls import Caller
 from ._cases import (
     Case,
-    Pool,
+    Shapes,
     crossing_free_cases,
     edge_cases,
     integer_cases,
@@ -29,7 +29,7 @@ from ._diagnosis import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
 from ._options import Options
 
-Draw = Callable[[Signature, Options, Pool], st.SearchStrategy[Case]]
+Draw = Callable[[Signature, Options, Shapes], st.SearchStrategy[Case]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +77,9 @@ class Check:
             warnings.simplefilter("ignore")
             return self.judge(caller, case, options)
 
-    def cases(self, options: Options, pool: Pool) -> st.SearchStrategy[Case]:
-        """The search's cases, on the run's shapes (``_cases.shape_pool``)."""
-        return self.draw(self.signature, options, pool)
+    def cases(self, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+        """The search's cases, of ``shapes`` (the run's pool, ``_cases.pool_shapes``)."""
+        return self.draw(self.signature, options, shapes)
 
     def edges(self, options: Options) -> list[Case]:
         return edge_cases(self.signature, options, self.edge_transform)
