@@ -39,9 +39,10 @@ def pytest_args(session: nox.Session, *default: str) -> list[str]:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """CPU test suite, Hypothesis 'ci' profile (derandomized); extra args go to pytest."""
+    """CPU test suite, Hypothesis 'ci' profile (derandomized), on every core; extra args go to
+    pytest (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
-    session.run(*pytest_args(session, "--hypothesis-profile=ci"))
+    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-n", "auto"))
 
 
 @nox.session(python="3.11", default=False)

@@ -172,12 +172,21 @@ SHARED_JAX_SETTINGS = (
 SINGLE_THREADED = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def worker_environment(options: Options) -> dict[str, str]:
+#: Settings of a run's own compilation cache: every compile stored, however small or fast.
+RUN_CACHE_SETTINGS = {
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+}
+
+
+def worker_environment(options: Options, cache_dir: str | None = None) -> dict[str, str]:
     """The environment of a worker: this one, the oracle's packages importable, float64
     switched on for JAX candidates when float64 is checked (``JAX_ENABLE_X64``: set before the
     candidate imports JAX, which a numpy candidate then never pays for), single-threaded BLAS
-    (``SINGLE_THREADED``) unless set, and this process's JAX compilation cache, if it has one
-    (``SHARED_JAX_SETTINGS``, as environment variables)."""
+    (``SINGLE_THREADED``) unless set, and a JAX compilation cache: this process's, if it has
+    one (``SHARED_JAX_SETTINGS``, as environment variables), else ``cache_dir`` if given (a
+    run's own, shared by its workers: a shape one worker compiled, another loads), unless the
+    user's environment names one."""
     env = dict(os.environ)
     for variable in SINGLE_THREADED:
         env.setdefault(variable, "1")
@@ -188,6 +197,10 @@ def worker_environment(options: Options) -> dict[str, str]:
     if jax is not None and getattr(jax.config, "jax_compilation_cache_dir", None):
         for setting in SHARED_JAX_SETTINGS:
             env.setdefault(setting.upper(), str(getattr(jax.config, setting)))
+    elif cache_dir is not None and "JAX_COMPILATION_CACHE_DIR" not in env:
+        env["JAX_COMPILATION_CACHE_DIR"] = cache_dir
+        for variable, value in RUN_CACHE_SETTINGS.items():
+            env.setdefault(variable, value)
     return env
 
 

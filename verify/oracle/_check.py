@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import os
 import shlex
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,8 +62,10 @@ def make_caller(
     isolate: bool | None,
     import_timeout: float,
     memory_limit: int | None,
+    cache_dir: str | None = None,
 ) -> tuple[Caller, str | None, list[str] | None]:
-    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again.
+    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again;
+    ``cache_dir``: a JAX compilation cache for the worker (``worker_environment``).
 
     Raises ContractError when the implementation cannot be loaded or provides nothing.
     """
@@ -93,7 +96,7 @@ def make_caller(
             timeout=options.timeout,
             import_timeout=import_timeout,
             memory_limit=memory_limit,
-            env=worker_environment(options),
+            env=worker_environment(options, cache_dir),
         )
     except StartError as err:
         raise ContractError(str(err)) from None
@@ -113,22 +116,24 @@ def default_jobs() -> int:
 
 def run_checks(
     checks: Sequence[Check],
-    first: Caller,
+    callers: list[Caller],
     more: Callable[[], Caller],
     jobs: int,
     run: Callable[[Check, Caller], FunctionReport],
-) -> tuple[list[FunctionReport], list[Caller]]:
-    """``run`` every check, on up to ``jobs`` callers at once; the reports in ``checks`` order.
+) -> dict[str, FunctionReport]:
+    """``run`` every check, on up to ``jobs`` callers at once; the reports by check name.
 
-    ``first`` runs checks from the start; each other thread starts a caller of its own with
-    ``more`` (a worker process: its compiles are its own) and takes the next check not yet
-    taken, until none is left. With ``jobs == 1`` this is a loop over ``checks`` on ``first``.
-    Returns the reports and every caller started (to close, and to count compiles).
+    With ``jobs == 1`` this is a loop over ``checks``, in order, on ``callers[0]``. Otherwise
+    each of ``min(jobs, len(checks))`` threads takes the next check not yet taken until none
+    is left, the heaviest (``Check.weight``) first so that no long check starts last;
+    ``callers[0]`` serves one thread and each other thread starts a caller of its own with
+    ``more`` (a worker process: its compiles are its own) and appends it to ``callers`` (for
+    the caller to close, whatever happens, and to count compiles).
     """
-    callers = [first]
+    first = callers[0]
     if jobs <= 1 or len(checks) <= 1:
-        return [run(chosen, first) for chosen in checks], callers
-    queue = collections.deque(checks)
+        return {chosen.name: run(chosen, first) for chosen in checks}
+    queue = collections.deque(sorted(checks, key=lambda c: c.weight, reverse=True))
     lock = threading.Lock()
     reports: dict[str, FunctionReport] = {}
     errors: list[BaseException] = []
@@ -162,7 +167,7 @@ def run_checks(
             thread.join(0.1)  # short waits: an interrupt reaches this thread between them
     if errors:
         raise errors[0]
-    return [reports[chosen.name] for chosen in checks], callers
+    return reports
 
 
 def check(
@@ -241,14 +246,22 @@ def check(
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
     repro = None if repro_dir is None else Path(repro_dir).resolve()
-    caller, spec, words = make_caller(
-        impl,
-        command,
-        options,
-        isolate=isolate,
-        import_timeout=import_timeout,
-        memory_limit=memory_limit,
-    )
+    # The run's own JAX compilation cache: a shape one worker compiled, the others load (a
+    # jitted candidate on -j N workers would otherwise compile most shapes N times).
+    cache = tempfile.TemporaryDirectory(prefix="crosscheck-jax-cache-", ignore_cleanup_errors=True)
+    try:
+        caller, spec, words = make_caller(
+            impl,
+            command,
+            options,
+            isolate=isolate,
+            import_timeout=import_timeout,
+            memory_limit=memory_limit,
+            cache_dir=cache.name,
+        )
+    except BaseException:
+        cache.cleanup()
+        raise
     pool = shape_pool(seed)
     skipped: dict[str, FunctionReport] = {}
     runnable: list[Check] = []
@@ -276,16 +289,18 @@ def check(
             isolate=True,
             import_timeout=import_timeout,
             memory_limit=memory_limit,
+            cache_dir=cache.name,
         )[0]
 
     parallel = jobs if isinstance(caller, WorkerCaller) else 1
-    callers = [caller]
+    callers: list[Caller] = [caller]
     try:
-        done, callers = run_checks(runnable, caller, more, parallel, run)
+        done = run_checks(runnable, callers, more, parallel, run)
     finally:
-        for each in callers:
+        for each in list(callers):
             each.close()
-    by_name = {r.function: r for r in [*done, *skipped.values()]}
+        cache.cleanup()
+    by_name = {**done, **skipped}
     reports = [by_name[name] for name in wanted if name in by_name]
     notes: collections.Counter[str] = collections.Counter()
     for each in callers:

@@ -59,6 +59,12 @@ class Check:
     def name(self) -> str:
         return self.signature.name
 
+    @property
+    def weight(self) -> int:
+        """How many contract functions one case may call (1 for a function's own check):
+        checks that run at once start heaviest first, so that none is left to run alone."""
+        return max(len(need) for need in self.needs)
+
     def requirement(self) -> str:
         """What the check needs, in words (a skipped check's note)."""
         options = " or ".join(", ".join(sorted(need)) for need in self.needs)
