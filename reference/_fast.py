@@ -87,8 +87,9 @@ def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = 
     """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc).
 
     Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; ties take the notebook's -1.
-    ``output``: ``x @ w`` (float64, exact) when the caller has it already, as exact-mode data
-    are made from it (``strategies.exact_case``): it saves one of the three matmuls.
+    ``output``: ``x @ w`` (exactly, in float32 or float64) when the caller has it already, as
+    exact-mode data are made from it (``strategies.exact_case``): it saves one of the three
+    matmuls.
 
     At 2048^3 the time goes to the matmuls and to memory traffic, so x and w are cast once for
     all three matmuls, transposes stay views (BLAS reads them as they are), and float32 inputs
@@ -105,12 +106,14 @@ def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = 
     x_m, w_m = x_in.astype(dtype, copy=False), w_in.astype(dtype, copy=False)
     shape = (x_in.shape[0], w_in.shape[1])
     if output is None:
-        output = (x_m @ w_m).astype(np.float64, copy=False)
+        output = x_m @ w_m  # exact in its dtype (float32 only where every sum is an integer)
     elif output.shape != shape:
         raise ValueError(f"output has shape {output.shape}, but x @ w has shape {shape}")
     if target_in.shape != shape:
         raise ValueError(f"target has shape {target_in.shape}, but should be {shape}")
-    loss = float(np.abs(output - target_in).sum())
+    # Differences in float64 (exact for float32 operands); comparisons are exact in any dtype.
+    difference = np.subtract(output, target_in, dtype=np.float64)
+    loss = float(np.abs(difference, out=difference).sum())
     dL_do = np.where(output > target_in, dtype(1.0), dtype(-1.0))
     dL_dw = (x_m.T @ dL_do).astype(np.float64, copy=False)
     dL_dx = (dL_do @ w_m.T).astype(np.float64, copy=False)
