@@ -87,8 +87,9 @@ def thorough(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (step vs numpy/torch/jax.grad, oracle, throughput) into bench-results/."""
     # torch is the pinned CPU wheel of the `torch` extra (an unpinned torch pulls CUDA builds);
-    # `plot` adds matplotlib for bench-results/bench.png. Extra args go to the harness.
-    install(session, "-e", ".[torch,plot]")
+    # `bench` adds Equinox, Flax (section 7's families) and matplotlib for bench.png. Extra
+    # args go to the harness.
+    install(session, "-e", ".[bench]")
     session.run("python", "-m", "benchmarks.bench", *session.posargs)
 
 

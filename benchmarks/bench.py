@@ -592,7 +592,8 @@ ISOLATION_CANDIDATES = {
 
 def _timed_check(spec: str, in_process: bool, max_examples: int | None) -> float:
     """Seconds of a whole ``python -m verify check SPEC`` command, as a user runs it."""
-    command = [sys.executable, "-m", "verify", "check", spec]
+    # -j 1: the in-process caller runs its checks one after another, so the worker does too.
+    command = [sys.executable, "-m", "verify", "check", spec, "-j", "1"]
     command += ["--in-process"] if in_process else []
     command += [] if max_examples is None else ["--max-examples", str(max_examples)]
     with tempfile.TemporaryDirectory(prefix="crosscheck-bench-repro-") as repro:

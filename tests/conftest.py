@@ -31,6 +31,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # and another process reading it half-written warns (an error here) where it would only
     # recompile.
     enable_compilation_cache(_cache / os.environ["PYTEST_XDIST_WORKER"])
+    # The suite already runs on every core: a check's own -j would start workers for nothing.
+    # (tests/test_parallel.py passes jobs explicitly.)
+    os.environ.setdefault("CROSSCHECK_JOBS", "1")
 
 _common = dict(
     deadline=None,

@@ -119,3 +119,15 @@ def test_one_job_runs_the_checks_in_order_on_one_caller() -> None:
 def test_bad_jobs_name_themselves(jobs: object) -> None:
     with pytest.raises(ValueError, match="jobs"):
         verify.check(zoo.Correct, jobs=jobs)  # type: ignore[arg-type]
+
+
+def test_the_default_jobs_follow_crosscheck_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from verify.oracle._check import default_jobs
+
+    monkeypatch.setenv("CROSSCHECK_JOBS", "3")
+    assert default_jobs() == 3
+    monkeypatch.setenv("CROSSCHECK_JOBS", "0")
+    with pytest.raises(ValueError, match="CROSSCHECK_JOBS"):
+        default_jobs()
+    monkeypatch.delenv("CROSSCHECK_JOBS")
+    assert default_jobs() >= 1

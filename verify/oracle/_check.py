@@ -107,7 +107,13 @@ def make_caller(
 
 
 def default_jobs() -> int:
-    """The cores this process may run on: ``-j``'s default."""
+    """``-j``'s default: ``$CROSSCHECK_JOBS`` if set (a test suite already running on every
+    core sets 1), else the cores this process may run on."""
+    explicit = os.environ.get("CROSSCHECK_JOBS", "").strip()
+    if explicit:
+        if not explicit.isdigit() or int(explicit) < 1:
+            raise ValueError(f"CROSSCHECK_JOBS must be a positive int, got {explicit!r}")
+        return int(explicit)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -216,10 +222,10 @@ def check(
         else this process; True: a worker or a ValueError; False: this process (for pdb).
       import_timeout: seconds a worker may take to load the implementation.
       memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
-      jobs: checks run at once, each on a worker process of its own (None: one per core,
-        ``default_jobs``); 1 runs them one after another on one worker. The report is the
-        same whatever the order they finish in. A candidate called in this process runs
-        its checks one after another.
+      jobs: checks run at once, each on a worker process of its own (None:
+        ``$CROSSCHECK_JOBS`` or one per core, ``default_jobs``); 1 runs them one after
+        another on one worker. The report is the same whatever the order they finish in. A
+        candidate called in this process runs its checks one after another.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
