@@ -131,3 +131,13 @@ def test_the_default_jobs_follow_crosscheck_jobs(monkeypatch: pytest.MonkeyPatch
         default_jobs()
     monkeypatch.delenv("CROSSCHECK_JOBS")
     assert default_jobs() >= 1
+
+
+def test_an_old_hypothesis_runs_the_checks_one_after_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import hypothesis
+
+    monkeypatch.setattr(hypothesis, "__version__", "6.100.0")
+    report = verify.check(zoo.Correct, functions=["forward", "loss"], max_examples=3, jobs=2)
+    assert report.jobs == 1 and report.passed

@@ -120,6 +120,19 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
+#: The first Hypothesis that runs separate tests in threads safely (its 6.136 changelog);
+#: with an older one the checks run one after another.
+THREAD_SAFE_HYPOTHESIS = (6, 136)
+
+
+def threads_allowed() -> bool:
+    """Whether this Hypothesis may drive several searches at once in threads."""
+    import hypothesis
+
+    major, minor = (int(part) for part in hypothesis.__version__.split(".")[:2])
+    return (major, minor) >= THREAD_SAFE_HYPOTHESIS
+
+
 def run_checks(
     checks: Sequence[Check],
     callers: list[Caller],
@@ -225,7 +238,8 @@ def check(
       jobs: checks run at once, each on a worker process of its own (None:
         ``$CROSSCHECK_JOBS`` or one per core, ``default_jobs``); 1 runs them one after
         another on one worker. The report is the same whatever the order they finish in. A
-        candidate called in this process runs its checks one after another.
+        candidate called in this process, or a Hypothesis older than 6.136 (not thread-safe),
+        runs its checks one after another.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
@@ -298,7 +312,7 @@ def check(
             cache_dir=cache.name,
         )[0]
 
-    parallel = jobs if isinstance(caller, WorkerCaller) else 1
+    parallel = jobs if isinstance(caller, WorkerCaller) and threads_allowed() else 1
     callers: list[Caller] = [caller]
     try:
         done = run_checks(runnable, callers, more, parallel, run)
