@@ -39,9 +39,10 @@ def pytest_args(session: nox.Session, *default: str) -> list[str]:
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """CPU test suite, Hypothesis 'ci' profile (derandomized); extra args go to pytest."""
+    """CPU test suite, Hypothesis 'ci' profile (derandomized), on every core; extra args go to
+    pytest (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
-    session.run(*pytest_args(session, "--hypothesis-profile=ci"))
+    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-n", "auto"))
 
 
 @nox.session(python="3.11", default=False)
@@ -86,8 +87,9 @@ def thorough(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks (step vs numpy/torch/jax.grad, oracle, throughput) into bench-results/."""
     # torch is the pinned CPU wheel of the `torch` extra (an unpinned torch pulls CUDA builds);
-    # `plot` adds matplotlib for bench-results/bench.png. Extra args go to the harness.
-    install(session, "-e", ".[torch,plot]")
+    # `bench` adds Equinox, Flax (section 7's families) and matplotlib for bench.png. Extra
+    # args go to the harness.
+    install(session, "-e", ".[bench]")
     session.run("python", "-m", "benchmarks.bench", *session.posargs)
 
 

@@ -36,6 +36,8 @@ import importlib.util
 import json
 import os
 import platform
+import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -479,8 +481,6 @@ def throughput_section(examples: int, seed: int = 0) -> list[Row]:
 
 def oracle_section(examples: int, exact_size: int) -> list[Row]:
     """``verify.check`` on examples/numpy_layer.py, and ``check_exact`` at ``exact_size^3``."""
-    from verify.strategies import exact_inputs
-
     numpy_layer = _load_example("numpy_layer")
     rows = []
     for functions, label in ((["step"], "step only"), (None, "every function + identities")):
@@ -501,13 +501,15 @@ def oracle_section(examples: int, exact_size: int) -> list[Row]:
             )
         )
     n = exact_size
-    start = time.perf_counter()
-    case = exact_inputs((n, n, n), seed=0)
-    generate = time.perf_counter() - start
-    start = time.perf_counter()
-    exact = verify.check_exact(numpy_layer.step, inputs=case)
-    checking = time.perf_counter() - start
-    total = generate + checking
+    runs = []
+    for _ in range(3):  # the median of three: one 2048^3 step is under a second
+        start = time.perf_counter()
+        exact = verify.check_exact(numpy_layer.step, (n, n, n))  # input generation included
+        runs.append((time.perf_counter() - start, exact))
+    ratios = [total / run.step_seconds for total, run in runs]
+    middle = sorted(range(len(runs)), key=lambda k: ratios[k])[len(runs) // 2]
+    total, exact = runs[middle]
+    compare = total - exact.inputs_seconds - exact.step_seconds - exact.reference_seconds
     rows.append(
         Row(
             "oracle",
@@ -515,18 +517,19 @@ def oracle_section(examples: int, exact_size: int) -> list[Row]:
             "check_exact(numpy step)",
             total,
             "s",
-            ratio=total / exact.step_seconds,
+            ratio=ratios[middle],
             note=(
-                f"{'bit for bit' if exact.ok else 'MISMATCH'}; candidate step "
-                f"{exact.step_seconds:.2f} s, inputs {generate:.2f} s, reference.fast "
-                f"{exact.reference_seconds:.2f} s, compare "
-                f"{checking - exact.step_seconds - exact.reference_seconds:.2f} s"
+                f"{'bit for bit' if all(run.ok for _, run in runs) else 'MISMATCH'}; the run of "
+                f"median ratio (of {', '.join(f'{r:.2f}' for r in ratios)}): candidate step "
+                f"{exact.step_seconds:.2f} s, inputs {exact.inputs_seconds:.2f} s, "
+                f"reference.fast {exact.reference_seconds:.2f} s, compare {compare:.2f} s"
             ),
             extra={
                 "step_seconds": exact.step_seconds,
-                "inputs_seconds": generate,
+                "inputs_seconds": exact.inputs_seconds,
                 "reference_seconds": exact.reference_seconds,
-                "check_seconds": checking,
+                "check_seconds": total,
+                "ratios": ratios,
             },
         )
     )
@@ -589,7 +592,8 @@ ISOLATION_CANDIDATES = {
 
 def _timed_check(spec: str, in_process: bool, max_examples: int | None) -> float:
     """Seconds of a whole ``python -m verify check SPEC`` command, as a user runs it."""
-    command = [sys.executable, "-m", "verify", "check", spec]
+    # -j 1: the in-process caller runs its checks one after another, so the worker does too.
+    command = [sys.executable, "-m", "verify", "check", spec, "-j", "1"]
     command += ["--in-process"] if in_process else []
     command += [] if max_examples is None else ["--max-examples", str(max_examples)]
     with tempfile.TemporaryDirectory(prefix="crosscheck-bench-repro-") as repro:
@@ -633,6 +637,101 @@ def isolation_section(rounds: int, max_examples: int | None) -> list[Row]:
 
 
 # --------------------------------------------------------------------------------------------
+# Section 7: time to a verdict per family of candidate.
+# --------------------------------------------------------------------------------------------
+
+#: One correct candidate per family, written the natural way: (SPEC or C source, module it needs).
+FAMILIES: dict[str, tuple[str, str | None]] = {
+    "numpy": ("examples/numpy_layer.py", None),
+    "PyTorch by hand": ("examples/torch_manual.py:layer", "torch"),
+    "PyTorch autograd": ("examples/torch_autograd.py:layer", "torch"),
+    "jax.jit by hand (verify)": ("verify", None),
+    "jax.grad": ("examples/jax_grad.py", None),
+    "Flax NNX": ("examples/flax_layer.py", "flax"),
+    "Equinox + optax": ("examples/equinox_optax_layer.py", "equinox"),
+    "C (--command)": ("examples/c_layer.c", None),
+}
+
+
+def _c_binary(folder: Path) -> list[str] | None:
+    """``examples/c_layer.c`` built with ``cc -O2`` into ``folder``, or None without a compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    binary = folder / "c_layer"
+    subprocess.run([compiler, "-O2", "-o", str(binary), str(EXAMPLES / "c_layer.c")], check=True)
+    return [str(binary)]
+
+
+def _verdict_seconds(target: list[str], max_examples: int | None) -> tuple[float, int]:
+    """Seconds of a whole ``python -m verify check`` as a user runs it (default settings unless
+    ``max_examples``), and the run's compiles (``Report.compiles``, from ``--json``)."""
+    with tempfile.TemporaryDirectory(prefix="crosscheck-bench-verdict-") as folder:
+        command = [sys.executable, "-m", "verify", "check", *target, "--repro-dir", folder]
+        command += ["--json", f"{folder}/report.json"]
+        command += [] if max_examples is None else ["--max-examples", str(max_examples)]
+        start = time.perf_counter()
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{shlex.join(command)} exited {done.returncode}: {done.stdout[-600:]}"
+            )
+        compiles = json.loads(Path(f"{folder}/report.json").read_text())["compiles"]
+    return seconds, int(compiles)
+
+
+def verdict_section(rounds: int, max_examples: int | None) -> list[Row]:
+    """Time to a verdict of every family (``FAMILIES``) at default settings, each a whole
+    ``python -m verify check``; in each round every family runs once, in a rotated order, and
+    its ratio is the median over rounds of its time / the numpy candidate's in the same round."""
+    with tempfile.TemporaryDirectory(prefix="crosscheck-bench-c-") as build:
+        targets: dict[str, list[str]] = {}
+        skipped: dict[str, str] = {}
+        for family, (spec, needs) in FAMILIES.items():
+            if needs is not None and importlib.util.find_spec(needs) is None:
+                skipped[family] = f"skipped: {needs} not installed (pip install -e '.[bench]')"
+            elif spec.endswith(".c"):
+                binary = _c_binary(Path(build))
+                if binary is None:
+                    skipped[family] = "skipped: no C compiler"
+                else:
+                    targets[family] = ["--command", *binary]
+            else:
+                targets[family] = [spec]
+        samples: dict[str, list[float]] = {family: [] for family in targets}
+        compiles: dict[str, int] = {}
+        names = list(targets)
+        for round_ in range(rounds):
+            shift = round_ % len(names)
+            for family in names[shift:] + names[:shift]:
+                seconds, compiles[family] = _verdict_seconds(targets[family], max_examples)
+                samples[family].append(seconds)
+    rows = []
+    for family in FAMILIES:
+        if family in skipped:
+            rows.append(
+                Row("verdict", family, "python -m verify check", None, "s", note=skipped[family])
+            )
+            continue
+        quotients = [t / n for t, n in zip(samples[family], samples["numpy"], strict=True)]
+        rows.append(
+            Row(
+                "verdict",
+                family,
+                "python -m verify check",
+                statistics.median(samples[family]),
+                "s",
+                ratio=statistics.median(quotients),
+                note=f"{compiles[family]} compiles; / numpy per round "
+                + ", ".join(f"{q:.2f}" for q in quotients),
+                extra={"seconds": samples[family], "compiles": compiles[family]},
+            )
+        )
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
 # Output: tables, JSON, plot.
 # --------------------------------------------------------------------------------------------
 
@@ -647,6 +746,8 @@ SECTION_TITLES = {
     "gpu": "5. GPU: verify.step vs jnp.dot (ratio = step TFLOP/s / dot TFLOP/s)",
     "isolation": "6. The candidate in a worker process: a whole `python -m verify check` "
     "(ratio = median over rounds of worker time / in-process time)",
+    "verdict": "7. Time to a verdict per family: a whole `python -m verify check` at default "
+    "settings (ratio = median over rounds of its time / the numpy candidate's in the same round)",
 }
 
 
@@ -767,6 +868,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "oracle": lambda: oracle_section(5 if quick else 200, 64 if quick else 2048),
         "gpu": lambda: gpu_section(quick),
         "isolation": lambda: isolation_section(1 if quick else 3, 5 if quick else None),
+        "verdict": lambda: verdict_section(1 if quick else 3, 5 if quick else None),
     }
     rows: list[Row] = []
     for section in args.sections:

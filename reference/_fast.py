@@ -28,6 +28,11 @@ def _is_integral(a: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(a))) and bool(np.array_equal(a, np.rint(a)))
 
 
+def _integers(a: np.ndarray) -> bool:
+    """Whether every element of the finite array ``a`` is an integer."""
+    return bool(np.array_equal(a, np.rint(a)))
+
+
 def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` in float64, computed in float32 BLAS (about 2x faster) whenever that is exact.
 
@@ -43,32 +48,78 @@ def exact_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a64 @ b64
 
 
-def _float64_matrix(name: str, value: Any) -> np.ndarray:
+def _float_matrix(name: str, value: Any) -> np.ndarray:
+    """``value`` as a 2-D float32 or float64 array: float32 is kept (no copy; every float32 is
+    a float64 and numpy widens it exactly where it meets one), anything else becomes float64."""
     array = np.asarray(value)
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array, got shape {array.shape}")
+    if array.dtype in (np.float32, np.float64):
+        return array
     return array.astype(np.float64)
 
 
-def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
+def _largest_magnitude(a: np.ndarray) -> float:
+    """``max |a|`` without a temporary array (NaN if a holds one; 0 if empty)."""
+    if not a.size:
+        return 0.0
+    return max(float(a.max()), -float(a.min()))
+
+
+def _matmul_dtype(x: np.ndarray, w: np.ndarray) -> type[np.floating]:
+    """float32 when all three of a step's matmuls are exact in float32 BLAS, else float64.
+
+    With integer x and w and dL_do = +-1, every product and partial sum is an integer at most
+    ``I max|x| max|w|`` (output), ``N max|x|`` (dL_dw) or ``O max|w|`` (dL_dx); below 2^24
+    float32 holds them all exactly (``exact_matmul``'s rule, decided once for the step). A NaN
+    or infinity fails the comparison: float64 then.
+    """
+    (n, i), o = x.shape, w.shape[1]
+    x_max, w_max = _largest_magnitude(x), _largest_magnitude(w)
+    largest = max(i * x_max * w_max, n * x_max, o * w_max)
+    # Finite already (largest < 2^24): only integrality is left to see.
+    if largest < FLOAT32_EXACT_INTEGER and _integers(x) and _integers(w):
+        return np.float32
+    return np.float64
+
+
+def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = None) -> StepResult:
     """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc).
 
     Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; ties take the notebook's -1.
+    ``output``: ``x @ w`` (exactly, in float32 or float64) when the caller has it already, as
+    exact-mode data are made from it (``strategies.exact_case``): it saves one of the three
+    matmuls.
+
+    At 2048^3 the time goes to the matmuls and to memory traffic, so x and w are cast once for
+    all three matmuls, transposes stay views (BLAS reads them as they are), and float32 inputs
+    are widened element by element inside each operation rather than copied up front.
     """
-    x64, w64, target64 = (
-        _float64_matrix("x", x),
-        _float64_matrix("w", w),
-        _float64_matrix("target", target),
+    x_in, w_in, target_in = (
+        _float_matrix("x", x),
+        _float_matrix("w", w),
+        _float_matrix("target", target),
     )
-    if w64.shape[0] != x64.shape[1]:
-        raise ValueError(f"w has shape {w64.shape}, but x has shape {x64.shape}")
-    output = exact_matmul(x64, w64)
-    if target64.shape != output.shape:
-        raise ValueError(f"target has shape {target64.shape}, but should be {output.shape}")
-    loss = float(np.abs(output - target64).sum())
-    dL_do = np.where(output > target64, 1.0, -1.0)
-    dL_dw = exact_matmul(x64.T, dL_do)
-    return StepResult(loss, exact_matmul(dL_do, w64.T), dL_dw, w64 - dL_dw * float(lr))
+    if w_in.shape[0] != x_in.shape[1]:
+        raise ValueError(f"w has shape {w_in.shape}, but x has shape {x_in.shape}")
+    dtype = _matmul_dtype(x_in, w_in)
+    x_m, w_m = x_in.astype(dtype, copy=False), w_in.astype(dtype, copy=False)
+    shape = (x_in.shape[0], w_in.shape[1])
+    if output is None:
+        output = x_m @ w_m  # exact in its dtype (float32 only where every sum is an integer)
+    elif output.shape != shape:
+        raise ValueError(f"output has shape {output.shape}, but x @ w has shape {shape}")
+    if target_in.shape != shape:
+        raise ValueError(f"target has shape {target_in.shape}, but should be {shape}")
+    # Differences in float64 (exact for float32 operands); comparisons are exact in any dtype.
+    difference = np.subtract(output, target_in, dtype=np.float64)
+    loss = float(np.abs(difference, out=difference).sum())
+    dL_do = np.where(output > target_in, dtype(1.0), dtype(-1.0))
+    dL_dw = (x_m.T @ dL_do).astype(np.float64, copy=False)
+    dL_dx = (dL_do @ w_m.T).astype(np.float64, copy=False)
+    w_new = dL_dw * -float(lr)
+    w_new += w_in
+    return StepResult(loss, dL_dx, dL_dw, w_new)
 
 
 def exactness_margin(x: Any, w: Any, target: Any) -> float:

@@ -25,7 +25,15 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 from verify import enable_compilation_cache  # noqa: E402
 
-enable_compilation_cache()
+_cache = enable_compilation_cache()
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist each process keeps a cache of its own: JAX writes an entry in place,
+    # and another process reading it half-written warns (an error here) where it would only
+    # recompile.
+    enable_compilation_cache(_cache / os.environ["PYTEST_XDIST_WORKER"])
+    # The suite already runs on every core: a check's own -j would start workers for nothing.
+    # (tests/test_parallel.py passes jobs explicitly.)
+    os.environ.setdefault("CROSSCHECK_JOBS", "1")
 
 _common = dict(
     deadline=None,

@@ -89,3 +89,19 @@ def test_interleaved_takes_every_contender_in_turn() -> None:
     # One calibration call each, then rounds in rotating order.
     assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]
     assert all(len(times) == 3 for times in samples.values())
+
+
+def test_verdict_section_times_each_family_against_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two families and a missing one keep it short; the full list is FAMILIES.
+    families = {
+        "numpy": ("examples/numpy_layer.py", None),
+        "C (--command)": ("examples/c_layer.c", None),
+        "absent": ("examples/numpy_layer.py", "no_such_module_for_crosscheck"),
+    }
+    monkeypatch.setattr(_bench, "FAMILIES", families)
+    rows = {r.case: r for r in _bench.verdict_section(rounds=1, max_examples=3)}
+    assert rows["numpy"].ratio == 1.0
+    assert rows["numpy"].extra["compiles"] > 0  # distinct calls: what a jitted one compiles
+    if _bench.shutil.which("cc") or _bench.shutil.which("gcc") or _bench.shutil.which("clang"):
+        assert rows["C (--command)"].value is not None and rows["C (--command)"].value > 0
+    assert rows["absent"].value is None and "not installed" in rows["absent"].note

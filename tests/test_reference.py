@@ -221,3 +221,30 @@ def test_exact_matmul_float32_path_is_exact_and_guarded() -> None:
     # Non-integers are never routed through float32.
     frac = a + 0.1
     np.testing.assert_array_equal(reference.fast.exact_matmul(frac, b), frac @ b)
+
+
+@examples(30)
+@given(case=exact_layer_inputs(dtype=np.float32, shapes=layer_shapes(max_size=1 << 12)))
+def test_fast_twin_takes_float32_and_a_known_output(case: LayerInputs) -> None:
+    """float32 inputs (kept, not copied) and an output handed in give the loops' bits."""
+    loops = reference.step(case.x, case.w, case.target, case.lr)
+    output = case.x.astype(np.float64) @ case.w.astype(np.float64)
+    call = describe_call("reference.fast.step", x=case.x, w=case.w, target=case.target)
+    for given_output in (None, output):
+        fast = reference.fast.step(case.x, case.w, case.target, case.lr, output=given_output)
+        for field in loops._fields:
+            assert_bitwise(field, getattr(fast, field), getattr(loops, field), call)
+
+
+def test_fast_twin_leaves_float32_blas_for_data_it_would_round() -> None:
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((6, 5)) + 0.5).astype(np.float32)  # not integers
+    w = rng.integers(-3, 4, size=(5, 4)).astype(np.float32)
+    target = rng.standard_normal((6, 4))
+    fast = reference.fast.step(x, w, target, 0.5)
+    output = x.astype(np.float64) @ w.astype(np.float64)
+    dL_do = np.where(output > target, 1.0, -1.0)
+    np.testing.assert_array_equal(fast.dL_dw, x.astype(np.float64).T @ dL_do)
+    np.testing.assert_array_equal(fast.dL_dx, dL_do @ w.astype(np.float64).T)
+    with pytest.raises(ValueError, match="output has shape"):
+        reference.fast.step(x, w, target, 0.5, output=np.zeros((4, 6)))

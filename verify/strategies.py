@@ -37,8 +37,6 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
-import reference
-
 from .bounds import numpy_dtype, safe_limit
 
 #: Dimensions the shape strategies draw from (see module docstring).
@@ -352,6 +350,19 @@ def exact_inputs(
     x ``(N, I)`` and w ``(I, O)`` uniform integers in ``[-magnitude, magnitude]``; target
     ``(N, O)`` = ``x @ w`` plus a half-integer in {-1.5, -0.5, 0.5, 1.5} (never a tie).
     """
+    return exact_case(shape, seed=seed, magnitude=magnitude, lr=lr, dtype=dtype)[0]
+
+
+def exact_case(
+    shape: tuple[int, int, int],
+    *,
+    seed: int,
+    magnitude: int = 4,
+    lr: float = 2.0**-4,
+    dtype: Any = np.float32,
+) -> tuple[LayerInputs, np.ndarray]:
+    """``exact_inputs`` and the exact ``output = x @ w`` (float32, exact) its targets are placed
+    around, which ``verify.check_exact`` hands to ``reference.fast.step`` (one matmul fewer)."""
     np_dtype = _check_dtype(dtype)
     if np_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"exact mode needs float32 or float64, got dtype {np_dtype.name}")
@@ -365,7 +376,7 @@ def exact_inputs(
             f"shape={shape!r}, magnitude={magnitude}, lr={lr!r} is not exact in float32 "
             "(exact_mode_fits explains the limits)"
         )
-    return _make_exact_inputs(LayerShape(*sides), np_dtype, seed, lr, magnitude)
+    return _exact_case(LayerShape(*sides), np_dtype, seed, lr, magnitude)
 
 
 def _check_power_of_two(lr: Any) -> float:
@@ -378,15 +389,28 @@ def _check_power_of_two(lr: Any) -> float:
 def _make_exact_inputs(
     shape: LayerShape, dtype: np.dtype, seed: int, lr: float, magnitude: int
 ) -> LayerInputs:
+    return _exact_case(shape, dtype, seed, lr, magnitude)[0]
+
+
+def _exact_case(
+    shape: LayerShape, dtype: np.dtype, seed: int, lr: float, magnitude: int
+) -> tuple[LayerInputs, np.ndarray]:
+    """Exact-mode inputs of ``shape`` and their exact ``output = x @ w`` (float32)."""
     rng = _rng(seed)
     n, i, o = shape
-    # int8 draws and an exact integer product (float32 BLAS where exact): cheap at 2048^2.
-    x = rng.integers(-magnitude, magnitude + 1, size=(n, i), dtype=np.int8).astype(np.float64)
-    w = rng.integers(-magnitude, magnitude + 1, size=(i, o), dtype=np.int8).astype(np.float64)
-    output = reference.fast.exact_matmul(x, w)
-    # Half-integer offsets: never a tie, and |output - target| <= 1.5 keeps the loss small.
-    target = output + rng.choice(np.array([-1.5, -0.5, 0.5, 1.5]), size=output.shape)
-    return LayerInputs(x.astype(dtype), w.astype(dtype), target.astype(dtype), lr, "exact")
+    # int8 draws, and their product in float32 BLAS: every product and partial sum is an
+    # integer of at most I magnitude^2 < 2^23 (the shapes fit, ``exact_mode_fits``), exact in
+    # float32. No float64 copies and no integrality test: cheap at 2048^2.
+    x8 = rng.integers(-magnitude, magnitude + 1, size=(n, i), dtype=np.int8)
+    w8 = rng.integers(-magnitude, magnitude + 1, size=(i, o), dtype=np.int8)
+    x32, w32 = x8.astype(np.float32), w8.astype(np.float32)
+    output = x32 @ w32
+    # Half-integer offsets in {-1.5, -0.5, 0.5, 1.5}: never a tie, and |output - target| <= 1.5
+    # keeps the loss small. output + offset has at most 24 significant bits: exact in float32.
+    offsets = rng.integers(0, 4, size=output.shape, dtype=np.int8).astype(np.float32) - 1.5
+    target = output + offsets
+    x, w = (x32, w32) if dtype == np.float32 else (x8.astype(dtype), w8.astype(dtype))
+    return LayerInputs(x, w, target.astype(dtype, copy=False), lr, "exact"), output
 
 
 def exact_layer_inputs(

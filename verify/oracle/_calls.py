@@ -37,14 +37,32 @@ from ._loading import Candidate
 from ._options import Options
 from ._protocol import ProtocolError, encode_call, parse_greeting, read_error, read_reply
 
+#: A call by what a jitted candidate compiles for: the function, each argument's shape and dtype.
+Signature = tuple[str, tuple[tuple[tuple[int, ...], str], ...]]
+
+
+def signature_of(function: str, arrays: Sequence[np.ndarray]) -> Signature:
+    """``("grad_w", (((5, 4), "float32"), ((5, 3), "float32")))`` (lr is a scalar: no shape)."""
+    return function, tuple((tuple(a.shape), a.dtype.name) for a in arrays)
+
+
+def _first_time(seen: set[Signature], signature: Signature) -> bool:
+    """Whether ``signature`` is new to ``seen`` (and add it)."""
+    new = signature not in seen
+    seen.add(signature)
+    return new
+
 
 class Caller(Protocol):
     """Something that calls the candidate's functions: ``provided`` names them; ``notes`` counts
-    the distinct warnings its results raised while converted."""
+    the distinct warnings its results raised while converted; ``compiles`` counts the distinct
+    calls (``signature_of``) made in each of its processes: a jitted candidate compiles once
+    for each."""
 
     name: str
     provided: frozenset[str]
     notes: collections.Counter[str]
+    compiles: int
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         """``function(*arrays, lr)`` (``lr`` only where the function takes one)."""
@@ -64,8 +82,11 @@ class InProcessCaller:
         self.provided = frozenset(candidate.functions)
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
+        self.compiles = 0
+        self._seen: set[Signature] = set()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        self.compiles += _first_time(self._seen, signature_of(function, arrays))
         box: list[Outcome] = []
         worker = threading.Thread(
             target=lambda: box.append(
@@ -151,12 +172,21 @@ SHARED_JAX_SETTINGS = (
 SINGLE_THREADED = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def worker_environment(options: Options) -> dict[str, str]:
+#: Settings of a run's own compilation cache: every compile stored, however small or fast.
+RUN_CACHE_SETTINGS = {
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
+}
+
+
+def worker_environment(options: Options, cache_dir: str | None = None) -> dict[str, str]:
     """The environment of a worker: this one, the oracle's packages importable, float64
     switched on for JAX candidates when float64 is checked (``JAX_ENABLE_X64``: set before the
     candidate imports JAX, which a numpy candidate then never pays for), single-threaded BLAS
-    (``SINGLE_THREADED``) unless set, and this process's JAX compilation cache, if it has one
-    (``SHARED_JAX_SETTINGS``, as environment variables)."""
+    (``SINGLE_THREADED``) unless set, and a JAX compilation cache: this process's, if it has
+    one (``SHARED_JAX_SETTINGS``, as environment variables), else ``cache_dir`` if given (a
+    run's own, shared by its workers: a shape one worker compiled, another loads), unless the
+    user's environment names one."""
     env = dict(os.environ)
     for variable in SINGLE_THREADED:
         env.setdefault(variable, "1")
@@ -167,6 +197,10 @@ def worker_environment(options: Options) -> dict[str, str]:
     if jax is not None and getattr(jax.config, "jax_compilation_cache_dir", None):
         for setting in SHARED_JAX_SETTINGS:
             env.setdefault(setting.upper(), str(getattr(jax.config, setting)))
+    elif cache_dir is not None and "JAX_COMPILATION_CACHE_DIR" not in env:
+        env["JAX_COMPILATION_CACHE_DIR"] = cache_dir
+        for variable, value in RUN_CACHE_SETTINGS.items():
+            env.setdefault(variable, value)
     return env
 
 
@@ -197,6 +231,9 @@ class WorkerCaller:
         self.memory_limit = memory_limit
         self.env = env
         self.notes: collections.Counter[str] = collections.Counter()
+        self.compiles = 0
+        self._seen: set[Signature] = set()
+        self._closed = False
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
@@ -347,12 +384,17 @@ class WorkerCaller:
     # -- calls ---------------------------------------------------------------------------------
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        if self._closed:
+            # A search still running in another thread after the run was stopped (interrupt).
+            return Failed("crashed", "the run was stopped: no worker is started again")
         if not self._alive():
+            self._seen.clear()  # a fresh worker compiles every shape again
             self._stop()
             try:
                 self._start()
             except StartError as err:
                 return Failed("crashed", f"could not start again: {err}")
+        self.compiles += _first_time(self._seen, signature_of(function, arrays))
         arguments = [*arrays, *([] if lr is None else [np.asarray(lr, np.float64)])]
         deadline = time.monotonic() + self.timeout
         try:
@@ -379,6 +421,8 @@ class WorkerCaller:
         return outcome
 
     def close(self) -> None:
+        """End the worker's group; no call after this starts another."""
+        self._closed = True
         self._stop()
 
 

@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 from .. import bounds
 from ..strategies import (
+    DIM_MENU,
     LayerInputs,
     LayerShape,
     exact_inputs,
     exact_layer_inputs,
     example_inputs,
     layer_inputs,
-    layer_shapes,
     upstream_gradients,
 )
 from ._contract import Signature
@@ -41,13 +41,15 @@ class Case:
     """The arguments of one call: ``arrays`` in call order, ``lr`` where the check takes one.
 
     ``function`` names the check (a contract function, or a meta-check such as ``identities``);
-    ``kind`` says how the values were made (``strategies.VALUE_KINDS``).
+    ``kind`` says how the values were made (``strategies.VALUE_KINDS``); ``shape`` is the
+    layer's ``(N, I, O)`` the arrays were made for (None when unknown).
     """
 
     function: str
     arrays: dict[str, np.ndarray]
     lr: float | None = None
     kind: str = ""
+    shape: tuple[int, int, int] | None = None
 
     def describe(self) -> str:
         """``grad_w(x: (5, 4), dL_do: (5, 3))``: the call, by shapes."""
@@ -91,21 +93,106 @@ def make_case(
     }
     arrays = {name: named[name] for name in signature.arguments}
     lr = inputs.lr if signature.takes_lr else None
-    return Case(signature.name, arrays, lr, inputs.kind)
+    return Case(signature.name, arrays, lr, inputs.kind, inputs.shape)
 
 
 # --------------------------------------------------------------------------------------------
 # Drawing cases.
 # --------------------------------------------------------------------------------------------
 
-#: Sides for the second half of the shapes: 1 and the neighbours of 128, where kernels block.
+#: Sides for the second half of the drawn shapes: 1 and the neighbours of 128, where kernels block.
 EDGE_DIMS: tuple[int, ...] = (1, 2, 3, 5, 127, 128, 129, 257)
 
+#: Fixed shapes every check also runs, whatever the search drew: a bug that only shows past a
+#: block of 128 (in any of N, I, O) or on 1-sized dims is found independently of how a
+#: Hypothesis version happens to explore (seen: 25 examples of one version missed N > 128).
+EDGE_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (129, 3, 2),
+    (2, 129, 3),
+    (3, 2, 129),
+    (257, 1, 5),
+)
 
-def shapes() -> st.SearchStrategy[LayerShape]:
-    """``strategies.layer_shapes()``, or (as often) shapes made of 1s, small sides and sides
-    around 128: a bug that only shows past a block of 128 must not hide behind small draws."""
-    return st.one_of(layer_shapes(), layer_shapes(dims=EDGE_DIMS))
+#: Shapes every pool holds besides the edges: the smallest, each side 1 or 2 (a factor of N, I
+#: or O, a transpose of a non-square matrix, a broadcast over a 1-sized dim), the smallest whose
+#: three dims differ (a mean over N, O or N*O and any transpose told apart), and one side past
+#: a block of 128 with the others 1 (the smallest shapes of a blocking bug). Shrinking needs no
+#: more small shapes: a failure is narrowed to its smallest sides outside the pool (``_search``).
+FIXED_SHAPES: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (2, 1, 1),
+    (1, 2, 1),
+    (1, 1, 2),
+    (2, 2, 2),
+    (1, 2, 3),
+    (3, 1, 2),
+    (3, 2, 4),
+    (129, 1, 1),
+    (1, 129, 1),
+    (1, 1, 129),
+)
+
+#: Shapes each run draws for its pool, besides the fixed ones and ``EDGE_SHAPES``, half from
+#: ``strategies.DIM_MENU`` and half from ``EDGE_DIMS`` (as ``layer_shapes`` draws them).
+DRAWN_SHAPES = 8
+
+#: The largest ``N * I * O`` of a drawn shape (the loop reference's cost per matmul).
+MAX_SIZE = 1 << 16
+
+
+#: The run's shapes (``shape_pool``), smallest first.
+Pool = tuple[LayerShape, ...]
+
+#: Where a search draws its shapes from (``pool_shapes``, ``sub_shapes``).
+Shapes = st.SearchStrategy[LayerShape]
+
+
+def _draw_shape(rng: np.random.Generator, dims: tuple[int, ...]) -> LayerShape:
+    """One shape as ``strategies.layer_shapes(dims=dims)`` draws it: each side from ``dims``
+    while ``N * I * O <= MAX_SIZE``, then the sides in a random order."""
+    sides: list[int] = []
+    for _ in range(3):
+        room = MAX_SIZE // max(1, int(np.prod(sides)))
+        sides.append(int(rng.choice([d for d in dims if d <= room] or [dims[0]])))
+    n, i, o = (sides[k] for k in rng.permutation(3))
+    return LayerShape(n, i, o)
+
+
+def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES) -> Pool:
+    """The shapes one run draws its cases from, shared by every check.
+
+    A jitted candidate compiles once per function and distinct shape, so the run's compiles are
+    bounded by the pool's size (23 shapes) instead of the hundreds of shapes a free search
+    draws. The pool holds, smallest first, ``FIXED_SHAPES`` (1s and 2s, distinct dims, one
+    side past 128), ``EDGE_SHAPES`` (1-sized dims, 129 and 257 sides) and ``drawn`` shapes with
+    three distinct dims, drawn from ``seed`` (None: fresh each run) half from
+    ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
+    Values are drawn afresh for every example, so each shape is tried on many value sets.
+    """
+    rng = np.random.default_rng(seed)
+    fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES)}
+    extra: set[LayerShape] = set()
+    while len(extra) < drawn:
+        shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)
+        if len(set(shape)) == 3 and shape not in fixed:
+            extra.add(shape)
+    return tuple(sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
+
+
+def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
+    """A shape of the run's ``pool`` (``shape_pool``), each as likely; shrinks toward the
+    pool's first shapes (the smallest)."""
+    return st.sampled_from(pool)
+
+
+def sub_shapes(shape: tuple[int, int, int]) -> st.SearchStrategy[LayerShape]:
+    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own, drawn
+    side by side: each side shrinks on its own toward 1, as in a free search (``_search``
+    narrows a failure found on a pool shape with these; at most 27 shapes, only on failure).
+    """
+    sides = [sorted({1, min(2, side), side}) for side in shape]
+    return st.tuples(*(st.sampled_from(s) for s in sides)).map(lambda s: LayerShape(*s))
 
 
 def _integer_upstream(shape: tuple[int, int], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
@@ -134,41 +221,33 @@ def _with_upstreams(
     return base.flatmap(cases)
 
 
-def layer_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
-    """``strategies.layer_inputs`` (or exact-mode data) with random upstreams."""
+def layer_cases(signature: Signature, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+    """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
     if options.exact:
-        base = exact_layer_inputs(dtype=dtype, shapes=shapes())
+        base = exact_layer_inputs(dtype=dtype, shapes=shapes)
     else:
-        base = layer_inputs(dtype=dtype, shapes=shapes())
+        base = layer_inputs(dtype=dtype, shapes=shapes)
     return _with_upstreams(signature, base, options)
 
 
-def crossing_free_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
+def crossing_free_cases(
+    signature: Signature, options: Options, shapes: Shapes
+) -> st.SearchStrategy[Case]:
     """``layer_cases``, with cases where no output can cross its target first: there the
     no-crossing identity is an equality that any wrong gradient or update breaks."""
-    cases = layer_cases(signature, options)
+    cases = layer_cases(signature, options, shapes)
     return st.one_of(cases.map(without_crossing), cases)
 
 
-def integer_cases(signature: Signature, options: Options) -> st.SearchStrategy[Case]:
+def integer_cases(
+    signature: Signature, options: Options, shapes: Shapes
+) -> st.SearchStrategy[Case]:
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
     dtype = bounds.numpy_dtype(options.dtype)
-    base = layer_inputs(dtype=dtype, shapes=shapes(), kinds=("integers",), tie_fraction=0.5)
+    base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
     return _with_upstreams(signature, base, options)
-
-
-#: Fixed shapes every check also runs, whatever the search drew: a bug that only shows past a
-#: block of 128 (in any of N, I, O) or on 1-sized dims is found independently of how a
-#: Hypothesis version happens to explore (seen: 25 examples of one version missed N > 128).
-EDGE_SHAPES: tuple[tuple[int, int, int], ...] = (
-    (1, 1, 1),
-    (129, 3, 2),
-    (2, 129, 3),
-    (3, 2, 129),
-    (257, 1, 5),
-)
 
 
 def edge_cases(

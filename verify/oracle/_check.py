@@ -9,10 +9,14 @@ its report says so.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import os
 import shlex
+import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,8 @@ from ._calls import (
     python_worker,
     worker_environment,
 )
-from ._checks import CHECKS
+from ._cases import Pool, shape_pool
+from ._checks import CHECKS, Check
 from ._loading import (
     Candidate,
     ContractError,
@@ -59,8 +64,10 @@ def make_caller(
     isolate: bool | None,
     import_timeout: float,
     memory_limit: int | None,
+    cache_dir: str | None = None,
 ) -> tuple[Caller, str | None, list[str] | None]:
-    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again.
+    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again;
+    ``cache_dir``: a JAX compilation cache for the worker (``worker_environment``).
 
     Raises ContractError when the implementation cannot be loaded or provides nothing.
     """
@@ -91,7 +98,7 @@ def make_caller(
             timeout=options.timeout,
             import_timeout=import_timeout,
             memory_limit=memory_limit,
-            env=worker_environment(options),
+            env=worker_environment(options, cache_dir),
         )
     except StartError as err:
         raise ContractError(str(err)) from None
@@ -101,14 +108,99 @@ def make_caller(
     return caller, spec, (words if command is not None else None)
 
 
+def default_jobs() -> int:
+    """``-j``'s default: ``$CROSSCHECK_JOBS`` if set (a test suite already running on every
+    core sets 1), else the cores this process may run on."""
+    explicit = os.environ.get("CROSSCHECK_JOBS", "").strip()
+    if explicit:
+        if not explicit.isdigit() or int(explicit) < 1:
+            raise ValueError(f"CROSSCHECK_JOBS must be a positive int, got {explicit!r}")
+        return int(explicit)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+#: The first Hypothesis that runs separate tests in threads safely (its 6.136 changelog);
+#: with an older one the checks run one after another.
+THREAD_SAFE_HYPOTHESIS = (6, 136)
+
+
+def threads_allowed() -> bool:
+    """Whether this Hypothesis may drive several searches at once in threads."""
+    import hypothesis
+
+    major, minor = (int(part) for part in hypothesis.__version__.split(".")[:2])
+    return (major, minor) >= THREAD_SAFE_HYPOTHESIS
+
+
+def run_checks(
+    checks: Sequence[Check],
+    callers: list[Caller],
+    more: Callable[[], Caller],
+    jobs: int,
+    run: Callable[[Check, Caller], FunctionReport],
+) -> dict[str, FunctionReport]:
+    """``run`` every check, on up to ``jobs`` callers at once; the reports by check name.
+
+    With ``jobs == 1`` this is a loop over ``checks``, in order, on ``callers[0]``. Otherwise
+    each of ``min(jobs, len(checks))`` threads takes the next check not yet taken until none
+    is left, the heaviest (``Check.weight``) first so that no long check starts last;
+    ``callers[0]`` serves one thread and each other thread starts a caller of its own with
+    ``more`` (a worker process: its compiles are its own) and appends it to ``callers`` (for
+    the caller to close, whatever happens, and to count compiles).
+    """
+    first = callers[0]
+    if jobs <= 1 or len(checks) <= 1:
+        return {chosen.name: run(chosen, first) for chosen in checks}
+    queue = collections.deque(sorted(checks, key=lambda c: c.weight, reverse=True))
+    lock = threading.Lock()
+    reports: dict[str, FunctionReport] = {}
+    errors: list[BaseException] = []
+
+    def drain(caller: Caller | None) -> None:
+        try:
+            if caller is None:
+                caller = more()
+                with lock:
+                    callers.append(caller)
+            while True:
+                with lock:
+                    if not queue or errors:
+                        return
+                    chosen = queue.popleft()
+                reports[chosen.name] = run(chosen, caller)
+        except (StartError, ContractError):
+            return  # could not start a worker: the other threads take its share
+        except BaseException as err:  # the oracle's own defect: raised in the caller's thread
+            with lock:
+                errors.append(err)
+
+    threads = [
+        threading.Thread(target=drain, args=(first if k == 0 else None,), daemon=True)
+        for k in range(min(jobs, len(checks)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.1)  # short waits: an interrupt reaches this thread between them
+    if errors:
+        raise errors[0]
+    return reports
+
+
 @dataclasses.dataclass
 class Run:
-    """One candidate, loaded (in a worker process, or this one), and how to check it: its checks
-    run one at a time (``run``), each a ``FunctionReport``; ``close`` ends the worker.
+    """One candidate, loaded (in a worker process, or this one), and how to check it: one check
+    at a time (``run``), or many at once on workers of their own (``run_all``); ``close`` ends
+    every worker and the run's JAX compilation cache.
 
     ``check`` runs every requested check of one Run; the pytest plugin runs one check per test
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
-    the candidate is loaded once.
+    the candidate is loaded once. Every check of a Run draws from one pool of shapes
+    (``_cases.shape_pool``): a jitted candidate compiles each shape once for all of them.
     """
 
     caller: Caller
@@ -119,29 +211,67 @@ class Run:
     seed: int | None
     repro_dir: Path | None
     progress: Progress | None = None
+    #: another caller of the same candidate (a worker of its own), for ``run_all``.
+    more: Callable[[], Caller] | None = None
+    jobs: int = 1
+    cache: tempfile.TemporaryDirectory[str] | None = None
+    callers: list[Caller] = dataclasses.field(default_factory=list)
+    pool: Pool = ()
+    used_jobs: int = 1
 
-    def run(self, name: str, *, requested: bool = True) -> FunctionReport | None:
-        """The verdict of check ``name`` (a key of ``CHECKS``); one that does not apply to this
-        candidate is a ``skip`` (with what it needs) if ``requested``, else None."""
+    def __post_init__(self) -> None:
+        self.callers = [self.caller]
+        self.pool = shape_pool(self.seed)
+        if self.progress is not None:
+            self.progress = _serialised(self.progress)
+
+    def run(
+        self, name: str, *, requested: bool = True, on: Caller | None = None
+    ) -> FunctionReport | None:
+        """The verdict of check ``name`` (a key of ``CHECKS``), on ``on`` (default the Run's
+        caller); one that does not apply to this candidate is a ``skip`` (with what it needs)
+        if ``requested``, else None."""
         if name not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {name!r}")
         chosen = CHECKS[name]
         if not chosen.applies(self.caller.provided, self.options):
             return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
+        caller = self.caller if on is None else on
         started = time.monotonic()
         report = search(
-            chosen, self.caller, self.options, self.max_examples, self.seed, self.progress
+            chosen, caller, self.options, self.max_examples, self.seed, self.progress, self.pool
         )
         report.seconds = time.monotonic() - started
         if report.status == "fail" and self.repro_dir is not None and report.case is not None:
             script = write_repro(
-                self.caller.name, self.spec, self.command, report, self.options, self.repro_dir
+                caller.name, self.spec, self.command, report, self.options, self.repro_dir
             )
             report.repro = str(script)
         return report
 
+    def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:
+        """The verdicts of ``names``, in that order, run on up to ``jobs`` workers at once
+        (``run_checks``); checks that do not apply are skipped as ``run`` says."""
+        provided = self.caller.provided
+        runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, self.options)]
+        parallel = self.jobs if self.more is not None and threads_allowed() else 1
+        self.used_jobs = min(parallel, max(1, len(runnable)))
+
+        def one(chosen: Check, on: Caller) -> FunctionReport:
+            report = self.run(chosen.name, on=on)
+            assert report is not None  # runnable: it applies
+            return report
+
+        more = self.more or (lambda: self.caller)
+        done = run_checks(runnable, self.callers, more, parallel, one)
+        verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
+        return [verdict for verdict in verdicts if verdict is not None]
+
     def report(self, functions: list[FunctionReport]) -> Report:
         """The Report of these verdicts on this candidate."""
+        notes: collections.Counter[str] = collections.Counter()
+        for each in self.callers:
+            notes.update(each.notes)
         return Report(
             implementation=self.caller.name,
             options=self.options,
@@ -150,11 +280,16 @@ class Run:
             functions=functions,
             environment=environment(),
             isolated=isinstance(self.caller, WorkerCaller),
-            notes=dict(self.caller.notes),
+            notes=dict(notes),
+            compiles=sum(each.compiles for each in self.callers),
+            jobs=self.used_jobs,
         )
 
     def close(self) -> None:
-        self.caller.close()
+        for each in list(self.callers):
+            each.close()
+        if self.cache is not None:
+            self.cache.cleanup()
 
     def __enter__(self) -> Run:
         return self
@@ -175,23 +310,49 @@ def open_run(
     isolate: bool | None = None,
     import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
     memory_limit: int | None = None,
+    jobs: int | None = 1,
 ) -> Run:
     """Load ``impl`` (or start ``command``) for checking with ``options``; the arguments are
-    ``check``'s. Raises ContractError or ValueError as ``check`` does."""
+    ``check``'s (``jobs`` defaults to 1 here: one check at a time). Raises ContractError or
+    ValueError as ``check`` does."""
     if not isinstance(max_examples, int) or max_examples < 1:
         raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
     if memory_limit is not None and memory_limit < 1:
         raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
     if not import_timeout > 0:
         raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
-    caller, spec, words = make_caller(
-        impl,
-        command,
-        options,
-        isolate=isolate,
-        import_timeout=import_timeout,
-        memory_limit=memory_limit,
-    )
+    if jobs is None:
+        jobs = default_jobs()
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    # The run's own JAX compilation cache: a shape one worker compiled, the others load (a
+    # jitted candidate on -j N workers would otherwise compile most shapes N times).
+    cache = tempfile.TemporaryDirectory(prefix="crosscheck-jax-cache-", ignore_cleanup_errors=True)
+    try:
+        caller, spec, words = make_caller(
+            impl,
+            command,
+            options,
+            isolate=isolate,
+            import_timeout=import_timeout,
+            memory_limit=memory_limit,
+            cache_dir=cache.name,
+        )
+    except BaseException:
+        cache.cleanup()
+        raise
+
+    def more() -> Caller:
+        return make_caller(
+            impl,
+            command,
+            options,
+            isolate=True,
+            import_timeout=import_timeout,
+            memory_limit=memory_limit,
+            cache_dir=cache.name,
+        )[0]
+
     return Run(
         caller=caller,
         spec=spec,
@@ -201,6 +362,9 @@ def open_run(
         seed=seed,
         repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
         progress=progress,
+        more=more if isinstance(caller, WorkerCaller) else None,
+        jobs=jobs,
+        cache=cache,
     )
 
 
@@ -222,6 +386,7 @@ def check(
     isolate: bool | None = None,
     import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
     memory_limit: int | None = None,
+    jobs: int | None = None,
 ) -> Report:
     """Check an implementation of the layer against the loop reference; return the Report.
 
@@ -253,6 +418,11 @@ def check(
         else this process; True: a worker or a ValueError; False: this process (for pdb).
       import_timeout: seconds a worker may take to load the implementation.
       memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
+      jobs: checks run at once, each on a worker process of its own (None:
+        ``$CROSSCHECK_JOBS`` or one per core, ``default_jobs``); 1 runs them one after
+        another on one worker. The report is the same whatever the order they finish in. A
+        candidate called in this process, or a Hypothesis older than 6.136 (not thread-safe),
+        runs its checks one after another.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
@@ -281,6 +451,17 @@ def check(
         isolate=isolate,
         import_timeout=import_timeout,
         memory_limit=memory_limit,
+        jobs=jobs,
     ) as run:
-        verdicts = [run.run(name, requested=functions is not None) for name in wanted]
-        return run.report([verdict for verdict in verdicts if verdict is not None])
+        return run.report(run.run_all(wanted, requested=functions is not None))
+
+
+def _serialised(progress: Progress) -> Progress:
+    """``progress``, called by one thread at a time."""
+    lock = threading.Lock()
+
+    def report(function: str, done: int, total: int) -> None:
+        with lock:
+            progress(function, done, total)
+
+    return report

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from ._calls import Caller
 from ._cases import (
     Case,
+    Shapes,
     crossing_free_cases,
     edge_cases,
     integer_cases,
@@ -28,7 +29,7 @@ from ._diagnosis import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
 from ._options import Options
 
-Draw = Callable[[Signature, Options], st.SearchStrategy[Case]]
+Draw = Callable[[Signature, Options, Shapes], st.SearchStrategy[Case]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,12 @@ class Check:
     def name(self) -> str:
         return self.signature.name
 
+    @property
+    def weight(self) -> int:
+        """How many contract functions one case may call (1 for a function's own check):
+        checks that run at once start heaviest first, so that none is left to run alone."""
+        return max(len(need) for need in self.needs)
+
     def requirement(self) -> str:
         """What the check needs, in words (a skipped check's note)."""
         options = " or ".join(", ".join(sorted(need)) for need in self.needs)
@@ -76,8 +83,9 @@ class Check:
             warnings.simplefilter("ignore")
             return self.judge(caller, case, options)
 
-    def cases(self, options: Options) -> st.SearchStrategy[Case]:
-        return self.draw(self.signature, options)
+    def cases(self, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+        """The search's cases, of ``shapes`` (the run's pool, ``_cases.pool_shapes``)."""
+        return self.draw(self.signature, options, shapes)
 
     def edges(self, options: Options) -> list[Case]:
         return edge_cases(self.signature, options, self.edge_transform)

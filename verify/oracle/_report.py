@@ -139,6 +139,11 @@ class Report:
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     isolated: bool = True
     notes: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: distinct calls (function, shapes, dtypes) per worker process, summed: what a jitted
+    #: candidate compiles in the run (``_calls.signature_of``).
+    compiles: int = 0
+    #: checks run at once (``verify.check(jobs=...)``).
+    jobs: int = 1
 
     @property
     def checked(self) -> int:
@@ -211,6 +216,8 @@ class Report:
             "checked": self.checked,
             "functions": [f.to_dict() for f in self.functions],
             "notes": self.notes,
+            "compiles": self.compiles,
+            "jobs": self.jobs,
             "environment": self.environment,
         }
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 from .. import bounds
 from ..strategies import LayerInputs
 from ._calls import Caller
-from ._cases import Case, make_case
+from ._cases import Case, Pool, Shapes, make_case, pool_shapes, shape_pool, sub_shapes
 from ._checks import Check
 from ._diagnosis import Diagnosis, Finding
 from ._judge import NotJudged
@@ -69,9 +69,98 @@ def search(
     max_examples: int,
     seed_value: int | None,
     progress: Progress | None = None,
+    pool: Pool | None = None,
 ) -> FunctionReport:
-    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases; its verdict."""
+    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases; its verdict.
+
+    ``pool``: the run's shapes, shared by its checks (default ``shape_pool(seed_value)``). A
+    failure is shrunk twice: on the pool by Hypothesis, then narrowed (``_narrow``) to the
+    smallest sides that still fail.
+    """
     state = _State()
+    pool = shape_pool(seed_value) if pool is None else pool
+    _hypothesis(
+        check, caller, options, pool_shapes(pool), max_examples, seed_value, state, progress
+    )
+    if state.last is None:
+        # The search passed: the fixed edge shapes run too (no Hypothesis shrinking: they
+        # are small already; a failure is narrowed below).
+        for edge in check.edges(options):
+            edge_finding = state.judge(check, caller, edge, options)
+            if edge_finding is not None:
+                state.last = (edge, edge_finding)
+                break
+    if state.last is not None and state.timed_out is None:
+        _narrow(check, caller, options, seed_value, state, progress)
+    if state.last is None:
+        return state.passed(check.name)
+    case, finding = state.timed_out or state.last
+    if (finding.ambiguous or finding.kind is Diagnosis.MISMATCH) and check.ambiguity_probe:
+        finding = _disambiguate(check, caller, finding, options)
+    return FunctionReport(
+        check.name,
+        "fail",
+        state.examples,
+        max(state.worst, finding.ratio),
+        diagnosis=finding.kind,
+        detail=finding.detail,
+        message=finding.message or None,
+        traceback=finding.traceback,
+        case=case,
+    )
+
+
+#: Examples of the narrowing search (only after a failure; at most 27 shapes).
+NARROW_EXAMPLES = 30
+
+
+def _narrow(
+    check: Check,
+    caller: Caller,
+    options: Options,
+    seed_value: int | None,
+    state: _State,
+    progress: Progress | None,
+) -> None:
+    """Search again on the failing case's sub-shapes (each side 1, 2 or its own,
+    ``_cases.sub_shapes``), where Hypothesis shrinks each side on its own, and keep what it
+    finds: the pool holds few shapes, so its smallest failing one may have sides that the
+    defect does not need (``(2, 2, 1)`` where ``(2, 1, 1)`` fails too)."""
+    assert state.last is not None  # a failure to narrow
+    shape = state.last[0].shape
+    if shape is None or max(shape) == 1:
+        return
+    narrowed = _State()
+    _hypothesis(
+        check,
+        caller,
+        options,
+        sub_shapes(shape),
+        NARROW_EXAMPLES,
+        seed_value,
+        narrowed,
+        progress,
+    )
+    state.examples += narrowed.examples
+    state.not_judged += narrowed.not_judged
+    if narrowed.timed_out is not None:
+        state.timed_out = narrowed.timed_out
+    if narrowed.last is not None:
+        state.last = narrowed.last
+
+
+def _hypothesis(
+    check: Check,
+    caller: Caller,
+    options: Options,
+    shapes: Shapes,
+    max_examples: int,
+    seed_value: int | None,
+    state: _State,
+    progress: Progress | None,
+) -> None:
+    """One Hypothesis search of ``check`` on cases of ``shapes``: its examples, worst ratio
+    and the shrunk failure (if any) go to ``state``."""
 
     def body(case: Case) -> None:
         if state.timed_out is not None:
@@ -100,7 +189,7 @@ def search(
         print_blob=False,
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
-    test = config(given(check.cases(options))(body))
+    test = config(given(check.cases(options, shapes))(body))
     if seed_value is not None:
         test = seed(seed_value)(test)
     try:
@@ -110,30 +199,6 @@ def search(
         # deterministic: either way the last defect recorded is the one to report.
         if state.last is None:
             raise
-    if state.last is None:
-        # The search passed: the fixed edge shapes run too (no shrinking: they are small
-        # already, and a bug that shows on small shapes was found and shrunk above).
-        for edge in check.edges(options):
-            edge_finding = state.judge(check, caller, edge, options)
-            if edge_finding is not None:
-                state.last = (edge, edge_finding)
-                break
-    if state.last is None:
-        return state.passed(check.name)
-    case, finding = state.timed_out or state.last
-    if (finding.ambiguous or finding.kind is Diagnosis.MISMATCH) and check.ambiguity_probe:
-        finding = _disambiguate(check, caller, finding, options)
-    return FunctionReport(
-        check.name,
-        "fail",
-        state.examples,
-        max(state.worst, finding.ratio),
-        diagnosis=finding.kind,
-        detail=finding.detail,
-        message=finding.message or None,
-        traceback=finding.traceback,
-        case=case,
-    )
 
 
 #: A probe shape with N, I, O all different (and no factor of another): it tells a mean over

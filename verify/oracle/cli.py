@@ -135,6 +135,15 @@ def _parser() -> argparse.ArgumentParser:
         help="address space of the worker, e.g. 4G or 512M (RLIMIT_AS; default none)",
     )
     parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="checks run at once, each on a worker of its own (default: one per core); "
+        "the report is the same for any N",
+    )
+    parser.add_argument(
         "--in-process",
         action="store_true",
         help="call SPEC in this process instead of a worker (for pdb; it can affect the verdict)",
@@ -231,6 +240,7 @@ def main(argv: list[str]) -> int:
                 isolate=False if args.in_process else None,
                 import_timeout=args.import_timeout,
                 memory_limit=args.memory_limit,
+                jobs=args.jobs,
             )
     except (ContractError, ValueError) as err:
         print_error(err)

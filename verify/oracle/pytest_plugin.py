@@ -70,9 +70,11 @@ CLI_OPTIONS: dict[str, str] = {
     "repro-dir": "store",
 }
 
-#: The command line's options the plugin leaves out: pytest selects the checks (``-k``) and
-#: writes the reports (``--junitxml``); a worker protocol executable and pdb are the CLI's.
-NOT_OFFERED = ("command", "functions", "json", "junit-xml", "in-process")
+#: The command line's options the plugin leaves out: pytest selects the checks (``-k``),
+#: writes the reports (``--junitxml``) and runs items at once (``-n``, pytest-xdist: each item
+#: is one check, so ``--jobs`` has nothing to share out); a worker protocol executable and pdb
+#: are the CLI's.
+NOT_OFFERED = ("command", "functions", "json", "junit-xml", "in-process", "jobs")
 
 #: ``open_run``'s keywords besides the options (``Options``' fields are read generically).
 _RUN_KEYWORDS = ("max_examples", "seed", "repro_dir", "import_timeout", "memory_limit", "isolate")
