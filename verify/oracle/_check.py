@@ -215,9 +215,10 @@ class Run:
     more: Callable[[], Caller] | None = None
     jobs: int = 1
     cache: tempfile.TemporaryDirectory[str] | None = None
-    callers: list[Caller] = dataclasses.field(default_factory=list)
-    pool: Pool = ()
-    used_jobs: int = 1
+    #: every caller the Run started (``caller`` first), the seed's shapes, the jobs it used.
+    callers: list[Caller] = dataclasses.field(init=False)
+    pool: Pool = dataclasses.field(init=False)
+    used_jobs: int = dataclasses.field(init=False, default=1)
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
