@@ -1,24 +1,30 @@
 """One run's shapes and its checks at once: the shape pool every check draws from (few
-compiles, the edge shapes and distinct dims kept), and ``jobs`` (the same report for any N)."""
+compiles, the edge shapes and distinct dims kept), and ``jobs`` (each function on one worker,
+checks that share a worker never at once, the same report for any N)."""
 
 from __future__ import annotations
 
+import collections
 import threading
+import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import verify
 from tests import zoo
+from verify.oracle._calls import StartError
 from verify.oracle._cases import (
     EDGE_SHAPES,
     FIXED_SHAPES,
     shape_pool,
     sub_shapes,
 )
-from verify.oracle._check import run_checks
 from verify.oracle._checks import CHECKS
+from verify.oracle._contract import FUNCTIONS
 from verify.oracle._report import FunctionReport
+from verify.oracle._workers import Workers, owners, run_checks
 from verify.strategies import LayerShape
 
 
@@ -92,56 +98,184 @@ def test_checks_that_finish_out_of_order_are_reported_in_order() -> None:
     checks = list(CHECKS.values())
     another_ran = threading.Event()
 
-    def run(check, caller) -> FunctionReport:
+    def run(check) -> FunctionReport:
         if check.name == "forward":
             # The first check finishes last, and only once another thread ran a check.
             assert another_ran.wait(10), "no check ran alongside the first"
         else:
             another_ran.set()
-        return FunctionReport(check.name, "pass", caller)
+        return FunctionReport(check.name, "pass")
 
-    callers = [0]
-    reports = run_checks(checks, callers, lambda: 1, 4, run)  # type: ignore[arg-type]
+    reports = run_checks(checks, 4, run)
     assert sorted(reports) == sorted(CHECKS)
-    assert sorted(callers) == [0, 1, 1, 1]  # the first caller, and one started per thread
 
 
-def test_one_job_runs_the_checks_in_order_on_one_caller() -> None:
+def test_one_job_runs_the_checks_in_order() -> None:
     order: list[str] = []
 
-    def run(check, caller) -> FunctionReport:
+    def run(check) -> FunctionReport:
         order.append(check.name)
-        return FunctionReport(check.name, "pass", caller)
+        return FunctionReport(check.name, "pass")
 
-    callers = [0]
-    reports = run_checks(list(CHECKS.values()), callers, lambda: 1, 1, run)  # type: ignore[arg-type]
-    assert order == list(CHECKS) and callers == [0]
-    assert {r.examples for r in reports.values()} == {0}
+    reports = run_checks(list(CHECKS.values()), 1, run)
+    assert order == list(CHECKS) and sorted(reports) == sorted(CHECKS)
 
 
-@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
-def test_bad_jobs_name_themselves(jobs: object) -> None:
-    with pytest.raises(ValueError, match="jobs"):
-        verify.check(zoo.Correct, jobs=jobs)  # type: ignore[arg-type]
-
-
-def test_the_default_jobs_follow_crosscheck_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
-    from verify.oracle._check import default_jobs
-
-    monkeypatch.setenv("CROSSCHECK_JOBS", "3")
-    assert default_jobs() == 3
-    monkeypatch.setenv("CROSSCHECK_JOBS", "0")
-    with pytest.raises(ValueError, match="CROSSCHECK_JOBS"):
-        default_jobs()
-    monkeypatch.delenv("CROSSCHECK_JOBS")
-    assert default_jobs() >= 1
-
-
-def test_an_old_hypothesis_runs_the_checks_one_after_another(
-    monkeypatch: pytest.MonkeyPatch,
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.frozensets(st.integers(0, 3), min_size=1), min_size=1, max_size=9),
+    st.integers(1, 5),
+)
+def test_checks_that_share_a_worker_never_run_at_once(
+    workers_used: list[frozenset[int]], jobs: int
 ) -> None:
-    import hypothesis
+    checks = [CHECKS[name] for name in list(CHECKS)[: len(workers_used)]]
+    uses = {check.name: used for check, used in zip(checks, workers_used, strict=True)}
+    lock = threading.Lock()
+    running: dict[str, frozenset[int]] = {}
+    clashes: list[tuple[str, str]] = []
 
-    monkeypatch.setattr(hypothesis, "__version__", "6.100.0")
-    report = verify.check(zoo.Correct, functions=["forward", "loss"], max_examples=3, jobs=2)
-    assert report.jobs == 1 and report.passed
+    def run(check) -> FunctionReport:
+        with lock:
+            clashes.extend(
+                (check.name, o) for o, used in running.items() if used & uses[check.name]
+            )
+            running[check.name] = uses[check.name]
+        time.sleep(0.002)
+        with lock:
+            del running[check.name]
+        return FunctionReport(check.name, "pass")
+
+    reports = run_checks(checks, jobs, run, lambda check: uses[check.name])
+    assert clashes == [] and sorted(reports) == sorted(uses)
+
+
+def test_a_check_waits_for_its_worker_to_start() -> None:
+    changed = threading.Condition()
+    ready = threading.Event()
+    order: list[str] = []
+
+    def uses(check) -> frozenset[int] | None:
+        if check.name == "forward":
+            return frozenset({1}) if ready.is_set() else None  # worker 1 still starting
+        return frozenset({0})
+
+    def run(check) -> FunctionReport:
+        order.append(check.name)
+        if check.name == "loss":
+            with changed:
+                ready.set()
+                changed.notify_all()
+        return FunctionReport(check.name, "pass")
+
+    checks = [CHECKS["forward"], CHECKS["loss"]]
+    reports = run_checks(checks, 2, run, uses, changed)
+    assert order == ["loss", "forward"] and sorted(reports) == ["forward", "loss"]
+
+
+def test_the_oracles_own_error_in_a_check_is_raised() -> None:
+    def run(check) -> FunctionReport:
+        raise RuntimeError(f"defect in {check.name}")
+
+    with pytest.raises(RuntimeError, match="defect in"):
+        run_checks(list(CHECKS.values()), 3, run, lambda check: frozenset({0}))
+
+
+def test_the_fused_step_and_the_pieces_are_shared_out_by_compile_weight() -> None:
+    assert owners(FUNCTIONS, 1) == dict.fromkeys(FUNCTIONS, 0)
+    two = owners(FUNCTIONS, 2)
+    by_worker = {k: {f for f, owner in two.items() if owner == k} for k in (0, 1)}
+    assert by_worker == {
+        0: {"step", "grad_x", "update"},
+        1: {"forward", "loss", "loss_grad", "grad_w"},
+    }
+    assert sorted(owners(FUNCTIONS, 7).values()) == list(range(7))  # one each
+    assert owners(["grad_w"], 3) == {"grad_w": 0}
+    with pytest.raises(ValueError, match="workers"):
+        owners(FUNCTIONS, 0)
+
+
+class _Recording:
+    """A fake caller: records which process each function's calls reached."""
+
+    def __init__(self, index: int, calls: list[tuple[int, str]]) -> None:
+        self.name, self.index, self.calls = "fake", index, calls
+        self.provided = frozenset(FUNCTIONS)
+        self.notes: collections.Counter[str] = collections.Counter()
+        self.compiles = 0
+        self.closed = False
+
+    def call(self, function: str, arrays: object, lr: object) -> str:
+        self.calls.append((self.index, function))
+        return function
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_workers_call_each_function_on_its_owner_only() -> None:
+    calls: list[tuple[int, str]] = []
+    started: list[_Recording] = []
+    counter = iter(range(1, 10))
+    workers = Workers(
+        _Recording(0, calls),
+        lambda: _Recording(next(counter), calls),  # type: ignore[arg-type,return-value]
+        2,
+        started,  # type: ignore[arg-type]
+    )
+    for _ in range(3):
+        for function in FUNCTIONS:
+            workers.call(function, [], None)
+    reached = {f: {k for k, g in calls if g == f} for f in FUNCTIONS}
+    assert reached == {f: {k} for f, k in owners(FUNCTIONS, 2).items()}
+    assert workers.uses(["step", "forward"]) == {0, 1}
+    workers.close()
+    assert all(caller.closed for caller in started)
+
+
+def test_a_worker_that_cannot_start_leaves_its_functions_to_the_first() -> None:
+    calls: list[tuple[int, str]] = []
+
+    def fails() -> _Recording:
+        raise StartError("no room")
+
+    workers = Workers(_Recording(0, calls), fails, 2, [])  # type: ignore[arg-type]
+    for function in FUNCTIONS:
+        workers.call(function, [], None)
+    assert {k for k, _ in calls} == {0}
+    assert workers.uses(FUNCTIONS) == {0}
+
+
+def test_jobs_compile_each_shape_of_a_function_once_in_the_run() -> None:
+    """Each function is called on one worker: the run's distinct calls are the same however
+    many workers it uses (a worker per check compiled the shapes again)."""
+    reports = [
+        verify.check(zoo.Correct, max_examples=15, seed=0, repro_dir=None, jobs=jobs)
+        for jobs in (1, 2)
+    ]
+    assert [r.jobs for r in reports] == [1, 2]
+    assert reports[0].compiles == reports[1].compiles
+
+
+def test_a_gradient_never_zeroed_gets_the_same_verdicts_on_any_number_of_jobs() -> None:
+    """A candidate with state: a check's calls are never interleaved with another check's on
+    its worker, so grad_w's report is the same on any number of jobs. (What the other checks
+    see of the state differs: on three workers the fused step's own grad_w accumulates in
+    another process than grad_w's calls; their verdicts and diagnoses do not.)"""
+    reports = [
+        verify.check(zoo.AccumulatingGradW, max_examples=10, seed=0, repro_dir=None, jobs=jobs)
+        for jobs in (1, 3)
+    ]
+    one, three = (
+        {
+            f["function"]: {k: v for k, v in f.items() if k != "seconds"}
+            for f in r.to_dict()["functions"]
+        }
+        for r in reports
+    )
+    assert one["grad_w"] == three["grad_w"]
+    assert one["grad_w"]["diagnosis"] == "accumulated_gradient"
+    verdicts = [
+        {name: (f["status"], f["diagnosis"]) for name, f in r.items()} for r in (one, three)
+    ]
+    assert verdicts[0] == verdicts[1]

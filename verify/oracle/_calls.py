@@ -61,8 +61,12 @@ class Caller(Protocol):
 
     name: str
     provided: frozenset[str]
-    notes: collections.Counter[str]
-    compiles: int
+
+    @property
+    def notes(self) -> collections.Counter[str]: ...
+
+    @property
+    def compiles(self) -> int: ...
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         """``function(*arrays, lr)`` (``lr`` only where the function takes one)."""

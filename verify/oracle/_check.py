@@ -44,6 +44,7 @@ from ._options import DEFAULT_TIMEOUT, Options
 from ._report import FunctionReport, Report, environment
 from ._repro import write_repro
 from ._search import Progress, search
+from ._workers import Workers, run_checks
 
 #: Default directory for reproducers (gitignored).
 DEFAULT_REPRO_DIR = "crosscheck-repro"
@@ -135,67 +136,11 @@ def threads_allowed() -> bool:
     return (major, minor) >= THREAD_SAFE_HYPOTHESIS
 
 
-def run_checks(
-    checks: Sequence[Check],
-    callers: list[Caller],
-    more: Callable[[], Caller],
-    jobs: int,
-    run: Callable[[Check, Caller], FunctionReport],
-) -> dict[str, FunctionReport]:
-    """``run`` every check, on up to ``jobs`` callers at once; the reports by check name.
-
-    With ``jobs == 1`` this is a loop over ``checks``, in order, on ``callers[0]``. Otherwise
-    each of ``min(jobs, len(checks))`` threads takes the next check not yet taken until none
-    is left, the heaviest (``Check.weight``) first so that no long check starts last;
-    ``callers[0]`` serves one thread and each other thread starts a caller of its own with
-    ``more`` (a worker process: its compiles are its own) and appends it to ``callers`` (for
-    the caller to close, whatever happens, and to count compiles).
-    """
-    first = callers[0]
-    if jobs <= 1 or len(checks) <= 1:
-        return {chosen.name: run(chosen, first) for chosen in checks}
-    queue = collections.deque(sorted(checks, key=lambda c: c.weight, reverse=True))
-    lock = threading.Lock()
-    reports: dict[str, FunctionReport] = {}
-    errors: list[BaseException] = []
-
-    def drain(caller: Caller | None) -> None:
-        try:
-            if caller is None:
-                caller = more()
-                with lock:
-                    callers.append(caller)
-            while True:
-                with lock:
-                    if not queue or errors:
-                        return
-                    chosen = queue.popleft()
-                reports[chosen.name] = run(chosen, caller)
-        except (StartError, ContractError):
-            return  # could not start a worker: the other threads take its share
-        except BaseException as err:  # the oracle's own defect: raised in the caller's thread
-            with lock:
-                errors.append(err)
-
-    threads = [
-        threading.Thread(target=drain, args=(first if k == 0 else None,), daemon=True)
-        for k in range(min(jobs, len(checks)))
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.1)  # short waits: an interrupt reaches this thread between them
-    if errors:
-        raise errors[0]
-    return reports
-
-
 @dataclasses.dataclass
 class Run:
     """One candidate, loaded (in a worker process, or this one), and how to check it: one check
-    at a time (``run``), or many at once on workers of their own (``run_all``); ``close`` ends
-    every worker and the run's JAX compilation cache.
+    at a time (``run``), or many at once on several workers (``run_all``, ``_workers``: each
+    function on one worker); ``close`` ends every worker and the run's JAX compilation cache.
 
     ``check`` runs every requested check of one Run; the pytest plugin runs one check per test
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
@@ -211,7 +156,7 @@ class Run:
     seed: int | None
     repro_dir: Path | None
     progress: Progress | None = None
-    #: another caller of the same candidate (a worker of its own), for ``run_all``.
+    #: starts another caller of the same candidate (a worker of its own), for ``run_all``.
     more: Callable[[], Caller] | None = None
     jobs: int = 1
     cache: tempfile.TemporaryDirectory[str] | None = None
@@ -219,6 +164,7 @@ class Run:
     callers: list[Caller] = dataclasses.field(init=False)
     pool: Pool = dataclasses.field(init=False)
     used_jobs: int = dataclasses.field(init=False, default=1)
+    _workers: Workers | None = dataclasses.field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
@@ -251,22 +197,36 @@ class Run:
         return report
 
     def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:
-        """The verdicts of ``names``, in that order, run on up to ``jobs`` workers at once
-        (``run_checks``); checks that do not apply are skipped as ``run`` says."""
+        """The verdicts of ``names``, in that order; checks that do not apply are skipped as
+        ``run`` says. Up to ``jobs`` run at once, on as many workers (``_workers``): each
+        function of the candidate is called on one worker, and two checks run at once only when
+        they call different workers."""
         provided = self.caller.provided
         runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, self.options)]
         parallel = self.jobs if self.more is not None and threads_allowed() else 1
-        self.used_jobs = min(parallel, max(1, len(runnable)))
-
-        def one(chosen: Check, on: Caller) -> FunctionReport:
-            report = self.run(chosen.name, on=on)
-            assert report is not None  # runnable: it applies
-            return report
-
-        more = self.more or (lambda: self.caller)
-        done = run_checks(runnable, self.callers, more, parallel, one)
+        # More workers than the functions called, or than the checks, would idle.
+        called = set().union(*(chosen.calls(provided) for chosen in runnable))
+        count = max(1, min(parallel, len(called), len(runnable)))
+        self.used_jobs = count
+        if count == 1 or self.more is None:
+            done = run_checks(runnable, 1, lambda chosen: self._run(chosen, self.caller))
+        else:
+            workers = Workers(self.caller, self.more, count, self.callers, called)
+            self._workers = workers
+            done = run_checks(
+                runnable,
+                count,
+                lambda chosen: self._run(chosen, workers),
+                lambda chosen: workers.uses(chosen.calls(provided)),
+                workers.changed,
+            )
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
         return [verdict for verdict in verdicts if verdict is not None]
+
+    def _run(self, chosen: Check, on: Caller) -> FunctionReport:
+        report = self.run(chosen.name, on=on)
+        assert report is not None  # runnable: it applies
+        return report
 
     def report(self, functions: list[FunctionReport]) -> Report:
         """The Report of these verdicts on this candidate."""
@@ -287,6 +247,8 @@ class Run:
         )
 
     def close(self) -> None:
+        if self._workers is not None:
+            self._workers.close()  # first: a worker still starting then closes itself
         for each in list(self.callers):
             each.close()
         if self.cache is not None:
@@ -326,8 +288,8 @@ def open_run(
         jobs = default_jobs()
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-    # The run's own JAX compilation cache: a shape one worker compiled, the others load (a
-    # jitted candidate on -j N workers would otherwise compile most shapes N times).
+    # The run's own JAX compilation cache: a worker started again after a crash or a timeout
+    # loads the shapes its predecessor compiled (each function is called on one worker).
     cache = tempfile.TemporaryDirectory(prefix="crosscheck-jax-cache-", ignore_cleanup_errors=True)
     try:
         caller, spec, words = make_caller(
@@ -419,9 +381,11 @@ def check(
         else this process; True: a worker or a ValueError; False: this process (for pdb).
       import_timeout: seconds a worker may take to load the implementation.
       memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
-      jobs: checks run at once, each on a worker process of its own (None:
-        ``$CROSSCHECK_JOBS`` or one per core, ``default_jobs``); 1 runs them one after
-        another on one worker. The report is the same whatever the order they finish in. A
+      jobs: worker processes, and checks run at once (None: ``$CROSSCHECK_JOBS`` or one per
+        core, ``default_jobs``); 1 runs them one after another on one worker. Each function
+        of the candidate is called on one worker (a jitted one compiles a shape once), and two
+        checks run at once only when they call different workers (``_workers``). The report
+        lists the checks in the registry's order whatever the order they finish in. A
         candidate called in this process, or a Hypothesis older than 6.136 (not thread-safe),
         runs its checks one after another.
 

@@ -71,6 +71,11 @@ class Check:
         dtypes = "" if len(self.dtypes) == 4 else f"; dtype {' or '.join(sorted(self.dtypes))}"
         return f"needs {options}{dtypes}"
 
+    def calls(self, provided: frozenset[str]) -> frozenset[str]:
+        """The functions its cases call: the first alternative of ``needs`` that the candidate
+        provides (the judges prefer it: ``identities`` the fused step over the pieces)."""
+        return next((need for need in self.needs if need <= provided), frozenset())
+
     def applies(self, provided: frozenset[str], options: Options) -> bool:
         """Whether the candidate provides what the check needs, at this dtype."""
         return options.dtype in self.dtypes and any(need <= provided for need in self.needs)

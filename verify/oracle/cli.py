@@ -140,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="checks run at once, each on a worker of its own (default: one per core); "
-        "the report is the same for any N",
+        help="worker processes, checks run at once (default: one per core); each function "
+        "is called on one worker, and the verdicts are the same for any N",
     )
     parser.add_argument(
         "--in-process",
