@@ -83,6 +83,24 @@ def _matmul_dtype(x: np.ndarray, w: np.ndarray) -> type[np.floating]:
     return np.float64
 
 
+def loss_and_upstream(
+    output: np.ndarray, target: np.ndarray, dtype: type[np.floating] = np.float64
+) -> tuple[float, np.ndarray]:
+    """``L = sum |output - target|`` (float64, exact for float32 or float64 operands whose
+    differences are exact) and ``dL_do`` in ``dtype``: +1 where ``output > target``, else -1
+    (ties, as the seed, and NaN). Shapes: output and target ``(N, O)``."""
+    # Differences in float64 (exact for float32 operands), made absolute in place; comparisons
+    # are exact in any dtype.
+    difference = np.subtract(output, target, dtype=np.float64)
+    loss = float(np.abs(difference, out=difference).sum())
+    # 2 [output > target] - 1, in place: 6 ms at 2048^2 where np.where with scalar branches
+    # takes 36 ms.
+    dL_do = np.greater(output, target).astype(dtype)
+    dL_do *= 2
+    dL_do -= 1
+    return loss, dL_do
+
+
 def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = None) -> StepResult:
     """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc).
 
@@ -111,10 +129,7 @@ def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = 
         raise ValueError(f"output has shape {output.shape}, but x @ w has shape {shape}")
     if target_in.shape != shape:
         raise ValueError(f"target has shape {target_in.shape}, but should be {shape}")
-    # Differences in float64 (exact for float32 operands); comparisons are exact in any dtype.
-    difference = np.subtract(output, target_in, dtype=np.float64)
-    loss = float(np.abs(difference, out=difference).sum())
-    dL_do = np.where(output > target_in, dtype(1.0), dtype(-1.0))
+    loss, dL_do = loss_and_upstream(output, target_in, dtype)
     dL_dw = (x_m.T @ dL_do).astype(np.float64, copy=False)
     dL_dx = (dL_do @ w_m.T).astype(np.float64, copy=False)
     w_new = dL_dw * -float(lr)
