@@ -9,6 +9,7 @@ carries ``report.summary()``, for use inside a user's own pytest; ``report.to_di
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import math
 import platform
 import sys
@@ -223,22 +224,39 @@ class Report:
 
 
 def environment() -> dict[str, Any]:
-    """Versions of python, numpy, jax, hypothesis (and torch when loaded), the backend, devices."""
+    """Versions of python, numpy, jax, hypothesis (and torch when loaded); JAX's backend and
+    devices where this process has JAX loaded already (an in-process candidate, a test suite).
+
+    The oracle itself never imports JAX for this: the import and the backend's start took
+    about a second of every ``python -m verify check``, for a numpy or C candidate too, and a
+    candidate in a worker runs on that worker's devices, not on these.
+    """
     import hypothesis
-    import jax
 
     found: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "numpy": np.__version__,
-        "jax": jax.__version__,
+        "jax": _version("jax"),
         "hypothesis": hypothesis.__version__,
     }
     if "torch" in sys.modules:
         found["torch"] = getattr(sys.modules["torch"], "__version__", "?")
+    jax = sys.modules.get("jax")
+    if jax is None:
+        found["backend"] = "not loaded in the oracle's process"
+        found["devices"] = []
+        return found
     try:
         found["backend"] = jax.default_backend()
         found["devices"] = [str(d) for d in jax.devices()]
     except Exception as err:  # a broken accelerator setup must not break the report
         found["backend"] = f"unavailable: {err}"
     return found
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
