@@ -42,7 +42,9 @@ def tests(session: nox.Session) -> None:
     """CPU test suite, Hypothesis 'ci' profile (derandomized), on every core; extra args go to
     pytest (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
-    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-n", "auto"))
+    session.run(
+        *pytest_args(session, "--hypothesis-profile=ci", "-n", "auto", "--dist", "worksteal")
+    )
 
 
 @nox.session(python="3.11", default=False)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 import jax
+import pytest
 from hypothesis import HealthCheck, settings
 
 # float64 must be switchable on before any array is made; strict promotion and rank checks turn
@@ -51,3 +52,10 @@ def examples(n: int) -> settings:
     """Settings for a test that wants ``n`` examples in ``ci`` (scaled by the active profile)."""
     scale = settings.default.max_examples / 100
     return settings(max_examples=max(1, round(n * scale)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (a subprocess suite, the loops at a few hundred) first, in their
+    order, then the rest: under xdist's worksteal (``nox -s tests``) the long ones start at once
+    and the short ones fill in around them, instead of one long test ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -35,6 +35,7 @@ def run_script(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_dry_run_passes_and_writes_every_result(tmp_path: Path) -> None:
     out = tmp_path / "results"
     done = run_script("--dry-run", "--out", str(out))

@@ -126,6 +126,7 @@ def test_the_graph_sees_function_level_imports() -> None:
     assert "verify.bounds" in graph["verify.oracle._options"]
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_the_library_and_its_stubs_only(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],

@@ -90,6 +90,7 @@ def test_a_declared_matmul_precision_is_accepted_and_a_lower_one_is_not() -> Non
     assert bf16["grad_w"].diagnosis == "reduced_precision", bf16.summary()
 
 
+@pytest.mark.slow
 def test_half_precision_accumulation_is_named_and_can_be_declared() -> None:
     # The layer: float64 matmuls, a numpy loss summing bfloat16 in bfloat16.
     undeclared = verify.check(zoo.HalfPrecisionSum, dtype="bfloat16", seed=0, repro_dir=None)

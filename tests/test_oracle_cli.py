@@ -150,6 +150,7 @@ def test_reproducers_refail_from_a_fresh_shell(
     assert f"diagnosis: {kind}" in run.stdout
 
 
+@pytest.mark.slow
 def test_the_projects_own_implementations_pass_from_the_command_line() -> None:
     for spec in ("reference", "verify"):
         run = run_python("-m", "verify", "check", spec, "--max-examples", "4")

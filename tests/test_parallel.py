@@ -84,6 +84,9 @@ def test_any_number_of_jobs_gives_the_same_report_in_the_registrys_order() -> No
         for jobs in (1, 3)
     ]
     assert [r.jobs for r in reports] == [1, 3]
+    # Each function is called on one worker: the run's distinct calls are the same however
+    # many workers it uses (a worker per check compiled the shapes again).
+    assert reports[0].compiles == reports[1].compiles
     # Everything but how long each check took (FunctionReport.seconds) is the same.
     one, three = (
         [{k: v for k, v in f.items() if k != "seconds"} for f in r.to_dict()["functions"]]
@@ -244,17 +247,6 @@ def test_a_worker_that_cannot_start_leaves_its_functions_to_the_first() -> None:
         workers.call(function, [], None)
     assert {k for k, _ in calls} == {0}
     assert workers.uses(FUNCTIONS) == {0}
-
-
-def test_jobs_compile_each_shape_of_a_function_once_in_the_run() -> None:
-    """Each function is called on one worker: the run's distinct calls are the same however
-    many workers it uses (a worker per check compiled the shapes again)."""
-    reports = [
-        verify.check(zoo.Correct, max_examples=15, seed=0, repro_dir=None, jobs=jobs)
-        for jobs in (1, 2)
-    ]
-    assert [r.jobs for r in reports] == [1, 2]
-    assert reports[0].compiles == reports[1].compiles
 
 
 def test_a_gradient_never_zeroed_gets_the_same_verdicts_on_any_number_of_jobs() -> None:

@@ -71,6 +71,7 @@ def test_a_mutant_fails_exactly_its_broken_checks_and_junit_names_them(tmp_path:
     assert grad_w.get("message", "").startswith("grad_w: transposed - dL_dw has shape")
 
 
+@pytest.mark.slow
 def test_k_and_xdist_run_only_the_selected_checks_and_lf_reruns_the_failure(
     tmp_path: Path,
 ) -> None:

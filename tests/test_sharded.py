@@ -245,6 +245,7 @@ def test_step_mesh_says_how_to_get_more_cpu_devices() -> None:
         verify.step_mesh(1, 0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     jax.device_count() >= 8 or os.environ.get("CROSSCHECK_NO_SUBPROCESS") == "1",
     reason="this process has the devices itself (or subprocess runs are switched off)",
