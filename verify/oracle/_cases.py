@@ -30,7 +30,6 @@ from ..strategies import (
     exact_layer_inputs,
     example_inputs,
     layer_inputs,
-    upstream_gradients,
 )
 from ._contract import Signature
 from ._options import Options
@@ -195,30 +194,32 @@ def sub_shapes(shape: tuple[int, int, int]) -> st.SearchStrategy[LayerShape]:
     return st.tuples(*(st.sampled_from(s) for s in sides)).map(lambda s: LayerShape(*s))
 
 
-def _integer_upstream(shape: tuple[int, int], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
-    # Exact mode needs exact products: small non-unit integers, never all +-1.
-    return st.integers(0, 2**32 - 1).map(
-        lambda seed: np.random.default_rng(seed).integers(-3, 4, size=shape).astype(dtype)
-    )
+def _upstream(seed: int, shape: tuple[int, int], dtype: np.dtype, exact: bool) -> np.ndarray:
+    """A random non-unit upstream array of ``shape`` from ``seed``: ``3 N(0, 1)`` (as
+    ``strategies.upstream_gradients`` draws it), or small integers in exact mode, where products
+    must stay exact (never all +-1)."""
+    rng = np.random.default_rng(seed)
+    if exact:
+        return rng.integers(-3, 4, size=shape).astype(dtype)
+    return (rng.standard_normal(shape) * 3.0).astype(dtype)
 
 
 def _with_upstreams(
     signature: Signature, base: st.SearchStrategy[LayerInputs], options: Options
 ) -> st.SearchStrategy[Case]:
+    """``base``'s inputs with a random ``dL_do (N, O)`` and ``dL_dw (I, O)``, drawn as two
+    seeds beside the inputs (one strategy for every draw: building one per draw, as a flatmap
+    does, costs Hypothesis a validation of each new strategy every example)."""
     dtype = bounds.numpy_dtype(options.dtype)
 
-    def upstream(shape: tuple[int, int]) -> st.SearchStrategy[np.ndarray]:
-        if options.exact:
-            return _integer_upstream(shape, dtype)
-        return upstream_gradients(shape, dtype=dtype)
-
-    def cases(inputs: LayerInputs) -> st.SearchStrategy[Case]:
+    def case(inputs: LayerInputs, upstream_seed: int, gradient_seed: int) -> Case:
         n, i, o = inputs.shape
-        return st.builds(
-            make_case, st.just(signature), st.just(inputs), upstream((n, o)), upstream((i, o))
-        )
+        upstream = _upstream(upstream_seed, (n, o), dtype, options.exact)
+        gradient = _upstream(gradient_seed, (i, o), dtype, options.exact)
+        return make_case(signature, inputs, upstream, gradient)
 
-    return base.flatmap(cases)
+    seeds = st.integers(0, 2**32 - 1)
+    return st.builds(case, base, seeds, seeds)
 
 
 def layer_cases(signature: Signature, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
