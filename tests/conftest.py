@@ -31,10 +31,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Under pytest-xdist each process keeps a cache of its own: JAX writes an entry in place,
     # and another process reading it half-written warns (an error here) where it would only
     # recompile.
-    enable_compilation_cache(_cache / os.environ["PYTEST_XDIST_WORKER"])
+    _cache = enable_compilation_cache(_cache / os.environ["PYTEST_XDIST_WORKER"])
     # The suite already runs on every core: a check's own -j would start workers for nothing.
     # (tests/test_parallel.py passes jobs explicitly.)
     os.environ.setdefault("CROSSCHECK_JOBS", "1")
+# The processes a test starts (python -m verify check, the accelerator script's steps, a child
+# pytest) and their workers compile into the same cache: without it a CLI run on a jitted
+# candidate compiled every shape cold, every run. (This process waits for them meanwhile.)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_cache)
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 _common = dict(
     deadline=None,
