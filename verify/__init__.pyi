@@ -6,6 +6,7 @@ from . import strategies as strategies
 from ._autodiff import autodiff_chain as autodiff_chain
 from ._autodiff import autodiff_step as autodiff_step
 from ._autodiff import l1_objective as l1_objective
+from ._cache import default_cache_dir as default_cache_dir
 from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._exact import ExactReport as ExactReport
 from ._exact import check_exact as check_exact

@@ -11,8 +11,6 @@ import os
 import platform
 from pathlib import Path
 
-import jax
-
 
 def default_cache_dir() -> Path:
     """``$CROSSCHECK_JAX_CACHE`` or ``~/.cache/crosscheck/jax-<machine>-<cpu>``."""
@@ -38,6 +36,8 @@ def enable_compilation_cache(directory: str | os.PathLike[str] | None = None) ->
 
     Returns the directory used. Safe to call more than once.
     """
+    import jax  # here: the oracle reads default_cache_dir without loading JAX
+
     path = Path(directory) if directory is not None else default_cache_dir()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))

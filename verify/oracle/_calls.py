@@ -176,7 +176,7 @@ SHARED_JAX_SETTINGS = (
 SINGLE_THREADED = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-#: Settings of a run's own compilation cache: every compile stored, however small or fast.
+#: Settings of the workers' compilation cache: every compile stored, however small or fast.
 RUN_CACHE_SETTINGS = {
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
     "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",
@@ -188,9 +188,9 @@ def worker_environment(options: Options, cache_dir: str | None = None) -> dict[s
     switched on for JAX candidates when float64 is checked (``JAX_ENABLE_X64``: set before the
     candidate imports JAX, which a numpy candidate then never pays for), single-threaded BLAS
     (``SINGLE_THREADED``) unless set, and a JAX compilation cache: this process's, if it has
-    one (``SHARED_JAX_SETTINGS``, as environment variables), else ``cache_dir`` if given (a
-    run's own, shared by its workers: a shape one worker compiled, another loads), unless the
-    user's environment names one."""
+    one (``SHARED_JAX_SETTINGS``, as environment variables), else ``cache_dir`` if given
+    (crosscheck's persistent one: a shape compiled in one run is loaded in the next), unless
+    the user's environment names one."""
     env = dict(os.environ)
     for variable in SINGLE_THREADED:
         env.setdefault(variable, "1")

@@ -13,13 +13,13 @@ import collections
 import dataclasses
 import os
 import shlex
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import default_cache_dir
 from ._calls import (
     DEFAULT_IMPORT_TIMEOUT,
     Caller,
@@ -140,7 +140,7 @@ def threads_allowed() -> bool:
 class Run:
     """One candidate, loaded (in a worker process, or this one), and how to check it: one check
     at a time (``run``), or many at once on several workers (``run_all``, ``_workers``: each
-    function on one worker); ``close`` ends every worker and the run's JAX compilation cache.
+    function on one worker); ``close`` ends every worker.
 
     ``check`` runs every requested check of one Run; the pytest plugin runs one check per test
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
@@ -159,7 +159,6 @@ class Run:
     #: starts another caller of the same candidate (a worker of its own), for ``run_all``.
     more: Callable[[], Caller] | None = None
     jobs: int = 1
-    cache: tempfile.TemporaryDirectory[str] | None = None
     #: every caller the Run started (``caller`` first), the seed's shapes, the jobs it used.
     callers: list[Caller] = dataclasses.field(init=False)
     pool: Pool = dataclasses.field(init=False)
@@ -251,8 +250,6 @@ class Run:
             self._workers.close()  # first: a worker still starting then closes itself
         for each in list(self.callers):
             each.close()
-        if self.cache is not None:
-            self.cache.cleanup()
 
     def __enter__(self) -> Run:
         return self
@@ -288,22 +285,21 @@ def open_run(
         jobs = default_jobs()
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
         raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-    # The run's own JAX compilation cache: a worker started again after a crash or a timeout
-    # loads the shapes its predecessor compiled (each function is called on one worker).
-    cache = tempfile.TemporaryDirectory(prefix="crosscheck-jax-cache-", ignore_cleanup_errors=True)
-    try:
-        caller, spec, words = make_caller(
-            impl,
-            command,
-            options,
-            isolate=isolate,
-            import_timeout=import_timeout,
-            memory_limit=memory_limit,
-            cache_dir=cache.name,
-        )
-    except BaseException:
-        cache.cleanup()
-        raise
+    # crosscheck's persistent JAX compilation cache (``verify._cache``, unless the environment
+    # names another): a jitted candidate compiles a shape once, then loads it in every later
+    # run while its code is unchanged (JAX keys an entry by the compiled program), and a
+    # worker started again after a crash loads what its predecessor compiled.
+    cache = default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    caller, spec, words = make_caller(
+        impl,
+        command,
+        options,
+        isolate=isolate,
+        import_timeout=import_timeout,
+        memory_limit=memory_limit,
+        cache_dir=str(cache),
+    )
 
     def more() -> Caller:
         return make_caller(
@@ -313,7 +309,7 @@ def open_run(
             isolate=True,
             import_timeout=import_timeout,
             memory_limit=memory_limit,
-            cache_dir=cache.name,
+            cache_dir=str(cache),
         )[0]
 
     return Run(
@@ -327,7 +323,6 @@ def open_run(
         progress=progress,
         more=more if isinstance(caller, WorkerCaller) else None,
         jobs=jobs,
-        cache=cache,
     )
 
 
