@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -264,3 +265,14 @@ def test_edge_shapes_run_whatever_the_search_draws() -> None:
     """A bug past 128 rows is caught even when the search draws a single small example."""
     report = verify.check(zoo.BlockedGradW(), functions=["grad_w"], max_examples=1, repro_dir=None)
     assert report["grad_w"].diagnosis == "off_by_one", report.summary()
+
+
+def test_a_cache_folder_that_cannot_be_made_leaves_the_workers_without_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("CROSSCHECK_JAX_CACHE", str(blocker / "jax"))  # under a file: no mkdir
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    report = verify.check(zoo.Correct, functions=["forward"], max_examples=3, repro_dir=None)
+    assert report.passed and report.isolated

@@ -289,8 +289,12 @@ def open_run(
     # names another): a jitted candidate compiles a shape once, then loads it in every later
     # run while its code is unchanged (JAX keys an entry by the compiled program), and a
     # worker started again after a crash loads what its predecessor compiled.
-    cache = default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    folder = default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        cache: str | None = str(folder)
+    except OSError:
+        cache = None  # a home that cannot be written: the workers compile without a cache
     caller, spec, words = make_caller(
         impl,
         command,
@@ -298,7 +302,7 @@ def open_run(
         isolate=isolate,
         import_timeout=import_timeout,
         memory_limit=memory_limit,
-        cache_dir=str(cache),
+        cache_dir=cache,
     )
 
     def more() -> Caller:
@@ -309,7 +313,7 @@ def open_run(
             isolate=True,
             import_timeout=import_timeout,
             memory_limit=memory_limit,
-            cache_dir=str(cache),
+            cache_dir=cache,
         )[0]
 
     return Run(
