@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import os
 import shlex
 import threading
@@ -295,26 +296,20 @@ def open_run(
         cache: str | None = str(folder)
     except OSError:
         cache = None  # a home that cannot be written: the workers compile without a cache
-    caller, spec, words = make_caller(
+    start = functools.partial(
+        make_caller,
         impl,
         command,
         options,
-        isolate=isolate,
         import_timeout=import_timeout,
         memory_limit=memory_limit,
         cache_dir=cache,
     )
+    caller, spec, words = start(isolate=isolate)
 
     def more() -> Caller:
-        return make_caller(
-            impl,
-            command,
-            options,
-            isolate=True,
-            import_timeout=import_timeout,
-            memory_limit=memory_limit,
-            cache_dir=cache,
-        )[0]
+        """Another worker of the same candidate (``run_all``'s further workers)."""
+        return start(isolate=True)[0]
 
     return Run(
         caller=caller,
