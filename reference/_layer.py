@@ -61,15 +61,17 @@ def _matrix(name: str, value: Any, meaning: str) -> _Rows:
         raise TypeError(
             f"{name} must hold real numbers (bool, int or float), got dtype {array.dtype}"
         )
-    rows = _Rows(array.astype(np.float64).tolist())
+    values = array.astype(np.float64)
+    # The first non-finite element in row-major order, found by numpy (a test, not arithmetic).
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        r, c = divmod(int(bad[0]), values.shape[1])
+        raise ValueError(
+            f"{name}[{r}, {c}] = {float(values[r, c])}: the reference needs finite values "
+            "(|.| has no subgradient at inf - inf, and NaN has no sign)"
+        )
+    rows = _Rows(values.tolist())
     rows.shape = (array.shape[0], array.shape[1])
-    for r, row in enumerate(rows):
-        for c, v in enumerate(row):
-            if not math.isfinite(v):
-                raise ValueError(
-                    f"{name}[{r}, {c}] = {v}: the reference needs finite values "
-                    "(|.| has no subgradient at inf - inf, and NaN has no sign)"
-                )
     return rows
 
 
@@ -126,14 +128,20 @@ def forward(x: Any, w: Any) -> np.ndarray:
             f"w must be (I, O) with I = {input_features}"
         )
     output_features = _dims(w_rows)[1]
-    output = [[0.0] * output_features for _ in range(num_data)]
+    # The notebook's loops over i, j, d in its order; the innermost loop over d is a
+    # comprehension down a column (so Python runs it at C speed), which holds output and x by
+    # columns: output_columns[j][d] is output[d, j], x_columns[i][d] is x[d, i].
+    x_columns = [[x_d[i] for x_d in x_rows] for i in range(input_features)]
+    output_columns = [[0.0] * num_data for _ in range(output_features)]
     for i in range(input_features):
-        w_i = w_rows[i]
+        w_i, x_i = w_rows[i], x_columns[i]
         for j in range(output_features):
             w_ij = w_i[j]
-            for d in range(num_data):
-                row = output[d]
-                row[j] = row[j] + x_rows[d][i] * w_ij
+            output_columns[j] = [
+                output_dj + x_di * w_ij
+                for output_dj, x_di in zip(output_columns[j], x_i, strict=True)
+            ]
+    output = [[column[d] for column in output_columns] for d in range(num_data)]
     return _array(output, (num_data, output_features))
 
 
