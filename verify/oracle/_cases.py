@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -66,6 +67,12 @@ class Case:
 
     def replace(self, **arrays: np.ndarray) -> Case:
         return dataclasses.replace(self, arrays={**self.arrays, **arrays})
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis formats the shrunk case on its final replay, for a report the oracle
+        # silences (it writes its own reproducer): by shapes, not by formatting and parsing
+        # every array of the case and of the strategies that built it.
+        printer.text(self.describe())
 
 
 def make_case(
