@@ -30,6 +30,14 @@ def install(session: nox.Session, *args: str) -> None:
     if _no_venv(session):
         session.log(f"--no-venv: not installing {' '.join(args)}; using what the interpreter has")
         return
+    # The venv is the session's own, so its processes write bytecode even where the outer
+    # environment says not to (PYTHONDONTWRITEBYTECODE=1, common in container images). The
+    # suite starts many Python processes (xdist workers, CLI runs and their workers,
+    # child pytests); without bytecode each one compiles every module of the project again,
+    # and pytest rewrites the assertions of every module of Hypothesis, a pytest plugin: a
+    # child pytest took 3.0 s to start instead of 1.7 s, and `nox -s tests` 190 s instead of
+    # 152 s on 2 cores. (Under --no-venv the image's setting stands.)
+    session.env["PYTHONDONTWRITEBYTECODE"] = None
     session.install(*args)
 
 
