@@ -128,20 +128,14 @@ def forward(x: Any, w: Any) -> np.ndarray:
             f"w must be (I, O) with I = {input_features}"
         )
     output_features = _dims(w_rows)[1]
-    # The notebook's loops over i, j, d in its order; the innermost loop over d is a
-    # comprehension down a column (so Python runs it at C speed), which holds output and x by
-    # columns: output_columns[j][d] is output[d, j], x_columns[i][d] is x[d, i].
-    x_columns = [[x_d[i] for x_d in x_rows] for i in range(input_features)]
-    output_columns = [[0.0] * num_data for _ in range(output_features)]
+    output = [[0.0] * output_features for _ in range(num_data)]
     for i in range(input_features):
-        w_i, x_i = w_rows[i], x_columns[i]
+        w_i = w_rows[i]
         for j in range(output_features):
             w_ij = w_i[j]
-            output_columns[j] = [
-                output_dj + x_di * w_ij
-                for output_dj, x_di in zip(output_columns[j], x_i, strict=True)
-            ]
-    output = [[column[d] for column in output_columns] for d in range(num_data)]
+            for d in range(num_data):
+                row = output[d]
+                row[j] = row[j] + x_rows[d][i] * w_ij
     return _array(output, (num_data, output_features))
 
 
