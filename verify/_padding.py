@@ -45,10 +45,13 @@ from . import _layer
 from ._inputs import check_host_learning_rate, learning_rate, real
 from ._layer import DEFAULT_PRECISION, ChainResult, Precision, StepResult
 
-#: Padded sides: a side is padded up to the first bucket >= it (4x apart: at most 4x the work
-#: per side, and 4 buckets per side cover the strategies' menu up to 257). Larger sides are
-#: rounded up to a multiple of the last bucket.
-BUCKETS: tuple[int, ...] = (8, 32, 128, 512)
+#: Padded sides: a side is padded up to the first bucket >= it. Every side up to 32 shares one
+#: bucket: a 32^3 step is microseconds, while each extra bucket multiplies the shapes compiled
+#: (a bucket at 8 as well cost test_layer, test_bounds and test_padding 10-20% of their time in
+#: compiles and cache loads). Above 32 the buckets are 4x apart, at most 4x the work per side;
+#: 3 buckets per side cover the strategies' menu up to 257. Larger sides are rounded up to a
+#: multiple of the last bucket.
+BUCKETS: tuple[int, ...] = (32, 128, 512)
 
 
 def bucket(size: int, buckets: Sequence[int] = BUCKETS) -> int:
