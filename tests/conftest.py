@@ -25,6 +25,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 from verify import enable_compilation_cache  # noqa: E402
+from verify.oracle._calls import RUN_CACHE_SETTINGS  # noqa: E402
 
 _cache = enable_compilation_cache()
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -39,8 +40,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # pytest) and their workers compile into the same cache: without it a CLI run on a jitted
 # candidate compiled every shape cold, every run. (This process waits for them meanwhile.)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_cache)
-os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
+os.environ.update(RUN_CACHE_SETTINGS)  # every compile stored, as in the oracle's own workers
 
 _common = dict(
     deadline=None,
