@@ -43,8 +43,10 @@ class Check:
       draw: the search's cases.
       edge_transform: applied to each fixed edge case (``_cases.edge_cases``), if any.
       dtypes: the dtypes the check means something for.
-      ambiguity_probe: after a failure whose diagnosis names an ambiguous factor, re-run it on
-        a probe shape with distinct dims (a function of the contract).
+      ambiguity_probe: after a failure whose candidates the counterexample cannot tell apart,
+        run probe cases chosen for them (``_probes.resolve``; a function of the contract).
+      from_pieces: a failure is traced to the first of the candidate's own pieces that fails
+        on the same data, where its step equals its pieces (``_probes.follows_from_pieces``).
     """
 
     signature: Signature
@@ -54,6 +56,7 @@ class Check:
     edge_transform: Callable[[Case], Case] | None = None
     dtypes: frozenset[str] = frozenset({"float64", "float32", "bfloat16", "float16"})
     ambiguity_probe: bool = False
+    from_pieces: bool = False
 
     @property
     def name(self) -> str:
@@ -104,7 +107,13 @@ CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
         *(
-            Check(signature, (frozenset({name}),), judge_function, ambiguity_probe=True)
+            Check(
+                signature,
+                (frozenset({name}),),
+                judge_function,
+                ambiguity_probe=True,
+                from_pieces=name == "step",
+            )
             for name, signature in FUNCTIONS.items()
         ),
         Check(

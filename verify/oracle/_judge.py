@@ -4,7 +4,7 @@
 - ``judge_function``: one function of the contract against the loop reference, under the error
   model (``_expect``). It is called twice: its inputs must come back unchanged and the two
   results must agree bit for bit.
-- ``judge_identities``: two facts that need no reference (DESIGN.md), with g = dL_dw from the
+- ``judge_identities``: two facts that need no reference, with g = dL_dw from the
   candidate's own step (``step``, or forward, loss, loss_grad, grad_w, update)::
 
       convexity:    L(w - lr g) >= L(w) - lr ||g||_F^2
@@ -343,6 +343,38 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
                 ratio,
             )
     return ratio, None
+
+
+def pieces_agree(caller: Caller, case: Case, options: Options) -> bool:
+    """Whether the fused ``step`` on ``case`` equals the step composed of the candidate's own
+    pieces, each result within twice its error bound (both are within one of the exact value;
+    dL_dx is compared only where grad_x is provided)."""
+    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    lr = case.learning_rate
+    fused = _arrays(caller, case, "step", [x, w, target], lr)
+    if isinstance(fused, Finding):
+        return False
+    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x="grad_x" in caller.provided)
+    if isinstance(composed, Finding):
+        return False
+    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), tie=options.tie)
+    radii = (
+        expected.loss.radius,
+        expected.dL_dx.radius,
+        expected.dL_dw.radius,
+        expected.w_new.radius,
+    )
+    for got, want, radius in zip(fused, composed, radii, strict=True):
+        if want is None:
+            continue
+        got64, want64 = np.asarray(got, np.float64), np.asarray(want, np.float64)
+        if got64.shape != want64.shape:
+            return False
+        with np.errstate(all="ignore"):
+            same = (got64 == want64) | (np.abs(got64 - want64) <= 2 * radius)
+        if not bool(np.all(same)):
+            return False
+    return True
 
 
 def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
