@@ -17,6 +17,10 @@ import ml_dtypes
 import numpy as np
 
 import verify
+from verify.oracle._patterns import PATTERNS
+
+#: Diagnoses named from a result's values (a fused step inherits them from its pieces).
+PATTERN_KINDS = frozenset(str(pattern.kind) for pattern in PATTERNS) | {"mismatch", "nan"}
 
 
 class Correct:
@@ -156,6 +160,106 @@ class BlockedGradW(Correct):
         return x[:128].T @ dL_do[:128]
 
 
+class SkipPartialBlockForward(Correct):
+    """A blocked kernel over I that runs I // 16 full blocks and skips the partial last one."""
+
+    block = 16
+
+    def forward(self, x, w):
+        k = (x.shape[1] // self.block) * self.block
+        return x[:, :k] @ w[:k]
+
+
+class SkipPartialBlockGradW(Correct):
+    """grad_w blocked over N by 128, the partial last block of rows skipped."""
+
+    def grad_w(self, x, dL_do):
+        k = (x.shape[0] // 128) * 128
+        return x[:k].T @ dL_do[:k]
+
+
+class SkipPartialBlockGradX(SkipPartialBlockForward):
+    """grad_x blocked over O by 32, the partial last block skipped."""
+
+    block = 32
+
+    forward = Correct.forward
+
+    def grad_x(self, dL_do, w):
+        k = (dL_do.shape[1] // self.block) * self.block
+        return dL_do[:, :k] @ w[:, :k].T
+
+
+class FlooredGridForward(Correct):
+    """A grid of N // 8 row tiles over an uninitialised (NaN) output: the rows of a partial
+    last tile are never written."""
+
+    def forward(self, x, w):
+        out = np.full((x.shape[0], w.shape[1]), np.nan, dtype=x.dtype)
+        rows = (x.shape[0] // 8) * 8
+        out[:rows] = x[:rows] @ w
+        return out
+
+
+class FlooredGridGradW(Correct):
+    """A grid of O // 32 column tiles of dL_dw over a NaN buffer."""
+
+    def grad_w(self, x, dL_do):
+        out = np.full((x.shape[1], dL_do.shape[1]), np.nan, dtype=x.dtype)
+        cols = (dL_do.shape[1] // 32) * 32
+        out[:, :cols] = x.T @ dL_do[:, :cols]
+        return out
+
+
+class TileRowsForward(Correct):
+    """Rows past a tile of 8 copied from the row before: a wrong result no pattern explains
+    (the report names the rows)."""
+
+    def forward(self, x, w):
+        out = x @ w
+        if out.shape[0] > 8:
+            out[8:] = out[7]
+        return out
+
+
+# --- scales and scalars ---------------------------------------------------------------------
+
+
+class TwiceForward(Correct):
+    def forward(self, x, w):
+        return 2 * (x @ w)
+
+
+class HalfGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return 0.5 * (dL_do @ w.T)
+
+
+class LrFloat32Update(Correct):
+    """lr through a float32 argument (w - float32(lr) * dL_dw) in a float64 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.float32(lr).astype(w.dtype) * dL_dw
+
+
+class LrBfloat16Update(Correct):
+    """lr through a bfloat16 constant in a float32 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.asarray(lr, ml_dtypes.bfloat16).astype(w.dtype) * dL_dw
+
+
+class StaleWeightsStep(Correct):
+    """A fused step that updates w before its backward pass: dL_dx = dL_do @ w_new.T."""
+
+    def step(self, x, w, target, lr):
+        output = x @ w
+        dL_do = self.loss_grad(output, target)
+        dL_dw = x.T @ dL_do
+        w_new = self.update(w, dL_dw, lr)
+        return self.loss(output, target), dL_do @ w_new.T, dL_dw, w_new
+
+
 # --- ties -------------------------------------------------------------------------------------
 
 
@@ -260,8 +364,15 @@ class FusedTieStep(Correct):
 class WeightDecayUpdate(Correct):
     """torch.optim.SGD(weight_decay=1e-4): the decay is added to the gradient."""
 
+    decay = 1e-4
+
     def update(self, w, dL_dw, lr):
-        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + np.asarray(1e-4, w.dtype) * w)
+        decay = np.asarray(self.decay, w.dtype)
+        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + decay * w)
+
+
+class StrongWeightDecayUpdate(WeightDecayUpdate):
+    decay = 5e-2
 
 
 class NesterovUpdate(Correct):
@@ -389,6 +500,18 @@ ZOO: tuple[Mutant, ...] = (
     Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"}),
     Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"}),
     Mutant(SmoothL1Loss, {"loss": "wrong_loss"}),
+    Mutant(StrongWeightDecayUpdate, {"update": "weight_decay"}),
+    Mutant(SkipPartialBlockForward, {"forward": "off_by_one"}),
+    Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"}),
+    Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}),
+    Mutant(FlooredGridForward, {"forward": "unwritten"}),
+    Mutant(FlooredGridGradW, {"grad_w": "unwritten"}),
+    Mutant(TileRowsForward, {"forward": "mismatch"}),
+    Mutant(TwiceForward, {"forward": "scaled"}),
+    Mutant(HalfGradX, {"grad_x": "scaled"}),
+    Mutant(LrFloat32Update, {"update": "scaled_step"}, {"dtype": "float64"}),
+    Mutant(LrBfloat16Update, {"update": "scaled_step"}),
+    Mutant(StaleWeightsStep, {"step": "stale_weights", "consistency": "inconsistent"}),
 )
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
@@ -406,22 +529,81 @@ EXAMPLES: dict[str, str] = {
 }
 
 
-def run_mutant(mutant: Mutant, seed: int) -> verify.Report:
-    """The oracle's report on one mutant, checking only the functions it breaks. The class is
-    passed, not an instance, so that the oracle loads it in a worker process of its own."""
+def run_mutant(
+    mutant: Mutant, seed: int, *, every: bool = False, dtype: str | None = None
+) -> verify.Report:
+    """The oracle's report on one mutant: the functions it breaks, or ``every`` function. The
+    class is passed, not an instance, so that the oracle loads it in a worker process of its
+    own."""
+    options = dict(mutant.options)
+    if dtype is not None:
+        options["dtype"] = dtype
     return verify.check(
         mutant.cls,
-        functions=list(mutant.expected),
+        functions=None if every else list(mutant.expected),
         max_examples=mutant.max_examples,
         seed=seed,
         repro_dir=None,
-        **mutant.options,
+        **options,
     )
 
 
 def diagnoses(report: verify.Report) -> dict[str, str | None]:
     """``{function: diagnosis}`` of a report (None where the function passed)."""
     return {f.function: f.diagnosis for f in report.functions}
+
+
+def failures(found: dict[str, str | None]) -> dict[str, str]:
+    """The failing functions of ``diagnoses`` (or of an expectation) and their diagnoses."""
+    return {name: str(kind) for name, kind in found.items() if kind is not None}
+
+
+#: The fused step calls the pieces it is composed of, so it fails with the piece it follows
+#: from; a wrong dL_dw breaks the identities (g is not a subgradient), a NaN loss too.
+_FOLLOWS: dict[str, tuple[str, ...]] = {
+    "forward": ("step",),
+    "loss": ("step",),
+    "loss_grad": ("step",),
+    "grad_x": ("step",),
+    "grad_w": ("step",),
+    "update": ("step",),
+}
+
+
+def expected_everywhere(mutant: Mutant, found: dict[str, str | None]) -> dict[str, str]:
+    """What every function of ``mutant`` must give: its own expectations, the fused step the
+    diagnosis of the piece it follows from, and any verdict of the identities (a judge's:
+    convexity or nan) where a piece the step uses is broken; every other function passes."""
+    want = failures(mutant.expected)
+    pieces = [name for name in want if name in _FOLLOWS]
+    for name in pieces:
+        kind = want[name]
+        if "step" in found and "step" not in mutant.expected and kind in PATTERN_KINDS:
+            want["step"] = kind
+    if pieces and found.get("identities") in ("convexity", "nan"):
+        want["identities"] = str(found["identities"])
+    return want
+
+
+def confusion(
+    dtypes: tuple[str, ...] = ("float32", "float64"), seed: int = 0
+) -> list[tuple[str, str, str, str, str]]:
+    """Every function of every mutant, at each dtype: rows ``(mutant, dtype, function,
+    expected, found)`` for every function that fails or should; the matrix is diagonal when
+    every row's ``expected == found``."""
+    rows = []
+    for dtype in dtypes:
+        for mutant in ZOO:
+            if "dtype" in mutant.options and mutant.options["dtype"] != dtype:
+                continue
+            found = diagnoses(run_mutant(mutant, seed, every=True, dtype=dtype))
+            want = expected_everywhere(mutant, found)
+            for function in dict.fromkeys([*want, *failures(found)]):
+                got = found.get(function)
+                rows.append(
+                    (mutant.name, dtype, function, want.get(function, "pass"), str(got or "pass"))
+                )
+    return rows
 
 
 def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dict[str, Any]:
@@ -458,6 +640,18 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
 
 
 if __name__ == "__main__":
+    import sys
+
+    if "--confusion" in sys.argv:
+        # python -m tests.zoo --confusion: every function of every mutant, float32 and float64.
+        rows = confusion()
+        off = [row for row in rows if row[3] != row[4]]
+        width = max(len(row[0]) for row in rows)
+        for name, dtype, function, want, got in rows:
+            mark = "  " if want == got else "!!"
+            print(f"{mark} {name:<{width}} {dtype:<8} {function:<11} {want:<20} {got}")
+        print(f"{len(rows) - len(off)} of {len(rows)} on the diagonal")
+        sys.exit(1 if off else 0)
     # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
     result = kill_rate()
     print(

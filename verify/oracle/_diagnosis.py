@@ -243,11 +243,14 @@ class Diagnosed:
 
     def finding(self, name: str) -> Finding:
         """A named cause where exactly one kind fits clearly (fits that are unclear on this
-        case fit almost anything, and do not stand against it); otherwise ``mismatch`` (``nan``
+        case fit almost anything, and do not stand against it, unless the clear one is a
+        rounding pattern); otherwise ``mismatch`` (``nan``
         for a non-finite result) with the candidates listed."""
         candidates = self.candidates()
         clear = [c for c in candidates if not c.unclear]
-        if len(clear) == 1:
+        # A rounding pattern fits wherever a wider bound admits the result (a near-tie that
+        # becomes a kink at lower precision admits any dL_do): it never wins by default.
+        if len(clear) == 1 and not (clear[0].may_pass and len(candidates) > 1):
             return Finding(clear[0].kind, clear[0].detail, value=clear[0].value)
         if candidates:
             unclear = "several patterns fit" if clear else "; ".join(c.unclear for c in candidates)

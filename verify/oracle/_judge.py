@@ -372,6 +372,7 @@ def pieces_agree(caller: Caller, case: Case, options: Options) -> bool:
             return False
         with np.errstate(all="ignore"):
             same = (got64 == want64) | (np.abs(got64 - want64) <= 2 * radius)
+            same |= np.isnan(got64) & np.isnan(want64)
         if not bool(np.all(same)):
             return False
     return True
@@ -412,7 +413,9 @@ def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[flo
         with np.errstate(all="ignore"):
             difference = np.abs(got - want)
             ratio = np.where(difference == 0, 0.0, difference / radius)
-        ratio = np.where(np.isnan(got) | np.isnan(want), np.inf, ratio)
+        # The same NaN on both paths is consistent (the pieces' own checks name it).
+        both = np.isnan(got) & np.isnan(want)
+        ratio = np.where(both, 0.0, np.where(np.isnan(got) | np.isnan(want), np.inf, ratio))
         if ratio.size and float(ratio.max()) > 1:
             index = tuple(int(k) for k in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
             ties = int(np.sum(expected.kinks))

@@ -193,7 +193,7 @@ class Context:
         return expect(
             case or self.case,
             arith or self.arith,
-            tie=pinned,  # type: ignore[arg-type]  # True was replaced above
+            tie=pinned,
             matmul=numpy_matmul,
         )[self.name]
 

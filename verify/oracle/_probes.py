@@ -33,8 +33,9 @@ PROBE_SHAPE = (5, 3, 4)
 
 
 #: The probe for a result that is zero or NaN everywhere on a small case: every side past the
-#: edge of a block of 8 to 128, where a kernel that skips a partial block computes the rest.
-BLOCKS_SHAPE = (129, 130, 131)
+#: edge of a block of 8 to 128 (and not one past it, where a partial block of one is also a
+#: loop one short), where a kernel that skips a partial block computes the rest.
+BLOCKS_SHAPE = (130, 131, 133)
 
 
 def probe_shape(shape: tuple[int, int, int] | None, data: str = "normal") -> tuple[int, int, int]:
@@ -81,24 +82,23 @@ def probe_case(
     return make_case(check.signature, inputs, upstream, gradient)
 
 
-def _fits_again(candidate: Candidate, found: Finding | None) -> bool | None:
-    """What a probe's finding says of ``candidate``: True when the probe's result fits it
-    again (with the same fitted constant, where it has one), False when it does not (or the
-    probe passed where the pattern predicts a failure), None when a passing probe says
-    nothing of it (a rounding effect)."""
+def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
+    """What a probe's finding says of ``candidate``: the probe's words for it when the probe's
+    result fits it again (with the same fitted constant, where it has one; clearly, where it
+    has none), False when it does not (or the probe passed where the pattern predicts a failure), None when a passing probe
+    says nothing of it (a rounding effect)."""
     if found is None:
         return None if candidate.may_pass else False
     fitting = [Candidate(found.kind, found.detail, found.value), *found.candidates]
-    return any(
-        other.kind is candidate.kind
-        and (
-            candidate.value is None
-            or (
-                other.value is not None and math.isclose(other.value, candidate.value, rel_tol=1e-3)
-            )
+    for other in fitting:
+        same_value = candidate.value is None or (
+            other.value is not None and math.isclose(other.value, candidate.value, rel_tol=1e-3)
         )
-        for other in fitting
-    )
+        # A fit the probe leaves unclear confirms only a fitted constant found again.
+        clear = candidate.value is not None or not other.unclear
+        if other.kind is candidate.kind and same_value and clear:
+            return other.detail
+    return False
 
 
 def _shape_words(shape: tuple[int, int, int]) -> str:
@@ -108,46 +108,53 @@ def _shape_words(shape: tuple[int, int, int]) -> str:
 
 def resolve(
     check: Check, caller: Caller, case: Case, finding: Finding, options: Options
-) -> Finding:
-    """``finding`` with its candidates told apart on probes (module docstring); a ``mismatch``
-    with no candidates is probed once for a defect that only shows across calls."""
+) -> tuple[Case, Finding]:
+    """``finding`` with its candidates told apart on probes (module docstring), and the case
+    that shows it. A ``mismatch`` with no candidates is probed once for a defect that only shows
+    across calls (a shrunk case may have lost the gradient that shows an accumulation); that
+    probe then becomes the counterexample, since it shows the defect in two calls from a fresh
+    start, as a reproducer replays it."""
     if not check.ambiguity_probe:
-        return finding
+        return case, finding
     if not finding.candidates:
         if finding.kind is not Diagnosis.MISMATCH:
-            return finding
-        shape = probe_shape(case.shape)
-        probe = probe_case(check, options.dtype, "normal", shape, case.lr)
+            return case, finding
+        probe = probe_case(check, options.dtype, "normal", probe_shape(case.shape), case.lr)
         _, found = check.run(caller, probe, options)
         if found is not None and found.kind in STATEFUL:
-            where = _shape_words(shape)
-            return dataclasses.replace(
-                found, detail=f"{found.detail} (shown on a probe case, {where})"
-            )
-        return finding
-    verdicts: dict[Diagnosis, list[bool | None]] = {c.kind: [] for c in finding.candidates}
-    named: dict[Diagnosis, Finding] = {}
+            return probe, found
+        return case, finding
+    return case, _told_apart(check, caller, case, finding, options)
+
+
+def _told_apart(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Options
+) -> Finding:
+    """``finding``'s candidates after their probes: the one that survives named, or a
+    ``mismatch`` that lists them."""
+    verdicts: dict[Diagnosis, list[bool | str | None]] = {c.kind: [] for c in finding.candidates}
     shapes: list[str] = []
     for data in dict.fromkeys(c.probe for c in finding.candidates):
         shape = probe_shape(case.shape, data)
         shapes.append(_shape_words(shape))
         probe = probe_case(check, options.dtype, data, shape, case.lr)
         _, found = check.run(caller, probe, options)
+        # Each candidate is judged on the probe chosen for it only: a tie convention says
+        # nothing on a probe without ties.
         for candidate in finding.candidates:
-            verdicts[candidate.kind].append(_fits_again(candidate, found))
-            if found is not None and found.kind is candidate.kind and not found.ambiguous:
-                named[candidate.kind] = found
+            if candidate.probe == data:
+                verdicts[candidate.kind].append(_fits_again(candidate, found))
     # A candidate survives when no probe contradicts it and one confirms it, or none could
     # (a rounding effect on probes that pass).
-    survivors = [
-        kind
+    survivors = {
+        kind: next((s for s in said if isinstance(s, str)), None)
         for kind, said in verdicts.items()
-        if False not in said and (True in said or all(s is None for s in said))
-    ]
+        if False not in said
+    }
     where = " and ".join(dict.fromkeys(shapes))
     if len(survivors) == 1:
-        [kind] = survivors
-        detail = named[kind].detail if kind in named else _detail_of(finding, kind)
+        [(kind, words)] = survivors.items()
+        detail = words or _detail_of(finding, kind)
         return dataclasses.replace(
             finding,
             kind=kind,
@@ -217,7 +224,7 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: O
         _, found = check.run(caller, piece_case, options)
         if found is None:
             continue
-        found = resolve(check, caller, piece_case, found, options)
+        _, found = resolve(check, caller, piece_case, found, options)
         if found.kind in (Diagnosis.MISMATCH, Diagnosis.NAN) and found.kind is finding.kind:
             return dataclasses.replace(
                 finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"

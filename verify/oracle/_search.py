@@ -35,6 +35,9 @@ class _State:
     timed_out: tuple[Case, Finding] | None = None
     not_judged: int = 0
     why_not: str = ""
+    #: An exception of the oracle's own while judging: re-raised after the search, whatever
+    #: defect Hypothesis reports (it may report another one and swallow this).
+    error: Exception | None = None
 
     def judge(self, check: Check, caller: Caller, case: Case, options: Options) -> Finding | None:
         """Judge one case: a Finding, or None when it passes or cannot be judged."""
@@ -93,7 +96,7 @@ def search(
     if state.last is None:
         return state.passed(check.name)
     case, finding = state.timed_out or state.last
-    finding = resolve(check, caller, case, finding, options)
+    case, finding = resolve(check, caller, case, finding, options)
     if check.from_pieces:
         finding = follows_from_pieces(caller, case, finding, options)
     return FunctionReport(
@@ -170,7 +173,11 @@ def _hypothesis(
             progress(check.name, state.examples + 1, max_examples)
         # No hypothesis.target() on the ratio: hill-climbing collapses the search onto a few
         # early shapes (measured: a bug past 128 rows went unseen in 40 examples).
-        finding = state.judge(check, caller, case, options)
+        try:
+            finding = state.judge(check, caller, case, options)
+        except Exception as err:
+            state.error = err
+            raise
         if finding is None:
             return
         state.last = (case, finding)
@@ -197,5 +204,7 @@ def _hypothesis(
     except Exception:
         # _Defect after shrinking, or Hypothesis' Flaky when the candidate is not
         # deterministic: either way the last defect recorded is the one to report.
+        if state.error is not None:
+            raise state.error from None
         if state.last is None:
             raise
