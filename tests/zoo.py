@@ -17,10 +17,6 @@ import ml_dtypes
 import numpy as np
 
 import verify
-from verify.oracle._patterns import PATTERNS
-
-#: Diagnoses named from a result's values (a fused step inherits them from its pieces).
-PATTERN_KINDS = frozenset(str(pattern.kind) for pattern in PATTERNS) | {"mismatch", "nan"}
 
 
 class Correct:
@@ -452,67 +448,108 @@ class HalfPrecisionSum(Correct):
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
-    """A broken implementation, the diagnosis expected per function, and how to check it."""
+    """A broken implementation, the diagnosis expected per function it breaks (None: it
+    passes), and how to check it."""
 
     cls: type
     expected: dict[str, str | None]
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     max_examples: int = 25
+    #: The checks that fail through the broken functions when every check runs (the fused
+    #: step that calls them, the identities and consistency that compose them), by diagnosis.
+    also: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The dtypes the bug is written for (a float32 kernel returns float32 at float64).
+    dtypes: tuple[str, ...] = ("float32", "float64")
 
     @property
     def name(self) -> str:
         return self.cls.__name__
 
 
+#: Shorthands for ``Mutant.also``: the fused step calls the broken piece and inherits its
+#: diagnosis; a composition that calls a piece that raises, hangs or mutates its input shows that.
+_STEP = "step"
+_CALLS = ("step", "identities", "consistency")
+
+
+def _through(kind: str, checks: tuple[str, ...] = (_STEP,)) -> dict[str, str]:
+    return dict.fromkeys(checks, kind)
+
+
+_FLOAT32 = ("float32",)
+
 ZOO: tuple[Mutant, ...] = (
-    Mutant(TransposedGradW, {"grad_w": "transposed"}),
-    Mutant(TransposedGradX, {"grad_x": "transposed"}),
-    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"}),
-    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}),
-    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"}),
-    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"}),
-    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}),
-    Mutant(AscentUpdate, {"update": "sign_flip"}),
-    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"}),
+    Mutant(TransposedGradW, {"grad_w": "transposed"},
+           also={"step": "transposed", "identities": "wrong_shape", "consistency": "raised"}),
+    Mutant(TransposedGradX, {"grad_x": "transposed"}, also=_through("transposed")),
+    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"},
+           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}, also=_through("mean_instead_of_sum")),
+    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"},
+           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"},
+           also={"loss_grad": "mean_instead_of_sum"}),
+    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}, also=_through("sign_flip")),
+    Mutant(AscentUpdate, {"update": "sign_flip"}, also=_through("sign_flip")),
+    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"},
+           also={"step": "upstream_ignored", "identities": "convexity"}),
     Mutant(UpstreamSignGradX, {"grad_x": "upstream_ignored"}),
     Mutant(UpstreamClippedGradW, {"grad_w": "upstream_ignored"}),
-    Mutant(OffByOneForward, {"forward": "off_by_one"}),
-    Mutant(OffByOneGradW, {"grad_w": "off_by_one"}),
-    Mutant(OffByOneLoss, {"loss": "off_by_one"}),
-    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40),
-    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"}),
-    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"}),
-    Mutant(TF32Forward, {"forward": "reduced_precision"}),
-    Mutant(BF16GradW, {"grad_w": "reduced_precision"}),
-    Mutant(Float16GradX, {"grad_x": "reduced_precision"}),
-    Mutant(SqueezeForward, {"forward": "wrong_shape"}),
+    Mutant(OffByOneForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(OffByOneGradW, {"grad_w": "off_by_one"},
+           also={"step": "off_by_one", "identities": "convexity"}),
+    Mutant(OffByOneLoss, {"loss": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40,
+           also={"identities": "convexity"}),
+    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"},
+           also=_through("tie_convention")),
+    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"},
+           also={"loss_grad": "tie_convention"}),
+    Mutant(TF32Forward, {"forward": "reduced_precision"}, also=_through("reduced_precision"),
+           dtypes=_FLOAT32),
+    Mutant(BF16GradW, {"grad_w": "reduced_precision"},
+           also={"step": "reduced_precision", "identities": "convexity"}, dtypes=_FLOAT32),
+    Mutant(Float16GradX, {"grad_x": "reduced_precision"}, also=_through("reduced_precision"),
+           dtypes=_FLOAT32),
+    Mutant(SqueezeForward, {"forward": "wrong_shape"}, also=_through("raised", _CALLS)),
     Mutant(IntegerLossGrad, {"loss_grad": "wrong_dtype"}),
-    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}),
-    Mutant(InPlaceUpdate, {"update": "input_mutated"}),
-    Mutant(NoisyGradW, {"grad_w": "nondeterministic"}),
-    Mutant(RaisesGradX, {"grad_x": "raised"}),
-    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3),
+    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}, also={"step": "nan", "identities": "nan"}),
+    Mutant(InPlaceUpdate, {"update": "input_mutated"}, also=_through("input_mutated")),
+    Mutant(NoisyGradW, {"grad_w": "nondeterministic"},
+           also={"step": "nondeterministic", "identities": "convexity",
+                 "consistency": "inconsistent"}),
+    Mutant(RaisesGradX, {"grad_x": "raised"}, also=_through("raised", _CALLS)),
+    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3,
+           also=_through("timed_out", _CALLS)),
     Mutant(FusedTieStep, {"step": None, "consistency": "inconsistent"}),
-    Mutant(WeightDecayUpdate, {"update": "weight_decay"}),
-    Mutant(NesterovUpdate, {"update": "scaled_step"}),
-    Mutant(AdamStep, {"update": "normalized_step"}),
-    Mutant(BiasForward, {"forward": "bias"}),
-    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"}),
-    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"}),
-    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}),
-    Mutant(StrongWeightDecayUpdate, {"update": "weight_decay"}),
-    Mutant(SkipPartialBlockForward, {"forward": "off_by_one"}),
-    Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"}),
-    Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}),
-    Mutant(FlooredGridForward, {"forward": "unwritten"}),
-    Mutant(FlooredGridGradW, {"grad_w": "unwritten"}),
-    Mutant(TileRowsForward, {"forward": "mismatch"}),
-    Mutant(TwiceForward, {"forward": "scaled"}),
-    Mutant(HalfGradX, {"grad_x": "scaled"}),
-    Mutant(LrFloat32Update, {"update": "scaled_step"}, {"dtype": "float64"}),
-    Mutant(LrBfloat16Update, {"update": "scaled_step"}),
+    Mutant(WeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
+    Mutant(NesterovUpdate, {"update": "scaled_step"}, also=_through("scaled_step")),
+    Mutant(AdamStep, {"update": "normalized_step"}, also=_through("normalized_step")),
+    Mutant(BiasForward, {"forward": "bias"}, also=_through("bias")),
+    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"},
+           also={"step": "accumulated_gradient", "identities": "convexity",
+                 "consistency": "inconsistent"}),
+    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"},
+           also={"step": "wrong_loss", "identities": "convexity"}),
+    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}, also=_through("wrong_loss")),
+    Mutant(StrongWeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
+    Mutant(SkipPartialBlockForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"},
+           also={"step": "off_by_one", "identities": "convexity"}),
+    Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(FlooredGridForward, {"forward": "unwritten"},
+           also={"step": "unwritten", "identities": "nan"}),
+    Mutant(FlooredGridGradW, {"grad_w": "unwritten"},
+           also={"step": "unwritten", "identities": "nan"}),
+    Mutant(TileRowsForward, {"forward": "mismatch"}, also=_through("mismatch")),
+    Mutant(TwiceForward, {"forward": "scaled"}, also=_through("scaled")),
+    Mutant(HalfGradX, {"grad_x": "scaled"}, also=_through("scaled")),
+    Mutant(LrFloat32Update, {"update": "scaled_step"}, {"dtype": "float64"},
+           also=_through("scaled_step"), dtypes=("float64",)),
+    Mutant(LrBfloat16Update, {"update": "scaled_step"}, also=_through("scaled_step"),
+           dtypes=_FLOAT32),
     Mutant(StaleWeightsStep, {"step": "stale_weights", "consistency": "inconsistent"}),
-)
+)  # fmt: skip
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
@@ -558,31 +595,10 @@ def failures(found: dict[str, str | None]) -> dict[str, str]:
     return {name: str(kind) for name, kind in found.items() if kind is not None}
 
 
-#: The fused step calls the pieces it is composed of, so it fails with the piece it follows
-#: from; a wrong dL_dw breaks the identities (g is not a subgradient), a NaN loss too.
-_FOLLOWS: dict[str, tuple[str, ...]] = {
-    "forward": ("step",),
-    "loss": ("step",),
-    "loss_grad": ("step",),
-    "grad_x": ("step",),
-    "grad_w": ("step",),
-    "update": ("step",),
-}
-
-
-def expected_everywhere(mutant: Mutant, found: dict[str, str | None]) -> dict[str, str]:
-    """What every function of ``mutant`` must give: its own expectations, the fused step the
-    diagnosis of the piece it follows from, and any verdict of the identities (a judge's:
-    convexity or nan) where a piece the step uses is broken; every other function passes."""
-    want = failures(mutant.expected)
-    pieces = [name for name in want if name in _FOLLOWS]
-    for name in pieces:
-        kind = want[name]
-        if "step" in found and "step" not in mutant.expected and kind in PATTERN_KINDS:
-            want["step"] = kind
-    if pieces and found.get("identities") in ("convexity", "nan"):
-        want["identities"] = str(found["identities"])
-    return want
+def expected_everywhere(mutant: Mutant) -> dict[str, str]:
+    """What every function of ``mutant`` must give where it fails: the functions it breaks and
+    those that fail through them (``Mutant.also``); every other function passes."""
+    return {**failures(mutant.expected), **mutant.also}
 
 
 def confusion(
@@ -594,10 +610,10 @@ def confusion(
     rows = []
     for dtype in dtypes:
         for mutant in ZOO:
-            if "dtype" in mutant.options and mutant.options["dtype"] != dtype:
+            if dtype not in mutant.dtypes:
                 continue
             found = diagnoses(run_mutant(mutant, seed, every=True, dtype=dtype))
-            want = expected_everywhere(mutant, found)
+            want = expected_everywhere(mutant)
             for function in dict.fromkeys([*want, *failures(found)]):
                 got = found.get(function)
                 rows.append(

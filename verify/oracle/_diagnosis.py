@@ -58,11 +58,14 @@ class Finding:
       message: the element-level ``messages.explain`` line, if there is one.
       ratio: the worst error as a multiple of its bound.
       traceback: the candidate's own traceback, if it raised.
-      candidates: the patterns the result fits that this case could not tell apart (the kind
-        is then ``mismatch`` until a probe confirms one of them: ``_search``).
+      candidates: the patterns the result fits: several that this case could not tell apart
+        (the kind is then ``mismatch`` until a probe confirms one: ``_probes``), or the one
+        named.
       unclear: why this case cannot tell them apart ("one row: any per-column offset fits").
       where: which elements are wrong ("rows 128..256 of 257 (the rest right)"), if known.
       value: the named pattern's fitted constant, if it has one.
+      result: the name of the failing result (``dL_dw``), where one is judged.
+      nonfinite: the result has NaN or infinity where the right one is finite.
     """
 
     kind: Diagnosis
@@ -74,11 +77,14 @@ class Finding:
     unclear: str = ""
     where: str = ""
     value: float | None = None
+    result: str = ""
+    nonfinite: bool = False
 
     @property
     def ambiguous(self) -> bool:
-        """Whether candidates wait to be told apart on a probe."""
-        return bool(self.candidates)
+        """Whether candidates wait to be told apart on a probe (a named finding keeps its one
+        candidate, for a probe to confirm on a small counterexample)."""
+        return bool(self.candidates) and self.kind in (Diagnosis.MISMATCH, Diagnosis.NAN)
 
 
 def element_message(
@@ -194,7 +200,12 @@ def check_result(
     message = element_message(name, values, bound, first, call)
     found = diagnose(name, values, case, options)
     return worst, dataclasses.replace(
-        found.finding(name), message=message, ratio=worst, where=region(wrong)
+        found.finding(name),
+        message=message,
+        ratio=worst,
+        where=region(wrong),
+        result=name,
+        nonfinite=bool(nonfinite.any()),
     )
 
 
@@ -242,18 +253,15 @@ class Diagnosed:
         return tuple(found.values())
 
     def finding(self, name: str) -> Finding:
-        """A named cause where exactly one kind fits clearly (fits that are unclear on this
-        case fit almost anything, and do not stand against it, unless the clear one is a
-        rounding pattern); otherwise ``mismatch`` (``nan``
-        for a non-finite result) with the candidates listed."""
+        """A named cause where exactly one kind fits and the case is clear about it; otherwise
+        ``mismatch`` (``nan`` for a non-finite result) with the candidates listed, for probes to
+        tell apart (even a fit without constants may coincide on a case of one element)."""
         candidates = self.candidates()
-        clear = [c for c in candidates if not c.unclear]
-        # A rounding pattern fits wherever a wider bound admits the result (a near-tie that
-        # becomes a kink at lower precision admits any dL_do): it never wins by default.
-        if len(clear) == 1 and not (clear[0].may_pass and len(candidates) > 1):
-            return Finding(clear[0].kind, clear[0].detail, value=clear[0].value)
+        if len(candidates) == 1 and not candidates[0].unclear:
+            only = candidates[0]
+            return Finding(only.kind, only.detail, value=only.value, candidates=candidates)
         if candidates:
-            unclear = "several patterns fit" if clear else "; ".join(c.unclear for c in candidates)
+            unclear = "; ".join(c.unclear for c in candidates if c.unclear) or "several fit"
             kind = Diagnosis.NAN if self.nonfinite else Diagnosis.MISMATCH
             return Finding(
                 kind,

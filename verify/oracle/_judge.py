@@ -165,7 +165,14 @@ def _accumulated(
             added, gradient = b - a, bounds.Bound(right.center, right.radius)
         rounding = u * (np.abs(a) + np.abs(b)) * 2
         widened = bounds.Bound(gradient.center, gradient.radius + rounding)
-        if np.all(np.isfinite(added)) and widened.worst(added) <= 1.0 and np.any(added != 0):
+        # Only where the gradient is known not to be zero does "one more gradient" differ from
+        # noise: at a kink the bound admits anything small, a jitter included.
+        nonzero = np.abs(widened.center) > widened.radius
+        if (
+            np.all(np.isfinite(added))
+            and widened.worst(added) <= 1.0
+            and np.any(nonzero & (added != 0))
+        ):
             what = {"w_new": "lr * dL_dw further", "dL_dx": "one more dL_dx"}
             return f"{name} by {what.get(name, 'one more dL_dw')}"
     return None

@@ -3,7 +3,8 @@ failure traced to the piece it follows from.
 
 A failing counterexample is usually minimal (a 1x1x1 case fits a scale, a bias and a weight
 decay alike), so ``_diagnosis`` names a cause only where the case tells it apart; otherwise it
-lists candidates. ``resolve`` then runs the check on probe cases chosen for the candidates
+lists candidates. ``resolve`` then runs the check on probe cases chosen for the candidates (and
+for a cause named on a counterexample smaller than a probe, where it may fit by coincidence)
 (``_patterns.Pattern.probe``: normal values, or ties) and names a candidate only when a probe
 confirms it, alone: the probe names it outright, or fits it again with the same fitted
 constant. A candidate no probe confirms is withdrawn and the verdict stays ``mismatch``, with the
@@ -85,8 +86,8 @@ def probe_case(
 def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
     """What a probe's finding says of ``candidate``: the probe's words for it when the probe's
     result fits it again (with the same fitted constant, where it has one; clearly, where it
-    has none), False when it does not (or the probe passed where the pattern predicts a failure), None when a passing probe
-    says nothing of it (a rounding effect)."""
+    has none), False when it does not (or the probe passed where the pattern predicts a
+    failure), None when a passing probe says nothing of it (a rounding effect)."""
     if found is None:
         return None if candidate.may_pass else False
     fitting = [Candidate(found.kind, found.detail, found.value), *found.candidates]
@@ -117,14 +118,29 @@ def resolve(
     if not check.ambiguity_probe:
         return case, finding
     if not finding.candidates:
-        if finding.kind is not Diagnosis.MISMATCH:
+        # What a probe may make more specific: a mismatch, any defect shown across calls; two
+        # calls that disagree, a gradient accumulated (seen where it is not zero).
+        sharper = {
+            Diagnosis.MISMATCH: STATEFUL,
+            Diagnosis.NONDETERMINISTIC: {Diagnosis.ACCUMULATED_GRADIENT},
+        }.get(finding.kind, frozenset())
+        if not sharper:
             return case, finding
         probe = probe_case(check, options.dtype, "normal", probe_shape(case.shape), case.lr)
         _, found = check.run(caller, probe, options)
-        if found is not None and found.kind in STATEFUL:
+        if found is not None and found.kind in sharper:
             return probe, found
         return case, finding
-    return case, _told_apart(check, caller, case, finding, options)
+    if finding.ambiguous or _smaller_than_a_probe(case):
+        return case, _told_apart(check, caller, case, finding, options)
+    return case, finding
+
+
+def _smaller_than_a_probe(case: Case) -> bool:
+    """Whether ``case`` has a side below ``PROBE_SHAPE``'s: on so few elements even a pattern
+    without constants may fit by coincidence (a ReLU's output on one element is a sign flip of
+    the step's dL_dx), so a cause named there is confirmed on a probe too."""
+    return case.shape is None or any(a < b for a, b in zip(case.shape, PROBE_SHAPE, strict=True))
 
 
 def _told_apart(
@@ -158,18 +174,21 @@ def _told_apart(
         return dataclasses.replace(
             finding,
             kind=kind,
-            detail=f"{detail} (told apart on {where})",
+            detail=f"{detail} ({'confirmed' if len(verdicts) == 1 else 'told apart'} on {where})",
             candidates=(),
             unclear="",
         )
     outcome = "more than one survives" if survivors else "none is confirmed"
-    name = finding.detail.split(" ", 1)[0]
+    why = f" ({finding.unclear})" if finding.unclear else ""
     return dataclasses.replace(
         finding,
+        kind=Diagnosis.NAN if finding.nonfinite else Diagnosis.MISMATCH,
         detail=(
-            f"{name} is outside its error bound; it fits {listed(finding.candidates)} on the "
-            f"counterexample ({finding.unclear}), and {outcome} on a probe ({where})"
+            f"{finding.result or 'the result'} is outside its error bound; it fits "
+            f"{listed(finding.candidates)} on the counterexample{why}, and {outcome} on a "
+            f"probe ({where})"
         ),
+        value=None,
     )
 
 
