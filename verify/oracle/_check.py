@@ -223,6 +223,18 @@ class Run:
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
         return [verdict for verdict in verdicts if verdict is not None]
 
+    def nothing_applies(self, names: Sequence[str]) -> str | None:
+        """Why none of the checks ``names`` applies to this candidate, in one line, or None
+        when one does: known once the candidate is loaded, before any check runs."""
+        provided = self.caller.provided
+        if any(CHECKS[name].applies(provided, self.options) for name in names):
+            return None
+        needs = "; ".join(f"{name} {CHECKS[name].requirement()}" for name in names)
+        return (
+            f"nothing was checked: no requested check applies to {self.caller.name} at dtype "
+            f"{self.options.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
+        )
+
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
         report = self.run(chosen.name, on=on)
         assert report is not None  # runnable: it applies

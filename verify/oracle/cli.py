@@ -11,22 +11,26 @@ recognised, no check applies), with a one-line reason; 3 the oracle itself could
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from .. import bounds
 from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_interrupt
 from ._calls import DEFAULT_IMPORT_TIMEOUT
-from ._check import DEFAULT_REPRO_DIR, check
+from ._check import DEFAULT_REPRO_DIR, open_run
 from ._checks import CHECKS
 from ._junit import junit_xml
 from ._loading import ContractError
 from ._options import DEFAULT_TIMEOUT, Options
+from ._report import Report
 
 PROG = "python -m verify check"
 
@@ -169,23 +173,41 @@ def _size(text: str) -> int:
 
 
 def writable_file(path: Path, option: str) -> None:
-    """A UsageError unless a file can be written at ``path`` (checked before the run)."""
+    """A UsageError unless a file can be written at ``path``: its folder is made and a file
+    written and removed there, before the run (a permission check alone passes for root where
+    the kernel refuses, as under /sys). A folder made here stays for the report."""
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory; give a file path")
-    _writable_folder(path.parent, option, path)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path}: not writable")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # opened as the report will be, and left unchanged
+    except OSError as err:
+        raise UsageError(f"{option} {path}: not writable ({err.strerror or err})") from None
+    writable_folder(path.parent, option, path, keep=True)
 
 
-def _writable_folder(folder: Path, option: str, given: Path) -> None:
-    """A UsageError unless ``folder`` is, or can be made, a writable directory (nothing made)."""
-    existing = folder.resolve()
+def writable_folder(folder: Path, option: str, given: Path, *, keep: bool = False) -> None:
+    """A UsageError unless ``folder`` is, or can be made, a directory where a file can be
+    written: it is made, a file written in it and removed, and (unless ``keep``) the folders
+    made are removed again, so that a run that needs none leaves none."""
+    missing = []
+    existing = folder.absolute()
     while not existing.exists():
+        missing.append(existing)
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"{option} {given}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {given}: {existing} is not writable")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(f"{option} {given}: cannot write there ({err.strerror or err})") from None
+    finally:
+        if not keep:
+            for made in missing:  # deepest first
+                with contextlib.suppress(OSError):
+                    made.rmdir()
 
 
 class _TerminalProgress:
@@ -223,25 +245,7 @@ def main(argv: list[str]) -> int:
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
         with sigterm_as_interrupt():
-            report = check(
-                args.spec,
-                command=args.command,
-                max_examples=args.max_examples,
-                seed=args.seed,
-                dtype=args.dtype,
-                exact=args.exact,
-                tie_convention=args.tie_convention,
-                matmul_precision=args.matmul_precision,
-                accumulation=args.accumulation,
-                timeout=args.timeout,
-                functions=functions,
-                repro_dir=args.repro_dir,
-                progress=progress,
-                isolate=False if args.in_process else None,
-                import_timeout=args.import_timeout,
-                memory_limit=args.memory_limit,
-                jobs=args.jobs,
-            )
+            report = _checked(args, functions, progress)
     except (ContractError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
@@ -255,16 +259,41 @@ def main(argv: list[str]) -> int:
         if progress:
             progress.clear()
     print(report.summary())
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    if args.junit_xml is not None:
-        args.junit_xml.parent.mkdir(parents=True, exist_ok=True)
-        args.junit_xml.write_text(junit_xml(report), encoding="utf-8")
-    if not report.checked:
-        print_error("nothing was checked: no requested check applies to this implementation")
-        return ExitCode.USAGE
+    try:
+        for path, text in (
+            (args.json, lambda: json.dumps(report.to_dict(), indent=2) + "\n"),
+            (args.junit_xml, lambda: junit_xml(report)),
+        ):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text(), encoding="utf-8")
+    except OSError as err:  # the folder was probed before the run: something changed since
+        print_error(f"the report could not be written: {err}")
+        return ExitCode.INCOMPLETE
     return ExitCode.OK if report.passed else ExitCode.DEFECT
+
+
+def _checked(args: argparse.Namespace, functions: list[str] | None, progress: Any) -> Report:
+    """The Report of the run the arguments ask for; a ContractError, before any check runs,
+    when the candidate cannot be loaded or none of the checks applies to it."""
+    wanted = list(CHECKS) if functions is None else functions
+    with open_run(
+        args.spec,
+        command=args.command,
+        options=options_of(args),
+        max_examples=args.max_examples,
+        seed=args.seed,
+        repro_dir=args.repro_dir,
+        progress=progress,
+        isolate=False if args.in_process else None,
+        import_timeout=args.import_timeout,
+        memory_limit=args.memory_limit,
+        jobs=args.jobs,
+    ) as run:
+        why = run.nothing_applies(wanted)
+        if why is not None:
+            raise ContractError(why)
+        return run.report(run.run_all(wanted, requested=functions is not None))
 
 
 def options_of(args: argparse.Namespace) -> Options:
@@ -299,7 +328,7 @@ def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
             writable_file(getattr(args, option), f"--{option.replace('_', '-')}")
     if args.repro_dir.exists() and not args.repro_dir.is_dir():
         raise UsageError(f"--repro-dir {args.repro_dir}: not a directory")
-    _writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)
+    writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)
 
 
 def _keep_hypothesis_out_of_the_working_directory() -> None:
