@@ -14,23 +14,20 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from .. import bounds
 from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_interrupt
-from ._calls import DEFAULT_IMPORT_TIMEOUT
-from ._check import DEFAULT_REPRO_DIR, open_run
+from ._check import open_run
 from ._checks import CHECKS
 from ._junit import junit_xml
 from ._loading import ContractError
-from ._options import DEFAULT_TIMEOUT, Options
+from ._options import OptionError
 from ._report import Report
+from ._settings import DEFAULT_REPRO_DIR, Settings, add_arguments, from_arguments, spelling
 
 PROG = "python -m verify check"
 
@@ -45,131 +42,8 @@ def _parser() -> argparse.ArgumentParser:
         "(usage or contract error); 3: the oracle could not finish.",
     )
     parser.add_argument("spec", metavar="SPEC", nargs="?", help="the implementation to check")
-    parser.add_argument(
-        "--command",
-        metavar="CMD",
-        help="check an executable that speaks the worker protocol (split like a shell would)",
-    )
-    parser.add_argument(
-        "--max-examples",
-        type=int,
-        default=100,
-        metavar="N",
-        help="Hypothesis examples per function (default 100)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="random seed of the search (default 0)"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(bounds.UNIT_ROUNDOFF),
-        default="float32",
-        help="dtype of the inputs (default float32)",
-    )
-    parser.add_argument(
-        "--exact",
-        action="store_true",
-        help="integer data: results must equal the reference exactly",
-    )
-    parser.add_argument(
-        "--tie-convention",
-        choices=sorted(bounds.TIE_CONVENTIONS),
-        default=None,
-        help="pin dL_do at ties: seed -1, jax +1, torch 0 (default: any in [-1, 1])",
-    )
-    parser.add_argument(
-        "--matmul-precision",
-        choices=sorted(bounds.MATMUL_INPUT_ROUNDOFF),
-        default="float32",
-        help="declared float32 matmul precision (default float32: full)",
-    )
-    parser.add_argument(
-        "--accumulation",
-        choices=["float32", "bfloat16", "float16"],
-        default=None,
-        help="declared accumulation of sums and matmuls at --dtype bfloat16 / float16 "
-        "(default float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"per-call timeout (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--functions",
-        default=None,
-        metavar="NAMES",
-        help=f"comma-separated subset of {','.join(CHECKS)}",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="write a machine-readable report here",
-    )
-    parser.add_argument(
-        "--junit-xml",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="write a JUnit XML report here (one testcase per check), for CI",
-    )
-    parser.add_argument(
-        "--repro-dir",
-        type=Path,
-        default=Path(DEFAULT_REPRO_DIR),
-        metavar="DIR",
-        help=f"where failures write reproducers (default ./{DEFAULT_REPRO_DIR})",
-    )
-    parser.add_argument(
-        "--import-timeout",
-        type=float,
-        default=DEFAULT_IMPORT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"seconds the worker may take to load SPEC (default {DEFAULT_IMPORT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="address space of the worker, e.g. 4G or 512M (RLIMIT_AS; default none)",
-    )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes, checks run at once (default: one per core); each function "
-        "is called on one worker, and the verdicts are the same for any N",
-    )
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        help="call SPEC in this process instead of a worker (for pdb; it can affect the verdict)",
-    )
+    add_arguments(parser)
     return parser
-
-
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _size(text: str) -> int:
-    """``4G``, ``512M``, ``1048576``: bytes."""
-    number, unit = text.strip().rstrip("Bb"), ""
-    if number and number[-1].upper() in _UNITS:
-        number, unit = number[:-1], number[-1].upper()
-    try:
-        value = float(number) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 4G or 512M, got {text!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
-    return int(value)
 
 
 def writable_file(path: Path, option: str) -> None:
@@ -234,10 +108,7 @@ def main(argv: list[str]) -> int:
     """Run the check; return the exit status (``messages.ExitCode``)."""
     try:
         args = _parser().parse_args(argv)
-        functions = None
-        if args.functions is not None:
-            functions = [name.strip() for name in args.functions.split(",") if name.strip()]
-        _validate(args, functions)
+        settings = _validate(args)
     except (UsageError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
@@ -245,7 +116,7 @@ def main(argv: list[str]) -> int:
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
         with sigterm_as_interrupt():
-            report = _checked(args, functions, progress)
+            report = _checked(args.spec, dataclasses.replace(settings, progress=progress))
     except (ContractError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
@@ -261,8 +132,8 @@ def main(argv: list[str]) -> int:
     print(report.summary())
     try:
         for path, text in (
-            (args.json, lambda: json.dumps(report.to_dict(), indent=2) + "\n"),
-            (args.junit_xml, lambda: junit_xml(report)),
+            (settings.json, lambda: json.dumps(report.to_dict(), indent=2) + "\n"),
+            (settings.junit_xml, lambda: junit_xml(report)),
         ):
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,62 +144,38 @@ def main(argv: list[str]) -> int:
     return ExitCode.OK if report.passed else ExitCode.DEFECT
 
 
-def _checked(args: argparse.Namespace, functions: list[str] | None, progress: Any) -> Report:
-    """The Report of the run the arguments ask for; a ContractError, before any check runs,
-    when the candidate cannot be loaded or none of the checks applies to it."""
-    wanted = list(CHECKS) if functions is None else functions
-    with open_run(
-        args.spec,
-        command=args.command,
-        options=options_of(args),
-        max_examples=args.max_examples,
-        seed=args.seed,
-        repro_dir=args.repro_dir,
-        progress=progress,
-        isolate=False if args.in_process else None,
-        import_timeout=args.import_timeout,
-        memory_limit=args.memory_limit,
-        jobs=args.jobs,
-    ) as run:
+def _checked(spec: str | None, settings: Settings) -> Report:
+    """The Report of the run ``settings`` ask for on ``spec``; a ContractError, before any
+    check runs, when the candidate cannot be loaded or none of the checks applies to it."""
+    wanted = list(CHECKS) if settings.functions is None else list(settings.functions)
+    with open_run(spec, settings) as run:
         why = run.nothing_applies(wanted)
         if why is not None:
             raise ContractError(why)
-        return run.report(run.run_all(wanted, requested=functions is not None))
+        return run.report(run.run_all(wanted, requested=settings.functions is not None))
 
 
-def options_of(args: argparse.Namespace) -> Options:
-    """The ``Options`` the parsed arguments ask for: every field of ``Options`` is read from
-    the argument of the same name, so a new field needs only its ``--option`` here."""
-    return Options(
-        **{field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
-    )
-
-
-def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
-    """Every usage error that can be known before the run (UsageError or ValueError)."""
+def _validate(args: argparse.Namespace) -> Settings:
+    """The Settings the arguments ask for, after every usage error that can be known before
+    the run (a UsageError or ValueError): the options' own ranges (``Settings``, an error
+    spelled as the command line spells the option), SPEC or --command, the report's and the
+    reproducers' folders made and written to."""
     if (args.spec is None) == (args.command is None):
         raise UsageError("give SPEC or --command CMD (exactly one)")
-    if args.command is not None and args.in_process:
+    if args.command is not None and args.isolate is False:
         raise UsageError("--in-process needs a Python SPEC, not --command")
-    options_of(args)
-    if not math.isfinite(args.timeout):
-        raise UsageError(f"--timeout must be a finite number of seconds, got {args.timeout}")
-    if not (math.isfinite(args.import_timeout) and args.import_timeout > 0):
-        raise UsageError(f"--import-timeout must be > 0 seconds, got {args.import_timeout}")
-    if args.max_examples < 1:
-        raise UsageError(f"--max-examples must be >= 1, got {args.max_examples}")
-    if functions is not None:
-        if not functions:
-            raise UsageError(f"--functions names no check; choose among {','.join(CHECKS)}")
-        unknown = set(functions) - set(CHECKS)
-        if unknown:
-            raise UsageError(f"--functions: unknown {sorted(unknown)}; known: {','.join(CHECKS)}")
+    try:
+        settings = from_arguments(args)
+    except OptionError as err:
+        raise UsageError(f"{spelling(err.option)} {err.problem}") from None
     for option in ("json", "junit_xml"):
-        if getattr(args, option) is not None:
-            writable_file(getattr(args, option), f"--{option.replace('_', '-')}")
-    if args.repro_dir.exists() and not args.repro_dir.is_dir():
-        raise UsageError(f"--repro-dir {args.repro_dir}: not a directory")
-    writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)
+        if getattr(settings, option) is not None:
+            writable_file(getattr(settings, option), spelling(option))
+    repro_dir = Path(settings.repro_dir or DEFAULT_REPRO_DIR)
+    if repro_dir.exists() and not repro_dir.is_dir():
+        raise UsageError(f"--repro-dir {repro_dir}: not a directory")
+    writable_folder(repro_dir, "--repro-dir", repro_dir)
+    return settings
 
 
 def _keep_hypothesis_out_of_the_working_directory() -> None:
