@@ -6,9 +6,9 @@ on it (it travels to the worker, the report and the reproducer), else here. From
 come ``verify.check``'s keywords, its signature and its docstring's arguments
 (``check_signature``, ``arguments_doc``), ``python -m verify check``'s options
 (``add_arguments``), the pytest plugin's ``--crosscheck-*`` options and marker keywords
-(``offered``), and the docs' table (``options_table``; ``python -m verify.oracle._settings``
-writes ``docs/options.md``). Every value is validated here, when a ``Settings`` is made, before
-anything runs.
+(``offered``), and the docs' table (``options_table``: the docs build writes it with
+``python -m verify.oracle._settings docs/options.md``). Every value is validated here, when a
+``Settings`` is made, before anything runs.
 """
 
 from __future__ import annotations
