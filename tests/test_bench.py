@@ -55,12 +55,24 @@ def test_gpu_section_skips_without_gpu() -> None:
 
 
 def test_throughput_child_counts_compiles_per_bucket() -> None:
-    """Shape buckets: far fewer traces than examples (each example a different shape)."""
+    """Shape buckets: a trace per bucketed shape, not per shape, so far fewer than examples."""
+    from verify._padding import bucket
+
+    cases = _bench.small_cases(12, seed=5)
+    shapes = {(x.shape[0], x.shape[1], w.shape[1]) for x, w, *_ in cases}
+    buckets = {tuple(bucket(side) for side in shape) for shape in shapes}
+    assert len(buckets) * 2 <= len(shapes), "the examples no longer share buckets: reseed"
+    import jax
+
+    # The child counts its traces as if fresh; this test's process may have traced some of
+    # these shapes already (another test on the same xdist worker).
+    jax.clear_caches()
     per_shape = _bench.throughput_child("verify.step (a compile per shape)", 12, seed=5)
     bucketed = _bench.throughput_child("verify.step (shape buckets)", 12, seed=5)
+    assert per_shape[0]["traces"] == len(shapes)
+    assert bucketed[0]["traces"] == len(buckets)
     # Second pass: the same examples again, nothing left to compile.
     assert per_shape[1]["traces"] == bucketed[1]["traces"] == 0
-    assert bucketed[0]["traces"] <= per_shape[0]["traces"]
 
 
 def test_cross_check_example_raises_outside_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:

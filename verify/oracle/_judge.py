@@ -4,7 +4,8 @@
 - ``judge_function``: one function of the contract against the loop reference, under the error
   model (``_expect``). It is called twice: its inputs must come back unchanged and the two
   results must agree bit for bit.
-- ``judge_identities``: two facts that need no reference, with g = dL_dw from the
+- ``judge_identities``: two facts that need no reference (L is convex in w, linear while no
+  output crosses its target, and g a subgradient of it), with g = dL_dw from the
   candidate's own step (``step``, or forward, loss, loss_grad, grad_w, update)::
 
       convexity:    L(w - lr g) >= L(w) - lr ||g||_F^2
