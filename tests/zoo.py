@@ -457,7 +457,56 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
     }
 
 
+def docs_examples(seed: int = 0) -> dict[str, Any]:
+    """One real example per diagnosis, for the documentation's table of diagnoses.
+
+    Runs every mutant of ``ZOO`` on ``seed`` and keeps, for each diagnosis its report gives,
+    the first failing function (in ``ZOO`` order): the mutant, the function, the detail, the
+    element-level message and the minimal counterexample. Nothing here names a diagnosis: the
+    keys are whatever the oracle says, so a diagnosis the zoo does not provoke has no entry.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for mutant in ZOO:
+        report = run_mutant(mutant, seed)
+        for function in report.functions:
+            if function.diagnosis is None or str(function.diagnosis) in found:
+                continue
+            found[str(function.diagnosis)] = {
+                "mutant": f"tests/zoo.py:{mutant.name}",
+                "options": {key: str(value) for key, value in mutant.options.items()},
+                "function": function.function,
+                "detail": function.detail,
+                "message": function.message,
+                "counterexample": function.counterexample() or None,
+            }
+    return {
+        "generated_by": "python -m tests.zoo --docs PATH",
+        "seed": seed,
+        "mutants": len(ZOO),
+        "examples": found,
+    }
+
+
 if __name__ == "__main__":
+    import argparse
+    import json
+    import pathlib
+
+    parser = argparse.ArgumentParser(prog="python -m tests.zoo", description=__doc__)
+    parser.add_argument(
+        "--docs",
+        metavar="PATH",
+        help="write one real example per diagnosis (JSON, for the docs) instead of the kill rate",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed of --docs (default 0)")
+    arguments = parser.parse_args()
+    if arguments.docs:
+        out = pathlib.Path(arguments.docs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        examples = docs_examples(arguments.seed)
+        out.write_text(json.dumps(examples, indent=2, sort_keys=True) + "\n")
+        print(f"{len(examples['examples'])} diagnoses with an example written to {out}")
+        raise SystemExit(0)
     # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
     result = kill_rate()
     print(
