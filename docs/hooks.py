@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import importlib
 import importlib.util
+import inspect
 import json
 import logging
 import re
@@ -83,7 +84,8 @@ def diagnoses_table() -> str:
     for member in members:
         name = str(member)
         rows.append(
-            f'<tr id="{html.escape(name)}"><td><code>{html.escape(name)}</code></td>'
+            f'<tr id="{html.escape(name)}">'
+            f'<td style="white-space: nowrap"><code>{html.escape(name)}</code></td>'
             f"<td>{html.escape(member.meaning)}</td>"
             f"<td>{_example(examples.get(name))}</td></tr>"
         )
@@ -92,15 +94,31 @@ def diagnoses_table() -> str:
 
 
 def api_block(match: re.Match[str]) -> str:
-    """``::: module`` listing the module's ``__all__`` (submodules left out: own pages)."""
+    """``::: module`` listing the module's ``__all__`` (submodules left out: own pages).
+
+    A public name bound to a wrapper of a private function (``step = LrChecked(_step, ...)``)
+    is an attribute to static analysis; where the wrapper carries that function's docstring,
+    the function is shown under the public name instead."""
     name = match.group(1)
-    names = [
-        member
-        for member in _import(name).__all__
-        if importlib.util.find_spec(f"{name}.{member}") is None
-    ]
-    members = "".join(f"\n        - {member}" for member in names)
-    return f"::: {name}\n    options:\n      members:{members}\n"
+    module = _import(name)
+    members, wrapped = [], []
+    for member in module.__all__:
+        if importlib.util.find_spec(f"{name}.{member}") is not None:
+            continue
+        inner = inspect.unwrap(getattr(module, member))
+        private = getattr(inner, "__name__", "").startswith("_")
+        if private and inner.__doc__ == getattr(module, member).__doc__:
+            wrapped.append((member, f"{inner.__module__}.{inner.__qualname__}"))
+        else:
+            members.append(member)
+    listed = "".join(f"\n        - {member}" for member in members)
+    blocks = [f"::: {name}\n    options:\n      members:{listed}\n"]
+    for member, path in wrapped:
+        blocks.append(
+            f"::: {path}\n    options:\n      heading: {name}.{member}\n"
+            f"      toc_label: {member}\n      heading_level: 2\n"
+        )
+    return "\n".join(blocks)
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
