@@ -14,7 +14,9 @@ from benchmarks import bench as _bench
 
 def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sections = ["reference", "oracle", "gpu"]
-    assert _bench.main(["--quick", "--out", str(tmp_path), "--sections", *sections]) == 0
+    docs = tmp_path / "docs" / "bench.md"
+    argv = ["--quick", "--out", str(tmp_path), "--sections", *sections, "--docs", str(docs)]
+    assert _bench.main(argv) == 0
     printed = capsys.readouterr().out
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
     assert {r["section"] for r in rows} == set(sections)
@@ -22,6 +24,10 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     assert "bit for bit" in exact["note"]
     assert "### 2. The loop reference" in printed
     assert (tmp_path / "bench.md").read_text() in printed
+    # --docs: the same tables for the Performance page, after a line saying how they were made
+    head, tables = docs.read_text().split("\n\n", 1)
+    assert head.startswith("Written by `python -m benchmarks.bench --quick ")
+    assert tables == (tmp_path / "bench.md").read_text()
 
 
 def test_step_section_times_each_contender_in_its_own_process(

@@ -655,19 +655,70 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
     }
 
 
-if __name__ == "__main__":
-    import sys
+def docs_examples(seed: int = 0) -> dict[str, Any]:
+    """One real example per diagnosis, for the documentation's table of diagnoses.
 
-    if "--confusion" in sys.argv:
-        # python -m tests.zoo --confusion: every function of every mutant, float32 and float64.
-        rows = confusion()
+    Runs every mutant of ``ZOO`` on ``seed`` and keeps, for each diagnosis its report gives,
+    the first failing function (in ``ZOO`` order): the mutant, the function, the detail, the
+    element-level message and the minimal counterexample. Nothing here names a diagnosis: the
+    keys are whatever the oracle says, so a diagnosis the zoo does not provoke has no entry.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for mutant in ZOO:
+        report = run_mutant(mutant, seed)
+        for function in report.functions:
+            if function.diagnosis is None or str(function.diagnosis) in found:
+                continue
+            found[str(function.diagnosis)] = {
+                "mutant": f"tests/zoo.py:{mutant.name}",
+                "options": {key: str(value) for key, value in mutant.options.items()},
+                "function": function.function,
+                "detail": function.detail,
+                "message": function.message,
+                "counterexample": function.counterexample() or None,
+            }
+    return {
+        "generated_by": "python -m tests.zoo --docs PATH",
+        "seed": seed,
+        "mutants": len(ZOO),
+        "examples": found,
+    }
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    import pathlib
+
+    parser = argparse.ArgumentParser(prog="python -m tests.zoo", description=__doc__)
+    parser.add_argument(
+        "--docs",
+        metavar="PATH",
+        help="write one real example per diagnosis (JSON, for the docs) instead of the kill rate",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed of --docs (default 0)")
+    parser.add_argument(
+        "--confusion",
+        action="store_true",
+        help="every check of every mutant, float32 and float64: expected against found",
+    )
+    arguments = parser.parse_args()
+    if arguments.confusion:
+        rows = confusion(seed=arguments.seed)
         off = [row for row in rows if row[3] != row[4]]
         width = max(len(row[0]) for row in rows)
         for name, dtype, function, want, got in rows:
             mark = "  " if want == got else "!!"
             print(f"{mark} {name:<{width}} {dtype:<8} {function:<11} {want:<20} {got}")
         print(f"{len(rows) - len(off)} of {len(rows)} on the diagonal")
-        sys.exit(1 if off else 0)
+        raise SystemExit(1 if off else 0)
+    if arguments.docs:
+        out = pathlib.Path(arguments.docs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        examples = docs_examples(arguments.seed)
+        out.write_text(json.dumps(examples, indent=2, sort_keys=True) + "\n")
+        print(f"{len(examples['examples'])} diagnoses with an example written to {out}")
+        raise SystemExit(0)
     # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
     result = kill_rate()
     print(
