@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import nox
 from packaging.requirements import Requirement
@@ -17,7 +18,17 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)
 #: The classifiers' Pythons this machine has: ``tests`` runs on each of them (at least the
 #: first, which then fails if it is missing).
-PYTHONS_HERE = [version for version in PYTHONS if shutil.which(f"python{version}")] or PYTHONS[:1]
+def _runs(version: str) -> bool:
+    """Whether ``python{version}`` is on PATH and starts (a pyenv shim of a version that is not
+    active is on PATH, and exits 127)."""
+    found = shutil.which(f"python{version}")
+    if found is None:
+        return False
+    done = subprocess.run([found, "-c", ""], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+PYTHONS_HERE = [version for version in PYTHONS if _runs(version)] or PYTHONS[:1]
 # A session asked for on an interpreter that is missing fails (`nox -s frameworks` without
 # Python 3.11 is no pass); `tests` asks only for the ones this machine has.
 nox.options.error_on_missing_interpreters = True
