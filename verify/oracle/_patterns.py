@@ -554,13 +554,26 @@ def accepting_option(reduced: Arithmetic) -> str:
 
 
 def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
+    """The bound of each less precise arithmetic than the declared one; where several fit (a
+    float32 matmul with tf32 or float16 inputs rounds alike, 10 bits each), one alternative
+    names them all."""
     declared = ctx.arith
+    fitting = []
     for reduced in bounds.less_precise(declared):
-        yield Alternative(
-            f"fits the bound of {reduced.name} arithmetic, not of {declared.name}: "
-            + accepting_option(reduced),
-            ctx.base(arith=reduced),
-        )
+        bound = ctx.base(arith=reduced)
+        with np.errstate(all="ignore"):
+            if bound.center.shape == ctx.actual.shape and bool(
+                np.all(bound.ratio(ctx.actual) <= 1.0)
+            ):
+                fitting.append((reduced, bound))
+    if not fitting:
+        return
+    names = " or ".join(reduced.name for reduced, _ in fitting)
+    options = "; ".join(accepting_option(reduced) for reduced, _ in fitting)
+    yield Alternative(
+        f"fits the bound of {names} arithmetic, not of {declared.name}: {options}",
+        fitting[0][1],
+    )
 
 
 FLOAT16_MAX = float(np.finfo(np.float16).max)
