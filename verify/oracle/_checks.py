@@ -45,8 +45,9 @@ class Check:
       dtypes: the dtypes the check means something for.
       ambiguity_probe: after a failure whose candidates the counterexample cannot tell apart,
         run probe cases chosen for them (``_probes.resolve``; a function of the contract).
-      from_pieces: a failure is traced to the first of the candidate's own pieces that fails
-        on the same data, where its step equals its pieces (``_probes.follows_from_pieces``).
+      from_pieces: a failure is traced to the first of the candidate's own functions that fails
+        on the same data (``_probes.follows_from_pieces``): the fused step takes its cause
+        where it equals its pieces; a composition notes it.
     """
 
     signature: Signature
@@ -122,6 +123,7 @@ CHECKS: dict[str, Check] = {
             judge_identities,
             draw=crossing_free_cases,
             edge_transform=without_crossing,
+            from_pieces=True,
         ),
         Check(
             Signature("consistency", ("x", "w", "target"), takes_lr=True),
@@ -130,6 +132,7 @@ CHECKS: dict[str, Check] = {
             draw=integer_cases,
             # Half-precision outputs of integer data are not exact.
             dtypes=frozenset({"float64", "float32"}),
+            from_pieces=True,
         ),
     )
 }

@@ -230,8 +230,14 @@ def _piece_cases(case: Case) -> dict[str, Case]:
 def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
     """A fused step's failure traced to the first of its own pieces that fails on the same
     data, where the candidate provides the pieces and its step agrees with them on ``case``
-    (so the step's defect is the piece's). A step that cannot be traced is left as it is."""
+    (so the step's defect is the piece's). A step that cannot be traced is left as it is.
+
+    A failure of the ``identities`` or ``consistency`` (which compose the step or the pieces)
+    keeps its own verdict, with a note naming the first function that fails on the same data.
+    """
     provided = caller.provided
+    if case.function != "step":
+        return _noted(caller, case, finding, options)
     if not (set(_PIECES) - {"grad_x"}) <= provided:
         return finding
     if not pieces_agree(caller, case, options):
@@ -263,4 +269,23 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: O
             else f"{name} also fails: {found.kind}"
         )
         return dataclasses.replace(finding, detail=f"{finding.detail} ({note})")
+    return finding
+
+
+def _noted(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
+    """``finding`` with a note naming the first of the step and its pieces that fails on
+    ``case``'s ``(x, w, target, lr)``, if any does."""
+    calls = {"step": Case("step", dict(case.arrays), case.lr, case.kind, case.shape)}
+    calls.update(_piece_cases(case))
+    for name, call in calls.items():
+        if name not in caller.provided:
+            continue
+        check = CHECKS[name]
+        _, found = check.run(caller, call, options)
+        if found is None:
+            continue
+        _, found = resolve(check, caller, call, found, options)
+        return dataclasses.replace(
+            finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
+        )
     return finding
