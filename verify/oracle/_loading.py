@@ -17,7 +17,7 @@ import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,16 +38,24 @@ class Candidate:
       spec: a SPEC that loads the same implementation in a fresh process, if one is known.
       functions: contract name -> callable, only those provided.
       asarray: the implementation's ``asarray``, or None (numpy arrays are passed as they are).
+      notes: what loading it noted for the report (a framework module adapted and what of it
+        is not checked).
     """
 
     name: str
     spec: str | None
     functions: dict[str, Callable[..., Any]]
     asarray: Callable[[Any], Any] | None
+    notes: tuple[str, ...] = ()
 
 
 def load(spec: str) -> Any:
     """The object a SPEC names, or a one-line ContractError saying why it cannot be loaded."""
+    return _load(spec)[0]
+
+
+def _load(spec: str) -> tuple[Any, tuple[str, ...]]:
+    """``load(spec)``, and what loading its module noted."""
     if not isinstance(spec, str) or not spec.strip():
         raise ContractError(f"SPEC must be a non-empty string, got {spec!r}")
     target, _, attribute = spec.rpartition(":") if ":" in spec else (spec, "", "")
@@ -67,7 +75,7 @@ def load(spec: str) -> Any:
                 f"{spec} is a class and could not be instantiated with no arguments: "
                 f"{type(err).__name__}: {err}"
             ) from None
-    return obj
+    return obj, ()
 
 
 def absolute_spec(spec: str) -> str:
@@ -131,17 +139,32 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None) -> Candidate:
+def as_candidate(
+    impl: Any, *, name: str | None = None, spec: str | None = None, notes: Sequence[str] = ()
+) -> Candidate:
     """The functions ``impl`` provides, or a ContractError naming what was expected.
 
     ``impl`` may be a module, a class instance, a class (instantiated with no arguments if it
-    can be, else used as it is) or a SPEC string.
+    can be, else used as it is) or a SPEC string. A PyTorch, Equinox or Flax NNX module that
+    does not spell out the contract itself is adapted as a dense layer
+    (``verify.adapters.framework_layer``: forward, grad_x and grad_w by its autodiff), or is a
+    ContractError naming the adapter to use. ``notes`` go to the Candidate.
     """
     if isinstance(impl, str):
-        return as_candidate(load(impl), name=name or impl, spec=spec or absolute_spec(impl))
+        loaded, noted = _load(impl)
+        return as_candidate(
+            loaded, name=name or impl, spec=spec or absolute_spec(impl), notes=(*notes, *noted)
+        )
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
+    if _framework_loaded() and not _spells_out_the_contract(impl):
+        from ..adapters import framework_layer
+
+        adapted = framework_layer(impl)
+        if adapted is not None:
+            impl, note = adapted
+            notes = (*notes, note)
     functions: dict[str, Callable[..., Any]] = {}
     for function, signature in FUNCTIONS.items():
         for attribute in signature.spellings:
@@ -165,6 +188,28 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
         spec=spec or spec_of(impl),
         functions=functions,
         asarray=asarray if callable(asarray) else None,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+#: The frameworks whose modules are adapted as they are (``_framework_loaded``).
+FRAMEWORKS = ("torch", "equinox", "flax.nnx")
+
+
+def _framework_loaded() -> bool:
+    """Whether a framework whose modules are adapted is imported: an object cannot be an
+    instance of a module class that was never imported, and the worker imports none itself."""
+    return any(name in sys.modules for name in FRAMEWORKS)
+
+
+def _spells_out_the_contract(impl: Any) -> bool:
+    """Whether ``impl`` has any of the contract's functions besides ``forward`` (which every
+    torch.nn.Module has, taking x alone): then it is checked as it is, never adapted."""
+    return any(
+        _attribute(impl, attribute) is not None
+        for function, signature in FUNCTIONS.items()
+        if function != "forward"
+        for attribute in signature.spellings
     )
 
 
