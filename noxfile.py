@@ -57,17 +57,28 @@ def tests(session: nox.Session) -> None:
     """CPU test suite, Hypothesis 'ci' profile (derandomized), on every core; extra args go to
     pytest (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
+    # The interpreted kernels (a minute of CPU) are nox -s frameworks' to run.
     session.run(
-        *pytest_args(session, "--hypothesis-profile=ci", "-n", "auto", "--dist", "worksteal"),
+        *pytest_args(
+            session,
+            "--hypothesis-profile=ci",
+            "-n",
+            "auto",
+            "--dist",
+            "worksteal",
+            "-m",
+            "not kernels",
+        ),
         env={name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS},
     )
 
 
 @nox.session(python="3.11", default=False)
 def frameworks(session: nox.Session) -> None:
-    """PyTorch, tinygrad, Equinox/optax and Flax examples, adapters, tests (torch: CPU wheel)."""
-    install(session, "-e", ".[test,torch,tinygrad,equinox,flax]")
-    markers = "torch or frameworks"
+    """PyTorch, tinygrad, Equinox/optax and Flax examples, adapters, tests (torch: CPU wheel);
+    the Pallas and Triton kernels, interpreted."""
+    install(session, "-e", ".[test,torch,tinygrad,equinox,flax,pallas,triton]")
+    markers = "torch or frameworks or kernels"
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
 
 
