@@ -29,6 +29,10 @@ A module with any parameter besides its weight (a bias), or whose weight is not 
 (in_features, out_features) in the layout, is a ``ContractError`` at once. ``layout`` is for a
 module of your own that stores w the other way round.
 
+A module given to the oracle as it is (``python -m verify check model.py:layer``, no adapter)
+goes through ``framework_layer``: checked as the layer (forward, grad_x, grad_w), with no
+optimizer assumed, so update and step are not checked until an adapter above names one.
+
 An adapter remembers the module it was built in: held by a top-level name there, it is loaded
 again in the oracle's worker process (``verify.check(candidate)``, the pytest fixture); built
 inside a function, it is checked in the calling process. Importing this module imports no
