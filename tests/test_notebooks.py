@@ -229,3 +229,29 @@ def test_the_pytest_plugin_takes_a_notebook() -> None:
     assert done.returncode == 0, output
     assert "crosscheck:examples/homework.ipynb::grad_w[float32] PASSED" in output, output
     assert "7 passed, 2 skipped" in output, output
+
+
+@pytest.mark.torch
+def test_a_torch_linear_in_a_notebook_is_checked_as_it_is_or_with_its_adapter(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("torch")
+    notebook = write_notebook(
+        tmp_path / "model.ipynb",
+        [
+            code_cell("import torch\nimport verify.adapters"),
+            code_cell(
+                """
+                layer = torch.nn.Linear(3, 4, bias=False)
+                candidate = verify.adapters.torch_linear(layer, torch.optim.SGD)
+                print(layer)
+                """
+            ),
+        ],
+    )
+    as_it_is = verify.check(f"{notebook}:layer", max_examples=3, jobs=1, repro_dir=None)
+    as_it_is.raise_on_failure()
+    assert as_it_is.checked == 3 and as_it_is.load_notes, as_it_is.summary()
+    adapted = verify.check(f"{notebook}:candidate", max_examples=3, jobs=1, repro_dir=None)
+    adapted.raise_on_failure()
+    assert adapted.checked == 9 and not adapted.load_notes, adapted.summary()
