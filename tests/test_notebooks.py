@@ -200,6 +200,13 @@ def test_magics_become_pass_in_place_and_cell_magics_run_only_python() -> None:
     assert skipped == ["%timeit f()", "!ls"]
     assert python_of_cell("%%time\nz = 2") == ("pass\nz = 2", ["%%time"])
     assert python_of_cell("%%bash\necho hi") == ("", ["%%bash"])
+    assert python_of_cell("forward?\n?grad_x\n# why?\nz = 3") == (
+        "pass\npass\n# why?\nz = 3",
+        ["forward?", "?grad_x"],
+    )
+    # Python whose lines start with % or ! is left as it is.
+    remainder = 'r = (7\n     % 4)\ntext = """\n!not a shell line\n"""'
+    assert python_of_cell(remainder) == (remainder, [])
 
 
 def test_what_is_not_a_notebook_is_a_contract_error(tmp_path: Path) -> None:

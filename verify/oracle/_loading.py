@@ -187,10 +187,12 @@ def notebook_cells(path: Path) -> list[str]:
 def python_of_cell(source: str) -> tuple[str, list[str]]:
     """A code cell as plain Python, and the IPython lines it skipped.
 
-    A line magic (``%matplotlib inline``) or shell line (``!pip install x``) becomes ``pass`` at
-    its own indentation, so that the cell's line numbers and blocks stay as they were; a cell
-    magic skips its whole cell (``%%bash`` is not Python), except ``PYTHON_CELL_MAGICS``, whose
-    body runs.
+    A cell that compiles as Python is left as it is (a line may start with ``%`` inside
+    brackets or a string). In one that does not, a line magic (``%matplotlib inline``), shell
+    line (``!pip install x``) or help line (``forward?``) becomes ``pass`` at its own
+    indentation, so that the cell's line numbers and blocks stay as they were. A cell magic
+    skips its whole cell (``%%bash`` is not Python), except ``PYTHON_CELL_MAGICS``, whose body
+    runs.
     """
     lines = source.splitlines()
     first = lines[0].strip() if lines else ""
@@ -198,10 +200,16 @@ def python_of_cell(source: str) -> tuple[str, list[str]]:
         if first.split()[0] in PYTHON_CELL_MAGICS:
             return "\n".join(["pass", *lines[1:]]), [first]
         return "", [first]
+    try:
+        compile(source, "<cell>", "exec")
+        return source, []
+    except (SyntaxError, ValueError):
+        pass  # IPython syntax, or a real error that compiling the result will name
     kept, skipped = [], []
     for line in lines:
         stripped = line.lstrip()
-        if stripped.startswith(("%", "!")):
+        help_line = stripped.endswith("?") and not stripped.startswith("#")
+        if stripped.startswith(("%", "!", "?")) or help_line:
             kept.append(line[: len(line) - len(stripped)] + "pass")
             skipped.append(stripped)
         else:
