@@ -81,6 +81,19 @@ TORCH_MODULES = """
 
 
     spelled_out = SpelledOut()
+
+
+    class ForwardOnly(torch.nn.Module):
+        # Only the contract's forward(x, w), with a parameter of its own: checked as it is.
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.ones(2, 2))
+
+        def forward(self, x, w):
+            return torch.from_numpy(x) @ torch.from_numpy(w)
+
+
+    forward_only = ForwardOnly()
 """
 
 
@@ -164,6 +177,9 @@ def test_a_module_that_spells_out_the_contract_is_checked_as_it_is(torch_model: 
     report.raise_on_failure()
     assert [f.function for f in report.functions] == ["forward", "grad_w"]
     assert not report.load_notes
+    alone = verify.check(f"{torch_model}:forward_only", max_examples=3, jobs=1, repro_dir=None)
+    alone.raise_on_failure()
+    assert [f.function for f in alone.functions] == ["forward"] and not alone.load_notes
 
 
 JAX_MODULES = """

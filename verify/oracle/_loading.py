@@ -343,14 +343,25 @@ def _framework_loaded() -> bool:
 
 
 def _spells_out_the_contract(impl: Any) -> bool:
-    """Whether ``impl`` has any of the contract's functions besides ``forward`` (which every
-    torch.nn.Module has, taking x alone): then it is checked as it is, never adapted."""
-    return any(
+    """Whether ``impl`` has any of the contract's functions besides ``forward``, or a
+    ``forward`` that takes w as well as x: then it is checked as it is, never adapted (every
+    torch.nn.Module has a ``forward``, which takes x alone)."""
+    return _forward_takes_w(impl) or any(
         _attribute(impl, attribute) is not None
         for function, signature in FUNCTIONS.items()
         if function != "forward"
         for attribute in signature.spellings
     )
+
+
+def _forward_takes_w(impl: Any) -> bool:
+    try:
+        parameters = inspect.signature(_attribute(impl, "forward")).parameters.values()
+    except (TypeError, ValueError):  # no forward, or one whose signature cannot be read
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
+    return len(required) >= 2
 
 
 def _attribute(impl: Any, name: str) -> Any:
