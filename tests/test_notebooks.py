@@ -200,9 +200,9 @@ def test_magics_become_pass_in_place_and_cell_magics_run_only_python() -> None:
     assert skipped == ["%timeit f()", "!ls"]
     assert python_of_cell("%%time\nz = 2") == ("pass\nz = 2", ["%%time"])
     assert python_of_cell("%%bash\necho hi") == ("", ["%%bash"])
-    assert python_of_cell("forward?\n?grad_x\n# why?\nz = 3") == (
-        "pass\npass\n# why?\nz = 3",
-        ["forward?", "?grad_x"],
+    assert python_of_cell("forward?\n?grad_x\nnp.dot??\n# why?\nz = 3  # why?") == (
+        "pass\npass\npass\n# why?\nz = 3  # why?",
+        ["forward?", "?grad_x", "np.dot??"],
     )
     # Python whose lines start with % or ! is left as it is.
     remainder = 'r = (7\n     % 4)\ntext = """\n!not a shell line\n"""'

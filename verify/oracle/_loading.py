@@ -18,6 +18,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -150,6 +151,9 @@ NOTEBOOK_SUFFIX = ".ipynb"
 #: Cell magics whose body is Python that IPython runs once, as it stands: the body runs.
 PYTHON_CELL_MAGICS = ("%%time", "%%capture")
 
+#: IPython's help syntax: ``forward?``, ``np.dot??``, ``?grad_x``.
+HELP_LINE = re.compile(r"\?{1,2}[\w.]+|[\w.]+\?{1,2}")
+
 #: What loading each notebook noted (its skipped magic lines), by the notebook's resolved path.
 _NOTEBOOK_NOTES: dict[str, tuple[str, ...]] = {}
 
@@ -208,8 +212,7 @@ def python_of_cell(source: str) -> tuple[str, list[str]]:
     kept, skipped = [], []
     for line in lines:
         stripped = line.lstrip()
-        help_line = stripped.endswith("?") and not stripped.startswith("#")
-        if stripped.startswith(("%", "!", "?")) or help_line:
+        if stripped.startswith(("%", "!")) or HELP_LINE.fullmatch(stripped):
             kept.append(line[: len(line) - len(stripped)] + "pass")
             skipped.append(stripped)
         else:
@@ -261,7 +264,8 @@ def _shortened(line: str, width: int = 80) -> str:
 
 
 def _cell_error(path: Path, number: int, source: str, filename: str, err: BaseException) -> str:
-    """``homework.ipynb: code cell 3 ('def forward(x, w):') raised ... at line 4: ...``."""
+    """``homework.ipynb: code cell 3 ('def forward(x, w):') raised at its line 4 ('assert
+    ...'): AssertionError``."""
     first = _shortened(next((line.strip() for line in source.splitlines() if line.strip()), ""))
     where = ""
     if isinstance(err, SyntaxError) and err.filename == filename:
@@ -271,7 +275,9 @@ def _cell_error(path: Path, number: int, source: str, filename: str, err: BaseEx
         lines = [frame.lineno for frame in frames if frame.filename == filename]
         if lines:
             where = f" at its line {lines[-1]}"
-            failing = source.splitlines()[lines[-1] - 1].strip() if lines[-1] else ""
+            cell_lines = source.splitlines()
+            line = lines[-1] or 0
+            failing = cell_lines[line - 1].strip() if 0 < line <= len(cell_lines) else ""
             if failing and failing != first:
                 where += f" ({_shortened(failing)!r})"
     message = " ".join(str(err).split())
