@@ -40,6 +40,7 @@ TORCH_MODULES = """
     wrapped = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False))
     rectified = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.ReLU())
     two_layers = torch.nn.Sequential(torch.nn.Linear(3, 4, bias=False), torch.nn.Linear(4, 2))
+    activation = torch.nn.ReLU()
 
 
     class DoubledBackward(torch.autograd.Function):
@@ -169,6 +170,8 @@ def test_a_module_that_is_not_one_linear_is_exit_2_naming_the_adapter(
     assert code == ExitCode.USAGE, out + err
     assert "not one dense layer" in err and "verify.adapters.torch_linear" in err, err
     assert "['0.weight', '1.weight', '1.bias']" in err, err
+    code, out, err = cli(capsys, f"{torch_model}:activation")
+    assert code == ExitCode.USAGE and "ReLU is a torch.nn.Module but not one dense" in err, err
 
 
 @pytest.mark.torch

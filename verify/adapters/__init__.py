@@ -144,8 +144,9 @@ LAYER_FUNCTIONS = ("forward", "grad_x", "grad_w")
 
 def framework_layer(module: Any) -> tuple[Adapted, str] | None:
     """A PyTorch, Equinox or Flax NNX module given as it is (as SPEC) as the dense layer, and
-    a note saying what is left unchecked; None when ``module`` is no such module with
-    parameters (it is then read as any implementation).
+    a note saying what is left unchecked; None when ``module`` is no such module (it is then
+    read as any implementation). The caller (``as_candidate``) asks only for an object that
+    does not spell out the contract's functions itself.
 
     Adapted: ``forward(x, w) = x @ w`` (N, O) by the module's own call, ``grad_x(dL_do, w) =
     dL_do @ w.T`` (N, I) and ``grad_w(x, dL_do) = x.T @ dL_do`` (I, O) by the framework's
@@ -158,7 +159,7 @@ def framework_layer(module: Any) -> tuple[Adapted, str] | None:
 
     Raises:
       ContractError: a module with a bias (the contract has no bias yet), or one that is not
-        one Linear: the message names the adapter to use instead.
+        one Linear (no parameter, or others): the message names the adapter to use instead.
     """
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
@@ -172,10 +173,8 @@ def framework_layer(module: Any) -> tuple[Adapted, str] | None:
     return None
 
 
-def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str] | None:
+def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str]:
     names = [name for name, _ in module.named_parameters()]
-    if not names:
-        return None
     linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
     prefix = f"{linears[0]}." if len(linears) == 1 and linears[0] else ""
     if len(linears) == 1:
@@ -187,13 +186,11 @@ def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str] | None:
     return _layer(build(module, None, None, "out_in", None, f"{prefix}weight"), "torch_linear")
 
 
-def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str] | None:
+def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str]:
     import jax
 
     leaves = jax.tree_util.tree_leaves_with_path(equinox.filter(module, equinox.is_array))
     names = [jax.tree_util.keystr(path).lstrip(".") for path, _ in leaves]
-    if not names:
-        return None
     _refuse_a_bias(module, names, "bias", "eqx.nn.Linear(I, O, use_bias=False, key=...)")
     if names != ["weight"]:
         raise _not_a_layer(module, "an equinox.Module", names, "equinox_linear")
@@ -202,11 +199,9 @@ def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str] | None:
     return _layer(build(module, None, None, "out_in", None), "equinox_linear")
 
 
-def _flax_layer(module: Any, nnx: Any) -> tuple[Adapted, str] | None:
+def _flax_layer(module: Any, nnx: Any) -> tuple[Adapted, str]:
     params = nnx.state(module, nnx.Param)
     names = [".".join(str(k) for k in path) for path, _ in nnx.to_flat_state(params)]
-    if not names:
-        return None
     _refuse_a_bias(module, names, "bias", "nnx.Linear(I, O, use_bias=False, rngs=...)")
     if names != ["kernel"]:
         raise _not_a_layer(module, "a flax.nnx.Module", names, "flax_linear")
