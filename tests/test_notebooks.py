@@ -262,3 +262,23 @@ def test_a_torch_linear_in_a_notebook_is_checked_as_it_is_or_with_its_adapter(
     adapted = verify.check(f"{notebook}:candidate", max_examples=3, jobs=1, repro_dir=None)
     adapted.raise_on_failure()
     assert adapted.checked == 9 and not adapted.load_notes, adapted.summary()
+
+
+@pytest.mark.parametrize(
+    ("cell", "said"),
+    [
+        ("import os\nos._exit(3)", "ended while loading (exited with code 3)"),
+        ("while True:\n    pass", "did not load within 3 s"),
+    ],
+    ids=["exits", "hangs"],
+)
+def test_a_notebook_that_exits_or_hangs_while_loading_is_exit_2(
+    cell: str, said: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = write_notebook(
+        tmp_path / "hostile.ipynb",
+        [code_cell("def forward(x, w):\n    return x @ w"), code_cell(cell)],
+    )
+    code, out, err = cli(capsys, str(hostile), "--import-timeout", "3")
+    assert code == ExitCode.USAGE, out + err
+    assert said in err and "Traceback" not in err, err
