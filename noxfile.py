@@ -7,6 +7,8 @@ test tools installed (no network needed): installs are skipped, the current inte
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import nox
 from packaging.requirements import Requirement
@@ -14,9 +16,24 @@ from packaging.requirements import Requirement
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 #: From pyproject.toml's classifiers.
 PYTHONS = nox.project.python_versions(PYPROJECT)
-# A missing interpreter is skipped, not an error, even under CI=true (where nox would
-# otherwise default to failing).
-nox.options.error_on_missing_interpreters = False
+
+
+#: The classifiers' Pythons this machine has: ``tests`` runs on each of them (at least the
+#: first, which then fails if it is missing).
+def _runs(version: str) -> bool:
+    """Whether ``python{version}`` is on PATH and starts (a pyenv shim of a version that is not
+    active is on PATH, and exits 127)."""
+    found = shutil.which(f"python{version}")
+    if found is None:
+        return False
+    done = subprocess.run([found, "-c", ""], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+PYTHONS_HERE = [version for version in PYTHONS if _runs(version)] or PYTHONS[:1]
+# A session asked for on an interpreter that is missing fails (`nox -s frameworks` without
+# Python 3.11 is no pass); `tests` asks only for the ones this machine has.
+nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -52,25 +69,43 @@ def pytest_args(session: nox.Session, *default: str) -> list[str]:
 ONE_THREAD_POOLS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@nox.session(python=PYTHONS)
+#: ``tests/test_sharded.py``'s environment: forced CPU devices, enough for 8x1, 1x8 and 4x2
+#: meshes (the count is fixed when JAX starts, so the file runs in a pytest of its own).
+MULTIDEVICE_ENV = {
+    "JAX_NUM_CPU_DEVICES": "8",
+    "JAX_PLATFORMS": "cpu",
+    # The process has the devices itself: no child process needed.
+    "CROSSCHECK_NO_SUBPROCESS": "1",
+}
+
+#: ``tests/test_multihost.py``'s environment: its multi-process cases (jax.distributed on
+#: 127.0.0.1) run, on CPU devices.
+MULTIHOST_ENV = {"CROSSCHECK_MULTIHOST": "1", "JAX_PLATFORMS": "cpu"}
+
+#: The tests that ``MULTIDEVICE_ENV`` runs whole: in that process the child-process variant
+#: would only repeat its 8-device cases.
+IN_A_CHILD = "tests/test_sharded.py::test_multidevice_suite_in_subprocess"
+
+
+@nox.session(python=PYTHONS_HERE)
 def tests(session: nox.Session) -> None:
-    """CPU test suite, Hypothesis 'ci' profile (derandomized), on every core; extra args go to
-    pytest (``-- -n 0`` for one process)."""
+    """Every CPU test, Hypothesis 'ci' profile (derandomized), on every core: the sharded step
+    on 8 forced CPU devices and the multi-process tests first, each in a pytest of its own,
+    then the rest (pytest's summary last). Extra args go to one pytest of the whole suite,
+    as it runs without those environments (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
+    pools = {name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS}
+    every_core = ("--hypothesis-profile=ci", "-n", "auto", "--dist", "worksteal")
+    if session.posargs:
+        session.run(*pytest_args(session, *every_core), env=pools)
+        return
+    sharded = ("tests/test_sharded.py", "--deselect", IN_A_CHILD)
+    session.run("pytest", *every_core, *sharded, env={**pools, **MULTIDEVICE_ENV})
+    # One process: each test starts up to 8 processes of its own, under a time limit.
+    session.run("pytest", "--hypothesis-profile=ci", "tests/test_multihost.py", env=MULTIHOST_ENV)
+    elsewhere = ("--ignore=tests/test_sharded.py", "--ignore=tests/test_multihost.py")
     # The interpreted kernels (a minute of CPU) are nox -s frameworks' to run.
-    session.run(
-        *pytest_args(
-            session,
-            "--hypothesis-profile=ci",
-            "-n",
-            "auto",
-            "--dist",
-            "worksteal",
-            "-m",
-            "not kernels",
-        ),
-        env={name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS},
-    )
+    session.run("pytest", *every_core, *elsewhere, "-m", "not kernels", env=pools)
 
 
 @nox.session(python="3.11", default=False)
@@ -137,6 +172,19 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
+@nox.session(python=None, default=False)
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml) built strictly into site/: a warning, a broken
+    internal link or anchor fails it. Extra args go to ``mkdocs build``."""
+    # python=None: the interpreter nox runs on, so the build is never skipped for a missing
+    # Python. The project is installed: docs/hooks.py reads Diagnosis and the lazy faces.
+    install(session, "-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.run(
+        "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs,
+        env={"NO_MKDOCS_2_WARNING": "1"},  # Material's notice about its successor, not ours
+    )  # fmt: skip
+
+
 @nox.session(python=PYTHONS[0], default=False)
 def typecheck(session: nox.Session) -> None:
     """mypy over reference/ and verify/."""
@@ -147,9 +195,6 @@ def typecheck(session: nox.Session) -> None:
 # --------------------------------------------------------------------------------------------
 # Many devices and accelerators (issue 5).
 # --------------------------------------------------------------------------------------------
-
-#: Forced host devices for the sharded tests: enough for 8x1, 1x8 and 4x2 meshes.
-MULTIDEVICE_COUNT = "8"
 
 #: ``nox -s gpu``'s JAX extra; ``CROSSCHECK_JAX_EXTRA=cuda13 nox -s gpu`` picks another.
 GPU_EXTRA_DEFAULT = "cuda12"
@@ -191,23 +236,20 @@ def accelerator_session(session: nox.Session, platform: str, label: str, extra: 
 
 @nox.session(python=PYTHONS[0], default=False)
 def multidevice(session: nox.Session) -> None:
-    """Sharded step on 8 forced CPU devices (DP, MP, 2-D meshes); extra args go to pytest."""
+    """Sharded step on 8 forced CPU devices (DP, MP, 2-D meshes); extra args go to pytest.
+    (``tests`` runs these too.)"""
     install(session, "-e", ".[test]")
-    env = {
-        "JAX_NUM_CPU_DEVICES": MULTIDEVICE_COUNT,
-        "JAX_PLATFORMS": "cpu",
-        # This session has the devices itself: no child process needed.
-        "CROSSCHECK_NO_SUBPROCESS": "1",
-    }
-    session.run(*pytest_args(session, "--hypothesis-profile=ci", "tests/test_sharded.py"), env=env)
+    tests = pytest_args(session, "--hypothesis-profile=ci", "tests/test_sharded.py")
+    session.run(*tests, env=MULTIDEVICE_ENV)
 
 
 @nox.session(python=PYTHONS[0], default=False)
 def multihost(session: nox.Session) -> None:
-    """Sharded step across local processes (jax.distributed, 127.0.0.1 only): 2x2, 2x4, 4x2."""
+    """Sharded step across local processes (jax.distributed, 127.0.0.1 only): 2x2, 2x4, 4x2
+    (``tests`` runs these tests too), then the 512^3 exact check across 2 processes, timed."""
     install(session, "-e", ".[test]")
     # Each launcher run in the tests has a hard limit (its --timeout and a subprocess timeout).
-    env = {"CROSSCHECK_MULTIHOST": "1", "JAX_PLATFORMS": "cpu"}
+    env = MULTIHOST_ENV
     tests = pytest_args(session, "--hypothesis-profile=ci", "tests/test_multihost.py")
     session.run(*tests, env=env)
     # The headline check, timed: 2 processes x 2 devices, exact mode at 512^3.

@@ -781,6 +781,20 @@ def markdown(rows: Sequence[Row]) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def docs_markdown(rows: Sequence[Row], env: dict[str, Any], argv: Sequence[str]) -> str:
+    """The tables for the documentation's Performance page (``--docs``): where and how they
+    were measured, then ``markdown(rows)``, and the plot when this run drew one."""
+    load = ", ".join(f"{value:.2f}" for value in env["load_average"])
+    command = " ".join(["python -m benchmarks.bench", *argv])
+    head = (
+        f"Written by `{command}` at {env['time']}: {env['cpus']} CPUs ({env['machine']}), "
+        f"JAX {env['jax']} on {env['backend']}, NumPy {env['numpy']}"
+        + (f", PyTorch {env['torch']}" if "torch" in env else "")
+        + f", Python {env['python']}; load average {load} at the end."
+    )
+    return f"{head}\n\n{markdown(rows)}"
+
+
 def environment() -> dict[str, Any]:
     import jax
 
@@ -840,6 +854,12 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--out", default="bench-results", help="folder for bench.json/.md/.png")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (the smoke test)")
     parser.add_argument(
+        "--docs",
+        metavar="PATH",
+        help="also write the tables for the docs' Performance page here (with the plot beside "
+        "it): python -m benchmarks.bench --docs docs/generated/bench.md",
+    )
+    parser.add_argument(
         "--sections",
         nargs="+",
         default=list(SECTION_TITLES),
@@ -889,10 +909,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     (out / "bench.md").write_text(table)
-    payload = {"environment": environment(), "rows": [dataclasses.asdict(r) for r in rows]}
+    env = environment()
+    payload = {"environment": env, "rows": [dataclasses.asdict(r) for r in rows]}
     (out / "bench.json").write_text(json.dumps(payload, indent=2))
     message = plot(rows, out / "bench.png") if "step" in args.sections else "plot: no step section"
     print(f"{message}\nJSON: {out / 'bench.json'}")
+    if args.docs:
+        docs = Path(args.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        argv_given = sys.argv[1:] if argv is None else list(argv)
+        page = docs_markdown(rows, env, argv_given)
+        if message == f"plot: {out / 'bench.png'}":
+            image = docs.with_suffix(".png")
+            shutil.copyfile(out / "bench.png", image)
+            # The page that includes this file sits in the docs folder: link from there.
+            root = next((p for p in image.resolve().parents if p.name == "docs"), docs.parent)
+            link = os.path.relpath(image.resolve(), root)
+            page += f"\n![One SGD step against size]({link})\n"
+        docs.write_text(page)
+        print(f"docs: {docs}")
     return 0
 
 

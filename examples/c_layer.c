@@ -6,7 +6,7 @@
 
    Every function of the contract, for float32 and float64 (other dtypes get an error reply,
    which the oracle reports as "raised"). Shapes: x (N, I), w (I, O), target and output (N, O).
-   The protocol (see README "Any language: the worker protocol"):
+   The protocol (see docs/protocol.md, "Any language: the worker protocol"):
 
        -> crosscheck 1 forward,loss,loss_grad,grad_x,grad_w,update,step     once, at start
        <- call <function> <count>        then <count> arrays: "<dtype> <ndim> <dims...>\n" and

@@ -171,3 +171,136 @@ def test_import_verify_and_the_worker_import_no_jax_nor_hypothesis() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, "importing the worker imported " + done.stderr
+
+
+# --- ARCHITECTURE.md names only what exists --------------------------------------------------
+
+#: pytest's own options that the map mentions (``-k`` selects items); every other option it
+#: names must be ``python -m verify check``'s.
+PYTEST_FLAGS = {"-k"}
+
+
+def _defined_names() -> set[str]:
+    """Every top-level name (function, class, assignment) of the project's modules, the nox
+    sessions, the registry's check names and the diagnoses' values: what a bare name in the
+    map may be."""
+    from verify.oracle._checks import CHECKS
+    from verify.oracle._diagnosis import Diagnosis
+
+    names = {name.rpartition(".")[2] for name in project_modules()}
+    for path in [*project_modules().values(), ROOT / "noxfile.py"]:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names | set(CHECKS) | {d.value for d in Diagnosis}
+
+
+def _module_of(name: str) -> str | None:
+    """The project module a map's first word names: dotted in full, or a module's last part
+    (``_check``, ``bounds``, ``cli``), unique in the project."""
+    modules = project_modules()
+    if name in modules:
+        return name
+    found = [m for m in modules if m.rpartition(".")[2] == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _resolves(dotted: str) -> bool:
+    """``module.name[.attr]`` or ``Class.attr``: imported and looked up."""
+    import importlib
+
+    first, *rest = dotted.split(".")
+    module = _module_of(first)
+    if module is None:  # a class of some module: Run.run
+        owners = [m for m in project_modules() if first in _top_level(project_modules()[m])]
+        if len(owners) != 1:
+            return False
+        module, rest = owners[0], [first, *rest]
+    target: object = importlib.import_module(module)
+    while rest and f"{module}.{rest[0]}" in project_modules():
+        module = f"{module}.{rest.pop(0)}"
+        target = importlib.import_module(module)
+    for depth, attr in enumerate(rest):
+        if not hasattr(target, attr):
+            return False
+        target = getattr(target, attr)
+        # A module's function or class is where it is defined, not where it is imported
+        # (`_check.run_checks` is `_workers`'); a package's public face re-exports.
+        home = getattr(target, "__module__", module)
+        package = project_modules()[module].name == "__init__.py"
+        if depth == 0 and callable(target) and not package and home != module:
+            return False
+    return True
+
+
+def _top_level(path: Path) -> set[str]:
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def _stale(token: str, defined: set[str], options: set[str]) -> str | None:
+    """Why the map's ``token`` names nothing that exists, or None."""
+    import importlib.util
+    import re
+
+    if token.startswith("python -m "):
+        module, *words = token.split()[2:]
+        if importlib.util.find_spec(module) is None:
+            return "no such module"
+        from verify.__main__ import SUBCOMMANDS
+
+        command = words[0] if words and module == "verify" else None
+        known = command is None or command in SUBCOMMANDS or command.isupper()
+        return None if known else "no such command"
+    if token.startswith("--crosscheck-"):
+        from verify.oracle._settings import pytest_options
+
+        name = token.removeprefix("--crosscheck-")
+        known = name == "*" or name in {n for n, _, _ in pytest_options()}
+        return None if known else "no such option of the pytest plugin"
+    if token.startswith("-"):
+        flag = token.split()[0]
+        return None if flag in options | PYTEST_FLAGS else "no such option"
+    if "/" in token or re.fullmatch(r"[\w<>]+\.(py|c|md)", token):
+        pattern = re.sub(r"<\w+>", "*", token)
+        if "/" not in pattern:  # a file named by itself: somewhere in the project
+            pattern = f"**/{pattern}"
+        return None if any(ROOT.glob(pattern)) else "no such file"
+    name = re.sub(r"\(.*\)$", "", token)  # Run.run(name) -> Run.run
+    if not re.fullmatch(r"[A-Za-z_][\w.]*", name):
+        return "not a name this test reads"
+    if "." in name:
+        return None if _resolves(name) else "does not resolve"
+    return None if name in defined else "defined nowhere"
+
+
+def test_architecture_names_only_what_exists() -> None:
+    """Every name ARCHITECTURE.md puts in backticks (a path, a module, ``module.name``, a
+    class's attribute, a command, an option) and every module of its pipeline exists."""
+    import re
+
+    from verify.oracle import cli
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    options = {s for a in cli._parser()._actions for s in a.option_strings}
+    defined = _defined_names()
+    prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    # A code span may wrap onto the next line, as markdown allows.
+    tokens = sorted({" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)})
+    assert len(tokens) > 40, "the walk finds too few names: is the map's markup still read?"
+    stale = [f"`{t}`: {why}" for t in tokens if (why := _stale(t, defined, options))]
+    pipeline = next(
+        block for block in re.findall(r"```\n(.*?)```", text, re.DOTALL) if "->" in block
+    )
+    for module in re.findall(r"\b(_[a-z_]+|cli|pytest_plugin)\b", pipeline):
+        if f"verify.oracle.{module}" not in project_modules():
+            stale.append(f"pipeline: {module}: not a module of verify/oracle")
+    assert not stale, "ARCHITECTURE.md names what does not exist:\n" + "\n".join(stale)

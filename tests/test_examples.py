@@ -68,25 +68,12 @@ def test_torch_default_mean_reduction_is_named() -> None:
     assert report["loss"].diagnosis == "mean_instead_of_sum", report.summary()
 
 
-def _tinygrad_device() -> str | None:
-    """Why tinygrad cannot run here, or None."""
-    pytest.importorskip("tinygrad")
-    from tinygrad import Device
-
-    try:
-        Device.DEFAULT  # noqa: B018  (selecting a device compiles a first program: needs clang)
-    except Exception as err:
-        return f"tinygrad has no usable device here ({type(err).__name__}: {err}); install clang"
-    return None
-
-
 @pytest.mark.frameworks
 def test_tinygrad_layer_passes_in_its_own_process() -> None:
     """tinygrad written naturally (Tensor, backward()), with lazy results and thread-bound
-    state: it passes when the oracle calls it in a worker's main thread."""
-    reason = _tinygrad_device()
-    if reason:
-        pytest.skip(reason)
+    state: it passes when the oracle calls it in a worker's main thread. Where tinygrad is
+    installed and cannot run (its CPU device compiles with clang), this fails: no skip."""
+    pytest.importorskip("tinygrad")
     report = verify.check("examples/tinygrad_layer.py:layer", max_examples=5, repro_dir=None)
     report.raise_on_failure()
     assert report.isolated

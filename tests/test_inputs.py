@@ -183,5 +183,16 @@ def test_the_checked_functions_are_still_the_jitted_ones() -> None:
     spec = jax.ShapeDtypeStruct((2, 2), np.float32)
     scalar = jax.ShapeDtypeStruct((), np.float32)
     compiled = verify.step.lower(spec, spec, spec, scalar).compile()
-    assert compiled is not None
-    assert verify.update._cache_size() >= 0
+    x, w, target = (np.asarray(a, np.float32) for a in (X, W, TARGET))
+    for got, want in zip(
+        compiled(x, w, target, np.float32(LR)), verify.step(x, w, target, LR), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    # One compile per shape, none per learning rate: the jit cache behind the lr check.
+    verify.update.clear_cache()
+    assert verify.update._cache_size() == 0
+    verify.update(w, w, 0.5)
+    verify.update(w, w, 0.25)
+    assert verify.update._cache_size() == 1
+    verify.update(np.ones((3, 2), np.float32), np.ones((3, 2), np.float32), 0.5)
+    assert verify.update._cache_size() == 2

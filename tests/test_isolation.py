@@ -144,7 +144,12 @@ CASES: tuple[Case, ...] = (
     Case("package-directory", _forward_only("package_layer"), 0, ("all 1 checks passed.",)),
     Case("plain-directory", _forward_only("not_a_package"), 2, ("is a directory",)),
     # Command lines that cannot run: exit 2, one line, before anything runs.
-    Case("no-check-named", ("examples/numpy_layer.py", "--functions", ","), 2, ("names no check",)),
+    Case(
+        "no-check-named",
+        ("examples/numpy_layer.py", "--functions", ","),
+        2,
+        ("--functions must be a non-empty list of names among forward,",),
+    ),
     Case(
         "no-check-applies",
         (f"{HOSTILE}/package_layer", "--functions", "identities"),

@@ -331,7 +331,8 @@ def test_ties_admissible_and_no_false_alarm(case: LayerInputs) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# The two exact identities (DESIGN.md), in exact arithmetic.
+# The two exact identities, in exact arithmetic: L is convex in w, so a step along a
+# subgradient g lowers it by at most lr ||g||^2, and linear while no output crosses its target.
 # ------------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,10 @@
 """``python -m verify multihost``: the sharded step across local processes, and its failures.
 
 The multi-process cases start real processes (``jax.distributed`` on 127.0.0.1, gloo CPU
-collectives), each under a hard time limit. ``nox -s multihost`` runs them all
-(``CROSSCHECK_MULTIHOST=1``): 2 x 2, 2 x 4 and 4 x 2 in exact mode (bit for bit against the loop
-reference, DP, MP and both 2-D meshes), float mode, padding, and the crash, hang and killed-
-launcher cases. The default suite runs the pure helpers and one short 2 x 2 exact case.
+collectives), each under a hard time limit. ``nox -s tests`` and ``nox -s multihost`` run them
+all (``CROSSCHECK_MULTIHOST=1``): 2 x 2, 2 x 4 and 4 x 2 in exact mode (bit for bit against the
+loop reference, DP, MP and both 2-D meshes), float mode, padding, and the crash, hang and
+killed-launcher cases. A plain ``pytest`` runs the pure helpers and one short 2 x 2 exact case.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 FULL = os.environ.get("CROSSCHECK_MULTIHOST") == "1"
 full_only = pytest.mark.skipif(
-    not FULL, reason="multi-process case: run `nox -s multihost` (CROSSCHECK_MULTIHOST=1)"
+    not FULL,
+    reason="multi-process case: run `nox -s tests` or `nox -s multihost` (CROSSCHECK_MULTIHOST=1)",
 )
 
 #: Hard limit on one launcher run, on top of its own --timeout (2 busy cores, 4 processes).

@@ -3,14 +3,18 @@ reproducers that re-fail from a fresh shell, and the progress line."""
 
 from __future__ import annotations
 
+import ast
 import io
 import json
+import time
+import traceback
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
 from tests.helpers import run_python
+from verify.oracle import cli
 from verify.oracle._junit import xml_text
 from verify.oracle.cli import _TerminalProgress, main
 
@@ -85,39 +89,86 @@ def test_junit_xml_text_holds_no_character_xml_forbids() -> None:
     ElementTree.fromstring(f"<a>{text}</a>")  # parses
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["no_such_module_anywhere"],
-        ["json"],
-        ["reference", "--dtype", "int8"],
-        ["reference", "--exact", "--dtype", "float16"],
-        ["reference", "--functions", "backward"],
-        ["reference", "--max-examples", "0"],
-        ["reference", "--accumulation", "bfloat16"],
-        ["reference", "--junit-xml", "."],
-        [],
-    ],
-    ids=[
-        "unimportable",
-        "nothing-recognised",
-        "bad-dtype",
-        "exact-float16",
-        "bad-function",
-        "no-examples",
-        "accumulation-of-float32",
-        "junit-xml-is-a-folder",
-        "no-spec",
-    ],
-)
+#: A folder no process can make, not even root's: the kernel refuses any file under /sys.
+UNMAKEABLE = "/sys/crosscheck-test"
+
+#: Command lines that check nothing, by name: each must exit 2 with one line, before the run.
+USAGE_ERRORS = {
+    "unimportable": ["no_such_module_anywhere"],
+    "nothing-recognised": ["json"],
+    "bad-dtype": ["reference", "--dtype", "int8"],
+    "exact-float16": ["reference", "--exact", "--dtype", "float16"],
+    "bad-function": ["reference", "--functions", "backward"],
+    "no-function": ["reference", "--functions", ","],
+    "no-examples": ["reference", "--max-examples", "0"],
+    "accumulation-of-float32": ["reference", "--accumulation", "bfloat16"],
+    "infinite-timeout": ["reference", "--timeout", "inf"],
+    "zero-import-timeout": ["reference", "--import-timeout", "0"],
+    "bad-memory-limit": ["reference", "--memory-limit", "lots"],
+    "spec-and-command": ["reference", "--command", "true"],
+    "in-process-command": ["--command", "true", "--in-process"],
+    "junit-xml-is-a-folder": ["reference", "--junit-xml", "."],
+    "json-under-a-file": ["reference", "--json", "README.md/report.json"],
+    "json-not-writable": ["reference", "--json", "/sys/kernel/notes"],
+    "json-folder-cannot-be-made": ["reference", "--json", f"{UNMAKEABLE}/report.json"],
+    "repro-dir-is-a-file": ["reference", "--repro-dir", "README.md"],
+    "repro-dir-under-a-file": ["reference", "--repro-dir", "README.md/repro"],
+    "repro-dir-cannot-be-made": ["reference", "--repro-dir", f"{UNMAKEABLE}/repro"],
+    "function-not-provided": ["tests/hostile/grad_w_only.py", "--functions", "forward"],
+    "no-spec": [],
+}
+
+
+@pytest.fixture
+def kernel_refuses_sys() -> None:
+    if not Path("/sys/kernel").is_dir():
+        pytest.skip("needs Linux's /sys, where no file can be made")
+
+
+@pytest.mark.parametrize("argv", USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
 def test_usage_and_contract_errors_exit_2_with_one_line(
-    argv: list[str], capsys: pytest.CaptureFixture
+    argv: list[str], capsys: pytest.CaptureFixture, kernel_refuses_sys: None
 ) -> None:
+    started = time.monotonic()
     assert main(argv) == 2
     captured = capsys.readouterr()
-    assert captured.out == ""
-    assert len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""  # no header: nothing ran
+    assert len(captured.err.strip().splitlines()) == 1, captured.err
     assert captured.err.startswith("crosscheck: error: ")
+    assert time.monotonic() - started < 60  # before the run, not after it
+
+
+def test_every_usage_error_of_the_command_line_has_a_case(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, kernel_refuses_sys: None
+) -> None:
+    """Every ``raise UsageError`` of cli.py is reached by a command line of USAGE_ERRORS (so
+    the test above proves each exit-2 path prints one line): the raising line of each error
+    printed is recorded, and cli.py's raise statements are read from its source."""
+    raised: set[int] = set()
+    printed = cli.print_error
+
+    def recording(message: object) -> None:
+        if isinstance(message, BaseException) and message.__traceback__ is not None:
+            frames = traceback.extract_tb(message.__traceback__)
+            raised.update(f.lineno for f in frames if f.filename == cli.__file__ and f.lineno)
+        printed(message)
+
+    monkeypatch.setattr(cli, "print_error", recording)
+    for argv in USAGE_ERRORS.values():
+        assert main(argv) == 2, argv
+    capsys.readouterr()
+    source = Path(cli.__file__).read_text()
+    raises = {
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Raise)
+        and isinstance(node.exc, ast.Call)
+        and getattr(node.exc.func, "id", None) == "UsageError"
+    }
+    lines = source.splitlines()
+    assert raises, "cli.py raises no UsageError: the source walk is blind"
+    unreached = sorted(raises - raised)
+    assert not unreached, [f"cli.py:{n}: {lines[n - 1].strip()}" for n in unreached]
 
 
 @pytest.mark.parametrize(

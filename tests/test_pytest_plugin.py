@@ -1,6 +1,7 @@
 """The pytest plugin, run as a user runs it (a fresh ``python -m pytest``): one item per check
 that -k, --lf, -n and --junitxml see; a mutant failing exactly its broken checks with the
-finding; the fixture and marker in a test module; options checked by the CLI's parser."""
+finding; the fixture and marker in a test module; options checked by the CLI's parser, one
+per option ``verify.Settings`` offers pytest."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from xml.etree import ElementTree
 import pytest
 
 from tests.helpers import run_python
-from verify.oracle import cli
+from verify.oracle import _settings, cli
 from verify.oracle._checks import CHECKS
-from verify.oracle.pytest_plugin import CLI_OPTIONS, NOT_OFFERED
+from verify.oracle._options import PYTEST
+from verify.oracle._settings import spelling
 
 #: Small and derandomized: each run below is a fresh pytest, worker and search.
 FAST = ("--crosscheck-max-examples", "2")
@@ -141,20 +143,17 @@ def test_an_unimportable_spec_fails_every_item_with_one_line() -> None:
     assert "Traceback" not in output
 
 
-def test_the_plugin_offers_every_check_option_of_the_command_line() -> None:
-    """A new option of ``python -m verify check`` must be offered (one line in CLI_OPTIONS) or
-    left out on purpose (NOT_OFFERED)."""
+def test_the_plugin_offers_the_options_settings_offers_pytest() -> None:
+    """``--crosscheck-NAME`` for every option of ``verify.Settings`` offered to pytest, each
+    a command-line option of the same kind (a switch stays a switch)."""
     parser = cli._parser()
-    options = {
-        option[2:]
-        for action in parser._actions
-        for option in action.option_strings
-        if option.startswith("--") and option != "--help"
-    }
-    assert options == set(CLI_OPTIONS) | set(NOT_OFFERED)
     kinds = {
         a.option_strings[-1][2:]: type(a).__name__ for a in parser._actions if a.option_strings
     }
-    for name, action in CLI_OPTIONS.items():
-        flag = kinds[name] == "_StoreTrueAction"
-        assert (action == "store_true") == flag, name
+    offered = {spelling(name)[2:] for name in _settings.offered(PYTEST)}
+    assert {name for name, _, _ in _settings.pytest_options()} == offered
+    assert {"dtype", "max-examples", "exact", "repro-dir"} <= offered
+    assert not offered & {"functions", "jobs", "json", "junit-xml", "command", "in-process"}
+    for name, action, switch in _settings.pytest_options():
+        assert switch == (kinds[name] == "_StoreConstAction"), name
+        assert (action == "append") == (name == "dtype"), name

@@ -2,11 +2,11 @@
 against the single-device loop reference: bit for bit in exact mode, within the error model in
 float mode (the cross-device psum reorders the sums over N and O; the bound holds for any order).
 
-Needs 8 devices for the full matrix: ``nox -s multidevice`` runs this file with
-``JAX_NUM_CPU_DEVICES=8`` in its own process (the count is fixed when JAX starts its backend, and
-the main suite's process has already started it with one). In the main suite the 1-device cases
-run, the others skip with that reason, and ``test_multidevice_suite_in_subprocess`` runs the
-8-device exact cases in a child process.
+Needs 8 devices for the full matrix: ``nox -s tests`` (and ``nox -s multidevice``) runs this
+file with ``JAX_NUM_CPU_DEVICES=8`` in a pytest of its own (the count is fixed when JAX starts its
+backend). In a plain ``pytest`` of one device the 1-device cases run, the others skip with that
+reason, and ``test_multidevice_suite_in_subprocess`` runs the 8-device exact cases in a child
+process.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def needs_devices(data: int, model: int) -> None:
     if data * model > available:
         pytest.skip(
             f"needs {data * model} devices, this process has {available}: "
-            "run `nox -s multidevice` (JAX_NUM_CPU_DEVICES=8)"
+            "run `nox -s tests` or `nox -s multidevice` (JAX_NUM_CPU_DEVICES=8)"
         )
 
 

@@ -156,6 +156,106 @@ class BlockedGradW(Correct):
         return x[:128].T @ dL_do[:128]
 
 
+class SkipPartialBlockForward(Correct):
+    """A blocked kernel over I that runs I // 16 full blocks and skips the partial last one."""
+
+    block = 16
+
+    def forward(self, x, w):
+        k = (x.shape[1] // self.block) * self.block
+        return x[:, :k] @ w[:k]
+
+
+class SkipPartialBlockGradW(Correct):
+    """grad_w blocked over N by 128, the partial last block of rows skipped."""
+
+    def grad_w(self, x, dL_do):
+        k = (x.shape[0] // 128) * 128
+        return x[:k].T @ dL_do[:k]
+
+
+class SkipPartialBlockGradX(SkipPartialBlockForward):
+    """grad_x blocked over O by 32, the partial last block skipped."""
+
+    block = 32
+
+    forward = Correct.forward
+
+    def grad_x(self, dL_do, w):
+        k = (dL_do.shape[1] // self.block) * self.block
+        return dL_do[:, :k] @ w[:, :k].T
+
+
+class FlooredGridForward(Correct):
+    """A grid of N // 8 row tiles over an uninitialised (NaN) output: the rows of a partial
+    last tile are never written."""
+
+    def forward(self, x, w):
+        out = np.full((x.shape[0], w.shape[1]), np.nan, dtype=x.dtype)
+        rows = (x.shape[0] // 8) * 8
+        out[:rows] = x[:rows] @ w
+        return out
+
+
+class FlooredGridGradW(Correct):
+    """A grid of O // 32 column tiles of dL_dw over a NaN buffer."""
+
+    def grad_w(self, x, dL_do):
+        out = np.full((x.shape[1], dL_do.shape[1]), np.nan, dtype=x.dtype)
+        cols = (dL_do.shape[1] // 32) * 32
+        out[:, :cols] = x.T @ dL_do[:, :cols]
+        return out
+
+
+class TileRowsForward(Correct):
+    """Rows past a tile of 8 copied from the row before: a wrong result no pattern explains
+    (the report names the rows)."""
+
+    def forward(self, x, w):
+        out = x @ w
+        if out.shape[0] > 8:
+            out[8:] = out[7]
+        return out
+
+
+# --- scales and scalars ---------------------------------------------------------------------
+
+
+class TwiceForward(Correct):
+    def forward(self, x, w):
+        return 2 * (x @ w)
+
+
+class HalfGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return 0.5 * (dL_do @ w.T)
+
+
+class LrFloat32Update(Correct):
+    """lr through a float32 argument (w - float32(lr) * dL_dw) in a float64 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.float32(lr).astype(w.dtype) * dL_dw
+
+
+class LrBfloat16Update(Correct):
+    """lr through a bfloat16 constant in a float32 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.asarray(lr, ml_dtypes.bfloat16).astype(w.dtype) * dL_dw
+
+
+class StaleWeightsStep(Correct):
+    """A fused step that updates w before its backward pass: dL_dx = dL_do @ w_new.T."""
+
+    def step(self, x, w, target, lr):
+        output = x @ w
+        dL_do = self.loss_grad(output, target)
+        dL_dw = x.T @ dL_do
+        w_new = self.update(w, dL_dw, lr)
+        return self.loss(output, target), dL_do @ w_new.T, dL_dw, w_new
+
+
 # --- ties -------------------------------------------------------------------------------------
 
 
@@ -260,8 +360,15 @@ class FusedTieStep(Correct):
 class WeightDecayUpdate(Correct):
     """torch.optim.SGD(weight_decay=1e-4): the decay is added to the gradient."""
 
+    decay = 1e-4
+
     def update(self, w, dL_dw, lr):
-        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + np.asarray(1e-4, w.dtype) * w)
+        decay = np.asarray(self.decay, w.dtype)
+        return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + decay * w)
+
+
+class StrongWeightDecayUpdate(WeightDecayUpdate):
+    decay = 5e-2
 
 
 class NesterovUpdate(Correct):
@@ -341,55 +448,108 @@ class HalfPrecisionSum(Correct):
 
 @dataclasses.dataclass(frozen=True)
 class Mutant:
-    """A broken implementation, the diagnosis expected per function, and how to check it."""
+    """A broken implementation, the diagnosis expected per function it breaks (None: it
+    passes), and how to check it."""
 
     cls: type
     expected: dict[str, str | None]
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     max_examples: int = 25
+    #: The checks that fail through the broken functions when every check runs (the fused
+    #: step that calls them, the identities and consistency that compose them), by diagnosis.
+    also: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The dtypes the bug is written for (a float32 kernel returns float32 at float64).
+    dtypes: tuple[str, ...] = ("float32", "float64")
 
     @property
     def name(self) -> str:
         return self.cls.__name__
 
 
+#: Shorthands for ``Mutant.also``: the fused step calls the broken piece and inherits its
+#: diagnosis; a composition that calls a piece that raises, hangs or mutates its input shows that.
+_STEP = "step"
+_CALLS = ("step", "identities", "consistency")
+
+
+def _through(kind: str, checks: tuple[str, ...] = (_STEP,)) -> dict[str, str]:
+    return dict.fromkeys(checks, kind)
+
+
+_FLOAT32 = ("float32",)
+
 ZOO: tuple[Mutant, ...] = (
-    Mutant(TransposedGradW, {"grad_w": "transposed"}),
-    Mutant(TransposedGradX, {"grad_x": "transposed"}),
-    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"}),
-    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}),
-    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"}),
-    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"}),
-    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}),
-    Mutant(AscentUpdate, {"update": "sign_flip"}),
-    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"}),
+    Mutant(TransposedGradW, {"grad_w": "transposed"},
+           also={"step": "transposed", "identities": "wrong_shape", "consistency": "raised"}),
+    Mutant(TransposedGradX, {"grad_x": "transposed"}, also=_through("transposed")),
+    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"},
+           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}, also=_through("mean_instead_of_sum")),
+    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"},
+           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"},
+           also={"loss_grad": "mean_instead_of_sum"}),
+    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}, also=_through("sign_flip")),
+    Mutant(AscentUpdate, {"update": "sign_flip"}, also=_through("sign_flip")),
+    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"},
+           also={"step": "upstream_ignored", "identities": "convexity"}),
     Mutant(UpstreamSignGradX, {"grad_x": "upstream_ignored"}),
     Mutant(UpstreamClippedGradW, {"grad_w": "upstream_ignored"}),
-    Mutant(OffByOneForward, {"forward": "off_by_one"}),
-    Mutant(OffByOneGradW, {"grad_w": "off_by_one"}),
-    Mutant(OffByOneLoss, {"loss": "off_by_one"}),
-    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40),
-    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"}),
-    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"}),
-    Mutant(TF32Forward, {"forward": "reduced_precision"}),
-    Mutant(BF16GradW, {"grad_w": "reduced_precision"}),
-    Mutant(Float16GradX, {"grad_x": "reduced_precision"}),
-    Mutant(SqueezeForward, {"forward": "wrong_shape"}),
+    Mutant(OffByOneForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(OffByOneGradW, {"grad_w": "off_by_one"},
+           also={"step": "off_by_one", "identities": "convexity"}),
+    Mutant(OffByOneLoss, {"loss": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40,
+           also={"identities": "convexity"}),
+    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"},
+           also=_through("tie_convention")),
+    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"},
+           also={"loss_grad": "tie_convention"}),
+    Mutant(TF32Forward, {"forward": "reduced_precision"}, also=_through("reduced_precision"),
+           dtypes=_FLOAT32),
+    Mutant(BF16GradW, {"grad_w": "reduced_precision"},
+           also={"step": "reduced_precision", "identities": "convexity"}, dtypes=_FLOAT32),
+    Mutant(Float16GradX, {"grad_x": "reduced_precision"}, also=_through("reduced_precision"),
+           dtypes=_FLOAT32),
+    Mutant(SqueezeForward, {"forward": "wrong_shape"}, also=_through("raised", _CALLS)),
     Mutant(IntegerLossGrad, {"loss_grad": "wrong_dtype"}),
-    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}),
-    Mutant(InPlaceUpdate, {"update": "input_mutated"}),
-    Mutant(NoisyGradW, {"grad_w": "nondeterministic"}),
-    Mutant(RaisesGradX, {"grad_x": "raised"}),
-    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3),
+    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}, also={"step": "nan", "identities": "nan"}),
+    Mutant(InPlaceUpdate, {"update": "input_mutated"}, also=_through("input_mutated")),
+    Mutant(NoisyGradW, {"grad_w": "nondeterministic"},
+           also={"step": "nondeterministic", "identities": "convexity",
+                 "consistency": "inconsistent"}),
+    Mutant(RaisesGradX, {"grad_x": "raised"}, also=_through("raised", _CALLS)),
+    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3,
+           also=_through("timed_out", _CALLS)),
     Mutant(FusedTieStep, {"step": None, "consistency": "inconsistent"}),
-    Mutant(WeightDecayUpdate, {"update": "weight_decay"}),
-    Mutant(NesterovUpdate, {"update": "scaled_step"}),
-    Mutant(AdamStep, {"update": "normalized_step"}),
-    Mutant(BiasForward, {"forward": "bias"}),
-    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"}),
-    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"}),
-    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}),
-)
+    Mutant(WeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
+    Mutant(NesterovUpdate, {"update": "scaled_step"}, also=_through("scaled_step")),
+    Mutant(AdamStep, {"update": "normalized_step"}, also=_through("normalized_step")),
+    Mutant(BiasForward, {"forward": "bias"}, also=_through("bias")),
+    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"},
+           also={"step": "accumulated_gradient", "identities": "convexity",
+                 "consistency": "inconsistent"}),
+    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"},
+           also={"step": "wrong_loss", "identities": "convexity"}),
+    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}, also=_through("wrong_loss")),
+    Mutant(StrongWeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
+    Mutant(SkipPartialBlockForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"},
+           also={"step": "off_by_one", "identities": "convexity"}),
+    Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(FlooredGridForward, {"forward": "unwritten"},
+           also={"step": "unwritten", "identities": "nan"}),
+    Mutant(FlooredGridGradW, {"grad_w": "unwritten"},
+           also={"step": "unwritten", "identities": "nan"}),
+    Mutant(TileRowsForward, {"forward": "mismatch"}, also=_through("mismatch")),
+    Mutant(TwiceForward, {"forward": "scaled"}, also=_through("scaled")),
+    Mutant(HalfGradX, {"grad_x": "scaled"}, also=_through("scaled")),
+    Mutant(LrFloat32Update, {"update": "scaled_step"}, {"dtype": "float64"},
+           also=_through("scaled_step"), dtypes=("float64",)),
+    Mutant(LrBfloat16Update, {"update": "scaled_step"}, also=_through("scaled_step"),
+           dtypes=_FLOAT32),
+    Mutant(StaleWeightsStep, {"step": "stale_weights", "consistency": "inconsistent"}),
+)  # fmt: skip
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
@@ -406,22 +566,60 @@ EXAMPLES: dict[str, str] = {
 }
 
 
-def run_mutant(mutant: Mutant, seed: int) -> verify.Report:
-    """The oracle's report on one mutant, checking only the functions it breaks. The class is
-    passed, not an instance, so that the oracle loads it in a worker process of its own."""
+def run_mutant(
+    mutant: Mutant, seed: int, *, every: bool = False, dtype: str | None = None
+) -> verify.Report:
+    """The oracle's report on one mutant: the functions it breaks, or ``every`` function. The
+    class is passed, not an instance, so that the oracle loads it in a worker process of its
+    own."""
+    options = dict(mutant.options)
+    if dtype is not None:
+        options["dtype"] = dtype
     return verify.check(
         mutant.cls,
-        functions=list(mutant.expected),
+        functions=None if every else list(mutant.expected),
         max_examples=mutant.max_examples,
         seed=seed,
         repro_dir=None,
-        **mutant.options,
+        **options,
     )
 
 
 def diagnoses(report: verify.Report) -> dict[str, str | None]:
     """``{function: diagnosis}`` of a report (None where the function passed)."""
     return {f.function: f.diagnosis for f in report.functions}
+
+
+def failures(found: dict[str, str | None]) -> dict[str, str]:
+    """The failing functions of ``diagnoses`` (or of an expectation) and their diagnoses."""
+    return {name: str(kind) for name, kind in found.items() if kind is not None}
+
+
+def expected_everywhere(mutant: Mutant) -> dict[str, str]:
+    """What every function of ``mutant`` must give where it fails: the functions it breaks and
+    those that fail through them (``Mutant.also``); every other function passes."""
+    return {**failures(mutant.expected), **mutant.also}
+
+
+def confusion(
+    dtypes: tuple[str, ...] = ("float32", "float64"), seed: int = 0
+) -> list[tuple[str, str, str, str, str]]:
+    """Every function of every mutant, at each dtype: rows ``(mutant, dtype, function,
+    expected, found)`` for every function that fails or should; the matrix is diagonal when
+    every row's ``expected == found``."""
+    rows = []
+    for dtype in dtypes:
+        for mutant in ZOO:
+            if dtype not in mutant.dtypes:
+                continue
+            found = diagnoses(run_mutant(mutant, seed, every=True, dtype=dtype))
+            want = expected_everywhere(mutant)
+            for function in dict.fromkeys([*want, *failures(found)]):
+                got = found.get(function)
+                rows.append(
+                    (mutant.name, dtype, function, want.get(function, "pass"), str(got or "pass"))
+                )
+    return rows
 
 
 def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dict[str, Any]:
@@ -457,7 +655,70 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
     }
 
 
+def docs_examples(seed: int = 0) -> dict[str, Any]:
+    """One real example per diagnosis, for the documentation's table of diagnoses.
+
+    Runs every mutant of ``ZOO`` on ``seed`` and keeps, for each diagnosis its report gives,
+    the first failing function (in ``ZOO`` order): the mutant, the function, the detail, the
+    element-level message and the minimal counterexample. Nothing here names a diagnosis: the
+    keys are whatever the oracle says, so a diagnosis the zoo does not provoke has no entry.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for mutant in ZOO:
+        report = run_mutant(mutant, seed)
+        for function in report.functions:
+            if function.diagnosis is None or str(function.diagnosis) in found:
+                continue
+            found[str(function.diagnosis)] = {
+                "mutant": f"tests/zoo.py:{mutant.name}",
+                "options": {key: str(value) for key, value in mutant.options.items()},
+                "function": function.function,
+                "detail": function.detail,
+                "message": function.message,
+                "counterexample": function.counterexample() or None,
+            }
+    return {
+        "generated_by": "python -m tests.zoo --docs PATH",
+        "seed": seed,
+        "mutants": len(ZOO),
+        "examples": found,
+    }
+
+
 if __name__ == "__main__":
+    import argparse
+    import json
+    import pathlib
+
+    parser = argparse.ArgumentParser(prog="python -m tests.zoo", description=__doc__)
+    parser.add_argument(
+        "--docs",
+        metavar="PATH",
+        help="write one real example per diagnosis (JSON, for the docs) instead of the kill rate",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed of --docs (default 0)")
+    parser.add_argument(
+        "--confusion",
+        action="store_true",
+        help="every check of every mutant, float32 and float64: expected against found",
+    )
+    arguments = parser.parse_args()
+    if arguments.confusion:
+        rows = confusion(seed=arguments.seed)
+        off = [row for row in rows if row[3] != row[4]]
+        width = max(len(row[0]) for row in rows)
+        for name, dtype, function, want, got in rows:
+            mark = "  " if want == got else "!!"
+            print(f"{mark} {name:<{width}} {dtype:<8} {function:<11} {want:<20} {got}")
+        print(f"{len(rows) - len(off)} of {len(rows)} on the diagonal")
+        raise SystemExit(1 if off else 0)
+    if arguments.docs:
+        out = pathlib.Path(arguments.docs)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        examples = docs_examples(arguments.seed)
+        out.write_text(json.dumps(examples, indent=2, sort_keys=True) + "\n")
+        print(f"{len(examples['examples'])} diagnoses with an example written to {out}")
+        raise SystemExit(0)
     # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
     result = kill_rate()
     print(

@@ -35,4 +35,5 @@ from .oracle import ContractError as ContractError
 from .oracle import Diagnosis as Diagnosis
 from .oracle import FunctionReport as FunctionReport
 from .oracle import Report as Report
+from .oracle import Settings as Settings
 from .oracle import check as check

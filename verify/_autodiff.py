@@ -33,9 +33,15 @@ def _autodiff_step(
 ) -> StepResult:
     """``(L, dL_dx, dL_dw, w - lr * dL_dw)`` with both gradients from ``jax.value_and_grad``.
 
+    Inputs as ``verify.step``'s (``_inputs``: integers promoted to a float dtype, complex
+    rejected).
+
     Args:
-      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar. Inputs as ``verify.step``'s
-      (``_inputs``: integers promoted to a float dtype, complex rejected).
+      x: ``(N, I)``.
+      w: ``(I, O)``.
+      target: ``(N, O)``.
+      lr: scalar.
+      precision: the matmul precision, as ``verify.step``'s.
     """
     x, w, target = real(x=x, w=w, target=target)
     lr = learning_rate(lr)

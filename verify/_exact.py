@@ -154,7 +154,9 @@ def check_exact(
         timing, so asynchronous dispatch is waited for.
       shape: ``(N, I, O)``: num_data, input_features, output_features.
       seed: the data's seed (``strategies.exact_inputs``).
-      magnitude, lr, dtype: as ``strategies.exact_inputs``.
+      magnitude: as ``strategies.exact_inputs``.
+      lr: as ``strategies.exact_inputs``.
+      dtype: as ``strategies.exact_inputs``.
       inputs: use these instead of generating (then without ``shape``).
 
     Returns:

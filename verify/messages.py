@@ -109,7 +109,8 @@ def explain(
 
     Args:
       name: the quantity, e.g. ``dL_dw`` (or ``L(w_new)``).
-      got, want: the value found and the centre of the admissible set.
+      got: the value found.
+      want: the centre of the admissible set.
       index: the element, empty for a scalar.
       bound: the admissible distance from ``want``; None or 0: ``want`` exactly.
       call: the call that produced the value, e.g. ``grad_w(x: (5, 4), dL_do: (5, 3))``.

@@ -4,3 +4,4 @@ from ._diagnosis import Diagnosis as Diagnosis
 from ._loading import ContractError as ContractError
 from ._report import FunctionReport as FunctionReport
 from ._report import Report as Report
+from ._settings import Settings as Settings

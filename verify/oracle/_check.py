@@ -22,7 +22,6 @@ from typing import Any
 
 from .. import default_cache_dir
 from ._calls import (
-    DEFAULT_IMPORT_TIMEOUT,
     Caller,
     InProcessCaller,
     StartError,
@@ -41,14 +40,12 @@ from ._loading import (
     name_of,
     spec_of,
 )
-from ._options import DEFAULT_TIMEOUT, Options
+from ._options import PYTHON, Options
 from ._report import FunctionReport, Report, environment
 from ._repro import write_repro
 from ._search import Progress, search
+from ._settings import Settings, arguments_doc, check_signature
 from ._workers import Workers, run_checks
-
-#: Default directory for reproducers (gitignored).
-DEFAULT_REPRO_DIR = "crosscheck-repro"
 
 
 def _command(command: str | Sequence[str]) -> list[str]:
@@ -223,6 +220,18 @@ class Run:
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
         return [verdict for verdict in verdicts if verdict is not None]
 
+    def nothing_applies(self, names: Sequence[str]) -> str | None:
+        """Why none of the checks ``names`` applies to this candidate, in one line, or None
+        when one does: known once the candidate is loaded, before any check runs."""
+        provided = self.caller.provided
+        if any(CHECKS[name].applies(provided, self.options) for name in names):
+            return None
+        needs = "; ".join(f"{name} {CHECKS[name].requirement()}" for name in names)
+        return (
+            f"nothing was checked: no requested check applies to {self.caller.name} at dtype "
+            f"{self.options.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
+        )
+
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
         report = self.run(chosen.name, on=on)
         assert report is not None  # runnable: it applies
@@ -260,33 +269,14 @@ class Run:
         self.close()
 
 
-def open_run(
-    impl: Any = None,
-    *,
-    command: str | Sequence[str] | None = None,
-    options: Options,
-    max_examples: int = 100,
-    seed: int | None = 0,
-    repro_dir: str | Path | None = DEFAULT_REPRO_DIR,
-    progress: Progress | None = None,
-    isolate: bool | None = None,
-    import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
-    memory_limit: int | None = None,
-    jobs: int | None = 1,
-) -> Run:
-    """Load ``impl`` (or start ``command``) for checking with ``options``; the arguments are
-    ``check``'s (``jobs`` defaults to 1 here: one check at a time). Raises ContractError or
-    ValueError as ``check`` does."""
-    if not isinstance(max_examples, int) or max_examples < 1:
-        raise ValueError(f"max_examples must be a positive int, got {max_examples!r}")
-    if memory_limit is not None and memory_limit < 1:
-        raise ValueError(f"memory_limit must be a positive number of bytes, got {memory_limit}")
-    if not import_timeout > 0:
-        raise ValueError(f"import_timeout must be > 0 seconds, got {import_timeout!r}")
-    if jobs is None:
-        jobs = default_jobs()
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
+    """Load ``impl`` (or start ``settings.command``) for checking with ``settings`` (default:
+    every option's default; ``settings.jobs`` None is ``default_jobs()``). Raises ContractError
+    or ValueError as ``check`` does."""
+    if settings is None:
+        settings = Settings()
+    jobs = default_jobs() if settings.jobs is None else settings.jobs
+    options = settings.judged()
     # crosscheck's persistent JAX compilation cache (``verify._cache``, unless the environment
     # names another): a jitted candidate compiles a shape once, then loads it in every later
     # run while its code is unchanged (JAX keys an entry by the compiled program), and a
@@ -300,89 +290,46 @@ def open_run(
     start = functools.partial(
         make_caller,
         impl,
-        command,
+        settings.command,
         options,
-        import_timeout=import_timeout,
-        memory_limit=memory_limit,
+        import_timeout=settings.import_timeout,
+        memory_limit=settings.memory_limit,
         cache_dir=cache,
     )
-    caller, spec, words = start(isolate=isolate)
+    caller, spec, words = start(isolate=settings.isolate)
 
     def more() -> Caller:
         """Another worker of the same candidate (``run_all``'s further workers)."""
         return start(isolate=True)[0]
 
+    repro_dir = settings.repro_dir
     return Run(
         caller=caller,
         spec=spec,
         command=words,
         options=options,
-        max_examples=max_examples,
-        seed=seed,
+        max_examples=settings.max_examples,
+        seed=settings.seed,
         repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
-        progress=progress,
+        progress=settings.progress,
         more=more if isinstance(caller, WorkerCaller) else None,
         jobs=jobs,
     )
 
 
-def check(
-    impl: Any = None,
-    *,
-    command: str | Sequence[str] | None = None,
-    max_examples: int = 100,
-    seed: int | None = 0,
-    dtype: str = "float32",
-    exact: bool = False,
-    tie_convention: str | None = None,
-    matmul_precision: str = "float32",
-    accumulation: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    functions: Sequence[str] | None = None,
-    repro_dir: str | Path | None = DEFAULT_REPRO_DIR,
-    progress: Progress | None = None,
-    isolate: bool | None = None,
-    import_timeout: float = DEFAULT_IMPORT_TIMEOUT,
-    memory_limit: int | None = None,
-    jobs: int | None = None,
-) -> Report:
+def check(impl: Any = None, **options: Any) -> Report:
     """Check an implementation of the layer against the loop reference; return the Report.
 
-    Args:
-      impl: a module, class instance, class or SPEC string (``pkg.mod:attr``,
-        ``path/file.py:attr``, or a module) providing any of forward, loss (or l1_loss),
-        loss_grad, grad_x, grad_w, update, step, and optionally asarray.
-      command: instead of ``impl``, an executable that speaks the worker protocol (a string
-        split like a shell would, or a list of words), e.g. ``"./c_layer"``.
-      max_examples: Hypothesis examples per check (before shrinking).
-      seed: the search's random seed (None: a fresh one each run).
-      dtype: the inputs' dtype: float64, float32, bfloat16 or float16.
-      exact: integer data, half-integer targets, lr a power of two: results must equal the
-        reference exactly (float32 or float64).
-      tie_convention: pin dL_do at a tie (output == target) to ``seed`` (-1), ``jax`` (+1) or
-        ``torch`` (0); None accepts any value in [-1, 1].
-      matmul_precision: a declared reduced matmul precision for float32 (tf32, bf16, bf16_3x,
-        bf16_6x): the bounds of ``bounds.arithmetic("float32", matmul_precision)`` apply.
-      accumulation: the declared accumulation of a bfloat16 / float16 candidate: "float32"
-        (default: PyTorch and JAX) or the dtype itself (numpy sums half dtypes in them); the
-        bounds then grow as K * 2^-8 (bfloat16) or K * 2^-11 (float16).
-      timeout: seconds one call may take before its verdict is ``timed_out``.
-      functions: run only these checks (names of ``CHECKS``: the contract's functions,
-        ``identities``, ``consistency``); default every check the implementation allows. A
-        check named here that does not apply is reported as skipped.
-      repro_dir: where each failure writes its reproducer; None writes none.
-      progress: called as ``progress(check, examples_so_far, max_examples)``.
-      isolate: None (default): a worker process whenever ``impl`` can be loaded again there,
-        else this process; True: a worker or a ValueError; False: this process (for pdb).
-      import_timeout: seconds a worker may take to load the implementation.
-      memory_limit: bytes of address space a worker may use (RLIMIT_AS), or None.
-      jobs: worker processes, and checks run at once (None: ``$CROSSCHECK_JOBS`` or one per
-        core, ``default_jobs``); 1 runs them one after another on one worker. Each function
-        of the candidate is called on one worker (a jitted one compiles a shape once), and two
-        checks run at once only when they call different workers (``_workers``). The report
-        lists the checks in the registry's order whatever the order they finish in. A
-        candidate called in this process, or a Hypothesis older than 6.136 (not thread-safe),
-        runs its checks one after another.
+    ``impl`` is a module, class instance, class or SPEC string (``pkg.mod:attr``,
+    ``path/file.py:attr``, or a module) providing any of forward, loss (or l1_loss),
+    loss_grad, grad_x, grad_w, update, step, and optionally asarray; or None with
+    ``command=``. Every keyword is an option of ``Settings``, validated before the candidate
+    is loaded (the arguments below, and the docs' option table, are generated from them).
+
+    The report lists the checks in the registry's order whatever the order they finish in;
+    two checks run at once only when they call different workers (``_workers``). A candidate
+    called in this process, or a Hypothesis older than 6.136 (not thread-safe), runs its
+    checks one after another.
 
     Returns:
       a Report; ``report.raise_on_failure()`` raises an AssertionError with its summary.
@@ -390,30 +337,16 @@ def check(
     Raises:
       ContractError: ``impl`` cannot be loaded or provides none of the functions.
       ValueError: an option is out of range (the message names it).
+      TypeError: a keyword that is not an option.
     """
-    options = Options(
-        dtype, exact, tie_convention, matmul_precision, timeout, accumulation=accumulation
-    )
-    wanted = list(CHECKS) if functions is None else list(functions)
-    unknown = set(wanted) - set(CHECKS)
-    if unknown:
-        raise ValueError(f"functions must be among {list(CHECKS)}, got {sorted(unknown)}")
-    if not wanted:
-        raise ValueError(f"functions names no check; choose among {list(CHECKS)}")
-    with open_run(
-        impl,
-        command=command,
-        options=options,
-        max_examples=max_examples,
-        seed=seed,
-        repro_dir=repro_dir,
-        progress=progress,
-        isolate=isolate,
-        import_timeout=import_timeout,
-        memory_limit=memory_limit,
-        jobs=jobs,
-    ) as run:
-        return run.report(run.run_all(wanted, requested=functions is not None))
+    settings = Settings.given("check()", PYTHON, options)
+    wanted = list(CHECKS) if settings.functions is None else list(settings.functions)
+    with open_run(impl, settings) as run:
+        return run.report(run.run_all(wanted, requested=settings.functions is not None))
+
+
+check.__signature__ = check_signature()  # type: ignore[attr-defined]
+check.__doc__ = (check.__doc__ or "") + "\n    Args:\n" + arguments_doc("      ") + "\n"
 
 
 def _serialised(progress: Progress) -> Progress:

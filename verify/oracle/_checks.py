@@ -43,8 +43,11 @@ class Check:
       draw: the search's cases.
       edge_transform: applied to each fixed edge case (``_cases.edge_cases``), if any.
       dtypes: the dtypes the check means something for.
-      ambiguity_probe: after a failure whose diagnosis names an ambiguous factor, re-run it on
-        a probe shape with distinct dims (a function of the contract).
+      ambiguity_probe: after a failure whose candidates the counterexample cannot tell apart,
+        run probe cases chosen for them (``_probes.resolve``; a function of the contract).
+      from_pieces: a failure is traced to the first of the candidate's own functions that fails
+        on the same data (``_probes.follows_from_pieces``): the fused step takes its cause
+        where it equals its pieces; a composition notes it.
     """
 
     signature: Signature
@@ -54,6 +57,7 @@ class Check:
     edge_transform: Callable[[Case], Case] | None = None
     dtypes: frozenset[str] = frozenset({"float64", "float32", "bfloat16", "float16"})
     ambiguity_probe: bool = False
+    from_pieces: bool = False
 
     @property
     def name(self) -> str:
@@ -104,7 +108,13 @@ CHECKS: dict[str, Check] = {
     check.name: check
     for check in (
         *(
-            Check(signature, (frozenset({name}),), judge_function, ambiguity_probe=True)
+            Check(
+                signature,
+                (frozenset({name}),),
+                judge_function,
+                ambiguity_probe=True,
+                from_pieces=name == "step",
+            )
             for name, signature in FUNCTIONS.items()
         ),
         Check(
@@ -113,6 +123,7 @@ CHECKS: dict[str, Check] = {
             judge_identities,
             draw=crossing_free_cases,
             edge_transform=without_crossing,
+            from_pieces=True,
         ),
         Check(
             Signature("consistency", ("x", "w", "target"), takes_lr=True),
@@ -121,6 +132,7 @@ CHECKS: dict[str, Check] = {
             draw=integer_cases,
             # Half-precision outputs of integer data are not exact.
             dtypes=frozenset({"float64", "float32"}),
+            from_pieces=True,
         ),
     )
 }

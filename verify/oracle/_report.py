@@ -38,6 +38,8 @@ class FunctionReport:
       traceback: the candidate's own traceback (trimmed) when it raised.
       case: the minimal counterexample (hypothesis-shrunk).
       repro: the reproducer script for this failure.
+      where: which elements of the failing result are wrong ("rows 128..256 of 257 (the
+        rest right)"), for an element-wise failure.
       note: why a check was skipped, or how many of its cases could not be judged.
       seconds: how long the check took (wall clock), where it ran.
     """
@@ -54,6 +56,7 @@ class FunctionReport:
     repro: str | None = None
     note: str | None = None
     seconds: float | None = None
+    where: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -89,6 +92,8 @@ class FunctionReport:
         lines = [head, f"      diagnosis: {self.diagnosis} - {self.detail}"]
         if self.message:
             lines.append(f"      {self.message}")
+        if self.where:
+            lines.append(f"      wrong: {self.where}")
         if self.traceback:
             evidence = self.diagnosis.evidence if self.diagnosis else "candidate traceback"
             lines += [f"      {evidence}:"]
@@ -109,6 +114,7 @@ class FunctionReport:
             "diagnosis_meaning": None if self.diagnosis is None else self.diagnosis.meaning,
             "detail": self.detail,
             "message": self.message,
+            "where": self.where,
             "traceback": self.traceback,
             "counterexample": self.counterexample() or None,
             "shapes": None

@@ -23,6 +23,7 @@ from ._cases import Case
 from ._checks import CHECKS
 from ._judge import NotJudged
 from ._options import Options
+from ._probes import follows_from_pieces, resolve
 from ._report import FunctionReport
 
 _SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
@@ -152,8 +153,14 @@ def rerun(
         print_error(err)
         return ExitCode.USAGE
     case = load_case(Path(script).with_name("case.npz"), function)
+    check = CHECKS[function]
     try:
-        ratio, finding = CHECKS[function].run(caller, case, checked)
+        ratio, finding = check.run(caller, case, checked)
+        if finding is not None:
+            # The same probes and tracing as the search, so the verdict reads the same.
+            _, finding = resolve(check, caller, case, finding, checked)
+            if check.from_pieces:
+                finding = follows_from_pieces(caller, case, finding, checked)
     except NotJudged as why:
         print(f"NOT JUDGED {case.describe()}: {why} (was: {kind})")
         return ExitCode.OK
@@ -166,6 +173,8 @@ def rerun(
     print(f"  diagnosis: {finding.kind} - {finding.detail} ({finding.kind.meaning})")
     if finding.message:
         print(f"  {finding.message}")
+    if finding.where:
+        print(f"  wrong: {finding.where}")
     if finding.traceback:
         print(f"  {finding.kind.evidence}:")
         print("\n".join(f"    {line}" for line in finding.traceback.splitlines()))

@@ -1,23 +1,21 @@
 """The Hypothesis search of one check: draw cases (``Check.cases``), judge each
 (``Check.judge``), shrink the first defect to a minimal counterexample, then run the fixed edge
-cases, and name an ambiguous factor on a probe shape."""
+cases; candidates the counterexample cannot tell apart are resolved on probes (``_probes``)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 
-import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from .. import bounds
-from ..strategies import LayerInputs
 from ._calls import Caller
-from ._cases import Case, Pool, Shapes, make_case, pool_shapes, shape_pool, sub_shapes
+from ._cases import Case, Pool, Shapes, pool_shapes, shape_pool, sub_shapes
 from ._checks import Check
 from ._diagnosis import Diagnosis, Finding
 from ._judge import NotJudged
 from ._options import Options
+from ._probes import follows_from_pieces, resolve
 from ._report import FunctionReport
 
 #: (check, examples run so far, max_examples) -> None, called after every example.
@@ -37,6 +35,9 @@ class _State:
     timed_out: tuple[Case, Finding] | None = None
     not_judged: int = 0
     why_not: str = ""
+    #: An exception of the oracle's own while judging: re-raised after the search, whatever
+    #: defect Hypothesis reports (it may report another one and swallow this).
+    error: Exception | None = None
 
     def judge(self, check: Check, caller: Caller, case: Case, options: Options) -> Finding | None:
         """Judge one case: a Finding, or None when it passes or cannot be judged."""
@@ -95,8 +96,9 @@ def search(
     if state.last is None:
         return state.passed(check.name)
     case, finding = state.timed_out or state.last
-    if (finding.ambiguous or finding.kind is Diagnosis.MISMATCH) and check.ambiguity_probe:
-        finding = _disambiguate(check, caller, finding, options)
+    case, finding = resolve(check, caller, case, finding, options)
+    if check.from_pieces:
+        finding = follows_from_pieces(caller, case, finding, options)
     return FunctionReport(
         check.name,
         "fail",
@@ -107,6 +109,7 @@ def search(
         message=finding.message or None,
         traceback=finding.traceback,
         case=case,
+        where=finding.where or None,
     )
 
 
@@ -170,7 +173,11 @@ def _hypothesis(
             progress(check.name, state.examples + 1, max_examples)
         # No hypothesis.target() on the ratio: hill-climbing collapses the search onto a few
         # early shapes (measured: a bug past 128 rows went unseen in 40 examples).
-        finding = state.judge(check, caller, case, options)
+        try:
+            finding = state.judge(check, caller, case, options)
+        except Exception as err:
+            state.error = err
+            raise
         if finding is None:
             return
         state.last = (case, finding)
@@ -197,56 +204,7 @@ def _hypothesis(
     except Exception:
         # _Defect after shrinking, or Hypothesis' Flaky when the candidate is not
         # deterministic: either way the last defect recorded is the one to report.
+        if state.error is not None:
+            raise state.error from None
         if state.last is None:
             raise
-
-
-#: A probe shape with N, I, O all different (and no factor of another): it tells a mean over
-#: N from one over O or N*O when the minimal counterexample has equal dims.
-PROBE_SHAPE = (5, 3, 4)
-
-
-def probe_case(check: Check, dtype: str) -> Case:
-    """A fixed case of ``PROBE_SHAPE``: normal data, targets 0.5 or 1.5 away from the outputs
-    (inside and outside smooth L1's quadratic zone, so a squared or Huber loss shows), lr 1/16."""
-    rng = np.random.default_rng(20260)
-    n, i, o = PROBE_SHAPE
-    np_dtype = bounds.numpy_dtype(dtype)
-    x = rng.standard_normal((n, i)).astype(np_dtype)
-    w = rng.standard_normal((i, o)).astype(np_dtype)
-    output = x.astype(np.float64) @ w.astype(np.float64)
-    target = (output + rng.choice([-1.5, -0.5, 0.5, 1.5], size=(n, o))).astype(np_dtype)
-    inputs = LayerInputs(x, w, target, 2.0**-4, "normal (probe)")
-    upstream = (rng.standard_normal((n, o)) * 3).astype(np_dtype)
-    gradient = (rng.standard_normal((i, o)) * 3).astype(np_dtype)
-    return make_case(check.signature, inputs, upstream, gradient)
-
-
-def _disambiguate(check: Check, caller: Caller, finding: Finding, options: Options) -> Finding:
-    """Confirm an ambiguous diagnosis on ``PROBE_SHAPE``: the factor of a mean or scale when the
-    counterexample's dims coincide (N = N*O when O = 1), a fitted constant (a weight decay, a
-    bias) when the counterexample has too few elements to tell it from any other error, and
-    a ``mismatch`` that a minimal shape could not name (a gradient accumulated across calls
-    shows only where the gradient is not zero, which a shrunk case may have lost).
-
-    The probe's diagnosis replaces the finding's when the probe fails unambiguously (the same
-    bug named better, or another one that a minimal shape could not tell apart); the finding
-    stays when the probe passes or cannot run.
-    """
-    try:
-        _, probe = check.run(caller, probe_case(check, options.dtype), options)
-    except Exception:  # the probe only refines a verdict already reached
-        return finding
-    if probe is None or probe.ambiguous or probe.kind is Diagnosis.MISMATCH:
-        return finding
-    n, i, o = PROBE_SHAPE
-    detail = f"{probe.detail} (told apart on N={n}, I={i}, O={o})"
-    if probe.kind is finding.kind:
-        return dataclasses.replace(finding, detail=detail, ambiguous=False)
-    return dataclasses.replace(
-        finding,
-        kind=probe.kind,
-        detail=detail,
-        message=probe.message or finding.message,
-        ambiguous=False,
-    )

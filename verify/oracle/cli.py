@@ -11,22 +11,23 @@ recognised, no check applies), with a one-line reason; 3 the oracle itself could
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from .. import bounds
 from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_interrupt
-from ._calls import DEFAULT_IMPORT_TIMEOUT
-from ._check import DEFAULT_REPRO_DIR, check
+from ._check import open_run
 from ._checks import CHECKS
 from ._junit import junit_xml
 from ._loading import ContractError
-from ._options import DEFAULT_TIMEOUT, Options
+from ._options import OptionError
+from ._report import Report
+from ._settings import DEFAULT_REPRO_DIR, Settings, add_arguments, from_arguments, spelling
 
 PROG = "python -m verify check"
 
@@ -41,151 +42,46 @@ def _parser() -> argparse.ArgumentParser:
         "(usage or contract error); 3: the oracle could not finish.",
     )
     parser.add_argument("spec", metavar="SPEC", nargs="?", help="the implementation to check")
-    parser.add_argument(
-        "--command",
-        metavar="CMD",
-        help="check an executable that speaks the worker protocol (split like a shell would)",
-    )
-    parser.add_argument(
-        "--max-examples",
-        type=int,
-        default=100,
-        metavar="N",
-        help="Hypothesis examples per function (default 100)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="random seed of the search (default 0)"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=sorted(bounds.UNIT_ROUNDOFF),
-        default="float32",
-        help="dtype of the inputs (default float32)",
-    )
-    parser.add_argument(
-        "--exact",
-        action="store_true",
-        help="integer data: results must equal the reference exactly",
-    )
-    parser.add_argument(
-        "--tie-convention",
-        choices=sorted(bounds.TIE_CONVENTIONS),
-        default=None,
-        help="pin dL_do at ties: seed -1, jax +1, torch 0 (default: any in [-1, 1])",
-    )
-    parser.add_argument(
-        "--matmul-precision",
-        choices=sorted(bounds.MATMUL_INPUT_ROUNDOFF),
-        default="float32",
-        help="declared float32 matmul precision (default float32: full)",
-    )
-    parser.add_argument(
-        "--accumulation",
-        choices=["float32", "bfloat16", "float16"],
-        default=None,
-        help="declared accumulation of sums and matmuls at --dtype bfloat16 / float16 "
-        "(default float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"per-call timeout (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--functions",
-        default=None,
-        metavar="NAMES",
-        help=f"comma-separated subset of {','.join(CHECKS)}",
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="write a machine-readable report here",
-    )
-    parser.add_argument(
-        "--junit-xml",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help="write a JUnit XML report here (one testcase per check), for CI",
-    )
-    parser.add_argument(
-        "--repro-dir",
-        type=Path,
-        default=Path(DEFAULT_REPRO_DIR),
-        metavar="DIR",
-        help=f"where failures write reproducers (default ./{DEFAULT_REPRO_DIR})",
-    )
-    parser.add_argument(
-        "--import-timeout",
-        type=float,
-        default=DEFAULT_IMPORT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"seconds the worker may take to load SPEC (default {DEFAULT_IMPORT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--memory-limit",
-        type=_size,
-        default=None,
-        metavar="SIZE",
-        help="address space of the worker, e.g. 4G or 512M (RLIMIT_AS; default none)",
-    )
-    parser.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=None,
-        metavar="N",
-        help="worker processes, checks run at once (default: one per core); each function "
-        "is called on one worker, and the verdicts are the same for any N",
-    )
-    parser.add_argument(
-        "--in-process",
-        action="store_true",
-        help="call SPEC in this process instead of a worker (for pdb; it can affect the verdict)",
-    )
+    add_arguments(parser)
     return parser
 
 
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def _size(text: str) -> int:
-    """``4G``, ``512M``, ``1048576``: bytes."""
-    number, unit = text.strip().rstrip("Bb"), ""
-    if number and number[-1].upper() in _UNITS:
-        number, unit = number[:-1], number[-1].upper()
-    try:
-        value = float(number) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 4G or 512M, got {text!r}") from None
-    if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
-    return int(value)
-
-
 def writable_file(path: Path, option: str) -> None:
-    """A UsageError unless a file can be written at ``path`` (checked before the run)."""
+    """A UsageError unless a file can be written at ``path``: its folder is made and a file
+    written and removed there, before the run (a permission check alone passes for root where
+    the kernel refuses, as under /sys). A folder made here stays for the report."""
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory; give a file path")
-    _writable_folder(path.parent, option, path)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"{option} {path}: not writable")
+    try:
+        if path.exists():
+            open(path, "ab").close()  # opened as the report will be, and left unchanged
+    except OSError as err:
+        raise UsageError(f"{option} {path}: not writable ({err.strerror or err})") from None
+    writable_folder(path.parent, option, path, keep=True)
 
 
-def _writable_folder(folder: Path, option: str, given: Path) -> None:
-    """A UsageError unless ``folder`` is, or can be made, a writable directory (nothing made)."""
-    existing = folder.resolve()
+def writable_folder(folder: Path, option: str, given: Path, *, keep: bool = False) -> None:
+    """A UsageError unless ``folder`` is, or can be made, a directory where a file can be
+    written: it is made, a file written in it and removed, and (unless ``keep``) the folders
+    made are removed again, so that a run that needs none leaves none."""
+    missing = []
+    existing = folder.absolute()
     while not existing.exists():
+        missing.append(existing)
         existing = existing.parent
     if not existing.is_dir():
         raise UsageError(f"{option} {given}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{option} {given}: {existing} is not writable")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UsageError(f"{option} {given}: cannot write there ({err.strerror or err})") from None
+    finally:
+        if not keep:
+            for made in missing:  # deepest first
+                with contextlib.suppress(OSError):
+                    made.rmdir()
 
 
 class _TerminalProgress:
@@ -212,10 +108,7 @@ def main(argv: list[str]) -> int:
     """Run the check; return the exit status (``messages.ExitCode``)."""
     try:
         args = _parser().parse_args(argv)
-        functions = None
-        if args.functions is not None:
-            functions = [name.strip() for name in args.functions.split(",") if name.strip()]
-        _validate(args, functions)
+        settings = _validate(args)
     except (UsageError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
@@ -223,25 +116,7 @@ def main(argv: list[str]) -> int:
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     try:
         with sigterm_as_interrupt():
-            report = check(
-                args.spec,
-                command=args.command,
-                max_examples=args.max_examples,
-                seed=args.seed,
-                dtype=args.dtype,
-                exact=args.exact,
-                tie_convention=args.tie_convention,
-                matmul_precision=args.matmul_precision,
-                accumulation=args.accumulation,
-                timeout=args.timeout,
-                functions=functions,
-                repro_dir=args.repro_dir,
-                progress=progress,
-                isolate=False if args.in_process else None,
-                import_timeout=args.import_timeout,
-                memory_limit=args.memory_limit,
-                jobs=args.jobs,
-            )
+            report = _checked(args.spec, dataclasses.replace(settings, progress=progress))
     except (ContractError, ValueError) as err:
         print_error(err)
         return ExitCode.USAGE
@@ -255,51 +130,52 @@ def main(argv: list[str]) -> int:
         if progress:
             progress.clear()
     print(report.summary())
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    if args.junit_xml is not None:
-        args.junit_xml.parent.mkdir(parents=True, exist_ok=True)
-        args.junit_xml.write_text(junit_xml(report), encoding="utf-8")
-    if not report.checked:
-        print_error("nothing was checked: no requested check applies to this implementation")
-        return ExitCode.USAGE
+    try:
+        for path, text in (
+            (settings.json, lambda: json.dumps(report.to_dict(), indent=2) + "\n"),
+            (settings.junit_xml, lambda: junit_xml(report)),
+        ):
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text(), encoding="utf-8")
+    except OSError as err:  # the folder was probed before the run: something changed since
+        print_error(f"the report could not be written: {err}")
+        return ExitCode.INCOMPLETE
     return ExitCode.OK if report.passed else ExitCode.DEFECT
 
 
-def options_of(args: argparse.Namespace) -> Options:
-    """The ``Options`` the parsed arguments ask for: every field of ``Options`` is read from
-    the argument of the same name, so a new field needs only its ``--option`` here."""
-    return Options(
-        **{field.name: getattr(args, field.name) for field in dataclasses.fields(Options)}
-    )
+def _checked(spec: str | None, settings: Settings) -> Report:
+    """The Report of the run ``settings`` ask for on ``spec``; a ContractError, before any
+    check runs, when the candidate cannot be loaded or none of the checks applies to it."""
+    wanted = list(CHECKS) if settings.functions is None else list(settings.functions)
+    with open_run(spec, settings) as run:
+        why = run.nothing_applies(wanted)
+        if why is not None:
+            raise ContractError(why)
+        return run.report(run.run_all(wanted, requested=settings.functions is not None))
 
 
-def _validate(args: argparse.Namespace, functions: list[str] | None) -> None:
-    """Every usage error that can be known before the run (UsageError or ValueError)."""
+def _validate(args: argparse.Namespace) -> Settings:
+    """The Settings the arguments ask for, after every usage error that can be known before
+    the run (a UsageError or ValueError): the options' own ranges (``Settings``, an error
+    spelled as the command line spells the option), SPEC or --command, the report's and the
+    reproducers' folders made and written to."""
     if (args.spec is None) == (args.command is None):
         raise UsageError("give SPEC or --command CMD (exactly one)")
-    if args.command is not None and args.in_process:
+    if args.command is not None and args.isolate is False:
         raise UsageError("--in-process needs a Python SPEC, not --command")
-    options_of(args)
-    if not math.isfinite(args.timeout):
-        raise UsageError(f"--timeout must be a finite number of seconds, got {args.timeout}")
-    if not (math.isfinite(args.import_timeout) and args.import_timeout > 0):
-        raise UsageError(f"--import-timeout must be > 0 seconds, got {args.import_timeout}")
-    if args.max_examples < 1:
-        raise UsageError(f"--max-examples must be >= 1, got {args.max_examples}")
-    if functions is not None:
-        if not functions:
-            raise UsageError(f"--functions names no check; choose among {','.join(CHECKS)}")
-        unknown = set(functions) - set(CHECKS)
-        if unknown:
-            raise UsageError(f"--functions: unknown {sorted(unknown)}; known: {','.join(CHECKS)}")
+    try:
+        settings = from_arguments(args)
+    except OptionError as err:
+        raise UsageError(f"{spelling(err.option)} {err.problem}") from None
     for option in ("json", "junit_xml"):
-        if getattr(args, option) is not None:
-            writable_file(getattr(args, option), f"--{option.replace('_', '-')}")
-    if args.repro_dir.exists() and not args.repro_dir.is_dir():
-        raise UsageError(f"--repro-dir {args.repro_dir}: not a directory")
-    _writable_folder(args.repro_dir, "--repro-dir", args.repro_dir)
+        if getattr(settings, option) is not None:
+            writable_file(getattr(settings, option), spelling(option))
+    repro_dir = Path(settings.repro_dir or DEFAULT_REPRO_DIR)
+    if repro_dir.exists() and not repro_dir.is_dir():
+        raise UsageError(f"--repro-dir {repro_dir}: not a directory")
+    writable_folder(repro_dir, "--repro-dir", repro_dir)
+    return settings
 
 
 def _keep_hypothesis_out_of_the_working_directory() -> None:

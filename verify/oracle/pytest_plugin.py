@@ -11,8 +11,8 @@ From the command line, ``--crosscheck SPEC`` (repeatable) collects one item per 
 With no test paths on the command line only the checks run (``testpaths`` are not collected);
 ``pytest tests --crosscheck SPEC`` runs both. The options are ``python -m verify check``'s,
 prefixed (pytest's option names are shared by every plugin): ``--crosscheck-dtype``
-(repeatable), ``--crosscheck-max-examples``, ... (``CLI_OPTIONS``), parsed and checked by the
-command line's own parser.
+(repeatable), ``--crosscheck-max-examples``, ..., one per option ``verify.Settings`` offers
+pytest, parsed and checked by the command line's own parser.
 
 In a test module, the ``crosscheck`` fixture is parametrized over the checks (and dtypes) and
 runs one check per test on the layer it is given; ``@pytest.mark.crosscheck(...)`` takes
@@ -53,32 +53,6 @@ if TYPE_CHECKING:
     from ._check import Run
     from ._report import FunctionReport, Report
 
-#: ``python -m verify check``'s options that the plugin takes, as ``--crosscheck-NAME``, with
-#: their argparse action. Their values go through the command line's own parser (types,
-#: choices, defaults, error messages). A new option of the command line: one line here.
-CLI_OPTIONS: dict[str, str] = {
-    "dtype": "append",  # repeatable: the items of each dtype
-    "max-examples": "store",
-    "seed": "store",
-    "exact": "store_true",
-    "tie-convention": "store",
-    "matmul-precision": "store",
-    "accumulation": "store",
-    "timeout": "store",
-    "import-timeout": "store",
-    "memory-limit": "store",
-    "repro-dir": "store",
-}
-
-#: The command line's options the plugin leaves out: pytest selects the checks (``-k``),
-#: writes the reports (``--junitxml``) and runs items at once (``-n``, pytest-xdist: each item
-#: is one check, so ``--jobs`` has nothing to share out); a worker protocol executable and pdb
-#: are the CLI's.
-NOT_OFFERED = ("command", "functions", "json", "junit-xml", "in-process", "jobs")
-
-#: ``open_run``'s keywords besides the options (``Options``' fields are read generically).
-_RUN_KEYWORDS = ("max_examples", "seed", "repro_dir", "import_timeout", "memory_limit", "isolate")
-
 _RUNS = pytest.StashKey["_Runs"]()
 _PLAN = pytest.StashKey["list[tuple[str, dict[str, Any]]]"]()
 
@@ -97,7 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="check SPEC (pkg.module:attr, path/file.py:attr or a module): one test item per "
         "check and dtype; repeatable",
     )
-    for name, action in CLI_OPTIONS.items():
+    from ._settings import pytest_options
+
+    for name, action, switch in pytest_options():
         extra = " (repeatable)" if action == "append" else ""
         group.addoption(
             f"--crosscheck-{name}",
@@ -105,34 +81,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             default=None,
             dest=_dest(name),
             help=f"as --{name} of python -m verify check{extra}",
-            **({} if action == "store_true" else {"metavar": name.upper().replace("-", "_")}),
+            **({} if switch else {"metavar": name.upper().replace("-", "_")}),
         )
 
 
 def _given(config: pytest.Config) -> list[str]:
     """The ``--crosscheck-*`` options given, as the command line's arguments (dtype apart)."""
+    from ._settings import pytest_options
+
     argv = []
-    for name, action in CLI_OPTIONS.items():
+    for name, _, switch in pytest_options():
         value = config.getoption(_dest(name))
         if name != "dtype" and value not in (None, False):
-            argv += [f"--{name}"] if action == "store_true" else [f"--{name}", str(value)]
+            argv += [f"--{name}"] if switch else [f"--{name}", str(value)]
     return argv
 
 
 def _settings(argv: list[str], where: str) -> dict[str, Any]:
-    """``argv`` through ``python -m verify check``'s parser and checks: the Options fields and
-    ``open_run``'s keywords by name, typed and defaulted as the command line does; a
+    """``argv`` through ``python -m verify check``'s parser and checks: the marker's options
+    by name (``_keywords``), typed and defaulted as the command line does; a
     ``pytest.UsageError`` naming the problem and ``where`` it came from otherwise."""
     from ..messages import UsageError
     from . import cli
 
     try:
         args = cli._parser().parse_args(["SPEC", *argv])
-        cli._validate(args, None)
+        cli._validate(args)
     except (UsageError, ValueError) as err:
         raise pytest.UsageError(f"crosscheck: {err} ({where})") from None
-    wanted = {field.name for field in dataclasses.fields(cli.Options)} | set(_RUN_KEYWORDS)
-    return {key: value for key, value in vars(args).items() if key in wanted}
+    return {key: value for key, value in vars(args).items() if key in _keywords()}
 
 
 def _dtypes(config: pytest.Config) -> list[str]:
@@ -301,13 +278,11 @@ def _opened(impl: Any, values: dict[str, Any]) -> Run | str:
     """An open Run of ``impl`` with ``values``, or why it cannot be opened (one line)."""
     from ._check import open_run
     from ._loading import ContractError
-    from ._options import Options
+    from ._settings import Settings
 
-    names = {field.name for field in dataclasses.fields(Options)}
     try:
-        options = Options(**{key: value for key, value in values.items() if key in names})
-        keywords = {key: value for key, value in values.items() if key in _RUN_KEYWORDS}
-        return open_run(impl, options=options, **keywords)
+        # One check per item: no workers to share out (jobs 1).
+        return open_run(impl, Settings(**values, jobs=1))
     except (ContractError, ValueError) as err:
         return f"crosscheck: error: {err}"
 
@@ -315,10 +290,11 @@ def _opened(impl: Any, values: dict[str, Any]) -> Run | str:
 # --- the fixture, for a test module that checks its own layer -------------------------------
 
 
-def _keywords() -> set[str]:
-    from ._options import Options
+def _keywords() -> tuple[str, ...]:
+    """``@pytest.mark.crosscheck``'s keywords: the options ``Settings`` offers the marker."""
+    from ._settings import MARKER, offered
 
-    return {field.name for field in dataclasses.fields(Options)} | set(_RUN_KEYWORDS)
+    return offered(MARKER)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -333,7 +309,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     where = f"@pytest.mark.crosscheck of {metafunc.definition.nodeid}"
     if marker and marker.args:
         pytest.fail(f"{where} takes keyword options only, got {marker.args!r}", pytrace=False)
-    unknown = set(options) - _keywords()
+    unknown = set(options) - set(_keywords())
     if unknown:
         pytest.fail(
             f"{where}: unknown options {sorted(unknown)}; known: {sorted(_keywords())}",

@@ -1,0 +1,117 @@
+"""verify.oracle._probes through the oracle: candidates a minimal counterexample cannot tell
+apart are confirmed or withdrawn on probes, a fused step is traced to the piece it follows from,
+an error of the oracle's own is exit 3, and every diagnosis's reproducer fails from a fresh
+process while the bug is there."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import verify
+from tests import zoo
+from tests.helpers import run_python
+from verify.oracle import _diagnosis, _patterns
+from verify.oracle._patterns import Diagnosis
+from verify.oracle.cli import main
+
+
+class ZeroEverywhere(zoo.Correct):
+    """forward that returns zeros: on every probe it fits only an unclear candidate."""
+
+    def forward(self, x, w):
+        return np.zeros((x.shape[0], w.shape[1]), x.dtype)
+
+
+class ScaleBySize(zoo.Correct):
+    """forward scaled by a constant that changes with the shape: no probe confirms a scale."""
+
+    def forward(self, x, w):
+        return (x @ w) * (1.0 + x.size)
+
+
+def _verdict(cls: type, function: str, **options) -> verify.FunctionReport:
+    report = verify.check(cls, functions=[function], max_examples=15, seed=0, repro_dir=None,
+                          **options)  # fmt: skip
+    return report[function]
+
+
+def test_a_scale_on_1x1x1_is_confirmed_on_a_probe() -> None:
+    verdict = _verdict(zoo.TwiceForward, "forward")
+    assert verdict.diagnosis == "scaled", verdict.detail
+    assert "2x" in (verdict.detail or "") and "told apart on N=5, I=3, O=4" in (
+        verdict.detail or ""
+    )
+
+
+def test_a_candidate_no_probe_confirms_is_withdrawn() -> None:
+    verdict = _verdict(ScaleBySize, "forward")
+    assert verdict.diagnosis == "mismatch", verdict.detail
+    assert "none is confirmed on a probe" in (verdict.detail or "")
+
+
+def test_a_zero_result_is_named_only_where_a_block_edge_shows_it() -> None:
+    assert _verdict(zoo.SkipPartialBlockForward, "forward").diagnosis == "off_by_one"
+    verdict = _verdict(ZeroEverywhere, "forward")
+    assert verdict.diagnosis == "mismatch", verdict.detail
+    assert verdict.where == "every element"
+
+
+def test_a_step_is_traced_to_the_piece_it_follows_from() -> None:
+    verdict = _verdict(zoo.BiasForward, "step")
+    assert verdict.diagnosis == "bias"
+    assert (verdict.detail or "").startswith("follows from forward:")
+
+
+def test_where_the_wrong_elements_are_is_reported() -> None:
+    verdict = _verdict(zoo.FlooredGridForward, "forward")
+    assert verdict.diagnosis == "unwritten"
+    assert re.search(r"rows 128\.\.129 of 130 are never written", verdict.detail or "")
+
+
+def test_an_error_in_a_pattern_is_exit_3_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    def broken(context: _patterns.Context):
+        raise ZeroDivisionError("inside a pattern")
+        yield  # pragma: no cover
+
+    raising = _patterns.Pattern(Diagnosis.SCALED, frozenset({"dL_dw"}), broken)
+    monkeypatch.setattr(_diagnosis, "PATTERNS", (raising, *_patterns.PATTERNS))
+    argv = ["tests/zoo.py:MeanGradW", "--functions", "grad_w", "--max-examples", "5"]
+    assert main([*argv, "--in-process"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0], err
+
+
+def _one_mutant_per_diagnosis() -> list[zoo.Mutant]:
+    chosen: dict[str, zoo.Mutant] = {}
+    for mutant in zoo.ZOO:
+        for kind in zoo.failures(mutant.expected).values():
+            chosen.setdefault(kind, mutant)
+    return list({m.name: m for m in chosen.values()}.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", _one_mutant_per_diagnosis(), ids=lambda m: m.name)
+def test_every_reproducer_fails_from_a_fresh_process(mutant: zoo.Mutant, tmp_path: Path) -> None:
+    """A reproducer replays the calls that showed the defect (two identical calls for a state
+    kept between calls) and exits 1 with the same diagnosis."""
+    report = verify.check(
+        mutant.cls,
+        functions=list(mutant.expected),
+        max_examples=mutant.max_examples,
+        seed=0,
+        repro_dir=tmp_path,
+        **mutant.options,
+    )
+    for function, kind in zoo.failures(mutant.expected).items():
+        verdict = report[function]
+        assert verdict.diagnosis == kind, report.summary()
+        assert verdict.repro is not None
+        done = run_python(verdict.repro, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"diagnosis: {kind} " in done.stdout, done.stdout

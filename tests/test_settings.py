@@ -1,0 +1,180 @@
+"""``verify.Settings`` declares every option once: ``verify.check``'s keywords, the command
+line, the pytest plugin and the docs' table are generated from it, with the defaults the
+options have always had, and one new field is all a new option takes."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import verify
+from verify.oracle import _settings, cli
+from verify.oracle._options import CLI, MARKER, PYTEST, PYTHON, OptionError, option
+from verify.oracle._settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Every option's default as ``verify.check`` and ``python -m verify check`` took it before the
+#: options were declared in one place: a default that changes changes every report.
+DEFAULTS = {
+    "command": None,
+    "max_examples": 100,
+    "seed": 0,
+    "dtype": "float32",
+    "exact": False,
+    "tie_convention": None,
+    "matmul_precision": "float32",
+    "accumulation": None,
+    "timeout": 60.0,
+    "functions": None,
+    "repro_dir": "crosscheck-repro",
+    "progress": None,
+    "isolate": None,
+    "import_timeout": 120.0,
+    "memory_limit": None,
+    "jobs": None,
+}
+
+#: The command line's options before, by their spelling.
+CLI_SPELLINGS = {
+    "--command", "--max-examples", "--seed", "--dtype", "--exact", "--tie-convention",
+    "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
+    "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
+}  # fmt: skip
+
+
+def test_check_takes_every_python_option_with_its_default() -> None:
+    signature = inspect.signature(verify.check)
+    keywords = {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert keywords == DEFAULTS
+    assert next(iter(signature.parameters)) == "impl"
+    assert set(keywords) == set(_settings.offered(PYTHON))
+    for name in keywords:  # and its docstring says what each is
+        assert f"\n      {name}: " in (verify.check.__doc__ or ""), name
+
+
+def test_check_refuses_a_keyword_that_is_no_option() -> None:
+    with pytest.raises(TypeError, match=r"check\(\) got unexpected keyword.*\['max_example'\]"):
+        verify.check("reference", max_example=3)
+
+
+def test_the_command_line_has_the_same_options_and_defaults() -> None:
+    parser = cli._parser()
+    spellings = {s for a in parser._actions for s in a.option_strings} - {"-h", "--help"}
+    assert spellings == CLI_SPELLINGS
+    args = parser.parse_args(["SPEC"])
+    settings = _settings.from_arguments(args)
+    for name, default in DEFAULTS.items():
+        if name == "repro_dir":  # a path on the command line
+            assert settings.repro_dir == Path(default)
+        elif name != "progress":
+            assert getattr(settings, name) == default, name
+
+
+def test_an_options_range_is_checked_once_and_named_as_each_surface_spells_it(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    with pytest.raises(OptionError, match=r"^max_examples must be an int >= 1, got 0$"):
+        verify.check("reference", max_examples=0)
+    with pytest.raises(OptionError, match=r"^jobs must be a positive int or None, got 0$"):
+        Settings(jobs=0)
+    with pytest.raises(OptionError, match=r"^functions must be a non-empty list.*got \[\]$"):
+        Settings(functions=[])
+    with pytest.raises(OptionError, match=r"^timeout must be a finite number .*, got inf$"):
+        Settings(timeout=float("inf"))
+    with pytest.raises(ValueError, match="exact mode needs dtype float32 or float64"):
+        Settings(exact=True, dtype="bfloat16")  # a rule between two options
+    assert cli.main(["reference", "--max-examples", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "crosscheck: error: --max-examples must be an int >= 1, got 0\n"
+    )
+
+
+def test_settings_judge_with_their_options_fields_only() -> None:
+    settings = Settings(dtype="float64", max_examples=5, jobs=2)
+    judged = settings.judged()
+    assert type(judged) is verify.oracle._options.Options
+    assert dataclasses.asdict(judged) == {
+        "dtype": "float64",
+        "exact": False,
+        "tie_convention": None,
+        "matmul_precision": "float32",
+        "timeout": 60.0,
+        "accumulation": None,
+    }
+
+
+def test_the_plugin_and_its_marker_take_the_options_offered_them() -> None:
+    from verify.oracle import pytest_plugin
+
+    assert set(pytest_plugin._keywords()) == set(_settings.offered(MARKER))
+    assert "isolate" in pytest_plugin._keywords()  # the marker's, not --crosscheck-in-process
+    assert "isolate" not in _settings.offered(PYTEST)
+
+
+def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field declared on a subclass (as a field of ``Settings`` would be) appears in the
+    command line, the plugin, ``check``'s signature and docstring, and the docs' table, and is
+    validated, with nothing else written."""
+
+    @dataclasses.dataclass(frozen=True)
+    class WithTile(Settings):
+        tile: int | None = option(
+            None,
+            "tile side of the candidate's kernel",
+            valid=lambda value: value is None or value >= 1,
+            needs="a positive int or None",
+            parse=int,
+            metavar="T",
+        )
+
+    monkeypatch.setattr(_settings, "Settings", WithTile)
+    parser = argparse.ArgumentParser()
+    _settings.add_arguments(parser)
+    assert _settings.from_arguments(parser.parse_args(["--tile", "8"])).tile == 8  # type: ignore[attr-defined]
+    assert ("tile", "store", False) in _settings.pytest_options()
+    assert "tile" in _settings.check_signature().parameters
+    assert "tile: tile side" in _settings.arguments_doc()
+    assert "| `tile` | `--tile` | `--crosscheck-tile` |" in _settings.options_table()
+    with pytest.raises(OptionError, match="tile must be a positive int or None, got 0"):
+        WithTile(tile=0)
+    assert {CLI, PYTHON, PYTEST, MARKER} == set(
+        dataclasses.fields(WithTile)[-1].metadata["offered"]
+    )
+
+
+def test_the_docs_table_names_every_option_on_every_surface_it_is_offered() -> None:
+    table = _settings.options_table()
+    rows = {line.split(" | ")[0].strip("| `"): line for line in table.splitlines()[6:]}
+    assert rows["max_examples"].startswith(
+        "| `max_examples` | `--max-examples` | `--crosscheck-max-examples` | `int` | `100` |"
+    )
+    assert "| `jobs` | `-j`, `--jobs` |  |" in rows["jobs"]
+    assert "marker `isolate=`" in rows["isolate"]
+    assert "| `str \\| None` |" in rows["tie_convention"]  # a type's bar escaped
+    assert "|  | `--json` |  |" in table
+    names = [f.name for f in _settings.declarations()]
+    assert len(table.splitlines()) == 6 + len(names)  # title, text, header, rule, a row each
+
+
+def test_the_docs_table_is_written_by_a_module_entry(tmp_path: Path) -> None:
+    target = tmp_path / "docs" / "options.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "verify.oracle._settings", str(target)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert target.read_text() == _settings.options_table()

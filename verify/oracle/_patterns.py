@@ -1,0 +1,826 @@
+"""Every diagnosis the oracle can give, as data: ``PATTERNS`` (bugs recognised by the values of
+a result) and ``VERDICTS`` (defects the judges see in how calls behave), one record each.
+
+A **pattern** is another admissible set for a result: the set the result would fall in had the
+candidate made that bug (a transpose, a mean, a missing block of the sum, ...). ``diagnose``
+(``_diagnosis``) tries every pattern that applies to the result and keeps every one the whole
+result fits. A cause is *named* only when the evidence tells it apart:
+
+- exactly one kind of pattern fits *clearly* (a pattern that ``refines`` another, a sign flip
+  being a scale of -1, wins over it);
+- a fit is ``unclear`` where the case cannot pin the pattern down: too few elements for its
+  fitted constants (one element fits any scale), dims that coincide for a factor, one row for a
+  per-column offset. An unclear fit is a candidate, but it fits almost anything, so it does
+  not stand against a clear one.
+
+Otherwise the result is a ``mismatch`` with the candidates listed, and ``_probes.resolve`` runs
+each candidate's probe: a case chosen to show that pattern (``probe`` data: normal values, ties,
+or sides past a block edge). A candidate the probe's result fits again (with the same fitted
+constant) is confirmed; one it does not fit is withdrawn, and so is one that predicts a failure
+where the probe passes (every pattern but a rounding one, ``may_pass``).
+
+The registry's order is the priority in which candidates are listed. A new diagnosis is one
+``Diagnosis`` member, one record here and its unit tests (``tests/test_patterns.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Callable, Iterator
+
+import ml_dtypes
+import numpy as np
+
+from .. import bounds
+from ..bounds import Arithmetic, Bound
+from . import _fitted
+from ._cases import Case
+from ._contract import AXES
+from ._expect import expect, numpy_matmul
+from ._options import Options
+
+
+class Diagnosis(enum.StrEnum):
+    """Every verdict the oracle gives on a failing check; ``meaning`` says it in words."""
+
+    meaning: str
+
+    def __new__(cls, value: str, meaning: str) -> Diagnosis:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.meaning = meaning
+        return member
+
+    TRANSPOSED = "transposed", "the result is the transpose of the right one"
+    MEAN_INSTEAD_OF_SUM = (
+        "mean_instead_of_sum",
+        "the result is divided by N, O or N*O: a mean where the L1 loss sums",
+    )
+    SCALED = "scaled", "the result is a constant multiple of the right one"
+    WRONG_LOSS = (
+        "wrong_loss",
+        "the result belongs to another loss (squared error, smooth L1 / Huber), not the L1 loss",
+    )
+    BIAS = "bias", "the output carries a bias term: output - x @ w is constant down each column"
+    WEIGHT_DECAY = (
+        "weight_decay",
+        "the update decays the weights: w_new = w - lr * (dL_dw + lambda * w)",
+    )
+    SCALED_STEP = (
+        "scaled_step",
+        "the step w - w_new is c * lr * dL_dw for a c other than 1 (a first momentum or "
+        "Nesterov step, a clipped gradient, lr applied twice, lr rounded to a narrower dtype)",
+    )
+    NORMALIZED_STEP = (
+        "normalized_step",
+        "the step w - w_new is about lr * sign(dL_dw): an adaptive optimizer such as Adam",
+    )
+    ACCUMULATED_GRADIENT = (
+        "accumulated_gradient",
+        "a second identical call adds the gradient again: gradients accumulate across calls "
+        "(zero_grad forgotten?)",
+    )
+    SIGN_FLIP = "sign_flip", "the sign is flipped"
+    UPSTREAM_IGNORED = (
+        "upstream_ignored",
+        "the upstream gradient dL_do is ignored, reduced to its sign or clipped",
+    )
+    OFF_BY_ONE = (
+        "off_by_one",
+        "a loop bound is off: a term, a block of the sum or a slice of the result is missing",
+    )
+    STALE_WEIGHTS = (
+        "stale_weights",
+        "the fused step computes dL_dx with the updated weights w_new instead of w",
+    )
+    UNWRITTEN = (
+        "unwritten",
+        "part of the result is never written: NaN past a tile edge (a grid that stops early)",
+    )
+    TIE_CONVENTION = "tie_convention", "ties take another convention than the pinned one"
+    REDUCED_PRECISION = (
+        "reduced_precision",
+        "consistent with lower-precision arithmetic than was asked for",
+    )
+    WRONG_SHAPE = "wrong_shape", "the result has the wrong shape"
+    WRONG_DTYPE = "wrong_dtype", "the result has the wrong dtype (or is not an array)"
+    NAN = "nan", "the result has NaN or infinity where the right one is finite"
+    INPUT_MUTATED = "input_mutated", "an input array was changed in place"
+    NONDETERMINISTIC = "nondeterministic", "two calls on the same input disagree"
+    RAISED = "raised", "the call raised an exception"
+    TIMED_OUT = "timed_out", "the call did not return within the timeout"
+    CRASHED = "crashed", "the candidate's process ended during the call (an exit or a signal)"
+    CONVEXITY = (
+        "convexity",
+        "the loss, gradient and update break convexity or the no-crossing identity",
+    )
+    INCONSISTENT = "inconsistent", "the fused step disagrees with the implementation's own pieces"
+    MISMATCH = (
+        "mismatch",
+        "the result is outside its error bound and no known bug pattern is confirmed",
+    )
+
+    @property
+    def evidence(self) -> str:
+        """What a Finding's ``traceback`` holds for this diagnosis."""
+        return "candidate's last output" if self is Diagnosis.CRASHED else "candidate traceback"
+
+
+# --------------------------------------------------------------------------------------------
+# The records.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Alternative:
+    """One admissible set a pattern proposes for a result.
+
+    Attributes:
+      detail: the bug in words, for this case.
+      bound: the admissible set; a radius of inf admits anything there (an unwritten region).
+      unclear: why this case cannot tell the pattern from others ("one row: any per-column
+        offset fits"), or "" when it can.
+      value: the pattern's fitted constant, if it has one: a probe confirms the pattern when
+        it fits the same constant again.
+      probe: the probe data that shows it, where not the pattern's (``Pattern.probe``).
+      refines: other kinds this alternative is a special case of, besides the pattern's (lr
+        rounded to float32 is float32 arithmetic in one place).
+    """
+
+    detail: str
+    bound: Bound
+    unclear: str = ""
+    value: float | None = None
+    probe: str | None = None
+    refines: tuple[Diagnosis, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a pattern sees: the failing result ``actual`` (finite unless ``nonfinite``), its
+    name, the call, the options and the right admissible set ``right``."""
+
+    name: str
+    actual: np.ndarray
+    case: Case
+    options: Options
+    right: Bound
+
+    @property
+    def arith(self) -> Arithmetic:
+        return self.options.arithmetic()
+
+    @property
+    def origin(self) -> np.ndarray:
+        """Where a scaled bug starts from: ``w`` for ``w_new`` (the bug is in the step
+        ``w_new - w``), zero for every other result."""
+        if self.name == "w_new":
+            return self.case.arrays["w"].astype(np.float64)
+        return np.zeros_like(self.right.center)
+
+    def base(
+        self,
+        case: Case | None = None,
+        arith: Arithmetic | None = None,
+        tie: float | bool | None = True,
+    ) -> Bound:
+        """The right admissible set of this result for another call, arithmetic or tie
+        (``tie=True``: the pinned one). Float bounds even in exact mode: a bug computes its wrong
+        answer with roundings of its own."""
+        pinned = self.options.tie if tie is True else tie
+        return expect(
+            case or self.case,
+            arith or self.arith,
+            tie=pinned,
+            matmul=numpy_matmul,
+        )[self.name]
+
+    def moved(self, factor: float) -> Bound:
+        """The right result with its part past ``origin`` multiplied by ``factor``."""
+        origin, center = self.origin, self.right.center
+        moved_center = origin + (center - origin) * factor
+        rounding = bounds.gamma(2, self.arith.u_out) * np.abs(moved_center)
+        return Bound(moved_center, self.right.radius * max(1.0, abs(factor)) + rounding)
+
+
+#: A pattern's admissible sets for one failing result, most specific first.
+Alternatives = Callable[[Context], Iterator[Alternative]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pattern:
+    """A bug recognised by the values of a result.
+
+    Attributes:
+      kind: the diagnosis it names.
+      results: the result names it is tried on (``output``, ``L``/``loss``, ``dL_do``,
+        ``dL_dx``, ``dL_dw``, ``w_new``).
+      alternatives: its admissible sets for one failing result.
+      functions: the checks it is tried in (None: any that returns one of ``results``).
+      probe: the data that shows it on a probe case: ``"normal"`` values, ``"ties"``, or
+        ``"blocks"`` (normal values with sides past a block edge, ``_probes.BLOCKS_SHAPE``).
+      refines: the kinds it is a special case of; when both fit, this one is named.
+      nonfinite: tried on results with NaN or infinity (the others see finite results only).
+      may_pass: a probe may pass although the bug is there (a rounding effect depends on the
+        data); for every other pattern a passing probe withdraws it.
+    """
+
+    kind: Diagnosis
+    results: frozenset[str]
+    alternatives: Alternatives
+    functions: frozenset[str] | None = None
+    probe: str = "normal"
+    refines: tuple[Diagnosis, ...] = ()
+    nonfinite: bool = False
+    may_pass: bool = False
+
+    def applies(self, name: str, function: str, nonfinite: bool) -> bool:
+        return (
+            name in self.results
+            and (self.functions is None or function in self.functions)
+            and self.nonfinite == nonfinite
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A defect the judges see in how calls behave rather than in a result's values.
+
+    Attributes:
+      kind: the diagnosis.
+      decided_by: where it is decided (a function of ``_judge``, ``_diagnosis`` or ``_invoke``).
+      replay: how many identical calls its reproducer makes: 2 where the defect shows only
+        between calls (the state a call leaves behind), else 1.
+    """
+
+    kind: Diagnosis
+    decided_by: str
+    replay: int = 1
+
+
+# --------------------------------------------------------------------------------------------
+# The patterns' admissible sets.
+# --------------------------------------------------------------------------------------------
+
+_ALL = frozenset({"output", "L", "loss", "dL_do", "dL_dx", "dL_dw", "w_new"})
+_MATRICES = frozenset({"output", "dL_do", "dL_dx", "dL_dw", "w_new"})
+
+
+def _tie_conventions(ctx: Context) -> Iterator[Alternative]:
+    tie = ctx.options.tie
+    if tie is None:
+        return
+    for convention, value in bounds.TIE_CONVENTIONS.items():
+        if value != tie:
+            yield Alternative(
+                f"ties take {value:+g} (the {convention} convention), but the pinned "
+                f"convention {ctx.options.tie_convention} gives {tie:+g}",
+                ctx.base(tie=value),
+            )
+
+
+def _transposed(ctx: Context) -> Iterator[Alternative]:
+    center = ctx.right.center
+    if center.ndim == 2 and center.shape[0] == center.shape[1] and center.shape[0] > 1:
+        yield Alternative("the result is transposed", Bound(center.T, ctx.right.radius.T))
+
+
+def _sign_flip(ctx: Context) -> Iterator[Alternative]:
+    text = "the sign is flipped" + (" (w + lr * dL_dw)" if ctx.name == "w_new" else "")
+    yield Alternative(text, ctx.moved(-1.0), value=-1.0)
+
+
+def _dims(case: Case) -> dict[str, int]:
+    """N, I and O as far as ``case``'s arrays tell them."""
+    dims: dict[str, int] = {}
+    for array_name, array in case.arrays.items():
+        for label, size in zip(AXES[array_name], array.shape, strict=True):
+            dims[label] = size
+    return dims
+
+
+def factors(case: Case) -> list[tuple[str, int, str]]:
+    """Candidate factors of a mean, by value: ``(label, value, unclear)`` for ``N*O``, ``N``,
+    ``O``, ``I``, ``N*I``; products that coincide on this case's dims are one factor, labelled
+    with all their names and unclear (N = N*O when O = 1)."""
+    dims = _dims(case)
+    products = {"N*O": ("N", "O"), "N": ("N",), "O": ("O",), "I": ("I",), "N*I": ("N", "I")}
+    by_value: dict[int, list[str]] = {}
+    for label, parts in products.items():
+        if all(p in dims for p in parts):
+            value = math.prod(dims[p] for p in parts)
+            if value > 1:
+                by_value.setdefault(value, []).append(label)
+    found = []
+    for value, labels in by_value.items():
+        if len(labels) == 1:
+            found.append((labels[0], value, ""))
+        else:
+            same = " = ".join(labels)
+            found.append((f"{labels[0]} (= {' = '.join(labels[1:])} here)", value, f"{same}"))
+    return found
+
+
+def _mean(ctx: Context) -> Iterator[Alternative]:
+    for label, value, unclear in factors(ctx.case):
+        yield Alternative(
+            f"the result is 1/{label} = 1/{value} of the sum: a mean where the L1 loss sums",
+            ctx.moved(1.0 / value),
+            f"{unclear} on this case" if unclear else "",
+        )
+
+
+def _scale_words(value: float, case: Case) -> str:
+    """``2x``, or ``N = 5 times`` where the constant is a dim of the case."""
+    for label, size, _ in factors(case):
+        if math.isclose(value, size, rel_tol=1e-9):
+            return f"{label} = {size} times"
+    return f"{value:.6g}x"
+
+
+def _scaled(ctx: Context) -> Iterator[Alternative]:
+    right = ctx.right
+    if not np.any(ctx.actual):
+        return  # a zero result is no scale of the right one (``_missing_terms`` weighs it)
+    for fit in _fitted.scaled_fits(
+        ctx.actual, right.center, ctx.origin, right.center - ctx.origin, right.radius,
+        u=ctx.arith.u_out, excluded=(1.0,),
+    ):  # fmt: skip
+        yield Alternative(
+            f"the result is {_scale_words(fit.value, ctx.case)} the right one",
+            fit.bound,
+            "one element: any constant fits" if fit.ambiguous else "",
+            fit.value,
+        )
+
+
+def _wrong_losses(ctx: Context) -> Iterator[Alternative]:
+    """The L1 loss's result computed for another loss: ``L`` (of ``loss`` or ``step``) and
+    ``dL_do`` (of ``loss_grad``), each summed or averaged over the N*O elements.
+
+    ``r = output - target``; when ``output`` is the step's own ``x @ w`` it is known to the
+    forward bound ``rho``, which moves ``sum r^2`` by at most ``sum (2 |r| + rho) rho`` and
+    ``sum huber(r)`` by ``sum rho`` (its slope is at most 1).
+    """
+    arith = ctx.arith
+    a = {key: value.astype(np.float64) for key, value in ctx.case.arrays.items()}
+    if "output" in a:
+        output = Bound(a["output"], np.zeros_like(a["output"]))
+    else:
+        output = bounds.forward_bound(a["x"], a["w"], arith, matmul=numpy_matmul)
+    r, rho = output.center - a["target"], output.radius
+    count = r.size
+    mean = f"mean over N*O = {count}"
+    huber = np.where(np.abs(r) < 1.0, 0.5 * r * r, np.abs(r) - 0.5)
+    if ctx.name == "dL_do":
+        gradients = [
+            ("2 (output - target): the gradient of the squared error (MSE)", 2 * r),
+            ("output - target: the gradient of half the squared error", r),
+            (
+                f"2 (output - target) / (N*O): the gradient of the {mean} squared error",
+                2 * r / count,
+            ),
+            ("clip(output - target, -1, 1): the gradient of smooth L1 / Huber", np.clip(r, -1, 1)),
+            (
+                f"clip(output - target, -1, 1) / (N*O): the gradient of the {mean} smooth L1 "
+                "(F.smooth_l1_loss's default)",
+                np.clip(r, -1, 1) / count,
+            ),
+        ]
+        for text, value in gradients:
+            radius = bounds.gamma(3, arith.u_out) * np.abs(value) + 2 * arith.tiny
+            yield Alternative(text, Bound(value, radius))
+        return
+    squared, spread_squared = r * r, (2 * np.abs(r) + rho) * rho
+    losses = [
+        ("the squared error sum (output - target)^2, not the L1 loss", squared, spread_squared, 1),
+        (f"the {mean} squared error (MSE), not the L1 loss", squared, spread_squared, count),
+        ("half the squared error, not the L1 loss", 0.5 * squared, 0.5 * spread_squared, 1),
+        ("the smooth L1 / Huber loss (beta = 1), not the L1 loss", huber, rho, 1),
+        (f"the {mean} smooth L1 loss (F.smooth_l1_loss's default)", huber, rho, count),
+    ]
+    for text, terms, spread, divisor in losses:
+        magnitude = float(np.sum(np.abs(terms)) + np.sum(spread))
+        loss_value = float(np.sum(terms)) / divisor
+        loss_radius = (
+            float(np.sum(spread))
+            + (arith.sum(count) + bounds.gamma(4, arith.u_out)) * magnitude
+            + arith.underflow(count)
+        ) / divisor
+        yield Alternative(f"L is {text}", Bound(np.asarray(loss_value), np.asarray(loss_radius)))
+
+
+def _bias(ctx: Context) -> Iterator[Alternative]:
+    for fit in _fitted.column_offset_fits(ctx.actual, ctx.right, u=ctx.arith.u_out):
+        yield Alternative(
+            f"output - x @ w is the same down each column (up to {fit.value:.3g}): a bias "
+            "term (nn.Linear(bias=True), eqx.nn.Linear(use_bias=True))?",
+            fit.bound,
+            "one row: any per-column offset fits" if fit.ambiguous else "",
+        )
+
+
+#: A weight decay below this multiple of the unit roundoff of float32 (or of the dtype, if
+#: coarser), relative to the gradient it is added to, changes the update by less than rounding
+#: the gradient to float32 would: no optimizer's setting, but the trace of another scalar bug.
+_DECAY_FLOOR = 2.0
+
+
+def _weight_decay(ctx: Context) -> Iterator[Alternative]:
+    lr = ctx.case.learning_rate
+    if lr == 0:
+        return
+    w = ctx.origin
+    gradient = (w - ctx.right.center) / lr
+    u = max(ctx.arith.u_out, bounds.UNIT_ROUNDOFF["float32"])
+    floor = _DECAY_FLOOR * u * float(np.max(np.abs(gradient), initial=0.0))
+    # The decay is fitted as lambda in lr * lambda * w: users write lambda as a short decimal.
+    for fit in _fitted.scaled_fits(
+        ctx.actual, ctx.right.center, ctx.right.center, -lr * w, ctx.right.radius,
+        u=ctx.arith.u_out,
+    ):  # fmt: skip
+        if fit.value <= 0 or fit.value * float(np.max(np.abs(w), initial=0.0)) <= floor:
+            continue  # a decay grows the weights' pull to zero, and is not below rounding
+        yield Alternative(
+            f"w_new = w - lr * (dL_dw + lambda * w) with lambda = {fit.value:.3g}: weight "
+            f"decay of about {fit.value:.2g} (SGD(weight_decay=...), optax.add_decayed_weights)?",
+            fit.bound,
+            "one element: any decay fits" if fit.ambiguous else "",
+            fit.value,
+        )
+
+
+def _step_hint(scale: float, lr: float) -> str:
+    if math.isclose(scale, lr, rel_tol=1e-6):
+        return ": lr applied twice?"
+    if 1.0 < scale <= 2.0:
+        return (
+            f": a first Nesterov step with momentum {scale - 1:.3g} moves (1 + momentum) * lr "
+            "* dL_dw (SGD(momentum=..., nesterov=True), optax.sgd(..., nesterov=True))?"
+        )
+    if 0.0 < scale < 1.0:
+        return ": a clipped gradient norm or a rescaled lr?"
+    return ""
+
+
+#: Narrower dtypes a scalar may be passed through, per requested dtype.
+_NARROWER: dict[str, tuple[str, ...]] = {
+    "float64": ("float32", "bfloat16", "float16"),
+    "float32": ("bfloat16", "float16"),
+    "bfloat16": (),
+    "float16": (),
+}
+
+
+def _scaled_step(ctx: Context) -> Iterator[Alternative]:
+    lr = ctx.case.learning_rate
+    if lr == 0:
+        return
+    # lr through a narrower argument or constant: w - narrow(lr) * dL_dw, no fitted constant.
+    for narrow in _NARROWER[ctx.options.dtype]:
+        rounded = float(np.asarray(lr, bounds.numpy_dtype(narrow)))
+        if rounded != lr and rounded != 0:
+            yield Alternative(
+                f"lr was used as {rounded:.12g}, {narrow}({lr!r}): lr passed through a "
+                f"{narrow} argument or constant",
+                ctx.moved(rounded / lr),
+                refines=(Diagnosis.REDUCED_PRECISION,),
+            )
+    right = ctx.right
+    for fit in _fitted.scaled_fits(
+        ctx.actual, right.center, ctx.origin, right.center - ctx.origin, right.radius,
+        u=ctx.arith.u_out, excluded=(1.0,),
+    ):  # fmt: skip
+        yield Alternative(
+            f"w - w_new = {fit.value:.3g} * lr * dL_dw" + _step_hint(fit.value, lr),
+            fit.bound,
+            "one element: any constant fits" if fit.ambiguous else "",
+            fit.value,
+        )
+
+
+def _normalized_step(ctx: Context) -> Iterator[Alternative]:
+    lr = ctx.case.learning_rate
+    if lr == 0:
+        return
+    if ctx.case.function == "update":
+        dL_dw = ctx.case.arrays["dL_dw"].astype(np.float64)
+        grad = Bound(dL_dw, np.zeros_like(dL_dw))
+    else:
+        grad = expect(ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul)["dL_dw"]
+    for fit in _fitted.normalized_fits(ctx.actual, ctx.origin, grad, lr, u=ctx.arith.u_out):
+        if fit.value <= 0:
+            continue  # an adaptive step moves against the gradient, as SGD does
+        text = (
+            "w - w_new = lr * sign(dL_dw): the first step of an adaptive optimizer such as "
+            "Adam (lr * g / (|g| + eps))"
+            if fit.value == 1.0
+            else f"w - w_new = {fit.value:.3g} * lr * sign(dL_dw): the first step of an "
+            "adaptive optimizer (Adam's is 1 * lr * sign(g), RMSprop's 1 / sqrt(1 - alpha))"
+        )
+        unclear = "too few distinct gradients: any step size fits" if fit.ambiguous else ""
+        yield Alternative(text, fit.bound, unclear, fit.value)
+
+
+def _upstream_ignored(ctx: Context) -> Iterator[Alternative]:
+    if "dL_do" not in ctx.case.arrays:
+        return
+    upstream = ctx.case.arrays["dL_do"].astype(np.float64)
+    variants = [
+        ("dL_do is ignored (as if all ones)", np.ones_like(upstream)),
+        ("only the sign of dL_do is used", np.sign(upstream)),
+        ("dL_do is clipped to [-1, 1]", np.clip(upstream, -1.0, 1.0)),
+    ]
+    for text, replaced in variants:
+        if not np.array_equal(replaced, upstream):
+            yield Alternative(text, ctx.base(ctx.case.replace(dL_do=replaced)))
+
+
+def accepting_option(reduced: Arithmetic) -> str:
+    """The option that declares ``reduced`` (``--matmul-precision tf32``, ``--accumulation
+    bfloat16``), or why none does."""
+    precisions = list(bounds.MATMUL_INPUT_ROUNDOFF)[1:] if reduced.dtype == "float32" else []
+    for precision in precisions:
+        if bounds.arithmetic("float32", precision) == reduced:  # type: ignore[arg-type]
+            return (
+                f"--matmul-precision {precision} (matmul_precision={precision!r}) would accept it"
+            )
+    for accumulation in bounds.ACCUMULATIONS[reduced.dtype][1:]:
+        if bounds.arithmetic(reduced.dtype, accumulate=accumulation) == reduced:
+            return f"--accumulation {accumulation} (accumulation={accumulation!r}) would accept it"
+    return f"no option accepts it: {reduced.dtype} results computed in {reduced.name}"
+
+
+def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
+    """The bound of each less precise arithmetic than the declared one; where several fit (a
+    float32 matmul with tf32 or float16 inputs rounds alike, 10 bits each), one alternative
+    names them all."""
+    declared = ctx.arith
+    fitting = []
+    for reduced in bounds.less_precise(declared):
+        bound = ctx.base(arith=reduced)
+        with np.errstate(all="ignore"):
+            if bound.center.shape == ctx.actual.shape and bool(
+                np.all(bound.ratio(ctx.actual) <= 1.0)
+            ):
+                fitting.append((reduced, bound))
+    if not fitting:
+        return
+    names = " or ".join(reduced.name for reduced, _ in fitting)
+    options = "; ".join(accepting_option(reduced) for reduced, _ in fitting)
+    yield Alternative(
+        f"fits the bound of {names} arithmetic, not of {declared.name}: {options}",
+        fitting[0][1],
+    )
+
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+def _float16_overflow(ctx: Context) -> Iterator[Alternative]:
+    """Infinity or NaN where float16 arithmetic would overflow (``|values|`` past its max)."""
+    if ctx.options.dtype not in ("float32", "float64"):
+        return
+    a = ctx.case.arrays
+    largest = max(float(np.max(np.abs(v.astype(np.float64)), initial=0.0)) for v in a.values())
+    largest = max(largest, float(np.max(np.abs(ctx.right.center), initial=0.0)))
+    if "x" in a and "w" in a:
+        product = np.abs(a["x"].astype(np.float64)) @ np.abs(a["w"].astype(np.float64))
+        largest = max(largest, float(product.max(initial=0.0)))
+    if largest > FLOAT16_MAX / 2:
+        yield Alternative(
+            f"{ctx.name} overflows where float16 arithmetic would (|values| past "
+            f"{FLOAT16_MAX:g}): consistent with computing in float16",
+            Bound(ctx.right.center, np.full_like(ctx.right.center, np.inf)),
+        )
+
+
+#: Block sizes kernels use (and where a partial last block is skipped).
+BLOCKS: tuple[int, ...] = (8, 16, 32, 64, 128, 256, 512)
+
+#: Which axis each function sums over, and which argument axes carry it.
+_CONTRACTIONS: dict[str, list[tuple[str, str, list[tuple[str, int]]]]] = {
+    "forward": [("i", "I", [("x", 1), ("w", 0)])],
+    "grad_x": [("j", "O", [("dL_do", 1), ("w", 1)])],
+    "grad_w": [("d", "N", [("x", 0), ("dL_do", 0)])],
+    "loss": [
+        ("d", "N", [("output", 0), ("target", 0)]),
+        ("j", "O", [("output", 1), ("target", 1)]),
+    ],
+    "step": [
+        ("d", "N", [("x", 0), ("target", 0)]),
+        ("i", "I", [("x", 1), ("w", 0)]),
+        ("j", "O", [("w", 1), ("target", 1)]),
+    ],
+}
+
+
+def _cuts(index: str, dim: str, size: int) -> Iterator[tuple[slice, str]]:
+    """The ways a loop over ``index`` in ``range(size)`` is cut short, each with its words."""
+    if size >= 2:
+        yield slice(0, size - 1), f"the loop over {index} stops one short (range({dim} - 1))"
+        yield slice(1, size), f"the loop over {index} starts at 1 (range(1, {dim}))"
+    stops: dict[int, list[int]] = {}
+    for block in BLOCKS:
+        if block < size:
+            stops.setdefault(block * (size // block), []).append(block)
+            stops.setdefault(block, [])
+    for stop, blocks in sorted(stops.items()):
+        if stop in (size - 1, size):
+            continue
+        if blocks:
+            sizes = ", ".join(str(b) for b in blocks)
+            yield (
+                slice(0, stop),
+                f"the sum over {index} stops at {stop} of {dim} = {size}: the partial last "
+                f"block is skipped (blocks of {sizes})",
+            )
+        else:
+            yield slice(0, stop), f"only the first {stop} of {dim} = {size} terms are summed"
+
+
+def _missing_terms(ctx: Context) -> Iterator[Alternative]:
+    """The same call with one summed axis cut short (``_cuts``); a result that is zero
+    everywhere fits any cut that skips the whole sum, so it is a candidate only, for a probe
+    with sides past a block edge."""
+    case = ctx.case
+    if case.function in _CONTRACTIONS and not np.any(ctx.actual) and np.any(ctx.right.center):
+        yield Alternative(
+            "the result is zero: no term of the sum is added (a loop over K // block full "
+            "blocks, with K < block?)",
+            Bound(np.zeros_like(ctx.right.center), np.zeros_like(ctx.right.radius)),
+            "a zero result fits every bug that skips the whole sum",
+            probe="blocks",
+        )
+    for index, dim, members in _CONTRACTIONS.get(case.function, []):
+        size = case.arrays[members[0][0]].shape[members[0][1]]
+        for cut, text in _cuts(index, dim, size):
+            arrays = {}
+            for array_name, axis in members:
+                array = case.arrays[array_name]
+                arrays[array_name] = array[(slice(None),) * axis + (cut,)]
+            yield Alternative(text, ctx.base(case.replace(**arrays)))
+
+
+def _trailing_regions(shape: tuple[int, ...]) -> Iterator[tuple[str, tuple[slice, slice]]]:
+    """The last row or column, and everything past a block edge, of a 2-D result."""
+    if len(shape) != 2:
+        return
+    for axis, (size, what) in enumerate(zip(shape, ("rows", "columns"), strict=True)):
+        starts = {size - 1} if size >= 2 else set()
+        starts |= {block * (size // block) for block in BLOCKS if block < size}
+        for start in sorted(starts, reverse=True):
+            if 0 < start < size:
+                tail = slice(start, None)
+                region = (tail, slice(None)) if axis == 0 else (slice(None), tail)
+                yield f"{what} {start}..{size - 1} of {size}", region
+
+
+def _zero_region(ctx: Context) -> Iterator[Alternative]:
+    """A result right everywhere but a trailing region left at zero (or, for ``w_new``, at
+    ``w``): a loop over the result that stops short."""
+    fill = ctx.origin
+    for words, region in _trailing_regions(ctx.right.center.shape):
+        center = ctx.right.center.copy()
+        center[region] = fill[region]
+        start = "w" if ctx.name == "w_new" else "zero"
+        yield Alternative(
+            f"{words} are never computed (left at {start}): a loop over the result that stops "
+            "short",
+            Bound(center, ctx.right.radius),
+        )
+
+
+def _unwritten(ctx: Context) -> Iterator[Alternative]:
+    """NaN or infinity in a trailing region only, the rest right: memory never written (a grid
+    of ``N // block`` tiles, a store masked too much). A result that is non-finite everywhere
+    is a candidate only, for a probe with sides past a block edge."""
+    nonfinite = ~np.isfinite(ctx.actual)
+    if nonfinite.all() and ctx.actual.ndim == 2:
+        yield Alternative(
+            "nothing is written (NaN or infinity everywhere): a grid of N // block tiles, "
+            "with N < block?",
+            Bound(ctx.right.center, np.full_like(ctx.right.radius, np.inf)),
+            "a result that is NaN everywhere fits a computed NaN as well",
+            probe="blocks",
+        )
+        return
+    for words, region in _trailing_regions(ctx.right.center.shape):
+        if not nonfinite[region].all() or nonfinite.sum() != nonfinite[region].size:
+            continue
+        radius = ctx.right.radius.copy()
+        radius[region] = np.inf
+        yield Alternative(
+            f"{words} are never written (NaN or infinity there, the rest right): a grid that "
+            "stops at the last full block, or a store masked too much?",
+            Bound(ctx.right.center, radius),
+        )
+
+
+def _stale_weights(ctx: Context) -> Iterator[Alternative]:
+    """dL_dx = dL_do @ w_new.T: a fused step that updates w before the backward pass."""
+    a = {name: array.astype(np.float64) for name, array in ctx.case.arrays.items()}
+    step = bounds.step_bounds(
+        a["x"], a["w"], a["target"], ctx.case.learning_rate, ctx.arith,
+        matmul=numpy_matmul, tie=ctx.options.tie,
+    )  # fmt: skip
+    w_new = step.w_new.center
+    stale = bounds.grad_x_bound(step.dL_do, w_new, ctx.arith, matmul=numpy_matmul)
+    at_w = bounds.grad_x_bound(step.dL_do, a["w"], ctx.arith, matmul=numpy_matmul)
+    # The kinks' share of the right radius (a tie's dL_do is anything in [-1, 1]) holds for
+    # w_new as for w, up to the step: |w_new| <= |w| + |lr dL_dw|.
+    kinks = np.maximum(step.dL_dx.radius - at_w.radius, 0.0)
+    growth = 1.0 + float(np.max(np.abs(w_new - a["w"]) / np.maximum(np.abs(a["w"]), 1e-300)))
+    yield Alternative(
+        "dL_dx = dL_do @ w_new.T: the fused step updates w before it computes dL_dx",
+        Bound(stale.center, stale.radius + kinks * min(growth, 2.0) + step.w_new.radius.sum()),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The registries.
+# --------------------------------------------------------------------------------------------
+
+#: A constant multiple of the result (or of the step, for w_new).
+_SCALES = (Diagnosis.SCALED, Diagnosis.SCALED_STEP)
+
+#: Every value pattern, in priority order.
+PATTERNS: tuple[Pattern, ...] = (
+    Pattern(Diagnosis.TIE_CONVENTION, _ALL, _tie_conventions, probe="ties"),
+    Pattern(Diagnosis.TRANSPOSED, _MATRICES, _transposed),
+    Pattern(Diagnosis.SIGN_FLIP, _ALL, _sign_flip, refines=_SCALES),
+    Pattern(Diagnosis.MEAN_INSTEAD_OF_SUM, _ALL, _mean, refines=_SCALES),
+    Pattern(Diagnosis.WRONG_LOSS, frozenset({"L", "loss", "dL_do"}), _wrong_losses),
+    Pattern(Diagnosis.BIAS, frozenset({"output"}), _bias, functions=frozenset({"forward"})),
+    Pattern(Diagnosis.WEIGHT_DECAY, frozenset({"w_new"}), _weight_decay),
+    Pattern(Diagnosis.NORMALIZED_STEP, frozenset({"w_new"}), _normalized_step),
+    Pattern(Diagnosis.SCALED_STEP, frozenset({"w_new"}), _scaled_step),
+    Pattern(Diagnosis.SCALED, _ALL - {"w_new"}, _scaled),
+    Pattern(Diagnosis.UPSTREAM_IGNORED, frozenset({"dL_dx", "dL_dw"}), _upstream_ignored),
+    Pattern(Diagnosis.STALE_WEIGHTS, frozenset({"dL_dx"}), _stale_weights, frozenset({"step"})),
+    Pattern(Diagnosis.OFF_BY_ONE, _ALL, _missing_terms),
+    Pattern(Diagnosis.OFF_BY_ONE, _MATRICES, _zero_region),
+    Pattern(Diagnosis.REDUCED_PRECISION, _ALL, _reduced_precision, may_pass=True),
+    Pattern(Diagnosis.REDUCED_PRECISION, _ALL, _float16_overflow, nonfinite=True),
+    Pattern(Diagnosis.UNWRITTEN, _MATRICES, _unwritten, nonfinite=True),
+)
+
+#: Every verdict decided from how calls behave, and those decided before any pattern is tried.
+VERDICTS: tuple[Verdict, ...] = (
+    Verdict(Diagnosis.WRONG_SHAPE, "_diagnosis.check_result (and _invoke: a malformed reply)"),
+    Verdict(Diagnosis.WRONG_DTYPE, "_diagnosis.check_result"),
+    Verdict(Diagnosis.NAN, "_diagnosis.check_result: a non-finite result no pattern explains"),
+    Verdict(Diagnosis.MISMATCH, "_diagnosis.diagnose: no pattern, or none told apart"),
+    Verdict(Diagnosis.INPUT_MUTATED, "_judge.judge_function"),
+    Verdict(Diagnosis.NONDETERMINISTIC, "_judge.judge_function", replay=2),
+    Verdict(Diagnosis.ACCUMULATED_GRADIENT, "_judge._nondeterministic", replay=2),
+    Verdict(Diagnosis.RAISED, "_judge.failure"),
+    Verdict(Diagnosis.TIMED_OUT, "_judge.failure"),
+    Verdict(Diagnosis.CRASHED, "_judge.failure"),
+    Verdict(Diagnosis.CONVEXITY, "_judge.judge_identities"),
+    Verdict(Diagnosis.INCONSISTENT, "_judge.judge_consistency"),
+)
+
+
+def refined(fitted: list[tuple[Pattern, Alternative]]) -> list[Diagnosis]:
+    """The distinct kinds of ``fitted``, without those that another fitting alternative
+    refines (a sign flip is a scale of -1: where both fit, the scale adds nothing)."""
+    general = {kind for p, a in fitted for kind in (*p.refines, *a.refines)}
+    kinds: list[Diagnosis] = []
+    for pattern, _ in fitted:
+        if pattern.kind not in kinds and pattern.kind not in general:
+            kinds.append(pattern.kind)
+    return kinds
+
+
+def replays(kind: Diagnosis) -> int:
+    """How many identical calls a reproducer of ``kind`` makes (``Verdict.replay``)."""
+    return next((v.replay for v in VERDICTS if v.kind is kind), 1)
+
+
+#: Kinds that only show across calls: a probe that finds one names it, even where the
+#: counterexample fitted no pattern (a shrunk case may have lost the state that shows it).
+STATEFUL: frozenset[Diagnosis] = frozenset(v.kind for v in VERDICTS if v.replay > 1)
+
+
+def mantissa_bits(dtype: np.dtype) -> int | None:
+    """Explicit mantissa bits of a float dtype (bfloat16: 7), None for non-floats."""
+    if dtype == np.dtype(ml_dtypes.bfloat16):
+        return 7
+    if dtype.kind != "f":
+        return None
+    return int(np.finfo(dtype).nmant)
+
+
+__all__ = [
+    "PATTERNS",
+    "VERDICTS",
+    "Alternative",
+    "Context",
+    "Diagnosis",
+    "Pattern",
+    "Verdict",
+    "accepting_option",
+]

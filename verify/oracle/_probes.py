@@ -1,0 +1,291 @@
+"""Telling candidates apart after a failure: probe cases, confirmation, and a fused step's
+failure traced to the piece it follows from.
+
+A failing counterexample is usually minimal (a 1x1x1 case fits a scale, a bias and a weight
+decay alike), so ``_diagnosis`` names a cause only where the case tells it apart; otherwise it
+lists candidates. ``resolve`` then runs the check on probe cases chosen for the candidates (and
+for a cause named on a counterexample smaller than a probe, where it may fit by coincidence)
+(``_patterns.Pattern.probe``: normal values, or ties) and names a candidate only when a probe
+confirms it, alone: the probe names it outright, or fits it again with the same fitted
+constant. A candidate no probe confirms is withdrawn and the verdict stays ``mismatch``, with the
+candidates and the probe listed. Probes run only after a failure.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .. import bounds
+from ..strategies import LayerInputs
+from ._calls import Caller
+from ._cases import Case, make_case
+from ._checks import CHECKS, Check
+from ._diagnosis import Candidate, Diagnosis, Finding, listed
+from ._judge import pieces_agree
+from ._options import Options
+from ._patterns import STATEFUL
+
+#: The smallest probe: N, I, O all different and none the product of two others, so that a
+#: mean over N is told from one over O or N*O.
+PROBE_SHAPE = (5, 3, 4)
+
+
+#: The probe for a result that is zero or NaN everywhere on a small case: every side past the
+#: edge of a block of 8 to 128 (and not one past it, where a partial block of one is also a
+#: loop one short), where a kernel that skips a partial block computes the rest.
+BLOCKS_SHAPE = (130, 131, 133)
+
+
+def probe_shape(shape: tuple[int, int, int] | None, data: str = "normal") -> tuple[int, int, int]:
+    """``PROBE_SHAPE`` (``BLOCKS_SHAPE`` for ``"blocks"`` data), grown to the counterexample's
+    sides (a bug past a block edge needs the side that reaches it), with sides made distinct
+    again."""
+    base = BLOCKS_SHAPE if data == "blocks" else PROBE_SHAPE
+    sides = list(base) if shape is None else [max(a, b) for a, b in zip(shape, base, strict=True)]
+    for k in range(3):
+        others = [sides[m] for m in range(3) if m != k]
+        while sides[k] in others or sides[k] == others[0] * others[1]:
+            sides[k] += 1
+    return sides[0], sides[1], sides[2]
+
+
+def probe_case(
+    check: Check, dtype: str, data: str, shape: tuple[int, int, int], lr: float | None = None
+) -> Case:
+    """A fixed case of ``shape`` for ``check``.
+
+    ``data``: ``"normal"`` (or ``"blocks"``) values with targets 0.5 or 1.5 away from the
+    outputs (inside and outside smooth L1's quadratic zone, so a squared or Huber loss shows),
+    or ``"ties"``: small integers, exact in every dtype, with half the targets equal to the
+    outputs. ``lr`` is the counterexample's (a bug may be in how lr is read), else 1/16;
+    upstream gradients are normal, times 3.
+    """
+    rng = np.random.default_rng(20260)
+    n, i, o = shape
+    np_dtype = bounds.numpy_dtype(dtype)
+    if data == "ties":
+        x = rng.integers(-3, 4, size=(n, i)).astype(np_dtype)
+        w = rng.integers(-3, 4, size=(i, o)).astype(np_dtype)
+    else:
+        x = rng.standard_normal((n, i)).astype(np_dtype)
+        w = rng.standard_normal((i, o)).astype(np_dtype)
+    output = x.astype(np.float64) @ w.astype(np.float64)
+    offsets = rng.choice([-1.5, -0.5, 0.5, 1.5], size=(n, o))
+    if data == "ties":
+        offsets = np.where(rng.random((n, o)) < 0.5, 0.0, offsets)
+    target = (output + offsets).astype(np_dtype)
+    inputs = LayerInputs(x, w, target, 2.0**-4 if lr is None else lr, f"{data} (probe)")
+    upstream = (rng.standard_normal((n, o)) * 3).astype(np_dtype)
+    gradient = (rng.standard_normal((i, o)) * 3).astype(np_dtype)
+    return make_case(check.signature, inputs, upstream, gradient)
+
+
+def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
+    """What a probe's finding says of ``candidate``: the probe's words for it when the probe's
+    result fits it again (with the same fitted constant, where it has one; clearly, where it
+    has none), False when it does not (or the probe passed where the pattern predicts a
+    failure), None when a passing probe says nothing of it (a rounding effect)."""
+    if found is None:
+        return None if candidate.may_pass else False
+    fitting = [Candidate(found.kind, found.detail, found.value), *found.candidates]
+    for other in fitting:
+        same_value = candidate.value is None or (
+            other.value is not None and math.isclose(other.value, candidate.value, rel_tol=1e-3)
+        )
+        # A fit the probe leaves unclear confirms only a fitted constant found again.
+        clear = candidate.value is not None or not other.unclear
+        if other.kind is candidate.kind and same_value and clear:
+            return other.detail
+    return False
+
+
+def _shape_words(shape: tuple[int, int, int]) -> str:
+    n, i, o = shape
+    return f"N={n}, I={i}, O={o}"
+
+
+def resolve(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Options
+) -> tuple[Case, Finding]:
+    """``finding`` with its candidates told apart on probes (module docstring), and the case
+    that shows it. A ``mismatch`` with no candidates is probed once for a defect that only shows
+    across calls (a shrunk case may have lost the gradient that shows an accumulation); that
+    probe then becomes the counterexample, since it shows the defect in two calls from a fresh
+    start, as a reproducer replays it."""
+    if not check.ambiguity_probe:
+        return case, finding
+    if not finding.candidates:
+        # What a probe may make more specific: a mismatch, any defect shown across calls; two
+        # calls that disagree, a gradient accumulated (seen where it is not zero).
+        sharper = {
+            Diagnosis.MISMATCH: STATEFUL,
+            Diagnosis.NONDETERMINISTIC: {Diagnosis.ACCUMULATED_GRADIENT},
+        }.get(finding.kind, frozenset())
+        if not sharper:
+            return case, finding
+        probe = probe_case(check, options.dtype, "normal", probe_shape(case.shape), case.lr)
+        _, found = check.run(caller, probe, options)
+        if found is not None and found.kind in sharper:
+            return probe, found
+        return case, finding
+    if finding.ambiguous or _smaller_than_a_probe(case):
+        return case, _told_apart(check, caller, case, finding, options)
+    return case, finding
+
+
+def _smaller_than_a_probe(case: Case) -> bool:
+    """Whether ``case`` has a side below ``PROBE_SHAPE``'s: on so few elements even a pattern
+    without constants may fit by coincidence (a ReLU's output on one element is a sign flip of
+    the step's dL_dx), so a cause named there is confirmed on a probe too."""
+    return case.shape is None or any(a < b for a, b in zip(case.shape, PROBE_SHAPE, strict=True))
+
+
+def _told_apart(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Options
+) -> Finding:
+    """``finding``'s candidates after their probes: the one that survives named, or a
+    ``mismatch`` that lists them."""
+    verdicts: dict[Diagnosis, list[bool | str | None]] = {c.kind: [] for c in finding.candidates}
+    shapes: list[str] = []
+    for data in dict.fromkeys(c.probe for c in finding.candidates):
+        shape = probe_shape(case.shape, data)
+        shapes.append(_shape_words(shape))
+        probe = probe_case(check, options.dtype, data, shape, case.lr)
+        _, found = check.run(caller, probe, options)
+        # Each candidate is judged on the probe chosen for it only: a tie convention says
+        # nothing on a probe without ties.
+        for candidate in finding.candidates:
+            if candidate.probe == data:
+                verdicts[candidate.kind].append(_fits_again(candidate, found))
+    # A candidate survives when no probe contradicts it and one confirms it, or none could
+    # (a rounding effect on probes that pass).
+    survivors = {
+        kind: next((s for s in said if isinstance(s, str)), None)
+        for kind, said in verdicts.items()
+        if False not in said
+    }
+    where = " and ".join(dict.fromkeys(shapes))
+    if len(survivors) == 1:
+        [(kind, words)] = survivors.items()
+        detail = words or _detail_of(finding, kind)
+        return dataclasses.replace(
+            finding,
+            kind=kind,
+            detail=f"{detail} ({'confirmed' if len(verdicts) == 1 else 'told apart'} on {where})",
+            candidates=(),
+            unclear="",
+        )
+    outcome = "more than one survives" if survivors else "none is confirmed"
+    why = f" ({finding.unclear})" if finding.unclear else ""
+    return dataclasses.replace(
+        finding,
+        kind=Diagnosis.NAN if finding.nonfinite else Diagnosis.MISMATCH,
+        detail=(
+            f"{finding.result or 'the result'} is outside its error bound; it fits "
+            f"{listed(finding.candidates)} on the counterexample{why}, and {outcome} on a "
+            f"probe ({where})"
+        ),
+        value=None,
+    )
+
+
+def _detail_of(finding: Finding, kind: Diagnosis) -> str:
+    return next(c.detail for c in finding.candidates if c.kind is kind)
+
+
+# --------------------------------------------------------------------------------------------
+# A fused step's failure traced to a piece.
+# --------------------------------------------------------------------------------------------
+
+_PIECES = ("forward", "loss", "loss_grad", "grad_x", "grad_w", "update")
+
+
+def _piece_cases(case: Case) -> dict[str, Case]:
+    """The calls of each piece a correct step makes on ``case``'s ``(x, w, target, lr)``: the
+    pieces' inputs are the right intermediate values, in the dtype (ties at -1)."""
+    x, w, target = (case.arrays[name] for name in ("x", "w", "target"))
+    dtype = x.dtype
+    output64 = x.astype(np.float64) @ w.astype(np.float64)
+    output = output64.astype(dtype)
+    dL_do = np.where(output.astype(np.float64) > target.astype(np.float64), 1.0, -1.0)
+    dL_dw = (x.astype(np.float64).T @ dL_do).astype(dtype)
+    dL_do = dL_do.astype(dtype)
+    calls = {
+        "forward": {"x": x, "w": w},
+        "loss": {"output": output, "target": target},
+        "loss_grad": {"output": output, "target": target},
+        "grad_x": {"dL_do": dL_do, "w": w},
+        "grad_w": {"x": x, "dL_do": dL_do},
+        "update": {"w": w, "dL_dw": dL_dw},
+    }
+    return {
+        name: Case(name, arrays, case.lr if name == "update" else None, case.kind, case.shape)
+        for name, arrays in calls.items()
+    }
+
+
+def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
+    """A fused step's failure traced to the first of its own pieces that fails on the same
+    data, where the candidate provides the pieces and its step agrees with them on ``case``
+    (so the step's defect is the piece's). A step that cannot be traced is left as it is.
+
+    A failure of the ``identities`` or ``consistency`` (which compose the step or the pieces)
+    keeps its own verdict, with a note naming the first function that fails on the same data.
+    """
+    provided = caller.provided
+    if case.function != "step":
+        return _noted(caller, case, finding, options)
+    if not (set(_PIECES) - {"grad_x"}) <= provided:
+        return finding
+    if not pieces_agree(caller, case, options):
+        return finding
+    for name, piece_case in _piece_cases(case).items():
+        if name not in provided:
+            continue
+        check = CHECKS[name]
+        _, found = check.run(caller, piece_case, options)
+        if found is None:
+            continue
+        _, found = resolve(check, caller, piece_case, found, options)
+        if found.kind in (Diagnosis.MISMATCH, Diagnosis.NAN) and found.kind is finding.kind:
+            return dataclasses.replace(
+                finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"
+            )
+        if finding.kind in (Diagnosis.MISMATCH, Diagnosis.NAN):
+            return dataclasses.replace(
+                finding,
+                kind=found.kind,
+                detail=f"follows from {name}: {found.detail} (the step equals its own pieces "
+                "on this case)",
+                candidates=(),
+                unclear="",
+            )
+        note = (
+            f"follows from {name}"
+            if found.kind is finding.kind
+            else f"{name} also fails: {found.kind}"
+        )
+        return dataclasses.replace(finding, detail=f"{finding.detail} ({note})")
+    return finding
+
+
+def _noted(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
+    """``finding`` with a note naming the first of the step and its pieces that fails on
+    ``case``'s ``(x, w, target, lr)``, if any does."""
+    calls = {"step": Case("step", dict(case.arrays), case.lr, case.kind, case.shape)}
+    calls.update(_piece_cases(case))
+    for name, call in calls.items():
+        if name not in caller.provided:
+            continue
+        check = CHECKS[name]
+        _, found = check.run(caller, call, options)
+        if found is None:
+            continue
+        _, found = resolve(check, caller, call, found, options)
+        return dataclasses.replace(
+            finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
+        )
+    return finding
