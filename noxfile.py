@@ -16,6 +16,8 @@ from packaging.requirements import Requirement
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 #: From pyproject.toml's classifiers.
 PYTHONS = nox.project.python_versions(PYPROJECT)
+
+
 #: The classifiers' Pythons this machine has: ``tests`` runs on each of them (at least the
 #: first, which then fails if it is missing).
 def _runs(version: str) -> bool:
@@ -102,14 +104,16 @@ def tests(session: nox.Session) -> None:
     # One process: each test starts up to 8 processes of its own, under a time limit.
     session.run("pytest", "--hypothesis-profile=ci", "tests/test_multihost.py", env=MULTIHOST_ENV)
     elsewhere = ("--ignore=tests/test_sharded.py", "--ignore=tests/test_multihost.py")
-    session.run("pytest", *every_core, *elsewhere, env=pools)
+    # The interpreted kernels (a minute of CPU) are nox -s frameworks' to run.
+    session.run("pytest", *every_core, *elsewhere, "-m", "not kernels", env=pools)
 
 
 @nox.session(python="3.11", default=False)
 def frameworks(session: nox.Session) -> None:
-    """PyTorch, tinygrad, Equinox/optax and Flax examples, adapters, tests (torch: CPU wheel)."""
-    install(session, "-e", ".[test,torch,tinygrad,equinox,flax]")
-    markers = "torch or frameworks"
+    """PyTorch, tinygrad, Equinox/optax and Flax examples, adapters, tests (torch: CPU wheel);
+    the Pallas and Triton kernels, interpreted."""
+    install(session, "-e", ".[test,torch,tinygrad,equinox,flax,pallas,triton]")
+    markers = "torch or frameworks or kernels"
     session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
 
 

@@ -204,6 +204,7 @@ class _Recording:
     def __init__(self, index: int, calls: list[tuple[int, str]]) -> None:
         self.name, self.index, self.calls = "fake", index, calls
         self.provided = frozenset(FUNCTIONS)
+        self.load_notes: tuple[str, ...] = ()
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
         self.closed = False

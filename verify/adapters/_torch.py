@@ -29,13 +29,17 @@ def torch_linear(
     loss: Callable[[Any, Any], Any] | None,
     layout: str,
     home: str | None,
+    weight_name: str = "weight",
 ) -> Adapted:
+    """The seven functions of ``module``, whose one parameter is named ``weight_name`` (dotted
+    name: ``0.weight`` is the weight of a ``torch.nn.Sequential``'s one Linear)."""
     if not isinstance(module, torch.nn.Module):
         raise ContractError(f"{_NAME}: module must be a torch.nn.Module, got {type(module)!r}")
     names = [name for name, _ in module.named_parameters()]
-    only_weight(_NAME, names, "weight", "torch.nn.Linear(in_features, out_features, bias=False)")
-    features = (getattr(module, "in_features", None), getattr(module, "out_features", None))
-    template: Any = module.weight
+    only_weight(_NAME, names, weight_name, "torch.nn.Linear(in_features, out_features, bias=False)")
+    owner = module.get_submodule(weight_name.rpartition(".")[0])
+    features = (getattr(owner, "in_features", None), getattr(owner, "out_features", None))
+    template: Any = module.get_parameter(weight_name)
     check_weight(_NAME, "module.weight", tuple(template.shape), features, layout)
     to_weight = stored(layout)
     step_with = optimizer or torch.optim.SGD
@@ -44,7 +48,7 @@ def torch_linear(
 
     def call(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         # The module's own forward, with the oracle's weight in place of its parameter.
-        return functional_call(module, {"weight": weight}, (x,))
+        return functional_call(module, {weight_name: weight}, (x,))
 
     def asarray(array: np.ndarray) -> torch.Tensor:
         if array.dtype == np.dtype(ml_dtypes.bfloat16):  # numpy has no torch.bfloat16 twin

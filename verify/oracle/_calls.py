@@ -61,6 +61,8 @@ class Caller(Protocol):
 
     name: str
     provided: frozenset[str]
+    #: what loading the candidate noted (a notebook's skipped magics, a module adapted).
+    load_notes: tuple[str, ...]
 
     @property
     def notes(self) -> collections.Counter[str]: ...
@@ -84,6 +86,7 @@ class InProcessCaller:
         self.candidate = candidate
         self.name = candidate.name
         self.provided = frozenset(candidate.functions)
+        self.load_notes = candidate.notes
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
@@ -241,6 +244,7 @@ class WorkerCaller:
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.load_notes: tuple[str, ...] = ()
         self.provided = frozenset(self._start())
 
     # -- the process -----------------------------------------------------------------------
@@ -270,7 +274,11 @@ class WorkerCaller:
         ).start()
         deadline = time.monotonic() + self.import_timeout
         try:
-            first = self._line(deadline)
+            first, noted = self._line(deadline), []
+            while first.startswith(b"note "):
+                noted.append(first[5:].decode("utf-8", "replace"))
+                first = self._line(deadline)
+            self.load_notes = tuple(noted)
             if first.startswith(b"error"):
                 message = read_error(lambda: self._line(deadline), first)
                 raise StartError(message or "the worker reported an error")

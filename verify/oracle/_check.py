@@ -253,6 +253,7 @@ class Run:
             notes=dict(notes),
             compiles=sum(each.compiles for each in self.callers),
             jobs=self.used_jobs,
+            load_notes=self.caller.load_notes,
         )
 
     def close(self) -> None:

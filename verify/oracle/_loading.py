@@ -3,9 +3,10 @@
 An implementation is a module, a class instance or any object exposing any subset of the
 contract's functions (``_contract.FUNCTIONS``) plus an optional ``asarray(numpy_array)`` that
 turns the oracle's inputs into the implementation's own arrays. A SPEC is
-``package.module:attr``, ``path/to/file.py:attr`` or a module alone; a class named by a SPEC is
-instantiated with no arguments. Modules are loaded with importlib,
-never by ``exec`` of a string.
+``package.module:attr``, ``path/to/file.py:attr``, ``path/to/notebook.ipynb:attr`` or a module
+alone; a class named by a SPEC is instantiated with no arguments. Modules are loaded with
+importlib; a notebook's code cells are compiled and run top to bottom in a module of their own
+(``_notebook``), as "Restart and Run All" would, with IPython magics and shell lines skipped.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import dataclasses
 import importlib
 import importlib.util
 import inspect
+import json
 import os
+import re
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -38,16 +42,24 @@ class Candidate:
       spec: a SPEC that loads the same implementation in a fresh process, if one is known.
       functions: contract name -> callable, only those provided.
       asarray: the implementation's ``asarray``, or None (numpy arrays are passed as they are).
+      notes: what loading it noted for the report (a notebook's skipped magics, a framework
+        module adapted and what of it is not checked).
     """
 
     name: str
     spec: str | None
     functions: dict[str, Callable[..., Any]]
     asarray: Callable[[Any], Any] | None
+    notes: tuple[str, ...] = ()
 
 
 def load(spec: str) -> Any:
     """The object a SPEC names, or a one-line ContractError saying why it cannot be loaded."""
+    return _load(spec)[0]
+
+
+def _load(spec: str) -> tuple[Any, tuple[str, ...]]:
+    """``load(spec)``, and what loading its module noted (a notebook's skipped magics)."""
     if not isinstance(spec, str) or not spec.strip():
         raise ContractError(f"SPEC must be a non-empty string, got {spec!r}")
     target, _, attribute = spec.rpartition(":") if ":" in spec else (spec, "", "")
@@ -67,7 +79,7 @@ def load(spec: str) -> Any:
                 f"{spec} is a class and could not be instantiated with no arguments: "
                 f"{type(err).__name__}: {err}"
             ) from None
-    return obj
+    return obj, _NOTEBOOK_NOTES.get(str(getattr(module, "__file__", "")), ())
 
 
 def absolute_spec(spec: str) -> str:
@@ -79,7 +91,7 @@ def absolute_spec(spec: str) -> str:
 
 
 def _looks_like_path(target: str) -> bool:
-    return target.endswith(".py") or "/" in target or os.sep in target
+    return target.endswith((".py", NOTEBOOK_SUFFIX)) or "/" in target or os.sep in target
 
 
 def _import(target: str) -> ModuleType:
@@ -110,6 +122,8 @@ def _import_file(path: Path) -> ModuleType:
     for module in list(sys.modules.values()):
         if getattr(module, "__file__", None) == str(resolved):
             return module
+    if resolved.suffix == NOTEBOOK_SUFFIX:
+        return _notebook(resolved)
     # A stable, unique module name: dataclasses and pickling need the module in sys.modules.
     stem = resolved.parent.name if resolved.name == "__init__.py" else resolved.stem
     name = f"_crosscheck_candidate_{stem}_{abs(hash(str(resolved))) % 10**8}"
@@ -131,17 +145,172 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None) -> Candidate:
+#: A notebook's file name ends so: ``homework.ipynb`` is a SPEC like ``homework.py``.
+NOTEBOOK_SUFFIX = ".ipynb"
+
+#: Cell magics whose body is Python that IPython runs once, as it stands: the body runs.
+PYTHON_CELL_MAGICS = ("%%time", "%%capture")
+
+#: IPython's help syntax: ``forward?``, ``np.dot??``, ``?grad_x``.
+HELP_LINE = re.compile(r"\?{1,2}[\w.]+|[\w.]+\?{1,2}")
+
+#: What loading each notebook noted (its skipped magic lines), by the notebook's resolved path.
+_NOTEBOOK_NOTES: dict[str, tuple[str, ...]] = {}
+
+
+def notebook_cells(path: Path) -> list[str]:
+    """The sources of a notebook's code cells, in order, or a ContractError saying why not.
+
+    Read as the plain JSON of nbformat 4 (``{"cells": [{"cell_type": "code", "source": ...}]}``,
+    a source being a string or a list of lines), so that no Jupyter package is needed.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ContractError(f"cannot read notebook {str(path)!r}: {err}") from None
+    cells = document.get("cells") if isinstance(document, dict) else None
+    if not isinstance(cells, list):
+        format_ = document.get("nbformat") if isinstance(document, dict) else None
+        raise ContractError(
+            f"cannot read notebook {str(path)!r}: no list of 'cells' (nbformat {format_}; "
+            "nbformat 4 is read: save it again with Jupyter 4 or later)"
+        )
+    sources = []
+    for cell in cells:
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        if isinstance(source, list) and all(isinstance(line, str) for line in source):
+            source = "".join(source)
+        if not isinstance(source, str):
+            raise ContractError(f"cannot read notebook {str(path)!r}: a cell's source is no text")
+        sources.append(source)
+    return sources
+
+
+def python_of_cell(source: str) -> tuple[str, list[str]]:
+    """A code cell as plain Python, and the IPython lines it skipped.
+
+    A cell that compiles as Python is left as it is (a line may start with ``%`` inside
+    brackets or a string). In one that does not, a line magic (``%matplotlib inline``), shell
+    line (``!pip install x``) or help line (``forward?``) becomes ``pass`` at its own
+    indentation, so that the cell's line numbers and blocks stay as they were. A cell magic
+    skips its whole cell (``%%bash`` is not Python), except ``PYTHON_CELL_MAGICS``, whose body
+    runs.
+    """
+    lines = source.splitlines()
+    first = lines[0].strip() if lines else ""
+    if first.startswith("%%"):
+        if first.split()[0] in PYTHON_CELL_MAGICS:
+            return "\n".join(["pass", *lines[1:]]), [first]
+        return "", [first]
+    try:
+        compile(source, "<cell>", "exec")
+        return source, []
+    except (SyntaxError, ValueError):
+        pass  # IPython syntax, or a real error that compiling the result will name
+    kept, skipped = [], []
+    for line in lines:
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")) or HELP_LINE.fullmatch(stripped):
+            kept.append(line[: len(line) - len(stripped)] + "pass")
+            skipped.append(stripped)
+        else:
+            kept.append(line)
+    return "\n".join(kept), skipped
+
+
+def _notebook(path: Path) -> ModuleType:
+    """A module holding what the notebook's code cells define, run top to bottom.
+
+    A cell that raises (an assert between cells included) is a ContractError naming the code
+    cell's number (1-based among code cells: "Restart and Run All" prints it as In [n]), its
+    first line and the line that raised. What the cells print goes to stderr (the worker's
+    stdout is the protocol's, the oracle's the report's).
+    """
+    name = f"_crosscheck_candidate_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    module = ModuleType(name, f"The code cells of {path.name}")
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    # A notebook runs in its own folder, and imports its neighbours from there.
+    sys.path.insert(0, str(path.parent))
+    skipped: list[str] = []
+    try:
+        for number, source in enumerate(notebook_cells(path), start=1):
+            code, magics = python_of_cell(source)
+            skipped += magics
+            filename = f"{path} [code cell {number}]"
+            try:
+                compiled = compile(code, filename, "exec")
+                # stderr: in the oracle's own process (--in-process) stdout is the report's.
+                with contextlib.redirect_stdout(sys.stderr):
+                    exec(compiled, module.__dict__)
+            except BaseException as err:  # an assert, a SystemExit: the notebook's verdict
+                raise ContractError(_cell_error(path, number, source, filename, err)) from None
+    except BaseException:
+        del sys.modules[name]
+        raise
+    if skipped:
+        examples = ", ".join(repr(line) for line in dict.fromkeys(skipped))
+        _NOTEBOOK_NOTES[str(path)] = (
+            f"{path.name}: skipped {len(skipped)} IPython magic / shell line(s), not Python: "
+            f"{examples}",
+        )
+    return module
+
+
+def _shortened(line: str, width: int = 80) -> str:
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _cell_error(path: Path, number: int, source: str, filename: str, err: BaseException) -> str:
+    """``homework.ipynb: code cell 3 ('def forward(x, w):') raised at its line 4 ('assert
+    ...'): AssertionError``."""
+    first = _shortened(next((line.strip() for line in source.splitlines() if line.strip()), ""))
+    where = ""
+    if isinstance(err, SyntaxError) and err.filename == filename:
+        where = f" at its line {err.lineno}"
+    else:
+        frames = traceback.extract_tb(err.__traceback__)
+        lines = [frame.lineno for frame in frames if frame.filename == filename]
+        if lines:
+            where = f" at its line {lines[-1]}"
+            cell_lines = source.splitlines()
+            line = lines[-1] or 0
+            failing = cell_lines[line - 1].strip() if 0 < line <= len(cell_lines) else ""
+            if failing and failing != first:
+                where += f" ({_shortened(failing)!r})"
+    message = " ".join(str(err).split())
+    what = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return f"{path.name}: code cell {number} ({first!r}) raised{where}: {what}"
+
+
+def as_candidate(
+    impl: Any, *, name: str | None = None, spec: str | None = None, notes: Sequence[str] = ()
+) -> Candidate:
     """The functions ``impl`` provides, or a ContractError naming what was expected.
 
     ``impl`` may be a module, a class instance, a class (instantiated with no arguments if it
-    can be, else used as it is) or a SPEC string.
+    can be, else used as it is) or a SPEC string. A PyTorch, Equinox or Flax NNX module that
+    does not spell out the contract itself is adapted as a dense layer
+    (``verify.adapters.framework_layer``: forward, grad_x and grad_w by its autodiff), or is a
+    ContractError naming the adapter to use. ``notes`` go to the Candidate.
     """
     if isinstance(impl, str):
-        return as_candidate(load(impl), name=name or impl, spec=spec or absolute_spec(impl))
+        loaded, noted = _load(impl)
+        return as_candidate(
+            loaded, name=name or impl, spec=spec or absolute_spec(impl), notes=(*notes, *noted)
+        )
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
+    if _framework_loaded() and not _spells_out_the_contract(impl):
+        from ..adapters import framework_layer
+
+        adapted = framework_layer(impl)
+        if adapted is not None:
+            impl, note = adapted
+            notes = (*notes, note)
     functions: dict[str, Callable[..., Any]] = {}
     for function, signature in FUNCTIONS.items():
         for attribute in signature.spellings:
@@ -165,7 +334,40 @@ def as_candidate(impl: Any, *, name: str | None = None, spec: str | None = None)
         spec=spec or spec_of(impl),
         functions=functions,
         asarray=asarray if callable(asarray) else None,
+        notes=tuple(dict.fromkeys(notes)),
     )
+
+
+#: The frameworks whose modules are adapted as they are (``_framework_loaded``).
+FRAMEWORKS = ("torch", "equinox", "flax.nnx")
+
+
+def _framework_loaded() -> bool:
+    """Whether a framework whose modules are adapted is imported: an object cannot be an
+    instance of a module class that was never imported, and the worker imports none itself."""
+    return any(name in sys.modules for name in FRAMEWORKS)
+
+
+def _spells_out_the_contract(impl: Any) -> bool:
+    """Whether ``impl`` has any of the contract's functions besides ``forward``, or a
+    ``forward`` that takes w as well as x: then it is checked as it is, never adapted (every
+    torch.nn.Module has a ``forward``, which takes x alone)."""
+    return _forward_takes_w(impl) or any(
+        _attribute(impl, attribute) is not None
+        for function, signature in FUNCTIONS.items()
+        if function != "forward"
+        for attribute in signature.spellings
+    )
+
+
+def _forward_takes_w(impl: Any) -> bool:
+    try:
+        parameters = inspect.signature(_attribute(impl, "forward")).parameters.values()
+    except (TypeError, ValueError):  # no forward, or one whose signature cannot be read
+        return False
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.kind in positional and p.default is p.empty]
+    return len(required) >= 2
 
 
 def _attribute(impl: Any, name: str) -> Any:

@@ -25,7 +25,8 @@ bytes; a 0-d array has ndim 0 and one element). dtypes: ``float64 float32 float1
 
 In place of a result array a worker may send ``none <text>`` (the result is not an array: why),
 and before any reply any number of ``note <text>`` lines (the oracle reports each distinct note
-once). Nothing else may be written to stdout: a C worker prints its own messages to stderr.
+once); ``note`` lines before the greeting say what loading the implementation noted (the report
+prints each). Nothing else may be written to stdout: a C worker prints its own messages to stderr.
 """
 
 from __future__ import annotations

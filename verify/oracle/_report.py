@@ -151,6 +151,9 @@ class Report:
     compiles: int = 0
     #: checks run at once (``verify.check(jobs=...)``).
     jobs: int = 1
+    #: what loading the candidate noted: a notebook's skipped magics, a framework module
+    #: adapted as the layer and what of it is not checked.
+    load_notes: tuple[str, ...] = ()
 
     @property
     def checked(self) -> int:
@@ -190,6 +193,7 @@ class Report:
         ]
         if not self.isolated:
             lines.append("  in-process: the candidate can affect this verdict")
+        lines += [f"  note: {note}" for note in self.load_notes]
         for function in self.functions:
             lines += function.lines()
         for note, count in self.notes.items():
@@ -223,6 +227,7 @@ class Report:
             "checked": self.checked,
             "functions": [f.to_dict() for f in self.functions],
             "notes": self.notes,
+            "load_notes": list(self.load_notes),
             "compiles": self.compiles,
             "jobs": self.jobs,
             "environment": self.environment,

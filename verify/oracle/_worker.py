@@ -29,6 +29,7 @@ from ._loading import Candidate, ContractError, as_candidate
 from ._protocol import (
     ProtocolError,
     encode_error,
+    encode_note,
     encode_outcome,
     greeting,
     read_call,
@@ -69,6 +70,8 @@ def serve(spec: str, requests: BinaryIO, replies: BinaryIO) -> int:
         replies.write(encode_error(str(err)))
         replies.flush()
         return 0
+    # What loading noted comes first, as note lines before the greeting (``_protocol``).
+    replies.write(b"".join(encode_note(note) for note in candidate.notes))
     replies.write(greeting(list(candidate.functions)))
     replies.flush()
     read_line, read_exact = _reader(requests)

@@ -1,0 +1,1 @@
+"""Kernels with the bugs kernel authors make at block edges (``tests/test_kernels.py``)."""
