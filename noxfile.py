@@ -114,7 +114,12 @@ def frameworks(session: nox.Session) -> None:
     the Pallas and Triton kernels, interpreted."""
     install(session, "-e", ".[test,torch,tinygrad,equinox,flax,pallas,triton]")
     markers = "torch or frameworks or kernels"
-    session.run(*pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs"))
+    every_core = ("-n", "auto", "--dist", "worksteal")
+    pools = {name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS}
+    session.run(
+        *pytest_args(session, "--hypothesis-profile=ci", "-m", markers, "-rs", *every_core),
+        env=pools,
+    )
 
 
 def lowest_versions(requirements: list[str]) -> list[str]:
