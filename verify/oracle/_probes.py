@@ -3,12 +3,14 @@ failure traced to the piece it follows from.
 
 A failing counterexample is usually minimal (a 1x1x1 case fits a scale, a bias and a weight
 decay alike), so ``_diagnosis`` names a cause only where the case tells it apart; otherwise it
-lists candidates. ``resolve`` then runs the check on probe cases chosen for the candidates (and
-for a cause named on a counterexample smaller than a probe, where it may fit by coincidence)
-(``_patterns.Pattern.probe``: normal values, or ties) and names a candidate only when a probe
-confirms it, alone: the probe names it outright, or fits it again with the same fitted
-constant. A candidate no probe confirms is withdrawn and the verdict stays ``mismatch``, with the
-candidates and the probe listed. Probes run only after a failure.
+lists candidates. ``resolve`` then runs the check on a probe case chosen for each candidate
+(``_patterns.Pattern.probe``: normal values, ties, or sides past a block edge; the
+counterexample's lr), and does the same for a cause named on a counterexample smaller than a
+probe, where even a pattern without constants may fit by coincidence. A candidate the probe's
+result fits again (with the same fitted constant) is confirmed; one it does not fit, or that
+predicts a failure where the probe passes, is withdrawn. One survivor is named; otherwise the
+verdict is ``mismatch`` (``nan`` for a non-finite result), with the candidates and the probe
+listed. Probes run only after a failure.
 """
 
 from __future__ import annotations
