@@ -6,6 +6,7 @@ process while the bug is there."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,3 +116,39 @@ def test_every_reproducer_fails_from_a_fresh_process(mutant: zoo.Mutant, tmp_pat
         done = run_python(verdict.repro, cwd=tmp_path)
         assert done.returncode == 1, done.stdout + done.stderr
         assert f"diagnosis: {kind} " in done.stdout, done.stdout
+
+
+def test_a_partial_block_of_a_declared_tile_is_met_only_with_the_tile() -> None:
+    """A kernel whose block over I is min(512, I) is right on every side up to 257; with
+    ``tile=(512,)`` the run meets I = 513 and names the skipped partial block."""
+    assert _verdict(zoo.SkipPartialTileForward, "forward").status == "pass"
+    verdict = _verdict(zoo.SkipPartialTileForward, "forward", tile=(512,))
+    assert verdict.diagnosis == "off_by_one", verdict.detail
+    assert "partial last block" in (verdict.detail or "")
+
+
+def test_a_failure_writes_a_heatmap_of_its_wrong_elements(tmp_path: Path) -> None:
+    """Beside the reproducer, errors.png shows |error| / bound per element: for a grid that
+    stops at a block edge, of the probe that showed the rows never written."""
+    pytest.importorskip("matplotlib")
+    report = verify.check(zoo.FlooredGridForward, functions=["forward"], max_examples=10, seed=0,
+                          repro_dir=tmp_path)  # fmt: skip
+    verdict = report["forward"]
+    assert verdict.picture is not None and verdict.repro is not None
+    picture = Path(verdict.picture)
+    assert picture == Path(verdict.repro).with_name("errors.png")
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        verdict.where == "rows 128..129 of 130 (the rest right), on the probe (N=130, I=131, O=133)"
+    )
+    assert f"heatmap: {picture}" in report.summary()
+
+
+def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from verify.oracle._repro import write_heatmap
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")
+    assert note.startswith("none (matplotlib is not installed") and not list(tmp_path.iterdir())

@@ -186,6 +186,16 @@ class SkipPartialBlockGradX(SkipPartialBlockForward):
         return dL_do[:, :k] @ w[:, :k].T
 
 
+class SkipPartialTileForward(Correct):
+    """A kernel whose block over I is min(512, I): whole below 512, and past it the partial
+    last block is skipped. No side up to 257 shows it; ``--tile 512`` does."""
+
+    def forward(self, x, w):
+        block = min(512, x.shape[1])
+        k = (x.shape[1] // block) * block
+        return x[:, :k] @ w[:k]
+
+
 class FlooredGridForward(Correct):
     """A grid of N // 8 row tiles over an uninitialised (NaN) output: the rows of a partial
     last tile are never written."""
@@ -538,6 +548,8 @@ ZOO: tuple[Mutant, ...] = (
     Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"},
            also={"step": "off_by_one", "identities": "convexity"}),
     Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}, also=_through("off_by_one")),
+    Mutant(SkipPartialTileForward, {"forward": "off_by_one"}, {"tile": (512,)},
+           also=_through("off_by_one")),
     Mutant(FlooredGridForward, {"forward": "unwritten"},
            also={"step": "unwritten", "identities": "nan"}),
     Mutant(FlooredGridGradW, {"grad_w": "unwritten"},

@@ -165,7 +165,20 @@ def _draw_shape(rng: np.random.Generator, dims: tuple[int, ...]) -> LayerShape:
     return LayerShape(n, i, o)
 
 
-def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES) -> Pool:
+def tile_shapes(tiles: tuple[int, ...]) -> tuple[LayerShape, ...]:
+    """For each declared block size T (``--tile``): sides T-1, T, T+1 and 2T+1 in each of N, I
+    and O, the other two sides 2 and 3. A partial last block (T+1, 2T+1) is met in every axis,
+    and a whole one (T-1, T) beside it, while each shape stays cheap for the loop reference."""
+    found: list[LayerShape] = []
+    for tile in tiles:
+        for side in (tile - 1, tile, tile + 1, 2 * tile + 1):
+            for shape in ((side, 2, 3), (3, side, 2), (2, 3, side)):
+                if LayerShape(*shape) not in found:
+                    found.append(LayerShape(*shape))
+    return tuple(found)
+
+
+def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ...] = ()) -> Pool:
     """The shapes one run draws its cases from, shared by every check.
 
     A jitted candidate compiles once per function and distinct shape, so the run's compiles are
@@ -175,9 +188,10 @@ def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES) -> Pool:
     three distinct dims, drawn from ``seed`` (None: fresh each run) half from
     ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
     Values are drawn afresh for every example, so each shape is tried on many value sets.
+    Declared block sizes add ``tile_shapes(tiles)``.
     """
     rng = np.random.default_rng(seed)
-    fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES)}
+    fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES, *tile_shapes(tiles))}
     extra: set[LayerShape] = set()
     while len(extra) < drawn:
         shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)

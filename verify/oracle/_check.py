@@ -42,7 +42,7 @@ from ._loading import (
 )
 from ._options import PYTHON, Options
 from ._report import FunctionReport, Report, environment
-from ._repro import write_repro
+from ._repro import write_heatmap, write_repro
 from ._search import Progress, search
 from ._settings import Settings, arguments_doc, check_signature
 from ._workers import Workers, run_checks
@@ -165,7 +165,7 @@ class Run:
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
-        self.pool = shape_pool(self.seed)
+        self.pool = shape_pool(self.seed, tiles=self.options.tile)
         if self.progress is not None:
             self.progress = _serialised(self.progress)
 
@@ -191,6 +191,8 @@ class Run:
                 caller.name, self.spec, self.command, report, self.options, self.repro_dir
             )
             report.repro = str(script)
+            if report.errors is not None:
+                report.picture = write_heatmap(report.errors, script.with_name("errors.png"))
         return report
 
     def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:

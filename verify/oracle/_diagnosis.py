@@ -66,6 +66,8 @@ class Finding:
       value: the named pattern's fitted constant, if it has one.
       result: the name of the failing result (``dL_dw``), where one is judged.
       nonfinite: the result has NaN or infinity where the right one is finite.
+      errors: ``|error| / bound`` per element of a failing 2-D result (inf where it is not
+        finite), for the reproducer's heatmap.
     """
 
     kind: Diagnosis
@@ -79,6 +81,7 @@ class Finding:
     value: float | None = None
     result: str = ""
     nonfinite: bool = False
+    errors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def ambiguous(self) -> bool:
@@ -206,6 +209,7 @@ def check_result(
         where=region(wrong),
         result=name,
         nonfinite=bool(nonfinite.any()),
+        errors=np.where(nonfinite, np.inf, ratio) if ratio.ndim == 2 else None,
     )
 
 

@@ -107,6 +107,26 @@ def positive_seconds(value: Any) -> bool:
     return 0 < float(value) < math.inf
 
 
+#: The largest declared tile: a tile shape's long side is 2T + 1, its others 2 and 3, so the
+#: loop reference stays exact and fast there (under a million multiply-adds a matmul).
+MAX_TILE = 1 << 16
+
+
+def _tiles(value: Any) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(size, int) and not isinstance(size, bool) and 2 <= size <= MAX_TILE
+        for size in value
+    )
+
+
+def parse_tiles(text: str) -> tuple[int, ...]:
+    """``64,512`` -> ``(64, 512)`` (``--tile``); the sizes sorted, without repeats."""
+    try:
+        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ValueError(f"expected block sizes like 64,512, got {text!r}") from None
+
+
 @dataclasses.dataclass(frozen=True)
 class Options:
     """How a case is judged: the options a check's verdict depends on. They travel with the
@@ -149,6 +169,16 @@ class Options:
         "declared accumulation of sums and matmuls at dtype bfloat16 / float16 (default "
         "float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
         choices=("float32", "bfloat16", "float16"),
+    )
+    tile: tuple[int, ...] = option(
+        (),
+        "block (tile) sizes T of the candidate's kernels: the run's shapes gain sides T-1, T, "
+        "T+1 and 2T+1 in each of N, I, O (the others 2 and 3), where a partial block shows, and "
+        "the diagnoses name a partial block of T",
+        valid=_tiles,
+        needs=f"a tuple of block sizes from 2 to {MAX_TILE}",
+        parse=parse_tiles,
+        metavar="T[,T...]",
     )
 
     def __post_init__(self) -> None:

@@ -617,16 +617,28 @@ _CONTRACTIONS: dict[str, list[tuple[str, str, list[tuple[str, int]]]]] = {
 }
 
 
-def _cuts(index: str, dim: str, size: int) -> Iterator[tuple[slice, str]]:
-    """The ways a loop over ``index`` in ``range(size)`` is cut short, each with its words."""
-    if size >= 2:
-        yield slice(0, size - 1), f"the loop over {index} stops one short (range({dim} - 1))"
-        yield slice(1, size), f"the loop over {index} starts at 1 (range(1, {dim}))"
+def _cuts(
+    index: str, dim: str, size: int, tiles: tuple[int, ...] = ()
+) -> Iterator[tuple[slice, str]]:
+    """The ways a loop over ``index`` in ``range(size)`` is cut short, each with its words: a
+    term missing at either end, the partial last block of a block size skipped (``BLOCKS`` and
+    the declared ``tiles``), or only the first block summed."""
     stops: dict[int, list[int]] = {}
-    for block in BLOCKS:
+    for block in sorted({*BLOCKS, *tiles}):
         if block < size:
             stops.setdefault(block * (size // block), []).append(block)
             stops.setdefault(block, [])
+    declared = {stop for stop, blocks in stops.items() if set(blocks) & set(tiles)}
+    if size - 1 in declared:
+        # One past a declared tile: the partial block of one is the likelier reading.
+        yield (
+            slice(0, size - 1),
+            f"the sum over {index} stops at {size - 1} of {dim} = {size}: the partial last "
+            f"block of the declared tile is skipped (or the loop stops one short)",
+        )
+    if size >= 2:
+        yield slice(0, size - 1), f"the loop over {index} stops one short (range({dim} - 1))"
+        yield slice(1, size), f"the loop over {index} starts at 1 (range(1, {dim}))"
     for stop, blocks in sorted(stops.items()):
         if stop in (size - 1, size):
             continue
@@ -656,7 +668,7 @@ def _missing_terms(ctx: Context) -> Iterator[Alternative]:
         )
     for index, dim, members in _CONTRACTIONS.get(case.function, []):
         size = case.arrays[members[0][0]].shape[members[0][1]]
-        for cut, text in _cuts(index, dim, size):
+        for cut, text in _cuts(index, dim, size, ctx.options.tile):
             arrays = {}
             for array_name, axis in members:
                 array = case.arrays[array_name]
@@ -664,13 +676,16 @@ def _missing_terms(ctx: Context) -> Iterator[Alternative]:
             yield Alternative(text, ctx.base(case.replace(**arrays)))
 
 
-def _trailing_regions(shape: tuple[int, ...]) -> Iterator[tuple[str, tuple[slice, slice]]]:
-    """The last row or column, and everything past a block edge, of a 2-D result."""
+def _trailing_regions(
+    shape: tuple[int, ...], tiles: tuple[int, ...] = ()
+) -> Iterator[tuple[str, tuple[slice, slice]]]:
+    """The last row or column, and everything past a block edge (``BLOCKS`` and the declared
+    ``tiles``), of a 2-D result."""
     if len(shape) != 2:
         return
     for axis, (size, what) in enumerate(zip(shape, ("rows", "columns"), strict=True)):
         starts = {size - 1} if size >= 2 else set()
-        starts |= {block * (size // block) for block in BLOCKS if block < size}
+        starts |= {block * (size // block) for block in {*BLOCKS, *tiles} if block < size}
         for start in sorted(starts, reverse=True):
             if 0 < start < size:
                 tail = slice(start, None)
@@ -682,7 +697,7 @@ def _zero_region(ctx: Context) -> Iterator[Alternative]:
     """A result right everywhere but a trailing region left at zero (or, for ``w_new``, at
     ``w``): a loop over the result that stops short."""
     fill = ctx.origin
-    for words, region in _trailing_regions(ctx.right.center.shape):
+    for words, region in _trailing_regions(ctx.right.center.shape, ctx.options.tile):
         center = ctx.right.center.copy()
         center[region] = fill[region]
         start = "w" if ctx.name == "w_new" else "zero"
@@ -707,7 +722,7 @@ def _unwritten(ctx: Context) -> Iterator[Alternative]:
             probe="blocks",
         )
         return
-    for words, region in _trailing_regions(ctx.right.center.shape):
+    for words, region in _trailing_regions(ctx.right.center.shape, ctx.options.tile):
         if not nonfinite[region].all() or nonfinite.sum() != nonfinite[region].size:
             continue
         radius = ctx.right.radius.copy()

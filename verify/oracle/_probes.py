@@ -54,6 +54,20 @@ def probe_shape(shape: tuple[int, int, int] | None, data: str = "normal") -> tup
     return sides[0], sides[1], sides[2]
 
 
+def probe_shapes(
+    shape: tuple[int, int, int] | None, data: str, tiles: tuple[int, ...] = ()
+) -> list[tuple[int, int, int]]:
+    """The probes of ``data`` for a counterexample of ``shape``: ``probe_shape``, and for
+    ``"blocks"`` one more per declared tile past ``BLOCKS_SHAPE``, each with one side past the
+    tile's edge and the others small (so the loop reference stays fast there)."""
+    shapes = [probe_shape(shape, data)]
+    if data == "blocks":
+        for tile in tiles:
+            if tile + 1 >= min(BLOCKS_SHAPE):
+                shapes += [(tile + 2, 3, 4), (5, tile + 3, 4), (5, 3, tile + 4)]
+    return shapes
+
+
 def probe_case(
     check: Check, dtype: str, data: str, shape: tuple[int, int, int], lr: float | None = None
 ) -> Case:
@@ -88,20 +102,28 @@ def probe_case(
 def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
     """What a probe's finding says of ``candidate``: the probe's words for it when the probe's
     result fits it again (with the same fitted constant, where it has one; clearly, where it
-    has none), False when it does not (or the probe passed where the pattern predicts a
-    failure), None when a passing probe says nothing of it (a rounding effect)."""
+    has none); None when it says nothing (a rounding effect on a probe that passes, or the
+    same unclear fit again: a zero result on a probe too small for the block that skips it);
+    False when it contradicts it (the probe passed where the pattern predicts a failure, or
+    its result does not fit the pattern)."""
     if found is None:
         return None if candidate.may_pass else False
     fitting = [Candidate(found.kind, found.detail, found.value), *found.candidates]
+    unclear_again = False
     for other in fitting:
-        same_value = candidate.value is None or (
-            other.value is not None and math.isclose(other.value, candidate.value, rel_tol=1e-3)
-        )
-        # A fit the probe leaves unclear confirms only a fitted constant found again.
-        clear = candidate.value is not None or not other.unclear
-        if other.kind is candidate.kind and same_value and clear:
+        if other.kind is not candidate.kind:
+            continue
+        if candidate.value is not None:
+            same = other.value is not None and math.isclose(
+                other.value, candidate.value, rel_tol=1e-3
+            )
+            if same:
+                return other.detail
+        elif not other.unclear:
             return other.detail
-    return False
+        else:
+            unclear_again = True
+    return None if unclear_again else False
 
 
 def _shape_words(shape: tuple[int, int, int]) -> str:
@@ -152,34 +174,54 @@ def _told_apart(
     ``mismatch`` that lists them."""
     verdicts: dict[Diagnosis, list[bool | str | None]] = {c.kind: [] for c in finding.candidates}
     shapes: list[str] = []
+    may_pass = {c.kind: c.may_pass for c in finding.candidates}
+    # The probe that confirmed each candidate, and its shape: its wrong elements say more
+    # than a minimal counterexample's (often every element of a 1x1 result).
+    shown: dict[Diagnosis, tuple[Finding, str]] = {}
     for data in dict.fromkeys(c.probe for c in finding.candidates):
-        shape = probe_shape(case.shape, data)
-        shapes.append(_shape_words(shape))
-        probe = probe_case(check, options.dtype, data, shape, case.lr)
-        _, found = check.run(caller, probe, options)
-        # Each candidate is judged on the probe chosen for it only: a tie convention says
-        # nothing on a probe without ties.
-        for candidate in finding.candidates:
-            if candidate.probe == data:
-                verdicts[candidate.kind].append(_fits_again(candidate, found))
-    # A candidate survives when no probe contradicts it and one confirms it, or none could
-    # (a rounding effect on probes that pass).
+        for shape in probe_shapes(case.shape, data, options.tile):
+            shapes.append(_shape_words(shape))
+            probe = probe_case(check, options.dtype, data, shape, case.lr)
+            _, found = check.run(caller, probe, options)
+            # Each candidate is judged on the probe chosen for it only: a tie convention says
+            # nothing on a probe without ties.
+            for candidate in finding.candidates:
+                if candidate.probe == data:
+                    said = _fits_again(candidate, found)
+                    verdicts[candidate.kind].append(said)
+                    if isinstance(said, str) and found is not None:
+                        shown.setdefault(candidate.kind, (found, _shape_words(shape)))
+    # A candidate survives when no probe contradicts it and one confirms it, or, for a
+    # rounding effect, when the probes pass.
     survivors = {
         kind: next((s for s in said if isinstance(s, str)), None)
         for kind, said in verdicts.items()
         if False not in said
+        and (any(isinstance(s, str) for s in said) or (may_pass[kind] and said))
     }
     where = " and ".join(dict.fromkeys(shapes))
+    structural = [kind for kind in survivors if not may_pass[kind]]
+    if len(survivors) > 1 and len(structural) == 1:
+        # A pattern that fits within the declared arithmetic's own rounding (a term missing
+        # from a sum of 513) is far more specific than lower precision, whose wider bound holds
+        # it too: rounding noise does not land on one term's value in every element.
+        survivors = {structural[0]: survivors[structural[0]]}
     if len(survivors) == 1:
         [(kind, words)] = survivors.items()
         detail = words or _detail_of(finding, kind)
-        return dataclasses.replace(
+        told = dataclasses.replace(
             finding,
             kind=kind,
             detail=f"{detail} ({'confirmed' if len(verdicts) == 1 else 'told apart'} on {where})",
             candidates=(),
             unclear="",
         )
+        if kind in shown and shown[kind][0].where:
+            confirming, on = shown[kind]
+            return dataclasses.replace(
+                told, where=f"{confirming.where}, on the probe ({on})", errors=confirming.errors
+            )
+        return told
     outcome = "more than one survives" if survivors else "none is confirmed"
     why = f" ({finding.unclear})" if finding.unclear else ""
     return dataclasses.replace(

@@ -40,6 +40,8 @@ class FunctionReport:
       repro: the reproducer script for this failure.
       where: which elements of the failing result are wrong ("rows 128..256 of 257 (the
         rest right)"), for an element-wise failure.
+      errors: ``|error| / bound`` per element of the failing 2-D result, for the heatmap.
+      picture: the reproducer's heatmap of ``errors`` (``errors.png``), or why there is none.
       note: why a check was skipped, or how many of its cases could not be judged.
       seconds: how long the check took (wall clock), where it ran.
     """
@@ -57,6 +59,8 @@ class FunctionReport:
     note: str | None = None
     seconds: float | None = None
     where: str | None = None
+    errors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    picture: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -102,6 +106,8 @@ class FunctionReport:
             lines.append(f"      minimal counterexample: {self.counterexample()}")
         if self.repro:
             lines.append(f"      reproduce: python {self.repro}")
+        if self.picture:
+            lines.append(f"      heatmap: {self.picture}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,6 +127,7 @@ class FunctionReport:
             if self.case is None
             else {name: list(a.shape) for name, a in self.case.arrays.items()},
             "repro": self.repro,
+            "heatmap": self.picture,
             "note": self.note,
             "seconds": self.seconds,
         }

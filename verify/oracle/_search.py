@@ -110,6 +110,7 @@ def search(
         traceback=finding.traceback,
         case=case,
         where=finding.where or None,
+        errors=finding.errors,
     )
 
 
