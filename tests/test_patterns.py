@@ -42,6 +42,12 @@ def _unwritten_rows(a: A, lr: float) -> np.ndarray:
     return out
 
 
+def _floored_2d_grid(a: A, lr: float) -> np.ndarray:
+    out = np.full((a["x"].shape[0], a["w"].shape[1]), np.nan, np.float32)
+    out[:8, :8] = a["x"][:8] @ a["w"][:, :8]
+    return out
+
+
 def _skip_partial_block(a: A, lr: float) -> np.ndarray:
     k = a["x"].shape[1] // 16 * 16
     return a["x"][:, :k] @ a["w"][:k]
@@ -91,6 +97,8 @@ BUGS: list[tuple[str, str, str, tuple[int, int, int], str, dict, Callable[[A, fl
      _step_with_stale_weights, Diagnosis.STALE_WEIGHTS),
     ("rows past a tile of 8 unwritten", "forward", "output", (13, 3, 4), "normal", {},
      _unwritten_rows, Diagnosis.UNWRITTEN),
+    ("a floored 2-D grid of 8 leaves an L unwritten", "forward", "output", (13, 3, 12), "normal",
+     {}, _floored_2d_grid, Diagnosis.UNWRITTEN),
     ("jax's tie where the seed's is pinned", "loss_grad", "dL_do", (5, 3, 4), "ties",
      {"tie_convention": "seed"},
      lambda a, lr: np.where(a["output"] >= a["target"], 1.0, -1.0).astype(np.float32),
@@ -182,6 +190,9 @@ def test_region_names_rows_columns_and_blocks() -> None:
     assert (
         region(wrong) == "3 of 9 elements, in rows 0..2 of 3 and columns 0..2 of 3 (the rest right)"
     )
+    wrong = np.zeros((130, 133), bool)
+    wrong[128:] = wrong[:, 128:] = True
+    assert region(wrong) == "rows 128..129 of 130 and columns 128..132 of 133 (the rest right)"
     assert region(np.ones((2, 2), bool)) == "every element"
     assert region(np.zeros((2, 2), bool)) == ""
     assert region(np.array(True)) == ""

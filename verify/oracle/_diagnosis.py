@@ -152,10 +152,18 @@ def region(wrong: np.ndarray) -> str:
         else:
             text = f"{_spans('rows', rows, n)} x {_spans('columns', cols, o)}"
     else:
-        text = (
-            f"{int(wrong.sum())} of {wrong.size} elements, in {_spans('rows', rows, n)} and "
-            f"{_spans('columns', cols, o)}"
-        )
+        full_rows, full_cols = np.flatnonzero(wrong.all(axis=1)), np.flatnonzero(wrong.all(axis=0))
+        cross = np.zeros_like(wrong)
+        cross[full_rows, :] = True
+        cross[:, full_cols] = True
+        if np.array_equal(cross, wrong):
+            # Whole rows and whole columns: the L a floored 2-D grid leaves.
+            text = f"{_spans('rows', full_rows, n)} and {_spans('columns', full_cols, o)}"
+        else:
+            text = (
+                f"{int(wrong.sum())} of {wrong.size} elements, in {_spans('rows', rows, n)} and "
+                f"{_spans('columns', cols, o)}"
+            )
     return f"{text} (the rest right)"
 
 

@@ -678,19 +678,32 @@ def _missing_terms(ctx: Context) -> Iterator[Alternative]:
 
 def _trailing_regions(
     shape: tuple[int, ...], tiles: tuple[int, ...] = ()
-) -> Iterator[tuple[str, tuple[slice, slice]]]:
-    """The last row or column, and everything past a block edge (``BLOCKS`` and the declared
-    ``tiles``), of a 2-D result."""
+) -> Iterator[tuple[str, np.ndarray]]:
+    """The last row or column, everything past a block edge (``BLOCKS`` and the declared
+    ``tiles``), and both at once (a floored 2-D grid leaves the last rows and the last columns:
+    an L), of a 2-D result, as masks with their words."""
     if len(shape) != 2:
         return
-    for axis, (size, what) in enumerate(zip(shape, ("rows", "columns"), strict=True)):
-        starts = {size - 1} if size >= 2 else set()
-        starts |= {block * (size // block) for block in {*BLOCKS, *tiles} if block < size}
-        for start in sorted(starts, reverse=True):
-            if 0 < start < size:
-                tail = slice(start, None)
-                region = (tail, slice(None)) if axis == 0 else (slice(None), tail)
-                yield f"{what} {start}..{size - 1} of {size}", region
+    starts: list[list[int]] = []
+    for size in shape:
+        found = {size - 1} if size >= 2 else set()
+        found |= {block * (size // block) for block in {*BLOCKS, *tiles} if block < size}
+        starts.append(sorted((s for s in found if 0 < s < size), reverse=True))
+    rows, cols = shape
+    row_mask = np.arange(rows)[:, None] >= np.array(starts[0] or [rows])[None, :]
+    col_mask = np.arange(cols)[:, None] >= np.array(starts[1] or [cols])[None, :]
+    for k, start in enumerate(starts[0]):
+        yield f"rows {start}..{rows - 1} of {rows}", np.broadcast_to(row_mask[:, k : k + 1], shape)
+    for k, start in enumerate(starts[1]):
+        yield f"columns {start}..{cols - 1} of {cols}", np.broadcast_to(col_mask[None, :, k], shape)
+    for r, row_start in enumerate(starts[0]):
+        for c, col_start in enumerate(starts[1]):
+            both = row_mask[:, r : r + 1] | col_mask[None, :, c]
+            words = (
+                f"rows {row_start}..{rows - 1} and columns {col_start}..{cols - 1} of "
+                f"({rows}, {cols})"
+            )
+            yield words, both
 
 
 def _zero_region(ctx: Context) -> Iterator[Alternative]:
@@ -698,8 +711,7 @@ def _zero_region(ctx: Context) -> Iterator[Alternative]:
     ``w``): a loop over the result that stops short."""
     fill = ctx.origin
     for words, region in _trailing_regions(ctx.right.center.shape, ctx.options.tile):
-        center = ctx.right.center.copy()
-        center[region] = fill[region]
+        center = np.where(region, fill, ctx.right.center)
         start = "w" if ctx.name == "w_new" else "zero"
         yield Alternative(
             f"{words} are never computed (left at {start}): a loop over the result that stops "
@@ -723,10 +735,9 @@ def _unwritten(ctx: Context) -> Iterator[Alternative]:
         )
         return
     for words, region in _trailing_regions(ctx.right.center.shape, ctx.options.tile):
-        if not nonfinite[region].all() or nonfinite.sum() != nonfinite[region].size:
+        if not np.array_equal(nonfinite, region):
             continue
-        radius = ctx.right.radius.copy()
-        radius[region] = np.inf
+        radius = np.where(region, np.inf, ctx.right.radius)
         yield Alternative(
             f"{words} are never written (NaN or infinity there, the rest right): a grid that "
             "stops at the last full block, or a store masked too much?",
