@@ -511,7 +511,7 @@ ZOO: tuple[Mutant, ...] = (
            also={"step": "off_by_one", "identities": "convexity"}),
     Mutant(OffByOneLoss, {"loss": "off_by_one"}, also=_through("off_by_one")),
     Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40,
-           also={"identities": "convexity"}),
+           also={"step": "off_by_one", "identities": "convexity"}),
     Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"},
            also=_through("tie_convention")),
     Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"},
