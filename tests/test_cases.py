@@ -33,3 +33,15 @@ def test_tiles_are_parsed_and_checked() -> None:
         Options(tile=(1,))
     with pytest.raises(ValueError, match="expected block sizes like 64,512"):
         parse_tiles("64;512")
+
+
+def test_the_edge_cases_meet_every_tile_shape_whatever_the_search_drew() -> None:
+    from verify.oracle._cases import edge_cases
+    from verify.oracle._checks import CHECKS
+
+    plain = edge_cases(CHECKS["forward"].signature, Options())
+    tiled = edge_cases(CHECKS["forward"].signature, Options(tile=(512,)))
+    assert len(tiled) == len(plain) + 12
+    assert {(c.arrays["x"].shape[0], *c.arrays["w"].shape) for c in tiled[len(plain) :]} == set(
+        tile_shapes((512,))
+    )

@@ -275,11 +275,13 @@ def integer_cases(
 def edge_cases(
     signature: Signature, options: Options, transform: Callable[[Case], Case] | None = None
 ) -> list[Case]:
-    """One case per ``EDGE_SHAPES`` entry (integer data with ties; exact data in exact mode),
-    each passed through ``transform`` (e.g. ``without_crossing``) when given."""
+    """One case per ``EDGE_SHAPES`` entry and per shape of the declared tiles
+    (``tile_shapes``: a partial block of each is met whatever the search drew), integer data
+    with ties (exact data in exact mode), each passed through ``transform`` (e.g.
+    ``without_crossing``) when given."""
     dtype = bounds.numpy_dtype(options.dtype)
     cases = []
-    for index, shape in enumerate(EDGE_SHAPES):
+    for index, shape in enumerate((*EDGE_SHAPES, *tile_shapes(options.tile))):
         rng = np.random.default_rng(index)
         n, i, o = shape
         if options.exact:
