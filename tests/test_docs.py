@@ -62,3 +62,12 @@ def test_the_readme_states_no_timings() -> None:
     """Timings belong to the bench's own tables (docs/generated/bench.md), not to prose."""
     prose = re.sub(r"```.*?```", "", README, flags=re.S)
     assert not re.search(r"\b\d+(\.\d+)? ?(ms|s)\b", prose)
+
+
+def test_the_options_page_is_the_settings_declaration() -> None:
+    """docs/options.md is committed (the README links it) and equals the table generated from
+    the one declaration of every option (the docs build writes it again; regenerate with
+    ``python -m verify.oracle._settings docs/options.md``)."""
+    from verify.oracle._settings import options_table
+
+    assert (ROOT / "docs" / "options.md").read_text(encoding="utf-8") == options_table()
