@@ -39,6 +39,8 @@ DEFAULTS = {
     "import_timeout": 120.0,
     "memory_limit": None,
     "jobs": None,
+    # Options added since, each one declaration:
+    "tile": (),
 }
 
 #: The command line's options before, by their spelling.
@@ -46,6 +48,7 @@ CLI_SPELLINGS = {
     "--command", "--max-examples", "--seed", "--dtype", "--exact", "--tie-convention",
     "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
+    "--tile",  # added since
 }  # fmt: skip
 
 
@@ -111,6 +114,7 @@ def test_settings_judge_with_their_options_fields_only() -> None:
         "matmul_precision": "float32",
         "timeout": 60.0,
         "accumulation": None,
+        "tile": (),
     }
 
 
@@ -128,28 +132,28 @@ def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
     validated, with nothing else written."""
 
     @dataclasses.dataclass(frozen=True)
-    class WithTile(Settings):
-        tile: int | None = option(
+    class WithUnroll(Settings):
+        unroll: int | None = option(
             None,
-            "tile side of the candidate's kernel",
+            "unroll factor of the candidate's kernel",
             valid=lambda value: value is None or value >= 1,
             needs="a positive int or None",
             parse=int,
             metavar="T",
         )
 
-    monkeypatch.setattr(_settings, "Settings", WithTile)
+    monkeypatch.setattr(_settings, "Settings", WithUnroll)
     parser = argparse.ArgumentParser()
     _settings.add_arguments(parser)
-    assert _settings.from_arguments(parser.parse_args(["--tile", "8"])).tile == 8  # type: ignore[attr-defined]
-    assert ("tile", "store", False) in _settings.pytest_options()
-    assert "tile" in _settings.check_signature().parameters
-    assert "tile: tile side" in _settings.arguments_doc()
-    assert "| `tile` | `--tile` | `--crosscheck-tile` |" in _settings.options_table()
-    with pytest.raises(OptionError, match="tile must be a positive int or None, got 0"):
-        WithTile(tile=0)
+    assert _settings.from_arguments(parser.parse_args(["--unroll", "8"])).unroll == 8  # type: ignore[attr-defined]
+    assert ("unroll", "store", False) in _settings.pytest_options()
+    assert "unroll" in _settings.check_signature().parameters
+    assert "unroll: unroll factor" in _settings.arguments_doc()
+    assert "| `unroll` | `--unroll` | `--crosscheck-unroll` |" in _settings.options_table()
+    with pytest.raises(OptionError, match="unroll must be a positive int or None, got 0"):
+        WithUnroll(unroll=0)
     assert {CLI, PYTHON, PYTEST, MARKER} == set(
-        dataclasses.fields(WithTile)[-1].metadata["offered"]
+        dataclasses.fields(WithUnroll)[-1].metadata["offered"]
     )
 
 
