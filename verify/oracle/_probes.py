@@ -271,6 +271,21 @@ def _piece_cases(case: Case) -> dict[str, Case]:
     }
 
 
+def _first_failing(
+    caller: Caller, calls: dict[str, Case], options: Options
+) -> tuple[str, Finding] | None:
+    """The first of ``calls`` (by check name) that the candidate provides and that fails,
+    with its finding resolved on probes as its own check's would be."""
+    for name, call in calls.items():
+        if name not in caller.provided:
+            continue
+        check = CHECKS[name]
+        _, found = check.run(caller, call, options)
+        if found is not None:
+            return name, resolve(check, caller, call, found, options)[1]
+    return None
+
+
 def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
     """A fused step's failure traced to the first of its own pieces that fails on the same
     data, where the candidate provides the pieces and its step agrees with them on ``case``
@@ -279,57 +294,38 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: O
     A failure of the ``identities`` or ``consistency`` (which compose the step or the pieces)
     keeps its own verdict, with a note naming the first function that fails on the same data.
     """
-    provided = caller.provided
     if case.function != "step":
-        return _noted(caller, case, finding, options)
-    if not (set(_PIECES) - {"grad_x"}) <= provided:
-        return finding
-    if not pieces_agree(caller, case, options):
-        return finding
-    for name, piece_case in _piece_cases(case).items():
-        if name not in provided:
-            continue
-        check = CHECKS[name]
-        _, found = check.run(caller, piece_case, options)
-        if found is None:
-            continue
-        _, found = resolve(check, caller, piece_case, found, options)
-        if found.kind in (Diagnosis.MISMATCH, Diagnosis.NAN) and found.kind is finding.kind:
-            return dataclasses.replace(
-                finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"
-            )
-        if finding.kind in (Diagnosis.MISMATCH, Diagnosis.NAN):
-            return dataclasses.replace(
-                finding,
-                kind=found.kind,
-                detail=f"follows from {name}: {found.detail} (the step equals its own pieces "
-                "on this case)",
-                candidates=(),
-                unclear="",
-            )
-        note = (
-            f"follows from {name}"
-            if found.kind is finding.kind
-            else f"{name} also fails: {found.kind}"
-        )
-        return dataclasses.replace(finding, detail=f"{finding.detail} ({note})")
-    return finding
-
-
-def _noted(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
-    """``finding`` with a note naming the first of the step and its pieces that fails on
-    ``case``'s ``(x, w, target, lr)``, if any does."""
-    calls = {"step": Case("step", dict(case.arrays), case.lr, case.kind, case.shape)}
-    calls.update(_piece_cases(case))
-    for name, call in calls.items():
-        if name not in caller.provided:
-            continue
-        check = CHECKS[name]
-        _, found = check.run(caller, call, options)
-        if found is None:
-            continue
-        _, found = resolve(check, caller, call, found, options)
+        step = Case("step", dict(case.arrays), case.lr, case.kind, case.shape)
+        failing = _first_failing(caller, {"step": step, **_piece_cases(case)}, options)
+        if failing is None:
+            return finding
+        name, found = failing
         return dataclasses.replace(
             finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
         )
-    return finding
+    if not (set(_PIECES) - {"grad_x"}) <= caller.provided:
+        return finding
+    if not pieces_agree(caller, case, options):
+        return finding
+    failing = _first_failing(caller, _piece_cases(case), options)
+    if failing is None:
+        return finding
+    name, found = failing
+    unnamed = (Diagnosis.MISMATCH, Diagnosis.NAN)
+    if found.kind in unnamed and found.kind is finding.kind:
+        return dataclasses.replace(
+            finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"
+        )
+    if finding.kind in unnamed:
+        return dataclasses.replace(
+            finding,
+            kind=found.kind,
+            detail=f"follows from {name}: {found.detail} (the step equals its own pieces "
+            "on this case)",
+            candidates=(),
+            unclear="",
+        )
+    note = (
+        f"follows from {name}" if found.kind is finding.kind else f"{name} also fails: {found.kind}"
+    )
+    return dataclasses.replace(finding, detail=f"{finding.detail} ({note})")
