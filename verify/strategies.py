@@ -312,6 +312,17 @@ def example_inputs(
     tie_fraction: float = ...,
     bias: Literal[True],
 ) -> BiasLayerInputs: ...
+@overload
+def example_inputs(
+    shape: tuple[int, int, int],
+    *,
+    kind: str = ...,
+    dtype: Any = ...,
+    seed: int = ...,
+    lr: float = ...,
+    tie_fraction: float = ...,
+    bias: bool,
+) -> LayerInputs | BiasLayerInputs: ...
 def example_inputs(
     shape: tuple[int, int, int],
     *,

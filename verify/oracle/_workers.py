@@ -70,6 +70,7 @@ class Workers:
     ) -> None:
         self.name = first.name
         self.provided = first.provided
+        self.bias = first.bias
         self.owner = owners(self.provided if functions is None else functions, count)
         self.changed = threading.Condition()
         self._slots: list[Caller | None] = [first, *([None] * (count - 1))]
