@@ -1,6 +1,6 @@
-"""Framework modules as candidates: a PyTorch, Equinox or Flax NNX linear layer (bias off) and
-the optimizer from its own ecosystem become the contract's seven functions, with the weight
-layout handled here, once::
+"""Framework modules as candidates: a PyTorch, Equinox or Flax NNX linear layer (with its default
+bias, or without one) and the optimizer from its own ecosystem become the contract's functions,
+with the weight layout handled here, once::
 
     # my_model.py
     import torch
@@ -25,8 +25,11 @@ adapter            module                                    stores             
 ``flax_linear``    ``nnx.Linear(I, O, use_bias=False)``      ``kernel`` (I, O)   ``kernel``
 =================  ========================================  ==================  ===========
 
-A module with any parameter besides its weight (a bias), or whose weight is not a matrix of
-(in_features, out_features) in the layout, is a ``ContractError`` at once. ``layout`` is for a
+A module with a bias (its default: ``torch.nn.Linear(3, 4)``) is the layer with a bias:
+``forward(x, w, b)``, ``grad_b``, ``step(x, w, b, target, lr)``, the optimizer stepping w and b
+together (a weight decay decays both, as in training). A module with any other parameter, or
+whose weight is not a matrix of (in_features, out_features) in the layout, is a
+``ContractError`` at once. ``layout`` is for a
 module of your own that stores w the other way round.
 
 An adapter remembers the module it was built in: held by a top-level name there, it is loaded
@@ -58,8 +61,8 @@ def torch_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "out_in",
 ) -> Adapted:
-    """A ``torch.nn.Linear(I, O, bias=False)`` (or any module whose one parameter is
-    ``weight``) as a candidate.
+    """A ``torch.nn.Linear(I, O)`` (or any module whose parameters are ``weight`` and maybe
+    ``bias``) as a candidate; with a bias b (O,), the layer with a bias.
 
     Args:
       module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
@@ -69,7 +72,8 @@ def torch_linear(
       layout: ``out_in`` (torch.nn.Linear) or ``in_out`` (a module storing w as it is).
 
     Raises:
-      ContractError: a bias or other parameter, or a weight that is not (O, I) in ``layout``.
+      ContractError: a parameter besides weight and bias, a weight that is not (O, I) in
+        ``layout``, or a bias that is not (O,).
     """
     from ._torch import torch_linear as build
 
@@ -83,8 +87,8 @@ def equinox_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "out_in",
 ) -> Adapted:
-    """An ``eqx.nn.Linear(I, O, use_bias=False)`` (called on one row, batched with
-    ``jax.vmap``) and an optax optimizer as a candidate.
+    """An ``eqx.nn.Linear(I, O)`` (called on one row, batched with ``jax.vmap``; with its
+    default bias, the layer with a bias) and an optax optimizer as a candidate.
 
     Args:
       module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
@@ -94,7 +98,8 @@ def equinox_linear(
       layout: ``out_in`` (eqx.nn.Linear) or ``in_out``.
 
     Raises:
-      ContractError: a bias or other array, or a weight that is not (O, I) in ``layout``.
+      ContractError: an array besides weight and bias, or a weight that is not (O, I) in
+        ``layout``.
     """
     from ._jax import equinox_linear as build
 
@@ -108,7 +113,8 @@ def flax_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "in_out",
 ) -> Adapted:
-    """An ``nnx.Linear(I, O, use_bias=False)`` and an optax optimizer as a candidate.
+    """An ``nnx.Linear(I, O)`` (with its default bias, the layer with a bias) and an optax
+    optimizer as a candidate.
 
     Args:
       module: the template; ``module.kernel`` is (I, O) = w in layout ``in_out``. Its
@@ -119,7 +125,8 @@ def flax_linear(
       layout: ``in_out`` (nnx.Linear) or ``out_in``.
 
     Raises:
-      ContractError: a bias or other parameter, or a kernel that is not (I, O) in ``layout``.
+      ContractError: a parameter besides kernel and bias, or a kernel that is not (I, O) in
+        ``layout``.
     """
     from ._jax import flax_linear as build
 
