@@ -10,7 +10,7 @@ verdict.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -135,7 +135,7 @@ def bias_quantities(data: SeedData, b: np.ndarray) -> dict[str, BiasQuantities]:
 
     import verify
 
-    found = {}
+    found: dict[str, tuple[Any, Any, Any, Any]] = {}
     output = reference.forward(data.x, data.w, b)
     loops = reference.step(data.x, data.w, b, data.true_value, SEED_LR)
     found["loop reference"] = (
@@ -153,11 +153,12 @@ def bias_quantities(data: SeedData, b: np.ndarray) -> dict[str, BiasQuantities]:
         verify.l1_loss(verify.forward(data.x, jitted.w_new, jitted.b_new), data.true_value),
     )
     autodiff = verify.autodiff_step(data.x, data.w, b, data.true_value, SEED_LR)
-    output = jnp.matmul(data.x, data.w, precision="highest") + b[None, :]
+    autodiff_output = jnp.matmul(data.x, data.w, precision="highest") + b[None, :]
     found["jax.grad"] = (
-        output,
+        autodiff_output,
         autodiff,
-        jax.grad(lambda o: jnp.sum(jnp.abs(o - data.true_value)))(output),
+        # dL_do from autodiff too: the gradient of the loss with respect to the output itself.
+        jax.grad(lambda o: jnp.sum(jnp.abs(o - data.true_value)))(autodiff_output),
         verify.l1_objective(data.x, autodiff.w_new, data.true_value, b=autodiff.b_new),
     )
     return {
