@@ -25,6 +25,10 @@ Sections (each a list of rows in the JSON, and a table on stdout):
    float32) when JAX sees a GPU; "skipped: no GPU" otherwise.
 6. ``isolation``: a whole ``python -m verify check`` of the numpy example and of a jitted JAX
    candidate with the candidate in a worker process, as a ratio to ``--in-process``.
+7. ``verdict``: time to a verdict of a whole ``python -m verify check`` per family.
+8. ``bias``: ``verify.step(x, w, b, target, lr)`` at ``n^3`` float32 against what it must at
+   least do, three ``n^3`` matmuls and a column sum of the same sizes (jitted, precision
+   highest), and ``verify.step`` without a bias beside them, in interleaved rounds.
 """
 
 from __future__ import annotations
@@ -757,6 +761,8 @@ SECTION_TITLES = {
     "(ratio = median over rounds of worker time / in-process time)",
     "verdict": "7. Time to a verdict per family: a whole `python -m verify check` at default "
     "settings (ratio = median over rounds of its time / the numpy candidate's in the same round)",
+    "bias": "8. The step with a bias, float32, N = I = O (ratio = median over rounds of this time "
+    "/ three matmuls and a column sum's: 1.05 is 5% slower than the work it must do)",
 }
 
 
@@ -847,6 +853,64 @@ def plot(rows: Sequence[Row], path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+#: Section 8's contenders, in table order; the first is the baseline.
+BIAS_CONTENDERS = ("3 matmuls + column sum", "verify.step with bias", "verify.step")
+
+
+def bias_calls(n: int) -> dict[str, Callable[[], Any]]:
+    """Zero-argument calls of section 8's contenders at ``n^3`` float32, inputs on the device.
+
+    The baseline is the step's unavoidable work, jitted as one computation at the step's
+    precision: ``x @ w``, ``dL_do @ w.T``, ``x.T @ dL_do`` and ``dL_do`` summed over the batch.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    x, w, target = (jnp.asarray(a) for a in step_inputs(n))
+    b = jnp.asarray(np.random.default_rng(1).standard_normal(n, dtype=np.float32))
+    dL_do = jnp.sign(x @ w - target)
+    highest = jax.lax.Precision.HIGHEST
+
+    @jax.jit
+    def work(x: Any, w: Any, dL_do: Any) -> tuple:
+        return (
+            jnp.matmul(x, w, precision=highest),
+            jnp.matmul(dL_do, w.T, precision=highest),
+            jnp.matmul(x.T, dL_do, precision=highest),
+            dL_do.sum(axis=0),
+        )
+
+    return {
+        "3 matmuls + column sum": lambda: jax.block_until_ready(work(x, w, dL_do)),
+        "verify.step with bias": lambda: jax.block_until_ready(verify.step(x, w, b, target, LR)),
+        "verify.step": lambda: jax.block_until_ready(verify.step(x, w, target, LR)),
+    }
+
+
+def bias_section(sizes: Sequence[int], rounds: int) -> list[Row]:
+    """Section 8 (module docstring): per size, each contender's median time and the median
+    over rounds of its time / the baseline's in the same round."""
+    rows: list[Row] = []
+    for n in sizes:
+        samples = interleaved(bias_calls(n), rounds=rounds)
+        baseline = samples[BIAS_CONTENDERS[0]]
+        for name in BIAS_CONTENDERS:
+            times = samples[name]
+            ratio = statistics.median(t / base for t, base in zip(times, baseline, strict=True))
+            rows.append(
+                Row(
+                    "bias",
+                    f"{n}^3",
+                    name,
+                    statistics.median(times) * 1e3,
+                    "ms",
+                    ratio=ratio,
+                    note=f"min {min(times) * 1e3:.3g} ms",
+                )
+            )
+    return rows
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.bench", description=__doc__.split("\n")[0]
@@ -898,6 +962,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "gpu": lambda: gpu_section(quick),
         "isolation": lambda: isolation_section(1 if quick else 3, 5 if quick else None),
         "verdict": lambda: verdict_section(1 if quick else 3, 5 if quick else None),
+        "bias": lambda: bias_section(sizes, rounds=2 if quick else 7),
     }
     rows: list[Row] = []
     for section in args.sections:

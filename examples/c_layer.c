@@ -4,6 +4,14 @@
        python -m verify check --command ./c_layer                 # float32
        python -m verify check --command ./c_layer --dtype float64
 
+   The layer with a bias b (O,), output = x @ w + b, is the same file built with WITH_BIAS:
+
+       cc -O2 -DWITH_BIAS -o c_bias_layer examples/c_layer.c
+       python -m verify check --command ./c_bias_layer
+
+   It greets with "bias" (and grad_b), takes forward(x, w, b) and step(x, w, b, target, lr),
+   returns (loss, dL_dx, dL_dw, dL_db, w_new, b_new) from step, and updates b with update.
+
    Every function of the contract, for float32 and float64 (other dtypes get an error reply,
    which the oracle reports as "raised"). Shapes: x (N, I), w (I, O), target and output (N, O).
    The protocol (see docs/protocol.md, "Any language: the worker protocol"):
@@ -20,7 +28,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ARGS 4
+#define MAX_ARGS 5
+
+#ifdef WITH_BIAS
+#define GREETING "crosscheck 1 forward,loss,loss_grad,grad_x,grad_w,grad_b,update,step bias\n"
+#define BIAS 1 /* one more argument to forward and step: b, after w */
+#else
+#define GREETING "crosscheck 1 forward,loss,loss_grad,grad_x,grad_w,update,step\n"
+#define BIAS 0
+#endif
 
 typedef struct {
     char dtype[16];
@@ -65,13 +81,23 @@ static void reply_error(const char *message) { printf("error 1\n%s\n", message);
 
 /* The layer, once per element type T (the seed's loops, in T arithmetic). */
 #define LAYER(T)                                                                            \
-    static void forward_##T(const T *x, const T *w, T *out, long n, long i, long o) {      \
+    /* b may be NULL: the layer without a bias */                                            \
+    static void forward_##T(const T *x, const T *w, const T *b, T *out, long n, long i,     \
+                            long o) {                                                        \
         for (long d = 0; d < n; d++)                                                         \
             for (long j = 0; j < o; j++) {                                                   \
                 T sum = 0;                                                                   \
                 for (long k = 0; k < i; k++) sum += x[d * i + k] * w[k * o + j];             \
-                out[d * o + j] = sum;                                                        \
+                out[d * o + j] = b ? sum + b[j] : sum;                                       \
             }                                                                                \
+    }                                                                                        \
+    /* dL_db = dL_do summed over the batch: (N, O) -> (O,) */                                \
+    static void grad_b_##T(const T *dL_do, T *dL_db, long n, long o) {                      \
+        for (long j = 0; j < o; j++) {                                                       \
+            T sum = 0;                                                                       \
+            for (long d = 0; d < n; d++) sum += dL_do[d * o + j];                            \
+            dL_db[j] = sum;                                                                  \
+        }                                                                                    \
     }                                                                                        \
     static T loss_##T(const T *out, const T *target, long size) {                            \
         T sum = 0;                                                                           \
@@ -109,11 +135,11 @@ static void reply_error(const char *message) { printf("error 1\n%s\n", message);
     /* One call: args hold the arrays of the request; results are written as they come. */  \
     static int call_##T(const char *fn, Array *args, int count, const char *dtype) {        \
         long n, i, o;                                                                        \
-        if (strcmp(fn, "forward") == 0 && count == 2) {                                      \
+        if (strcmp(fn, "forward") == 0 && count == 2 + BIAS) {                               \
             n = args[0].dims[0], i = args[0].dims[1], o = args[1].dims[1];                   \
-            if (args[1].dims[0] != i) return -2;                                             \
+            if (args[1].dims[0] != i || (BIAS && args[2].size != o)) return -2;              \
             T *out = malloc(sizeof(T) * (n * o + 1));                                        \
-            forward_##T(args[0].data, args[1].data, out, n, i, o);                           \
+            forward_##T(args[0].data, args[1].data, BIAS ? args[2].data : NULL, out, n, i, o); \
             printf("ok 1\n");                                                                \
             write_array(dtype, 2, n, o, out);                                                \
             free(out);                                                                       \
@@ -141,31 +167,49 @@ static void reply_error(const char *message) { printf("error 1\n%s\n", message);
             printf("ok 1\n");                                                                \
             write_array(dtype, 2, i, o, dL_dw);                                              \
             free(dL_dw);                                                                     \
+        } else if (BIAS && strcmp(fn, "grad_b") == 0 && count == 1) {                        \
+            n = args[0].dims[0], o = args[0].dims[1];                                        \
+            T *dL_db = malloc(sizeof(T) * (o + 1));                                          \
+            grad_b_##T(args[0].data, dL_db, n, o);                                           \
+            printf("ok 1\n");                                                                \
+            write_array(dtype, 1, o, 0, dL_db);                                              \
+            free(dL_db);                                                                     \
         } else if (strcmp(fn, "update") == 0 && count == 3) {                                \
+            /* w (I, O), or with a bias b (O,): the same update */                           \
             double lr = *(double *)args[2].data;                                             \
             T *w_new = malloc(sizeof(T) * (args[0].size + 1));                               \
             update_##T(args[0].data, args[1].data, lr, w_new, args[0].size);                 \
             printf("ok 1\n");                                                                \
-            write_array(dtype, 2, args[0].dims[0], args[0].dims[1], w_new);                  \
+            write_array(dtype, args[0].ndim, args[0].dims[0], args[0].dims[1], w_new);       \
             free(w_new);                                                                     \
-        } else if (strcmp(fn, "step") == 0 && count == 4) {                                  \
+        } else if (strcmp(fn, "step") == 0 && count == 4 + BIAS) {                           \
             n = args[0].dims[0], i = args[0].dims[1], o = args[1].dims[1];                   \
-            double lr = *(double *)args[3].data;                                             \
+            const T *b = BIAS ? args[2].data : NULL;                                         \
+            const T *target = args[2 + BIAS].data;                                           \
+            double lr = *(double *)args[3 + BIAS].data;                                      \
             T *out = malloc(sizeof(T) * (n * o + 1)), *dL_do = malloc(sizeof(T) * (n * o + 1)); \
             T *dL_dx = malloc(sizeof(T) * (n * i + 1)), *dL_dw = malloc(sizeof(T) * (i * o + 1)); \
             T *w_new = malloc(sizeof(T) * (i * o + 1));                                      \
-            forward_##T(args[0].data, args[1].data, out, n, i, o);                           \
-            T loss = loss_##T(out, args[2].data, n * o);                                     \
-            loss_grad_##T(out, args[2].data, dL_do, n * o);                                  \
+            T *dL_db = malloc(sizeof(T) * (o + 1)), *b_new = malloc(sizeof(T) * (o + 1));    \
+            forward_##T(args[0].data, args[1].data, b, out, n, i, o);                        \
+            T loss = loss_##T(out, target, n * o);                                           \
+            loss_grad_##T(out, target, dL_do, n * o);                                        \
             grad_x_##T(dL_do, args[1].data, dL_dx, n, i, o);                                 \
             grad_w_##T(args[0].data, dL_do, dL_dw, n, i, o);                                 \
             update_##T(args[1].data, dL_dw, lr, w_new, i * o);                               \
-            printf("ok 4\n");                                                                \
+            printf("ok %d\n", 4 + 2 * BIAS);                                                 \
             write_array(dtype, 0, 0, 0, &loss);                                              \
             write_array(dtype, 2, n, i, dL_dx);                                              \
             write_array(dtype, 2, i, o, dL_dw);                                              \
+            if (b) {                                                                         \
+                grad_b_##T(dL_do, dL_db, n, o);                                              \
+                update_##T(b, dL_db, lr, b_new, o);                                          \
+                write_array(dtype, 1, o, 0, dL_db);                                          \
+            }                                                                                \
             write_array(dtype, 2, i, o, w_new);                                              \
+            if (b) write_array(dtype, 1, o, 0, b_new);                                       \
             free(out), free(dL_do), free(dL_dx), free(dL_dw), free(w_new);                   \
+            free(dL_db), free(b_new);                                                        \
         } else {                                                                             \
             return -1;                                                                       \
         }                                                                                    \
@@ -176,7 +220,7 @@ LAYER(float)
 LAYER(double)
 
 int main(void) {
-    printf("crosscheck 1 forward,loss,loss_grad,grad_x,grad_w,update,step\n");
+    printf(GREETING);
     fflush(stdout);
     char line[256], fn[64];
     int count;

@@ -10,11 +10,11 @@ cross-check this module against the loops on small shapes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
-from ._layer import StepResult
+from ._layer import BiasStepResult, StepResult, step_arguments
 
 #: Integers up to this magnitude are exact in float64.
 FLOAT64_EXACT_INTEGER = 2.0**53
@@ -101,18 +101,32 @@ def loss_and_upstream(
     return loss, dL_do
 
 
-def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = None) -> StepResult:
-    """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc).
+@overload
+def step(
+    x: Any, w: Any, target: Any, lr: float, /, *, output: np.ndarray | None = None
+) -> StepResult: ...
+@overload
+def step(
+    x: Any, w: Any, b: Any, target: Any, lr: float, /, *, output: np.ndarray | None = None
+) -> BiasStepResult: ...
+def step(
+    x: Any, w: Any, *args: Any, output: np.ndarray | None = None, **kwargs: Any
+) -> StepResult | BiasStepResult:
+    """``reference.step`` with BLAS matmuls (exact on exact-mode data, see module doc):
+    ``step(x, w, target, lr)`` or ``step(x, w, b, target, lr)``.
 
-    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; ties take the notebook's -1.
-    ``output``: ``x @ w`` (exactly, in float32 or float64) when the caller has it already, as
-    exact-mode data are made from it (``strategies.exact_case``): it saves one of the three
-    matmuls.
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; ties take the notebook's
+    -1. With a bias, ``output = x @ w + b`` (the addition in float64, exact where ``x @ w`` and
+    b are integers below 2^53), ``dL_db = sum_d dL_do[d, :]`` and ``b_new = b - lr * dL_db``.
+    ``output``: ``x @ w`` (exactly, in float32 or float64, without b) when the caller has it
+    already, as exact-mode data are made from it (``strategies.exact_case``): it saves one of
+    the three matmuls.
 
     At 2048^3 the time goes to the matmuls and to memory traffic, so x and w are cast once for
     all three matmuls, transposes stay views (BLAS reads them as they are), and float32 inputs
     are widened element by element inside each operation rather than copied up front.
     """
+    b, target, lr = step_arguments("step", args, kwargs)
     x_in, w_in, target_in = (
         _float_matrix("x", x),
         _float_matrix("w", w),
@@ -129,29 +143,48 @@ def step(x: Any, w: Any, target: Any, lr: float, *, output: np.ndarray | None = 
         raise ValueError(f"output has shape {output.shape}, but x @ w has shape {shape}")
     if target_in.shape != shape:
         raise ValueError(f"target has shape {target_in.shape}, but should be {shape}")
+    b_in = None if b is None else _bias_vector(b, shape[1])
+    if b_in is not None:
+        output = np.add(output, b_in, dtype=np.float64)
     loss, dL_do = loss_and_upstream(output, target_in, dtype)
     dL_dw = (x_m.T @ dL_do).astype(np.float64, copy=False)
     dL_dx = (dL_do @ w_m.T).astype(np.float64, copy=False)
     w_new = dL_dw * -float(lr)
     w_new += w_in
-    return StepResult(loss, dL_dx, dL_dw, w_new)
+    if b_in is None:
+        return StepResult(loss, dL_dx, dL_dw, w_new)
+    dL_db = dL_do.sum(axis=0, dtype=np.float64)
+    b_new = dL_db * -float(lr)
+    b_new += b_in
+    return BiasStepResult(loss, dL_dx, dL_dw, dL_db, w_new, b_new)
 
 
-def exactness_margin(x: Any, w: Any, target: Any) -> float:
+def _bias_vector(b: Any, output_features: int) -> np.ndarray:
+    """``b`` as a float64 vector of shape ``(O,)``, or a ValueError naming its shape."""
+    array = np.asarray(b, dtype=np.float64)
+    if array.shape != (output_features,):
+        raise ValueError(f"b has shape {array.shape}, but should be (O,) = ({output_features},)")
+    return array
+
+
+def exactness_margin(x: Any, w: Any, target: Any, b: Any = None) -> float:
     """Bits to spare below 2^53 for the largest quantity ``step`` forms (negative: not exact).
 
-    Bounds each result by the sum of magnitudes it is formed from: |x| @ |w| for the output,
-    sum |output - target| for the loss, |dL_do| @ |w|.T and |x|.T @ |dL_do| for the gradients.
-    The target's half-integers need one extra bit.
+    Bounds each result by the sum of magnitudes it is formed from: |x| @ |w| (+ |b|) for the
+    output, sum |output - target| for the loss, |dL_do| @ |w|.T and |x|.T @ |dL_do| for the
+    gradients, N for dL_db. The target's half-integers need one extra bit.
     """
     x_abs = np.abs(np.asarray(x, dtype=np.float64))
     w_abs = np.abs(np.asarray(w, dtype=np.float64))
     output_bound = x_abs @ w_abs
+    if b is not None:
+        output_bound = output_bound + np.abs(np.asarray(b, dtype=np.float64))
     loss_bound = float((output_bound + np.abs(np.asarray(target, dtype=np.float64))).sum())
     largest = max(
         loss_bound,
         float(x_abs.sum(axis=0).max(initial=0.0)),
         float(w_abs.sum(axis=1).max(initial=0.0)),
+        float(x_abs.shape[0]) if b is not None else 1.0,
         1.0,
     )
     return 52.0 - float(np.log2(largest))

@@ -14,7 +14,7 @@ inputs whose partial sums stay below 2^53 every result is exact.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
@@ -36,6 +36,51 @@ class StepResult(NamedTuple):
     w_new: np.ndarray
 
 
+class BiasStepResult(NamedTuple):
+    """What one SGD step of the layer with a bias produces:
+    ``(loss, dL_dx, dL_dw, dL_db, w_new, b_new)``."""
+
+    loss: float
+    dL_dx: np.ndarray
+    dL_dw: np.ndarray
+    dL_db: np.ndarray
+    w_new: np.ndarray
+    b_new: np.ndarray
+
+
+#: ``step``'s arguments after ``x, w``: without a bias, and with one.
+STEP_ARGUMENTS: tuple[str, ...] = ("target", "lr")
+BIAS_STEP_ARGUMENTS: tuple[str, ...] = ("b", "target", "lr")
+
+
+def step_arguments(
+    function: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any | None, Any, Any]:
+    """``(b, target, lr)`` from the arguments after ``x, w`` of ``step(x, w, target, lr)`` or
+    ``step(x, w, b, target, lr)`` (``b`` None for the first).
+
+    The bias form is the one with three such arguments or a keyword ``b``: a step has one
+    parameter more with a bias, so the count says which layer is meant, as it does for a
+    candidate's ``step`` in the oracle. ``function`` names the step in the TypeErrors.
+    """
+    biased = len(args) + len(kwargs) == 3 or "b" in kwargs
+    names = BIAS_STEP_ARGUMENTS if biased else STEP_ARGUMENTS
+    if len(args) + len(kwargs) != len(names):
+        raise TypeError(
+            f"{function}() takes (x, w, target, lr) or (x, w, b, target, lr), got "
+            f"{2 + len(args) + len(kwargs)} arguments"
+        )
+    bound = dict(zip(names, args, strict=False))
+    for name, value in kwargs.items():
+        if name not in names or name in bound:
+            raise TypeError(f"{function}() got an unexpected or repeated argument {name!r}")
+        bound[name] = value
+    missing = [name for name in names if name not in bound]
+    if missing:
+        raise TypeError(f"{function}() missing argument {missing[0]!r}")
+    return bound.get("b"), bound["target"], bound["lr"]
+
+
 # --------------------------------------------------------------------------------------------
 # Input checking: one place that turns array-likes into float lists and says what was wrong.
 # --------------------------------------------------------------------------------------------
@@ -45,8 +90,9 @@ def _shape_of(value: Any) -> tuple[int, ...]:
     return tuple(np.shape(value))
 
 
-def _matrix(name: str, value: Any, meaning: str) -> _Rows:
-    """``value`` as a list of float rows, or a ValueError naming ``name`` and its shape."""
+def _matrix(name: str, value: Any, meaning: str, *, vector: bool = False) -> _Rows:
+    """``value`` as a list of float rows, or a ValueError naming ``name`` and its shape
+    (``vector``: one row standing for a 1-D array, whose elements are named by one index)."""
     try:
         array = np.asarray(value)
     except Exception as err:  # ragged nested lists and the like
@@ -67,12 +113,23 @@ def _matrix(name: str, value: Any, meaning: str) -> _Rows:
     if bad.size:
         r, c = divmod(int(bad[0]), values.shape[1])
         raise ValueError(
-            f"{name}[{r}, {c}] = {float(values[r, c])}: the reference needs finite values "
+            f"{name}[{c if vector else f'{r}, {c}'}] = {float(values[r, c])}: "
+            "the reference needs finite values "
             "(|.| has no subgradient at inf - inf, and NaN has no sign)"
         )
     rows = _Rows(values.tolist())
     rows.shape = (array.shape[0], array.shape[1])
     return rows
+
+
+def _vector(name: str, value: Any, meaning: str) -> list[float]:
+    """``value`` (a 1-D array) as a list of floats, checked as ``_matrix`` checks rows."""
+    array = np.asarray(value) if np.ndim(value) == 1 else None
+    if array is None:
+        raise ValueError(f"{name} must be a 1-D array {meaning}, got shape {_shape_of(value)}")
+    # One row through _matrix: the same dtype and finiteness checks and messages.
+    (row,) = _matrix(name, array.reshape(1, -1), meaning, vector=True)
+    return row
 
 
 def _scalar(name: str, value: Any) -> float:
@@ -107,14 +164,16 @@ def _array(rows: Matrix, shape: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def forward(x: Any, w: Any) -> np.ndarray:
-    """``output = x @ w`` as the notebook's triple loop.
+def forward(x: Any, w: Any, b: Any = None) -> np.ndarray:
+    """``output = x @ w`` (``+ b``) as the notebook's triple loop, then the bias loop.
 
-    ``output[d, j] = sum_i x[d, i] * w[i, j]``, accumulated over i in order.
+    ``output[d, j] = sum_i x[d, i] * w[i, j]``, accumulated over i in order; with a bias,
+    ``output[d, j] = output[d, j] + b[j]`` afterwards (b broadcast over the batch).
 
     Args:
       x: data, shape ``(N, I)`` (N = num_data, I = input_features).
       w: weights, shape ``(I, O)`` (O = output_features).
+      b: bias, shape ``(O,)``, or None for the seed's layer without one.
 
     Returns:
       ``output``, float64, shape ``(N, O)``.
@@ -128,6 +187,7 @@ def forward(x: Any, w: Any) -> np.ndarray:
             f"w must be (I, O) with I = {input_features}"
         )
     output_features = _dims(w_rows)[1]
+    b_row = None if b is None else _bias(b, output_features, f"w has shape {_dims(w_rows)}")
     output = [[0.0] * output_features for _ in range(num_data)]
     for i in range(input_features):
         w_i = w_rows[i]
@@ -136,7 +196,23 @@ def forward(x: Any, w: Any) -> np.ndarray:
             for d in range(num_data):
                 row = output[d]
                 row[j] = row[j] + x_rows[d][i] * w_ij
+    if b_row is not None:
+        for j in range(output_features):
+            b_j = b_row[j]
+            for d in range(num_data):
+                row = output[d]
+                row[j] = row[j] + b_j
     return _array(output, (num_data, output_features))
+
+
+def _bias(b: Any, output_features: int, why: str) -> list[float]:
+    """``b`` as O floats, or a ValueError naming its shape and the (O,) it needs."""
+    b_row = _vector("b", b, "(O,)")
+    if len(b_row) != output_features:
+        raise ValueError(
+            f"b has shape {_shape_of(b)}, but {why}: b must be (O,) with O = {output_features}"
+        )
+    return b_row
 
 
 def grad_x(dL_do: Any, w: Any) -> np.ndarray:
@@ -215,6 +291,28 @@ def grad_w(x: Any, dL_do: Any) -> np.ndarray:
     return _array(dL_dw, (input_features, output_features))
 
 
+def grad_b(dL_do: Any) -> np.ndarray:
+    """``dL_db = dL_do`` summed over the batch: ``dL_db[j] = sum_d dL_do[d, j]``.
+
+    ``output[d, j] = ... + b[j]`` moves every example's output j by the same amount, so b[j]'s
+    gradient is the sum of their upstream gradients (in order of d), not their mean.
+    ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      dL_do: upstream gradient, shape ``(N, O)``.
+
+    Returns:
+      ``dL_db``, float64, shape ``(O,)``.
+    """
+    upstream = _matrix("dL_do", dL_do, "(N, O)")
+    output_features = _dims(upstream)[1]
+    dL_db = [0.0] * output_features
+    for upstream_d in upstream:
+        for j in range(output_features):
+            dL_db[j] = dL_db[j] + upstream_d[j]
+    return np.array(dL_db, dtype=np.float64).reshape(output_features)
+
+
 # --------------------------------------------------------------------------------------------
 # The loss and its (sub)gradient.
 # --------------------------------------------------------------------------------------------
@@ -271,14 +369,27 @@ def loss_grad(output: Any, target: Any) -> np.ndarray:
 def update(w: Any, dL_dw: Any, lr: float) -> np.ndarray:
     """One SGD update, ``w_new = w - lr * dL_dw`` (the notebook: ``w - dL_dw * .01``).
 
+    The same function updates the bias: ``b_new = update(b, dL_db, lr)`` on shape ``(O,)``.
+
     Args:
-      w: weights, shape ``(I, O)``.
-      dL_dw: gradient, shape ``(I, O)``.
+      w: weights, shape ``(I, O)`` (or a bias, ``(O,)``).
+      dL_dw: gradient, the shape of ``w``.
       lr: learning rate, a finite scalar.
 
     Returns:
-      ``w_new``, float64, shape ``(I, O)``.
+      ``w_new``, float64, the shape of ``w``.
     """
+    if np.ndim(w) == 1:
+        p_row = _vector("w", w, "(I, O) or (O,)")
+        grad_row = _vector("dL_dw", dL_dw, f"of w's shape {_shape_of(w)}")
+        if len(grad_row) != len(p_row):
+            raise ValueError(
+                f"dL_dw has shape {_shape_of(dL_dw)}, but should match w {_shape_of(w)}"
+            )
+        rate = _scalar("lr", lr)
+        return np.array([p - g * rate for p, g in zip(p_row, grad_row, strict=True)]).reshape(
+            len(p_row)
+        )
     w_rows = _matrix("w", w, "(I, O)")
     grad_rows = _matrix("dL_dw", dL_dw, "(I, O)")
     _same_shape("dL_dw", grad_rows, "w", w_rows)
@@ -290,19 +401,28 @@ def update(w: Any, dL_dw: Any, lr: float) -> np.ndarray:
     return _array(w_new, _dims(w_rows))
 
 
-def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
-    """One SGD step on ``L = sum |x @ w - target|``.
+@overload
+def step(x: Any, w: Any, target: Any, lr: float, /) -> StepResult: ...
+@overload
+def step(x: Any, w: Any, b: Any, target: Any, lr: float, /) -> BiasStepResult: ...
+def step(x: Any, w: Any, *args: Any, **kwargs: Any) -> StepResult | BiasStepResult:
+    """One SGD step on ``L = sum |x @ w (+ b) - target|``: ``step(x, w, target, lr)`` or
+    ``step(x, w, b, target, lr)``.
 
-    ``output = x @ w``, ``L``, ``dL_do``, ``dL_dx = dL_do @ w.T``, ``dL_dw = x.T @ dL_do``,
-    ``w_new = w - lr * dL_dw``; ties take the notebook's -1.
+    ``output = x @ w`` (``+ b``), ``L``, ``dL_do``, ``dL_dx = dL_do @ w.T``,
+    ``dL_dw = x.T @ dL_do``, ``w_new = w - lr * dL_dw``; with a bias also
+    ``dL_db = sum_d dL_do[d, :]`` and ``b_new = b - lr * dL_db``. Ties take the notebook's -1.
 
     Args:
-      x: shape ``(N, I)``; w: shape ``(I, O)``; target: shape ``(N, O)``; lr: scalar.
+      x: shape ``(N, I)``; w: shape ``(I, O)``; b: shape ``(O,)``; target: shape ``(N, O)``;
+      lr: scalar.
 
     Returns:
-      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``.
+      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``, or with a bias
+      ``BiasStepResult(loss, dL_dx, dL_dw, dL_db (O,), w_new, b_new (O,))``.
     """
-    output = forward(x, w)
+    b, target, lr = step_arguments("step", args, kwargs)
+    output = forward(x, w, b)
     target_rows = _matrix("target", target, "(N, O)")
     if _dims(target_rows) != output.shape:
         raise ValueError(
@@ -312,7 +432,12 @@ def step(x: Any, w: Any, target: Any, lr: float) -> StepResult:
     loss = l1_loss(output, target)
     dL_do = loss_grad(output, target)
     dL_dw = grad_w(x, dL_do)
-    return StepResult(loss, grad_x(dL_do, w), dL_dw, update(w, dL_dw, lr))
+    if b is None:
+        return StepResult(loss, grad_x(dL_do, w), dL_dw, update(w, dL_dw, lr))
+    dL_db = grad_b(dL_do)
+    return BiasStepResult(
+        loss, grad_x(dL_do, w), dL_dw, dL_db, update(w, dL_dw, lr), update(b, dL_db, lr)
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,16 +95,22 @@ def assert_bitwise(name: str, actual: Any, expected: Any, call: str) -> None:
 
 def assert_step_within(result: Any, case: Any, arith: Any, call: str) -> None:
     """Every output of one step ``(loss, dL_dx, dL_dw, w_new)`` inside its kink-aware bound
-    around the loop reference, and w_new consistent with the step's own dL_dw.
+    around the loop reference, and w_new consistent with the step's own dL_dw; with a bias
+    (``case.b``), ``(loss, dL_dx, dL_dw, dL_db, w_new, b_new)`` and b_new against its own dL_db.
 
-    ``case`` has ``x``, ``w``, ``target``, ``lr`` (a ``strategies.LayerInputs``); ``arith`` is
-    the ``bounds.Arithmetic`` the step claims.
+    ``case`` has ``x``, ``w``, ``target``, ``lr`` and maybe ``b`` (a ``strategies.LayerInputs``
+    or ``BiasLayerInputs``); ``arith`` is the ``bounds.Arithmetic`` the step claims.
     """
     __tracebackhide__ = True
+    b = getattr(case, "b", None)
     expected = bounds.step_bounds(
-        case.x, case.w, case.target, case.lr, arith, matmul=reference.forward
+        case.x, case.w, case.target, case.lr, arith, matmul=reference.forward, b=b
     )
-    for field, bound in zip(reference.StepResult._fields, expected.results(), strict=True):
+    fields = (reference.StepResult if b is None else reference.BiasStepResult)._fields
+    for field, bound in zip(fields, expected.results(), strict=True):
         assert_within(field, getattr(result, field), bound, call)
     own_update = bounds.update_bound(case.w, np.asarray(result.dL_dw), case.lr, arith)
     assert_within("w_new", result.w_new, own_update, call + " vs its own dL_dw")
+    if b is not None:
+        own_bias = bounds.update_bound(b, np.asarray(result.dL_db), case.lr, arith)
+        assert_within("b_new", result.b_new, own_bias, call + " vs its own dL_db")

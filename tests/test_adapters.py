@@ -1,6 +1,7 @@
 """``verify.adapters``: a torch.nn.Linear with torch.optim.SGD, an eqx.nn.Linear and an
 nnx.Linear with optax.sgd pass the oracle through a worker and step exactly as the hand-written
-wrappers in examples/ do; a bias, or the weight fed untransposed, is caught. The framework
+wrappers in examples/ do; with their default bias they pass too, and a weight decay is named;
+another parameter, or the weight fed untransposed, is caught. The framework
 tests run with their extras (``nox -s frameworks``)."""
 
 from __future__ import annotations
@@ -93,10 +94,89 @@ def test_a_module_and_its_sgd_pass_the_oracle_in_a_worker(framework: str) -> Non
     assert report.isolated and report.checked == 9
 
 
+#: A bias for the seed's layer (O = 4), a multiple of 1/4: every sum is exact in float32.
+B = np.array([0.25, -1.0, 0.5, 2.0], np.float32)
+
+
+def decayed(framework: str, decay: float) -> Any:
+    """The framework's Linear(3, 4) with its default bias, and SGD with a weight decay."""
+    pytest.importorskip(FRAMEWORKS[framework][0])
+    if framework == "torch":
+        import torch
+
+        def sgd(params: Any, lr: float) -> Any:
+            return torch.optim.SGD(params, lr=lr, weight_decay=decay)
+
+        return verify.adapters.torch_linear(torch.nn.Linear(3, 4), sgd)
+    import optax
+
+    def transform(lr: Any) -> Any:
+        return optax.chain(optax.add_decayed_weights(decay), optax.sgd(lr))
+
+    if framework == "equinox":
+        import equinox as eqx
+        import jax
+
+        module = eqx.nn.Linear(3, 4, key=jax.random.key(0))
+        return verify.adapters.equinox_linear(module, transform)
+    from flax import nnx
+
+    return verify.adapters.flax_linear(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), transform)
+
+
 @each_framework
-def test_a_module_with_a_bias_is_a_contract_error(framework: str) -> None:
-    with pytest.raises(ContractError, match=r"besides .* no bias: build it with .*(bias=False)"):
-        make(framework, 2, 4, bias=True)
+@pytest.mark.filterwarnings(r"ignore:'\.value' \w+ is now deprecated:DeprecationWarning")
+def test_a_module_with_its_default_bias_steps_as_the_math_does(framework: str) -> None:
+    """x @ w + b, dL_db = dL_do summed over the batch, b_new = b - lr dL_db, from one backward
+    pass and one optimizer step over both parameters."""
+    adapted = make(framework, 2, 4, bias=True)
+    convert = getattr(adapted, "asarray", lambda a: a)
+    x, w, b, target = (convert(a) for a in (X, W, B, TARGET))
+    loss, dL_dx, dL_dw, dL_db, w_new, b_new = (
+        as_numpy(r) for r in adapted.step(x, w, b, target, LR)
+    )
+    dL_do = np.sign(X @ W + B - TARGET)  # no ties
+    np.testing.assert_array_equal(as_numpy(adapted.forward(x, w, b)), X @ W + B)
+    np.testing.assert_array_equal(loss, np.abs(X @ W + B - TARGET).sum())
+    np.testing.assert_array_equal(dL_dx, dL_do @ W.T)
+    np.testing.assert_array_equal(dL_dw, X.T @ dL_do)
+    np.testing.assert_array_equal(dL_db, dL_do.sum(axis=0))
+    np.testing.assert_array_equal(w_new, W - np.float32(LR) * dL_dw)
+    np.testing.assert_array_equal(b_new, B - np.float32(LR) * dL_db)
+    np.testing.assert_array_equal(as_numpy(adapted.grad_b(convert(dL_do))), dL_do.sum(axis=0))
+
+
+@each_framework
+def test_a_module_with_its_default_bias_and_sgd_passes_the_oracle(framework: str) -> None:
+    """torch.nn.Linear(3, 4) + SGD, eqx.nn.Linear and nnx.Linear with their bias: every check,
+    grad_b and update on (O,) among them."""
+    report = verify.check(make(framework, 3, 4, bias=True), max_examples=8, repro_dir=None)
+    report.raise_on_failure()
+    assert report.options.bias is True and report.checked == 10
+
+
+@each_framework
+def test_a_weight_decay_on_a_module_with_a_bias_is_named(framework: str) -> None:
+    report = verify.check(
+        decayed(framework, 0.01), max_examples=8, functions=["update", "step"], repro_dir=None
+    )
+    assert {f.function: f.diagnosis for f in report.functions} == {
+        "update": "weight_decay",
+        "step": "weight_decay",
+    }, report.summary()
+
+
+@pytest.mark.torch
+def test_a_parameter_besides_weight_and_bias_is_a_contract_error() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Scaled(torch.nn.Linear):
+        def __init__(self) -> None:
+            super().__init__(2, 4)
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+    with pytest.raises(ContractError, match=r"parameters \['scale'\] besides 'weight' and 'bias'"):
+        verify.adapters.torch_linear(Scaled(), torch.optim.SGD)
 
 
 @each_framework

@@ -123,3 +123,12 @@ def test_verdict_section_times_each_family_against_numpy(monkeypatch: pytest.Mon
     if _bench.shutil.which("cc") or _bench.shutil.which("gcc") or _bench.shutil.which("clang"):
         assert rows["C (--command)"].value is not None and rows["C (--command)"].value > 0
     assert rows["absent"].value is None and "not installed" in rows["absent"].note
+
+
+def test_bias_section_times_the_step_with_a_bias_against_its_work() -> None:
+    """The baseline's ratio is 1 by construction; every contender is timed and compared."""
+    rows = {r.contender: r for r in _bench.bias_section([8], rounds=2)}
+    assert list(rows) == list(_bench.BIAS_CONTENDERS)
+    assert rows["3 matmuls + column sum"].ratio == 1.0
+    assert all(r.value is not None and r.value > 0 and r.ratio is not None for r in rows.values())
+    assert all(r.section == "bias" and r.case == "8^3" for r in rows.values())

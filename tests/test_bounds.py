@@ -30,7 +30,14 @@ import reference
 import verify
 from tests.conftest import examples
 from verify import bounds
-from verify.strategies import LayerInputs, LayerShape, layer_inputs, layer_shapes
+from verify.strategies import (
+    BiasLayerInputs,
+    LayerInputs,
+    LayerShape,
+    example_inputs,
+    layer_inputs,
+    layer_shapes,
+)
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 
@@ -592,3 +599,193 @@ def test_worst_ratio_on_generated_data(dtype: str) -> None:
                 worst[field] = max(worst[field], ratio)
     print(f"\nworst ratio {dtype}: " + str({f: f"{r:.3g}" for f, r in worst.items()}))
     assert 0.0 < max(worst.values()) < 1.0
+
+
+# ------------------------------------------------------------------------------------------
+# The bias: x @ w + b in any order, dL_db as a sum, b_new as an update.
+# ------------------------------------------------------------------------------------------
+
+
+def _sign(output: np.ndarray, target: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    return np.where(output > target, 1.0, -1.0).astype(dtype)
+
+
+def _bias_tail(x, w, b, target, lr, output) -> tuple[Any, ...]:
+    """The rest of a step from its stored output: the seed's gradients, dL_db summed in the
+    accumulator, both updates in the dtype."""
+    dtype = x.dtype
+    acc = _accumulator(dtype)
+    loss = np.abs(output - target).astype(acc).sum().astype(dtype)
+    dL_do = _sign(output, target, dtype)
+    dL_dw = _matmul(x.T, dL_do)
+    dL_db = dL_do.astype(acc).sum(axis=0).astype(dtype)
+    rate = dtype.type(lr)
+    return (
+        loss,
+        _matmul(dL_do, w.T),
+        dL_dw,
+        dL_db,
+        (w - rate * dL_dw).astype(dtype),
+        (b - rate * dL_db).astype(dtype),
+    )
+
+
+def bias_added_after_store(x, w, b, target, lr) -> tuple[Any, ...]:
+    """``x @ w`` stored in the dtype, then ``+ b`` in the dtype: two roundings to the dtype."""
+    return _bias_tail(x, w, b, target, lr, (_matmul(x, w) + b).astype(x.dtype))
+
+
+def bias_starts_the_accumulator(x, w, b, target, lr) -> tuple[Any, ...]:
+    """b first, then the products summed last to first in the accumulator (a GEMM with
+    beta = 1), stored once; dL_db as a matmul of a row of ones with dL_do."""
+    dtype = x.dtype
+    acc = _accumulator(dtype)
+    products = x.astype(acc)[:, ::-1, None] * w.astype(acc)[None, ::-1, :]
+    terms = np.concatenate(
+        [np.broadcast_to(b.astype(acc), (x.shape[0], 1, w.shape[1])), products], 1
+    )
+    output = np.add.accumulate(terms, axis=1)[:, -1].astype(dtype)
+    loss, dL_dx, dL_dw, _, w_new, _ = _bias_tail(x, w, b, target, lr, output)
+    dL_db = _matmul(np.ones((1, x.shape[0]), dtype), _sign(output, target, dtype))[0]
+    return loss, dL_dx, dL_dw, dL_db, w_new, (b - dtype.type(lr) * dL_db).astype(dtype)
+
+
+def bias_in_float64_then_cast(x, w, b, target, lr) -> tuple[Any, ...]:
+    """Everything in float64, each result cast once at the end."""
+    dtype = x.dtype
+    x64, w64, b64, t64 = (a.astype(np.float64) for a in (x, w, b, target))
+    output = x64 @ w64 + b64
+    dL_do = np.where(output > t64, 1.0, -1.0)
+    dL_dw, dL_db = x64.T @ dL_do, dL_do.sum(axis=0)
+    return (
+        dtype.type(np.abs(output - t64).sum()),
+        (dL_do @ w64.T).astype(dtype),
+        dL_dw.astype(dtype),
+        dL_db.astype(dtype),
+        (w64 - lr * dL_dw.astype(dtype).astype(np.float64)).astype(dtype),
+        (b64 - lr * dL_db.astype(dtype).astype(np.float64)).astype(dtype),
+    )
+
+
+BiasStep = Callable[..., Sequence[Any]]
+
+BIAS_IMPLEMENTATIONS: dict[str, BiasStep] = {
+    "added_after_store": bias_added_after_store,
+    "starts_the_accumulator": bias_starts_the_accumulator,
+    "float64_then_cast": bias_in_float64_then_cast,
+    "verify.step": lambda *args: tuple(np.asarray(v) for v in verify.step(*args)),
+    "verify.autodiff_step": lambda *args: tuple(np.asarray(v) for v in verify.autodiff_step(*args)),
+}
+
+
+def bias_step_ratios(case: BiasLayerInputs, result: Sequence[Any], arith: bounds.Arithmetic):
+    """Worst error / bound per result of a step with a bias, and each update against the
+    step's own gradient."""
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, b=case.b)
+    values = [np.asarray(v).astype(np.float64) for v in result]
+    fields = reference.BiasStepResult._fields
+    ratios = {
+        f: bound.worst(v) for f, bound, v in zip(fields, expected.results(), values, strict=True)
+    }
+    ratios["w_new_vs_own"] = bounds.update_bound(case.w, values[2], case.lr, arith).worst(values[4])
+    ratios["b_new_vs_own"] = bounds.update_bound(case.b, values[3], case.lr, arith).worst(values[5])
+    return ratios
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_implementations_inside_bound(dtype: str) -> None:
+    """The bias added after the store, starting the accumulator, in float64; verify.step and
+    jax.grad's: every kind of ``layer_inputs(bias=True)`` inside the model."""
+
+    @examples(60)
+    @given(
+        layer_inputs(dtype=bounds.numpy_dtype(dtype), shapes=st.sampled_from(JIT_SHAPES), bias=True)
+    )
+    def check(case: BiasLayerInputs) -> None:
+        EXAMPLES_RUN[f"bias {dtype}"] += 1
+        arith = bounds.arithmetic(dtype)
+        args = (case.x, case.w, case.b, case.target, case.lr)
+        for name, implementation in BIAS_IMPLEMENTATIONS.items():
+            ratios = bias_step_ratios(case, implementation(*args), arith)
+            bad = {field: r for field, r in ratios.items() if not r <= 1.0}
+            assert not bad, (name, case.kind, case.shape, case.lr, bad)
+
+    run_counted(check, f"bias {dtype}", 60)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 3])
+def test_bias_forward_a_few_ulps_beyond_is_flagged(dtype: str, k: int) -> None:
+    """The extra addition widens the radius by one rounding, not more: an output moved by a
+    few ulps is still caught, and the correct one (added after the store, or in the
+    accumulator) is inside."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    arith = bounds.arithmetic(dtype)
+    rng = np.random.default_rng(k)
+    x = rng.uniform(0.5, 1.0, (16, k)).astype(np_dtype)
+    w = rng.uniform(0.5, 1.0, (k, 16)).astype(np_dtype)
+    b = rng.uniform(0.5, 1.0, 16).astype(np_dtype)
+    bound = bounds.forward_bound(x, w, arith, b=b)
+    correct = np.asarray(verify.forward(x, w, b))
+    assert bound.worst(correct.astype(np.float64)) <= 1.0
+    assert bound.worst((_matmul(x, w) + b).astype(np_dtype).astype(np.float64)) <= 1.0
+    # Positive data: |output| = m >= 0.25 k + 0.5, and the radius is c m + a with
+    # c = (1 + c_{k+1})(1 + u) - 1 plus the float64 centre's own; n ulps past 2 radii are out.
+    c = bounds.compound(arith.dot(k + 1), arith.u_out) + bounds.compound(
+        bounds.FLOAT64.dot(k + 1), 2.0**-53
+    )
+    smallest = 0.25 * k + 0.5
+    edge = 2 * (c + (arith.underflow(k + 1) + arith.tiny) / smallest) * (1 + 2.0**-40)
+    n = math.floor(edge / (arith.u_out * (1 - arith.dot(k + 1)))) + 1
+    # "A few": c ~ (k + 3) u_out at float64 (k + 1 terms, two stores), doubled because the
+    # float64 centre errs as much as the result; one more store than the seed's forward.
+    assert n <= 4 * (k + 3) + 1, n
+    for direction in (np.inf, -np.inf):
+        moved = correct.copy()
+        for _ in range(n):
+            moved = np.nextafter(moved, np.asarray(direction, np_dtype)).astype(np_dtype)
+        assert (bound.ratio(moved.astype(np.float64)) > 1.0).all(), (dtype, k, n)
+
+
+def test_bias_bugs_are_outside_the_bound() -> None:
+    """dL_db as a mean over the batch, or ignoring the upstream gradient, and b not updated:
+    each is outside the model, on data without ties (a sign that is certain)."""
+    case = example_inputs((16, 8, 4), kind="normal", seed=3, tie_fraction=0.0, lr=0.5, bias=True)
+    arith = bounds.arithmetic("float32")
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, b=case.b)
+    result = bias_added_after_store(case.x, case.w, case.b, case.target, case.lr)
+    dL_db = result[3].astype(np.float64)
+    assert expected.dL_db.worst(dL_db) <= 1.0
+    assert expected.dL_db.worst(dL_db / 16) > 1.0
+    assert expected.b_new.worst(case.b.astype(np.float64)) > 1.0
+    upstream = np.random.default_rng(0).standard_normal((16, 4))
+    given_upstream = bounds.grad_b_bound(upstream, arith)
+    assert given_upstream.worst(upstream.sum(axis=0).astype(np.float32)) <= 1.0
+    assert given_upstream.worst(np.full(4, 16.0)) > 1.0  # the sum of +1s, not of dL_do
+
+
+def test_subnormal_bias_read_as_zero_is_covered() -> None:
+    """XLA on CPU reads a subnormal b as zero in the addition: within the bound either way."""
+    x, w = np.zeros((2, 1), np.float32), np.ones((1, 3), np.float32)
+    b = np.array([1e-40, -3e-39, 0.0], np.float32)
+    bound = bounds.forward_bound(x, w, bounds.arithmetic("float32"), b=b)
+    assert bound.worst(np.asarray(verify.forward(x, w, b)).astype(np.float64)) <= 1.0
+    assert bound.worst(np.zeros((2, 3))) <= 1.0
+    assert bound.worst(np.broadcast_to(b.astype(np.float64), (2, 3))) <= 1.0
+
+
+def test_exact_products_see_the_bias() -> None:
+    x, w = np.array([[1.0, 2.0]]), np.array([[3.0], [4.0]])
+    assert bounds.exact_products(x, w, "float32", np.array([5.0]))
+    assert not bounds.exact_products(x, w, "float32", np.array([0.5]))
+    assert not bounds.exact_products(x, w, "bfloat16", np.array([2.0**9]))  # 11 + 512 > 2^8
+
+
+def test_without_a_bias_the_bounds_are_unchanged() -> None:
+    """b=None is the seed's model: four results, and the same radii as a call without it."""
+    case = _normal_case((16, 8, 4), 4)
+    arith = bounds.arithmetic("float32")
+    plain = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith)
+    assert len(plain.results()) == 4 and plain.dL_db is None and plain.b_new is None
+    same = bounds.forward_bound(case.x, case.w, arith, b=None)
+    np.testing.assert_array_equal(same.radius, plain.output.radius)

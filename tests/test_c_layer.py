@@ -19,8 +19,9 @@ COMPILER = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C compiler (cc, gcc or clang)")
 
 
-def build(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
-    """``cc -O2`` of c_layer.c with each ``(old, new)`` text replacement applied."""
+def build(tmp_path: Path, name: str, *edits: tuple[str, str], bias: bool = False) -> Path:
+    """``cc -O2`` of c_layer.c with each ``(old, new)`` text replacement applied (``bias``: the
+    layer with a bias, ``-DWITH_BIAS``)."""
     text = SOURCE.read_text()
     for old, new in edits:
         assert old in text, old
@@ -28,7 +29,16 @@ def build(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
     source, binary = tmp_path / f"{name}.c", tmp_path / name
     source.write_text(text)
     done = subprocess.run(
-        [COMPILER, "-O2", "-Wall", "-Werror", "-o", str(binary), str(source)],  # type: ignore[list-item]
+        [
+            COMPILER,
+            "-O2",
+            "-Wall",
+            "-Werror",
+            *(["-DWITH_BIAS"] if bias else []),
+            "-o",
+            str(binary),
+            str(source),
+        ],  # type: ignore[list-item]
         capture_output=True,
         text=True,
     )
@@ -49,6 +59,25 @@ def test_the_c_layer_passes(tmp_path: Path, dtype: str) -> None:
     assert "all 9 checks passed." in done.stdout
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_c_layer_with_a_bias_passes(tmp_path: Path, dtype: str) -> None:
+    """Built with WITH_BIAS it greets with "bias": forward(x, w, b), grad_b, the six results of
+    step, update of b, every one of them checked."""
+    binary = build(tmp_path, "c_bias_layer", bias=True)
+    done = check(binary, "--dtype", dtype, "--max-examples", "25")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "with bias" in done.stdout and "grad_b      PASS" in done.stdout
+    assert "all 10 checks passed." in done.stdout
+
+
+def test_a_mean_of_dL_db_in_c_is_caught(tmp_path: Path) -> None:
+    binary = build(tmp_path, "mean", ("dL_db[j] = sum;", "dL_db[j] = sum / n;"), bias=True)
+    done = check(binary, "--functions", "grad_b,step", "--max-examples", "20")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "grad_b      FAIL" in done.stdout and "diagnosis: mean_instead_of_sum" in done.stdout
+    assert "step        FAIL" in done.stdout
+
+
 def test_a_flipped_sign_of_grad_w_is_caught(tmp_path: Path) -> None:
     binary = build(tmp_path, "flipped", ("dL_dw[k * o + j] = sum;", "dL_dw[k * o + j] = -sum;"))
     done = check(binary, "--functions", "grad_w,step", "--max-examples", "20")
@@ -58,7 +87,7 @@ def test_a_flipped_sign_of_grad_w_is_caught(tmp_path: Path) -> None:
 
 
 def test_a_segfault_on_one_row_is_crashed_with_its_minimal_input(tmp_path: Path) -> None:
-    call = "forward_##T(args[0].data, args[1].data, out, n, i, o);"
+    call = "forward_##T(args[0].data, args[1].data, BIAS ? args[2].data : NULL, out, n, i, o);"
     binary = build(
         tmp_path, "segfault", (call, f"if (n == 1) {{ *(volatile int *)0 = 0; }} {call}")
     )
@@ -87,7 +116,7 @@ def test_a_program_that_does_not_greet_is_a_usage_error(tmp_path: Path) -> None:
     binary = build(
         tmp_path,
         "mute",
-        ('printf("crosscheck 1 forward', 'printf("hello world\\n"); printf("crosscheck 1 forward'),
+        ("printf(GREETING);", 'printf("hello world\\n"); printf(GREETING);'),
     )
     done = check(binary)
     assert done.returncode == 2, done.stdout + done.stderr

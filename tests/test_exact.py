@@ -63,6 +63,50 @@ def test_check_exact_catches_a_mean_instead_of_a_sum() -> None:
         report.raise_for_mismatch()
 
 
+@pytest.mark.parametrize("name", ["verify.step", "verify.autodiff_step", "reference.fast.step"])
+def test_check_exact_with_a_bias_at_512_cubed(name: str) -> None:
+    step = {
+        "verify.step": verify.step,
+        "verify.autodiff_step": verify.autodiff_step,
+        "reference.fast.step": reference.fast.step,
+    }[name]
+    report = verify.check_exact(step, MODERATE, seed=3, bias=True)
+    report.raise_for_mismatch()
+    assert set(report.mismatches) == set(reference.BiasStepResult._fields)
+
+
+def test_check_exact_with_a_bias_catches_dL_db_as_a_mean() -> None:
+    def mean_bias_step(x, w, b, target, lr):
+        loss, dL_dx, dL_dw, dL_db, w_new, _ = verify.step(x, w, b, target, lr)
+        dL_db = np.asarray(dL_db) / np.float32(x.shape[0])
+        return loss, dL_dx, dL_dw, dL_db, w_new, b - np.float32(lr) * dL_db
+
+    report = verify.check_exact(mean_bias_step, (64, 32, 16), seed=0, bias=True)
+    assert report.mismatches["dL_db"] > 0 and report.mismatches["b_new"] > 0
+    assert report.mismatches["dL_dw"] == 0 and report.mismatches["loss"] == 0
+    with pytest.raises(AssertionError, match="dL_db"):
+        report.raise_for_mismatch()
+
+
+def test_check_exact_without_a_bias_draws_what_it_drew() -> None:
+    """The bias comes from a stream of the seed of its own: x, w and the targets' offsets are
+    the data without a bias, the targets moved by b."""
+    seen: dict[str, tuple] = {}
+
+    def plain(x, w, target, lr):
+        seen["plain"] = (x.copy(), w.copy(), target.copy())
+        return verify.step(x, w, target, lr)
+
+    def biased(x, w, b, target, lr):
+        seen["bias"] = (x.copy(), w.copy(), target - b)
+        return verify.step(x, w, b, target, lr)
+
+    verify.check_exact(plain, (8, 5, 3), seed=4).raise_for_mismatch()
+    verify.check_exact(biased, (8, 5, 3), seed=4, bias=True).raise_for_mismatch()
+    for before, after in zip(seen["plain"], seen["bias"], strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_check_exact_reports_a_wrong_shape() -> None:
     def transposed(x, w, target, lr):
         loss, dL_dx, dL_dw, w_new = verify.step(x, w, target, lr)
@@ -90,3 +134,10 @@ def test_exact_inputs_at_2048_are_exact() -> None:
     assert exact_mode_fits((2048, 2048, 2048), 4, 2.0**-4)
     case = exact_inputs((4, 2048, 3), seed=0)
     assert np.abs(case.x).max() <= 4 and (case.target % 1 == 0.5).all()
+
+
+def test_the_exact_command_checks_the_step_with_a_bias(capsys: pytest.CaptureFixture) -> None:
+    from verify.tools import exact
+
+    assert exact.main(["--size", "16", "--bias"]) == 0
+    assert "exact mode (16, 16, 16): bit for bit" in capsys.readouterr().out

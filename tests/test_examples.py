@@ -10,7 +10,7 @@ import verify
 from verify.oracle.cli import main
 
 SEEDS = (0, 1, 2)
-PLAIN = ("examples/numpy_layer.py", "examples/jax_grad.py")
+PLAIN = ("examples/numpy_layer.py", "examples/numpy_bias_layer.py", "examples/jax_grad.py")
 TORCH = ("examples/torch_manual.py:layer", "examples/torch_autograd.py:layer")
 
 

@@ -1,6 +1,7 @@
 """The bugs real framework code has get their own diagnosis, never "no known bug pattern fits":
 PyTorch's SGD with weight decay or Nesterov momentum, Adam, a forgotten ``zero_grad``; optax's
-Nesterov, Adam and decayed weights; an Equinox Linear with its bias on. The layers are in
+Nesterov, Adam and decayed weights; an Equinox Linear with its bias on; a bias left out of the
+optimizer (``SGD([model.weight])``). The layers are in
 ``tests/framework_bugs/``, written as users write them, and run in the oracle's worker."""
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def _diagnosis(spec: str, function: str) -> tuple[str | None, str]:
         ("Adam", "step", "normalized_step", "Adam"),
         ("NoZeroGrad", "step", "accumulated_gradient", "zero_grad"),
         ("BiasOn", "forward", "bias", "bias term"),
+        ("BiasLeftOutOfTheOptimizer", "step", "bias_not_updated", "b_new = b"),
     ],
 )
 def test_pytorch_layer_and_optimizer_mistakes_are_named(

@@ -31,6 +31,7 @@ from verify._padding import (
     padded_update,
 )
 from verify.strategies import (
+    BiasLayerInputs,
     LayerInputs,
     exact_layer_inputs,
     layer_inputs,
@@ -520,3 +521,171 @@ def test_non_finite_values_propagate() -> None:
     assert np.isfinite(np.asarray(verify.forward(x, w))[1]).all()  # the clean row stays clean
     inf_target = np.array([[np.inf, 0.0], [0.0, 0.0]])
     assert np.isinf(verify.l1_loss(np.zeros((2, 2)), inf_target))
+
+
+# ------------------------------------------------------------------------------------------
+# The bias: verify.forward(x, w, b), grad_b, step(x, w, b, target, lr), and jax.grad for dL/db.
+# ------------------------------------------------------------------------------------------
+
+#: A short menu: each shape compiles the two biased steps once per dtype.
+BIAS_SHAPES = layer_shapes(dims=(1, 3, 16, 129), max_size=1 << 12)
+BIAS_DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+def bias_cases(**kwargs) -> st.SearchStrategy[BiasLayerInputs]:
+    return st.sampled_from(BIAS_DTYPES).flatmap(
+        lambda dtype: layer_inputs(
+            dtype=bounds.numpy_dtype(dtype), shapes=BIAS_SHAPES, bias=True, **kwargs
+        )
+    )
+
+
+def bias_call(case: BiasLayerInputs, name: str) -> str:
+    shapes = describe_call(name, x=case.x, w=case.w, b=case.b, target=case.target)
+    return f"{shapes} lr={case.lr} {case.kind} {case.x.dtype}"
+
+
+@examples(80)
+@given(case=bias_cases())
+def test_bias_step_within_bound(case: BiasLayerInputs) -> None:
+    """verify.step and jax.grad's step with a bias, every kind and dtype, inside the model."""
+    arith = bounds.arithmetic(case.x.dtype)
+    for name, step in (("verify.step", verify.step), ("autodiff_step", verify.autodiff_step)):
+        result = step(case.x, case.w, case.b, case.target, case.lr)
+        assert type(result) is verify.BiasStepResult
+        helpers.assert_step_within(result, case, arith, bias_call(case, name))
+    output = verify.forward(case.x, case.w, case.b)
+    bound = bounds.forward_bound(case.x, case.w, arith, b=case.b, matmul=loop_matmul)
+    assert_within("output", output, bound, bias_call(case, "forward"))
+
+
+@examples(40)
+@given(case=bias_cases())
+def test_reference_bias_step_within_float64_bound(case: BiasLayerInputs) -> None:
+    typed = [np.asarray(a, np.float64) for a in (case.x, case.w, case.b, case.target)]
+    result = reference.step(*typed, case.lr)
+    helpers.assert_step_within(result, case, bounds.FLOAT64, bias_call(case, "reference.step"))
+
+
+@examples(60)
+@given(case=exact_cases(max_size=1 << 12), seed=st.integers(0, 2**16))
+def test_bias_exact_mode_bitwise(case: LayerInputs, seed: int) -> None:
+    """Integer b on exact-mode data, targets moved with it (still no ties): the loops, the fast
+    twin, verify.step and jax.grad agree bit for bit on all six results."""
+    b = np.random.default_rng(seed).integers(-4, 5, size=case.w.shape[1]).astype(case.x.dtype)
+    target = (case.target + b).astype(case.x.dtype)
+    expected = reference.step(case.x, case.w, b, target, case.lr)
+    call = describe_call("step", x=case.x, w=case.w, b=b, target=target) + f" lr={case.lr}"
+    for name, result in (
+        ("reference.fast", reference.fast.step(case.x, case.w, b, target, case.lr)),
+        ("verify.step", verify.step(case.x, case.w, b, target, case.lr)),
+        ("autodiff_step", verify.autodiff_step(case.x, case.w, b, target, case.lr)),
+    ):
+        for field in reference.BiasStepResult._fields:
+            assert_bitwise(field, getattr(result, field), getattr(expected, field), name + call)
+
+
+@examples(60)
+@given(case=bias_cases(kinds=("integers",), tie_fraction=0.5))
+def test_bias_ties_take_each_convention(case: BiasLayerInputs) -> None:
+    """Ties made through x @ w + b == target: verify.step takes the seed's -1 and jax.grad +1
+    exactly where the tie is certain, and dL_db counts them so."""
+    arith = bounds.arithmetic(case.x.dtype)
+    for name, step, tie in (
+        ("verify.step", verify.step, bounds.TIE_CONVENTIONS["seed"]),
+        ("autodiff_step", verify.autodiff_step, bounds.TIE_CONVENTIONS["jax"]),
+    ):
+        expected = bounds.step_bounds(
+            case.x, case.w, case.target, case.lr, arith, tie=tie, b=case.b
+        )
+        result = step(case.x, case.w, case.b, case.target, case.lr)
+        assert_within("dL_db", result.dL_db, expected.dL_db, bias_call(case, name))
+
+
+@examples(30)
+@given(data=st.data(), shape=st.sampled_from([(1, 1), (7, 3), (129, 16)]))
+def test_grad_b_takes_any_upstream(data: st.DataObject, shape: tuple[int, int]) -> None:
+    dL_do = data.draw(upstream_gradients(shape, dtype=np.float32))
+    bound = bounds.grad_b_bound(dL_do, bounds.arithmetic("float32"))
+    assert_within("dL_db", verify.grad_b(dL_do), bound, describe_call("grad_b", dL_do=dL_do))
+    np.testing.assert_array_equal(bound.center, reference.grad_b(dL_do))
+
+
+def test_bias_step_is_one_computation_of_three_matmuls_and_the_column_sum() -> None:
+    """Fused: the bias adds one reduction (dL_db) to the loss's, and no matmul."""
+    x, w, b = np.ones((3, 2), np.float32), np.ones((2, 4), np.float32), np.ones(4, np.float32)
+    target = np.zeros((3, 4), np.float32)
+    biased = verify.step.lower(x, w, b, target, 0.5).as_text()
+    plain = verify.step.lower(x, w, target, 0.5).as_text()
+    assert biased.count("dot_general") == plain.count("dot_general") == 3
+    assert biased.count("reduce") == plain.count("reduce") + 1
+
+
+def test_without_a_bias_the_step_is_the_seeds() -> None:
+    x, w = np.ones((3, 2), np.float32), np.ones((2, 4), np.float32)
+    target = np.zeros((3, 4), np.float32)
+    assert type(verify.step(x, w, target, 0.5)) is verify.StepResult
+    assert type(verify.autodiff_step(x, w, target, 0.5)) is verify.StepResult
+    assert verify.step.__name__ == "step" and "b_new" in (verify.step.__doc__ or "")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: verify.forward(np.ones((3, 2)), np.ones((2, 4)), np.ones(3)),
+            ValueError,
+            r"b has shape \(3,\), but w has shape \(2, 4\): b must be \(O,\) with O = 4",
+        ),
+        (
+            lambda: verify.forward(np.ones((3, 2)), np.ones((2, 4)), np.ones((1, 4))),
+            ValueError,
+            r"b has shape \(1, 4\), but w has shape \(2, 4\): b must be \(O,\) with O = 4",
+        ),
+        (
+            lambda: verify.step(np.ones((3, 2)), np.ones((2, 4)), np.ones(5), np.ones((3, 4)), 0.1),
+            ValueError,
+            r"b has shape \(5,\), but w has shape \(2, 4\)",
+        ),
+        (
+            lambda: verify.step(np.ones((3, 2)), np.ones((2, 4)), np.ones(4), np.ones((3, 5)), 0.1),
+            ValueError,
+            r"target has shape \(3, 5\), but should be \(N, O\) = \(3, 4\)",
+        ),
+        (
+            lambda: verify.grad_b(np.ones(3)),
+            ValueError,
+            r"dL_do must be a 2-D array \(N, O\), got shape \(3,\)",
+        ),
+        (
+            lambda: verify.step(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 4))),
+            TypeError,
+            r"step\(\) takes \(x, w, target, lr\) or \(x, w, b, target, lr\), got 3 arguments",
+        ),
+        (
+            lambda: verify.step(
+                np.ones((3, 2)), np.ones((2, 4)), np.ones(4), np.ones((3, 4)), float("inf")
+            ),
+            ValueError,
+            r"lr = inf: must be finite",
+        ),
+        (
+            lambda: verify.forward(np.ones((3, 2)), np.ones((2, 4)), np.ones(4) * 1j),
+            TypeError,
+            r"b must hold real numbers \(bool, int or float\), got dtype complex",
+        ),
+    ],
+    ids=[
+        "forward-b-size",
+        "forward-b-rank",
+        "step-b",
+        "step-target",
+        "grad_b",
+        "step-count",
+        "step-lr",
+        "forward-b-complex",
+    ],
+)
+def test_bad_bias_input_names_the_argument(call, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()

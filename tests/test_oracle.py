@@ -52,12 +52,15 @@ def test_correct_implementations_pass(impl: type, seed: int) -> None:
     report = verify.check(impl, max_examples=15, seed=seed, repro_dir=None)
     report.raise_on_failure()
     assert report.isolated
+    # grad_b is a check of its own on a layer with a bias, and no item at all without one.
+    bias = ["grad_b"] if impl is zoo.CorrectBias else []
     assert [f.function for f in report.functions] == [
         "forward",
         "loss",
         "loss_grad",
         "grad_x",
         "grad_w",
+        *bias,
         "update",
         "step",
         "identities",
@@ -160,6 +163,55 @@ def test_a_raising_candidate_gets_its_own_trimmed_traceback() -> None:
     assert "zoo.py" in verdict.traceback and "oracle" not in verdict.traceback
 
 
+# --- the layer with a bias -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16", "float16"])
+def test_a_numpy_layer_with_a_bias_passes(dtype: str) -> None:
+    """Written the way people write it (examples/numpy_bias_layer.py), read as "with bias" from
+    its parameter counts, every check of it passing in every dtype."""
+    report = verify.check(
+        "examples/numpy_bias_layer.py", dtype=dtype, max_examples=12, repro_dir=None
+    )
+    report.raise_on_failure()
+    assert report.options.bias is True and "with bias" in report.summary()
+    assert "grad_b" in [f.function for f in report.functions]
+    assert report.to_dict()["options"]["bias"] is True
+
+
+def test_exact_mode_with_a_bias_is_bitwise() -> None:
+    verify.check(zoo.CorrectBias, exact=True, max_examples=10, repro_dir=None).raise_on_failure()
+
+
+def test_the_bias_is_read_from_the_parameter_counts() -> None:
+    assert as_candidate(zoo.CorrectBias()).bias is True
+    assert as_candidate(zoo.Correct()).bias is False
+    # A b with a default is optional: such a layer is checked without a bias unless told.
+    assert as_candidate(verify).bias is False
+
+    class Disagree(zoo.Correct):
+        def forward(self, x, w, b):  # type: ignore[override]
+            return x @ w + b
+
+    with pytest.raises(ContractError, match=r"forward\(x, w, b\) but step\(x, w, target, lr\)"):
+        as_candidate(Disagree())
+
+
+@pytest.mark.parametrize("impl", [verify, reference], ids=["verify", "reference"])
+def test_the_bias_option_checks_the_bias_of_a_layer_it_cannot_read(impl) -> None:
+    """verify and reference take b as an optional argument (forward(x, w, b=None), a step of
+    *args): bias=True checks them with it, grad_b and update on (O,) included."""
+    report = verify.check(impl, bias=True, max_examples=8, repro_dir=None)
+    report.raise_on_failure()
+    assert "grad_b" in [f.function for f in report.functions]
+
+
+def test_grad_b_needs_a_layer_with_a_bias() -> None:
+    report = verify.check(zoo.Correct(), functions=["grad_b", "forward"], max_examples=3)
+    assert report["grad_b"].status == "skip"
+    assert "a layer with a bias" in report["grad_b"].note
+
+
 def test_the_identities_need_loss_gradient_and_update() -> None:
     class OnlyForward:
         forward = staticmethod(zoo.Correct().forward)
@@ -184,6 +236,7 @@ def test_specs_load_modules_files_attributes_and_classes() -> None:
         "loss_grad",
         "grad_x",
         "grad_w",
+        "grad_b",  # the reference has the bias's too: checked with it under bias=True
         "update",
         "step",
     }

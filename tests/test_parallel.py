@@ -93,7 +93,8 @@ def test_any_number_of_jobs_gives_the_same_report_in_the_registrys_order() -> No
         for r in reports
     )
     assert one == three
-    assert [f["function"] for f in one] == list(CHECKS)
+    # grad_b is a check of a layer with a bias only: no item of this one.
+    assert [f["function"] for f in one] == [name for name in CHECKS if name != "grad_b"]
     assert reports[0]["grad_w"].diagnosis == "mean_instead_of_sum"
 
 
@@ -185,14 +186,21 @@ def test_the_oracles_own_error_in_a_check_is_raised() -> None:
 
 
 def test_the_fused_step_and_the_pieces_are_shared_out_by_compile_weight() -> None:
-    assert owners(FUNCTIONS, 1) == dict.fromkeys(FUNCTIONS, 0)
-    two = owners(FUNCTIONS, 2)
+    seed = [name for name in FUNCTIONS if name != "grad_b"]  # the layer without a bias
+    assert owners(seed, 1) == dict.fromkeys(seed, 0)
+    two = owners(seed, 2)
     by_worker = {k: {f for f, owner in two.items() if owner == k} for k in (0, 1)}
     assert by_worker == {
         0: {"step", "grad_x", "update"},
         1: {"forward", "loss", "loss_grad", "grad_w"},
     }
-    assert sorted(owners(FUNCTIONS, 7).values()) == list(range(7))  # one each
+    with_bias = owners(FUNCTIONS, 2)
+    by_worker = {k: {f for f, owner in with_bias.items() if owner == k} for k in (0, 1)}
+    assert by_worker == {
+        0: {"step", "grad_x", "grad_b"},
+        1: {"forward", "loss", "loss_grad", "grad_w", "update"},
+    }
+    assert sorted(owners(FUNCTIONS, 8).values()) == list(range(8))  # one each
     assert owners(["grad_w"], 3) == {"grad_w": 0}
     with pytest.raises(ValueError, match="workers"):
         owners(FUNCTIONS, 0)
@@ -205,6 +213,7 @@ class _Recording:
         self.name, self.index, self.calls = "fake", index, calls
         self.provided = frozenset(FUNCTIONS)
         self.load_notes: tuple[str, ...] = ()
+        self.bias = False
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
         self.closed = False

@@ -19,9 +19,18 @@ A = dict[str, np.ndarray]
 
 
 def _case(function: str, shape: tuple[int, int, int], data: str = "normal", dtype: str = "float32",
-          lr: float | None = 0.01) -> Case:  # fmt: skip
+          lr: float | None = 0.01, bias: bool = False) -> Case:  # fmt: skip
     check = _checks.CHECKS[function]
-    return _probes.probe_case(check, dtype, data, shape, lr)
+    return _probes.probe_case(check, dtype, data, shape, lr, bias=bias)
+
+
+def _step_with_b_twice(a: A, lr: float) -> np.ndarray:
+    output = a["x"] @ a["w"] + 2 * a["b"]
+    dL_do = np.where(output > a["target"], 1.0, -1.0).astype(np.float32)
+    return a["x"].T @ dL_do
+
+
+_BIAS = {"bias": True}
 
 
 def _tf32(a: np.ndarray) -> np.ndarray:
@@ -105,13 +114,28 @@ BUGS: list[tuple[str, str, str, tuple[int, int, int], str, dict, Callable[[A, fl
      Diagnosis.TIE_CONVENTION),
     ("tf32 matmul", "forward", "output", (5, 64, 4), "normal", {},
      lambda a, lr: _tf32(a["x"]) @ _tf32(a["w"]), Diagnosis.REDUCED_PRECISION),
+    # The layer with a bias: the bugs people make with b.
+    ("dL_db a mean over the batch", "grad_b", "dL_db", (5, 3, 4), "normal", _BIAS,
+     lambda a, lr: a["dL_do"].sum(axis=0) / np.float32(5), Diagnosis.MEAN_INSTEAD_OF_SUM),
+    ("dL_db ignores the upstream", "grad_b", "dL_db", (5, 3, 4), "normal", _BIAS,
+     lambda a, lr: np.ones_like(a["dL_do"]).sum(axis=0), Diagnosis.UPSTREAM_IGNORED),
+    ("b added twice", "forward", "output", (5, 3, 4), "normal", _BIAS,
+     lambda a, lr: a["x"] @ a["w"] + a["b"] + a["b"], Diagnosis.BIAS_TWICE),
+    ("b added twice in the step", "step", "dL_dw", (5, 3, 4), "normal", _BIAS,
+     _step_with_b_twice, Diagnosis.BIAS_TWICE),
+    ("b broadcast per example", "forward", "output", (4, 3, 4), "normal", _BIAS,
+     lambda a, lr: a["x"] @ a["w"] + a["b"][:, None], Diagnosis.BIAS_AXIS),
+    ("dL_db summed over O", "grad_b", "dL_db", (4, 3, 4), "normal", _BIAS,
+     lambda a, lr: a["dL_do"].sum(axis=1), Diagnosis.BIAS_AXIS),
+    ("b not updated", "step", "b_new", (5, 3, 4), "normal", _BIAS,
+     lambda a, lr: a["b"], Diagnosis.BIAS_NOT_UPDATED),
 ]  # fmt: skip
 
 
 def _diagnosed(bug: tuple) -> tuple[_diagnosis.Diagnosed, Case, Options]:
     _, function, result, shape, data, options, make, _ = bug
     checked = Options(**options)
-    case = _case(function, shape, data, checked.dtype)
+    case = _case(function, shape, data, checked.dtype, bias=bool(checked.bias))
     arrays = {name: array for name, array in case.arrays.items()}
     actual = np.asarray(make(arrays, case.lr), np.float64)
     return diagnose(result, actual, case, checked), case, checked
@@ -132,6 +156,39 @@ def test_no_other_pattern_fits_a_bug_clearly(bug: tuple) -> None:
     found, _, _ = _diagnosed(bug)
     clear = {c.kind for c in found.candidates() if not c.unclear}
     assert clear == {bug[-1]}, [(c.kind, c.detail) for c in found.candidates()]
+
+
+@pytest.mark.parametrize(
+    ("function", "result", "shape", "make", "words"),
+    [
+        ("forward", "output", (1, 3, 4), lambda a: a["x"] @ a["w"] + a["b"][:, None],
+         "broadcasts to (4, 4)"),
+        ("grad_b", "dL_db", (5, 3, 4), lambda a: a["dL_do"].sum(axis=1), "shape (N,) = (5,)"),
+    ],
+    ids=["output (O, O)", "dL_db (N,)"],
+)  # fmt: skip
+def test_a_bias_on_the_wrong_axis_is_named_from_the_shape_it_gives(
+    function: str, result: str, shape: tuple[int, int, int], make, words: str
+) -> None:
+    """Where N != O numpy broadcasts b[:, None] to another shape, or sums to (N,): the wrong
+    shape is the bias_axis bug's own, not a plain wrong_shape."""
+    options = Options(bias=True)
+    case = _case(function, shape, bias=True)
+    actual = np.asarray(make(case.arrays), np.float32)
+    right = _diagnosis.expect(case, options.arithmetic())[result]
+    _, finding = _diagnosis.check_result(result, actual, right, case, options)
+    assert finding is not None and finding.kind is Diagnosis.BIAS_AXIS, finding
+    assert words in finding.detail
+    # Another shape, from another bug, stays wrong_shape.
+    _, other = _diagnosis.check_result(result, actual[..., :2], right, case, options)
+    assert other is not None and other.kind is Diagnosis.WRONG_SHAPE
+
+
+def test_a_bias_twice_is_not_a_bias_of_a_layer_without_one() -> None:
+    """On a layer without b, an offset down each column stays ``bias`` (bias_twice needs b)."""
+    bug = next(bug for bug in BUGS if bug[0] == "bias")
+    found, _, _ = _diagnosed(bug)
+    assert Diagnosis.BIAS_TWICE not in {c.kind for c in found.candidates()}
 
 
 def test_every_diagnosis_has_one_record() -> None:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import reference
 from tests.conftest import examples
 from verify.oracle import _protocol as protocol
 from verify.oracle._invoke import Failed, Returned
@@ -85,6 +86,26 @@ def test_the_greeting_names_the_functions() -> None:
     ]
     with pytest.raises(protocol.ProtocolError, match="crosscheck 1"):
         protocol.parse_greeting(b"hello world")
+
+
+def test_a_layer_with_a_bias_says_so_in_its_greeting() -> None:
+    """The greeting's last word "bias"; without one the greeting is as before there was one."""
+    line = protocol.greeting(["forward", "grad_b", "step"], bias=True)
+    assert line == b"crosscheck 1 forward,grad_b,step bias\n"
+    assert protocol.parse_greeting(line[:-1]) == ["forward", "grad_b", "step"]
+    assert protocol.greeting_bias(line[:-1])
+    assert protocol.greeting(["forward"]) == b"crosscheck 1 forward\n"
+    assert not protocol.greeting_bias(b"crosscheck 1 forward")
+
+
+def test_the_argument_count_says_which_layer_is_called() -> None:
+    from verify.oracle._contract import signature_by_count
+
+    assert signature_by_count("forward", 2).arguments == ("x", "w")
+    assert signature_by_count("forward", 3).arguments == ("x", "w", "b")
+    assert signature_by_count("step", 4).results == reference.StepResult._fields
+    assert signature_by_count("step", 5).results == reference.BiasStepResult._fields
+    assert signature_by_count("update", 3).results == ("w_new",)
 
 
 @pytest.mark.parametrize(

@@ -42,9 +42,13 @@ def test_one_passing_item_per_check_and_only_the_checks() -> None:
     code, output = pytest_run("--crosscheck", "examples/numpy_layer.py", "-v")
     assert code == 0, output
     spec = "crosscheck:examples/numpy_layer.py"
-    assert outcomes(output) == {f"{spec}::{check}[float32]": "PASSED" for check in CHECKS}
+    # grad_b is one more item, skipped on a layer without a bias (it needs one).
+    assert outcomes(output) == {
+        f"{spec}::{check}[float32]": "SKIPPED" if check == "grad_b" else "PASSED"
+        for check in CHECKS
+    }
     # No test path given: the project's testpaths (tests/) are not collected.
-    assert "collected 9 items" in output and "9 passed" in output
+    assert "collected 10 items" in output and "9 passed, 1 skipped" in output
 
 
 def test_a_mutant_fails_exactly_its_broken_checks_and_junit_names_them(tmp_path: Path) -> None:
@@ -125,7 +129,8 @@ def test_fixture_and_marker_check_a_test_modules_own_layer(tmp_path: Path) -> No
     }, output
     assert found["test_layer.py::test_local_layer[forward-float32]"] == "PASSED"
     skipped = [node for node, outcome in found.items() if outcome == "SKIPPED"]
-    assert len(skipped) == len(CHECKS) - 1  # OnlyForward provides nothing else
+    # OnlyForward provides nothing else; the mutant has no bias: its grad_b at both dtypes.
+    assert len(skipped) == len(CHECKS) - 1 + 2
     assert "in-process" not in output  # the failures came from the worker
     assert "diagnosis: transposed" in output
 

@@ -248,3 +248,145 @@ def test_fast_twin_leaves_float32_blas_for_data_it_would_round() -> None:
     np.testing.assert_array_equal(fast.dL_dx, dL_do @ w.astype(np.float64).T)
     with pytest.raises(ValueError, match="output has shape"):
         reference.fast.step(x, w, target, 0.5, output=np.zeros((4, 6)))
+
+
+# ------------------------------------------------------------------------------------------
+# The bias: forward(x, w, b), grad_b, update on (O,), step(x, w, b, target, lr).
+# ------------------------------------------------------------------------------------------
+
+
+def test_bias_by_hand() -> None:
+    """The notebook's x and w with a bias, every number worked out by hand."""
+    x = np.array([[4, 0], [3, 3], [3, 1]])
+    w = np.array([[0, 1, -1, 1], [-1, -1, -1, 1]])
+    b = np.array([1.0, -2.0, 0.0, 3.0])
+    np.testing.assert_array_equal(
+        reference.forward(x, w, b), [[1, 2, -4, 7], [-2, -2, -6, 9], [0, 0, -4, 7]]
+    )
+    # output > 0 = target where +1; the tie at output[2, 0] = output[2, 1] = 0 takes -1.
+    result = reference.step(x, w, b, np.zeros((3, 4)), 0.5)
+    assert isinstance(result, reference.BiasStepResult)
+    assert result.loss == 44.0
+    np.testing.assert_array_equal(result.dL_db, [-1, -1, -3, 3])
+    np.testing.assert_array_equal(result.b_new, [1.5, -1.5, 1.5, 1.5])
+    np.testing.assert_array_equal(result.dL_dw, [[-2, -2, -10, 10], [-4, -4, -4, 4]])
+    # Without b the step is the seed's, of the seed's type.
+    assert type(reference.step(x, w, np.zeros((3, 4)), 0.5)) is reference.StepResult
+
+
+def test_grad_b_sums_any_upstream_over_the_batch() -> None:
+    dL_do = np.array([[0.25, -3.0], [1.5, 2.0], [-0.5, 0.125]])
+    np.testing.assert_array_equal(reference.grad_b(dL_do), [1.25, -0.875])
+    assert reference.grad_b(np.zeros((0, 3))).shape == (3,)
+
+
+def test_bias_step_is_the_seed_step_plus_the_bias_loop() -> None:
+    """step(x, w, b, ...) is forward(x, w, b) fed through the same pieces: dL_dx and dL_dw are
+    the seed's on the biased output, dL_db is grad_b of its dL_do, b_new is update(b, ...)."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((7, 3)), rng.standard_normal((3, 4)), rng.standard_normal(4)
+    target = rng.standard_normal((7, 4))
+    result = reference.step(x, w, b, target, 0.01)
+    output = reference.forward(x, w, b)
+    np.testing.assert_array_equal(output, reference.forward(x, w) + b)  # one rounding each
+    dL_do = reference.loss_grad(output, target)
+    np.testing.assert_array_equal(result.dL_db, reference.grad_b(dL_do))
+    np.testing.assert_array_equal(result.dL_dw, reference.grad_w(x, dL_do))
+    np.testing.assert_array_equal(result.dL_dx, reference.grad_x(dL_do, w))
+    np.testing.assert_array_equal(result.b_new, reference.update(b, result.dL_db, 0.01))
+    np.testing.assert_array_equal(result.b_new, b - 0.01 * dL_do.sum(axis=0))
+    keywords = reference.step(x, w, b=b, target=target, lr=0.01)
+    np.testing.assert_array_equal(keywords.b_new, result.b_new)
+
+
+@examples(40)
+@given(case=exact_layer_inputs(dtype=np.float64, shapes=layer_shapes(max_size=1 << 14)))
+def test_fast_twin_is_bitwise_with_a_bias(case: LayerInputs) -> None:
+    """reference.fast with an integer bias equals the loops bit for bit (exact-mode data)."""
+    b = np.arange(case.w.shape[1], dtype=np.float64) % 7 - 3
+    assert reference.fast.exactness_margin(case.x, case.w, case.target, b) > 0
+    loops = reference.step(case.x, case.w, b, case.target, case.lr)
+    fast = reference.fast.step(case.x, case.w, b, case.target, case.lr)
+    call = describe_call("reference.fast.step", x=case.x, w=case.w, b=b, target=case.target)
+    assert loops._fields == fast._fields == reference.BiasStepResult._fields
+    for field in loops._fields:
+        assert_bitwise(field, getattr(fast, field), getattr(loops, field), call)
+
+
+def test_bias_loops_are_float64_accurate() -> None:
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((31, 64)), rng.standard_normal((64, 13)), rng.standard_normal(13)
+    dL_do = rng.standard_normal((31, 13))
+    arith = bounds.FLOAT64
+    assert_within(
+        "output", reference.forward(x, w, b), bounds.forward_bound(x, w, arith, b=b), "forward"
+    )
+    assert_within("dL_db", reference.grad_b(dL_do), bounds.grad_b_bound(dL_do, arith), "grad_b")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (
+            lambda: reference.forward(np.ones((3, 2)), np.ones((2, 4)), np.ones(3)),
+            ValueError,
+            r"b has shape \(3,\), but w has shape \(2, 4\): b must be \(O,\) with O = 4",
+        ),
+        (
+            lambda: reference.forward(np.ones((3, 2)), np.ones((2, 4)), np.ones((1, 4))),
+            ValueError,
+            r"b must be a 1-D array \(O,\), got shape \(1, 4\)",
+        ),
+        (
+            lambda: reference.forward(np.ones((3, 2)), np.ones((2, 4)), np.array([1, 2, 3, 1j])),
+            TypeError,
+            r"b must hold real numbers \(bool, int or float\), got dtype complex128",
+        ),
+        (
+            lambda: reference.forward(np.ones((3, 2)), np.ones((2, 1)), np.array([np.nan])),
+            ValueError,
+            r"b\[0\] = nan: the reference needs finite values",
+        ),
+        (
+            lambda: reference.grad_b(np.ones(3)),
+            ValueError,
+            r"dL_do must be a 2-D array \(N, O\), got shape \(3,\)",
+        ),
+        (
+            lambda: reference.update(np.ones(4), np.ones(3), 0.1),
+            ValueError,
+            r"dL_dw has shape \(3,\), but should match w \(4,\)",
+        ),
+        (
+            lambda: reference.step(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 4))),
+            TypeError,
+            r"step\(\) takes \(x, w, target, lr\) or \(x, w, b, target, lr\), got 3 arguments",
+        ),
+        (
+            lambda: reference.step(np.ones((3, 2)), np.ones((2, 4)), np.ones((3, 4)), bias=0.1),
+            TypeError,
+            r"step\(\) got an unexpected or repeated argument 'bias'",
+        ),
+        (
+            lambda: reference.fast.step(
+                np.ones((3, 2)), np.ones((2, 4)), np.ones(5), np.ones((3, 4)), 0.1
+            ),
+            ValueError,
+            r"b has shape \(5,\), but should be \(O,\) = \(4,\)",
+        ),
+    ],
+    ids=[
+        "forward-b-size",
+        "forward-b-rank",
+        "forward-b-complex",
+        "forward-b-nan",
+        "grad_b",
+        "update-1d",
+        "step-count",
+        "step-keyword",
+        "fast-b",
+    ],
+)
+def test_bad_bias_input_names_the_argument(call, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()

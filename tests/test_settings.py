@@ -31,6 +31,7 @@ DEFAULTS = {
     "tie_convention": None,
     "matmul_precision": "float32",
     "accumulation": None,
+    "bias": None,  # issue 21: None reads the candidate's own parameter counts
     "timeout": 60.0,
     "functions": None,
     "repro_dir": "crosscheck-repro",
@@ -49,6 +50,7 @@ CLI_SPELLINGS = {
     "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
     "--tile",  # added since
+    "--bias",
 }  # fmt: skip
 
 
@@ -115,7 +117,18 @@ def test_settings_judge_with_their_options_fields_only() -> None:
         "timeout": 60.0,
         "accumulation": None,
         "tile": (),
+        "bias": None,
     }
+    # How a report and a reproducer store them: a layer without a bias as before there was one.
+    assert "bias" not in judged.described() and "tile" not in judged.described()
+    assert Settings(bias=True).judged().described()["bias"] is True
+    assert Settings(tile=(512,)).judged().described()["tile"] == (512,)
+
+
+def test_bias_option_is_validated_and_spelled() -> None:
+    with pytest.raises(OptionError, match="bias must be True, False or None, got 'yes'"):
+        Settings(bias="yes")
+    assert _settings.spelling("bias") == "--bias"
 
 
 def test_the_plugin_and_its_marker_take_the_options_offered_them() -> None:

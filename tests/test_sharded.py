@@ -29,7 +29,13 @@ import verify
 from tests.conftest import examples
 from tests.helpers import assert_bitwise, assert_step_within, assert_within, describe_call
 from verify import bounds
-from verify.strategies import LayerInputs, exact_layer_inputs, layer_inputs, layer_shapes
+from verify.strategies import (
+    BiasLayerInputs,
+    LayerInputs,
+    exact_layer_inputs,
+    layer_inputs,
+    layer_shapes,
+)
 
 #: (data, model) mesh shapes, by kind; every device count 1, 2, 4, 8 appears.
 MESHES = {
@@ -72,6 +78,42 @@ mesh_params = pytest.mark.parametrize(("data", "model"), list(MESHES.values()), 
 def call_of(case: LayerInputs, data: int, model: int) -> str:
     shapes = describe_call("sharded_step", x=case.x, w=case.w, target=case.target)
     return f"{shapes} lr={case.lr} mesh={data}x{model}"
+
+
+@mesh_params
+def test_a_bias_split_over_O_is_bitwise_in_exact_mode(data: int, model: int) -> None:
+    """b (O,) sharded with w over the model axis, dL_db psummed over the data axis: every one
+    of the six results equals the loops' bit for bit (integer b, targets moved with it)."""
+    needs_devices(data, model)
+    mesh = mesh_for(data, model)
+
+    @examples(10)
+    @given(case=exact_layer_inputs(dtype=np.float32, shapes=SHAPES), seed=st.integers(0, 99))
+    def check(case: LayerInputs, seed: int) -> None:
+        b = np.random.default_rng(seed).integers(-4, 5, size=case.w.shape[1]).astype(np.float32)
+        target = case.target + b
+        got = verify.sharded_step(case.x, case.w, b, target, case.lr, mesh=mesh)
+        expected = reference.step(case.x, case.w, b, target, case.lr)
+        call = call_of(case, data, model) + " with b"
+        for name in reference.BiasStepResult._fields:
+            assert_bitwise(name, getattr(got, name), getattr(expected, name), call)
+
+    check()
+
+
+@mesh_params
+def test_a_bias_in_float_mode_is_within_the_error_model(data: int, model: int) -> None:
+    needs_devices(data, model)
+    mesh = mesh_for(data, model)
+
+    @examples(8)
+    @given(case=layer_inputs(dtype=np.float32, shapes=SHAPES, bias=True))
+    def check(case: BiasLayerInputs) -> None:
+        got = verify.sharded_step(case.x, case.w, case.b, case.target, case.lr, mesh=mesh)
+        arith = bounds.arithmetic(case.x.dtype)
+        assert_step_within(got, case, arith, call_of(case, data, model) + " with b")
+
+    check()
 
 
 @mesh_params
@@ -235,6 +277,14 @@ def test_bad_shapes_are_named(shapes, message) -> None:
     x, w, target = (np.ones(shape, np.float32) for shape in shapes)
     with pytest.raises(ValueError, match=message):
         verify.sharded_step(x, w, target, 1.0, mesh=mesh_for(1, 1))
+
+
+def test_a_bias_of_the_wrong_shape_is_named() -> None:
+    x, w, target = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32), np.ones((2, 4))
+    with pytest.raises(ValueError, match=r"b has shape \(3,\), but w has shape \(3, 4\)"):
+        verify.sharded_step(x, w, np.ones(3), target, 1.0, mesh=mesh_for(1, 1))
+    with pytest.raises(TypeError, match=r"takes \(x, w, target, lr\) or \(x, w, b, target, lr\)"):
+        verify.sharded_step(x, w, target, mesh=mesh_for(1, 1))
 
 
 def test_step_mesh_says_how_to_get_more_cpu_devices() -> None:

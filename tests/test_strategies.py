@@ -3,6 +3,7 @@ adversarial kinds really are produced, nothing overflows."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import ml_dtypes
@@ -17,8 +18,10 @@ from verify import bounds
 from verify.strategies import (
     DIM_MENU,
     VALUE_KINDS,
+    BiasLayerInputs,
     LayerInputs,
     LayerShape,
+    _make_bias_inputs,
     _make_inputs,
     exact_inputs,
     exact_layer_inputs,
@@ -29,6 +32,10 @@ from verify.strategies import (
 )
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+#: sha256 of x, w and target of ``example_inputs((31, 7, 13), kind="normal", seed=7)``, taken
+#: before the bias existed: any change to the no-bias stream shows here.
+NO_BIAS_DIGEST = "dbe37ebdcf1222fc"
 
 
 # ------------------------------------------------------------------------------------------
@@ -223,3 +230,81 @@ def test_example_inputs_match_the_strategy_kinds() -> None:
         example_inputs((1, 1, 1), kind="gaussian")
     with pytest.raises(ValueError, match=r"shape\[1\] must be a positive int"):
         example_inputs((1, 0, 1))
+
+
+# ------------------------------------------------------------------------------------------
+# bias=True: b drawn like w, ties through x @ w + b, nothing overflows, the seed's draws kept.
+# ------------------------------------------------------------------------------------------
+
+
+def _draw_bias(
+    kind: str, shape: tuple[int, int, int], dtype: np.dtype, seed: int, tie_fraction: float = 0.2
+) -> BiasLayerInputs:
+    return _make_bias_inputs(kind, LayerShape(*shape), dtype, seed, 0.01, tie_fraction)
+
+
+@examples(30)
+@given(layer_inputs(dtype=np.float32, kinds=("integers",), tie_fraction=1.0, bias=True))
+def test_integer_kind_makes_exact_ties_through_the_bias(case: BiasLayerInputs) -> None:
+    """tie_fraction=1: every target equals x @ w + b exactly, and b is not all zero."""
+    x64, w64 = case.x.astype(np.float64), case.w.astype(np.float64)
+    assert case.b.shape == (case.w.shape[1],) and case.b.dtype == np.float32
+    assert (x64 @ w64 + case.b.astype(np.float64) == case.target).all()
+
+
+def test_bias_is_drawn_and_moves_the_ties() -> None:
+    """Across seeds b is nonzero, and ties sit on x @ w + b, not on x @ w."""
+    moved = 0
+    for seed in range(20):
+        case = _draw_bias("integers", (8, 3, 4), np.dtype(np.float32), seed, tie_fraction=1.0)
+        moved += int((case.x.astype(np.float64) @ case.w != case.target).sum())
+    assert moved > 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_every_kind_with_a_bias_is_finite_and_clear_of_overflow(dtype: str) -> None:
+    np_dtype = bounds.numpy_dtype(dtype)
+    biggest = float(ml_dtypes.finfo(np_dtype).max)
+    for kind in VALUE_KINDS:
+        for seed, shape in enumerate([(1, 1, 1), (31, 7, 13), (3, 257, 2), (257, 4, 1)]):
+            case = _draw_bias(kind, shape, np_dtype, seed)
+            for name in ("x", "w", "b", "target"):
+                assert np.isfinite(getattr(case, name).astype(np.float64)).all(), (kind, name)
+            x, w = np.abs(case.x.astype(np.float64)), np.abs(case.w.astype(np.float64))
+            b = np.abs(case.b.astype(np.float64))
+            loss = float((x @ w + b).sum() + np.abs(case.target.astype(np.float64)).sum())
+            assert loss < biggest / 16, (kind, shape, loss)
+            assert shape[0] * 1.5 < biggest / 16  # |dL_db| <= N, |b_new| <= |b| + lr N
+
+
+def test_bias_kinds_are_what_they_say() -> None:
+    """Subnormal kind: some b subnormal; tiny: b around the smallest normal; cancellation:
+    x @ w + b small next to |x| @ |w| + |b| on the row b undoes."""
+    f32 = np.dtype(np.float32)
+    tiny = float(ml_dtypes.finfo(f32).smallest_normal)
+    sub = _draw_bias("subnormal", (31, 7, 13), f32, 0).b.astype(np.float64)
+    assert ((sub != 0) & (np.abs(sub) < tiny)).any()
+    small = np.abs(_draw_bias("tiny", (31, 7, 13), f32, 0).b.astype(np.float64))
+    assert small.max() < 1e3 * tiny
+    case = _draw_bias("cancellation", (8, 64, 8), f32, 0)
+    x, w, b = (a.astype(np.float64) for a in (case.x, case.w, case.b))
+    assert np.median(np.abs(x[0] @ w + b) / (np.abs(x[0]) @ np.abs(w) + np.abs(b))) < 1e-2
+
+
+def test_no_bias_draws_are_the_seeds() -> None:
+    """bias=False draws exactly what it drew before there was a bias (same seed, same bytes):
+    the reports of checks without a bias stay byte-identical."""
+    from verify.strategies import example_inputs
+
+    plain = example_inputs((31, 7, 13), kind="normal", seed=7)
+    assert type(plain) is LayerInputs
+    again = _make_inputs("normal", LayerShape(31, 7, 13), np.dtype(np.float32), 7, 0.01, 0.2)
+    for name in ("x", "w", "target"):
+        assert getattr(plain, name).tobytes() == getattr(again, name).tobytes()
+    digest = hashlib.sha256(b"".join(a.tobytes() for a in (plain.x, plain.w, plain.target)))
+    assert digest.hexdigest()[:16] == NO_BIAS_DIGEST
+
+
+def test_bias_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="bias must be True or False, got 1"):
+        layer_inputs(bias=1)  # type: ignore[call-overload]

@@ -29,7 +29,12 @@ def test_walkthrough_agrees_and_says_so() -> None:
         assert f"\n{quantity}\n" in text
     assert "41.578510114266535" in text and "38.088094755935614" in text
     assert "tie convention" in text
-    assert text.rstrip().splitlines()[-1].startswith("verdict: OK")
+    # The seed's numbers first, its verdict; then the layer with a bias and its own verdict.
+    seed, _, bias = text.partition("--- the same layer with a bias")
+    assert seed.rstrip().splitlines()[-1].startswith("verdict: OK")
+    for quantity in walkthrough.BiasQuantities._fields:
+        assert f"\n{quantity}\n" in bias
+    assert text.rstrip().splitlines()[-1].startswith("verdict with a bias: OK, all three agree")
 
 
 def test_compare_catches_a_wrong_gradient() -> None:
@@ -49,6 +54,22 @@ def test_compare_catches_a_wrong_loss() -> None:
     assert problems == [
         f"broken: L = {bad.L!r}, but the notebook printed {walkthrough.SEED_LOSS!r}"
     ]
+
+
+def test_the_bias_variant_is_the_seed_step_with_b() -> None:
+    """dL_db is dL_do summed over the batch and b_updated = b - lr * dL_db, from each of the
+    three; a dL_db averaged over the batch is caught."""
+    data = walkthrough.seed_data()
+    b = np.array(walkthrough.SEED_BIAS)
+    results = walkthrough.bias_quantities(data, b)
+    assert not walkthrough.compare_bias(results, data, b)
+    for got in results.values():
+        np.testing.assert_array_equal(got.dL_db, got.dL_do.sum(axis=0))
+        np.testing.assert_array_equal(got.output, data.x @ data.w + b)  # binary fractions
+    loops = results["loop reference"]
+    bad = loops._replace(dL_db=loops.dL_db / 3)
+    problems = walkthrough.compare_bias({"loop reference": loops, "broken": bad}, data, b)
+    assert problems == ["dL_db: broken differs from the loop reference"]
 
 
 def test_python_dash_m_verify_exits_zero() -> None:

@@ -58,6 +58,36 @@ class Correct:
         )
 
 
+class CorrectBias(Correct):
+    """The layer with a bias b (O,), in numpy: the base every bias mutant breaks in one place.
+
+    output = x @ w + b, dL_db = dL_do summed over the batch, b_new = b - lr * dL_db (the same
+    update as w's); forward takes three parameters and step five, so the oracle reads the bias.
+    """
+
+    def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        return x @ w + b
+
+    def grad_b(self, dL_do: np.ndarray) -> np.ndarray:
+        accumulator = np.promote_types(dL_do.dtype, np.float32)
+        return dL_do.sum(axis=0, dtype=accumulator).astype(dL_do.dtype)
+
+    def step(  # type: ignore[override]
+        self, x: np.ndarray, w: np.ndarray, b: np.ndarray, target: np.ndarray, lr: float
+    ) -> tuple:
+        output = self.forward(x, w, b)
+        dL_do = self.loss_grad(output, target)
+        dL_dw, dL_db = self.grad_w(x, dL_do), self.grad_b(dL_do)
+        return (
+            self.loss(output, target),
+            self.grad_x(dL_do, w),
+            dL_dw,
+            dL_db,
+            self.update(w, dL_dw, lr),
+            self.update(b, dL_db, lr),
+        )
+
+
 def _tf32(a: np.ndarray) -> np.ndarray:
     """Round float32 to TensorFloat-32 (10 mantissa bits), as a tensor core reads its inputs."""
     bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
@@ -456,6 +486,48 @@ class HalfPrecisionSum(Correct):
         return self._matmul(x.T, dL_do)
 
 
+# --- the layer with a bias -------------------------------------------------------------------
+
+
+class MeanGradB(CorrectBias):
+    """dL_db averaged over the batch: b[j] moves every example's output j, so it sums."""
+
+    def grad_b(self, dL_do):
+        return dL_do.mean(axis=0).astype(dL_do.dtype)
+
+
+class UpstreamIgnoredGradB(CorrectBias):
+    """dL_db counts the examples (a column of ones summed) instead of summing dL_do."""
+
+    def grad_b(self, dL_do):
+        return np.ones_like(dL_do).sum(axis=0).astype(dL_do.dtype)
+
+
+class BiasNotUpdatedStep(CorrectBias):
+    """The fused step computes dL_db and returns b unchanged: only w is updated."""
+
+    def step(self, x, w, b, target, lr):
+        loss, dL_dx, dL_dw, dL_db, w_new, _ = super().step(x, w, b, target, lr)
+        return loss, dL_dx, dL_dw, dL_db, w_new, b.copy()
+
+
+class BiasTwiceForward(CorrectBias):
+    """b added once as the layer's bias and once more (``out = x @ w + b; out += b``)."""
+
+    def forward(self, x, w, b):
+        output = x @ w + b
+        output += b
+        return output
+
+
+class BiasAxisForward(CorrectBias):
+    """b as a column, ``b[:, None]``: added per example, not per output feature (numpy
+    broadcasts it without an error where N == O, to (O, O) where N == 1, else raises)."""
+
+    def forward(self, x, w, b):
+        return x @ w + b[:, None]
+
+
 @dataclasses.dataclass(frozen=True)
 class Mutant:
     """A broken implementation, the diagnosis expected per function it breaks (None: it
@@ -562,15 +634,24 @@ ZOO: tuple[Mutant, ...] = (
     Mutant(LrBfloat16Update, {"update": "scaled_step"}, also=_through("scaled_step"),
            dtypes=_FLOAT32),
     Mutant(StaleWeightsStep, {"step": "stale_weights", "consistency": "inconsistent"}),
+    Mutant(MeanGradB, {"grad_b": "mean_instead_of_sum"},
+           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
+    Mutant(UpstreamIgnoredGradB, {"grad_b": "upstream_ignored"},
+           also={"step": "upstream_ignored", "identities": "convexity"}),
+    # identities: not judged, as for any update outside its bound (the step names it).
+    Mutant(BiasNotUpdatedStep, {"step": "bias_not_updated"}, also={"consistency": "inconsistent"}),
+    Mutant(BiasTwiceForward, {"forward": "bias_twice"}, also=_through("bias_twice")),
+    Mutant(BiasAxisForward, {"forward": "bias_axis"}, also=_through("raised", _CALLS)),
 )  # fmt: skip
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
-CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep)
+CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep, CorrectBias)
 
 
 #: Correct examples a user copies (SPECs), by the module each needs (skipped without it).
 EXAMPLES: dict[str, str] = {
     "examples/numpy_layer.py": "numpy",
+    "examples/numpy_bias_layer.py": "numpy",
     "examples/jax_grad.py": "jax",
     "examples/torch_manual.py:layer": "torch",
     "examples/torch_autograd.py:layer": "torch",

@@ -12,10 +12,12 @@ from ._exact import ExactReport as ExactReport
 from ._exact import check_exact as check_exact
 from ._layer import DEFAULT_PRECISION as DEFAULT_PRECISION
 from ._layer import TIE_CONVENTION as TIE_CONVENTION
+from ._layer import BiasStepResult as BiasStepResult
 from ._layer import ChainResult as ChainResult
 from ._layer import StepResult as StepResult
 from ._layer import chain as chain
 from ._layer import forward as forward
+from ._layer import grad_b as grad_b
 from ._layer import grad_w as grad_w
 from ._layer import grad_x as grad_x
 from ._layer import l1_loss as l1_loss

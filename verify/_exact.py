@@ -7,6 +7,11 @@ summation order, blocking, threading or matmul precision (the integers are exact
 bfloat16 too). The exact values come from ``reference.fast`` (float64 BLAS, exact below 2^53;
 cross-checked against the loop reference on small shapes in the tests), so 2048^3 is checked in
 seconds where the loops would take hours.
+
+With ``bias=True`` the step is ``step(x, w, b, target, lr)`` with an integer b in
+[-magnitude, magnitude] (drawn from a stream of the seed of its own, so the data without a bias
+are the same), the targets moved with it: x @ w + b, dL_db (integers up to N) and b_new (a
+multiple of lr) are exact too, and all six results are compared with ``reference.fast.step``'s.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from ._projected import compare_projected, step_products
 from .messages import explain
 from .strategies import LayerInputs, exact_case
 
-#: ``step``'s outputs, in order.
+#: ``step``'s outputs, in order (with a bias: ``BIAS_FIELDS``).
 FIELDS = reference.StepResult._fields
+BIAS_FIELDS = reference.BiasStepResult._fields
 
 
 class ExactReport(NamedTuple):
@@ -81,16 +87,17 @@ def _compare_field(
 
 
 def compare_exact(
-    result: Any, expected: Any, call: str | None = None
+    result: Any, expected: Any, call: str | None = None, fields: tuple[str, ...] = FIELDS
 ) -> tuple[dict[str, int], str | None]:
     """Count, per field, the elements of ``result`` that differ from ``expected`` (float64), and
     explain the first (``messages.explain``, ``[call]`` appended).
 
-    +0.0 == -0.0; NaN never equals anything; a wrong shape counts every element.
+    +0.0 == -0.0; NaN never equals anything; a wrong shape counts every element. ``fields``:
+    the results' names (``BIAS_FIELDS`` for a step with a bias).
     """
     mismatches: dict[str, int] = {}
     first: str | None = None
-    for field, got, want in zip(FIELDS, result, expected, strict=True):
+    for field, got, want in zip(fields, result, expected, strict=True):
         mismatches[field], message = _compare_field(field, _real(got), _real(want), call)
         first = first or message
     return mismatches, first
@@ -138,9 +145,12 @@ def check_exact(
     lr: float = 2.0**-4,
     dtype: Any = np.float32,
     inputs: LayerInputs | None = None,
+    bias: bool = False,
 ) -> ExactReport:
     """Run ``step_fn(x, w, target, lr) -> (loss, dL_dx, dL_dw, w_new)`` on exact-mode data of
-    ``shape = (N, I, O)`` and compare every element with the exact result.
+    ``shape = (N, I, O)`` and compare every element with the exact result; with ``bias``,
+    ``step_fn(x, w, b, target, lr) -> (loss, dL_dx, dL_dw, dL_db, w_new, b_new)`` (module
+    docstring), every element compared with ``reference.fast.step``'s.
 
     On generated data the matrices are compared through random projections
     (``compare_generated``, ``_projected``): no matmul of the oracle's beyond the one that
@@ -158,6 +168,7 @@ def check_exact(
       lr: as ``strategies.exact_inputs``.
       dtype: as ``strategies.exact_inputs``.
       inputs: use these instead of generating (then without ``shape``).
+      bias: check the step of the layer with a bias b (O,).
 
     Returns:
       An ``ExactReport``; ``report.raise_for_mismatch()`` turns a mismatch into an assertion.
@@ -173,6 +184,8 @@ def check_exact(
     else:
         case = inputs
     inputs_seconds = time.perf_counter() - start
+    if bias:
+        return _check_exact_bias(step_fn, case, output, seed, magnitude, inputs_seconds)
     start = time.perf_counter()
     result = tuple(np.asarray(value) for value in step_fn(case.x, case.w, case.target, case.lr))
     step_seconds = time.perf_counter() - start
@@ -188,6 +201,48 @@ def check_exact(
         mismatches, first = compare_exact(result, expected, call)
     else:
         mismatches, first = compare_generated(result, case, output, call)
+    reference_seconds = time.perf_counter() - start
+    return ExactReport(
+        (n, i, o), mismatches, first, step_seconds, reference_seconds, inputs_seconds
+    )
+
+
+#: The largest magnitude of an exact float32 integer (every sum and output stays below it).
+_FLOAT32_INTEGERS = 2.0**24
+
+
+def _check_exact_bias(
+    step_fn: Callable[..., Any],
+    case: LayerInputs,
+    output: np.ndarray | None,
+    seed: int,
+    magnitude: int,
+    inputs_seconds: float,
+) -> ExactReport:
+    """``check_exact`` of ``step_fn(x, w, b, target, lr)`` (module docstring)."""
+    start = time.perf_counter()
+    (n, i), o = case.x.shape, case.w.shape[1]
+    # A fourth child of the seed: the first three (x, w, the offsets) are those without b.
+    stream = np.random.default_rng(np.random.SeedSequence(seed).spawn(4)[3])
+    b = stream.integers(-magnitude, magnitude + 1, size=o).astype(case.x.dtype)
+    if i * magnitude**2 + magnitude + 1.5 >= _FLOAT32_INTEGERS / 2:
+        raise ValueError(
+            f"shape={(n, i, o)!r}, magnitude={magnitude}: x @ w + b would not be exact in float32"
+        )
+    target = (case.target.astype(np.float64) + b).astype(case.x.dtype)
+    inputs_seconds += time.perf_counter() - start
+    start = time.perf_counter()
+    result = tuple(np.asarray(value) for value in step_fn(case.x, case.w, b, target, case.lr))
+    step_seconds = time.perf_counter() - start
+    if len(result) != len(BIAS_FIELDS):
+        raise ValueError(f"step_fn must return {BIAS_FIELDS}, got {len(result)} values")
+    call = (
+        f"step(x: {case.x.shape}, w: {case.w.shape}, b: {b.shape}, target: {target.shape}, "
+        f"lr={case.lr!r})"
+    )
+    start = time.perf_counter()
+    expected = reference.fast.step(case.x, case.w, b, target, case.lr, output=output)
+    mismatches, first = compare_exact(result, expected, call, BIAS_FIELDS)
     reference_seconds = time.perf_counter() - start
     return ExactReport(
         (n, i, o), mismatches, first, step_seconds, reference_seconds, inputs_seconds

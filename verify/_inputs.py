@@ -24,6 +24,7 @@ a jitted function can be:
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -112,3 +113,42 @@ class LrChecked(Generic[P, R]):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._jitted, name)
+
+
+class StepOf:
+    """A step taking ``(x, w, target, lr)`` or ``(x, w, b, target, lr)``: the call goes to
+    ``plain`` or ``biased`` by ``reference.step_arguments`` (the argument count, or a keyword
+    ``b``); other keywords (``precision``) pass through. ``lower`` dispatches the same way;
+    every other attribute is ``plain``'s, so the layer without a bias stays what it was."""
+
+    def __init__(self, plain: LrChecked, biased: LrChecked) -> None:
+        self._plain = plain
+        self._biased = biased
+        functools.update_wrapper(self, plain)
+        self.__doc__ = "\n\n".join(
+            inspect.cleandoc(doc) for doc in (plain.__doc__, biased.__doc__) if doc
+        )
+
+    def _route(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple, dict]:
+        import reference
+
+        if len(args) < 2:
+            raise TypeError(f"{self.__name__}() takes (x, w, target, lr) or (x, w, b, target, lr)")
+        layer = {k: v for k, v in kwargs.items() if k in reference.BIAS_STEP_ARGUMENTS}
+        options = {k: v for k, v in kwargs.items() if k not in layer}
+        b, target, lr = reference.step_arguments(self.__name__, args[2:], layer)
+        if b is None:
+            return self._plain, (*args[:2], target, lr), options
+        return self._biased, (*args[:2], b, target, lr), options
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        function, positional, options = self._route(args, kwargs)
+        return function(*positional, **options)
+
+    def lower(self, *args: Any, **kwargs: Any) -> Any:
+        """``jax.jit``'s ``lower`` of the step these arguments select."""
+        function, positional, options = self._route(args, kwargs)
+        return function.lower(*positional, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._plain, name)

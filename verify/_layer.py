@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
-from ._inputs import LrChecked, learning_rate, real
+from ._inputs import LrChecked, StepOf, learning_rate, real
 from .bounds import TIE_CONVENTIONS
 
 #: Accepted spellings of matmul precision: a ``lax.Precision`` or its name.
@@ -38,6 +38,18 @@ class StepResult(NamedTuple):
     dL_dx: Float[Array, "N I"]
     dL_dw: Float[Array, "I O"]
     w_new: Float[Array, "I O"]
+
+
+class BiasStepResult(NamedTuple):
+    """What one SGD step of the layer with a bias produces:
+    ``(loss, dL_dx, dL_dw, dL_db, w_new, b_new)``."""
+
+    loss: Float[Array, ""]
+    dL_dx: Float[Array, "N I"]
+    dL_dw: Float[Array, "I O"]
+    dL_db: Float[Array, " O"]
+    w_new: Float[Array, "I O"]
+    b_new: Float[Array, " O"]
 
 
 def _check_matrix(name: str, value: ArrayLike, meaning: str) -> None:
@@ -65,14 +77,16 @@ def _contract(a, b, a_axis: int, b_axis: int, precision: Precision) -> Array:
 def forward(
     x: Float[ArrayLike, "N I"],
     w: Float[ArrayLike, "I O"],
+    b: Float[ArrayLike, " O"] | None = None,
     *,
     precision: Precision = DEFAULT_PRECISION,
 ) -> Float[Array, "N O"]:
-    """``output = x @ w``: ``output[d, j] = sum_i x[d, i] * w[i, j]``.
+    """``output = x @ w`` (``+ b``): ``output[d, j] = sum_i x[d, i] * w[i, j] + b[j]``.
 
     Args:
       x: data, shape ``(N, I)``.
       w: weights, shape ``(I, O)``.
+      b: bias, shape ``(O,)`` (broadcast over the batch), or None for the layer without one.
       precision: matmul precision (``"highest"``: true float32 on every backend).
 
     Returns:
@@ -83,8 +97,21 @@ def forward(
     _check_dims(
         "w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)"
     )
-    x, w = real(x=x, w=w)
-    return _contract(x, w, 1, 0, precision)
+    if b is None:
+        x, w = real(x=x, w=w)
+        return _contract(x, w, 1, 0, precision)
+    _check_bias(b, jnp.shape(w))
+    x, w, b = real(x=x, w=w, b=b)
+    # b[None, :]: the broadcast over the batch written out (rank promotion may be an error).
+    return _contract(x, w, 1, 0, precision) + b[None, :]
+
+
+def _check_bias(b: ArrayLike, w_shape: tuple[int, ...]) -> None:
+    if jnp.ndim(b) != 1 or jnp.shape(b)[0] != w_shape[1]:
+        raise ValueError(
+            f"b has shape {jnp.shape(b)}, but w has shape {w_shape}: "
+            f"b must be (O,) with O = {w_shape[1]}"
+        )
 
 
 @jax.jit
@@ -191,18 +218,38 @@ def grad_w(
 
 
 @jax.jit
+def grad_b(dL_do: Float[ArrayLike, "N O"]) -> Float[Array, " O"]:
+    """``dL_db = dL_do`` summed over the batch: ``dL_db[j] = sum_d dL_do[d, j]``.
+
+    b[j] moves every example's output j alike, so its gradient is the sum (not the mean) of
+    their upstream gradients. ``dL_do`` may be any real upstream gradient, not only +-1.
+
+    Args:
+      dL_do: upstream gradient, shape ``(N, O)``.
+
+    Returns:
+      ``dL_db``, shape ``(O,)``.
+    """
+    _check_matrix("dL_do", dL_do, "(N, O)")
+    (dL_do,) = real(dL_do=dL_do)
+    return jnp.sum(dL_do, axis=0)
+
+
+@jax.jit
 def _update(
     w: Float[ArrayLike, "I O"], dL_dw: Float[ArrayLike, "I O"], lr: ArrayLike
 ) -> Float[Array, "I O"]:
     """``w_new = w - lr * dL_dw`` (one SGD step; the notebook's lr is 0.01).
 
+    The same function updates the bias: ``b_new = update(b, dL_db, lr)``, shape ``(O,)``.
+
     Args:
-      w: weights, shape ``(I, O)``.
-      dL_dw: gradient, shape ``(I, O)``.
+      w: weights, shape ``(I, O)`` (or a bias, ``(O,)``).
+      dL_dw: gradient, the shape of ``w``.
       lr: learning rate, a finite real scalar (traced: changing it does not recompile).
 
     Returns:
-      ``w_new``, shape ``(I, O)``, the floating dtype of ``w`` and ``dL_dw`` (``_inputs``).
+      ``w_new``, the shape of ``w``, the floating dtype of ``w`` and ``dL_dw`` (``_inputs``).
     """
     if jnp.shape(w) != jnp.shape(dL_dw):
         raise ValueError(f"dL_dw has shape {jnp.shape(dL_dw)}, but should match w {jnp.shape(w)}")
@@ -251,7 +298,46 @@ def _step(
     )
 
 
-step = LrChecked(_step, position=3)
+@partial(jax.jit, static_argnames="precision")
+def _bias_step(
+    x: Float[ArrayLike, "N I"],
+    w: Float[ArrayLike, "I O"],
+    b: Float[ArrayLike, " O"],
+    target: Float[ArrayLike, "N O"],
+    lr: ArrayLike,
+    *,
+    precision: Precision = DEFAULT_PRECISION,
+) -> BiasStepResult:
+    """One fused SGD step on ``L = sum |x @ w + b - target|``.
+
+    ``output = x @ w + b``, ``dL_do = sign(output - target)`` (-1 at ties),
+    ``dL_dx = dL_do @ w.T``, ``dL_dw = x.T @ dL_do``, ``dL_db = sum_d dL_do[d, :]``,
+    ``w_new = w - lr * dL_dw``, ``b_new = b - lr * dL_db``; one XLA computation of three
+    matmuls and one column sum.
+    """
+    output = forward(x, w, b, precision=precision)
+    if jnp.shape(target) != output.shape:
+        raise ValueError(
+            f"target has shape {jnp.shape(target)}, but should be (N, O) = {output.shape} "
+            f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}, b: {jnp.shape(b)}]"
+        )
+    dL_do = loss_grad(output, target)
+    dL_dw = grad_w(x, dL_do, precision=precision)
+    dL_db = grad_b(dL_do)
+    return BiasStepResult(
+        l1_loss(output, target),
+        grad_x(dL_do, w, precision=precision),
+        dL_dw,
+        dL_db,
+        _update(w, dL_dw, lr),
+        _update(b, dL_db, lr),
+    )
+
+
+#: ``step(x, w, target, lr)`` or, with a bias, ``step(x, w, b, target, lr)``:
+#: ``StepResult(loss, dL_dx, dL_dw, w_new)`` or ``BiasStepResult(loss, dL_dx, dL_dw, dL_db,
+#: w_new, b_new)``; one fused XLA computation each (``_step``, ``_bias_step``).
+step = StepOf(LrChecked(_step, position=3), LrChecked(_bias_step, position=4))
 
 #: ``loss`` is the oracle's name for ``l1_loss``; both are provided.
 loss = l1_loss

@@ -19,6 +19,15 @@ I contraction is local, so the forward is the single-device one) and ``dL_do[n, 
     L           = psum_data,model( sum |output[n, o] - target[n, o]| )
     w_new[:, o] = w[:, o] - lr * dL_dw[:, o]              local: dL_dw is replicated over data
 
+With a bias b ``(O,)`` (``sharded_step(x, w, b, target, lr)``), b is split over O with w and
+replicated over the data axis (``b[o]``, ``(O/M,)``)::
+
+    output[n, o] = x[n, :] @ w[:, o] + b[o]               local
+    dL_db[o]     = psum_data( sum_n dL_do[n, o] )         a sum over N, split over the data axis
+    b_new[o]     = b[o] - lr * dL_db[o]                   local: dL_db is replicated over data
+
+(``model_axis=None`` replicates b with w).
+
 Data parallel is ``M = 1`` (w replicated, dL_dw all-reduced), model parallel is ``D = 1``
 (dL_dx all-reduced), and any ``D x M`` mesh does both. The reductions are the only change from
 the single-device step: they reorder the sums over N and O, which the error model allows (its
@@ -51,8 +60,18 @@ from jax import Array, lax
 from jax.sharding import AxisType, Mesh, PartitionSpec
 from jax.typing import ArrayLike
 
+import reference
+
 from ._inputs import check_host_learning_rate, learning_rate, real
-from ._layer import DEFAULT_PRECISION, Precision, StepResult, forward, loss_grad, update
+from ._layer import (
+    DEFAULT_PRECISION,
+    BiasStepResult,
+    Precision,
+    StepResult,
+    forward,
+    loss_grad,
+    update,
+)
 from ._padding import valid_mask
 
 #: Mesh axis names ``step_mesh`` makes and ``sharded_step`` looks for by default.
@@ -108,7 +127,14 @@ def _check_axis(mesh: Mesh, argument: str, axis: str | None) -> None:
 
 
 def _check_inputs(
-    x: Any, w: Any, target: Any, lr: Any, mesh: Mesh, data_axis: str | None, model_axis: str | None
+    x: Any,
+    w: Any,
+    target: Any,
+    lr: Any,
+    mesh: Mesh,
+    data_axis: str | None,
+    model_axis: str | None,
+    b: Any = None,
 ) -> None:
     """Shape checks on the global arrays, before tracing, so messages name the user's shapes."""
     if not isinstance(mesh, Mesh):
@@ -135,6 +161,11 @@ def _check_inputs(
         raise ValueError(
             f"target has shape {jnp.shape(target)}, but should be (N, O) = {(n, o)} "
             f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}]"
+        )
+    if b is not None and jnp.shape(b) != (o,):
+        raise ValueError(
+            f"b has shape {jnp.shape(b)}, but w has shape {jnp.shape(w)}: b must be (O,) with "
+            f"O = {o}"
         )
     learning_rate(lr)
     check_host_learning_rate(lr)
@@ -191,6 +222,7 @@ def _local_step(
     w: Array,
     target: Array,
     lr: Array,
+    b: Array | None = None,
     *,
     num_data: int,
     output_features: int,
@@ -198,11 +230,12 @@ def _local_step(
     data_axis: str | None,
     model_axis: str | None,
     precision: Precision,
-) -> tuple[Array, Array, Array, Array]:
-    """One device's share: blocks x ``(N/D, I)``, w ``(I, O/M)``, target ``(N/D, O/M)``."""
+) -> tuple[Array, ...]:
+    """One device's share: blocks x ``(N/D, I)``, w ``(I, O/M)``, target ``(N/D, O/M)`` (and
+    b ``(O/M,)``): ``(loss, dL_dx, dL_dw, w_new)``, with a bias ``(..., dL_db, b_new)``."""
     data_axes = () if data_axis is None else (data_axis,)
     model_axes = () if model_axis is None else (model_axis,)
-    output = forward(x, w, precision=precision)
+    output = forward(x, w, b, precision=precision)
     dL_do = loss_grad(output, target)
     terms = jnp.abs(output - target)
     if padded:
@@ -216,7 +249,52 @@ def _local_step(
     loss = _psum(jnp.sum(terms, dtype=wide), data_axes + model_axes).astype(x.dtype)
     dL_dx = _psum(_partial_contract(dL_do, w, 1, 1, precision), model_axes).astype(x.dtype)
     dL_dw = _psum(_partial_contract(x, dL_do, 0, 0, precision), data_axes).astype(x.dtype)
-    return loss, dL_dx, dL_dw, update(w, dL_dw, lr)
+    if b is None:
+        return loss, dL_dx, dL_dw, update(w, dL_dw, lr)
+    # The batch sum of this device's rows, widened as the matmuls' are, then over the data axis.
+    dL_db = _psum(jnp.sum(dL_do, axis=0, dtype=wide), data_axes).astype(x.dtype)
+    return loss, dL_dx, dL_dw, update(w, dL_dw, lr), dL_db, update(b, dL_db, lr)
+
+
+@partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
+def _sharded_bias_step(
+    x: Array,
+    w: Array,
+    b: Array,
+    target: Array,
+    lr: Array,
+    *,
+    mesh: Mesh,
+    data_axis: str | None,
+    model_axis: str | None,
+    precision: Precision,
+) -> BiasStepResult:
+    """``_sharded_step`` with a bias b ``(O,)``, split over O with w (module docstring)."""
+    (n, _), o = x.shape, w.shape[1]
+    pad_n = -n % _axis_size(mesh, data_axis)
+    pad_o = -o % _axis_size(mesh, model_axis)
+    x_p = jnp.pad(x, ((0, pad_n), (0, 0)))
+    w_p = jnp.pad(w, ((0, 0), (0, pad_o)))
+    b_p = jnp.pad(b, (0, pad_o))
+    target_p = jnp.pad(target, ((0, pad_n), (0, pad_o)))
+    body = partial(
+        _local_step,
+        num_data=n,
+        output_features=o,
+        padded=bool(pad_n or pad_o),
+        data_axis=data_axis,
+        model_axis=model_axis,
+        precision=precision,
+    )
+    rows, cols = PartitionSpec(data_axis, None), PartitionSpec(None, model_axis)
+    bias = PartitionSpec(model_axis)
+    loss, dL_dx, dL_dw, w_new, dL_db, b_new = jax.shard_map(
+        body,
+        mesh=mesh,
+        in_specs=(rows, cols, PartitionSpec(data_axis, model_axis), PartitionSpec(), bias),
+        out_specs=(PartitionSpec(), rows, cols, cols, bias, bias),
+    )(x_p, w_p, target_p, lr, b_p)
+    return BiasStepResult(loss, dL_dx[:n], dL_dw[:, :o], dL_db[:o], w_new[:, :o], b_new[:o])
 
 
 @partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
@@ -259,23 +337,26 @@ def _sharded_step(
 def sharded_step(
     x: ArrayLike,
     w: ArrayLike,
-    target: ArrayLike,
-    lr: ArrayLike,
-    *,
+    *args: ArrayLike,
     mesh: Mesh,
     data_axis: str | None = DATA_AXIS,
     model_axis: str | None = MODEL_AXIS,
     precision: Precision = DEFAULT_PRECISION,
     pad: bool = True,
-) -> StepResult:
-    """``verify.step`` split over ``mesh``: x and target over N, w over O (module docstring).
+    **layer: ArrayLike,
+) -> StepResult | BiasStepResult:
+    """``verify.step`` split over ``mesh``: x and target over N, w over O (module docstring):
+    ``sharded_step(x, w, target, lr, mesh=...)`` or, with a bias, ``sharded_step(x, w, b,
+    target, lr, mesh=...)``.
 
-    ``output = x @ w``, ``dL_do = sign(output - target)`` (-1 at ties), ``dL_dx = dL_do @ w.T``
-    (psum over the model axis), ``dL_dw = x.T @ dL_do`` (psum over the data axis),
-    ``w_new = w - lr * dL_dw``, ``L = sum |output - target|`` (psum over both).
+    ``output = x @ w (+ b)``, ``dL_do = sign(output - target)`` (-1 at ties),
+    ``dL_dx = dL_do @ w.T`` (psum over the model axis), ``dL_dw = x.T @ dL_do`` (psum over the
+    data axis), ``w_new = w - lr * dL_dw``, ``L = sum |output - target|`` (psum over both); with
+    a bias ``dL_db = sum_n dL_do[n, :]`` (psum over the data axis), ``b_new = b - lr * dL_db``.
 
     Args:
-      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: a scalar (traced).
+      x: ``(N, I)``; w: ``(I, O)``; b: ``(O,)``, split over O with w; target: ``(N, O)``;
+      lr: a scalar (traced).
       mesh: a ``jax.sharding.Mesh``, e.g. ``step_mesh(data=4, model=2)``.
       data_axis: the mesh axis N is split over, or None (x replicated).
       model_axis: the mesh axis O is split over, or None (w replicated).
@@ -285,11 +366,26 @@ def sharded_step(
 
     Returns:
       ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``: loss replicated, dL_dx
-      sharded over N, dL_dw and w_new over O.
+      sharded over N, dL_dw and w_new over O; with a bias ``BiasStepResult(loss, dL_dx, dL_dw,
+      dL_db (O,), w_new, b_new (O,))``, dL_db and b_new sharded over O.
     """
-    _check_inputs(x, w, target, lr, mesh, data_axis, model_axis)
+    b, target, lr = reference.step_arguments("sharded_step", args, layer)
+    _check_inputs(x, w, target, lr, mesh, data_axis, model_axis, b)
     if not pad:
         _check_divisible(x, w, mesh, data_axis, model_axis)
+    if b is not None:
+        x, w, b, target = real(x=x, w=w, b=b, target=target)
+        return _sharded_bias_step(
+            x,
+            w,
+            b,
+            target,
+            lr,
+            mesh=mesh,
+            data_axis=data_axis,
+            model_axis=model_axis,
+            precision=precision,
+        )
     x, w, target = real(x=x, w=w, target=target)
     return _sharded_step(
         x,

@@ -50,6 +50,18 @@ format with ``p' >= 2p + 2`` bits is innocuous for one operation: Figueroa 1995)
 as zero, two flushes), and ``|lr|`` times the gradient's own
 radius when the gradient was computed, not given.
 
+**The bias.** ``output = x @ w + b`` adds one term per output, in whatever order: b may start
+the accumulator (a GEMM's ``beta = 1``), join it at the end, or be added to ``x @ w`` after
+that was stored. Any of these is a length-(I + 1) sum of the products and ``1 * b[j]`` (the
+factor 1 is exact; charging ``u_in`` on b too only widens), plus at most one more store of
+the intermediate ``x @ w``: ``(1 + c_{I+1})(1 + u_out) - 1`` on ``|x| @ |w| + |b|``, with
+``a_{I+1} + tiny`` for the flushes (the extra store may flush) and a subnormal b read as zero
+counted in ``m_small``. ``dL_db = sum_d dL_do[d, :]`` is a sum of N stored values, i.e. the
+dot product of a column of ones with dL_do (exact products): ``c_N`` on ``sum_d |dL_do|``
+covers any order, and a ``ones @ dL_do`` matmul whose inputs are rounded too. With +-1
+upstreams its kinks contribute 1 each, as they contribute ``|x|`` to dL_dw; ``b_new`` is an
+update like ``w_new``.
+
 **Kinks.** Where ``|output - target|`` is within the forward bound (plus ``tiny``: a difference
 below it may flush to zero and take the tie convention), the sign of dL_do is not determined by
 the data: any value in [-1, 1] is admissible (at a true tie every subgradient is valid; near one,
@@ -385,8 +397,26 @@ def _dot_radius(
     return (relative * _magnitude_factor(k) + arith.underflow(k)) * _SLACK
 
 
-def forward_bound(x: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
+def _bias_radius(
+    magnitude: np.ndarray, k: int, arith: Arithmetic, small: np.ndarray | float
+) -> np.ndarray:
+    """Radius of ``x @ w + b`` (k = I products and b) against a float64 centre computed as
+    ``(x @ w) + b``: a length-(k + 1) dot product and one more store (module docstring)."""
+    coefficient = compound(arith.dot(k + 1), arith.u_out)
+    own = compound(FLOAT64.dot(k + 1), FLOAT64.u_out)
+    relative = (coefficient + own) * magnitude + (1 + coefficient) * small
+    flushes = arith.underflow(k + 1) + arith.tiny
+    return (relative * _magnitude_factor(k + 1) + flushes) * _SLACK
+
+
+def forward_bound(
+    x: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul, b: Any = None
+) -> Bound:
     """The bound on ``output = x @ w``: centre ``x @ w`` (float64), radius ``c_I |x| @ |w|``.
+
+    With a bias b of shape ``(O,)``, the bound on ``output = x @ w + b``: centre
+    ``x @ w + b``, radius ``((1 + c_{I+1})(1 + u_out) - 1) (|x| @ |w| + |b|)`` (module
+    docstring, "The bias").
 
     Shapes: x ``(N, I)``, w ``(I, O)``; ``matmul`` computes the float64 centre (numpy by
     default; the tests pass the loop reference).
@@ -394,7 +424,13 @@ def forward_bound(x: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_
     x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
     center = np.asarray(matmul(x64, w64), dtype=np.float64)
     small = _small_magnitude(x64, w64, arith.input_tiny)
-    return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith, small))
+    if b is None:
+        return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith, small))
+    b64 = np.abs(np.asarray(b, np.float64))
+    small = small + b64 * (b64 < arith.input_tiny)
+    magnitude = np.abs(x64) @ np.abs(w64) + b64
+    radius = _bias_radius(magnitude, x64.shape[1], arith, small)
+    return Bound(center + np.asarray(b, np.float64), np.broadcast_to(radius, center.shape).copy())
 
 
 def grad_x_bound(dL_do: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
@@ -419,6 +455,20 @@ def grad_w_bound(x: Any, dL_do: Any, arith: Arithmetic, *, matmul: Matmul = _num
     small = _small_magnitude(x64.T, upstream, arith.input_tiny)
     magnitude = np.abs(x64).T @ np.abs(upstream)
     return Bound(center, _dot_radius(magnitude, x64.shape[0], arith, small))
+
+
+def grad_b_bound(dL_do: Any, arith: Arithmetic) -> Bound:
+    """The bound on ``dL_db = sum_d dL_do[d, :]`` for a given upstream: radius
+    ``c_N sum_d |dL_do[d, :]|`` (a column of ones dotted with dL_do, module docstring).
+
+    Shapes: dL_do ``(N, O)``; result ``(O,)``.
+    """
+    upstream = np.asarray(dL_do, np.float64)
+    magnitude = np.abs(upstream)
+    small = (magnitude * (magnitude < arith.input_tiny)).sum(axis=0)
+    return Bound(
+        upstream.sum(axis=0), _dot_radius(magnitude.sum(axis=0), upstream.shape[0], arith, small)
+    )
 
 
 def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
@@ -449,7 +499,7 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
     Three roundings (lr to the dtype, the product, the difference): ``gamma_3(u_out)`` on
     ``|w| + |lr| |dL_dw|``, flushes and DAZ (``(3 + |lr|) tiny``); a gradient known only to a radius
     adds ``|lr| * radius``; the float64 centre's two roundings add ``gamma_2(2^-53)``.
-    Shapes: w and dL_dw ``(I, O)``; lr a scalar.
+    Shapes: w and dL_dw ``(I, O)``, or b and dL_db ``(O,)`` (``b_new``); lr a scalar.
     """
     w64 = np.asarray(w, np.float64)
     if isinstance(dL_dw, Bound):
@@ -467,14 +517,15 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
     return Bound(center, radius * _SLACK)
 
 
-def exact_products(x: Any, w: Any, dtype: Any) -> bool:
-    """Whether ``x @ w`` is exact in ``dtype`` in any summation order: integers whose partial
-    sums (at most ``|x| @ |w|``) fit the dtype's significand."""
+def exact_products(x: Any, w: Any, dtype: Any, b: Any = None) -> bool:
+    """Whether ``x @ w`` (``+ b``) is exact in ``dtype`` in any summation order: integers whose
+    partial sums (at most ``|x| @ |w| + |b|``) fit the dtype's significand."""
     x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    if not (np.all(x64 == np.round(x64)) and np.all(w64 == np.round(w64))):
+    b64 = np.zeros(w64.shape[1]) if b is None else np.asarray(b, np.float64)
+    if not all(np.all(a == np.round(a)) for a in (x64, w64, b64)):
         return False
     digits = int(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).nmant) + 1
-    return bool((np.abs(x64) @ np.abs(w64)).max(initial=0.0) < 2.0**digits)
+    return bool((np.abs(x64) @ np.abs(w64) + np.abs(b64)).max(initial=0.0) < 2.0**digits)
 
 
 def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | None = None) -> Bound:
@@ -506,10 +557,16 @@ class StepBounds(NamedTuple):
     dL_dx: Bound
     dL_dw: Bound
     w_new: Bound
+    dL_db: Bound | None = None  # with a bias only
+    b_new: Bound | None = None
 
     def results(self) -> tuple[Bound, ...]:
-        """The bounds of ``step``'s results, in ``StepResult`` order (loss, dL_dx, dL_dw, w_new)."""
-        return tuple(getattr(self, field) for field in reference.StepResult._fields)
+        """The bounds of ``step``'s results, in ``StepResult`` order (loss, dL_dx, dL_dw, w_new),
+        or with a bias in ``BiasStepResult`` order (loss, dL_dx, dL_dw, dL_db, w_new, b_new)."""
+        fields = (
+            reference.StepResult._fields if self.dL_db is None else reference.BiasStepResult._fields
+        )
+        return tuple(getattr(self, field) for field in fields)
 
 
 def step_bounds(
@@ -521,22 +578,25 @@ def step_bounds(
     *,
     matmul: Matmul = _numpy_matmul,
     tie: float | None = None,
+    b: Any = None,
 ) -> StepBounds:
-    """Bounds on ``step(x, w, target, lr)`` computed in ``arith``, kink-aware (module docstring).
+    """Bounds on ``step(x, w, target, lr)`` computed in ``arith``, kink-aware (module docstring);
+    with a bias ``b``, on ``step(x, w, b, target, lr)``, dL_db and b_new included.
 
-    Shapes: x ``(N, I)``, w ``(I, O)``, target ``(N, O)``; lr a scalar. With ``tie`` None any
-    tie convention (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is inside the
-    bounds; a pinned ``tie`` value applies where the tie is certain (``exact_products``).
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; lr a scalar. With ``tie``
+    None any tie convention (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is
+    inside the bounds; a pinned ``tie`` value applies where the tie is certain
+    (``exact_products``).
     """
     x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
-    output = forward_bound(x64, w64, arith, matmul=matmul)
+    output = forward_bound(x64, w64, arith, matmul=matmul, b=b)
     difference = output.center - target64
     # A computed difference below tiny may flush to zero and take the tie convention, and a
     # subnormal target may be read as zero (DAZ): either needs |output - target| < 2 tiny.
     kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
     if tie is not None:
-        certain = (difference == 0) & exact_products(x64, w64, arith.dtype)
+        certain = (difference == 0) & exact_products(x64, w64, arith.dtype, b)
         dL_do = np.where(certain, tie, dL_do)
         kinks = kinks & ~certain
     # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
@@ -554,6 +614,13 @@ def step_bounds(
     dw_radius = _dot_radius(np.abs(x64).T @ ones, num_data, arith, x_small.T @ ones)
     dw_kinks = (np.abs(x64).T @ kink_weight) * _magnitude_factor(num_data) * _SLACK
     dL_dw = Bound(dw.center, dw_radius + dw_kinks)
+    bias: dict[str, Bound] = {}
+    if b is not None:
+        # A sum of N values of magnitude <= 1 each, plus each kink's whole interval [-1, 1].
+        db_radius = _dot_radius(ones.sum(axis=0), num_data, arith)
+        db_kinks = kink_weight.sum(axis=0) * _magnitude_factor(num_data) * _SLACK
+        dL_db = Bound(grad_b_bound(dL_do, arith).center, db_radius + db_kinks)
+        bias = {"dL_db": dL_db, "b_new": update_bound(b, dL_db, lr, arith)}
     return StepBounds(
         output=output,
         loss=loss_bound(output, target64, arith),
@@ -562,6 +629,7 @@ def step_bounds(
         dL_dx=Bound(dx.center, dx_radius + dx_kinks),
         dL_dw=dL_dw,
         w_new=update_bound(w64, dL_dw, lr, arith),
+        **bias,
     )
 
 
@@ -757,12 +825,13 @@ def diagnose_precision(
 
 
 def step_bound_of(
-    x: Any, w: Any, target: Any, lr: float, *, matmul: Matmul = _numpy_matmul
+    x: Any, w: Any, target: Any, lr: float, *, matmul: Matmul = _numpy_matmul, b: Any = None
 ) -> Callable[[Arithmetic], tuple[Bound, ...]]:
-    """``bound_of`` for a whole step: ``arith -> (loss, dL_dx, dL_dw, w_new)`` bounds."""
+    """``bound_of`` for a whole step: ``arith -> (loss, dL_dx, dL_dw, w_new)`` bounds (with a
+    bias b: ``(loss, dL_dx, dL_dw, dL_db, w_new, b_new)``)."""
 
     def bound_of(arith: Arithmetic) -> tuple[Bound, ...]:
-        return step_bounds(x, w, target, lr, arith, matmul=matmul).results()
+        return step_bounds(x, w, target, lr, arith, matmul=matmul, b=b).results()
 
     return bound_of
 

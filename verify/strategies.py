@@ -22,6 +22,11 @@ Values come in kinds, drawn per example:
   zero (DAZ) and loses the whole product; ``verify.bounds`` covers that (its ``m_small`` term),
   which is why these are generated on purpose.
 
+With ``bias=True`` a bias b of shape ``(O,)`` is drawn like w for the same kind (integers,
+Gaussian at the outputs' scale, spread over decades, cancelling ``x @ w``'s first row, around the
+smallest normal, partly subnormal) and the targets sit around ``x @ w + b``: ties are made on
+purpose through the bias too.
+
 Every kind is scaled (by a power of two) so that nothing one step forms overflows the dtype:
 the error model covers rounding and underflow, not overflow.
 
@@ -32,7 +37,7 @@ Large arrays are filled from a numpy generator seeded by Hypothesis (element-wis
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import ml_dtypes
 import numpy as np
@@ -73,6 +78,22 @@ class LayerInputs(NamedTuple):
 
     x: np.ndarray
     w: np.ndarray
+    target: np.ndarray
+    lr: float
+    kind: str
+
+    @property
+    def shape(self) -> LayerShape:
+        return LayerShape(self.x.shape[0], self.x.shape[1], self.w.shape[1])
+
+
+class BiasLayerInputs(NamedTuple):
+    """One example of the layer with a bias: ``x (N, I)``, ``w (I, O)``, ``b (O,)``,
+    ``target (N, O)`` around ``x @ w + b``, ``lr`` and how it was made."""
+
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
     target: np.ndarray
     lr: float
     kind: str
@@ -152,16 +173,22 @@ def _targets_near(
     return target.astype(dtype)
 
 
-def _range_exponent(x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float) -> float:
-    """``log2`` of the room below overflow: scaling x and w by ``2^e`` each keeps every
-    quantity a step forms at most ``bounds.safe_limit(dtype)`` (1/32 of its largest finite number).
+def _range_exponent(
+    x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float, b: np.ndarray | None = None
+) -> float:
+    """``log2`` of the room below overflow: scaling x and w by ``2^e`` each (and b, which is in
+    the outputs' units, by ``2^2e``) keeps every quantity a step forms at most
+    ``bounds.safe_limit(dtype)`` (1/32 of its largest finite number).
 
-    The quantities: the loss (at most ``4 sum |x| @ |w|`` with these targets, quadratic in the
-    scale), dL_dw (column sums of ``|x|``, times ``1 + |lr|`` for the update) and dL_dx (row
-    sums of ``|w|``), linear. Partial sums of a matmul never exceed its ``|x| @ |w|``.
+    The quantities: the loss (at most ``4 sum |x @ w + b|`` with these targets, quadratic in
+    the scale), dL_dw (column sums of ``|x|``, times ``1 + |lr|`` for the update) and dL_dx (row
+    sums of ``|w|``), linear. Partial sums of a matmul never exceed its ``|x| @ |w|``; dL_db is
+    at most N, whatever the scale.
     """
     limit = safe_limit(dtype)
     quadratic = 4.0 * float((np.abs(x) @ np.abs(w)).sum())
+    if b is not None:
+        quadratic += 4.0 * x.shape[0] * float(np.abs(b).sum())
     linear = max(
         float(np.abs(x).sum(axis=0).max(initial=0.0)) * (1 + abs(lr)),
         float(np.abs(w).sum(axis=1).max(initial=0.0)),
@@ -180,6 +207,42 @@ def _scale_into_range(
     room = _range_exponent(x, w, dtype, lr)
     exponent = int(np.floor(room)) if (fill or room < 0) else 0
     return np.ldexp(x, exponent), np.ldexp(w, exponent)
+
+
+def _bias_values(
+    kind: str, x: np.ndarray, w: np.ndarray, dtype: np.dtype, rng: np.random.Generator
+) -> np.ndarray:
+    """b ``(O,)`` in float64 for one value kind, in the units of ``x @ w`` (module docstring)."""
+    return np.asarray(_bias_draw(kind, x, w, dtype, rng), dtype=np.float64)
+
+
+def _bias_draw(
+    kind: str, x: np.ndarray, w: np.ndarray, dtype: np.dtype, rng: np.random.Generator
+) -> Any:
+    o = w.shape[1]
+    typical = float(np.mean(np.abs(x) @ np.abs(w))) or 1.0
+    if kind == "integers":
+        return rng.integers(-3, 4, size=o).astype(np.float64)
+    if kind in ("normal", "huge", "subnormal"):
+        return rng.standard_normal(o) * typical
+    if kind == "wide":
+        return rng.standard_normal(o) * typical * 10.0 ** rng.integers(-3, 4, size=o)
+    if kind == "cancellation":
+        # b undoes the first example's output: x @ w + b is small next to |x| @ |w| + |b| there.
+        return -(x[:1] @ w)[0] * (1 + 1e-3 * rng.standard_normal(o))
+    if kind == "tiny":
+        tiny = float(ml_dtypes.finfo(dtype).smallest_normal)
+        return rng.standard_normal(o) * tiny * 2.0 ** rng.integers(-4, 5, size=o)
+    raise ValueError(f"kind must be one of {VALUE_KINDS}, got {kind!r}")
+
+
+def _subnormal_bias(b: np.ndarray, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    """A third of b made subnormal: a bias read as zero (DAZ) must be within the bound too."""
+    info = ml_dtypes.finfo(dtype)
+    sub = rng.random(b.shape) < 1 / 3
+    values = rng.uniform(-1, 1, size=b.shape) * float(info.smallest_subnormal)
+    values *= 2.0 ** rng.integers(0, int(info.nmant), size=b.shape)
+    return np.where(sub, values, b)
 
 
 def _adversarial_values(
@@ -227,6 +290,39 @@ def _adversarial_values(
     return x, w
 
 
+@overload
+def example_inputs(
+    shape: tuple[int, int, int],
+    *,
+    kind: str = ...,
+    dtype: Any = ...,
+    seed: int = ...,
+    lr: float = ...,
+    tie_fraction: float = ...,
+    bias: Literal[False] = ...,
+) -> LayerInputs: ...
+@overload
+def example_inputs(
+    shape: tuple[int, int, int],
+    *,
+    kind: str = ...,
+    dtype: Any = ...,
+    seed: int = ...,
+    lr: float = ...,
+    tie_fraction: float = ...,
+    bias: Literal[True],
+) -> BiasLayerInputs: ...
+@overload
+def example_inputs(
+    shape: tuple[int, int, int],
+    *,
+    kind: str = ...,
+    dtype: Any = ...,
+    seed: int = ...,
+    lr: float = ...,
+    tie_fraction: float = ...,
+    bias: bool,
+) -> LayerInputs | BiasLayerInputs: ...
 def example_inputs(
     shape: tuple[int, int, int],
     *,
@@ -235,11 +331,13 @@ def example_inputs(
     seed: int = 0,
     lr: float = 0.01,
     tie_fraction: float = 0.2,
-) -> LayerInputs:
+    bias: bool = False,
+) -> LayerInputs | BiasLayerInputs:
     """One example of ``layer_inputs``, outside Hypothesis: a fixed shape ``(N, I, O)``.
 
     For fixed probes (the oracle's edge shapes, multi-process workers, scripts) that need the
-    same value kinds and ties as the strategies without drawing them.
+    same value kinds and ties as the strategies without drawing them. ``bias=True``: a
+    ``BiasLayerInputs`` with b ``(O,)`` and targets around ``x @ w + b``.
     """
     if kind not in VALUE_KINDS:
         raise ValueError(f"kind must be one of {VALUE_KINDS}, got {kind!r}")
@@ -249,6 +347,8 @@ def example_inputs(
     if not 0.0 <= tie_fraction <= 1.0:
         raise ValueError(f"tie_fraction must be in [0, 1], got {tie_fraction!r}")
     np_dtype = numpy_dtype(np.dtype(dtype).name)
+    if bias:
+        return _make_bias_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction)
     return _make_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction)
 
 
@@ -272,6 +372,33 @@ def _make_inputs(
     return LayerInputs(x, w, target, lr, kind)
 
 
+def _make_bias_inputs(
+    kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
+) -> BiasLayerInputs:
+    """``_make_inputs`` with a bias: its own stream of the seed, so the layer without a bias
+    draws exactly what it drew before there was one."""
+    rng = _rng(seed)
+    n, i, o = shape
+    x, w = _adversarial_values(kind, n, i, o, dtype, rng)
+    b = _bias_values(kind, x, w, dtype, rng)
+    # b is in the outputs' units: scaling x and w by 2^e each scales it by 2^2e.
+    room = _range_exponent(x, w, dtype, lr, b)
+    if kind == "subnormal":
+        exponent = min(0, int(np.floor(room)))
+        w, b = np.ldexp(w, 2 * exponent), _subnormal_bias(np.ldexp(b, 2 * exponent), dtype, rng)
+    else:
+        exponent = int(np.floor(room)) if (kind == "huge" or room < 0) else 0
+        x, w, b = np.ldexp(x, exponent), np.ldexp(w, exponent), np.ldexp(b, 2 * exponent)
+    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
+    x64, w64, b64 = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
+    # Ties through the bias: targets equal to x @ w + b (exact for integers).
+    output = x64 @ w64 + b64
+    magnitude = np.abs(x64) @ np.abs(w64) + np.abs(b64)
+    typical = 1.0 if kind == "integers" else float(np.mean(magnitude))
+    target = _targets_near(output, rng, dtype, tie_fraction=tie_fraction, typical=typical)
+    return BiasLayerInputs(x, w, b, target, lr, kind)
+
+
 def _check_learning_rates(learning_rates: Any) -> tuple[float, ...]:
     rates = tuple(learning_rates) if isinstance(learning_rates, (tuple, list)) else None
     if not rates or not all(isinstance(r, (int, float)) and np.isfinite(r) for r in rates):
@@ -281,6 +408,26 @@ def _check_learning_rates(learning_rates: Any) -> tuple[float, ...]:
     return tuple(float(r) for r in rates)
 
 
+@overload
+def layer_inputs(
+    *,
+    dtype: Any = ...,
+    shapes: st.SearchStrategy[LayerShape] | None = ...,
+    kinds: tuple[str, ...] = ...,
+    learning_rates: tuple[float, ...] = ...,
+    tie_fraction: float = ...,
+    bias: Literal[False] = ...,
+) -> st.SearchStrategy[LayerInputs]: ...
+@overload
+def layer_inputs(
+    *,
+    dtype: Any = ...,
+    shapes: st.SearchStrategy[LayerShape] | None = ...,
+    kinds: tuple[str, ...] = ...,
+    learning_rates: tuple[float, ...] = ...,
+    tie_fraction: float = ...,
+    bias: Literal[True],
+) -> st.SearchStrategy[BiasLayerInputs]: ...
 def layer_inputs(
     *,
     dtype: Any = np.float32,
@@ -288,8 +435,10 @@ def layer_inputs(
     kinds: tuple[str, ...] = VALUE_KINDS,
     learning_rates: tuple[float, ...] = LEARNING_RATES,
     tie_fraction: float = 0.2,
-) -> st.SearchStrategy[LayerInputs]:
-    """Inputs ``(x, w, target, lr)`` for one step, in ``dtype``, with ties made on purpose.
+    bias: bool = False,
+) -> st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]:
+    """Inputs ``(x, w, target, lr)`` for one step, in ``dtype``, with ties made on purpose;
+    ``bias=True``: ``(x, w, b, target, lr)`` (``BiasLayerInputs``), ties through ``x @ w + b``.
 
     Every quantity one step forms stays at most ``bounds.safe_limit(dtype)`` (the
     error model does not cover overflow): x and w are scaled by a power of two when needed.
@@ -300,22 +449,27 @@ def layer_inputs(
       kinds: value kinds to draw from (module docstring).
       learning_rates: the menu of lr.
       tie_fraction: expected share of targets set equal to the output.
+      bias: draw a bias b ``(O,)`` as well (module docstring).
     """
     np_dtype = _check_dtype(dtype)
+    if not isinstance(bias, bool):
+        raise ValueError(f"bias must be True or False, got {bias!r}")
     if isinstance(kinds, str) or not kinds or set(kinds) - set(VALUE_KINDS):
         raise ValueError(f"kinds must be a non-empty tuple from {VALUE_KINDS}, got {kinds!r}")
     if not isinstance(tie_fraction, (int, float)) or not 0.0 <= tie_fraction <= 1.0:
         raise ValueError(f"tie_fraction must be in [0, 1], got {tie_fraction!r}")
     rates = _check_learning_rates(learning_rates)
-    return st.builds(
-        _make_inputs,
-        kind=st.sampled_from(kinds),
-        shape=shapes if shapes is not None else layer_shapes(),
-        dtype=st.just(np_dtype),
-        seed=st.integers(0, 2**32 - 1),
-        lr=st.sampled_from(rates),
-        tie_fraction=st.just(float(tie_fraction)),
-    )
+    drawn = {
+        "kind": st.sampled_from(kinds),
+        "shape": shapes if shapes is not None else layer_shapes(),
+        "dtype": st.just(np_dtype),
+        "seed": st.integers(0, 2**32 - 1),
+        "lr": st.sampled_from(rates),
+        "tie_fraction": st.just(float(tie_fraction)),
+    }
+    if bias:
+        return st.builds(_make_bias_inputs, **drawn)
+    return st.builds(_make_inputs, **drawn)
 
 
 def exact_mode_fits(shape: tuple[int, int, int], magnitude: int, lr: float) -> bool:

@@ -1,4 +1,5 @@
-"""PyTorch layers with an optimizer other than plain SGD, or a gradient never zeroed.
+"""PyTorch layers with an optimizer other than plain SGD, a gradient never zeroed, or a bias
+the optimizer is not given.
 
 Each is a ``torch.nn.Linear(bias=False)`` holding ``w.T`` (PyTorch stores ``(out, in)``), the
 loss ``F.l1_loss(reduction="sum")`` and a ``torch.optim`` optimizer, as a training script would.
@@ -100,3 +101,34 @@ class BiasOn:
         with torch.no_grad():
             linear.weight.copy_(w.T)
             return linear(x)
+
+
+class BiasLeftOutOfTheOptimizer:
+    """``nn.Linear(I, O)`` with its bias, and ``SGD([linear.weight], lr)``: the optimizer is
+    handed the weight alone (``[model.weight]`` where ``model.parameters()`` was meant), so the
+    bias gets its gradient and is never stepped."""
+
+    def asarray(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array))
+
+    def _linear(self, w: torch.Tensor, b: torch.Tensor) -> nn.Linear:
+        linear = nn.Linear(w.shape[0], w.shape[1], dtype=w.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(w.T)
+            linear.bias.copy_(b)
+        return linear
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._linear(w, b)(x)
+
+    def step(self, x, w, b, target, lr: float):
+        linear = self._linear(w, b)
+        optimizer = torch.optim.SGD([linear.weight], lr=lr)
+        x = x.clone().requires_grad_(True)
+        optimizer.zero_grad()
+        loss = F.l1_loss(linear(x), target, reduction="sum")
+        loss.backward()
+        dL_dw, dL_db = linear.weight.grad.T.clone(), linear.bias.grad.clone()
+        optimizer.step()
+        return loss.detach(), x.grad, dL_dw, dL_db, linear.weight.detach().T, linear.bias.detach()

@@ -1,6 +1,6 @@
-"""Framework modules as candidates: a PyTorch, Equinox or Flax NNX linear layer (bias off) and
-the optimizer from its own ecosystem become the contract's seven functions, with the weight
-layout handled here, once::
+"""Framework modules as candidates: a PyTorch, Equinox or Flax NNX linear layer (with its default
+bias, or without one) and the optimizer from its own ecosystem become the contract's functions,
+with the weight layout handled here, once::
 
     # my_model.py
     import torch
@@ -25,8 +25,11 @@ adapter            module                                    stores             
 ``flax_linear``    ``nnx.Linear(I, O, use_bias=False)``      ``kernel`` (I, O)   ``kernel``
 =================  ========================================  ==================  ===========
 
-A module with any parameter besides its weight (a bias), or whose weight is not a matrix of
-(in_features, out_features) in the layout, is a ``ContractError`` at once. ``layout`` is for a
+A module with a bias (its default: ``torch.nn.Linear(3, 4)``) is the layer with a bias:
+``forward(x, w, b)``, ``grad_b``, ``step(x, w, b, target, lr)``, the optimizer stepping w and b
+together (a weight decay decays both, as in training). A module with any other parameter, or
+whose weight is not a matrix of (in_features, out_features) in the layout, is a
+``ContractError`` at once. ``layout`` is for a
 module of your own that stores w the other way round.
 
 A module given to the oracle as it is (``python -m verify check model.py:layer``, no adapter)
@@ -70,8 +73,8 @@ def torch_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "out_in",
 ) -> Adapted:
-    """A ``torch.nn.Linear(I, O, bias=False)`` (or any module whose one parameter is
-    ``weight``) as a candidate.
+    """A ``torch.nn.Linear(I, O)`` (or any module whose parameters are ``weight`` and maybe
+    ``bias``) as a candidate; with a bias b (O,), the layer with a bias.
 
     Args:
       module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
@@ -81,7 +84,8 @@ def torch_linear(
       layout: ``out_in`` (torch.nn.Linear) or ``in_out`` (a module storing w as it is).
 
     Raises:
-      ContractError: a bias or other parameter, or a weight that is not (O, I) in ``layout``.
+      ContractError: a parameter besides weight and bias, a weight that is not (O, I) in
+        ``layout``, or a bias that is not (O,).
     """
     from ._torch import torch_linear as build
 
@@ -95,8 +99,8 @@ def equinox_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "out_in",
 ) -> Adapted:
-    """An ``eqx.nn.Linear(I, O, use_bias=False)`` (called on one row, batched with
-    ``jax.vmap``) and an optax optimizer as a candidate.
+    """An ``eqx.nn.Linear(I, O)`` (called on one row, batched with ``jax.vmap``; with its
+    default bias, the layer with a bias) and an optax optimizer as a candidate.
 
     Args:
       module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
@@ -106,7 +110,8 @@ def equinox_linear(
       layout: ``out_in`` (eqx.nn.Linear) or ``in_out``.
 
     Raises:
-      ContractError: a bias or other array, or a weight that is not (O, I) in ``layout``.
+      ContractError: an array besides weight and bias, or a weight that is not (O, I) in
+        ``layout``.
     """
     from ._jax import equinox_linear as build
 
@@ -120,7 +125,8 @@ def flax_linear(
     loss: Callable[[Any, Any], Any] | None = None,
     layout: str = "in_out",
 ) -> Adapted:
-    """An ``nnx.Linear(I, O, use_bias=False)`` and an optax optimizer as a candidate.
+    """An ``nnx.Linear(I, O)`` (with its default bias, the layer with a bias) and an optax
+    optimizer as a candidate.
 
     Args:
       module: the template; ``module.kernel`` is (I, O) = w in layout ``in_out``. Its
@@ -131,15 +137,17 @@ def flax_linear(
       layout: ``in_out`` (nnx.Linear) or ``out_in``.
 
     Raises:
-      ContractError: a bias or other parameter, or a kernel that is not (I, O) in ``layout``.
+      ContractError: a parameter besides kernel and bias, or a kernel that is not (I, O) in
+        ``layout``.
     """
     from ._jax import flax_linear as build
 
     return build(module, optimizer, loss, layout, _home())
 
 
-#: What a module given as it is provides: the layer's own functions, with no loss nor optimizer.
-LAYER_FUNCTIONS = ("forward", "grad_x", "grad_w")
+#: What a module given as it is provides: the layer's own functions, with no loss nor optimizer
+#: (and grad_b where it has a bias).
+LAYER_FUNCTIONS = ("forward", "grad_x", "grad_w", "grad_b")
 
 
 def framework_layer(module: Any) -> tuple[Adapted, str] | None:
@@ -148,18 +156,20 @@ def framework_layer(module: Any) -> tuple[Adapted, str] | None:
     read as any implementation). The caller (``as_candidate``) asks only for an object that
     does not spell out the contract's functions itself.
 
-    Adapted: ``forward(x, w) = x @ w`` (N, O) by the module's own call, ``grad_x(dL_do, w) =
-    dL_do @ w.T`` (N, I) and ``grad_w(x, dL_do) = x.T @ dL_do`` (I, O) by the framework's
-    autodiff, for x (N, I), w (I, O), dL_do (N, O). No optimizer is assumed, so ``update`` and
-    ``step`` are not provided (the note says how to add them with the adapter).
+    Adapted: ``forward(x, w) = x @ w`` (N, O) by the module's own call (``forward(x, w, b) =
+    x @ w + b`` where it has a bias b (O,)), ``grad_x(dL_do, w) = dL_do @ w.T`` (N, I),
+    ``grad_w(x, dL_do) = x.T @ dL_do`` (I, O) and, with a bias, ``grad_b(dL_do)`` = dL_do
+    summed over the batch (O,), by the framework's autodiff, for x (N, I), w (I, O), dL_do
+    (N, O). No optimizer is assumed, so ``update`` and ``step`` are not provided (the note says
+    how to add them with the adapter).
 
-    Accepted: a ``torch.nn.Linear(I, O, bias=False)``, or a torch module whose only parameter
-    is the weight of its one Linear (a ``torch.nn.Sequential`` of it); an
-    ``eqx.nn.Linear(I, O, use_bias=False)``; an ``nnx.Linear(I, O, use_bias=False)``.
+    Accepted: a ``torch.nn.Linear(I, O)`` (with or without its bias), or a torch module whose
+    only parameters are those of its one Linear (a ``torch.nn.Sequential`` of it); an
+    ``eqx.nn.Linear(I, O)``; an ``nnx.Linear(I, O)``.
 
     Raises:
-      ContractError: a module with a bias (the contract has no bias yet), or one that is not
-        one Linear (no parameter, or others): the message names the adapter to use instead.
+      ContractError: a module that is not one Linear (no parameter, or others): the message
+        names the adapter to use instead.
     """
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(module, torch.nn.Module):
@@ -177,9 +187,10 @@ def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str]:
     names = [name for name, _ in module.named_parameters()]
     linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
     prefix = f"{linears[0]}." if len(linears) == 1 and linears[0] else ""
-    if len(linears) == 1:
-        _refuse_a_bias(module, names, f"{prefix}bias", "torch.nn.Linear(I, O, bias=False)")
-    if len(linears) != 1 or names != [f"{prefix}weight"]:
+    if len(linears) != 1 or names not in (
+        [f"{prefix}weight"],
+        [f"{prefix}weight", f"{prefix}bias"],
+    ):
         raise _not_a_layer(module, "a torch.nn.Module", names, "torch_linear")
     from ._torch import torch_linear as build
 
@@ -191,8 +202,7 @@ def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str]:
 
     leaves = jax.tree_util.tree_leaves_with_path(equinox.filter(module, equinox.is_array))
     names = [jax.tree_util.keystr(path).lstrip(".") for path, _ in leaves]
-    _refuse_a_bias(module, names, "bias", "eqx.nn.Linear(I, O, use_bias=False, key=...)")
-    if names != ["weight"]:
+    if names not in (["weight"], ["weight", "bias"]):
         raise _not_a_layer(module, "an equinox.Module", names, "equinox_linear")
     from ._jax import equinox_linear as build
 
@@ -202,38 +212,30 @@ def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str]:
 def _flax_layer(module: Any, nnx: Any) -> tuple[Adapted, str]:
     params = nnx.state(module, nnx.Param)
     names = [".".join(str(k) for k in path) for path, _ in nnx.to_flat_state(params)]
-    _refuse_a_bias(module, names, "bias", "nnx.Linear(I, O, use_bias=False, rngs=...)")
-    if names != ["kernel"]:
+    if sorted(names) not in (["kernel"], ["bias", "kernel"]):
         raise _not_a_layer(module, "a flax.nnx.Module", names, "flax_linear")
     from ._jax import flax_linear as build
 
     return _layer(build(module, None, None, "in_out", None), "flax_linear")
 
 
-def _refuse_a_bias(module: Any, names: list[str], bias: str, build: str) -> None:
-    if bias in names:
-        raise ContractError(
-            f"{type(module).__name__} has a bias ({bias}); the contract's layer has none yet "
-            f"(output = x @ w): build it with {build}"
-        )
-
-
 def _not_a_layer(module: Any, kind: str, names: list[str], adapter: str) -> ContractError:
     return ContractError(
         f"{type(module).__name__} is {kind} but not one dense layer (its parameters: {names}); "
-        f"the oracle checks output = x @ w: for a module whose one parameter is its weight, "
-        f"check verify.adapters.{adapter}(module, optimizer, layout=...) held by a top-level "
-        "name, else write the contract's functions (forward, grad_x, grad_w, ...)"
+        "the oracle checks output = x @ w (+ b): for a module whose parameters are its weight "
+        f"and bias, check verify.adapters.{adapter}(module, optimizer, layout=...) held by a "
+        "top-level name, else write the contract's functions (forward, grad_x, grad_w, ...)"
     )
 
 
 def _layer(adapted: Adapted, adapter: str) -> tuple[Adapted, str]:
-    functions = {name: getattr(adapted, name) for name in LAYER_FUNCTIONS}
+    functions = {name: getattr(adapted, name) for name in LAYER_FUNCTIONS if hasattr(adapted, name)}
     label = adapted.label.rpartition(" with ")[0] or adapted.label
     note = (
-        f"{label} was given as it is: checked as the dense layer (forward, grad_x and grad_w "
-        "by its framework's autodiff). No optimizer is assumed, so update and step are not "
-        f"checked: to check them, check verify.adapters.{adapter}(module, optimizer) held by "
-        "a top-level name (e.g. candidate = ... in your file, SPEC file.py:candidate)"
+        f"{label} was given as it is: checked as the dense layer (forward, grad_x, grad_w and "
+        "grad_b where it has a bias, by its framework's autodiff). No optimizer is assumed, so "
+        "update and step are not checked: to check them, check "
+        f"verify.adapters.{adapter}(module, optimizer) held by a top-level name (e.g. "
+        "candidate = ... in your file, SPEC file.py:candidate)"
     )
     return Adapted(label, functions, getattr(adapted, "asarray", None), None), note

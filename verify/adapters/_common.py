@@ -72,13 +72,25 @@ def check_weight(
         )
 
 
-def only_weight(adapter: str, names: Sequence[str], weight: str, hint: str) -> None:
-    """A ContractError unless the module's only parameter is its weight (no bias)."""
-    others = [name for name in names if name != weight]
+def weight_and_bias(adapter: str, names: Sequence[str], weight: str, bias: str) -> bool:
+    """Whether the module has a bias besides its weight (its default: ``nn.Linear(3, 4)``), or
+    a ContractError naming any other parameter: the contract's layer is ``x @ w (+ b)``."""
     if weight not in names:
         raise ContractError(f"{adapter}: the module has no parameter {weight!r}; got {names}")
+    others = [name for name in names if name not in (weight, bias)]
     if others:
         raise ContractError(
-            f"{adapter}: the module has parameters {others} besides {weight!r}; the contract's "
-            f"layer is output = x @ w with no bias: build it with {hint}"
+            f"{adapter}: the module has parameters {others} besides {weight!r} and {bias!r}; "
+            "the contract's layer is output = x @ w + b (or x @ w)"
+        )
+    return bias in names
+
+
+def check_bias(adapter: str, what: str, shape: Sequence[int], out_features: Any) -> None:
+    """A ContractError unless ``shape`` is the bias's (O,)."""
+    known = isinstance(out_features, int)
+    if len(shape) != 1 or (known and tuple(shape) != (out_features,)):
+        wanted = f"({out_features},)" if known else "(O,)"
+        raise ContractError(
+            f"{adapter}: {what} has shape {tuple(shape)}, but the layer's bias is {wanted}"
         )

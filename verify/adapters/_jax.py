@@ -1,6 +1,7 @@
-"""``equinox_linear`` and ``flax_linear``: an ``eqx.nn.Linear`` / ``nnx.Linear`` (bias off) and
-an optax optimizer as the contract's functions, computed by the framework (the module's call,
-``jax.vjp`` / ``jax.value_and_grad`` through it, the optax update), each jitted."""
+"""``equinox_linear`` and ``flax_linear``: an ``eqx.nn.Linear`` / ``nnx.Linear`` (with its default
+bias, or without one) and an optax optimizer as the contract's functions, computed by the
+framework (the module's call, ``jax.vjp`` / ``jax.value_and_grad`` through it, the optax
+update), each jitted."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import optax
 
 from ..oracle import ContractError
-from ._common import Adapted, check_weight, only_weight, stored
+from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
 
 #: The contract's loss: the sum of |output - target|, not the mean.
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -74,6 +75,72 @@ def _functions(
     return {name: jax.jit(function) for name, function in functions.items()}
 
 
+def _bias_functions(
+    model_of: Callable[[jax.Array, jax.Array], Any],
+    apply: Callable[[Any, jax.Array], jax.Array],
+    params_of: Callable[[Any], tuple[jax.Array, jax.Array]],
+    optimise: Callable[[Any, Any, Any], Any],
+    grads_of: Callable[[Any, jax.Array, jax.Array], Any],
+    loss: Loss,
+) -> dict[str, Callable[..., Any]]:
+    """``_functions`` of the layer with a bias: ``model_of(w, b)`` a module holding both,
+    ``params_of(tree)`` (w (I, O), b (O,)) from a module-shaped tree, ``grads_of(model, dL_dw,
+    dL_db)`` the gradient as such a tree. ``update`` of b steps a module whose w and dL_dw are
+    zero (one input feature): the optimizer's rule for b, weight decay included."""
+
+    def forward(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+        return apply(model_of(w, b), x)
+
+    def grad_x(dL_do: jax.Array, w: jax.Array) -> jax.Array:
+        zero = jnp.zeros((dL_do.shape[0], w.shape[0]), w.dtype)
+        no_bias = jnp.zeros((w.shape[1],), w.dtype)
+        _, vjp = jax.vjp(lambda x: apply(model_of(w, no_bias), x), zero)
+        return vjp(dL_do)[0]
+
+    def grad_w(x: jax.Array, dL_do: jax.Array) -> jax.Array:
+        zero = jnp.zeros((x.shape[1], dL_do.shape[1]), x.dtype)
+        no_bias = jnp.zeros((dL_do.shape[1],), x.dtype)
+        _, vjp = jax.vjp(lambda w: apply(model_of(w, no_bias), x), zero)
+        return vjp(dL_do)[0]
+
+    def grad_b(dL_do: jax.Array) -> jax.Array:
+        # The VJP in b at x = 0, w = 0 (one input feature): dL_do summed over the batch.
+        n, o = dL_do.shape
+        x, w = jnp.zeros((n, 1), dL_do.dtype), jnp.zeros((1, o), dL_do.dtype)
+        _, vjp = jax.vjp(lambda b: apply(model_of(w, b), x), jnp.zeros((o,), dL_do.dtype))
+        return vjp(dL_do)[0]
+
+    def update(p: jax.Array, dL_dp: jax.Array, lr: jax.Array) -> jax.Array:
+        if p.ndim == 2:
+            b = jnp.zeros((p.shape[1],), p.dtype)
+            model = model_of(p, b)
+            return params_of(optimise(model, grads_of(model, dL_dp, jnp.zeros_like(b)), lr))[0]
+        w = jnp.zeros((1, p.shape[0]), p.dtype)
+        model = model_of(w, p)
+        return params_of(optimise(model, grads_of(model, jnp.zeros_like(w), dL_dp), lr))[1]
+
+    def step(x: jax.Array, w: jax.Array, b: jax.Array, target: jax.Array, lr: jax.Array) -> tuple:
+        def objective(w: jax.Array, b: jax.Array, x: jax.Array) -> jax.Array:
+            return loss(apply(model_of(w, b), x), target)
+
+        value, (dL_dw, dL_db, dL_dx) = jax.value_and_grad(objective, argnums=(0, 1, 2))(w, b, x)
+        model = model_of(w, b)
+        w_new, b_new = params_of(optimise(model, grads_of(model, dL_dw, dL_db), lr))
+        return value, dL_dx, dL_dw, dL_db, w_new, b_new
+
+    functions: dict[str, Callable[..., Any]] = {
+        "forward": forward,
+        "loss": loss,
+        "loss_grad": jax.grad(loss),
+        "grad_x": grad_x,
+        "grad_w": grad_w,
+        "grad_b": grad_b,
+        "update": update,
+        "step": step,
+    }
+    return {name: jax.jit(function) for name, function in functions.items()}
+
+
 def equinox_linear(
     module: Any,
     optimizer: Callable[[Any], optax.GradientTransformation] | None,
@@ -88,12 +155,13 @@ def equinox_linear(
         raise ContractError(f"{name}: module must be an equinox.Module, got {type(module)!r}")
     leaves = jax.tree_util.tree_leaves_with_path(eqx.filter(module, eqx.is_array))
     names = [jax.tree_util.keystr(path).lstrip(".") for path, _ in leaves]
-    only_weight(name, names, "weight", "eqx.nn.Linear(in_features, out_features, use_bias=False)")
+    with_bias = weight_and_bias(name, names, "weight", "bias")
     features = (getattr(module, "in_features", None), getattr(module, "out_features", None))
     template: Any = module  # an eqx.Module, whose fields the type checker cannot see
     check_weight(name, "module.weight", template.weight.shape, features, layout)
     to_weight = stored(layout)
     transform = optimizer or optax.sgd
+    label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
 
     def model_of(w: jax.Array) -> Any:
         return eqx.tree_at(lambda m: m.weight, module, to_weight(w))
@@ -104,6 +172,21 @@ def equinox_linear(
         updates, _ = tx.update(grads, tx.init(params), params)
         return eqx.apply_updates(model, updates)
 
+    if with_bias:
+        check_bias(name, "module.bias", template.bias.shape, features[1])
+
+        def with_params(tree: Any, w: jax.Array, b: jax.Array) -> Any:
+            return eqx.tree_at(lambda m: (m.weight, m.bias), tree, (to_weight(w), b))
+
+        biased = _bias_functions(
+            lambda w, b: with_params(module, w, b),
+            apply=lambda model, x: jax.vmap(model)(x),
+            params_of=lambda model: (to_weight(model.weight), model.bias),
+            optimise=optimise,
+            grads_of=with_params,
+            loss=loss or _l1_sum,
+        )
+        return Adapted(label, biased, None, home)
     functions = _functions(
         model_of,
         apply=lambda model, x: jax.vmap(model)(x),
@@ -112,7 +195,6 @@ def equinox_linear(
         grads_of=lambda model, dL_dw: eqx.tree_at(lambda m: m.weight, model, to_weight(dL_dw)),
         loss=loss or _l1_sum,
     )
-    label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
     return Adapted(label, functions, None, home)
 
 
@@ -142,13 +224,14 @@ def flax_linear(
         raise ContractError(f"{name}: module must be a flax.nnx.Module, got {type(module)!r}")
     params = nnx.state(module, nnx.Param)
     names = [".".join(str(k) for k in path) for path, _ in nnx.to_flat_state(params)]
-    only_weight(name, names, "kernel", "nnx.Linear(in_features, out_features, use_bias=False)")
+    with_bias = weight_and_bias(name, names, "kernel", "bias")
     features = (getattr(module, "in_features", None), getattr(module, "out_features", None))
     template: Any = module  # an nnx.Module, whose fields the type checker cannot see
     check_weight(name, "module.kernel", _value(template.kernel).shape, features, layout)
     to_weight = stored(layout)
     transform = optimizer or optax.sgd
     graphdef, state = nnx.split(module)
+    label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
 
     def model_of(w: jax.Array) -> Any:
         # Fresh Variables, made in the current trace (NNX lets only those be set), so that the
@@ -166,6 +249,24 @@ def flax_linear(
         nnx.update(model, optax.apply_updates(params, updates))
         return model
 
+    if with_bias:
+        check_bias(name, "module.bias", _value(template.bias).shape, features[1])
+
+        def biased_model(w: jax.Array, b: jax.Array) -> Any:
+            model: Any = nnx.merge(graphdef, jax.tree.map(lambda leaf: leaf, state))
+            _set_value(model.kernel, to_weight(w))
+            _set_value(model.bias, b)
+            return model
+
+        biased = _bias_functions(
+            biased_model,
+            apply=lambda model, x: model(x),
+            params_of=lambda model: (to_weight(_value(model.kernel)), _value(model.bias)),
+            optimise=optimise,
+            grads_of=lambda model, dL_dw, dL_db: nnx.state(biased_model(dL_dw, dL_db), nnx.Param),
+            loss=loss or _l1_sum,
+        )
+        return Adapted(label, biased, None, home)
     functions = _functions(
         model_of,
         apply=lambda model, x: model(x),
@@ -174,5 +275,4 @@ def flax_linear(
         grads_of=lambda model, dL_dw: nnx.state(model_of(dL_dw), nnx.Param),
         loss=loss or _l1_sum,
     )
-    label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
     return Adapted(label, functions, None, home)

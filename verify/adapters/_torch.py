@@ -1,6 +1,6 @@
-"""``torch_linear``: a ``torch.nn.Linear(I, O, bias=False)`` and a ``torch.optim`` optimizer as
-the contract's functions, computed by PyTorch (the module's forward through
-``torch.func.functional_call``, autograd, the optimizer's ``step``)."""
+"""``torch_linear``: a ``torch.nn.Linear(I, O)`` (with its default bias, or ``bias=False``) and a
+``torch.optim`` optimizer as the contract's functions, computed by PyTorch (the module's forward
+through ``torch.func.functional_call``, autograd, the optimizer's ``step``)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..oracle import ContractError
-from ._common import Adapted, check_weight, only_weight, stored
+from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
 
 _NAME = "torch_linear"
 
@@ -31,16 +31,22 @@ def torch_linear(
     home: str | None,
     weight_name: str = "weight",
 ) -> Adapted:
-    """The seven functions of ``module``, whose one parameter is named ``weight_name`` (dotted
-    name: ``0.weight`` is the weight of a ``torch.nn.Sequential``'s one Linear)."""
+    """The contract's functions of ``module``, whose weight is named ``weight_name`` (dotted
+    name: ``0.weight`` is the weight of a ``torch.nn.Sequential``'s one Linear) and whose bias,
+    if it has one, sits beside it (``0.bias``)."""
     if not isinstance(module, torch.nn.Module):
         raise ContractError(f"{_NAME}: module must be a torch.nn.Module, got {type(module)!r}")
     names = [name for name, _ in module.named_parameters()]
-    only_weight(_NAME, names, weight_name, "torch.nn.Linear(in_features, out_features, bias=False)")
-    owner = module.get_submodule(weight_name.rpartition(".")[0])
+    prefix = weight_name.rpartition(".")[0]
+    bias_name = f"{prefix}.bias" if prefix else "bias"
+    with_bias = weight_and_bias(_NAME, names, weight_name, bias_name)
+    owner = module.get_submodule(prefix)
     features = (getattr(owner, "in_features", None), getattr(owner, "out_features", None))
     template: Any = module.get_parameter(weight_name)
     check_weight(_NAME, "module.weight", tuple(template.shape), features, layout)
+    if with_bias:
+        bias: Any = module.get_parameter(bias_name)
+        check_bias(_NAME, "module.bias", tuple(bias.shape), features[1])
     to_weight = stored(layout)
     step_with = optimizer or torch.optim.SGD
     loss_of = loss or _l1_sum
@@ -109,5 +115,86 @@ def torch_linear(
         "update": update,
         "step": step,
     }
+    if with_bias:
+        names_of = (weight_name, bias_name)
+        functions = _with_bias(module, names_of, to_weight, step_with, loss_of, functions)
     label = f"{module!r} with {getattr(step_with, '__name__', repr(step_with))}"
     return Adapted(label, functions, asarray, home)
+
+
+def _with_bias(
+    module: Any,
+    names: tuple[str, str],
+    to_weight: Callable[[Any], Any],
+    step_with: Callable[..., Any],
+    loss_of: Callable[[Any, Any], Any],
+    functions: dict[str, Callable[..., Any]],
+) -> dict[str, Callable[..., Any]]:
+    """The functions of the layer with a bias: forward(x, w, b), grad_b, step(x, w, b, target,
+    lr); update takes b as w (the optimizer's step on a parameter of shape (O,)). The rest are
+    the module's without its bias, which their results do not depend on."""
+
+    weight_name, bias_name = names
+
+    def call(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return functional_call(module, {weight_name: weight, bias_name: bias}, (x,))
+
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return call(x, to_weight(w), b)
+
+    def grad_x(dL_do: torch.Tensor, w: torch.Tensor) -> Any:
+        x = torch.zeros((dL_do.shape[0], w.shape[0]), dtype=w.dtype, device=w.device)
+        x.requires_grad_(True)
+        zero_bias = torch.zeros(w.shape[1], dtype=w.dtype, device=w.device)
+        call(x, to_weight(w), zero_bias).backward(dL_do)
+        return x.grad
+
+    def grad_w(x: torch.Tensor, dL_do: torch.Tensor) -> torch.Tensor:
+        zero = torch.zeros((x.shape[1], dL_do.shape[1]), dtype=x.dtype, device=x.device)
+        weight = to_weight(zero).clone().requires_grad_(True)
+        zero_bias = torch.zeros(dL_do.shape[1], dtype=x.dtype, device=x.device)
+        call(x, weight, zero_bias).backward(dL_do)
+        return to_weight(weight.grad)
+
+    def grad_b(dL_do: torch.Tensor) -> Any:
+        # The VJP in b, at any x and w (zero, one input feature): dL_do summed over the batch.
+        n, o = dL_do.shape
+        x = torch.zeros((n, 1), dtype=dL_do.dtype, device=dL_do.device)
+        weight = to_weight(torch.zeros((1, o), dtype=dL_do.dtype, device=dL_do.device))
+        bias = torch.zeros(o, dtype=dL_do.dtype, device=dL_do.device).requires_grad_(True)
+        call(x, weight, bias).backward(dL_do)
+        return bias.grad
+
+    def update(p: torch.Tensor, dL_dp: torch.Tensor, lr: float) -> torch.Tensor:
+        # w (I, O) in the module's layout, or b (O,) as it is: one step of the optimizer.
+        layout = to_weight if p.ndim == 2 else (lambda t: t)
+        parameter = torch.nn.Parameter(layout(p).detach().clone())
+        parameter.grad = layout(dL_dp).detach().clone()
+        step_with([parameter], lr=lr).step()
+        return layout(parameter.detach())
+
+    def step(
+        x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, target: torch.Tensor, lr: float
+    ) -> tuple:
+        x = x.detach().clone().requires_grad_(True)
+        weight = torch.nn.Parameter(to_weight(w).detach().clone())
+        bias = torch.nn.Parameter(b.detach().clone())
+        value = loss_of(call(x, weight, bias), target)
+        value.backward()
+        assert weight.grad is not None and bias.grad is not None  # backward() just set them
+        dL_dw, dL_db = to_weight(weight.grad.detach().clone()), bias.grad.detach().clone()
+        # One optimizer over both, as a model's parameters() hands it both.
+        step_with([weight, bias], lr=lr).step()
+        w_new, b_new = to_weight(weight.detach()), bias.detach()
+        return value.detach(), x.grad, dL_dw, dL_db, w_new, b_new
+
+    return {
+        **functions,
+        "forward": forward,
+        "grad_x": grad_x,
+        "grad_w": grad_w,
+        "grad_b": grad_b,
+        "update": update,
+        "step": step,
+    }

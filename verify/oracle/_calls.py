@@ -31,11 +31,18 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._contract import FUNCTIONS
+from ._contract import signature_by_count
 from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate
 from ._options import Options
-from ._protocol import ProtocolError, encode_call, parse_greeting, read_error, read_reply
+from ._protocol import (
+    ProtocolError,
+    encode_call,
+    greeting_bias,
+    parse_greeting,
+    read_error,
+    read_reply,
+)
 
 #: A call by what a jitted candidate compiles for: the function, each argument's shape and dtype.
 Signature = tuple[str, tuple[tuple[tuple[int, ...], str], ...]]
@@ -54,7 +61,9 @@ def _first_time(seen: set[Signature], signature: Signature) -> bool:
 
 
 class Caller(Protocol):
-    """Something that calls the candidate's functions: ``provided`` names them; ``notes`` counts
+    """Something that calls the candidate's functions: ``provided`` names them, ``bias`` says
+    whether the candidate's layer has a bias (its own word: the ``bias`` option may overrule
+    it); ``notes`` counts
     the distinct warnings its results raised while converted; ``compiles`` counts the distinct
     calls (``signature_of``) made in each of its processes: a jitted candidate compiles once
     for each."""
@@ -63,6 +72,7 @@ class Caller(Protocol):
     provided: frozenset[str]
     #: what loading the candidate noted (a notebook's skipped magics, a module adapted).
     load_notes: tuple[str, ...]
+    bias: bool
 
     @property
     def notes(self) -> collections.Counter[str]: ...
@@ -87,6 +97,7 @@ class InProcessCaller:
         self.name = candidate.name
         self.provided = frozenset(candidate.functions)
         self.load_notes = candidate.notes
+        self.bias = candidate.bias
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
@@ -99,7 +110,7 @@ class InProcessCaller:
             target=lambda: box.append(
                 invoke(
                     self.candidate.functions[function],
-                    FUNCTIONS[function],
+                    signature_by_count(function, len(arrays) + (lr is not None)),
                     arrays,
                     lr,
                     self.candidate.asarray,
@@ -245,6 +256,7 @@ class WorkerCaller:
         self._buffer = bytearray()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.load_notes: tuple[str, ...] = ()
+        self.bias = False
         self.provided = frozenset(self._start())
 
     # -- the process -----------------------------------------------------------------------
@@ -282,7 +294,9 @@ class WorkerCaller:
             if first.startswith(b"error"):
                 message = read_error(lambda: self._line(deadline), first)
                 raise StartError(message or "the worker reported an error")
-            return parse_greeting(first)
+            functions = parse_greeting(first)
+            self.bias = greeting_bias(first)
+            return functions
         except _Ended as ended:
             why = (
                 f"did not load within {self.import_timeout:g} s"

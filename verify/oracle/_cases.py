@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from .. import bounds
 from ..strategies import (
     DIM_MENU,
+    BiasLayerInputs,
     LayerInputs,
     LayerShape,
     exact_inputs,
@@ -32,7 +33,7 @@ from ..strategies import (
     example_inputs,
     layer_inputs,
 )
-from ._contract import Signature
+from ._contract import BIAS_UPDATE, Signature
 from ._options import Options
 
 
@@ -76,26 +77,36 @@ class Case:
 
 
 def make_case(
-    signature: Signature, inputs: LayerInputs, upstream: np.ndarray, gradient: np.ndarray
+    signature: Signature,
+    inputs: LayerInputs | BiasLayerInputs,
+    upstream: np.ndarray,
+    gradient: np.ndarray,
 ) -> Case:
     """The call ``signature`` describes, built from one drawn example.
 
     Args:
-      inputs: ``x (N, I)``, ``w (I, O)``, ``target (N, O)``, ``lr``.
-      upstream: a random non-unit ``dL_do (N, O)`` for grad_x and grad_w.
-      gradient: a random ``dL_dw (I, O)`` for update.
+      inputs: ``x (N, I)``, ``w (I, O)``, ``target (N, O)``, ``lr``, and ``b (O,)`` for the
+        layer with a bias.
+      upstream: a random non-unit ``dL_do (N, O)`` for grad_x, grad_w and grad_b.
+      gradient: a random ``dL_dw (I, O)`` for update; its first row is ``dL_db (O,)``.
     """
     x, w, target = inputs.x, inputs.w, inputs.target
+    b = getattr(inputs, "b", None)
     # The loss functions get the output the layer would compute, rounded to the dtype, so a
     # target copied from it is an exact tie.
-    output = (x.astype(np.float64) @ w.astype(np.float64)).astype(x.dtype)
+    output64 = x.astype(np.float64) @ w.astype(np.float64)
+    if b is not None:
+        output64 = output64 + b.astype(np.float64)
+    output = output64.astype(x.dtype)
     named = {
         "x": x,
         "w": w,
+        "b": b,
         "target": target,
         "output": output,
         "dL_do": upstream,
         "dL_dw": gradient,
+        "dL_db": gradient[0],
     }
     arrays = {name: named[name] for name in signature.arguments}
     lr = inputs.lr if signature.takes_lr else None
@@ -226,18 +237,25 @@ def _upstream(seed: int, shape: tuple[int, int], dtype: np.dtype, exact: bool) -
 
 
 def _with_upstreams(
-    signature: Signature, base: st.SearchStrategy[LayerInputs], options: Options
+    signature: Signature,
+    base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs],
+    options: Options,
 ) -> st.SearchStrategy[Case]:
     """``base``'s inputs with a random ``dL_do (N, O)`` and ``dL_dw (I, O)``, drawn as two
     seeds beside the inputs (one strategy for every draw: building one per draw, as a flatmap
     does, costs Hypothesis a validation of each new strategy every example)."""
     dtype = bounds.numpy_dtype(options.dtype)
 
-    def case(inputs: LayerInputs, upstream_seed: int, gradient_seed: int) -> Case:
+    def case(inputs: LayerInputs | BiasLayerInputs, upstream_seed: int, gradient_seed: int) -> Case:
         n, i, o = inputs.shape
         upstream = _upstream(upstream_seed, (n, o), dtype, options.exact)
         gradient = _upstream(gradient_seed, (i, o), dtype, options.exact)
-        return make_case(signature, inputs, upstream, gradient)
+        # update is the same function for b: with a bias, every other case updates b (the
+        # gradient's seed decides, so that no draw is added to the search).
+        called = signature
+        if options.bias and signature.name == "update" and gradient_seed % 2:
+            called = BIAS_UPDATE
+        return make_case(called, inputs, upstream, gradient)
 
     seeds = st.integers(0, 2**32 - 1)
     return st.builds(case, base, seeds, seeds)
@@ -246,11 +264,27 @@ def _with_upstreams(
 def layer_cases(signature: Signature, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
     """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
-    if options.exact:
+    base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
+    if options.exact and options.bias:
+        exact = exact_layer_inputs(dtype=dtype, shapes=shapes)
+        base = st.builds(with_exact_bias, exact, st.integers(0, 2**32 - 1))
+    elif options.exact:
         base = exact_layer_inputs(dtype=dtype, shapes=shapes)
+    elif options.bias:
+        base = layer_inputs(dtype=dtype, shapes=shapes, bias=True)
     else:
         base = layer_inputs(dtype=dtype, shapes=shapes)
     return _with_upstreams(signature, base, options)
+
+
+def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
+    """Exact-mode inputs with an integer bias in [-4, 4], the targets moved with it: still
+    half-integers off ``x @ w + b`` (never a tie), every result still exact."""
+    o = inputs.w.shape[1]
+    dtype = inputs.x.dtype
+    b = np.random.default_rng(seed).integers(-4, 5, size=o).astype(dtype)
+    target = (inputs.target.astype(np.float64) + b).astype(dtype)
+    return BiasLayerInputs(inputs.x, inputs.w, b, target, inputs.lr, inputs.kind)
 
 
 def crossing_free_cases(
@@ -268,7 +302,13 @@ def integer_cases(
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
     dtype = bounds.numpy_dtype(options.dtype)
-    base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
+    base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
+    if options.bias:
+        base = layer_inputs(
+            dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5, bias=True
+        )
+    else:
+        base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
     return _with_upstreams(signature, base, options)
 
 
@@ -284,12 +324,17 @@ def edge_cases(
     for index, shape in enumerate((*EDGE_SHAPES, *tile_shapes(options.tile))):
         rng = np.random.default_rng(index)
         n, i, o = shape
+        inputs: LayerInputs | BiasLayerInputs
         if options.exact:
             inputs = exact_inputs(shape, seed=index, dtype=dtype)
+            if options.bias:
+                inputs = with_exact_bias(inputs, index)
             upstream = rng.integers(-3, 4, size=(n, o)).astype(dtype)
             gradient = rng.integers(-3, 4, size=(i, o)).astype(dtype)
         else:
-            inputs = example_inputs(shape, kind="integers", dtype=dtype, seed=index)
+            inputs = example_inputs(
+                shape, kind="integers", dtype=dtype, seed=index, bias=bool(options.bias)
+            )
             upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
             gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
         case = make_case(signature, inputs, upstream, gradient)
@@ -301,31 +346,43 @@ def without_crossing(case: Case) -> Case:
     """``case`` with each target placed so that no output crosses it during the step.
 
     With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s`` and the step's move of
-    the outputs ``delta = lr * x @ x.T @ s``, the target goes to ``output + s * margin`` with
-    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||dL_dw||^2``, about half
-    of itself, far above rounding. ``slack`` (``64 u (|x| @ |w| + |delta|)``) keeps every element
-    clear of its kink after the target is rounded to the dtype. Cases where this overflows or
+    the outputs ``delta = lr * x @ x.T @ s`` (with a bias, ``+ lr * sum_d s[d, :]``: b moves
+    by ``lr * sum_d s``), the target goes to ``output + s * margin`` with
+    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||dL_dw||^2`` (plus
+    ``lr ||dL_db||^2``), about half of itself, far above rounding. ``slack``
+    (``64 u (|x| @ |w| + |b| + |delta|)``) keeps every element clear of its kink after the
+    target is rounded to the dtype. Cases where this overflows or
     underflows are returned unchanged.
     """
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    b = case.arrays.get("b")
     x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    b64 = np.zeros(w.shape[1]) if b is None else b.astype(np.float64)
     u = bounds.UNIT_ROUNDOFF[bounds.dtype_name(x.dtype)]
     tiny = bounds.smallest_normal(bounds.dtype_name(x.dtype))
     with np.errstate(all="ignore"):
         output = x64 @ w64
+        if b is not None:
+            output = output + b64
         side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
         delta = case.learning_rate * (x64 @ (x64.T @ side))
-        slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(delta)) + 1e4 * tiny
+        if b is not None:
+            # b moves every output of column j by lr * sum_d side[d, j] as well.
+            delta = delta + case.learning_rate * side.sum(axis=0)
+        slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(b64) + np.abs(delta)) + 1e4 * tiny
         new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
         # Every quantity of the step at w and at w_new must stay inside bounds.safe_limit, as
         # strategies.layer_inputs keeps them.
         gradient = np.abs(x64.T @ side)
         w_reach = np.abs(w64) + case.learning_rate * gradient
+        b_reach = np.abs(b64) + case.learning_rate * np.abs(side.sum(axis=0))
         largest = max(
             float(np.sum(np.abs(new_target.astype(np.float64) - output))),
             float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
             float(np.max(w_reach, initial=0.0)),
         )
+        if b is not None:
+            largest = max(largest, float(np.sum(np.abs(x64) @ w_reach + b_reach)))
     fits = np.isfinite(largest) and largest < bounds.safe_limit(x.dtype)
     if not fits or not np.any(delta) or not np.all(np.isfinite(delta)):
         return case

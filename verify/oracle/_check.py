@@ -204,7 +204,7 @@ class Run:
         runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, self.options)]
         parallel = self.jobs if self.more is not None and threads_allowed() else 1
         # More workers than the functions called, or than the checks, would idle.
-        called = set().union(*(chosen.calls(provided) for chosen in runnable))
+        called = set().union(*(chosen.calls(provided, self.options) for chosen in runnable))
         count = max(1, min(parallel, len(called), len(runnable)))
         self.used_jobs = count
         if count == 1 or self.more is None:
@@ -216,7 +216,7 @@ class Run:
                 runnable,
                 count,
                 lambda chosen: self._run(chosen, workers),
-                lambda chosen: workers.uses(chosen.calls(provided)),
+                lambda chosen: workers.uses(chosen.calls(provided, self.options)),
                 workers.changed,
             )
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
@@ -299,6 +299,9 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         cache_dir=cache,
     )
     caller, spec, words = start(isolate=settings.isolate)
+    if options.bias is None:
+        # The candidate's own word: a forward of three parameters or a step of five.
+        options = dataclasses.replace(options, bias=caller.bias)
 
     def more() -> Caller:
         """Another worker of the same candidate (``run_all``'s further workers)."""

@@ -24,7 +24,7 @@ from ._cases import (
     layer_cases,
     without_crossing,
 )
-from ._contract import FUNCTIONS, Signature
+from ._contract import BIAS_ONLY, FUNCTIONS, Signature, signature
 from ._diagnosis import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
 from ._options import Options
@@ -73,16 +73,40 @@ class Check:
         """What the check needs, in words (a skipped check's note)."""
         options = " or ".join(", ".join(sorted(need)) for need in self.needs)
         dtypes = "" if len(self.dtypes) == 4 else f"; dtype {' or '.join(sorted(self.dtypes))}"
-        return f"needs {options}{dtypes}"
+        bias = "; a layer with a bias (bias option)" if self.name in BIAS_ONLY else ""
+        return f"needs {options}{dtypes}{bias}"
 
-    def calls(self, provided: frozenset[str]) -> frozenset[str]:
+    def needs_for(self, options: Options) -> tuple[frozenset[str], ...]:
+        """``needs`` for this layer: with a bias, where dL_dw comes from the pieces (grad_w),
+        dL_db comes from grad_b."""
+        if not options.bias:
+            return self.needs
+        return tuple(need | {"grad_b"} if "grad_w" in need else need for need in self.needs)
+
+    def calls(self, provided: frozenset[str], options: Options | None = None) -> frozenset[str]:
         """The functions its cases call: the first alternative of ``needs`` that the candidate
         provides (the judges prefer it: ``identities`` the fused step over the pieces)."""
-        return next((need for need in self.needs if need <= provided), frozenset())
+        needs = self.needs if options is None else self.needs_for(options)
+        return next((need for need in needs if need <= provided), frozenset())
 
     def applies(self, provided: frozenset[str], options: Options) -> bool:
-        """Whether the candidate provides what the check needs, at this dtype."""
-        return options.dtype in self.dtypes and any(need <= provided for need in self.needs)
+        """Whether the candidate provides what the check needs, at this dtype (grad_b: on a
+        layer with a bias only)."""
+        if self.name in BIAS_ONLY and not options.bias:
+            return False
+        needs = self.needs_for(options)
+        return options.dtype in self.dtypes and any(need <= provided for need in needs)
+
+    def signature_for(self, bias: bool | None) -> Signature:
+        """What a case holds on this layer: with a bias, b after w wherever w is passed to
+        forward or step (``_contract.BIAS_FUNCTIONS``; identities and consistency too)."""
+        if not bias:
+            return self.signature
+        if self.name in FUNCTIONS:
+            return signature(self.name, True)
+        arguments = self.signature.arguments
+        with_b = (*arguments[:2], "b", *arguments[2:]) if arguments[:2] == ("x", "w") else None
+        return self.signature._replace(arguments=with_b) if with_b else self.signature
 
     def run(self, caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
         """``judge`` one case, with the oracle's own numerics quiet: whatever the candidate
@@ -94,10 +118,10 @@ class Check:
 
     def cases(self, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
         """The search's cases, of ``shapes`` (the run's pool, ``_cases.pool_shapes``)."""
-        return self.draw(self.signature, options, shapes)
+        return self.draw(self.signature_for(options.bias), options, shapes)
 
     def edges(self, options: Options) -> list[Case]:
-        return edge_cases(self.signature, options, self.edge_transform)
+        return edge_cases(self.signature_for(options.bias), options, self.edge_transform)
 
 
 #: The pieces a step is composed of.

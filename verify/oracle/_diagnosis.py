@@ -185,6 +185,17 @@ def check_result(
                 f"{name} has shape {actual.shape}, but should be {want}: the result is "
                 f"transposed [{call}]",
             )
+        reshaped = _reshaped(name, actual, case, options)
+        if reshaped is not None:
+            # The shape is that bug's own and its values fit it: decided, as a transpose is
+            # by its shape, with no probe (where the bug does not broadcast, it raises).
+            return np.inf, dataclasses.replace(
+                reshaped,
+                detail=f"{reshaped.detail}: {name} has shape {actual.shape}, but should be "
+                f"{want} [{call}]",
+                result=name,
+                candidates=(),
+            )
         return np.inf, Finding(
             Diagnosis.WRONG_SHAPE, f"{name} has shape {actual.shape}, but should be {want} [{call}]"
         )
@@ -294,8 +305,23 @@ def listed(candidates: tuple[Candidate, ...]) -> str:
     return " or ".join(f"{c.kind} ({c.detail})" for c in candidates)
 
 
-def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> Diagnosed:
-    """Every pattern of the registry that applies to ``name`` and that ``actual`` fits.
+def _reshaped(name: str, actual: np.ndarray, case: Case, options: Options) -> Finding | None:
+    """The cause of a result of the wrong shape, where a pattern that ``reshapes`` names it
+    (b broadcast along the wrong axis); None: a plain ``wrong_shape``."""
+    if actual.dtype.kind not in "biuf" and mantissa_bits(actual.dtype) is None:
+        return None
+    values = actual.astype(np.float64)
+    if not np.all(np.isfinite(values)):
+        return None
+    found = diagnose(name, values, case, options, reshaped=True).finding(name)
+    return found if found.kind not in (Diagnosis.MISMATCH, Diagnosis.NAN) else None
+
+
+def diagnose(
+    name: str, actual: np.ndarray, case: Case, options: Options, *, reshaped: bool = False
+) -> Diagnosed:
+    """Every pattern of the registry that applies to ``name`` and that ``actual`` fits
+    (``reshaped``: a result of the wrong shape, which only patterns that ``reshape`` try).
 
     The patterns are weighed against the float bounds even in exact mode: a bug computes its
     wrong answer with roundings of its own.
@@ -305,7 +331,7 @@ def diagnose(name: str, actual: np.ndarray, case: Case, options: Options) -> Dia
     context = Context(name, actual, case, options, right)
     fitted = []
     for pattern in PATTERNS:
-        if not pattern.applies(name, case.function, nonfinite):
+        if not pattern.applies(name, case.function, nonfinite, reshaped):
             continue
         for alternative in pattern.alternatives(context):
             if fits(alternative.bound, actual):

@@ -6,8 +6,12 @@ computed around the loop reference (``reference.forward`` makes every centre)::
     loss_grad(output, target) dL_do  = sign(output - target), any value in [-1, 1] at a tie
     grad_x(dL_do, w)          dL_dx  = dL_do @ w.T        radius c_O |dL_do| @ |w|.T
     grad_w(x, dL_do)          dL_dw  = x.T @ dL_do        radius c_N |x|.T @ |dL_do|
-    update(w, dL_dw, lr)      w_new  = w - lr * dL_dw
+    grad_b(dL_do)             dL_db  = sum_d dL_do[d, :]  radius c_N sum_d |dL_do[d, :]|
+    update(w, dL_dw, lr)      w_new  = w - lr * dL_dw     (and b_new = b - lr * dL_db)
     step(x, w, target, lr)    (loss, dL_dx, dL_dw, w_new), kink-aware (``bounds.step_bounds``)
+
+With a bias b ``(O,)``: ``forward(x, w, b)``, output = x @ w + b, and ``step(x, w, b, target,
+lr)``, (loss, dL_dx, dL_dw, dL_db, w_new, b_new) (``bounds``, "The bias").
 
 In exact mode (integer data, half-integer targets, lr a power of two) every radius is 0: the
 result must equal the reference exactly.
@@ -24,7 +28,7 @@ import reference
 from .. import bounds
 from ..bounds import Arithmetic, Bound
 from ._cases import Case
-from ._contract import FUNCTIONS
+from ._contract import signature_for
 
 
 def loop_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -40,7 +44,7 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 #: Per function: ``(arrays in float64, lr, arithmetic, pinned tie, matmul) -> result bounds``.
 _BOUNDS: dict[str, Callable[..., tuple[Bound, ...]]] = {
     "forward": lambda a, lr, arith, tie, mm: (
-        bounds.forward_bound(a["x"], a["w"], arith, matmul=mm),
+        bounds.forward_bound(a["x"], a["w"], arith, matmul=mm, b=a.get("b")),
     ),
     "loss": lambda a, lr, arith, tie, mm: (
         bounds.loss_bound(Bound(a["output"], np.zeros_like(a["output"])), a["target"], arith),
@@ -54,11 +58,18 @@ _BOUNDS: dict[str, Callable[..., tuple[Bound, ...]]] = {
     "grad_w": lambda a, lr, arith, tie, mm: (
         bounds.grad_w_bound(a["x"], a["dL_do"], arith, matmul=mm),
     ),
-    "update": lambda a, lr, arith, tie, mm: (bounds.update_bound(a["w"], a["dL_dw"], lr, arith),),
+    "grad_b": lambda a, lr, arith, tie, mm: (bounds.grad_b_bound(a["dL_do"], arith),),
+    "update": lambda a, lr, arith, tie, mm: (_update_bound(a, lr, arith),),
     "step": lambda a, lr, arith, tie, mm: bounds.step_bounds(
-        a["x"], a["w"], a["target"], lr, arith, matmul=mm, tie=tie
+        a["x"], a["w"], a["target"], lr, arith, matmul=mm, tie=tie, b=a.get("b")
     ).results(),
 }
+
+
+def _update_bound(arrays: dict[str, np.ndarray], lr: float, arith: Arithmetic) -> Bound:
+    """The parameter and its gradient in call order: w and dL_dw, or b and dL_db."""
+    parameter, gradient = arrays.values()
+    return bounds.update_bound(parameter, gradient, lr, arith)
 
 
 def expect(
@@ -69,7 +80,8 @@ def expect(
     exact: bool = False,
     matmul: bounds.Matmul = loop_matmul,
 ) -> dict[str, Bound]:
-    """The admissible set of every result of ``case``'s call, by result name (``FUNCTIONS``)."""
+    """The admissible set of every result of ``case``'s call, by result name (its signature's,
+    ``_contract.signature_for``)."""
     if case.function not in _BOUNDS:
         raise ValueError(f"function must be one of {sorted(_BOUNDS)}, got {case.function!r}")
     arrays = {name: np.asarray(a, dtype=np.float64) for name, a in case.arrays.items()}
@@ -77,4 +89,5 @@ def expect(
     if exact:
         # Exact-mode data make every correct result equal to the reference's float64 centre.
         found = tuple(Bound(b.center, np.zeros_like(b.radius)) for b in found)
-    return dict(zip(FUNCTIONS[case.function].results, found, strict=True))
+    results = signature_for(case.function, tuple(case.arrays)).results
+    return dict(zip(results, found, strict=True))

@@ -11,6 +11,9 @@
       convexity:    L(w - lr g) >= L(w) - lr ||g||_F^2
       no crossing:  L(w - lr g) == L(w) - lr ||g||_F^2   when no output crosses its target
 
+  With a bias, in (w, b): g = (dL_dw, dL_db), L(w - lr g_w, b - lr g_b) and
+  ``||g||^2 = ||dL_dw||_F^2 + ||dL_db||^2`` (grad_b and update of b among the pieces).
+
 - ``judge_consistency``: the fused ``step`` against the same step composed of the candidate's
   own pieces.
 """
@@ -26,7 +29,7 @@ from .. import bounds
 from ..messages import explain
 from ._calls import Caller
 from ._cases import Case
-from ._contract import FUNCTIONS
+from ._contract import signature_for
 from ._diagnosis import Diagnosis, Finding, check_result
 from ._expect import expect
 from ._invoke import Failed, Returned
@@ -102,7 +105,8 @@ def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float,
     if not all(map(_same, first.results, second.results)):
         return math.inf, _nondeterministic(case, first.results, second.results, expected, options)
     worst = 0.0
-    for name, actual in zip(FUNCTIONS[case.function].results, first.results, strict=True):
+    results = signature_for(case.function, tuple(case.arrays)).results
+    for name, actual in zip(results, first.results, strict=True):
         ratio, finding = check_result(name, actual, expected[name], case, options)
         if finding is not None:
             return ratio, finding
@@ -152,15 +156,17 @@ def _accumulated(
 ) -> str | None:
     """Which result the second call moved by one more gradient (``_nondeterministic``)."""
     u = options.arithmetic().u_out
-    for name, one, two in zip(FUNCTIONS[case.function].results, first, second, strict=True):
+    results = signature_for(case.function, tuple(case.arrays)).results
+    for name, one, two in zip(results, first, second, strict=True):
         if isinstance(one, str) or isinstance(two, str) or one.shape != two.shape:
             continue
-        if name not in ("dL_dx", "dL_dw", "w_new") or _same(one, two):
+        if name not in ("dL_dx", "dL_dw", "dL_db", "w_new", "b_new") or _same(one, two):
             continue
         a, b = one.astype(np.float64), two.astype(np.float64)
         right = expected[name]
-        if name == "w_new":
-            w = case.arrays["w"].astype(np.float64)
+        if name in ("w_new", "b_new"):
+            # The parameter the update moved: w, or b (named by the result's first letter).
+            w = case.arrays[name[0]].astype(np.float64)
             added, gradient = a - b, bounds.Bound(w - right.center, 2 * right.radius)
         else:
             added, gradient = b - a, bounds.Bound(right.center, right.radius)
@@ -174,7 +180,12 @@ def _accumulated(
             and widened.worst(added) <= 1.0
             and np.any(nonzero & (added != 0))
         ):
-            what = {"w_new": "lr * dL_dw further", "dL_dx": "one more dL_dx"}
+            what = {
+                "w_new": "lr * dL_dw further",
+                "b_new": "lr * dL_db further",
+                "dL_dx": "one more dL_dx",
+                "dL_db": "one more dL_db",
+            }
             return f"{name} by {what.get(name, 'one more dL_dw')}"
     return None
 
@@ -208,10 +219,12 @@ def _pieces_step(
     lr: float,
     *,
     with_grad_x: bool,
+    b: np.ndarray | None = None,
 ) -> list[np.ndarray | None] | Finding:
     """``(L, dL_dx, dL_dw, w_new)`` composed of forward, loss_grad, loss, grad_x, grad_w and
-    update; ``dL_dx`` is None unless ``with_grad_x``."""
-    output = _arrays(caller, case, "forward", [x, w])
+    update; ``dL_dx`` is None unless ``with_grad_x``. With a bias ``b``,
+    ``(L, dL_dx, dL_dw, dL_db, w_new, b_new)``, with grad_b and update of b as well."""
+    output = _arrays(caller, case, "forward", [x, w] if b is None else [x, w, b])
     if isinstance(output, Finding):
         return output
     dL_do = _arrays(caller, case, "loss_grad", [output[0], target])
@@ -223,6 +236,8 @@ def _pieces_step(
     }
     if with_grad_x:
         pieces["dL_dx"] = ("grad_x", [dL_do[0], w])
+    if b is not None:
+        pieces["dL_db"] = ("grad_b", [dL_do[0]])
     found: dict[str, np.ndarray | None] = {"dL_dx": None}
     for name, (function, arrays) in pieces.items():
         result = _arrays(caller, case, function, arrays)
@@ -234,36 +249,66 @@ def _pieces_step(
     w_new = _arrays(caller, case, "update", [w, dL_dw], lr)
     if isinstance(w_new, Finding):
         return w_new
-    return [found["L"], found["dL_dx"], dL_dw, w_new[0]]
+    if b is None:
+        return [found["L"], found["dL_dx"], dL_dw, w_new[0]]
+    dL_db = found["dL_db"]
+    assert dL_db is not None  # computed above
+    b_new = _arrays(caller, case, "update", [b, dL_db], lr)
+    if isinstance(b_new, Finding):
+        return b_new
+    return [found["L"], found["dL_dx"], dL_dw, dL_db, w_new[0], b_new[0]]
+
+
+def _with_bias(arrays: list[np.ndarray], b: np.ndarray | None) -> list[np.ndarray]:
+    """A step's ``[x, w, target]`` with b after w on the layer with a bias."""
+    return arrays if b is None else [*arrays[:2], b, *arrays[2:]]
 
 
 def _step(
-    caller: Caller, case: Case, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float
+    caller: Caller,
+    case: Case,
+    x: np.ndarray,
+    w: np.ndarray,
+    target: np.ndarray,
+    lr: float,
+    b: np.ndarray | None = None,
 ) -> list[np.ndarray | None] | Finding:
-    """``(L, dL_dx, dL_dw, w_new)`` from ``step``, or composed of the pieces (no dL_dx)."""
+    """``(L, dL_dx, dL_dw, w_new)`` (with a bias ``(L, dL_dx, dL_dw, dL_db, w_new, b_new)``)
+    from ``step``, or composed of the pieces (no dL_dx)."""
     if "step" in caller.provided:
-        fused = _arrays(caller, case, "step", [x, w, target], lr)
+        fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
         return fused if isinstance(fused, Finding) else list(fused)
-    return _pieces_step(caller, case, x, w, target, lr, with_grad_x=False)
+    return _pieces_step(caller, case, x, w, target, lr, with_grad_x=False, b=b)
 
 
 def _loss(
-    caller: Caller, case: Case, x: np.ndarray, w: np.ndarray, target: np.ndarray, lr: float
+    caller: Caller,
+    case: Case,
+    x: np.ndarray,
+    w: np.ndarray,
+    target: np.ndarray,
+    lr: float,
+    b: np.ndarray | None = None,
 ) -> np.ndarray | Finding:
     if "step" in caller.provided:
-        result = _arrays(caller, case, "step", [x, w, target], lr)
+        result = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
         return result if isinstance(result, Finding) else result[0]
-    output = _arrays(caller, case, "forward", [x, w])
+    output = _arrays(caller, case, "forward", [x, w] if b is None else [x, w, b])
     if isinstance(output, Finding):
         return output
     loss = _arrays(caller, case, "loss", [output[0], target])
     return loss if isinstance(loss, Finding) else loss[0]
 
 
-def _in_range(x: np.ndarray, w_new: np.ndarray, target: np.ndarray) -> bool:
-    """Whether the loss at ``w_new`` stays inside ``bounds.safe_limit`` (as generated data do)."""
+def _in_range(
+    x: np.ndarray, w_new: np.ndarray, target: np.ndarray, b_new: np.ndarray | None = None
+) -> bool:
+    """Whether the loss at ``w_new`` (and ``b_new``) stays inside ``bounds.safe_limit`` (as
+    generated data do)."""
     with np.errstate(all="ignore"):
         output = np.abs(x.astype(np.float64)) @ np.abs(w_new.astype(np.float64))
+        if b_new is not None:
+            output = output + np.abs(b_new.astype(np.float64))
         loss = float(np.sum(output + np.abs(target.astype(np.float64))))
     return bool(np.isfinite(loss) and loss < bounds.safe_limit(x.dtype))
 
@@ -280,12 +325,14 @@ def _premise(name: str, actual: np.ndarray, bound: bounds.Bound, what: str) -> N
 
 
 def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
-    """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring).
+    """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring);
+    with a bias, ``(w, b) -> (w_new, b_new)``.
 
     With L0 = L(w), L1 = L(w_new), g = dL_dw (all the candidate's), the tolerance is the
     error bound of both losses plus how far a correctly rounded update may move the loss:
-    ``sum |x| @ radius(w_new)``. Crossing is judged on the float64 outputs at w and w_new,
-    away from the kinks (where the forward bound leaves the sign open).
+    ``sum |x| @ radius(w_new)`` (and ``N sum radius(b_new)``: b moves every row). Crossing is
+    judged on the float64 outputs at w and w_new, away from the kinks (where the forward
+    bound leaves the sign open).
 
     The identities rest on the loss and the update, not on g: a case where L0, L1 or
     ``w_new = w - lr g`` is itself outside its bound (in the declared arithmetic) is not
@@ -293,21 +340,37 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
     blame g for it.
     """
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    b = case.arrays.get("b")
     lr = case.learning_rate
-    stepped = _step(caller, case, x, w, target, lr)
+    stepped = _step(caller, case, x, w, target, lr, b)
     if isinstance(stepped, Finding):
         return math.inf, stepped
-    loss0, grad, w_new_stored = stepped[0], stepped[2], stepped[3]
+    if b is None:
+        loss0, grad, w_new_stored = stepped[0], stepped[2], stepped[3]
+        grad_b = b_new_stored = None
+    else:
+        loss0, grad, grad_b, w_new_stored, b_new_stored = (stepped[k] for k in (0, 2, 3, 4, 5))
     assert loss0 is not None and grad is not None and w_new_stored is not None  # see _step
     if grad.shape != w.shape or w_new_stored.shape != w.shape or loss0.ndim:
         return math.inf, Finding(Diagnosis.WRONG_SHAPE, "loss, dL_dw or w_new has the wrong shape")
+    if b is not None:
+        assert grad_b is not None and b_new_stored is not None  # see _step
+        if grad_b.shape != b.shape or b_new_stored.shape != b.shape:
+            return math.inf, Finding(Diagnosis.WRONG_SHAPE, "dL_db or b_new has the wrong shape")
+        b_new_stored = b_new_stored.astype(b.dtype)
     w_new_stored = w_new_stored.astype(w.dtype)
     loss0, grad, w_new = (v.astype(np.float64) for v in (loss0, grad, w_new_stored))
     if not all(np.all(np.isfinite(v)) for v in (loss0, grad, w_new)):
         return math.inf, Finding(Diagnosis.NAN, "NaN or infinity in the loss, dL_dw or w_new")
-    if not _in_range(x, w_new, target):
+    b64 = b_new = gb = None
+    if b is not None:
+        assert grad_b is not None and b_new_stored is not None
+        b64, gb, b_new = (v.astype(np.float64) for v in (b, grad_b, b_new_stored))
+        if not (np.all(np.isfinite(gb)) and np.all(np.isfinite(b_new))):
+            return math.inf, Finding(Diagnosis.NAN, "NaN or infinity in dL_db or b_new")
+    if not _in_range(x, w_new, target, b_new):
         return 0.0, None  # L(w_new) would overflow the dtype: the identities say nothing here
-    at_w_new = _loss(caller, case, x, w_new_stored, target, lr)
+    at_w_new = _loss(caller, case, x, w_new_stored, target, lr, b_new_stored)
     if isinstance(at_w_new, Finding):
         return math.inf, at_w_new
     loss1 = at_w_new.astype(np.float64)
@@ -315,7 +378,8 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
         return math.inf, Finding(Diagnosis.NAN, f"L(w_new) = {loss1}: not a finite scalar")
     arith = options.arithmetic()
     x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
-    out0, out1 = bounds.forward_bound(x64, w64, arith), bounds.forward_bound(x64, w_new, arith)
+    out0 = bounds.forward_bound(x64, w64, arith, b=b64)
+    out1 = bounds.forward_bound(x64, w_new, arith, b=b_new)
     updated = bounds.update_bound(w64, grad, lr, arith)
     bound0, bound1 = bounds.loss_bound(out0, t64, arith), bounds.loss_bound(out1, t64, arith)
     _premise("update", w_new, updated, "update w_new = w - lr * dL_dw")
@@ -324,14 +388,23 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
     radius0, radius1 = float(bound0.radius), float(bound1.radius)
     update_radius = updated.radius
     descent = lr * float(np.sum(grad * grad))
-    tolerance = radius0 + radius1 + float(np.sum(np.abs(x64) @ update_radius)) + 1e-12 * descent
+    moved = float(np.sum(np.abs(x64) @ update_radius))
+    g = "g = dL_dw"
+    if b is not None:
+        assert b64 is not None and gb is not None and b_new is not None
+        updated_b = bounds.update_bound(b64, gb, lr, arith)
+        _premise("update", b_new, updated_b, "update b_new = b - lr * dL_db")
+        descent += lr * float(np.sum(gb * gb))
+        moved += x64.shape[0] * float(np.sum(updated_b.radius))
+        g = "g = (dL_dw, dL_db)"
+    tolerance = radius0 + radius1 + moved + 1e-12 * descent
     predicted = float(loss0) - descent
     slack = float(loss1) - predicted
     call = case.describe()
     if slack < -tolerance:
         return -slack / tolerance, Finding(
             Diagnosis.CONVEXITY,
-            "L(w - lr g) < L(w) - lr ||g||^2: g = dL_dw is not a subgradient of the loss "
+            f"L(w - lr g) < L(w) - lr ||g||^2: {g} is not a subgradient of the loss "
             "(convexity is violated)",
             explain("L(w_new)", float(loss1), predicted, bound=tolerance, call=call, relation=">="),
             -slack / tolerance,
@@ -358,20 +431,20 @@ def pieces_agree(caller: Caller, case: Case, options: Options) -> bool:
     pieces, each result within twice its error bound (both are within one of the exact value;
     dL_dx is compared only where grad_x is provided)."""
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    b = case.arrays.get("b")
     lr = case.learning_rate
-    fused = _arrays(caller, case, "step", [x, w, target], lr)
+    fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
     if isinstance(fused, Finding):
         return False
-    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x="grad_x" in caller.provided)
+    composed = _pieces_step(
+        caller, case, x, w, target, lr, with_grad_x="grad_x" in caller.provided, b=b
+    )
     if isinstance(composed, Finding):
         return False
-    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), tie=options.tie)
-    radii = (
-        expected.loss.radius,
-        expected.dL_dx.radius,
-        expected.dL_dw.radius,
-        expected.w_new.radius,
-    )
+    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), tie=options.tie, b=b)
+    radii = tuple(bound.radius for bound in expected.results())
+    if len(fused) != len(radii):
+        return False
     for got, want, radius in zip(fused, composed, radii, strict=True):
         if want is None:
             continue
@@ -396,20 +469,24 @@ def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[flo
     twice their error bound (each side is within one bound of the exact value).
     """
     x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
+    b = case.arrays.get("b")
     lr = case.learning_rate
-    fused = _arrays(caller, case, "step", [x, w, target], lr)
+    fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
     if isinstance(fused, Finding):
         return math.inf, fused
-    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x=True)
+    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x=True, b=b)
     if isinstance(composed, Finding):
         return math.inf, composed
-    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic())
+    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), b=b)
     radii = {"loss": 2 * expected.loss.radius, "w_new": 2 * expected.w_new.radius}
+    if expected.b_new is not None:
+        radii["b_new"] = 2 * expected.b_new.radius
     worst = 0.0
     call = f"{case.describe()} vs its own pieces"
-    for name, fused_value, composed_value in zip(
-        FUNCTIONS["step"].results, fused, composed, strict=True
-    ):
+    step_results = signature_for(
+        "step", ("x", "w", "target") if b is None else ("x", "w", "b", "target")
+    ).results
+    for name, fused_value, composed_value in zip(step_results, fused, composed, strict=True):
         assert composed_value is not None  # with_grad_x: every piece computed
         got, want = fused_value.astype(np.float64), composed_value.astype(np.float64)
         if got.shape != want.shape:
@@ -430,7 +507,8 @@ def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[flo
             return float(ratio.max()), Finding(
                 Diagnosis.INCONSISTENT,
                 f"step's {name} differs from the one its own pieces give "
-                f"(forward -> loss_grad -> grad_x / grad_w -> update)"
+                f"(forward -> loss_grad -> grad_x / grad_w{' / grad_b' if b is not None else ''}"
+                " -> update)"
                 + (
                     f"; {ties} output(s) sit on a tie: are the tie conventions the same?"
                     if ties

@@ -44,6 +44,7 @@ class Candidate:
       asarray: the implementation's ``asarray``, or None (numpy arrays are passed as they are).
       notes: what loading it noted for the report (a notebook's skipped magics, a framework
         module adapted and what of it is not checked).
+      bias: whether its layer has a bias b (``takes_bias``).
     """
 
     name: str
@@ -51,6 +52,43 @@ class Candidate:
     functions: dict[str, Callable[..., Any]]
     asarray: Callable[[Any], Any] | None
     notes: tuple[str, ...] = ()
+    bias: bool = False
+
+
+#: Required positional parameters of forward and step with a bias (without: one fewer).
+_BIAS_ARITY = {"forward": 3, "step": 5}
+
+
+def _required_positional(function: Callable[..., Any]) -> int | None:
+    """How many positional parameters ``function`` requires, or None when it cannot be told
+    (no signature, or ``*args``: the count is the caller's to choose)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in positional and p.default is p.empty)
+
+
+def takes_bias(functions: dict[str, Callable[..., Any]], label: str) -> bool:
+    """Whether the layer has a bias: its forward requires three parameters or its step five
+    (x, w, b, target, lr). A parameter with a default (``b=None``) does not count: such a
+    layer is checked without a bias unless the ``bias`` option says otherwise. A forward and a
+    step that disagree are a ContractError naming both."""
+    said = {
+        name: _required_positional(functions[name]) == arity
+        for name, arity in _BIAS_ARITY.items()
+        if name in functions and _required_positional(functions[name]) is not None
+    }
+    if len(set(said.values())) > 1:
+        forward = "forward(x, w, b)" if said["forward"] else "forward(x, w)"
+        step = "step(x, w, b, target, lr)" if said["step"] else "step(x, w, target, lr)"
+        raise ContractError(
+            f"{label} has {forward} but {step}: a layer has a bias in both or in neither"
+        )
+    return any(said.values())
 
 
 def load(spec: str) -> Any:
@@ -335,6 +373,7 @@ def as_candidate(
         functions=functions,
         asarray=asarray if callable(asarray) else None,
         notes=tuple(dict.fromkeys(notes)),
+        bias=takes_bias(functions, _label(impl)),
     )
 
 

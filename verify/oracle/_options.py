@@ -1,6 +1,7 @@
 """How a check judges: the dtype, exact mode, a pinned tie convention, the declared matmul
-precision and accumulation, and the per-call timeout (``Options``), and ``option``, the one way
-an option of the oracle is declared (``_settings.Settings`` holds the rest of them)."""
+precision and accumulation, the per-call timeout and whether the layer has a bias
+(``Options``), and ``option``, the one way an option of the oracle is declared
+(``_settings.Settings`` holds the rest of them)."""
 
 from __future__ import annotations
 
@@ -181,6 +182,15 @@ class Options:
         metavar="T[,T...]",
     )
 
+    bias: bool | None = option(
+        None,
+        "the layer has a bias b (O,): forward(x, w, b), grad_b(dL_do), step(x, w, b, target, "
+        "lr) (default: when the candidate's forward takes three parameters or its step five)",
+        valid=lambda value: value is None or isinstance(value, bool),
+        needs="True, False or None",
+        flag="--bias",
+    )
+
     def __post_init__(self) -> None:
         declared(self)
         # The rules between options; each option's own range is its declaration's.
@@ -205,6 +215,16 @@ class Options:
             self.matmul_precision,  # type: ignore[arg-type]
             accumulate=bounds.accumulation_of(self.dtype, self.accumulation),
         )
+
+    def described(self) -> dict[str, Any]:
+        """The options as a report and a reproducer store them: every field, and ``bias`` and
+        ``tile`` only where given, so that a check without them is described, byte for byte,
+        as before they existed."""
+        found = dataclasses.asdict(self.judged())
+        for name in ("bias", "tile"):
+            if not found[name]:
+                del found[name]
+        return found
 
     def judged(self) -> Options:
         """These options alone, without a subclass's (``Settings``'s) run options."""

@@ -64,6 +64,16 @@ class Diagnosis(enum.StrEnum):
         "the result belongs to another loss (squared error, smooth L1 / Huber), not the L1 loss",
     )
     BIAS = "bias", "the output carries a bias term: output - x @ w is constant down each column"
+    BIAS_TWICE = "bias_twice", "the layer adds its bias twice: output = x @ w + 2 b"
+    BIAS_AXIS = (
+        "bias_axis",
+        "b is broadcast along the wrong axis: added per example (b[:, None]) instead of per "
+        "output feature, or dL_db summed over O instead of over the batch",
+    )
+    BIAS_NOT_UPDATED = (
+        "bias_not_updated",
+        "the step leaves b as it was: b_new = b (b is not among the parameters it updates)",
+    )
     WEIGHT_DECAY = (
         "weight_decay",
         "the update decays the weights: w_new = w - lr * (dL_dw + lambda * w)",
@@ -174,10 +184,10 @@ class Context:
 
     @property
     def origin(self) -> np.ndarray:
-        """Where a scaled bug starts from: ``w`` for ``w_new`` (the bug is in the step
-        ``w_new - w``), zero for every other result."""
-        if self.name == "w_new":
-            return self.case.arrays["w"].astype(np.float64)
+        """Where a scaled bug starts from: ``w`` for ``w_new`` and ``b`` for ``b_new`` (the bug
+        is in the step ``w_new - w``), zero for every other result."""
+        if self.name in _UPDATED:
+            return self.case.arrays[_UPDATED[self.name]].astype(np.float64)
         return np.zeros_like(self.right.center)
 
     def base(
@@ -225,6 +235,8 @@ class Pattern:
       nonfinite: tried on results with NaN or infinity (the others see finite results only).
       may_pass: a probe may pass although the bug is there (a rounding effect depends on the
         data); for every other pattern a passing probe withdraws it.
+      reshapes: also tried on a result of the wrong shape (its alternatives have the shape the
+        bug gives); only such patterns are, before ``wrong_shape`` is said.
     """
 
     kind: Diagnosis
@@ -235,12 +247,14 @@ class Pattern:
     refines: tuple[Diagnosis, ...] = ()
     nonfinite: bool = False
     may_pass: bool = False
+    reshapes: bool = False
 
-    def applies(self, name: str, function: str, nonfinite: bool) -> bool:
+    def applies(self, name: str, function: str, nonfinite: bool, reshaped: bool = False) -> bool:
         return (
             name in self.results
             and (self.functions is None or function in self.functions)
             and self.nonfinite == nonfinite
+            and (self.reshapes or not reshaped)
         )
 
 
@@ -264,8 +278,12 @@ class Verdict:
 # The patterns' admissible sets.
 # --------------------------------------------------------------------------------------------
 
-_ALL = frozenset({"output", "L", "loss", "dL_do", "dL_dx", "dL_dw", "w_new"})
+_ALL = frozenset({"output", "L", "loss", "dL_do", "dL_dx", "dL_dw", "dL_db", "w_new", "b_new"})
 _MATRICES = frozenset({"output", "dL_do", "dL_dx", "dL_dw", "w_new"})
+
+#: The updated parameters, each by the parameter it starts from.
+_UPDATED = {"w_new": "w", "b_new": "b"}
+_STEPS = frozenset(_UPDATED)
 
 
 def _tie_conventions(ctx: Context) -> Iterator[Alternative]:
@@ -288,7 +306,8 @@ def _transposed(ctx: Context) -> Iterator[Alternative]:
 
 
 def _sign_flip(ctx: Context) -> Iterator[Alternative]:
-    text = "the sign is flipped" + (" (w + lr * dL_dw)" if ctx.name == "w_new" else "")
+    ascent = {"w_new": " (w + lr * dL_dw)", "b_new": " (b + lr * dL_db)"}
+    text = "the sign is flipped" + ascent.get(ctx.name, "")
     yield Alternative(text, ctx.moved(-1.0), value=-1.0)
 
 
@@ -413,6 +432,8 @@ def _wrong_losses(ctx: Context) -> Iterator[Alternative]:
 
 
 def _bias(ctx: Context) -> Iterator[Alternative]:
+    if "b" in ctx.case.arrays:
+        return  # the layer has a bias: its output carries one (twice: ``_bias_twice``)
     for fit in _fitted.column_offset_fits(ctx.actual, ctx.right, u=ctx.arith.u_out):
         yield Alternative(
             f"output - x @ w is the same down each column (up to {fit.value:.3g}): a bias "
@@ -420,6 +441,67 @@ def _bias(ctx: Context) -> Iterator[Alternative]:
             fit.bound,
             "one row: any per-column offset fits" if fit.ambiguous else "",
         )
+
+
+def _bias_twice(ctx: Context) -> Iterator[Alternative]:
+    """The call's results had b been added twice (``x @ w + b + b``): the output, and the
+    loss and gradients of a step computed from that output."""
+    b = ctx.case.arrays.get("b")
+    if b is None or not np.any(b):
+        return
+    doubled = (2 * b.astype(np.float64)).astype(b.dtype)
+    yield Alternative(
+        f"{ctx.name} is what output = x @ w + 2 b gives: b is added twice (in forward and again "
+        "in the step, or a bias folded into x @ w and added once more)",
+        ctx.base(ctx.case.replace(b=doubled)),
+    )
+
+
+def _bias_axis(ctx: Context) -> Iterator[Alternative]:
+    """b broadcast along the batch axis: ``x @ w + b[:, None]`` (N == O; N == 1 broadcasts to
+    (O, O)), and dL_db summed over O (``dL_do.sum(axis=1)``, shape (N,))."""
+    a = ctx.case.arrays
+    arith = ctx.arith
+    if ctx.name == "output" and "b" in a:
+        x, w, b = (a[k].astype(np.float64) for k in ("x", "w", "b"))
+        n, o = x.shape[0], w.shape[1]
+        if n == 1 and o > 1 and ctx.actual.shape == (o, o):
+            shape_words = f"(1, O) + (O, 1) broadcasts to {(o, o)}"
+        elif n == o and n > 1 and ctx.actual.shape == (n, o):
+            shape_words = "N == O, so numpy broadcasts it without an error"
+        else:
+            return
+        product = bounds.forward_bound(x, w, arith, matmul=numpy_matmul)
+        center = product.center + b[:, None]
+        radius = np.broadcast_to(product.radius.max(initial=0.0), center.shape)
+        rounding = bounds.gamma(2, arith.u_out) * (np.abs(product.center) + np.abs(b[:, None]))
+        yield Alternative(
+            f"output = x @ w + b[:, None]: b is added per example, not per output feature "
+            f"({shape_words})",
+            Bound(center, radius + rounding + arith.tiny),
+        )
+    elif ctx.name == "dL_db" and "dL_do" in a:
+        upstream = a["dL_do"].astype(np.float64)
+        n, o = upstream.shape
+        if ctx.actual.shape != (n,) or (n == o and n == 1):
+            return
+        words = "N == O, so the shape is right" if n == o else f"shape (N,) = {(n,)}, not (O,)"
+        yield Alternative(
+            f"dL_db = dL_do.sum(axis=1): the sum runs over the outputs, not over the batch "
+            f"({words})",
+            bounds.grad_b_bound(upstream.T, arith),
+        )
+
+
+def _bias_not_updated(ctx: Context) -> Iterator[Alternative]:
+    b = ctx.case.arrays.get("b")
+    if b is None:
+        return
+    yield Alternative(
+        "b_new = b: the step updates w only (b left out of the parameters, or its update "
+        "computed and dropped)",
+        Bound(b.astype(np.float64), np.zeros(b.shape)),
+    )
 
 
 #: A weight decay below this multiple of the unit roundoff of float32 (or of the dtype, if
@@ -505,11 +587,13 @@ def _normalized_step(ctx: Context) -> Iterator[Alternative]:
     lr = ctx.case.learning_rate
     if lr == 0:
         return
+    gradient_name = "dL_db" if ctx.name == "b_new" else "dL_dw"
     if ctx.case.function == "update":
-        dL_dw = ctx.case.arrays["dL_dw"].astype(np.float64)
-        grad = Bound(dL_dw, np.zeros_like(dL_dw))
+        given = ctx.case.arrays[gradient_name].astype(np.float64)
+        grad = Bound(given, np.zeros_like(given))
     else:
-        grad = expect(ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul)["dL_dw"]
+        expected = expect(ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul)
+        grad = expected[gradient_name]
     for fit in _fitted.normalized_fits(ctx.actual, ctx.origin, grad, lr, u=ctx.arith.u_out):
         if fit.value <= 0:
             continue  # an adaptive step moves against the gradient, as SGD does
@@ -605,6 +689,7 @@ _CONTRACTIONS: dict[str, list[tuple[str, str, list[tuple[str, int]]]]] = {
     "forward": [("i", "I", [("x", 1), ("w", 0)])],
     "grad_x": [("j", "O", [("dL_do", 1), ("w", 1)])],
     "grad_w": [("d", "N", [("x", 0), ("dL_do", 0)])],
+    "grad_b": [("d", "N", [("dL_do", 0)])],
     "loss": [
         ("d", "N", [("output", 0), ("target", 0)]),
         ("j", "O", [("output", 1), ("target", 1)]),
@@ -612,7 +697,7 @@ _CONTRACTIONS: dict[str, list[tuple[str, str, list[tuple[str, int]]]]] = {
     "step": [
         ("d", "N", [("x", 0), ("target", 0)]),
         ("i", "I", [("x", 1), ("w", 0)]),
-        ("j", "O", [("w", 1), ("target", 1)]),
+        ("j", "O", [("w", 1), ("b", 0), ("target", 1)]),
     ],
 }
 
@@ -671,6 +756,8 @@ def _missing_terms(ctx: Context) -> Iterator[Alternative]:
         for cut, text in _cuts(index, dim, size, ctx.options.tile):
             arrays = {}
             for array_name, axis in members:
+                if array_name not in case.arrays:
+                    continue  # b, on the layer without one
                 array = case.arrays[array_name]
                 arrays[array_name] = array[(slice(None),) * axis + (cut,)]
             yield Alternative(text, ctx.base(case.replace(**arrays)))
@@ -780,11 +867,31 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(Diagnosis.MEAN_INSTEAD_OF_SUM, _ALL, _mean, refines=_SCALES),
     Pattern(Diagnosis.WRONG_LOSS, frozenset({"L", "loss", "dL_do"}), _wrong_losses),
     Pattern(Diagnosis.BIAS, frozenset({"output"}), _bias, functions=frozenset({"forward"})),
-    Pattern(Diagnosis.WEIGHT_DECAY, frozenset({"w_new"}), _weight_decay),
-    Pattern(Diagnosis.NORMALIZED_STEP, frozenset({"w_new"}), _normalized_step),
-    Pattern(Diagnosis.SCALED_STEP, frozenset({"w_new"}), _scaled_step),
-    Pattern(Diagnosis.SCALED, _ALL - {"w_new"}, _scaled),
-    Pattern(Diagnosis.UPSTREAM_IGNORED, frozenset({"dL_dx", "dL_dw"}), _upstream_ignored),
+    Pattern(
+        Diagnosis.BIAS_TWICE,
+        frozenset({"output", "loss", "dL_dx", "dL_dw", "dL_db"}),
+        _bias_twice,
+        functions=frozenset({"forward", "step"}),
+    ),
+    Pattern(
+        Diagnosis.BIAS_AXIS,
+        frozenset({"output", "dL_db"}),
+        _bias_axis,
+        functions=frozenset({"forward", "grad_b"}),
+        reshapes=True,
+    ),
+    Pattern(
+        Diagnosis.BIAS_NOT_UPDATED,
+        frozenset({"b_new"}),
+        _bias_not_updated,
+        functions=frozenset({"step"}),
+        refines=_SCALES,
+    ),
+    Pattern(Diagnosis.WEIGHT_DECAY, _STEPS, _weight_decay),
+    Pattern(Diagnosis.NORMALIZED_STEP, _STEPS, _normalized_step),
+    Pattern(Diagnosis.SCALED_STEP, _STEPS, _scaled_step),
+    Pattern(Diagnosis.SCALED, _ALL - _STEPS, _scaled),
+    Pattern(Diagnosis.UPSTREAM_IGNORED, frozenset({"dL_dx", "dL_dw", "dL_db"}), _upstream_ignored),
     Pattern(Diagnosis.STALE_WEIGHTS, frozenset({"dL_dx"}), _stale_weights, frozenset({"step"})),
     Pattern(Diagnosis.OFF_BY_ONE, _ALL, _missing_terms),
     Pattern(Diagnosis.OFF_BY_ONE, _MATRICES, _zero_region),

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .. import bounds
-from ..strategies import LayerInputs
+from ..strategies import BiasLayerInputs, LayerInputs
 from ._calls import Caller
 from ._cases import Case, make_case
 from ._checks import CHECKS, Check
@@ -69,9 +69,16 @@ def probe_shapes(
 
 
 def probe_case(
-    check: Check, dtype: str, data: str, shape: tuple[int, int, int], lr: float | None = None
+    check: Check,
+    dtype: str,
+    data: str,
+    shape: tuple[int, int, int],
+    lr: float | None = None,
+    *,
+    bias: bool = False,
 ) -> Case:
-    """A fixed case of ``shape`` for ``check``.
+    """A fixed case of ``shape`` for ``check`` (on the layer with a bias: b drawn as w, the
+    targets placed around ``x @ w + b``).
 
     ``data``: ``"normal"`` (or ``"blocks"``) values with targets 0.5 or 1.5 away from the
     outputs (inside and outside smooth L1's quadratic zone, so a squared or Huber loss shows),
@@ -92,11 +99,20 @@ def probe_case(
     offsets = rng.choice([-1.5, -0.5, 0.5, 1.5], size=(n, o))
     if data == "ties":
         offsets = np.where(rng.random((n, o)) < 0.5, 0.0, offsets)
-    target = (output + offsets).astype(np_dtype)
-    inputs = LayerInputs(x, w, target, 2.0**-4 if lr is None else lr, f"{data} (probe)")
+    inputs: LayerInputs | BiasLayerInputs
+    if not bias:
+        target = (output + offsets).astype(np_dtype)
+        inputs = LayerInputs(x, w, target, 2.0**-4 if lr is None else lr, f"{data} (probe)")
+    else:
+        # Drawn after everything the layer without a bias draws: its probes stay as they were.
+        b = rng.integers(-3, 4, size=o) if data == "ties" else rng.standard_normal(o)
+        b = b.astype(np_dtype)
+        target = (output + b.astype(np.float64) + offsets).astype(np_dtype)
+        rate = 2.0**-4 if lr is None else lr
+        inputs = BiasLayerInputs(x, w, b, target, rate, f"{data} (probe)")
     upstream = (rng.standard_normal((n, o)) * 3).astype(np_dtype)
     gradient = (rng.standard_normal((i, o)) * 3).astype(np_dtype)
-    return make_case(check.signature, inputs, upstream, gradient)
+    return make_case(check.signature_for(bias), inputs, upstream, gradient)
 
 
 def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
@@ -150,7 +166,9 @@ def resolve(
         }.get(finding.kind, frozenset())
         if not sharper:
             return case, finding
-        probe = probe_case(check, options.dtype, "normal", probe_shape(case.shape), case.lr)
+        probe = probe_case(
+            check, options.dtype, "normal", probe_shape(case.shape), case.lr, bias=_biased(case)
+        )
         _, found = check.run(caller, probe, options)
         if found is not None and found.kind in sharper:
             return probe, found
@@ -158,6 +176,11 @@ def resolve(
     if finding.ambiguous or _smaller_than_a_probe(case):
         return case, _told_apart(check, caller, case, finding, options)
     return case, finding
+
+
+def _biased(case: Case) -> bool:
+    """Whether ``case`` is a call of the layer with a bias (its probes are too)."""
+    return "b" in case.arrays or "dL_db" in case.arrays or case.function == "grad_b"
 
 
 def _smaller_than_a_probe(case: Case) -> bool:
@@ -181,7 +204,7 @@ def _told_apart(
     for data in dict.fromkeys(c.probe for c in finding.candidates):
         for shape in probe_shapes(case.shape, data, options.tile):
             shapes.append(_shape_words(shape))
-            probe = probe_case(check, options.dtype, data, shape, case.lr)
+            probe = probe_case(check, options.dtype, data, shape, case.lr, bias=_biased(case))
             _, found = check.run(caller, probe, options)
             # Each candidate is judged on the probe chosen for it only: a tie convention says
             # nothing on a probe without ties.
@@ -244,27 +267,32 @@ def _detail_of(finding: Finding, kind: Diagnosis) -> str:
 # A fused step's failure traced to a piece.
 # --------------------------------------------------------------------------------------------
 
-_PIECES = ("forward", "loss", "loss_grad", "grad_x", "grad_w", "update")
+_PIECES = ("forward", "loss", "loss_grad", "grad_x", "grad_w", "grad_b", "update")
 
 
 def _piece_cases(case: Case) -> dict[str, Case]:
-    """The calls of each piece a correct step makes on ``case``'s ``(x, w, target, lr)``: the
-    pieces' inputs are the right intermediate values, in the dtype (ties at -1)."""
+    """The calls of each piece a correct step makes on ``case``'s ``(x, w, (b,) target, lr)``:
+    the pieces' inputs are the right intermediate values, in the dtype (ties at -1)."""
     x, w, target = (case.arrays[name] for name in ("x", "w", "target"))
+    b = case.arrays.get("b")
     dtype = x.dtype
     output64 = x.astype(np.float64) @ w.astype(np.float64)
+    if b is not None:
+        output64 = output64 + b.astype(np.float64)
     output = output64.astype(dtype)
     dL_do = np.where(output.astype(np.float64) > target.astype(np.float64), 1.0, -1.0)
     dL_dw = (x.astype(np.float64).T @ dL_do).astype(dtype)
     dL_do = dL_do.astype(dtype)
     calls = {
-        "forward": {"x": x, "w": w},
+        "forward": {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b},
         "loss": {"output": output, "target": target},
         "loss_grad": {"output": output, "target": target},
         "grad_x": {"dL_do": dL_do, "w": w},
         "grad_w": {"x": x, "dL_do": dL_do},
         "update": {"w": w, "dL_dw": dL_dw},
     }
+    if b is not None:
+        calls["grad_b"] = {"dL_do": dL_do}
     return {
         name: Case(name, arrays, case.lr if name == "update" else None, case.kind, case.shape)
         for name, arrays in calls.items()
@@ -303,7 +331,8 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: O
         return dataclasses.replace(
             finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
         )
-    if not (set(_PIECES) - {"grad_x"}) <= caller.provided:
+    needed = set(_PIECES) - {"grad_x"} - (set() if "b" in case.arrays else {"grad_b"})
+    if not needed <= caller.provided:
         return finding
     if not pieces_agree(caller, case, options):
         return finding

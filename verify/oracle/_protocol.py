@@ -8,14 +8,20 @@ bytes; a 0-d array has ndim 0 and one element). dtypes: ``float64 float32 float1
 (and, in replies, ``int8 ... int64``, ``uint8 ... uint64``, ``bool``, ``complex64``,
 ``complex128``, which the oracle then reports as a wrong dtype). ::
 
-    worker, once started:  crosscheck 1 <functions>        e.g. crosscheck 1 forward,grad_w,step
-                           (or an error reply, and exit, if it cannot load the implementation)
+    worker, once started:  crosscheck 1 <functions> [bias]  e.g. crosscheck 1 forward,grad_w,step
+                           (or an error reply, and exit, if it cannot load the implementation);
+                           "bias": the layer has a bias b (O,): forward(x, w, b),
+                           step(x, w, b, target, lr), grad_b(dL_do)
     oracle:                call <function> <count>          then <count> arrays: the arguments in
                                                             the contract's order; lr, where the
                                                             function takes one, is a last 0-d
-                                                            float64 array
+                                                            float64 array (with a bias, forward
+                                                            gets 3 arrays and step 5, b after w;
+                                                            update gets b and dL_db too)
     worker:                ok <count>                       then <count> result arrays (step:
-                                                            loss, dL_dx, dL_dw, w_new), then the
+                                                            loss, dL_dx, dL_dw, w_new; with a
+                                                            bias loss, dL_dx, dL_dw, dL_db,
+                                                            w_new, b_new), then the
                                                             call's arguments as the call left them
                                                             (the oracle looks for in-place changes)
                        or  error <n>                        then n lines: the error, then (from
@@ -78,8 +84,20 @@ class ProtocolError(Exception):
     """The other side wrote something the protocol does not allow."""
 
 
-def greeting(functions: Sequence[str]) -> bytes:
-    return f"{GREETING} {VERSION} {','.join(functions)}\n".encode()
+#: The greeting's last word when the worker's layer has a bias.
+BIAS = "bias"
+
+
+def greeting(functions: Sequence[str], bias: bool = False) -> bytes:
+    """The worker's first line: the functions it provides (and ``bias`` when its layer has one;
+    a layer without one greets as before there was a bias)."""
+    return f"{GREETING} {VERSION} {','.join(functions)}{' ' + BIAS if bias else ''}\n".encode()
+
+
+def greeting_bias(line: bytes) -> bool:
+    """Whether a greeting (``parse_greeting``'s line) says the layer has a bias."""
+    words = line.decode("ascii", "replace").split()
+    return len(words) > 3 and words[3] == BIAS
 
 
 def parse_greeting(line: bytes) -> list[str]:

@@ -193,6 +193,8 @@ class Report:
             extras.append(f"{self.options.accumulation} accumulation")
         if self.options.tie_convention:
             extras.append(f"ties pinned to {self.options.tie_convention}")
+        if self.options.bias:
+            extras.append("with bias")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {self.max_examples} "
@@ -227,7 +229,7 @@ class Report:
         return {
             "implementation": self.implementation,
             "passed": self.passed,
-            "options": dataclasses.asdict(self.options),
+            "options": self.options.described(),
             "max_examples": self.max_examples,
             "seed": self.seed,
             "isolated": self.isolated,

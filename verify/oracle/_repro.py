@@ -7,7 +7,6 @@ fixed): a bug report that needs no Hypothesis, no seed and no search.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -94,7 +93,7 @@ def write_repro(
             command=command,
             cwd=os.getcwd(),
             function=report.function,
-            options=dataclasses.asdict(options),
+            options=options.described(),
             kind=str(report.diagnosis),
         )
     )

@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ._contract import FUNCTIONS
+from ._contract import signature_by_count
 from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate, ContractError, as_candidate
 from ._protocol import (
@@ -72,7 +72,7 @@ def serve(spec: str, requests: BinaryIO, replies: BinaryIO) -> int:
         return 0
     # What loading noted comes first, as note lines before the greeting (``_protocol``).
     replies.write(b"".join(encode_note(note) for note in candidate.notes))
-    replies.write(greeting(list(candidate.functions)))
+    replies.write(greeting(list(candidate.functions), candidate.bias))
     replies.flush()
     read_line, read_exact = _reader(requests)
     while True:
@@ -87,7 +87,8 @@ def serve(spec: str, requests: BinaryIO, replies: BinaryIO) -> int:
 def _answer(candidate: Candidate, spec: str, function: str, arrays: list[np.ndarray]) -> Outcome:
     if function not in candidate.functions:
         return Failed("raised", f"{spec} provides no {function!r}")
-    signature = FUNCTIONS[function]
+    # The bias adds an argument to forward and step: the count says which one is called.
+    signature = signature_by_count(function, len(arrays))
     # lr arrives as a last 0-d float64 array; the candidate gets a Python float.
     lr_array = arrays.pop() if signature.takes_lr and arrays else None
     lr = None if lr_array is None else float(lr_array)

@@ -1,7 +1,8 @@
-"""``python -m verify exact [--size 2048]``: ``verify.step`` at size^3, bit for bit, timed.
+"""``python -m verify exact [--size 2048] [--bias]``: ``verify.step`` at size^3, bit for bit, timed.
 
 The first call compiles at this size; the second is checked and timed (``verify.check_exact``
 against ``reference.fast``). Exit 0 bit for bit, 1 a mismatch (the first element is named).
+``--bias``: the step of the layer with a bias, ``verify.step(x, w, b, target, lr)``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ def main(argv: Sequence[str]) -> int:
     parser = Parser(prog="python -m verify exact", description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=2048, help="N = I = O (default 2048)")
     parser.add_argument("--seed", type=int, default=0, help="data seed (default 0)")
+    parser.add_argument(
+        "--bias", action="store_true", help="the layer with a bias b (O,): six results"
+    )
     try:
         args = parser.parse_args(list(argv))
         case = exact_inputs((args.size,) * 3, seed=args.seed)
@@ -28,8 +32,9 @@ def main(argv: Sequence[str]) -> int:
     jax.config.update("jax_enable_x64", True)
     import verify
 
-    verify.check_exact(verify.step, inputs=case)  # the first call compiles at this size
-    report = verify.check_exact(verify.step, inputs=case)
+    options = {"bias": args.bias, "seed": args.seed}
+    verify.check_exact(verify.step, inputs=case, **options)  # the first call compiles
+    report = verify.check_exact(verify.step, inputs=case, **options)
     verdict = "bit for bit" if report.ok else f"MISMATCH: {report.first}"
     print(
         f"exact mode {report.shape}: {verdict}; verify.step {report.step_seconds:.2f} s, "

@@ -2,13 +2,15 @@
 
 Rebuilds the notebook's data with its own legacy draws (``np.random.seed(0)``, ``randint``,
 ``uniform``), runs one step with the loop reference, the jitted hand-written JAX layer and
-``jax.grad``, prints every quantity of the notebook from each, and a one-line verdict.
+``jax.grad``, prints every quantity of the notebook from each, and a one-line verdict. Then the
+same layer with a bias (``SEED_BIAS``, the layer people write), by the same three, and its
+verdict.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -25,6 +27,10 @@ SEED_LOSS = 41.578510114266535
 SEED_LOSS_UPDATED = 38.088094755935614
 SEED_DL_DX = ((3.0, 0.0), (3.0, 2.0), (3.0, 2.0))
 SEED_DL_DW = ((-2.0, 10.0, -10.0, 10.0), (-4.0, 4.0, -4.0, 4.0))
+
+#: A bias for the seed's layer (O = 4): binary fractions, so x @ w + b is exact in any order,
+#: and no output lands on its target (uniform draws are never such fractions).
+SEED_BIAS = (0.5, -0.5, 0.25, -0.25)
 
 
 class SeedData(NamedTuple):
@@ -106,6 +112,103 @@ def _as_numpy(output, result, dL_do, L_updated) -> Quantities:
         w_updated=np.asarray(result.w_new),
         L_updated=float(L_updated),
     )
+
+
+class BiasQuantities(NamedTuple):
+    """The quantities of one step of the layer with a bias, for one implementation."""
+
+    output: np.ndarray
+    L: float
+    dL_do: np.ndarray
+    dL_dx: np.ndarray
+    dL_dw: np.ndarray
+    dL_db: np.ndarray
+    w_updated: np.ndarray
+    b_updated: np.ndarray
+    L_updated: float
+
+
+def bias_quantities(data: SeedData, b: np.ndarray) -> dict[str, BiasQuantities]:
+    """``step(x, w, b, true_value, lr)`` by the loops, the jitted layer and ``jax.grad``."""
+    import jax
+    import jax.numpy as jnp
+
+    import verify
+
+    found: dict[str, tuple[Any, Any, Any, Any]] = {}
+    output = reference.forward(data.x, data.w, b)
+    loops = reference.step(data.x, data.w, b, data.true_value, SEED_LR)
+    found["loop reference"] = (
+        output,
+        loops,
+        reference.loss_grad(output, data.true_value),
+        reference.l1_loss(reference.forward(data.x, loops.w_new, loops.b_new), data.true_value),
+    )
+    output = verify.forward(data.x, data.w, b)
+    jitted = verify.step(data.x, data.w, b, data.true_value, SEED_LR)
+    found["jitted JAX"] = (
+        output,
+        jitted,
+        verify.loss_grad(output, data.true_value),
+        verify.l1_loss(verify.forward(data.x, jitted.w_new, jitted.b_new), data.true_value),
+    )
+    autodiff = verify.autodiff_step(data.x, data.w, b, data.true_value, SEED_LR)
+    autodiff_output = jnp.matmul(data.x, data.w, precision="highest") + b[None, :]
+    found["jax.grad"] = (
+        autodiff_output,
+        autodiff,
+        # dL_do from autodiff too: the gradient of the loss with respect to the output itself.
+        jax.grad(lambda o: jnp.sum(jnp.abs(o - data.true_value)))(autodiff_output),
+        verify.l1_objective(data.x, autodiff.w_new, data.true_value, b=autodiff.b_new),
+    )
+    return {
+        name: BiasQuantities(
+            output=np.asarray(out),
+            L=float(result.loss),
+            dL_do=np.asarray(dL_do),
+            dL_dx=np.asarray(result.dL_dx),
+            dL_dw=np.asarray(result.dL_dw),
+            dL_db=np.asarray(result.dL_db),
+            w_updated=np.asarray(result.w_new),
+            b_updated=np.asarray(result.b_new),
+            L_updated=float(L_updated),
+        )
+        for name, (out, result, dL_do, L_updated) in found.items()
+    }
+
+
+#: Quantities of the step with a bias that are exact in any order: binary fractions of the
+#: seed's size (output) and integers (the signs and the gradients): compared bit for bit.
+BIAS_EXACT_FIELDS = ("output", "dL_do", "dL_dx", "dL_dw", "dL_db")
+
+
+def compare_bias(results: dict[str, BiasQuantities], data: SeedData, b: np.ndarray) -> list[str]:
+    """Disagreements between the three steps with a bias: the exact quantities bit for bit,
+    L, w_updated, b_updated and L_updated within their float64 error bounds around the loops'
+    (``verify.bounds``, b included)."""
+    loops = results["loop reference"]
+    expected = bounds.step_bounds(data.x, data.w, data.true_value, SEED_LR, bounds.FLOAT64, b=b)
+    problems = []
+    for name, got in results.items():
+        for field in BIAS_EXACT_FIELDS:
+            if not np.array_equal(getattr(got, field), getattr(loops, field)):
+                problems.append(f"{field}: {name} differs from the loop reference")
+        for field, bound in (
+            ("L", expected.loss),
+            ("w_updated", expected.w_new),
+            ("b_updated", expected.b_new),
+        ):
+            assert bound is not None  # b given: every result has its bound
+            if not np.all(bound.ratio(getattr(got, field)) <= 1):
+                problems.append(f"{name}: {field} is outside its float64 error bound")
+        updated = bounds.loss_bound(
+            bounds.forward_bound(data.x, got.w_updated, bounds.FLOAT64, b=got.b_updated),
+            data.true_value,
+            bounds.FLOAT64,
+        )
+        if not updated.ratio(got.L_updated) <= 1:
+            problems.append(f"{name}: L_updated is outside its float64 error bound")
+    return problems
 
 
 def _format(value: object) -> list[str]:
@@ -217,6 +320,40 @@ def main(out: TextIO = sys.stdout) -> int:
     print(
         f"\nverdict: OK, all three agree {how} with the notebook "
         f"(L = {SEED_LOSS!r} -> L_updated = {SEED_LOSS_UPDATED!r})",
+        file=out,
+    )
+    return _bias_variant(data, out)
+
+
+def _bias_variant(data: SeedData, out: TextIO) -> int:
+    """The seed's layer with a bias b (O,): output = x @ w + b, dL_db = dL_do summed over the
+    batch, b_updated = b - lr * dL_db, by the same three implementations."""
+    b = np.array(SEED_BIAS)
+    results = bias_quantities(data, b)
+    print(
+        "\n--- the same layer with a bias b (output_features=4): output = x @ w + b ---", file=out
+    )
+    _side_by_side("b", [("", b)], out)
+    for field in BiasQuantities._fields:
+        _side_by_side(field, [(name, getattr(q, field)) for name, q in results.items()], out)
+    problems = compare_bias(results, data, b)
+    for problem in problems:
+        print(f"  MISMATCH {problem}", file=out)
+    if problems:
+        print(f"\nverdict with a bias: FAIL, {len(problems)} mismatch(es)", file=out)
+        return ExitCode.DEFECT
+    loops = results["loop reference"]
+    same = all(
+        got.L == loops.L
+        and got.L_updated == loops.L_updated
+        and np.array_equal(got.w_updated, loops.w_updated)
+        and np.array_equal(got.b_updated, loops.b_updated)
+        for got in results.values()
+    )
+    how = "bit for bit" if same else "within the float64 error bound"
+    print(
+        f"\nverdict with a bias: OK, all three agree {how} "
+        f"(L = {loops.L!r} -> L_updated = {loops.L_updated!r})",
         file=out,
     )
     return ExitCode.OK
