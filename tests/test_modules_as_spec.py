@@ -1,8 +1,8 @@
 """A framework module given as SPEC as it is (``python -m verify check model.py:layer``) is
-adapted as the dense layer (``verify.adapters.framework_layer``): forward, grad_x and grad_w by
-the framework's own call and autodiff, update and step unchecked with a note saying how to add
-them; a bias or a module that is not one Linear is exit 2 naming the adapter. The tests run
-with their extras (``nox -s frameworks``)."""
+adapted as the dense layer (``verify.adapters.framework_layer``): forward, grad_x, grad_w (and
+grad_b, with the module's default bias) by the framework's own call and autodiff, update and
+step unchecked with a note saying how to add them; a module that is not one Linear is exit 2
+naming the adapter. The tests run with their extras (``nox -s frameworks``)."""
 
 from __future__ import annotations
 
@@ -154,12 +154,12 @@ def test_the_module_own_forward_and_backward_are_what_is_checked(torch_model: Pa
 
 
 @pytest.mark.torch
-def test_a_module_with_a_bias_is_exit_2_saying_to_pass_bias_false(
+def test_a_module_with_its_default_bias_is_checked_with_grad_b(
     torch_model: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = cli(capsys, f"{torch_model}:biased")
-    assert code == ExitCode.USAGE, out + err
-    assert "has a bias" in err and "none yet" in err and "bias=False" in err, err
+    assert code == ExitCode.OK and "4 checks passed" in out, out + err
+    assert "grad_b      PASS" in out and UNCHECKED in out, out
 
 
 @pytest.mark.torch
@@ -216,4 +216,4 @@ def test_an_equinox_or_nnx_linear_given_as_spec_passes(
     assert code == ExitCode.OK and "3 checks passed" in out, out + err
     assert UNCHECKED in out, out
     code, out, err = cli(capsys, f"{model}:biased")
-    assert code == ExitCode.USAGE and "has a bias" in err and "use_bias=False" in err, out + err
+    assert code == ExitCode.OK and "4 checks passed" in out and "grad_b" in out, out + err
