@@ -413,9 +413,8 @@ def step(x: Any, w: Any, *args: Any, **kwargs: Any) -> StepResult | BiasStepResu
     ``dL_dw = x.T @ dL_do``, ``w_new = w - lr * dL_dw``; with a bias also
     ``dL_db = sum_d dL_do[d, :]`` and ``b_new = b - lr * dL_db``. Ties take the notebook's -1.
 
-    Args:
-      x: shape ``(N, I)``; w: shape ``(I, O)``; b: shape ``(O,)``; target: shape ``(N, O)``;
-      lr: scalar.
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``, lr a scalar (all
+    positional, as the two forms above).
 
     Returns:
       ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``, or with a bias

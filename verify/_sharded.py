@@ -354,9 +354,10 @@ def sharded_step(
     data axis), ``w_new = w - lr * dL_dw``, ``L = sum |output - target|`` (psum over both); with
     a bias ``dL_db = sum_n dL_do[n, :]`` (psum over the data axis), ``b_new = b - lr * dL_db``.
 
+    Shapes (positional, as the two forms above): x ``(N, I)``, w ``(I, O)``, b ``(O,)`` split
+    over O with w, target ``(N, O)``, lr a scalar (traced).
+
     Args:
-      x: ``(N, I)``; w: ``(I, O)``; b: ``(O,)``, split over O with w; target: ``(N, O)``;
-      lr: a scalar (traced).
       mesh: a ``jax.sharding.Mesh``, e.g. ``step_mesh(data=4, model=2)``.
       data_axis: the mesh axis N is split over, or None (x replicated).
       model_axis: the mesh axis O is split over, or None (w replicated).
