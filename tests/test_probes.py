@@ -34,6 +34,13 @@ class ScaleBySize(zoo.Correct):
         return (x @ w) * (1.0 + x.size)
 
 
+class NoisyWrongShape(zoo.Correct):
+    """grad_w of a wrong shape that changes between calls: nothing to weigh as a gradient."""
+
+    def grad_w(self, x, dL_do):
+        return np.random.default_rng().standard_normal((3, 7)).astype(x.dtype)
+
+
 def _verdict(cls: type, function: str, **options) -> verify.FunctionReport:
     report = verify.check(cls, functions=[function], max_examples=15, seed=0, repro_dir=None,
                           **options)  # fmt: skip
@@ -152,3 +159,9 @@ def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")
     assert note.startswith("none (matplotlib is not installed") and not list(tmp_path.iterdir())
+
+
+def test_two_calls_that_disagree_in_a_wrong_shape_are_nondeterministic() -> None:
+    """The accumulation test weighs a difference against the gradient only where the shapes
+    match: a result of the wrong shape is no oracle error (no exception is caught for it)."""
+    assert _verdict(NoisyWrongShape, "grad_w").diagnosis == "nondeterministic"
