@@ -262,6 +262,16 @@ def _update(
 update = LrChecked(_update, position=2)
 
 
+def _check_target(target: ArrayLike, output: Array, **inputs: ArrayLike) -> None:
+    """A ValueError unless ``target`` has the output's shape (N, O), naming the inputs' shapes
+    (x, w, and b on the layer with a bias)."""
+    if jnp.shape(target) != output.shape:
+        given = ", ".join(f"{name}: {jnp.shape(array)}" for name, array in inputs.items())
+        raise ValueError(
+            f"target has shape {jnp.shape(target)}, but should be (N, O) = {output.shape} [{given}]"
+        )
+
+
 @partial(jax.jit, static_argnames="precision")
 def _step(
     x: Float[ArrayLike, "N I"],
@@ -283,11 +293,7 @@ def _step(
       ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``.
     """
     output = forward(x, w, precision=precision)
-    if jnp.shape(target) != output.shape:
-        raise ValueError(
-            f"target has shape {jnp.shape(target)}, but should be (N, O) = {output.shape} "
-            f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}]"
-        )
+    _check_target(target, output, x=x, w=w)
     dL_do = loss_grad(output, target)
     dL_dw = grad_w(x, dL_do, precision=precision)
     return StepResult(
@@ -316,11 +322,7 @@ def _bias_step(
     matmuls and one column sum.
     """
     output = forward(x, w, b, precision=precision)
-    if jnp.shape(target) != output.shape:
-        raise ValueError(
-            f"target has shape {jnp.shape(target)}, but should be (N, O) = {output.shape} "
-            f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}, b: {jnp.shape(b)}]"
-        )
+    _check_target(target, output, x=x, w=w, b=b)
     dL_do = loss_grad(output, target)
     dL_dw = grad_w(x, dL_do, precision=precision)
     dL_db = grad_b(dL_do)

@@ -50,7 +50,7 @@ numpy arrays, each process contributing its own rows of x and target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -256,6 +256,39 @@ def _local_step(
     return loss, dL_dx, dL_dw, update(w, dL_dw, lr), dL_db, update(b, dL_db, lr)
 
 
+def _padded(
+    x: Array,
+    w: Array,
+    target: Array,
+    *,
+    mesh: Mesh,
+    data_axis: str | None,
+    model_axis: str | None,
+    precision: Precision,
+) -> tuple[tuple[Array, Array, Array], int, Callable[..., Any]]:
+    """x, w and target zero-padded to multiples of their axes' sizes, the padding of O (a bias
+    is padded alike), and ``_local_step`` bound to the true N and O: the shared prologue of the
+    steps with and without a bias."""
+    (n, _), o = x.shape, w.shape[1]
+    pad_n = -n % _axis_size(mesh, data_axis)
+    pad_o = -o % _axis_size(mesh, model_axis)
+    padded = (
+        jnp.pad(x, ((0, pad_n), (0, 0))),
+        jnp.pad(w, ((0, 0), (0, pad_o))),
+        jnp.pad(target, ((0, pad_n), (0, pad_o))),
+    )
+    body = partial(
+        _local_step,
+        num_data=n,
+        output_features=o,
+        padded=bool(pad_n or pad_o),
+        data_axis=data_axis,
+        model_axis=model_axis,
+        precision=precision,
+    )
+    return padded, pad_o, body
+
+
 @partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
 def _sharded_bias_step(
     x: Array,
@@ -271,21 +304,10 @@ def _sharded_bias_step(
 ) -> BiasStepResult:
     """``_sharded_step`` with a bias b ``(O,)``, split over O with w (module docstring)."""
     (n, _), o = x.shape, w.shape[1]
-    pad_n = -n % _axis_size(mesh, data_axis)
-    pad_o = -o % _axis_size(mesh, model_axis)
-    x_p = jnp.pad(x, ((0, pad_n), (0, 0)))
-    w_p = jnp.pad(w, ((0, 0), (0, pad_o)))
-    b_p = jnp.pad(b, (0, pad_o))
-    target_p = jnp.pad(target, ((0, pad_n), (0, pad_o)))
-    body = partial(
-        _local_step,
-        num_data=n,
-        output_features=o,
-        padded=bool(pad_n or pad_o),
-        data_axis=data_axis,
-        model_axis=model_axis,
-        precision=precision,
+    (x_p, w_p, target_p), pad_o, body = _padded(
+        x, w, target, mesh=mesh, data_axis=data_axis, model_axis=model_axis, precision=precision
     )
+    b_p = jnp.pad(b, (0, pad_o))
     rows, cols = PartitionSpec(data_axis, None), PartitionSpec(None, model_axis)
     bias = PartitionSpec(model_axis)
     loss, dL_dx, dL_dw, w_new, dL_db, b_new = jax.shard_map(
@@ -310,19 +332,8 @@ def _sharded_step(
     precision: Precision,
 ) -> StepResult:
     (n, _), o = x.shape, w.shape[1]
-    pad_n = -n % _axis_size(mesh, data_axis)
-    pad_o = -o % _axis_size(mesh, model_axis)
-    x_p = jnp.pad(x, ((0, pad_n), (0, 0)))
-    w_p = jnp.pad(w, ((0, 0), (0, pad_o)))
-    target_p = jnp.pad(target, ((0, pad_n), (0, pad_o)))
-    body = partial(
-        _local_step,
-        num_data=n,
-        output_features=o,
-        padded=bool(pad_n or pad_o),
-        data_axis=data_axis,
-        model_axis=model_axis,
-        precision=precision,
+    (x_p, w_p, target_p), _, body = _padded(
+        x, w, target, mesh=mesh, data_axis=data_axis, model_axis=model_axis, precision=precision
     )
     rows, cols = PartitionSpec(data_axis, None), PartitionSpec(None, model_axis)
     loss, dL_dx, dL_dw, w_new = jax.shard_map(
