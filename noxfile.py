@@ -173,10 +173,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0], default=False)
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check."""
+    """ruff check, ruff format --check, and the import contracts (lint-imports)."""
     install(session, *nox.project.dependency_groups(PYPROJECT, "lint"))
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The contracts read the packages as installed: the project itself, without its deps.
+    install(session, "--no-deps", "-e", ".")
+    session.run("lint-imports")
 
 
 @nox.session(python=None, default=False)

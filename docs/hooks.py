@@ -2,7 +2,7 @@
 
 ``<!-- generated: diagnoses -->`` in a page becomes the table of every diagnosis the oracle can
 give: the names and meanings are read from ``verify.oracle.Diagnosis`` when the site is built,
-and each real example from ``docs/generated/diagnoses.json`` (``python -m tests.zoo --docs``, the
+and each real example from ``docs/generated/diagnoses.json`` (``python -m scripts.zoo --docs``, the
 zoo of broken implementations actually run). An example whose diagnosis no longer exists is a
 warning, so a strict build fails until the file is regenerated.
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "generated" / "diagnoses.json"
 MARKER = "<!-- generated: diagnoses -->"
 API_MARKER = re.compile(r"<!-- generated: api ([\w.]+) -->")
-REGENERATE = "python -m tests.zoo --docs docs/generated/diagnoses.json"
+REGENERATE = "python -m scripts.zoo --docs docs/generated/diagnoses.json"
 
 log = logging.getLogger("mkdocs.hooks.crosscheck")
 
@@ -129,7 +129,7 @@ OPTIONS = ROOT / "docs" / "options.md"
 def on_pre_build(config: Any) -> None:
     """Write ``docs/options.md`` from the one declaration of every option (``verify.Settings``)
     before the pages are read, so the table cannot drift from the code."""
-    OPTIONS.write_text(_import("verify.oracle._settings").options_table(), encoding="utf-8")
+    OPTIONS.write_text(_import("verify.oracle.front._surfaces").options_table(), encoding="utf-8")
 
 
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:

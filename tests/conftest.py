@@ -25,7 +25,7 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 from verify import enable_compilation_cache  # noqa: E402
-from verify.oracle._calls import RUN_CACHE_SETTINGS  # noqa: E402
+from verify.oracle.candidate._calls import RUN_CACHE_SETTINGS  # noqa: E402
 
 _cache = enable_compilation_cache()
 if os.environ.get("PYTEST_XDIST_WORKER"):

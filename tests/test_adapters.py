@@ -15,7 +15,7 @@ import pytest
 import verify
 from tests.helpers import run_python
 from verify import ContractError
-from verify.oracle._loading import load, spec_of
+from verify.oracle.candidate._loading import load, spec_of
 
 #: The seed notebook's x and w (N=3, I=2, O=4), a target with no ties, lr = 0.01.
 X = np.array([[4, 0], [3, 3], [3, 1]], np.float32)
@@ -152,7 +152,7 @@ def test_a_module_with_its_default_bias_and_sgd_passes_the_oracle(framework: str
     grad_b and update on (O,) among them."""
     report = verify.check(make(framework, 3, 4, bias=True), max_examples=8, repro_dir=None)
     report.raise_on_failure()
-    assert report.options.bias is True and report.checked == 10
+    assert report.settings.bias is True and report.checked == 10
 
 
 @each_framework

@@ -1,6 +1,8 @@
-"""The project's shape, proved from its own source: no import cycles (function-level imports
-included), no module importing a private name of another wing, the wheel holding the library
-and nothing else, and public faces that load lazily (``import verify`` pays for no JAX)."""
+"""The project's shape, proved from its own source where the import-linter contracts in
+pyproject.toml (kept by ``lint-imports`` in ``nox -s lint``) do not reach: no module importing a
+private *name* of another wing (the contracts see modules), ARCHITECTURE.md agreeing with the
+contracts and naming only what exists, the wheel holding the library and nothing else, and
+public faces that load lazily (``import verify`` pays for no JAX)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = ("verify", "reference", "benchmarks", "scripts")
 
 #: Sub-packages that are wings of their own; every other module belongs to its top folder.
-WINGS = ("verify.oracle", "verify.tools", "verify.adapters")
+WINGS = (
+    "verify.oracle.front",
+    "verify.oracle.explaining",
+    "verify.oracle.judging",
+    "verify.oracle.candidate",
+    "verify.oracle",
+    "verify.tools",
+    "verify.adapters",
+)
 
 
 def project_modules() -> dict[str, Path]:
@@ -35,10 +45,6 @@ def project_modules() -> dict[str, Path]:
 def wing(module: str) -> str:
     inside = [w for w in WINGS if module == w or module.startswith(w + ".")]
     return inside[0] if inside else module.split(".")[0]
-
-
-def _private(dotted: str) -> bool:
-    return any(part.startswith("_") and not part.startswith("__") for part in dotted.split("."))
 
 
 def imports(module: str, path: Path, known: dict[str, Path]) -> list[tuple[str, str]]:
@@ -83,39 +89,15 @@ def import_graph() -> dict[str, set[str]]:
     }
 
 
-def test_no_import_cycles() -> None:
-    graph = import_graph()
-    cycles: list[list[str]] = []
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    path: list[str] = []
-
-    def visit(module: str) -> None:
-        state[module] = 1
-        path.append(module)
-        for target in sorted(graph[module]):
-            if state.get(target) == 1:
-                cycles.append([*path[path.index(target) :], target])
-            elif target not in state:
-                visit(target)
-        path.pop()
-        state[module] = 2
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
-    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
-
-
 def test_no_module_imports_a_private_name_of_another_wing() -> None:
+    """A private module is the ``private`` contract's; a private name (``from x import _y``)
+    is this test's, function-level imports included."""
     known = project_modules()
     offences = []
     for module, path in known.items():
         for target, name in imports(module, path, known):
-            if wing(target) == wing(module):
-                continue
-            if _private(target) or name.startswith("_"):
-                what = f"{target}.{name}" if name else target
-                offences.append(f"{module} imports {what}")
+            if wing(target) != wing(module) and name.startswith("_"):
+                offences.append(f"{module} imports {target}.{name}")
     assert not offences, "\n".join(offences)
 
 
@@ -123,7 +105,7 @@ def test_the_graph_sees_function_level_imports() -> None:
     """The checks above would be blind to imports inside functions if the walk missed them."""
     graph = import_graph()
     assert "verify.tools.walkthrough" in graph["verify.__main__"]  # imported inside main()
-    assert "verify.bounds" in graph["verify.oracle._options"]
+    assert "verify.bounds" in graph["verify.oracle._settings"]
 
 
 @pytest.mark.slow
@@ -146,7 +128,7 @@ def test_the_wheel_holds_the_library_and_its_stubs_only(tmp_path: Path) -> None:
         assert not any(n.startswith(f"{folder}/") for n in names), folder
 
 
-@pytest.mark.parametrize("package", ["verify", "verify.oracle"])
+@pytest.mark.parametrize("package", ["verify", "verify.oracle", "verify.oracle.front"])
 def test_every_public_name_of_a_lazy_face_resolves(package: str) -> None:
     import importlib
 
@@ -164,13 +146,14 @@ def test_every_public_name_of_a_lazy_face_resolves(package: str) -> None:
 
 
 def test_import_verify_and_the_worker_import_no_jax_nor_hypothesis() -> None:
-    """The worker process of a numpy candidate pays for neither (the faces are lazy)."""
+    """The worker process of a numpy candidate pays for neither (the faces are lazy), and
+    neither does a pytest session that only loads the plugin."""
     code = (
-        "import sys, verify, verify.messages, verify.oracle._worker; "
+        "import sys, verify, verify.messages, verify.oracle.candidate._worker; "
         "sys.exit(sorted({'jax', 'hypothesis'} & sys.modules.keys()) or None)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, "importing the worker imported " + done.stderr
+    assert done.returncode == 0, "importing the worker or the plugin imported " + done.stderr
 
 
 # --- ARCHITECTURE.md names only what exists --------------------------------------------------
@@ -179,13 +162,25 @@ def test_import_verify_and_the_worker_import_no_jax_nor_hypothesis() -> None:
 #: names must be ``python -m verify check``'s.
 PYTEST_FLAGS = {"-k"}
 
+#: Commands the map names, by the package (of the lint dependency group) that provides each.
+COMMANDS = {"lint-imports": "import-linter"}
+
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+PYPROJECT = _pyproject()
+
 
 def _defined_names() -> set[str]:
     """Every top-level name (function, class, assignment) of the project's modules, the nox
     sessions, the registry's check names and the diagnoses' values: what a bare name in the
     map may be."""
-    from verify.oracle._checks import CHECKS
-    from verify.oracle._diagnosis import Diagnosis
+    from verify.oracle._diagnoses import Diagnosis
+    from verify.oracle.judging import CHECKS
 
     names = {name.rpartition(".")[2] for name in project_modules()}
     for path in [*project_modules().values(), ROOT / "noxfile.py"]:
@@ -260,16 +255,32 @@ def _stale(token: str, defined: set[str], options: set[str]) -> str | None:
         command = words[0] if words and module == "verify" else None
         known = command is None or command in SUBCOMMANDS or command.isupper()
         return None if known else "no such command"
+    if token in _contracts():
+        return None  # an import-linter contract, by its id
+    if token.startswith("nox -s "):
+        sessions = {
+            node.name
+            for node in ast.parse((ROOT / "noxfile.py").read_text()).body
+            if isinstance(node, ast.FunctionDef)
+        }
+        return None if token.split()[2] in sessions else "no such nox session"
+    if token in COMMANDS:
+        group = PYPROJECT["dependency-groups"]["lint"]
+        return (
+            None
+            if any(COMMANDS[token] in dependency for dependency in group)
+            else (f"{COMMANDS[token]} is not in the lint dependency group")
+        )
     if token.startswith("--crosscheck-"):
-        from verify.oracle._settings import pytest_options
+        from verify.oracle.front._surfaces import pytest_options
 
         name = token.removeprefix("--crosscheck-")
-        known = name == "*" or name in {n for n, _, _ in pytest_options()}
+        known = name == "*" or name in {option.flag for option in pytest_options()}
         return None if known else "no such option of the pytest plugin"
     if token.startswith("-"):
         flag = token.split()[0]
         return None if flag in options | PYTEST_FLAGS else "no such option"
-    if "/" in token or re.fullmatch(r"[\w<>]+\.(py|c|md)", token):
+    if "/" in token or re.fullmatch(r"[\w<>]+\.(py|c|md|toml)", token):
         pattern = re.sub(r"<\w+>", "*", token)
         if "/" not in pattern:  # a file named by itself: somewhere in the project
             pattern = f"**/{pattern}"
@@ -287,7 +298,7 @@ def test_architecture_names_only_what_exists() -> None:
     class's attribute, a command, an option) and every module of its pipeline exists."""
     import re
 
-    from verify.oracle import cli
+    from verify.oracle.front import cli
 
     text = (ROOT / "ARCHITECTURE.md").read_text()
     options = {s for a in cli._parser()._actions for s in a.option_strings}
@@ -297,10 +308,47 @@ def test_architecture_names_only_what_exists() -> None:
     tokens = sorted({" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)})
     assert len(tokens) > 40, "the walk finds too few names: is the map's markup still read?"
     stale = [f"`{t}`: {why}" for t in tokens if (why := _stale(t, defined, options))]
-    pipeline = next(
-        block for block in re.findall(r"```\n(.*?)```", text, re.DOTALL) if "->" in block
-    )
-    for module in re.findall(r"\b(_[a-z_]+|cli|pytest_plugin)\b", pipeline):
-        if f"verify.oracle.{module}" not in project_modules():
-            stale.append(f"pipeline: {module}: not a module of verify/oracle")
     assert not stale, "ARCHITECTURE.md names what does not exist:\n" + "\n".join(stale)
+
+
+def _contracts() -> dict[str, dict]:
+    """The import-linter contracts of pyproject.toml, by id."""
+    config = PYPROJECT["tool"]["importlinter"]
+    return {contract["id"]: contract for contract in config["contracts"]}
+
+
+def _wings_block(path: Path) -> list[str]:
+    """The first word group of each line of the map's wings block (the fenced block whose
+    first line starts with ``front``): the layers, top first."""
+    import re
+
+    text = path.read_text()
+    block = next(b for b in re.findall(r"```\n(.*?)```", text, re.DOTALL) if b.startswith("front"))
+    return [re.split(r"\s{2,}", line.strip())[0] for line in block.splitlines() if line.strip()]
+
+
+def test_the_architecture_map_shows_the_layers_the_contracts_declare() -> None:
+    """ARCHITECTURE.md (and docs/architecture.md, which includes it) draws the wings in the
+    order of the ``wings`` layers contract, and names every contract it describes."""
+    contracts = _contracts()
+    assert contracts["wings"]["type"] == "layers"
+    assert _wings_block(ROOT / "ARCHITECTURE.md") == contracts["wings"]["layers"]
+    assert contracts["wings"]["containers"] == ["verify.oracle"]
+    text = " ".join((ROOT / "ARCHITECTURE.md").read_text().split())
+    for contract_id in contracts:
+        assert f"contract `{contract_id}`" in text, contract_id
+    assert "ARCHITECTURE.md" in (ROOT / "docs" / "architecture.md").read_text()
+
+
+def test_every_wing_says_what_it_owns_and_what_it_may_import() -> None:
+    """Each wing's ``__init__`` has a one-paragraph docstring naming what it imports; at most
+    eight modules stay at the oracle's top."""
+    import ast
+
+    wings = [ROOT / "verify" / "oracle" / layer for layer in _contracts()["wings"]["layers"]]
+    assert sum(path.is_dir() for path in wings) >= 3
+    for path in (path for path in wings if path.is_dir()):
+        doc = ast.get_docstring(ast.parse((path / "__init__.py").read_text()))
+        assert doc and "import" in doc, f"{path.name}: say what it owns and what it may import"
+    top = [p for p in (ROOT / "verify" / "oracle").glob("*.py")]
+    assert len(top) <= 8, sorted(p.name for p in top)

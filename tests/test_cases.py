@@ -1,11 +1,11 @@
-"""verify.oracle._cases: the run's pool of shapes, and the shapes a declared tile adds."""
+"""verify.oracle.judging._cases: the run's pool of shapes, and the shapes a declared tile adds."""
 
 from __future__ import annotations
 
 import pytest
 
-from verify.oracle._cases import EDGE_SHAPES, FIXED_SHAPES, shape_pool, tile_shapes
-from verify.oracle._options import OptionError, Options, parse_tiles
+from verify.oracle._settings import OptionError, Settings, parse_tiles
+from verify.oracle.judging._cases import EDGE_SHAPES, FIXED_SHAPES, shape_pool, tile_shapes
 
 
 def test_a_tile_adds_its_edges_in_every_axis_with_the_others_small() -> None:
@@ -28,19 +28,19 @@ def test_without_a_tile_the_pool_is_unchanged_and_with_one_it_grows() -> None:
 
 def test_tiles_are_parsed_and_checked() -> None:
     assert parse_tiles("512,64, 64") == (64, 512)
-    assert Options(tile=(64, 512)).tile == (64, 512)
+    assert Settings(tile=(64, 512)).tile == (64, 512)
     with pytest.raises(OptionError, match="tile must be a tuple of block sizes"):
-        Options(tile=(1,))
+        Settings(tile=(1,))
     with pytest.raises(ValueError, match="expected block sizes like 64,512"):
         parse_tiles("64;512")
 
 
 def test_the_edge_cases_meet_every_tile_shape_whatever_the_search_drew() -> None:
-    from verify.oracle._cases import edge_cases
-    from verify.oracle._checks import CHECKS
+    from verify.oracle.judging._cases import edge_cases
+    from verify.oracle.judging._checks import CHECKS
 
-    plain = edge_cases(CHECKS["forward"].signature, Options())
-    tiled = edge_cases(CHECKS["forward"].signature, Options(tile=(512,)))
+    plain = edge_cases(CHECKS["forward"].signature, Settings())
+    tiled = edge_cases(CHECKS["forward"].signature, Settings(tile=(512,)))
     assert len(tiled) == len(plain) + 12
     assert {(c.arrays["x"].shape[0], *c.arrays["w"].shape) for c in tiled[len(plain) :]} == set(
         tile_shapes((512,))

@@ -67,7 +67,7 @@ def test_the_readme_states_no_timings() -> None:
 def test_the_options_page_is_the_settings_declaration() -> None:
     """docs/options.md is committed (the README links it) and equals the table generated from
     the one declaration of every option (the docs build writes it again; regenerate with
-    ``python -m verify.oracle._settings docs/options.md``)."""
-    from verify.oracle._settings import options_table
+    ``python -m verify.oracle.front._surfaces docs/options.md``)."""
+    from verify.oracle.front._surfaces import options_table
 
     assert (ROOT / "docs" / "options.md").read_text(encoding="utf-8") == options_table()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import verify
-from verify.oracle.cli import main
+from verify.oracle.front.cli import main
 
 SEEDS = (0, 1, 2)
 PLAIN = ("examples/numpy_layer.py", "examples/numpy_bias_layer.py", "examples/jax_grad.py")

@@ -1,6 +1,6 @@
-"""verify.oracle._fitted: a bug with a constant of its own is recognised with that constant named,
-for results computed the way frameworks compute them (float32, rounding at every step), and a
-result that merely has noise on it is not explained away by a fit."""
+"""verify.oracle.explaining._fitted: a bug with a constant of its own is recognised with that
+constant named, for results computed the way frameworks compute them (float32, rounding at every
+step), and a result that merely has noise on it is not explained away by a fit."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import examples
 from verify import bounds
-from verify.oracle import _fitted
+from verify.oracle.explaining import _fitted
 
 F32 = bounds.arithmetic("float32")
 U = F32.u_out

@@ -13,7 +13,7 @@ import pytest
 
 import verify
 from verify.messages import ExitCode
-from verify.oracle.cli import main
+from verify.oracle.front.cli import main
 
 #: The note every adapted module's report carries (``verify.adapters._layer``).
 UNCHECKED = "No optimizer is assumed, so update and step are not checked"

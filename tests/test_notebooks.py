@@ -15,8 +15,8 @@ import verify
 from tests.helpers import ROOT, run_python
 from verify import ContractError
 from verify.messages import ExitCode
-from verify.oracle._loading import load, python_of_cell
-from verify.oracle.cli import main
+from verify.oracle.candidate._loading import load, python_of_cell
+from verify.oracle.front.cli import main
 
 HOMEWORK = ROOT / "examples" / "homework.ipynb"
 

@@ -14,11 +14,12 @@ import reference
 import verify
 from tests import zoo
 from verify import ContractError
-from verify.oracle._calls import InProcessCaller
-from verify.oracle._cases import Case
-from verify.oracle._checks import CHECKS
-from verify.oracle._loading import as_candidate, load, spec_of
-from verify.oracle._options import Options
+from verify.oracle._settings import Settings
+from verify.oracle.candidate._calls import InProcessCaller
+from verify.oracle.candidate._loading import as_candidate, load, spec_of
+from verify.oracle.explaining._diagnosis import named
+from verify.oracle.judging._cases import Case
+from verify.oracle.judging._checks import CHECKS
 
 SEEDS = (0, 1, 2)
 
@@ -37,7 +38,7 @@ def _runs(mutant: zoo.Mutant) -> list[tuple[int, str]]:
 def test_every_mutant_is_caught_and_the_confusion_matrix_is_diagonal(
     mutant: zoo.Mutant, seed: int, dtype: str
 ) -> None:
-    """Every check of every mutant (``python -m tests.zoo --confusion``): each fails with its
+    """Every check of every mutant (``python -m scripts.zoo --confusion``): each fails with its
     expected diagnosis or passes (``zoo.confused``): the functions a mutant breaks are caught
     with their diagnosis, and a false cause on another check of the mutant (the fused step that
     calls a broken forward, typically) is caught too."""
@@ -174,7 +175,7 @@ def test_a_numpy_layer_with_a_bias_passes(dtype: str) -> None:
         "examples/numpy_bias_layer.py", dtype=dtype, max_examples=12, repro_dir=None
     )
     report.raise_on_failure()
-    assert report.options.bias is True and "with bias" in report.summary()
+    assert report.settings.bias is True and "with bias" in report.summary()
     assert "grad_b" in [f.function for f in report.functions]
     assert report.to_dict()["options"]["bias"] is True
 
@@ -305,10 +306,12 @@ def test_bad_options_name_themselves(options: dict) -> None:
 # --- one case, by hand ------------------------------------------------------------------------
 
 
-def run_case(impl: object, case: Case, options: Options) -> tuple:
-    """Judge one case of ``impl`` the way the search does."""
+def run_case(impl: object, case: Case, options: Settings) -> tuple:
+    """Judge one case of ``impl`` the way the search does, and name the cause of a finding by
+    its evidence, as the run then does."""
     caller = InProcessCaller(as_candidate(impl), options.timeout)
-    return CHECKS[case.function].judge(caller, case, options)
+    ratio, finding = CHECKS[case.function].judge(caller, case, options)
+    return ratio, None if finding is None else named(finding, case, options)
 
 
 def test_ties_accept_any_subgradient_unless_pinned() -> None:
@@ -316,15 +319,15 @@ def test_ties_accept_any_subgradient_unless_pinned() -> None:
     target = np.array([[1.0, 0.0, 3.0]], np.float32)
     case = Case("loss_grad", {"output": output, "target": target})
     for impl in (zoo.Correct(), zoo.JaxTieLossGrad(), zoo.TorchTieStep()):
-        assert run_case(impl, case, Options())[1] is None
-    _, finding = run_case(zoo.JaxTieLossGrad(), case, Options(tie_convention="seed"))
+        assert run_case(impl, case, Settings())[1] is None
+    _, finding = run_case(zoo.JaxTieLossGrad(), case, Settings(tie_convention="seed"))
     assert finding is not None and finding.kind == "tie_convention"
 
 
 def test_a_mutated_input_is_reported_before_values() -> None:
     w = np.ones((2, 3), np.float32)
     case = Case("update", {"w": w, "dL_dw": np.full((2, 3), 2.0, np.float32)}, lr=0.5)
-    _, finding = run_case(zoo.InPlaceUpdate(), case, Options())
+    _, finding = run_case(zoo.InPlaceUpdate(), case, Settings())
     assert finding is not None and finding.kind == "input_mutated"
     assert np.all(case.arrays["w"] == 1.0)  # the oracle's own copy is untouched
 

@@ -14,9 +14,9 @@ from xml.etree import ElementTree
 import pytest
 
 from tests.helpers import run_python
-from verify.oracle import cli
-from verify.oracle._junit import xml_text
-from verify.oracle.cli import _TerminalProgress, main
+from verify.oracle.front import cli
+from verify.oracle.front._junit import xml_text
+from verify.oracle.front.cli import _TerminalProgress, main
 
 
 def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -14,17 +14,17 @@ from hypothesis import strategies as st
 
 import verify
 from tests import zoo
-from verify.oracle._calls import StartError
-from verify.oracle._cases import (
+from verify.oracle._contract import FUNCTIONS
+from verify.oracle.candidate._calls import StartError
+from verify.oracle.front._report import FunctionReport
+from verify.oracle.front._workers import Workers, owners, run_checks
+from verify.oracle.judging._cases import (
     EDGE_SHAPES,
     FIXED_SHAPES,
     shape_pool,
     sub_shapes,
 )
-from verify.oracle._checks import CHECKS
-from verify.oracle._contract import FUNCTIONS
-from verify.oracle._report import FunctionReport
-from verify.oracle._workers import Workers, owners, run_checks
+from verify.oracle.judging._checks import CHECKS
 from verify.strategies import LayerShape
 
 

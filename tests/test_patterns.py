@@ -1,6 +1,6 @@
-"""verify.oracle._patterns and _diagnosis.diagnose on hand-built cases (no worker, no search):
-every pattern is named on its own bug and on no other, a case too small to tell patterns apart
-lists them instead of naming one, and an error inside a pattern is never swallowed."""
+"""verify.oracle.explaining._patterns and _diagnosis.diagnose on hand-built cases (no worker, no
+search): every pattern is named on its own bug and on no other, a case too small to tell patterns
+apart lists them instead of naming one, and an error inside a pattern is never swallowed."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from verify.oracle import _checks, _diagnosis, _patterns, _probes
-from verify.oracle._cases import Case
-from verify.oracle._diagnosis import Diagnosis, diagnose, region
-from verify.oracle._options import Options
+from verify.oracle._diagnoses import Diagnosis
+from verify.oracle._settings import Settings
+from verify.oracle.explaining import _diagnosis, _patterns, _probes
+from verify.oracle.explaining._diagnosis import diagnose
+from verify.oracle.judging import _checks, expect
+from verify.oracle.judging._cases import Case
+from verify.oracle.judging._findings import check_result, region
 
 A = dict[str, np.ndarray]
 
@@ -132,9 +135,9 @@ BUGS: list[tuple[str, str, str, tuple[int, int, int], str, dict, Callable[[A, fl
 ]  # fmt: skip
 
 
-def _diagnosed(bug: tuple) -> tuple[_diagnosis.Diagnosed, Case, Options]:
+def _diagnosed(bug: tuple) -> tuple[_diagnosis.Diagnosed, Case, Settings]:
     _, function, result, shape, data, options, make, _ = bug
-    checked = Options(**options)
+    checked = Settings(**options)
     case = _case(function, shape, data, checked.dtype, bias=bool(checked.bias))
     arrays = {name: array for name, array in case.arrays.items()}
     actual = np.asarray(make(arrays, case.lr), np.float64)
@@ -172,15 +175,19 @@ def test_a_bias_on_the_wrong_axis_is_named_from_the_shape_it_gives(
 ) -> None:
     """Where N != O numpy broadcasts b[:, None] to another shape, or sums to (N,): the wrong
     shape is the bias_axis bug's own, not a plain wrong_shape."""
-    options = Options(bias=True)
+    options = Settings(bias=True)
     case = _case(function, shape, bias=True)
     actual = np.asarray(make(case.arrays), np.float32)
-    right = _diagnosis.expect(case, options.arithmetic())[result]
-    _, finding = _diagnosis.check_result(result, actual, right, case, options)
+    right = expect(case, options.arithmetic())[result]
+    _, judged = check_result(result, actual, right, case, options.dtype)
+    assert judged is not None and judged.kind is Diagnosis.WRONG_SHAPE  # the judge's verdict
+    finding = _diagnosis.named(judged, case, options)  # and its cause
     assert finding is not None and finding.kind is Diagnosis.BIAS_AXIS, finding
     assert words in finding.detail
     # Another shape, from another bug, stays wrong_shape.
-    _, other = _diagnosis.check_result(result, actual[..., :2], right, case, options)
+    _, other = check_result(result, actual[..., :2], right, case, options.dtype)
+    assert other is not None
+    other = _diagnosis.named(other, case, options)
     assert other is not None and other.kind is Diagnosis.WRONG_SHAPE
 
 
@@ -204,7 +211,7 @@ def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:
     """2 * (x @ w) on 1x1x1: a scale and a bias fit alike; neither is named."""
     case = _case("forward", (1, 1, 1))
     actual = 2 * case.arrays["x"].astype(np.float64) @ case.arrays["w"].astype(np.float64)
-    finding = diagnose("output", actual, case, Options()).finding("output")
+    finding = diagnose("output", actual, case, Settings()).finding("output")
     assert finding.kind is Diagnosis.MISMATCH
     assert {c.kind for c in finding.candidates} >= {Diagnosis.SCALED, Diagnosis.BIAS}
     assert "scaled" in finding.detail and "bias" in finding.detail
@@ -212,7 +219,7 @@ def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:
 
 @pytest.mark.parametrize("decay", [-1e-2, 1e-12])
 def test_a_negative_or_vanishing_weight_decay_is_not_named(decay: float) -> None:
-    options = Options(dtype="float64")
+    options = Settings(dtype="float64")
     case = _case("update", (5, 3, 4), dtype="float64")
     a = {name: array.astype(np.float64) for name, array in case.arrays.items()}
     lr = case.learning_rate
@@ -230,7 +237,7 @@ def test_an_error_inside_a_pattern_propagates(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(_diagnosis, "PATTERNS", (raising, *_patterns.PATTERNS))
     case = _case("forward", (5, 3, 4))
     with pytest.raises(RuntimeError, match="a pattern's own bug"):
-        diagnose("output", np.zeros((5, 4)), case, Options())
+        diagnose("output", np.zeros((5, 4)), case, Settings())
 
 
 def test_region_names_rows_columns_and_blocks() -> None:

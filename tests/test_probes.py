@@ -1,6 +1,6 @@
-"""verify.oracle._probes through the oracle: candidates a minimal counterexample cannot tell
-apart are confirmed or withdrawn on probes, a fused step is traced to the piece it follows from,
-an error of the oracle's own is exit 3, and every diagnosis's reproducer fails from a fresh
+"""verify.oracle.explaining._probes through the oracle: candidates a minimal counterexample cannot
+tell apart are confirmed or withdrawn on probes, a fused step is traced to the piece it follows
+from, an error of the oracle's own is exit 3, and every diagnosis's reproducer fails from a fresh
 process while the bug is there."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 import verify
 from tests import zoo
 from tests.helpers import run_python
-from verify.oracle import _diagnosis, _patterns
-from verify.oracle._patterns import Diagnosis
-from verify.oracle.cli import main
+from verify.oracle.explaining import _diagnosis, _patterns
+from verify.oracle.explaining._patterns import Diagnosis
+from verify.oracle.front.cli import main
 
 
 class ZeroEverywhere(zoo.Correct):
@@ -80,7 +80,7 @@ def test_where_the_wrong_elements_are_is_reported() -> None:
     assert re.search(r"rows 128\.\.129 of 130 are never written", verdict.detail or "")
 
 
-def test_an_error_in_a_pattern_is_exit_3_in_one_line(
+def test_an_error_in_a_pattern_is_exit_3_with_its_traceback_saved(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     def broken(context: _patterns.Context):
@@ -93,6 +93,34 @@ def test_an_error_in_a_pattern_is_exit_3_in_one_line(
     assert main([*argv, "--in-process"]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "internal error: ZeroDivisionError" in err[0], err
+    # The line names the file that holds the whole traceback, down to the raising pattern.
+    saved = Path(re.search(r"traceback in (\S+\.txt)", err[0]).group(1))  # type: ignore[union-attr]
+    assert "in broken" in saved.read_text() and "ZeroDivisionError: inside a pattern" in (
+        saved.read_text()
+    )
+    saved.unlink()
+
+
+def test_an_internal_value_error_is_never_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A ValueError of the oracle's own (numpy's, matplotlib's) is its defect, exit 3: only a
+    CrosscheckError says "nothing was checked" (exit 2)."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setattr("verify.oracle.front._run.write_repro", broken)
+    argv = ["tests/zoo.py:MeanGradW", "--functions", "grad_w", "--max-examples", "5"]
+    assert main([*argv, "--in-process"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "internal error: ValueError: operands" in err[0], err
+    Path(re.search(r"traceback in (\S+\.txt)", err[0]).group(1)).unlink()  # type: ignore[union-attr]
+    # A bad option is one line, exit 2.
+    assert main(["tests/zoo.py:MeanGradW", "--max-examples", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "crosscheck: error: --max-examples must be an int >= 1, got 0\n"
+    )
 
 
 def _one_mutant_per_diagnosis() -> list[zoo.Mutant]:
@@ -154,7 +182,7 @@ def test_a_failure_writes_a_heatmap_of_its_wrong_elements(tmp_path: Path) -> Non
 def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from verify.oracle._repro import write_heatmap
+    from verify.oracle.front._repro import write_heatmap
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")

@@ -1,5 +1,5 @@
-"""The worker protocol (``verify.oracle._protocol``): every message round-trips bit for bit, and
-anything the protocol does not allow is a ProtocolError, never a wrong array."""
+"""The worker protocol (``verify.oracle.candidate._protocol``): every message round-trips bit for
+bit, and anything the protocol does not allow is a ProtocolError, never a wrong array."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 import reference
 from tests.conftest import examples
-from verify.oracle import _protocol as protocol
-from verify.oracle._invoke import Failed, Returned
+from verify.oracle.candidate import _protocol as protocol
+from verify.oracle.candidate._invoke import Failed, Returned
 
 
 def reader(data: bytes):

@@ -13,10 +13,10 @@ from xml.etree import ElementTree
 import pytest
 
 from tests.helpers import run_python
-from verify.oracle import _settings, cli
-from verify.oracle._checks import CHECKS
-from verify.oracle._options import PYTEST
-from verify.oracle._settings import spelling
+from verify.oracle import _settings
+from verify.oracle._settings import PYTEST, spelling
+from verify.oracle.front import _surfaces, cli
+from verify.oracle.judging._checks import CHECKS
 
 #: Small and derandomized: each run below is a fresh pytest, worker and search.
 FAST = ("--crosscheck-max-examples", "2")
@@ -156,9 +156,11 @@ def test_the_plugin_offers_the_options_settings_offers_pytest() -> None:
         a.option_strings[-1][2:]: type(a).__name__ for a in parser._actions if a.option_strings
     }
     offered = {spelling(name)[2:] for name in _settings.offered(PYTEST)}
-    assert {name for name, _, _ in _settings.pytest_options()} == offered
+    assert {option.flag for option in _surfaces.pytest_options()} == offered
     assert {"dtype", "max-examples", "exact", "repro-dir"} <= offered
     assert not offered & {"functions", "jobs", "json", "junit-xml", "command", "in-process"}
-    for name, action, switch in _settings.pytest_options():
-        assert switch == (kinds[name] == "_StoreConstAction"), name
-        assert (action == "append") == (name == "dtype"), name
+    for option in _surfaces.pytest_options():
+        assert option.switch == (kinds[option.flag] == "_StoreConstAction"), option.flag
+        # One item per value: the options declared so (dtype), read from their declaration.
+        assert (option.action == "append") == option.per_item, option.flag
+        assert option.per_item == (option.flag == "dtype"), option.flag

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import verify
-from verify.oracle import _settings, cli
-from verify.oracle._options import CLI, MARKER, PYTEST, PYTHON, OptionError, option
-from verify.oracle._settings import Settings
+from verify.oracle import _settings
+from verify.oracle._settings import CLI, MARKER, PYTEST, PYTHON, OptionError, Settings, option
+from verify.oracle.front import _surfaces, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def test_the_command_line_has_the_same_options_and_defaults() -> None:
     spellings = {s for a in parser._actions for s in a.option_strings} - {"-h", "--help"}
     assert spellings == CLI_SPELLINGS
     args = parser.parse_args(["SPEC"])
-    settings = _settings.from_arguments(args)
+    settings = _surfaces.from_arguments(args)
     for name, default in DEFAULTS.items():
         if name == "repro_dir":  # a path on the command line
             assert settings.repro_dir == Path(default)
@@ -105,24 +105,32 @@ def test_an_options_range_is_checked_once_and_named_as_each_surface_spells_it(
     )
 
 
-def test_settings_judge_with_their_options_fields_only() -> None:
+def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
+    """Settings is the one declaration: the options a verdict depends on are marked ``judged``
+    (no base class to strip back), and a report and a reproducer store those alone."""
+    assert not any(base is not object for base in Settings.__bases__)
+    judged = [f.name for f in _settings.declarations() if f.metadata["judged"]]
+    assert judged == [
+        "dtype", "exact", "tie_convention", "matmul_precision", "timeout", "accumulation",
+        "tile", "bias",
+    ]  # fmt: skip
     settings = Settings(dtype="float64", max_examples=5, jobs=2)
-    judged = settings.judged()
-    assert type(judged) is verify.oracle._options.Options
-    assert dataclasses.asdict(judged) == {
+    assert settings.described() == {
         "dtype": "float64",
         "exact": False,
         "tie_convention": None,
         "matmul_precision": "float32",
         "timeout": 60.0,
         "accumulation": None,
-        "tile": (),
-        "bias": None,
     }
-    # How a report and a reproducer store them: a layer without a bias as before there was one.
-    assert "bias" not in judged.described() and "tile" not in judged.described()
-    assert Settings(bias=True).judged().described()["bias"] is True
-    assert Settings(tile=(512,)).judged().described()["tile"] == (512,)
+    # A layer without a bias, or a kernel without a declared tile, is described as before
+    # either option existed; given, each is stored.
+    assert Settings(bias=True).described()["bias"] is True
+    assert Settings(tile=(512,)).described()["tile"] == (512,)
+    assert (
+        Settings(**Settings(bias=False, tile=(64,)).described()).described()
+        == Settings(bias=False, tile=(64,)).described()
+    )
 
 
 def test_bias_option_is_validated_and_spelled() -> None:
@@ -132,7 +140,7 @@ def test_bias_option_is_validated_and_spelled() -> None:
 
 
 def test_the_plugin_and_its_marker_take_the_options_offered_them() -> None:
-    from verify.oracle import pytest_plugin
+    from verify.oracle.front import pytest_plugin
 
     assert set(pytest_plugin._keywords()) == set(_settings.offered(MARKER))
     assert "isolate" in pytest_plugin._keywords()  # the marker's, not --crosscheck-in-process
@@ -157,12 +165,12 @@ def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(_settings, "Settings", WithUnroll)
     parser = argparse.ArgumentParser()
-    _settings.add_arguments(parser)
-    assert _settings.from_arguments(parser.parse_args(["--unroll", "8"])).unroll == 8  # type: ignore[attr-defined]
-    assert ("unroll", "store", False) in _settings.pytest_options()
-    assert "unroll" in _settings.check_signature().parameters
-    assert "unroll: unroll factor" in _settings.arguments_doc()
-    assert "| `unroll` | `--unroll` | `--crosscheck-unroll` |" in _settings.options_table()
+    _surfaces.add_arguments(parser)
+    assert _surfaces.from_arguments(parser.parse_args(["--unroll", "8"])).unroll == 8  # type: ignore[attr-defined]
+    assert ("unroll", "unroll", "store", False, False, None) in _surfaces.pytest_options()
+    assert "unroll" in _surfaces.check_signature().parameters
+    assert "unroll: unroll factor" in _surfaces.arguments_doc()
+    assert "| `unroll` | `--unroll` | `--crosscheck-unroll` |" in _surfaces.options_table()
     with pytest.raises(OptionError, match="unroll must be a positive int or None, got 0"):
         WithUnroll(unroll=0)
     assert {CLI, PYTHON, PYTEST, MARKER} == set(
@@ -171,7 +179,7 @@ def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_docs_table_names_every_option_on_every_surface_it_is_offered() -> None:
-    table = _settings.options_table()
+    table = _surfaces.options_table()
     rows = {line.split(" | ")[0].strip("| `"): line for line in table.splitlines()[6:]}
     assert rows["max_examples"].startswith(
         "| `max_examples` | `--max-examples` | `--crosscheck-max-examples` | `int` | `100` |"
@@ -187,11 +195,11 @@ def test_the_docs_table_names_every_option_on_every_surface_it_is_offered() -> N
 def test_the_docs_table_is_written_by_a_module_entry(tmp_path: Path) -> None:
     target = tmp_path / "docs" / "options.md"
     done = subprocess.run(
-        [sys.executable, "-m", "verify.oracle._settings", str(target)],
+        [sys.executable, "-m", "verify.oracle.front._surfaces", str(target)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert target.read_text() == _settings.options_table()
+    assert target.read_text() == _surfaces.options_table()

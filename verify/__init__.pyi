@@ -33,9 +33,11 @@ from ._sharded import DATA_AXIS as DATA_AXIS
 from ._sharded import MODEL_AXIS as MODEL_AXIS
 from ._sharded import sharded_step as sharded_step
 from ._sharded import step_mesh as step_mesh
+from .messages import CrosscheckError as CrosscheckError
 from .oracle import ContractError as ContractError
 from .oracle import Diagnosis as Diagnosis
 from .oracle import FunctionReport as FunctionReport
+from .oracle import OptionError as OptionError
 from .oracle import Report as Report
 from .oracle import Settings as Settings
 from .oracle import check as check

@@ -13,7 +13,10 @@ from .messages import ExitCode, print_error
 
 #: name: (module with ``main(argv) -> int``, one-line description); imported only when used.
 SUBCOMMANDS = {
-    "check": ("verify.oracle.cli", "check an implementation of the layer: check SPEC [options]"),
+    "check": (
+        "verify.oracle.front.cli",
+        "check an implementation of the layer: check SPEC [options]",
+    ),
     "precision": ("verify.tools.precision", "what float32 matmuls compute here, per precision"),
     "exact": ("verify.tools.exact", "verify.step at size^3, bit for bit, timed: exact --size N"),
     "multihost": (

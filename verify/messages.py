@@ -54,8 +54,38 @@ def print_error(message: object) -> None:
     print(error_line(message), file=sys.stderr, flush=True)
 
 
-class UsageError(Exception):
+class CrosscheckError(Exception):
+    """Nothing was checked, through no fault of crosscheck's: a bad option or command line, an
+    implementation that cannot be loaded or provides nothing to check. Every command reports it
+    as one ``error_line`` and exits ``ExitCode.USAGE``; any other exception inside crosscheck is
+    crosscheck's own defect (``ExitCode.INCOMPLETE``, its traceback saved)."""
+
+
+class ContractError(CrosscheckError):
+    """The implementation cannot be checked at all: not importable, nothing recognised, or a
+    framework module the adapters cannot read as the layer."""
+
+
+class UsageError(CrosscheckError):
     """A command-line error: reported as one ``error_line``, exit ``ExitCode.USAGE``."""
+
+
+def internal_error(err: BaseException) -> str:
+    """The error line of crosscheck's own defect ``err``, its traceback saved to a file first:
+    ``internal error: KeyError: 'x' (crosscheck's own defect, not your code's; traceback in
+    /tmp/crosscheck-internal-error-....txt: please report it)``."""
+    import tempfile
+    import traceback
+
+    text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="crosscheck-internal-error-", suffix=".txt", delete=False
+    ) as saved:
+        saved.write(text)
+    return (
+        f"internal error: {type(err).__name__}: {err} (crosscheck's own defect, not your "
+        f"code's; traceback in {saved.name}: please report it)"
+    )
 
 
 class Parser(argparse.ArgumentParser):

@@ -2,7 +2,7 @@
 computes a wrong forward: the verdict must not move."""
 
 import reference
-import verify.oracle._judge as judge
+import verify.oracle.judging._judge as judge
 
 reference.forward = lambda x, w: 2 * (x @ w)
 judge.judge_function = lambda caller, case, options: (0.0, None)

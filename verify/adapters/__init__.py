@@ -48,7 +48,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..oracle import ContractError
+from ..messages import ContractError
 from ._common import LAYOUTS, Adapted
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..oracle import ContractError
+from ..messages import ContractError
 
 #: How a module stores w (I, O): ``out_in`` as its transpose (torch.nn.Linear.weight,
 #: eqx.nn.Linear.weight), ``in_out`` as it is (nnx.Linear.kernel).

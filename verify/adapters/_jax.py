@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..oracle import ContractError
+from ..messages import ContractError
 from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
 
 #: The contract's loss: the sum of |output - target|, not the mean.

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..oracle import ContractError
+from ..messages import ContractError
 from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
 
 _NAME = "torch_linear"

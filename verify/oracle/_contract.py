@@ -60,6 +60,10 @@ FUNCTIONS: dict[str, Signature] = {
     )
 }
 
+#: Every check the oracle runs, in the order they run and are reported: one per function of the
+#: contract, then the two that compose them (``judging._checks.CHECKS`` holds their records).
+CHECK_NAMES: tuple[str, ...] = (*FUNCTIONS, "identities", "consistency")
+
 #: The functions whose call the bias changes, as the layer with a bias calls them.
 BIAS_FUNCTIONS: dict[str, Signature] = {
     "forward": Signature("forward", ("x", "w", "b"), results=("output",)),

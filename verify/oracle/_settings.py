@@ -1,33 +1,148 @@
-"""Every option of the oracle, declared once: ``Settings``.
+"""Every option of the oracle, declared once: ``Settings``, one frozen dataclass.
 
-An option is one field, declared with ``_options.option`` (default, help, validation, how the
-command line spells and parses it, where it is offered): in ``Options`` when a verdict depends
-on it (it travels to the worker, the report and the reproducer), else here. From these fields
-come ``verify.check``'s keywords, its signature and its docstring's arguments
-(``check_signature``, ``arguments_doc``), ``python -m verify check``'s options
-(``add_arguments``), the pytest plugin's ``--crosscheck-*`` options and marker keywords
-(``offered``), and the docs' table (``options_table``: the docs build writes it with
-``python -m verify.oracle._settings docs/options.md``). Every value is validated here, when a
-``Settings`` is made, before anything runs.
+An option is one field, declared with ``option`` (default, help, validation, how the command
+line spells and parses it, where it is offered, whether a verdict depends on it). Making a
+``Settings`` validates every value, before anything runs. The surfaces are generated from the
+fields (``front._surfaces``): ``verify.check``'s keywords, signature and docstring, ``python -m
+verify check``'s options, the pytest plugin's ``--crosscheck-*`` options and marker keywords, and
+the docs' table (``docs/options.md``).
+
+The options a verdict depends on are marked ``judged``: they travel with a check to the report
+(``described``) and the reproducer, which judges its case again under them.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import inspect
 import math
-import sys
-from collections.abc import Callable, Mapping, Sequence
+import numbers
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._calls import DEFAULT_IMPORT_TIMEOUT
-from ._checks import CHECKS
-from ._options import CLI, MARKER, PYTEST, PYTHON, Options, option, positive_seconds
+from .. import bounds
+from ..messages import CrosscheckError
+from ._contract import CHECK_NAMES
+
+#: Default per-call timeout, seconds: generous for a first JAX compile of a large shape.
+DEFAULT_TIMEOUT = 60.0
+
+#: Default seconds for a worker to load the implementation and greet.
+DEFAULT_IMPORT_TIMEOUT = 120.0
 
 #: Default directory for reproducers (gitignored).
 DEFAULT_REPRO_DIR = "crosscheck-repro"
+
+#: Where an option is offered: ``verify.check``'s keywords, ``python -m verify check``, the
+#: pytest plugin's ``--crosscheck-NAME`` and the keywords of ``@pytest.mark.crosscheck``.
+PYTHON, CLI, PYTEST, MARKER = "python", "cli", "pytest", "marker"
+EVERYWHERE = frozenset({PYTHON, CLI, PYTEST, MARKER})
+
+
+class OptionError(CrosscheckError, ValueError):
+    """An option's value is out of range, or two options contradict each other: ``option`` (its
+    Python name) ``problem``. A ValueError too, as Python's own bad arguments are."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option} {problem}")
+        self.option, self.problem = option, problem
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    valid: Callable[[Any], bool] | None = None,
+    needs: str = "",
+    parse: Callable[[str], Any] | None = None,
+    choices: Collection[str] | None = None,
+    metavar: str | None = None,
+    flag: str | None = None,
+    flag_value: Any = True,
+    short: str | None = None,
+    offered: Collection[str] = EVERYWHERE,
+    repeatable_in_pytest: bool = False,
+    judged: bool = False,
+    described_when_given: bool = False,
+) -> Any:
+    """Declare one option of the oracle: a field of ``Settings``.
+
+    Everything the surfaces generate from is here: the field's name is the Python keyword and,
+    dashed, the command line's ``--name``; its annotation the type.
+
+    Args:
+      default: the value when the option is not given.
+      help: one sentence for ``--help``, the docs' table and ``verify.check``'s docstring.
+      valid: whether a value is acceptable (None: any value of the type is); a value that is
+        not raises ``OptionError`` saying it ``needs``.
+      needs: what a valid value is, completing "NAME must be ...".
+      parse: the command line's text -> value (default: the text itself).
+      choices: the values the command line accepts (``valid`` defaults to membership).
+      metavar: the command line's placeholder for the value.
+      flag: the command line's spelling when it is not ``--name`` (``--in-process``); a flag
+        without a value stores ``flag_value``: a bool option, or any option given ``flag``.
+      short: a one-letter alias (``-j``).
+      offered: where the option is offered (``PYTHON``, ``CLI``, ``PYTEST``, ``MARKER``).
+      repeatable_in_pytest: ``--crosscheck-NAME`` may repeat: one item per value.
+      judged: a verdict depends on it: the report and the reproducer carry it.
+      described_when_given: the report and the reproducer carry it only when it is given
+        (not at its default), so that a check without it is described as before it existed.
+    """
+    if choices is not None and valid is None:
+        allowed, optional = tuple(choices), default is None
+        needs = f"one of {list(allowed)}" + (" or None" if optional else "")
+
+        def member(value: Any) -> bool:
+            return (optional and value is None) or value in allowed
+
+        valid = member
+
+    if valid is not None and not needs:
+        raise ValueError(f"option {help!r}: a validated option says what it needs")
+    metadata = {
+        "help": help,
+        "valid": valid,
+        "needs": needs,
+        "parse": parse,
+        "choices": None if choices is None else tuple(choices),
+        "metavar": metavar,
+        "flag": flag,
+        "flag_value": flag_value,
+        "short": short,
+        "offered": frozenset(offered),
+        "repeatable_in_pytest": repeatable_in_pytest,
+        "judged": judged,
+        "described_when_given": described_when_given,
+    }
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def positive_seconds(value: Any) -> bool:
+    """Whether ``value`` is a number of seconds a timer can wait: finite and > 0."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    return 0 < float(value) < math.inf
+
+
+#: The largest declared tile: a tile shape's long side is 2T + 1, its others 2 and 3, so the
+#: loop reference stays exact and fast there (under a million multiply-adds a matmul).
+MAX_TILE = 1 << 16
+
+
+def _tiles(value: Any) -> bool:
+    return isinstance(value, tuple) and all(
+        isinstance(size, int) and not isinstance(size, bool) and 2 <= size <= MAX_TILE
+        for size in value
+    )
+
+
+def parse_tiles(text: str) -> tuple[int, ...]:
+    """``64,512`` -> ``(64, 512)`` (``--tile``); the sizes sorted, without repeats."""
+    try:
+        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise ValueError(f"expected block sizes like 64,512, got {text!r}") from None
+
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -40,9 +155,9 @@ def parse_size(text: str) -> int:
     try:
         value = float(number) * _UNITS[unit]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size like 4G or 512M, got {text!r}") from None
+        raise ValueError(f"expected a size like 4G or 512M, got {text!r}") from None
     if not math.isfinite(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
+        raise ValueError(f"a size must be positive, got {text!r}")
     return int(value)
 
 
@@ -63,22 +178,86 @@ def _checks(value: Any) -> bool:
     if value is None:
         return True
     names = not isinstance(value, str) and isinstance(value, Sequence)
-    return names and bool(value) and set(value) <= set(CHECKS)
+    return names and bool(value) and set(value) <= set(CHECK_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings(Options):
-    """Every option of a check, validated when made (a ValueError, ``OptionError`` for one
-    option's range, names the option, what it got and what it needs).
+class Settings:
+    """Every option of a check, validated when made (``OptionError`` names the option, what it
+    got and what it needs).
 
-    The fields of ``Options`` (how a case is judged) and how the run goes. ``verify.check``
-    takes each as a keyword; ``python -m verify check`` as ``--name`` (dashes for underscores);
-    the pytest plugin as ``--crosscheck-name`` and ``@pytest.mark.crosscheck(name=...)``; where
-    each is offered, and its meaning, is in its declaration and the docs' table
-    (``options_table``). A new option is one field here (or in ``Options``, if a verdict
-    depends on it), declared with ``_options.option``.
+    ``verify.check`` takes each as a keyword; ``python -m verify check`` as ``--name`` (dashes
+    for underscores); the pytest plugin as ``--crosscheck-name`` and
+    ``@pytest.mark.crosscheck(name=...)``; where each is offered, and its meaning, is in its
+    declaration and the docs' table. A new option is one field here, declared with ``option``.
+    The first fields are ``judged``: how a case is judged.
     """
 
+    dtype: str = option(
+        "float32",
+        "dtype of the inputs",
+        choices=sorted(bounds.UNIT_ROUNDOFF),
+        repeatable_in_pytest=True,  # the items of each dtype
+        judged=True,
+    )
+    exact: bool = option(
+        False,
+        "integer data, half-integer targets, lr a power of two: results must equal the "
+        "reference exactly (float32 or float64)",
+        judged=True,
+    )
+    tie_convention: str | None = option(
+        None,
+        "pin dL_do at ties (output == target): seed -1, jax +1, torch 0 (default: any value in "
+        "[-1, 1])",
+        choices=sorted(bounds.TIE_CONVENTIONS),
+        judged=True,
+    )
+    matmul_precision: str = option(
+        "float32",
+        "declared float32 matmul precision (float32: full): the bounds of "
+        "bounds.arithmetic('float32', matmul_precision) apply",
+        choices=sorted(bounds.MATMUL_INPUT_ROUNDOFF),
+        judged=True,
+    )
+    timeout: float = option(
+        DEFAULT_TIMEOUT,
+        "seconds one call may take before its verdict is timed_out",
+        valid=positive_seconds,
+        needs="a finite number of seconds > 0",
+        parse=float,
+        metavar="SECONDS",
+        judged=True,
+    )
+    accumulation: str | None = option(
+        None,
+        "declared accumulation of sums and matmuls at dtype bfloat16 / float16 (default "
+        "float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
+        choices=("float32", "bfloat16", "float16"),
+        judged=True,
+    )
+    tile: tuple[int, ...] = option(
+        (),
+        "block (tile) sizes T of the candidate's kernels: the run's shapes gain sides T-1, T, "
+        "T+1 and 2T+1 in each of N, I, O (the others 2 and 3), where a partial block shows, and "
+        "the diagnoses name a partial block of T",
+        valid=_tiles,
+        needs=f"a tuple of block sizes from 2 to {MAX_TILE}",
+        parse=parse_tiles,
+        metavar="T[,T...]",
+        judged=True,
+        described_when_given=True,
+    )
+    bias: bool | None = option(
+        None,
+        "the layer has a bias b (O,): forward(x, w, b), grad_b(dL_do), step(x, w, b, target, "
+        "lr) (default: when the candidate's forward takes three parameters or its step five)",
+        valid=lambda value: value is None or isinstance(value, bool),
+        needs="True, False or None",
+        flag="--bias",
+        judged=True,
+        described_when_given=True,
+    )
     max_examples: int = option(
         100,
         "Hypothesis examples per check (before shrinking)",
@@ -98,10 +277,10 @@ class Settings(Options):
     functions: Sequence[str] | None = option(
         None,
         f"run only these checks (comma-separated on the command line), among "
-        f"{','.join(CHECKS)}; default: every check the implementation allows; a check named "
-        "here that does not apply is reported as skipped",
+        f"{','.join(CHECK_NAMES)}; default: every check the implementation allows; a check "
+        "named here that does not apply is reported as skipped",
         valid=_checks,
-        needs=f"a non-empty list of names among {','.join(CHECKS)}",
+        needs=f"a non-empty list of names among {','.join(CHECK_NAMES)}",
         parse=_names,
         metavar="NAMES",
         offered=(PYTHON, CLI),
@@ -184,6 +363,31 @@ class Settings(Options):
         offered=(CLI,),
     )
 
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            valid = field.metadata["valid"]
+            value = getattr(self, field.name)
+            if valid is not None and not valid(value):
+                raise OptionError(field.name, f"must be {field.metadata['needs']}, got {value!r}")
+        # The rules between options; each option's own range is its declaration's.
+        if self.exact and self.dtype not in ("float32", "float64"):
+            raise OptionError("exact", f"mode needs dtype float32 or float64, got {self.dtype}")
+        if self.exact and self.matmul_precision != "float32":
+            raise OptionError("exact", "mode is bitwise: it takes no reduced matmul_precision")
+        # The accumulation and the matmul precision against the dtype (bounds names the
+        # accepted ones).
+        for name, declared in (
+            ("accumulation", self._accumulation),
+            ("matmul_precision", self.arithmetic),
+        ):
+            try:
+                declared()
+            except ValueError as err:
+                raise OptionError(name, str(err).removeprefix(f"{name} ")) from None
+
+    def _accumulation(self) -> str | None:
+        return bounds.accumulation_of(self.dtype, self.accumulation)
+
     @classmethod
     def given(cls, where: str, surface: str, values: Mapping[str, Any]) -> Settings:
         """The Settings of ``values``, keywords of ``surface`` (``where`` names the caller in
@@ -197,9 +401,35 @@ class Settings(Options):
             )
         return cls(**values)
 
+    @property
+    def tie(self) -> float | None:
+        """The pinned value of dL_do at a tie, or None (any value in [-1, 1])."""
+        if self.tie_convention is None:
+            return None
+        return bounds.TIE_CONVENTIONS[self.tie_convention]
+
+    def arithmetic(self) -> bounds.Arithmetic:
+        """The arithmetic the candidate is held to (``bounds.arithmetic``)."""
+        return bounds.arithmetic(
+            self.dtype,
+            self.matmul_precision,  # type: ignore[arg-type]
+            accumulate=bounds.accumulation_of(self.dtype, self.accumulation),
+        )
+
+    def described(self) -> dict[str, Any]:
+        """The ``judged`` options, as a report and a reproducer store them (an option
+        ``described_when_given`` only where it is not at its default)."""
+        found = {}
+        for field in declarations():
+            meta = field.metadata
+            value = getattr(self, field.name)
+            if meta["judged"] and not (meta["described_when_given"] and value == field.default):
+                found[field.name] = value
+        return found
+
 
 def declarations() -> tuple[dataclasses.Field, ...]:
-    """Every option's field, ``Options``' first, in the order they are declared."""
+    """Every option's field, in the order they are declared."""
     return dataclasses.fields(Settings)
 
 
@@ -213,117 +443,3 @@ def spelling(name: str) -> str:
     """How the command line spells option ``name``: ``--max-examples``, ``--in-process``."""
     field = next(f for f in declarations() if f.name == name)
     return field.metadata["flag"] or "--" + name.replace("_", "-")
-
-
-def _is_switch(field: dataclasses.Field) -> bool:
-    """A flag without a value: a bool option (``--exact``) or one given a ``flag``."""
-    return field.default is False or field.metadata["flag"] is not None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``python -m verify check``'s ``--options``, one per option offered on the CLI."""
-    for field in declarations():
-        meta = field.metadata
-        if CLI not in meta["offered"]:
-            continue
-        names = [meta["short"], spelling(field.name)]
-        shown = f"{field.default:g}" if isinstance(field.default, float) else field.default
-        given = shown is not None and shown is not False
-        text = meta["help"] + (f" (default {shown})" if given else "")
-        kwargs: dict[str, Any] = {"dest": field.name, "default": field.default, "help": text}
-        if _is_switch(field):
-            kwargs.update(action="store_const", const=meta["flag_value"])
-        else:
-            kwargs.update(type=meta["parse"] or str, metavar=meta["metavar"])
-            if meta["choices"] is not None:
-                kwargs["choices"] = meta["choices"]
-                kwargs.pop("metavar")
-        parser.add_argument(*[n for n in names if n], **kwargs)
-
-
-def from_arguments(args: argparse.Namespace) -> Settings:
-    """The Settings of a parsed command line: every option offered on the CLI, by name."""
-    return Settings(**{name: getattr(args, name) for name in offered(CLI)})
-
-
-def pytest_options() -> list[tuple[str, str, bool]]:
-    """The plugin's ``--crosscheck-NAME`` options: (the CLI's ``--NAME``, the argparse action,
-    whether it is a switch), one per option offered to pytest."""
-    found = []
-    for field in declarations():
-        if PYTEST in field.metadata["offered"]:
-            switch = _is_switch(field)
-            repeat = field.metadata["repeatable_in_pytest"]
-            action = "store_true" if switch else "append" if repeat else "store"
-            found.append((spelling(field.name)[2:], action, switch))
-    return found
-
-
-def check_signature() -> inspect.Signature:
-    """``verify.check``'s signature: the implementation, then every option offered to Python
-    as a keyword with its default."""
-    from ._report import Report
-
-    parameters = [inspect.Parameter("impl", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)]
-    parameters += [
-        inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type
-        )
-        for f in declarations()
-        if PYTHON in f.metadata["offered"]
-    ]
-    return inspect.Signature(parameters, return_annotation=Report)
-
-
-def arguments_doc(indent: str = "  ") -> str:
-    """The options offered to Python as a docstring's argument list (``verify.check``'s)."""
-    lines = []
-    for field in declarations():
-        if PYTHON in field.metadata["offered"]:
-            text, default = field.metadata["help"], field.default
-            lines.append(f"{indent}{field.name}: {text} (default {default!r}).")
-    return "\n".join(lines)
-
-
-def options_table() -> str:
-    """Every option as a markdown table: its names on each surface, type, default, meaning."""
-    rows = [
-        "| Python (`verify.check`) | command line | pytest | type | default | meaning |",
-        "|---|---|---|---|---|---|",
-    ]
-    for field in declarations():
-        meta = field.metadata
-        where = meta["offered"]
-        python = f"`{field.name}`" if PYTHON in where else ""
-        cli = f"`{spelling(field.name)}`" if CLI in where else ""
-        if meta["short"] and cli:
-            cli = f"`{meta['short']}`, {cli}"
-        pytest = f"`--crosscheck-{spelling(field.name)[2:]}`" if PYTEST in where else ""
-        if MARKER in where and PYTEST not in where:
-            pytest = f"marker `{field.name}=`"
-        text = meta["help"].replace("|", "\\|")
-        if meta["choices"] is not None:
-            text += "; one of " + ", ".join(f"`{c}`" for c in meta["choices"])
-        kind = str(field.type).replace("|", "\\|")
-        row = (python, cli, pytest, f"`{kind}`", f"`{field.default!r}`", text)
-        rows.append("| " + " | ".join(row) + " |")
-    return (
-        "# Options\n\n"
-        "Every option of `verify.check`, `python -m verify check` and the pytest plugin, "
-        "generated from their one declaration, `verify.Settings` "
-        "(`python -m verify.oracle._settings docs/options.md`).\n\n" + "\n".join(rows) + "\n"
-    )
-
-
-def main(argv: list[str]) -> int:
-    """Write ``options_table()`` to the file named by ``argv`` (stdout without one)."""
-    if argv:
-        Path(argv[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(argv[0]).write_text(options_table(), encoding="utf-8")
-    else:
-        sys.stdout.write(options_table())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,4 +1,4 @@
-"""The Python worker: ``python -m verify.oracle._worker SPEC``, started by the oracle.
+"""The Python worker: ``python -m verify.oracle.candidate._worker SPEC``, started by the oracle.
 
 It loads the implementation SPEC names, greets with the functions it found, and then answers
 ``call`` requests (``_protocol``) one at a time, in its main thread, until its stdin closes.
@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ._contract import signature_by_count
+from .._contract import signature_by_count
 from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate, ContractError, as_candidate
 from ._protocol import (
@@ -115,7 +115,7 @@ def _end_with_the_oracle(oracle: int) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m verify.oracle._worker SPEC", file=sys.stderr)
+        print("usage: python -m verify.oracle.candidate._worker SPEC", file=sys.stderr)
         return 2
     _end_with_the_oracle(os.getppid())
     requests, replies = _take_standard_streams()

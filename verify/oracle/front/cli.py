@@ -20,14 +20,22 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..messages import ExitCode, Parser, UsageError, print_error, sigterm_as_interrupt
-from ._check import open_run
-from ._checks import CHECKS
+from ...messages import (
+    CrosscheckError,
+    ExitCode,
+    Parser,
+    UsageError,
+    internal_error,
+    print_error,
+    sigterm_as_interrupt,
+)
+from .._settings import DEFAULT_REPRO_DIR, OptionError, Settings, spelling
+from ..candidate import ContractError
+from ..judging import CHECKS
 from ._junit import junit_xml
-from ._loading import ContractError
-from ._options import OptionError
 from ._report import Report
-from ._settings import DEFAULT_REPRO_DIR, Settings, add_arguments, from_arguments, spelling
+from ._run import open_run
+from ._surfaces import add_arguments, from_arguments
 
 PROG = "python -m verify check"
 
@@ -105,27 +113,33 @@ class _TerminalProgress:
 
 
 def main(argv: list[str]) -> int:
-    """Run the check; return the exit status (``messages.ExitCode``)."""
+    """Run the check; return the exit status (``messages.ExitCode``).
+
+    A ``CrosscheckError`` (a bad option, a candidate that cannot be loaded or provides nothing
+    to check) is one line and exit 2; any other exception is the oracle's own defect: exit 3,
+    its traceback saved to a file whose path the error line gives.
+    """
     try:
-        args = _parser().parse_args(argv)
-        settings = _validate(args)
-    except (UsageError, ValueError) as err:
-        print_error(err)
-        return ExitCode.USAGE
-    _keep_hypothesis_out_of_the_working_directory()
-    progress = _TerminalProgress() if sys.stderr.isatty() else None
-    try:
-        with sigterm_as_interrupt():
-            report = _checked(args.spec, dataclasses.replace(settings, progress=progress))
-    except (ContractError, ValueError) as err:
+        return _main(argv)
+    except CrosscheckError as err:
         print_error(err)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         print_error("interrupted; every worker process was stopped")
         return ExitCode.INCOMPLETE
-    except Exception as err:  # the oracle's own defect: one line, not a traceback
-        print_error(f"internal error: {type(err).__name__}: {err} (please report it)")
+    except Exception as err:
+        print_error(internal_error(err))
         return ExitCode.INCOMPLETE
+
+
+def _main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    settings = _validate(args)
+    _keep_hypothesis_out_of_the_working_directory()
+    progress = _TerminalProgress() if sys.stderr.isatty() else None
+    try:
+        with sigterm_as_interrupt():
+            report = _checked(args.spec, dataclasses.replace(settings, progress=progress))
     finally:
         if progress:
             progress.clear()
@@ -157,7 +171,7 @@ def _checked(spec: str | None, settings: Settings) -> Report:
 
 def _validate(args: argparse.Namespace) -> Settings:
     """The Settings the arguments ask for, after every usage error that can be known before
-    the run (a UsageError or ValueError): the options' own ranges (``Settings``, an error
+    the run (a UsageError): the options' own ranges (``Settings``, an error
     spelled as the command line spells the option), SPEC or --command, the report's and the
     reproducers' folders made and written to."""
     if (args.spec is None) == (args.command is None):

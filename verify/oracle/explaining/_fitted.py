@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import bounds
-from ..bounds import Bound
+from ... import bounds
+from ...bounds import Bound
 
 #: How many informative elements a one-parameter fit needs before it is evidence.
 _EVIDENCE = 3

@@ -16,7 +16,6 @@ Jenkins, GitLab and GitHub Actions read::
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import re
 import socket
@@ -48,7 +47,7 @@ def _testcase(report: Report, verdict: FunctionReport) -> ET.Element:
     case = ET.Element(
         "testcase",
         classname=xml_text(f"crosscheck.{report.implementation}"),
-        name=case_name(verdict.function, mode(report.options.dtype, report.options.exact)),
+        name=case_name(verdict.function, mode(report.settings.dtype, report.settings.exact)),
         time=f"{verdict.seconds or 0.0:.3f}",
     )
     if verdict.status == "skip":
@@ -83,9 +82,9 @@ def junit_xml(report: Report) -> str:
     properties = ET.SubElement(suite, "properties")
     settings = {
         "implementation": report.implementation,
-        **dataclasses.asdict(report.options),
-        "max_examples": report.max_examples,
-        "seed": report.seed,
+        **report.settings.described(),
+        "max_examples": report.settings.max_examples,
+        "seed": report.settings.seed,
         "isolated": report.isolated,
     }
     for key, value in settings.items():

@@ -25,18 +25,18 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .. import bounds
-from ..messages import explain
-from ._calls import Caller
+from ... import bounds
+from ...messages import explain
+from .._contract import signature_for
+from .._diagnoses import Diagnosis
+from .._settings import Settings
+from ..candidate import Caller, Failed, Returned
 from ._cases import Case
-from ._contract import signature_for
-from ._diagnosis import Diagnosis, Finding, check_result
 from ._expect import expect
-from ._invoke import Failed, Returned
-from ._options import Options
+from ._findings import Finding, check_result, disagreeing, same_bits
 
 #: ``(caller, case, options) -> (worst error / bound, Finding or None)``.
-Judge = Callable[[Caller, Case, Options], tuple[float, Finding | None]]
+Judge = Callable[[Caller, Case, Settings], tuple[float, Finding | None]]
 
 #: The diagnosis of each way a call can fail to return results (``_invoke.Failed.kind``).
 _FAILURES: dict[str, Diagnosis] = {
@@ -72,23 +72,12 @@ def _mutated(echoed: Sequence[np.ndarray | None], case: Case) -> str | None:
     return None
 
 
-def _same(first: np.ndarray | str, second: np.ndarray | str) -> bool:
-    """Whether two results are the same bits (a deterministic call repeats itself exactly)."""
-    if isinstance(first, str) or isinstance(second, str):
-        return True  # not comparable here; check_result names the conversion failure
-    return (
-        first.shape == second.shape
-        and first.dtype == second.dtype
-        and first.tobytes() == second.tobytes()
-    )
-
-
 def _call(caller: Caller, case: Case) -> Returned | Finding:
     outcome = caller.call(case.function, list(case.arrays.values()), case.lr)
     return failure(outcome, case.describe()) if isinstance(outcome, Failed) else outcome
 
 
-def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+def judge_function(caller: Caller, case: Case, options: Settings) -> tuple[float, Finding | None]:
     """One function of the contract, called twice on the case (module docstring)."""
     first = _call(caller, case)
     if isinstance(first, Finding):
@@ -102,91 +91,16 @@ def judge_function(caller: Caller, case: Case, options: Options) -> tuple[float,
     if isinstance(second, Finding):
         return math.inf, second
     expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
-    if not all(map(_same, first.results, second.results)):
-        return math.inf, _nondeterministic(case, first.results, second.results, expected, options)
-    worst = 0.0
     results = signature_for(case.function, tuple(case.arrays)).results
+    if not all(map(same_bits, first.results, second.results)):
+        return math.inf, disagreeing(case, results, first.results, second.results)
+    worst = 0.0
     for name, actual in zip(results, first.results, strict=True):
-        ratio, finding = check_result(name, actual, expected[name], case, options)
+        ratio, finding = check_result(name, actual, expected[name], case, options.dtype)
         if finding is not None:
             return ratio, finding
         worst = max(worst, ratio)
     return worst, None
-
-
-def _nondeterministic(
-    case: Case,
-    first: Sequence[np.ndarray | str],
-    second: Sequence[np.ndarray | str],
-    expected: dict[str, bounds.Bound],
-    options: Options,
-) -> Finding:
-    """Two identical calls disagree: ``accumulated_gradient`` when the second adds one right
-    gradient to the first (a ``.grad`` never zeroed: ``second = first + g``, whatever earlier
-    calls left in ``first``), else ``nondeterministic``.
-
-    ``second - first`` is held to the gradient's bound, widened by the rounding of both
-    results (``u_out |first| + u_out |second|``); for ``w_new``, ``first - second`` to
-    ``lr * dL_dw``'s.
-    """
-    call = case.describe()
-    accumulated = _accumulated(case, first, second, expected, options)
-    if accumulated is not None:
-        return Finding(
-            Diagnosis.ACCUMULATED_GRADIENT,
-            f"a second identical call of {call} moved {accumulated}: gradients accumulate "
-            "across calls (zero_grad / optimizer.zero_grad() forgotten, or a gradient buffer "
-            "kept between calls)",
-        )
-    return Finding(
-        Diagnosis.NONDETERMINISTIC,
-        f"two calls of {call} on the same input returned different results",
-    )
-
-
-def _accumulated(
-    case: Case,
-    first: Sequence[np.ndarray | str],
-    second: Sequence[np.ndarray | str],
-    expected: dict[str, bounds.Bound],
-    options: Options,
-) -> str | None:
-    """Which result the second call moved by one more gradient (``_nondeterministic``)."""
-    u = options.arithmetic().u_out
-    results = signature_for(case.function, tuple(case.arrays)).results
-    for name, one, two in zip(results, first, second, strict=True):
-        if isinstance(one, str) or isinstance(two, str) or one.shape != two.shape:
-            continue
-        if name not in ("dL_dx", "dL_dw", "dL_db", "w_new", "b_new") or _same(one, two):
-            continue
-        right = expected[name]
-        if one.shape != right.center.shape:
-            continue  # a wrong shape twice, differently: nondeterministic, no gradient to see
-        a, b = one.astype(np.float64), two.astype(np.float64)
-        if name in ("w_new", "b_new"):
-            # The parameter the update moved: w, or b (named by the result's first letter).
-            w = case.arrays[name[0]].astype(np.float64)
-            added, gradient = a - b, bounds.Bound(w - right.center, 2 * right.radius)
-        else:
-            added, gradient = b - a, bounds.Bound(right.center, right.radius)
-        rounding = u * (np.abs(a) + np.abs(b)) * 2
-        widened = bounds.Bound(gradient.center, gradient.radius + rounding)
-        # Only where the gradient is known not to be zero does "one more gradient" differ from
-        # noise: at a kink the bound admits anything small, a jitter included.
-        nonzero = np.abs(widened.center) > widened.radius
-        if (
-            np.all(np.isfinite(added))
-            and widened.worst(added) <= 1.0
-            and np.any(nonzero & (added != 0))
-        ):
-            what = {
-                "w_new": "lr * dL_dw further",
-                "b_new": "lr * dL_db further",
-                "dL_dx": "one more dL_dx",
-                "dL_db": "one more dL_db",
-            }
-            return f"{name} by {what.get(name, 'one more dL_dw')}"
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,7 +237,7 @@ def _premise(name: str, actual: np.ndarray, bound: bounds.Bound, what: str) -> N
         raise NotJudged(f"the candidate's {what} is outside its error bound (see {name})")
 
 
-def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+def judge_identities(caller: Caller, case: Case, options: Settings) -> tuple[float, Finding | None]:
     """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring);
     with a bias, ``(w, b) -> (w_new, b_new)``.
 
@@ -425,7 +339,7 @@ def judge_identities(caller: Caller, case: Case, options: Options) -> tuple[floa
     return ratio, None
 
 
-def pieces_agree(caller: Caller, case: Case, options: Options) -> bool:
+def pieces_agree(caller: Caller, case: Case, options: Settings) -> bool:
     """Whether the fused ``step`` on ``case`` equals the step composed of the candidate's own
     pieces, each result within twice its error bound (both are within one of the exact value;
     dL_dx is compared only where grad_x is provided)."""
@@ -458,7 +372,9 @@ def pieces_agree(caller: Caller, case: Case, options: Options) -> bool:
     return True
 
 
-def judge_consistency(caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+def judge_consistency(
+    caller: Caller, case: Case, options: Settings
+) -> tuple[float, Finding | None]:
     """The fused ``step`` against ``forward -> loss, loss_grad -> grad_x, grad_w -> update``.
 
     On integer data (float32 / float64) outputs, ties and both gradients are exact however

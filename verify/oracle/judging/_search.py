@@ -1,6 +1,7 @@
 """The Hypothesis search of one check: draw cases (``Check.cases``), judge each
-(``Check.judge``), shrink the first defect to a minimal counterexample, then run the fixed edge
-cases; candidates the counterexample cannot tell apart are resolved on probes (``_probes``)."""
+(``Check.judge``), shrink the first defect to a minimal counterexample, narrow it to its
+smallest sides, then run the fixed edge cases. It says *that* a check fails and on which case;
+the explaining wing says why."""
 
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from collections.abc import Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
-from ._calls import Caller
+from .._diagnoses import Diagnosis
+from .._settings import Settings
+from ..candidate import Caller
 from ._cases import Case, Pool, Shapes, pool_shapes, shape_pool, sub_shapes
 from ._checks import Check
-from ._diagnosis import Diagnosis, Finding
+from ._findings import Finding
 from ._judge import NotJudged
-from ._options import Options
-from ._probes import follows_from_pieces, resolve
-from ._report import FunctionReport
 
 #: (check, examples run so far, max_examples) -> None, called after every example.
 Progress = Callable[[str, int, int], None]
@@ -39,7 +39,7 @@ class _State:
     #: defect Hypothesis reports (it may report another one and swallow this).
     error: Exception | None = None
 
-    def judge(self, check: Check, caller: Caller, case: Case, options: Options) -> Finding | None:
+    def judge(self, check: Check, caller: Caller, case: Case, options: Settings) -> Finding | None:
         """Judge one case: a Finding, or None when it passes or cannot be judged."""
         self.examples += 1
         try:
@@ -52,27 +52,59 @@ class _State:
             self.worst = max(self.worst, ratio)
         return finding
 
-    def passed(self, name: str) -> FunctionReport:
-        """The verdict of a search that found nothing: a pass, or a skip when no case could
-        be judged (``_judge.NotJudged``)."""
-        if self.not_judged == self.examples:
-            return FunctionReport(name, "skip", self.examples, note=f"not judged: {self.why_not}")
-        note = None
+    def searched(self) -> Searched:
+        """What the search found (the timeout first: a hung function is never called again)."""
+        return Searched(
+            self.examples,
+            self.worst,
+            self.not_judged,
+            self.why_not,
+            self.timed_out or self.last,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Searched:
+    """What a search found.
+
+    Attributes:
+      examples: the cases judged, shrinking and narrowing included.
+      worst: the largest error seen among the cases that passed, as a multiple of its bound.
+      not_judged: the cases that could not be judged (``_judge.NotJudged``), and why.
+      failure: the minimal counterexample and its finding, if the check fails.
+    """
+
+    examples: int
+    worst: float
+    not_judged: int
+    why_not: str
+    failure: tuple[Case, Finding] | None
+
+    @property
+    def judged_nothing(self) -> bool:
+        """No case could be judged: a skip, not a pass."""
+        return self.failure is None and self.not_judged == self.examples
+
+    @property
+    def note(self) -> str | None:
+        """How many cases could not be judged, and why (None when every one was)."""
+        if self.judged_nothing:
+            return f"not judged: {self.why_not}"
         if self.not_judged:
-            note = f"{self.not_judged} of {self.examples} cases not judged: {self.why_not}"
-        return FunctionReport(name, "pass", self.examples, self.worst, note=note)
+            return f"{self.not_judged} of {self.examples} cases not judged: {self.why_not}"
+        return None
 
 
 def search(
     check: Check,
     caller: Caller,
-    options: Options,
+    options: Settings,
     max_examples: int,
     seed_value: int | None,
     progress: Progress | None = None,
     pool: Pool | None = None,
-) -> FunctionReport:
-    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases; its verdict.
+) -> Searched:
+    """Run ``check`` on up to ``max_examples`` drawn cases and the edge cases: what it found.
 
     ``pool``: the run's shapes, shared by its checks (default ``shape_pool(seed_value)``). A
     failure is shrunk twice: on the pool by Hypothesis, then narrowed (``_narrow``) to the
@@ -93,25 +125,7 @@ def search(
                 break
     if state.last is not None and state.timed_out is None:
         _narrow(check, caller, options, seed_value, state, progress)
-    if state.last is None:
-        return state.passed(check.name)
-    case, finding = state.timed_out or state.last
-    case, finding = resolve(check, caller, case, finding, options)
-    if check.from_pieces:
-        finding = follows_from_pieces(caller, case, finding, options)
-    return FunctionReport(
-        check.name,
-        "fail",
-        state.examples,
-        max(state.worst, finding.ratio),
-        diagnosis=finding.kind,
-        detail=finding.detail,
-        message=finding.message or None,
-        traceback=finding.traceback,
-        case=case,
-        where=finding.where or None,
-        errors=finding.errors,
-    )
+    return state.searched()
 
 
 #: Examples of the narrowing search (only after a failure; at most 27 shapes).
@@ -121,7 +135,7 @@ NARROW_EXAMPLES = 30
 def _narrow(
     check: Check,
     caller: Caller,
-    options: Options,
+    options: Settings,
     seed_value: int | None,
     state: _State,
     progress: Progress | None,
@@ -156,7 +170,7 @@ def _narrow(
 def _hypothesis(
     check: Check,
     caller: Caller,
-    options: Options,
+    options: Settings,
     shapes: Shapes,
     max_examples: int,
     seed_value: int | None,

@@ -31,10 +31,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ._contract import signature_by_count
+from .._contract import signature_by_count
+from .._settings import DEFAULT_IMPORT_TIMEOUT
 from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate
-from ._options import Options
 from ._protocol import (
     ProtocolError,
     encode_call,
@@ -45,18 +45,18 @@ from ._protocol import (
 )
 
 #: A call by what a jitted candidate compiles for: the function, each argument's shape and dtype.
-Signature = tuple[str, tuple[tuple[tuple[int, ...], str], ...]]
+CompileKey = tuple[str, tuple[tuple[tuple[int, ...], str], ...]]
 
 
-def signature_of(function: str, arrays: Sequence[np.ndarray]) -> Signature:
+def compile_key(function: str, arrays: Sequence[np.ndarray]) -> CompileKey:
     """``("grad_w", (((5, 4), "float32"), ((5, 3), "float32")))`` (lr is a scalar: no shape)."""
     return function, tuple((tuple(a.shape), a.dtype.name) for a in arrays)
 
 
-def _first_time(seen: set[Signature], signature: Signature) -> bool:
-    """Whether ``signature`` is new to ``seen`` (and add it)."""
-    new = signature not in seen
-    seen.add(signature)
+def _first_time(seen: set[CompileKey], key: CompileKey) -> bool:
+    """Whether ``key`` is new to ``seen`` (and add it)."""
+    new = key not in seen
+    seen.add(key)
     return new
 
 
@@ -65,7 +65,7 @@ class Caller(Protocol):
     whether the candidate's layer has a bias (its own word: the ``bias`` option may overrule
     it); ``notes`` counts
     the distinct warnings its results raised while converted; ``compiles`` counts the distinct
-    calls (``signature_of``) made in each of its processes: a jitted candidate compiles once
+    calls (``compile_key``) made in each of its processes: a jitted candidate compiles once
     for each."""
 
     name: str
@@ -101,10 +101,10 @@ class InProcessCaller:
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
-        self._seen: set[Signature] = set()
+        self._seen: set[CompileKey] = set()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
-        self.compiles += _first_time(self._seen, signature_of(function, arrays))
+        self.compiles += _first_time(self._seen, compile_key(function, arrays))
         box: list[Outcome] = []
         worker = threading.Thread(
             target=lambda: box.append(
@@ -144,9 +144,6 @@ EXIT_GRACE = 2.0
 #: Seconds between looks at a silent worker (is its process still there?).
 POLL = 0.05
 
-#: Default seconds for a worker to load the implementation and greet.
-DEFAULT_IMPORT_TIMEOUT = 120.0
-
 #: Runs a command under an address-space limit (bytes): ``python -c LIMITED N CMD...``.
 LIMITED = (
     "import os, resource, sys; n = int(sys.argv[1]); "
@@ -166,12 +163,12 @@ class _Ended(Exception):
 
 
 #: The root that holds the ``verify`` and ``reference`` packages: a worker imports them too.
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
 
 def python_worker(spec: str) -> list[str]:
     """The command line of the Python worker for ``spec``."""
-    return [sys.executable, "-m", "verify.oracle._worker", spec]
+    return [sys.executable, "-m", "verify.oracle.candidate._worker", spec]
 
 
 #: JAX settings a worker shares with this process, when this process has JAX loaded: its
@@ -197,7 +194,7 @@ RUN_CACHE_SETTINGS = {
 }
 
 
-def worker_environment(options: Options, cache_dir: str | None = None) -> dict[str, str]:
+def worker_environment(dtype: str, cache_dir: str | None = None) -> dict[str, str]:
     """The environment of a worker: this one, the oracle's packages importable, float64
     switched on for JAX candidates when float64 is checked (``JAX_ENABLE_X64``: set before the
     candidate imports JAX, which a numpy candidate then never pays for), single-threaded BLAS
@@ -209,7 +206,7 @@ def worker_environment(options: Options, cache_dir: str | None = None) -> dict[s
     for variable in SINGLE_THREADED:
         env.setdefault(variable, "1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [env.get("PYTHONPATH"), PACKAGE_ROOT]))
-    if options.dtype == "float64":
+    if dtype == "float64":
         env["JAX_ENABLE_X64"] = "1"
     jax = sys.modules.get("jax")
     if jax is not None and getattr(jax.config, "jax_compilation_cache_dir", None):
@@ -250,7 +247,7 @@ class WorkerCaller:
         self.env = env
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
-        self._seen: set[Signature] = set()
+        self._seen: set[CompileKey] = set()
         self._closed = False
         self._process: subprocess.Popen[bytes] | None = None
         self._buffer = bytearray()
@@ -382,7 +379,7 @@ class WorkerCaller:
         del self._buffer[: end + 1]
         return line
 
-    def _exact(self, size: int, deadline: float) -> bytes:
+    def _read_exactly(self, size: int, deadline: float) -> bytes:
         while len(self._buffer) < size:
             self._fill(deadline)
         data = bytes(self._buffer[:size])
@@ -420,14 +417,14 @@ class WorkerCaller:
                 self._start()
             except StartError as err:
                 return Failed("crashed", f"could not start again: {err}")
-        self.compiles += _first_time(self._seen, signature_of(function, arrays))
+        self.compiles += _first_time(self._seen, compile_key(function, arrays))
         arguments = [*arrays, *([] if lr is None else [np.asarray(lr, np.float64)])]
         deadline = time.monotonic() + self.timeout
         try:
             self._send(encode_call(function, arguments), deadline)
             outcome = read_reply(
                 lambda: self._line(deadline),
-                lambda size: self._exact(size, deadline),
+                lambda size: self._read_exactly(size, deadline),
                 len(arguments),
             )
         except _Ended as ended:

@@ -50,8 +50,8 @@ import pytest
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter
 
-    from ._check import Run
     from ._report import FunctionReport, Report
+    from ._run import Run
 
 _RUNS = pytest.StashKey["_Runs"]()
 _PLAN = pytest.StashKey["list[tuple[str, dict[str, Any]]]"]()
@@ -71,29 +71,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="check SPEC (pkg.module:attr, path/file.py:attr or a module): one test item per "
         "check and dtype; repeatable",
     )
-    from ._settings import pytest_options
+    from ._surfaces import pytest_options
 
-    for name, action, switch in pytest_options():
-        extra = " (repeatable)" if action == "append" else ""
+    for each in pytest_options():
+        extra = " (repeatable: one item per value)" if each.per_item else ""
         group.addoption(
-            f"--crosscheck-{name}",
-            action=action,
+            f"--crosscheck-{each.flag}",
+            action=each.action,
             default=None,
-            dest=_dest(name),
-            help=f"as --{name} of python -m verify check{extra}",
-            **({} if switch else {"metavar": name.upper().replace("-", "_")}),
+            dest=_dest(each.flag),
+            help=f"as --{each.flag} of python -m verify check{extra}",
+            **({} if each.switch else {"metavar": each.flag.upper().replace("-", "_")}),
         )
 
 
 def _given(config: pytest.Config) -> list[str]:
-    """The ``--crosscheck-*`` options given, as the command line's arguments (dtype apart)."""
-    from ._settings import pytest_options
+    """The ``--crosscheck-*`` options given, as the command line's arguments (those whose every
+    value is an item of its own apart: ``_per_item``)."""
+    from ._surfaces import pytest_options
 
     argv = []
-    for name, _, switch in pytest_options():
-        value = config.getoption(_dest(name))
-        if name != "dtype" and value not in (None, False):
-            argv += [f"--{name}"] if switch else [f"--{name}", str(value)]
+    for each in pytest_options():
+        value = config.getoption(_dest(each.flag))
+        if not each.per_item and value not in (None, False):
+            argv += [f"--{each.flag}"] if each.switch else [f"--{each.flag}", str(value)]
     return argv
 
 
@@ -101,19 +102,37 @@ def _settings(argv: list[str], where: str) -> dict[str, Any]:
     """``argv`` through ``python -m verify check``'s parser and checks: the marker's options
     by name (``_keywords``), typed and defaulted as the command line does; a
     ``pytest.UsageError`` naming the problem and ``where`` it came from otherwise."""
-    from ..messages import UsageError
+    from ...messages import CrosscheckError
     from . import cli
 
     try:
         args = cli._parser().parse_args(["SPEC", *argv])
         cli._validate(args)
-    except (UsageError, ValueError) as err:
+    except CrosscheckError as err:
         raise pytest.UsageError(f"crosscheck: {err} ({where})") from None
     return {key: value for key, value in vars(args).items() if key in _keywords()}
 
 
-def _dtypes(config: pytest.Config) -> list[str]:
-    return config.getoption(_dest("dtype")) or ["float32"]
+def _per_item(config: pytest.Config) -> list[dict[str, Any]]:
+    """The values that make items of their own (``--crosscheck-dtype float32 --crosscheck-dtype
+    bfloat16``: one item per check and dtype), as one dict per item; each option's default
+    when it is not given."""
+    from ._surfaces import pytest_options
+
+    combinations: list[dict[str, Any]] = [{}]
+    for each in pytest_options():
+        if each.per_item:
+            values = dict.fromkeys(config.getoption(_dest(each.flag)) or [each.default])
+            combinations = [{**done, each.name: value} for done in combinations for value in values]
+    return combinations
+
+
+def _as_arguments(values: dict[str, Any]) -> list[str]:
+    """``{"dtype": "bfloat16"}`` -> ``["--dtype", "bfloat16"]``."""
+    from ._surfaces import pytest_options
+
+    flags = {each.name: each.flag for each in pytest_options()}
+    return [word for name, value in values.items() for word in (f"--{flags[name]}", str(value))]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -129,9 +148,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     given = _given(config)
     config.stash[_PLAN] = [
-        (spec, _settings([*given, "--dtype", dtype], "--crosscheck-* options"))
+        (spec, _settings([*given, *_as_arguments(item)], "--crosscheck-* options"))
         for spec in specs
-        for dtype in dict.fromkeys(_dtypes(config))
+        for item in _per_item(config)
     ]
     if config.args_source != pytest.Config.ArgsSource.ARGS:
         # `pytest --crosscheck SPEC` checks SPEC; test paths named on the command line run too.
@@ -156,7 +175,7 @@ class SpecCollector(pytest.Collector):
     modes: list[dict[str, Any]]
 
     def collect(self) -> list[pytest.Item]:
-        from ._checks import CHECKS
+        from ..judging import CHECKS
         from ._junit import case_name, mode
 
         items: list[pytest.Item] = []
@@ -276,15 +295,15 @@ class _Runs:
 
 def _opened(impl: Any, values: dict[str, Any]) -> Run | str:
     """An open Run of ``impl`` with ``values``, or why it cannot be opened (one line)."""
-    from ._check import open_run
-    from ._loading import ContractError
-    from ._settings import Settings
+    from ...messages import CrosscheckError, error_line
+    from .._settings import Settings
+    from ._run import open_run
 
     try:
         # One check per item: no workers to share out (jobs 1).
         return open_run(impl, Settings(**values, jobs=1))
-    except (ContractError, ValueError) as err:
-        return f"crosscheck: error: {err}"
+    except CrosscheckError as err:
+        return error_line(err)
 
 
 # --- the fixture, for a test module that checks its own layer -------------------------------
@@ -292,7 +311,7 @@ def _opened(impl: Any, values: dict[str, Any]) -> Run | str:
 
 def _keywords() -> tuple[str, ...]:
     """``@pytest.mark.crosscheck``'s keywords: the options ``Settings`` offers the marker."""
-    from ._settings import MARKER, offered
+    from .._settings import MARKER, offered
 
     return offered(MARKER)
 
@@ -301,7 +320,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize the ``crosscheck`` fixture: one test per check and dtype."""
     if "crosscheck" not in metafunc.fixturenames:
         return
-    from ._checks import CHECKS
+    from ..judging import CHECKS
     from ._junit import mode
 
     marker = metafunc.definition.get_closest_marker("crosscheck")
@@ -315,14 +334,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             f"{where}: unknown options {sorted(unknown)}; known: {sorted(_keywords())}",
             pytrace=False,
         )
-    dtypes = options.pop("dtype", None) or _dtypes(metafunc.config)
     base = _settings(_given(metafunc.config), "--crosscheck-* options")
+    items = _per_item(metafunc.config)
+    # A marker's option whose values are items of their own may be a list: one item per value.
+    for name in list(items[0]):
+        if name in options:
+            given = options.pop(name)
+            values = given if isinstance(given, (list, tuple)) else [given]
+            items = [{**item, name: value} for item in items[:1] for value in values]
     params, ids = [], []
-    for dtype in [dtypes] if isinstance(dtypes, str) else dtypes:
-        values = {**base, **options, "dtype": dtype}
+    for item in items:
+        settings = {**base, **options, **item}
         for check in CHECKS:
-            params.append((check, values))
-            ids.append(f"{check}-{mode(dtype, values['exact'])}")
+            params.append((check, settings))
+            ids.append(f"{check}-{mode(settings['dtype'], settings['exact'])}")
     metafunc.parametrize("crosscheck", params, ids=ids, indirect=True)
 
 
@@ -333,7 +358,7 @@ def crosscheck(request: pytest.FixtureRequest) -> Callable[[Any], FunctionReport
     finding, or is skipped when ``layer`` lacks what the check needs. A layer held by a
     top-level name of the test module (or any SPEC) is checked in a worker process, loaded
     once for all the checks; any other object in this process."""
-    from ._loading import spec_of
+    from ..candidate import spec_of
 
     check, values = request.param
 

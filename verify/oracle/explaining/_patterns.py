@@ -1,142 +1,49 @@
-"""Every diagnosis the oracle can give, as data: ``PATTERNS`` (bugs recognised by the values of
-a result) and ``VERDICTS`` (defects the judges see in how calls behave), one record each.
+"""Every cause the oracle can name, as data: ``PATTERNS`` (bugs recognised by the evidence a
+judge kept: a result's values, a result of the wrong shape, two identical calls that disagree)
+and ``VERDICTS`` (defects the judges decide themselves), one record each; every ``Diagnosis``
+has exactly one home.
 
 A **pattern** is another admissible set for a result: the set the result would fall in had the
 candidate made that bug (a transpose, a mean, a missing block of the sum, ...). ``diagnose``
-(``_diagnosis``) tries every pattern that applies to the result and keeps every one the whole
-result fits. A cause is *named* only when the evidence tells it apart:
+(``_diagnosis``) tries every pattern that reads the evidence and applies to the result, and keeps
+every one the whole result fits (each pattern's first fitting alternative: its alternatives come
+most specific first). The rules that name a cause are these, and nothing else decides:
 
-- exactly one kind of pattern fits *clearly* (a pattern that ``refines`` another, a sign flip
-  being a scale of -1, wins over it);
-- a fit is ``unclear`` where the case cannot pin the pattern down: too few elements for its
-  fitted constants (one element fits any scale), dims that coincide for a factor, one row for a
-  per-column offset. An unclear fit is a candidate, but it fits almost anything, so it does
-  not stand against a clear one.
+1. **Refinement**: a kind that another fitting alternative ``refines`` is dropped (a sign flip
+   is a scale of -1: where both fit, the sign flip is named).
+2. **Clarity**: a cause is named on a case only when exactly one kind fits and its fit is not
+   ``unclear`` (too few elements for its fitted constants, dims that coincide for a factor, one
+   row for a per-column offset). Otherwise the finding stays ``mismatch`` (``nan``) and lists the
+   candidates, in ``Diagnosis`` order.
+3. **Probes** (``_probes``): each candidate is run again on a probe case chosen for it
+   (``probe`` data: normal values, ties, or sides past a block edge). A probe that fits it again
+   (the same fitted constant, where it has one) confirms it; one that does not fit, or that
+   passes where the pattern predicts a failure (every pattern but a ``rounding`` one), withdraws
+   it. A ``stateful`` pattern (one that shows only across calls) is also probed for when the
+   counterexample explains nothing (a shrunk case may have lost the gradient that shows it).
+4. **Structure beats rounding** (``decide``): of several survivors, a single one that is not
+   ``rounding`` is named: a structural fit lands on exact values; rounding noise does not.
 
-Otherwise the result is a ``mismatch`` with the candidates listed, and ``_probes.resolve`` runs
-each candidate's probe: a case chosen to show that pattern (``probe`` data: normal values, ties,
-or sides past a block edge). A candidate the probe's result fits again (with the same fitted
-constant) is confirmed; one it does not fit is withdrawn, and so is one that predicts a failure
-where the probe passes (every pattern but a rounding one, ``may_pass``).
-
-The registry's order is the priority in which candidates are listed. A new diagnosis is one
-``Diagnosis`` member, one record here and its unit tests (``tests/test_patterns.py``).
+Each kind has one record, so the registry's order decides nothing: candidates are listed in
+``Diagnosis`` order, and a test permutes the registry and sees the same verdicts. A new diagnosis
+is one ``Diagnosis`` member, one record here and its bug in ``tests/zoo.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 from collections.abc import Callable, Iterator
 
-import ml_dtypes
 import numpy as np
 
-from .. import bounds
-from ..bounds import Arithmetic, Bound
+from ... import bounds
+from ...bounds import Arithmetic, Bound
+from .._contract import AXES
+from .._diagnoses import Diagnosis
+from .._settings import Settings
+from ..judging import Case, expect, numpy_matmul
 from . import _fitted
-from ._cases import Case
-from ._contract import AXES
-from ._expect import expect, numpy_matmul
-from ._options import Options
-
-
-class Diagnosis(enum.StrEnum):
-    """Every verdict the oracle gives on a failing check; ``meaning`` says it in words."""
-
-    meaning: str
-
-    def __new__(cls, value: str, meaning: str) -> Diagnosis:
-        member = str.__new__(cls, value)
-        member._value_ = value
-        member.meaning = meaning
-        return member
-
-    TRANSPOSED = "transposed", "the result is the transpose of the right one"
-    MEAN_INSTEAD_OF_SUM = (
-        "mean_instead_of_sum",
-        "the result is divided by N, O or N*O: a mean where the L1 loss sums",
-    )
-    SCALED = "scaled", "the result is a constant multiple of the right one"
-    WRONG_LOSS = (
-        "wrong_loss",
-        "the result belongs to another loss (squared error, smooth L1 / Huber), not the L1 loss",
-    )
-    BIAS = "bias", "the output carries a bias term: output - x @ w is constant down each column"
-    BIAS_TWICE = "bias_twice", "the layer adds its bias twice: output = x @ w + 2 b"
-    BIAS_AXIS = (
-        "bias_axis",
-        "b is broadcast along the wrong axis: added per example (b[:, None]) instead of per "
-        "output feature, or dL_db summed over O instead of over the batch",
-    )
-    BIAS_NOT_UPDATED = (
-        "bias_not_updated",
-        "the step leaves b as it was: b_new = b (b is not among the parameters it updates)",
-    )
-    WEIGHT_DECAY = (
-        "weight_decay",
-        "the update decays the weights: w_new = w - lr * (dL_dw + lambda * w)",
-    )
-    SCALED_STEP = (
-        "scaled_step",
-        "the step w - w_new is c * lr * dL_dw for a c other than 1 (a first momentum or "
-        "Nesterov step, a clipped gradient, lr applied twice, lr rounded to a narrower dtype)",
-    )
-    NORMALIZED_STEP = (
-        "normalized_step",
-        "the step w - w_new is about lr * sign(dL_dw): an adaptive optimizer such as Adam",
-    )
-    ACCUMULATED_GRADIENT = (
-        "accumulated_gradient",
-        "a second identical call adds the gradient again: gradients accumulate across calls "
-        "(zero_grad forgotten?)",
-    )
-    SIGN_FLIP = "sign_flip", "the sign is flipped"
-    UPSTREAM_IGNORED = (
-        "upstream_ignored",
-        "the upstream gradient dL_do is ignored, reduced to its sign or clipped",
-    )
-    OFF_BY_ONE = (
-        "off_by_one",
-        "a loop bound is off: a term, a block of the sum or a slice of the result is missing",
-    )
-    STALE_WEIGHTS = (
-        "stale_weights",
-        "the fused step computes dL_dx with the updated weights w_new instead of w",
-    )
-    UNWRITTEN = (
-        "unwritten",
-        "part of the result is never written: NaN past a tile edge (a grid that stops early)",
-    )
-    TIE_CONVENTION = "tie_convention", "ties take another convention than the pinned one"
-    REDUCED_PRECISION = (
-        "reduced_precision",
-        "consistent with lower-precision arithmetic than was asked for",
-    )
-    WRONG_SHAPE = "wrong_shape", "the result has the wrong shape"
-    WRONG_DTYPE = "wrong_dtype", "the result has the wrong dtype (or is not an array)"
-    NAN = "nan", "the result has NaN or infinity where the right one is finite"
-    INPUT_MUTATED = "input_mutated", "an input array was changed in place"
-    NONDETERMINISTIC = "nondeterministic", "two calls on the same input disagree"
-    RAISED = "raised", "the call raised an exception"
-    TIMED_OUT = "timed_out", "the call did not return within the timeout"
-    CRASHED = "crashed", "the candidate's process ended during the call (an exit or a signal)"
-    CONVEXITY = (
-        "convexity",
-        "the loss, gradient and update break convexity or the no-crossing identity",
-    )
-    INCONSISTENT = "inconsistent", "the fused step disagrees with the implementation's own pieces"
-    MISMATCH = (
-        "mismatch",
-        "the result is outside its error bound and no known bug pattern is confirmed",
-    )
-
-    @property
-    def evidence(self) -> str:
-        """What a Finding's ``traceback`` holds for this diagnosis."""
-        return "candidate's last output" if self is Diagnosis.CRASHED else "candidate traceback"
-
 
 # --------------------------------------------------------------------------------------------
 # The records.
@@ -167,16 +74,34 @@ class Alternative:
     refines: tuple[Diagnosis, ...] = ()
 
 
+#: The evidence a pattern reads: a result outside its bound (``values``: finite;
+#: ``nonfinite``: with NaN or infinity), a result of the wrong ``shape``, or the difference of two
+#: identical calls that disagree (``repeat``).
+VALUES, NONFINITE, SHAPE, REPEAT = "values", "nonfinite", "shape", "repeat"
+
+#: The judges' verdict each kind of evidence comes with: what a pattern may replace.
+EVIDENCE_OF: dict[Diagnosis, frozenset[str]] = {
+    Diagnosis.MISMATCH: frozenset({VALUES}),
+    Diagnosis.NAN: frozenset({NONFINITE}),
+    Diagnosis.WRONG_SHAPE: frozenset({SHAPE}),
+    Diagnosis.NONDETERMINISTIC: frozenset({REPEAT}),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Context:
-    """What a pattern sees: the failing result ``actual`` (finite unless ``nonfinite``), its
-    name, the call, the options and the right admissible set ``right``."""
+    """What a pattern sees: ``actual``, the failing result (float64; for ``REPEAT`` evidence the
+    second call's result, ``earlier`` the first's), its name, the call, the options, the right
+    admissible set ``right`` and the ``evidence`` it comes from."""
 
     name: str
     actual: np.ndarray
     case: Case
-    options: Options
+    options: Settings
     right: Bound
+    evidence: str = VALUES
+    #: the first of two calls that disagree (``REPEAT`` evidence), else None.
+    earlier: np.ndarray | None = None
 
     @property
     def arith(self) -> Arithmetic:
@@ -221,57 +146,56 @@ Alternatives = Callable[[Context], Iterator[Alternative]]
 
 @dataclasses.dataclass(frozen=True)
 class Pattern:
-    """A bug recognised by the values of a result.
+    """A bug recognised by the evidence a judge kept.
 
     Attributes:
-      kind: the diagnosis it names.
+      kind: the diagnosis it names (one record per kind).
       results: the result names it is tried on (``output``, ``L``/``loss``, ``dL_do``,
-        ``dL_dx``, ``dL_dw``, ``w_new``).
-      alternatives: its admissible sets for one failing result.
+        ``dL_dx``, ``dL_dw``, ``dL_db``, ``w_new``, ``b_new``).
+      alternatives: its admissible sets for one failing result, most specific first.
       functions: the checks it is tried in (None: any that returns one of ``results``).
+      reads: the evidence it reads (``VALUES``, ``NONFINITE``, ``SHAPE``, ``REPEAT``).
       probe: the data that shows it on a probe case: ``"normal"`` values, ``"ties"``, or
         ``"blocks"`` (normal values with sides past a block edge, ``_probes.BLOCKS_SHAPE``).
       refines: the kinds it is a special case of; when both fit, this one is named.
-      nonfinite: tried on results with NaN or infinity (the others see finite results only).
-      may_pass: a probe may pass although the bug is there (a rounding effect depends on the
-        data); for every other pattern a passing probe withdraws it.
-      reshapes: also tried on a result of the wrong shape (its alternatives have the shape the
-        bug gives); only such patterns are, before ``wrong_shape`` is said.
+      rounding: a rounding effect: it fits within a widened bound rather than on exact values,
+        a probe may pass although it is there, and a structural survivor beats it (``decide``).
+      stateful: it shows only across calls: probed for after a failure nothing explains.
     """
 
     kind: Diagnosis
     results: frozenset[str]
     alternatives: Alternatives
     functions: frozenset[str] | None = None
+    reads: frozenset[str] = frozenset({VALUES})
     probe: str = "normal"
     refines: tuple[Diagnosis, ...] = ()
-    nonfinite: bool = False
-    may_pass: bool = False
-    reshapes: bool = False
+    rounding: bool = False
+    stateful: bool = False
 
-    def applies(self, name: str, function: str, nonfinite: bool, reshaped: bool = False) -> bool:
+    def applies(self, name: str, function: str, evidence: str) -> bool:
         return (
             name in self.results
             and (self.functions is None or function in self.functions)
-            and self.nonfinite == nonfinite
-            and (self.reshapes or not reshaped)
+            and evidence in self.reads
         )
 
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """A defect the judges see in how calls behave rather than in a result's values.
+    """A defect the judges decide themselves, from how calls behave rather than from a
+    result's values.
 
     Attributes:
       kind: the diagnosis.
-      decided_by: where it is decided (a function of ``_judge``, ``_diagnosis`` or ``_invoke``).
-      replay: how many identical calls its reproducer makes: 2 where the defect shows only
-        between calls (the state a call leaves behind), else 1.
+      decided_by: where it is decided (a function of ``judging``).
+      stateful: it shows only across calls (two calls that disagree): probed for after a
+        failure nothing explains, as a stateful pattern is.
     """
 
     kind: Diagnosis
     decided_by: str
-    replay: int = 1
+    stateful: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -300,7 +224,14 @@ def _tie_conventions(ctx: Context) -> Iterator[Alternative]:
 
 
 def _transposed(ctx: Context) -> Iterator[Alternative]:
+    """A square result transposed (by its values), or a non-square one (by its shape alone)."""
     center = ctx.right.center
+    if ctx.evidence == SHAPE:
+        flipped = center.ndim == 2 and ctx.actual.shape == center.shape[::-1]
+        if flipped and center.shape[0] != center.shape[1]:
+            infinite = np.full(center.shape[::-1], np.inf)
+            yield Alternative("the result is transposed", Bound(center.T, infinite))
+        return
     if center.ndim == 2 and center.shape[0] == center.shape[1] and center.shape[0] > 1:
         yield Alternative("the result is transposed", Bound(center.T, ctx.right.radius.T))
 
@@ -663,6 +594,15 @@ def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
+def _lower_precision(ctx: Context) -> Iterator[Alternative]:
+    """A finite result within a less precise arithmetic's bound (``_reduced_precision``), or a
+    non-finite one where float16 would overflow (``_float16_overflow``)."""
+    if ctx.evidence == NONFINITE:
+        yield from _float16_overflow(ctx)
+    else:
+        yield from _reduced_precision(ctx)
+
+
 def _float16_overflow(ctx: Context) -> Iterator[Alternative]:
     """Infinity or NaN where float16 arithmetic would overflow (``|values|`` past its max)."""
     if ctx.options.dtype not in ("float32", "float64"):
@@ -793,6 +733,13 @@ def _trailing_regions(
             yield words, both
 
 
+def _cut_short(ctx: Context) -> Iterator[Alternative]:
+    """A summed axis cut short (``_missing_terms``), then a trailing region of the result never
+    computed (``_zero_region``)."""
+    yield from _missing_terms(ctx)
+    yield from _zero_region(ctx)
+
+
 def _zero_region(ctx: Context) -> Iterator[Alternative]:
     """A result right everywhere but a trailing region left at zero (or, for ``w_new``, at
     ``w``): a loop over the result that stops short."""
@@ -852,6 +799,49 @@ def _stale_weights(ctx: Context) -> Iterator[Alternative]:
     )
 
 
+#: What one more call adds to each result where gradients accumulate.
+_ONE_MORE = {
+    "w_new": "lr * dL_dw further",
+    "b_new": "lr * dL_db further",
+    "dL_dx": "one more dL_dx",
+    "dL_dw": "one more dL_dw",
+    "dL_db": "one more dL_db",
+}
+
+
+def _accumulated(ctx: Context) -> Iterator[Alternative]:
+    """The second of two identical calls adds one right gradient to the first (a ``.grad``
+    never zeroed: ``second = first + g``, whatever earlier calls left in ``first``).
+
+    ``ctx.actual`` is the second call's result, ``ctx.earlier`` the first's. ``second - first``
+    is held to the gradient's bound (for ``w_new``, ``first - second`` to ``lr * dL_dw``'s),
+    widened by the rounding of both results (``u_out |first| + u_out |second|``). Only where the
+    gradient is known not to be zero does "one more gradient" differ from noise: at a kink the
+    bound admits anything small, a jitter included.
+    """
+    if ctx.earlier is None or ctx.earlier.shape != ctx.actual.shape:
+        return
+    first, second, right = ctx.earlier, ctx.actual, ctx.right
+    if first.shape != right.center.shape:
+        return  # a wrong shape twice, differently: no gradient to see
+    if ctx.name in _UPDATED:
+        w = ctx.case.arrays[_UPDATED[ctx.name]].astype(np.float64)
+        added, gradient = first - second, Bound(w - right.center, 2 * right.radius)
+    else:
+        added, gradient = second - first, Bound(right.center, right.radius)
+    rounding = ctx.arith.u_out * (np.abs(first) + np.abs(second)) * 2
+    widened = Bound(gradient.center, gradient.radius + rounding)
+    nonzero = np.abs(widened.center) > widened.radius
+    if not (np.all(np.isfinite(added)) and np.any(nonzero & (added != 0))):
+        return
+    # second = first + added (first - added for an update), added inside the widened gradient.
+    sign = -1.0 if ctx.name in _UPDATED else 1.0
+    yield Alternative(
+        f"{ctx.name} by {_ONE_MORE[ctx.name]}",
+        Bound(first + sign * widened.center, widened.radius),
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The registries.
 # --------------------------------------------------------------------------------------------
@@ -859,10 +849,10 @@ def _stale_weights(ctx: Context) -> Iterator[Alternative]:
 #: A constant multiple of the result (or of the step, for w_new).
 _SCALES = (Diagnosis.SCALED, Diagnosis.SCALED_STEP)
 
-#: Every value pattern, in priority order.
+#: Every pattern, one per kind (the order decides nothing: the module docstring's rules do).
 PATTERNS: tuple[Pattern, ...] = (
     Pattern(Diagnosis.TIE_CONVENTION, _ALL, _tie_conventions, probe="ties"),
-    Pattern(Diagnosis.TRANSPOSED, _MATRICES, _transposed),
+    Pattern(Diagnosis.TRANSPOSED, _MATRICES, _transposed, reads=frozenset({VALUES, SHAPE})),
     Pattern(Diagnosis.SIGN_FLIP, _ALL, _sign_flip, refines=_SCALES),
     Pattern(Diagnosis.MEAN_INSTEAD_OF_SUM, _ALL, _mean, refines=_SCALES),
     Pattern(Diagnosis.WRONG_LOSS, frozenset({"L", "loss", "dL_do"}), _wrong_losses),
@@ -878,7 +868,7 @@ PATTERNS: tuple[Pattern, ...] = (
         frozenset({"output", "dL_db"}),
         _bias_axis,
         functions=frozenset({"forward", "grad_b"}),
-        reshapes=True,
+        reads=frozenset({VALUES, SHAPE}),
     ),
     Pattern(
         Diagnosis.BIAS_NOT_UPDATED,
@@ -893,27 +883,39 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(Diagnosis.SCALED, _ALL - _STEPS, _scaled),
     Pattern(Diagnosis.UPSTREAM_IGNORED, frozenset({"dL_dx", "dL_dw", "dL_db"}), _upstream_ignored),
     Pattern(Diagnosis.STALE_WEIGHTS, frozenset({"dL_dx"}), _stale_weights, frozenset({"step"})),
-    Pattern(Diagnosis.OFF_BY_ONE, _ALL, _missing_terms),
-    Pattern(Diagnosis.OFF_BY_ONE, _MATRICES, _zero_region),
-    Pattern(Diagnosis.REDUCED_PRECISION, _ALL, _reduced_precision, may_pass=True),
-    Pattern(Diagnosis.REDUCED_PRECISION, _ALL, _float16_overflow, nonfinite=True),
-    Pattern(Diagnosis.UNWRITTEN, _MATRICES, _unwritten, nonfinite=True),
+    Pattern(Diagnosis.OFF_BY_ONE, _ALL, _cut_short),
+    Pattern(
+        Diagnosis.REDUCED_PRECISION,
+        _ALL,
+        _lower_precision,
+        reads=frozenset({VALUES, NONFINITE}),
+        rounding=True,
+    ),
+    Pattern(Diagnosis.UNWRITTEN, _MATRICES, _unwritten, reads=frozenset({NONFINITE})),
+    Pattern(
+        Diagnosis.ACCUMULATED_GRADIENT,
+        frozenset(_ONE_MORE),
+        _accumulated,
+        reads=frozenset({REPEAT}),
+        stateful=True,
+    ),
 )
 
-#: Every verdict decided from how calls behave, and those decided before any pattern is tried.
+#: Every verdict the judges decide themselves.
 VERDICTS: tuple[Verdict, ...] = (
-    Verdict(Diagnosis.WRONG_SHAPE, "_diagnosis.check_result (and _invoke: a malformed reply)"),
-    Verdict(Diagnosis.WRONG_DTYPE, "_diagnosis.check_result"),
-    Verdict(Diagnosis.NAN, "_diagnosis.check_result: a non-finite result no pattern explains"),
-    Verdict(Diagnosis.MISMATCH, "_diagnosis.diagnose: no pattern, or none told apart"),
-    Verdict(Diagnosis.INPUT_MUTATED, "_judge.judge_function"),
-    Verdict(Diagnosis.NONDETERMINISTIC, "_judge.judge_function", replay=2),
-    Verdict(Diagnosis.ACCUMULATED_GRADIENT, "_judge._nondeterministic", replay=2),
-    Verdict(Diagnosis.RAISED, "_judge.failure"),
-    Verdict(Diagnosis.TIMED_OUT, "_judge.failure"),
-    Verdict(Diagnosis.CRASHED, "_judge.failure"),
-    Verdict(Diagnosis.CONVEXITY, "_judge.judge_identities"),
-    Verdict(Diagnosis.INCONSISTENT, "_judge.judge_consistency"),
+    Verdict(
+        Diagnosis.WRONG_SHAPE, "judging._findings.check_result (and _invoke: a malformed reply)"
+    ),
+    Verdict(Diagnosis.WRONG_DTYPE, "judging._findings.check_result"),
+    Verdict(Diagnosis.NAN, "judging._findings.check_result: a non-finite result"),
+    Verdict(Diagnosis.MISMATCH, "judging._findings.check_result: a result outside its bound"),
+    Verdict(Diagnosis.INPUT_MUTATED, "judging._judge.judge_function"),
+    Verdict(Diagnosis.NONDETERMINISTIC, "judging._judge.judge_function", stateful=True),
+    Verdict(Diagnosis.RAISED, "judging._judge.failure"),
+    Verdict(Diagnosis.TIMED_OUT, "judging._judge.failure"),
+    Verdict(Diagnosis.CRASHED, "judging._judge.failure"),
+    Verdict(Diagnosis.CONVEXITY, "judging._judge.judge_identities"),
+    Verdict(Diagnosis.INCONSISTENT, "judging._judge.judge_consistency"),
 )
 
 
@@ -928,32 +930,38 @@ def refined(fitted: list[tuple[Pattern, Alternative]]) -> list[Diagnosis]:
     return kinds
 
 
-def replays(kind: Diagnosis) -> int:
-    """How many identical calls a reproducer of ``kind`` makes (``Verdict.replay``)."""
-    return next((v.replay for v in VERDICTS if v.kind is kind), 1)
+#: The patterns by kind: each kind has one.
+BY_KIND: dict[Diagnosis, Pattern] = {pattern.kind: pattern for pattern in PATTERNS}
+
+#: Kinds that only show across calls: probed for after a failure nothing explains.
+STATEFUL: frozenset[Diagnosis] = frozenset(
+    {pattern.kind for pattern in PATTERNS if pattern.stateful}
+    | {verdict.kind for verdict in VERDICTS if verdict.stateful}
+)
 
 
-#: Kinds that only show across calls: a probe that finds one names it, even where the
-#: counterexample fitted no pattern (a shrunk case may have lost the state that shows it).
-STATEFUL: frozenset[Diagnosis] = frozenset(v.kind for v in VERDICTS if v.replay > 1)
+def decide(survivors: list[Diagnosis]) -> list[Diagnosis]:
+    """The kinds left to name among those a probe did not contradict (rule 4): a single one
+    that is not ``rounding`` beats every rounding one; otherwise all of them."""
+    structural = [kind for kind in survivors if not BY_KIND[kind].rounding]
+    return structural if len(survivors) > 1 and len(structural) == 1 else survivors
 
 
-def mantissa_bits(dtype: np.dtype) -> int | None:
-    """Explicit mantissa bits of a float dtype (bfloat16: 7), None for non-floats."""
-    if dtype == np.dtype(ml_dtypes.bfloat16):
-        return 7
-    if dtype.kind != "f":
-        return None
-    return int(np.finfo(dtype).nmant)
+def in_order(kinds: list[Diagnosis]) -> list[Diagnosis]:
+    """``kinds`` in ``Diagnosis`` order: how candidates are listed, whatever the registry's."""
+    order = list(Diagnosis)
+    return sorted(kinds, key=order.index)
 
 
 __all__ = [
+    "EVIDENCE_OF",
     "PATTERNS",
     "VERDICTS",
     "Alternative",
     "Context",
-    "Diagnosis",
     "Pattern",
     "Verdict",
     "accepting_option",
+    "decide",
+    "in_order",
 ]

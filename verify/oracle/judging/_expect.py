@@ -25,10 +25,10 @@ import numpy as np
 
 import reference
 
-from .. import bounds
-from ..bounds import Arithmetic, Bound
+from ... import bounds
+from ...bounds import Arithmetic, Bound
+from .._contract import signature_for
 from ._cases import Case
-from ._contract import signature_for
 
 
 def loop_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

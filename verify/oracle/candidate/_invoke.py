@@ -16,7 +16,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from ._contract import Signature
+from .._contract import Signature
 
 #: Frames of the candidate's own traceback kept in a report.
 TRACEBACK_FRAMES = 6

@@ -15,14 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import bounds
-from ..messages import ExitCode, print_error
-from ._calls import StartError, WorkerCaller, python_worker, worker_environment
-from ._cases import Case
-from ._checks import CHECKS
-from ._judge import NotJudged
-from ._options import Options
-from ._probes import follows_from_pieces, resolve
+from ... import bounds
+from ...messages import ExitCode, print_error
+from .._settings import Settings
+from ..candidate import StartError, WorkerCaller, python_worker, worker_environment
+from ..explaining import explain
+from ..judging import CHECKS, Case, NotJudged
 from ._report import FunctionReport
 
 _SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
@@ -37,7 +35,7 @@ import sys
 # Where crosscheck was when the check ran (used only if it is not installed).
 sys.path.append({package_root!r})
 
-from verify.oracle._repro import rerun
+from verify.oracle.front._repro import rerun
 
 sys.exit(
     rerun(
@@ -58,7 +56,7 @@ def write_repro(
     spec: str | None,
     command: list[str] | None,
     report: FunctionReport,
-    options: Options,
+    settings: Settings,
     directory: Path,
 ) -> Path:
     """Write ``case.npz`` and ``repro.py`` for a failed check of the implementation ``name``
@@ -88,12 +86,12 @@ def write_repro(
         _SCRIPT.format(
             summary="\n".join(f"# {line}" for text in summary for line in text.splitlines()),
             script=script.resolve(),
-            package_root=str(Path(__file__).resolve().parents[2]),
+            package_root=str(Path(__file__).resolve().parents[3]),
             spec=spec,
             command=command,
             cwd=os.getcwd(),
             function=report.function,
-            options=options.described(),
+            options=settings.described(),
             kind=str(report.diagnosis),
         )
     )
@@ -172,13 +170,13 @@ def rerun(
             "spec= in this reproducer to its 'module:attr'"
         )
         return ExitCode.USAGE
-    checked = Options(**options)
+    checked = Settings(**options)
     try:
         caller = WorkerCaller(
             command or python_worker(spec),  # type: ignore[arg-type]  # one of them is set
             name=spec or " ".join(command or []),
             timeout=checked.timeout,
-            env=worker_environment(checked),
+            env=worker_environment(checked.dtype),
             cwd=cwd,
         )
     except StartError as err:
@@ -189,10 +187,8 @@ def rerun(
     try:
         ratio, finding = check.run(caller, case, checked)
         if finding is not None:
-            # The same probes and tracing as the search, so the verdict reads the same.
-            _, finding = resolve(check, caller, case, finding, checked)
-            if check.from_pieces:
-                finding = follows_from_pieces(caller, case, finding, checked)
+            # The same explanation as the run's, so the verdict reads the same.
+            _, finding = explain(check, caller, case, finding, checked)
     except NotJudged as why:
         print(f"NOT JUDGED {case.describe()}: {why} (was: {kind})")
         return ExitCode.OK

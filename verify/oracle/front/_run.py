@@ -1,6 +1,6 @@
 """``verify.check``: every applicable check of the registry on one implementation, a Report.
 
-The candidate runs in a worker process of its own (``_calls.WorkerCaller``) whenever it can be
+The candidate runs in a worker process of its own (``candidate.WorkerCaller``) whenever it can be
 loaded again there: a SPEC, a module, a top-level class or a module-level object, or any
 executable that speaks the worker protocol (``command``). Only an object that cannot (a
 closure built inside a test), or ``isolate=False`` (for pdb), is called in this process, and
@@ -20,58 +20,53 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import default_cache_dir
-from ._calls import (
+from ... import default_cache_dir
+from ...messages import CrosscheckError
+from .._settings import PYTHON, OptionError, Settings
+from ..candidate import (
     Caller,
+    Candidate,
+    ContractError,
     InProcessCaller,
     StartError,
     WorkerCaller,
-    python_worker,
-    worker_environment,
-)
-from ._cases import Pool, shape_pool
-from ._checks import CHECKS, Check
-from ._loading import (
-    Candidate,
-    ContractError,
     absolute_spec,
     as_candidate,
-    enable_float64_for,
     name_of,
+    python_worker,
     spec_of,
+    worker_environment,
 )
-from ._options import PYTHON, Options
+from ..explaining import explain
+from ..judging import CHECKS, Check, Pool, Progress, Searched, search, shape_pool
 from ._report import FunctionReport, Report, environment
 from ._repro import write_heatmap, write_repro
-from ._search import Progress, search
-from ._settings import Settings, arguments_doc, check_signature
+from ._surfaces import arguments_doc, check_signature
 from ._workers import Workers, run_checks
 
 
 def _command(command: str | Sequence[str]) -> list[str]:
     words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
     if not words:
-        raise ValueError("command must name an executable, got nothing")
+        raise CrosscheckError("command must name an executable, got nothing")
     return words
 
 
 def make_caller(
     impl: Any,
-    command: str | Sequence[str] | None,
-    options: Options,
+    settings: Settings,
     *,
     isolate: bool | None,
-    import_timeout: float,
-    memory_limit: int | None,
     cache_dir: str | None = None,
 ) -> tuple[Caller, str | None, list[str] | None]:
-    """The caller for ``impl`` or ``command``, and the SPEC or command that loads it again;
-    ``cache_dir``: a JAX compilation cache for the worker (``worker_environment``).
+    """The caller for ``impl`` or ``settings.command``, and the SPEC or command that loads it
+    again; ``cache_dir``: a JAX compilation cache for the worker (``worker_environment``).
 
     Raises ContractError when the implementation cannot be loaded or provides nothing.
     """
+    command = settings.command
     if (impl is None) == (command is None):
-        raise ValueError("check needs an implementation or a command (exactly one)")
+        raise CrosscheckError("check needs an implementation or a command (exactly one)")
     if command is not None:
         words = _command(command)
         name, spec = shlex.join(words), None
@@ -82,22 +77,24 @@ def make_caller(
         name = impl.name if isinstance(impl, Candidate) else name_of(impl)
         if isolate is False or spec is None:
             if isolate:
-                raise ValueError(
-                    f"{name} cannot be loaded again in a worker process (no module-level name "
-                    "holds it): pass its SPEC, its class or its module, or isolate=False"
+                raise OptionError(
+                    "isolate",
+                    f"is True, but {name} cannot be loaded again in a worker process (no "
+                    "module-level name holds it): pass its SPEC, its class or its module, or "
+                    "isolate=False",
                 )
-            enable_float64_for(options.dtype)
+            enable_float64_for(settings.dtype)
             candidate = impl if isinstance(impl, Candidate) else as_candidate(impl)
-            return InProcessCaller(candidate, options.timeout), spec, None
+            return InProcessCaller(candidate, settings.timeout), spec, None
         words = python_worker(spec)
     try:
         caller = WorkerCaller(
             words,
             name=name,
-            timeout=options.timeout,
-            import_timeout=import_timeout,
-            memory_limit=memory_limit,
-            env=worker_environment(options, cache_dir),
+            timeout=settings.timeout,
+            import_timeout=settings.import_timeout,
+            memory_limit=settings.memory_limit,
+            env=worker_environment(settings.dtype, cache_dir),
         )
     except StartError as err:
         raise ContractError(str(err)) from None
@@ -107,13 +104,26 @@ def make_caller(
     return caller, spec, (words if command is not None else None)
 
 
+def enable_float64_for(dtype: str) -> None:
+    """Let JAX candidates compute in float64 when float64 is checked (``jax_enable_x64``).
+
+    Without it a JAX implementation silently returns float32 for float64 inputs, and the
+    command line would report ``wrong_dtype`` for a correct layer. Set before the candidate
+    is loaded, as JAX requires; the command line and reproducers own their process.
+    """
+    if dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
 def default_jobs() -> int:
     """``-j``'s default: ``$CROSSCHECK_JOBS`` if set (a test suite already running on every
     core sets 1), else the cores this process may run on."""
     explicit = os.environ.get("CROSSCHECK_JOBS", "").strip()
     if explicit:
         if not explicit.isdigit() or int(explicit) < 1:
-            raise ValueError(f"CROSSCHECK_JOBS must be a positive int, got {explicit!r}")
+            raise CrosscheckError(f"CROSSCHECK_JOBS must be a positive int, got {explicit!r}")
         return int(explicit)
     try:
         return len(os.sched_getaffinity(0))
@@ -143,20 +153,17 @@ class Run:
     ``check`` runs every requested check of one Run; the pytest plugin runs one check per test
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
     the candidate is loaded once. Every check of a Run draws from one pool of shapes
-    (``_cases.shape_pool``): a jitted candidate compiles each shape once for all of them.
+    (``judging.shape_pool``): a jitted candidate compiles each shape once for all of them.
+    ``settings`` are the run's, as ``open_run`` resolved them (the bias read from the
+    candidate, the jobs counted, the reproducers' folder absolute).
     """
 
     caller: Caller
     spec: str | None
     command: list[str] | None
-    options: Options
-    max_examples: int
-    seed: int | None
-    repro_dir: Path | None
-    progress: Progress | None = None
+    settings: Settings
     #: starts another caller of the same candidate (a worker of its own), for ``run_all``.
     more: Callable[[], Caller] | None = None
-    jobs: int = 1
     #: every caller the Run started (``caller`` first), the seed's shapes, the jobs it used.
     callers: list[Caller] = dataclasses.field(init=False)
     pool: Pool = dataclasses.field(init=False)
@@ -165,9 +172,15 @@ class Run:
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
-        self.pool = shape_pool(self.seed, tiles=self.options.tile)
-        if self.progress is not None:
-            self.progress = _serialised(self.progress)
+        self.pool = shape_pool(self.settings.seed, tiles=self.settings.tile)
+        if self.settings.progress is not None:
+            serialised = _serialised(self.settings.progress)
+            self.settings = dataclasses.replace(self.settings, progress=serialised)
+
+    @property
+    def jobs(self) -> int:
+        """Checks that may run at once (``settings.jobs``, resolved by ``open_run``)."""
+        return self.settings.jobs or 1
 
     def run(
         self, name: str, *, requested: bool = True, on: Caller | None = None
@@ -178,22 +191,49 @@ class Run:
         if name not in CHECKS:
             raise ValueError(f"check must be one of {list(CHECKS)}, got {name!r}")
         chosen = CHECKS[name]
-        if not chosen.applies(self.caller.provided, self.options):
+        settings = self.settings
+        if not chosen.applies(self.caller.provided, settings):
             return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
         caller = self.caller if on is None else on
         started = time.monotonic()
-        report = search(
-            chosen, caller, self.options, self.max_examples, self.seed, self.progress, self.pool
-        )
+        searched = search(
+            chosen, caller, settings, settings.max_examples, settings.seed, settings.progress,
+            self.pool,
+        )  # fmt: skip
+        report = self._verdict(chosen, caller, searched)
         report.seconds = time.monotonic() - started
-        if report.status == "fail" and self.repro_dir is not None and report.case is not None:
+        if report.status == "fail" and settings.repro_dir is not None and report.case is not None:
             script = write_repro(
-                caller.name, self.spec, self.command, report, self.options, self.repro_dir
+                caller.name, self.spec, self.command, report, settings, Path(settings.repro_dir)
             )
             report.repro = str(script)
             if report.errors is not None:
                 report.picture = write_heatmap(report.errors, script.with_name("errors.png"))
         return report
+
+    def _verdict(self, chosen: Check, caller: Caller, searched: Searched) -> FunctionReport:
+        """The verdict of a search: a pass (a skip when no case could be judged), or a failure
+        with its cause explained (``explaining.explain``)."""
+        name = chosen.name
+        if searched.failure is None:
+            status = "skip" if searched.judged_nothing else "pass"
+            worst = 0.0 if status == "skip" else searched.worst
+            return FunctionReport(name, status, searched.examples, worst, note=searched.note)
+        case, finding = searched.failure
+        case, finding = explain(chosen, caller, case, finding, self.settings)
+        return FunctionReport(
+            name,
+            "fail",
+            searched.examples,
+            max(searched.worst, finding.ratio),
+            diagnosis=finding.kind,
+            detail=finding.detail,
+            message=finding.message or None,
+            traceback=finding.traceback,
+            case=case,
+            where=finding.where or None,
+            errors=finding.errors,
+        )
 
     def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:
         """The verdicts of ``names``, in that order; checks that do not apply are skipped as
@@ -201,10 +241,11 @@ class Run:
         function of the candidate is called on one worker, and two checks run at once only when
         they call different workers."""
         provided = self.caller.provided
-        runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, self.options)]
+        settings = self.settings
+        runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, settings)]
         parallel = self.jobs if self.more is not None and threads_allowed() else 1
         # More workers than the functions called, or than the checks, would idle.
-        called = set().union(*(chosen.calls(provided, self.options) for chosen in runnable))
+        called = set().union(*(chosen.calls(provided, settings) for chosen in runnable))
         count = max(1, min(parallel, len(called), len(runnable)))
         self.used_jobs = count
         if count == 1 or self.more is None:
@@ -216,7 +257,7 @@ class Run:
                 runnable,
                 count,
                 lambda chosen: self._run(chosen, workers),
-                lambda chosen: workers.uses(chosen.calls(provided, self.options)),
+                lambda chosen: workers.uses(chosen.calls(provided, settings)),
                 workers.changed,
             )
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
@@ -226,12 +267,12 @@ class Run:
         """Why none of the checks ``names`` applies to this candidate, in one line, or None
         when one does: known once the candidate is loaded, before any check runs."""
         provided = self.caller.provided
-        if any(CHECKS[name].applies(provided, self.options) for name in names):
+        if any(CHECKS[name].applies(provided, self.settings) for name in names):
             return None
         needs = "; ".join(f"{name} {CHECKS[name].requirement()}" for name in names)
         return (
             f"nothing was checked: no requested check applies to {self.caller.name} at dtype "
-            f"{self.options.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
+            f"{self.settings.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
         )
 
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
@@ -246,9 +287,7 @@ class Run:
             notes.update(each.notes)
         return Report(
             implementation=self.caller.name,
-            options=self.options,
-            max_examples=self.max_examples,
-            seed=self.seed,
+            settings=self.settings,
             functions=functions,
             environment=environment(),
             isolated=isinstance(self.caller, WorkerCaller),
@@ -273,12 +312,12 @@ class Run:
 
 def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
     """Load ``impl`` (or start ``settings.command``) for checking with ``settings`` (default:
-    every option's default; ``settings.jobs`` None is ``default_jobs()``). Raises ContractError
-    or ValueError as ``check`` does."""
+    every option's default; ``settings.jobs`` None is ``default_jobs()``). Raises a
+    ``CrosscheckError`` (a ``ContractError``: the candidate cannot be loaded) as ``check``
+    does."""
     if settings is None:
         settings = Settings()
     jobs = default_jobs() if settings.jobs is None else settings.jobs
-    options = settings.judged()
     # crosscheck's persistent JAX compilation cache (``verify._cache``, unless the environment
     # names another): a jitted candidate compiles a shape once, then loads it in every later
     # run while its code is unchanged (JAX keys an entry by the compiled program), and a
@@ -289,36 +328,28 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         cache: str | None = str(folder)
     except OSError:
         cache = None  # a home that cannot be written: the workers compile without a cache
-    start = functools.partial(
-        make_caller,
-        impl,
-        settings.command,
-        options,
-        import_timeout=settings.import_timeout,
-        memory_limit=settings.memory_limit,
-        cache_dir=cache,
-    )
+    start = functools.partial(make_caller, impl, settings, cache_dir=cache)
     caller, spec, words = start(isolate=settings.isolate)
-    if options.bias is None:
-        # The candidate's own word: a forward of three parameters or a step of five.
-        options = dataclasses.replace(options, bias=caller.bias)
 
     def more() -> Caller:
         """Another worker of the same candidate (``run_all``'s further workers)."""
         return start(isolate=True)[0]
 
     repro_dir = settings.repro_dir
+    resolved = dataclasses.replace(
+        settings,
+        # The candidate's own word where the user said nothing: a forward of three parameters
+        # or a step of five.
+        bias=caller.bias if settings.bias is None else settings.bias,
+        jobs=jobs,
+        repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
+    )
     return Run(
         caller=caller,
         spec=spec,
         command=words,
-        options=options,
-        max_examples=settings.max_examples,
-        seed=settings.seed,
-        repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
-        progress=settings.progress,
+        settings=resolved,
         more=more if isinstance(caller, WorkerCaller) else None,
-        jobs=jobs,
     )
 
 
@@ -341,7 +372,8 @@ def check(impl: Any = None, **options: Any) -> Report:
 
     Raises:
       ContractError: ``impl`` cannot be loaded or provides none of the functions.
-      ValueError: an option is out of range (the message names it).
+      OptionError: an option is out of range (the message names it; a ValueError too).
+      CrosscheckError: the base of both (nothing was checked).
       TypeError: a keyword that is not an option.
     """
     settings = Settings.given("check()", PYTHON, options)

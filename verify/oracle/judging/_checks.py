@@ -14,7 +14,9 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from ._calls import Caller
+from .._contract import BIAS_ONLY, CHECK_NAMES, FUNCTIONS, Signature, signature
+from .._settings import Settings
+from ..candidate import Caller
 from ._cases import (
     Case,
     Shapes,
@@ -24,12 +26,10 @@ from ._cases import (
     layer_cases,
     without_crossing,
 )
-from ._contract import BIAS_ONLY, FUNCTIONS, Signature, signature
-from ._diagnosis import Finding
+from ._findings import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
-from ._options import Options
 
-Draw = Callable[[Signature, Options, Shapes], st.SearchStrategy[Case]]
+Draw = Callable[[Signature, Settings, Shapes], st.SearchStrategy[Case]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,20 +76,20 @@ class Check:
         bias = "; a layer with a bias (bias option)" if self.name in BIAS_ONLY else ""
         return f"needs {options}{dtypes}{bias}"
 
-    def needs_for(self, options: Options) -> tuple[frozenset[str], ...]:
+    def needs_for(self, options: Settings) -> tuple[frozenset[str], ...]:
         """``needs`` for this layer: with a bias, where dL_dw comes from the pieces (grad_w),
         dL_db comes from grad_b."""
         if not options.bias:
             return self.needs
         return tuple(need | {"grad_b"} if "grad_w" in need else need for need in self.needs)
 
-    def calls(self, provided: frozenset[str], options: Options | None = None) -> frozenset[str]:
+    def calls(self, provided: frozenset[str], options: Settings | None = None) -> frozenset[str]:
         """The functions its cases call: the first alternative of ``needs`` that the candidate
         provides (the judges prefer it: ``identities`` the fused step over the pieces)."""
         needs = self.needs if options is None else self.needs_for(options)
         return next((need for need in needs if need <= provided), frozenset())
 
-    def applies(self, provided: frozenset[str], options: Options) -> bool:
+    def applies(self, provided: frozenset[str], options: Settings) -> bool:
         """Whether the candidate provides what the check needs, at this dtype (grad_b: on a
         layer with a bias only)."""
         if self.name in BIAS_ONLY and not options.bias:
@@ -108,7 +108,7 @@ class Check:
         with_b = (*arguments[:2], "b", *arguments[2:]) if arguments[:2] == ("x", "w") else None
         return self.signature._replace(arguments=with_b) if with_b else self.signature
 
-    def run(self, caller: Caller, case: Case, options: Options) -> tuple[float, Finding | None]:
+    def run(self, caller: Caller, case: Case, options: Settings) -> tuple[float, Finding | None]:
         """``judge`` one case, with the oracle's own numerics quiet: whatever the candidate
         returned (inf, NaN, complex) gets a verdict, never a warning from the oracle's
         arithmetic on it."""
@@ -116,11 +116,11 @@ class Check:
             warnings.simplefilter("ignore")
             return self.judge(caller, case, options)
 
-    def cases(self, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+    def cases(self, options: Settings, shapes: Shapes) -> st.SearchStrategy[Case]:
         """The search's cases, of ``shapes`` (the run's pool, ``_cases.pool_shapes``)."""
         return self.draw(self.signature_for(options.bias), options, shapes)
 
-    def edges(self, options: Options) -> list[Case]:
+    def edges(self, options: Settings) -> list[Case]:
         return edge_cases(self.signature_for(options.bias), options, self.edge_transform)
 
 
@@ -160,3 +160,7 @@ CHECKS: dict[str, Check] = {
         ),
     )
 }
+
+# The contract names every check (``_contract.CHECK_NAMES``: the settings validate --functions
+# against it); this registry holds their records, in that order.
+assert tuple(CHECKS) == CHECK_NAMES, (tuple(CHECKS), CHECK_NAMES)

@@ -26,11 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ._contract import FUNCTIONS
-
-
-class ContractError(Exception):
-    """The implementation cannot be checked at all: not importable, or nothing recognised."""
+from ...messages import ContractError
+from .._contract import FUNCTIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -343,7 +340,7 @@ def as_candidate(
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
     if _framework_loaded() and not _spells_out_the_contract(impl):
-        from ..adapters import framework_layer
+        from ...adapters import framework_layer
 
         adapted = framework_layer(impl)
         if adapted is not None:
@@ -471,16 +468,3 @@ def _module_spec(module: ModuleType) -> str | None:
     if module.__name__ == "__main__":
         return None
     return module.__name__
-
-
-def enable_float64_for(dtype: str) -> None:
-    """Let JAX candidates compute in float64 when float64 is checked (``jax_enable_x64``).
-
-    Without it a JAX implementation silently returns float32 for float64 inputs, and the
-    command line would report ``wrong_dtype`` for a correct layer. Set before the candidate
-    is loaded, as JAX requires; the command line and reproducers own their process.
-    """
-    if dtype == "float64":
-        import jax
-
-        jax.config.update("jax_enable_x64", True)

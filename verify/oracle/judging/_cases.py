@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from .. import bounds
-from ..strategies import (
+from ... import bounds
+from ...strategies import (
     DIM_MENU,
     BiasLayerInputs,
     LayerInputs,
@@ -33,8 +33,8 @@ from ..strategies import (
     example_inputs,
     layer_inputs,
 )
-from ._contract import BIAS_UPDATE, Signature
-from ._options import Options
+from .._contract import BIAS_UPDATE, Signature
+from .._settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +239,7 @@ def _upstream(seed: int, shape: tuple[int, int], dtype: np.dtype, exact: bool) -
 def _with_upstreams(
     signature: Signature,
     base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs],
-    options: Options,
+    options: Settings,
 ) -> st.SearchStrategy[Case]:
     """``base``'s inputs with a random ``dL_do (N, O)`` and ``dL_dw (I, O)``, drawn as two
     seeds beside the inputs (one strategy for every draw: building one per draw, as a flatmap
@@ -261,7 +261,7 @@ def _with_upstreams(
     return st.builds(case, base, seeds, seeds)
 
 
-def layer_cases(signature: Signature, options: Options, shapes: Shapes) -> st.SearchStrategy[Case]:
+def layer_cases(signature: Signature, options: Settings, shapes: Shapes) -> st.SearchStrategy[Case]:
     """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
     base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
@@ -288,7 +288,7 @@ def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
 
 
 def crossing_free_cases(
-    signature: Signature, options: Options, shapes: Shapes
+    signature: Signature, options: Settings, shapes: Shapes
 ) -> st.SearchStrategy[Case]:
     """``layer_cases``, with cases where no output can cross its target first: there the
     no-crossing identity is an equality that any wrong gradient or update breaks."""
@@ -297,7 +297,7 @@ def crossing_free_cases(
 
 
 def integer_cases(
-    signature: Signature, options: Options, shapes: Shapes
+    signature: Signature, options: Settings, shapes: Shapes
 ) -> st.SearchStrategy[Case]:
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
@@ -313,7 +313,7 @@ def integer_cases(
 
 
 def edge_cases(
-    signature: Signature, options: Options, transform: Callable[[Case], Case] | None = None
+    signature: Signature, options: Settings, transform: Callable[[Case], Case] | None = None
 ) -> list[Case]:
     """One case per ``EDGE_SHAPES`` entry and per shape of the declared tiles
     (``tile_shapes``: a partial block of each is met whatever the search drew), integer data

@@ -21,11 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from ._calls import Caller, StartError
-from ._checks import Check
-from ._contract import FUNCTIONS
-from ._invoke import Outcome
-from ._loading import ContractError
+from .._contract import FUNCTIONS
+from ..candidate import Caller, ContractError, Outcome, StartError
+from ..judging import Check
 from ._report import FunctionReport
 
 #: How long a function takes to compile, relative to the others, for sharing the functions

@@ -20,15 +20,14 @@ import math
 
 import numpy as np
 
-from .. import bounds
-from ..strategies import BiasLayerInputs, LayerInputs
-from ._calls import Caller
-from ._cases import Case, make_case
-from ._checks import CHECKS, Check
-from ._diagnosis import Candidate, Diagnosis, Finding, listed
-from ._judge import pieces_agree
-from ._options import Options
-from ._patterns import STATEFUL
+from ... import bounds
+from ...strategies import BiasLayerInputs, LayerInputs
+from .._diagnoses import Diagnosis
+from .._settings import Settings
+from ..candidate import Caller
+from ..judging import CHECKS, Case, Check, Finding, Suspect, make_case, pieces_agree
+from ._diagnosis import listed, named
+from ._patterns import STATEFUL, decide
 
 #: The smallest probe: N, I, O all different and none the product of two others, so that a
 #: mean over N is told from one over O or N*O.
@@ -115,7 +114,7 @@ def probe_case(
     return make_case(check.signature_for(bias), inputs, upstream, gradient)
 
 
-def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | None:
+def _fits_again(candidate: Suspect, found: Finding | None) -> bool | str | None:
     """What a probe's finding says of ``candidate``: the probe's words for it when the probe's
     result fits it again (with the same fitted constant, where it has one; clearly, where it
     has none); None when it says nothing (a rounding effect on a probe that passes, or the
@@ -123,8 +122,8 @@ def _fits_again(candidate: Candidate, found: Finding | None) -> bool | str | Non
     False when it contradicts it (the probe passed where the pattern predicts a failure, or
     its result does not fit the pattern)."""
     if found is None:
-        return None if candidate.may_pass else False
-    fitting = [Candidate(found.kind, found.detail, found.value), *found.candidates]
+        return None if candidate.rounding else False
+    fitting = [Suspect(found.kind, found.detail, found.value), *found.candidates]
     unclear_again = False
     for other in fitting:
         if other.kind is not candidate.kind:
@@ -147,8 +146,15 @@ def _shape_words(shape: tuple[int, int, int]) -> str:
     return f"N={n}, I={i}, O={o}"
 
 
+def _judged(check: Check, caller: Caller, case: Case, options: Settings) -> Finding | None:
+    """The finding of ``check`` on ``case``, its cause named by the evidence alone (``named``):
+    what a probe's result says, before any further probe."""
+    _, found = check.run(caller, case, options)
+    return None if found is None else named(found, case, options)
+
+
 def resolve(
-    check: Check, caller: Caller, case: Case, finding: Finding, options: Options
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
 ) -> tuple[Case, Finding]:
     """``finding`` with its candidates told apart on probes (module docstring), and the case
     that shows it. A ``mismatch`` with no candidates is probed once for a defect that only shows
@@ -158,19 +164,16 @@ def resolve(
     if not check.ambiguity_probe:
         return case, finding
     if not finding.candidates:
-        # What a probe may make more specific: a mismatch, any defect shown across calls; two
-        # calls that disagree, a gradient accumulated (seen where it is not zero).
-        sharper = {
-            Diagnosis.MISMATCH: STATEFUL,
-            Diagnosis.NONDETERMINISTIC: {Diagnosis.ACCUMULATED_GRADIENT},
-        }.get(finding.kind, frozenset())
-        if not sharper:
+        # A failure the counterexample explains nothing of, or two calls that disagree, may be
+        # a stateful pattern a shrunk case lost (the gradient that shows an accumulation):
+        # probed for on normal data (``_patterns``, rule 3).
+        if finding.kind not in (Diagnosis.MISMATCH, Diagnosis.NONDETERMINISTIC) or not STATEFUL:
             return case, finding
         probe = probe_case(
             check, options.dtype, "normal", probe_shape(case.shape), case.lr, bias=_biased(case)
         )
-        _, found = check.run(caller, probe, options)
-        if found is not None and found.kind in sharper:
+        found = _judged(check, caller, probe, options)
+        if found is not None and found.kind in STATEFUL and found.kind is not finding.kind:
             return probe, found
         return case, finding
     if finding.ambiguous or _smaller_than_a_probe(case):
@@ -191,13 +194,13 @@ def _smaller_than_a_probe(case: Case) -> bool:
 
 
 def _told_apart(
-    check: Check, caller: Caller, case: Case, finding: Finding, options: Options
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
 ) -> Finding:
     """``finding``'s candidates after their probes: the one that survives named, or a
     ``mismatch`` that lists them."""
     verdicts: dict[Diagnosis, list[bool | str | None]] = {c.kind: [] for c in finding.candidates}
     shapes: list[str] = []
-    may_pass = {c.kind: c.may_pass for c in finding.candidates}
+    rounding = {c.kind: c.rounding for c in finding.candidates}
     # The probe that confirmed each candidate, and its shape: its wrong elements say more
     # than a minimal counterexample's (often every element of a 1x1 result).
     shown: dict[Diagnosis, tuple[Finding, str]] = {}
@@ -205,7 +208,7 @@ def _told_apart(
         for shape in probe_shapes(case.shape, data, options.tile):
             shapes.append(_shape_words(shape))
             probe = probe_case(check, options.dtype, data, shape, case.lr, bias=_biased(case))
-            _, found = check.run(caller, probe, options)
+            found = _judged(check, caller, probe, options)
             # Each candidate is judged on the probe chosen for it only: a tie convention says
             # nothing on a probe without ties.
             for candidate in finding.candidates:
@@ -220,15 +223,10 @@ def _told_apart(
         kind: next((s for s in said if isinstance(s, str)), None)
         for kind, said in verdicts.items()
         if False not in said
-        and (any(isinstance(s, str) for s in said) or (may_pass[kind] and said))
+        and (any(isinstance(s, str) for s in said) or (rounding[kind] and said))
     }
     where = " and ".join(dict.fromkeys(shapes))
-    structural = [kind for kind in survivors if not may_pass[kind]]
-    if len(survivors) > 1 and len(structural) == 1:
-        # A pattern that fits within the declared arithmetic's own rounding (a term missing
-        # from a sum of 513) is far more specific than lower precision, whose wider bound holds
-        # it too: rounding noise does not land on one term's value in every element.
-        survivors = {structural[0]: survivors[structural[0]]}
+    survivors = {kind: survivors[kind] for kind in decide(list(survivors))}
     if len(survivors) == 1:
         [(kind, words)] = survivors.items()
         detail = words or _detail_of(finding, kind)
@@ -300,7 +298,7 @@ def _piece_cases(case: Case) -> dict[str, Case]:
 
 
 def _first_failing(
-    caller: Caller, calls: dict[str, Case], options: Options
+    caller: Caller, calls: dict[str, Case], options: Settings
 ) -> tuple[str, Finding] | None:
     """The first of ``calls`` (by check name) that the candidate provides and that fails,
     with its finding resolved on probes as its own check's would be."""
@@ -308,13 +306,13 @@ def _first_failing(
         if name not in caller.provided:
             continue
         check = CHECKS[name]
-        _, found = check.run(caller, call, options)
+        found = _judged(check, caller, call, options)
         if found is not None:
             return name, resolve(check, caller, call, found, options)[1]
     return None
 
 
-def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Options) -> Finding:
+def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Settings) -> Finding:
     """A fused step's failure traced to the first of its own pieces that fails on the same
     data, where the candidate provides the pieces and its step agrees with them on ``case``
     (so the step's defect is the piece's). A step that cannot be traced is left as it is.

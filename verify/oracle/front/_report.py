@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import bounds
-from ._cases import Case
-from ._diagnosis import Diagnosis
-from ._options import Options
+from ... import bounds
+from .._diagnoses import Diagnosis
+from .._settings import Settings
+from ..judging import Case
 
 
 @dataclasses.dataclass
@@ -146,15 +146,13 @@ class Report:
     """Every verdict on one implementation, and how it was checked."""
 
     implementation: str
-    options: Options
-    max_examples: int
-    seed: int | None
+    settings: Settings
     functions: list[FunctionReport]
     environment: dict[str, Any] = dataclasses.field(default_factory=dict)
     isolated: bool = True
     notes: dict[str, int] = dataclasses.field(default_factory=dict)
     #: distinct calls (function, shapes, dtypes) per worker process, summed: what a jitted
-    #: candidate compiles in the run (``_calls.signature_of``).
+    #: candidate compiles in the run (``candidate.compile_key``).
     compiles: int = 0
     #: checks run at once (``verify.check(jobs=...)``).
     jobs: int = 1
@@ -185,20 +183,21 @@ class Report:
         )
 
     def summary(self) -> str:
-        mode = "exact" if self.options.exact else self.options.dtype
+        settings = self.settings
+        mode = "exact" if settings.exact else settings.dtype
         extras = []
-        if self.options.matmul_precision != "float32":
-            extras.append(f"{self.options.matmul_precision} matmul")
-        if bounds.accumulation_of(self.options.dtype, self.options.accumulation):
-            extras.append(f"{self.options.accumulation} accumulation")
-        if self.options.tie_convention:
-            extras.append(f"ties pinned to {self.options.tie_convention}")
-        if self.options.bias:
+        if settings.matmul_precision != "float32":
+            extras.append(f"{settings.matmul_precision} matmul")
+        if bounds.accumulation_of(settings.dtype, settings.accumulation):
+            extras.append(f"{settings.accumulation} accumulation")
+        if settings.tie_convention:
+            extras.append(f"ties pinned to {settings.tie_convention}")
+        if settings.bias:
             extras.append("with bias")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
-            f"crosscheck: {self.implementation} ({mode}{extra}, up to {self.max_examples} "
-            f"examples per function, seed {self.seed})"
+            f"crosscheck: {self.implementation} ({mode}{extra}, up to {settings.max_examples} "
+            f"examples per function, seed {settings.seed})"
         ]
         if not self.isolated:
             lines.append("  in-process: the candidate can affect this verdict")
@@ -229,9 +228,9 @@ class Report:
         return {
             "implementation": self.implementation,
             "passed": self.passed,
-            "options": self.options.described(),
-            "max_examples": self.max_examples,
-            "seed": self.seed,
+            "options": self.settings.described(),
+            "max_examples": self.settings.max_examples,
+            "seed": self.settings.seed,
             "isolated": self.isolated,
             "checked": self.checked,
             "functions": [f.to_dict() for f in self.functions],

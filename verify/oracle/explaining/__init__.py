@@ -1,0 +1,13 @@
+"""Explaining a failure: naming its cause. The registry of bug patterns (``_patterns``: one
+record per cause, and the rules that name one), fits of patterns with a constant
+(``_fitted``), the cause named from the evidence a judge kept (``_diagnosis``), probe cases that
+confirm or withdraw candidates and the trace of a fused step's failure to its pieces
+(``_probes``), and the one entry point, ``explain``, used by the run and by the reproducer. It
+imports the judging wing (to judge probe cases), the candidate wing (to call it), the contract,
+the settings and the diagnoses' names below it, and nothing of the front.
+"""
+
+from ._explain import explain
+from ._patterns import PATTERNS, VERDICTS
+
+__all__ = ["PATTERNS", "VERDICTS", "explain"]

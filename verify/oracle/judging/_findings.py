@@ -1,0 +1,262 @@
+"""What a judge finds: a ``Finding`` per defective call, and the one comparison of a result with
+its admissible set (``check_result``).
+
+Messages are ``messages.explain``'s::
+
+    dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06) [grad_w(x: (5, 4), dL_do: (5, 3))]
+
+with where the wrong elements are (``region``: "rows 128..256 of 257"). A judge says *that* a
+result is wrong (``mismatch``, ``nan``, ``wrong_shape``, two calls that disagree) and keeps the
+evidence (the result's values, both calls' results); the explaining wing names the cause from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from ... import bounds
+from ...bounds import Bound
+from ...messages import explain
+from .._diagnoses import Diagnosis
+from ._cases import Case
+
+
+@dataclasses.dataclass(frozen=True)
+class Suspect:
+    """A bug pattern a failing result fits that is not (yet) told apart from the others.
+
+    Attributes:
+      kind: the diagnosis it would name.
+      detail: the bug in words, on the case it was fitted on.
+      value: its fitted constant, if it has one: a probe confirms it when it fits the same again.
+      probe: the probe data that shows it (``"normal"``, ``"ties"``, ``"blocks"``).
+      unclear: why the case cannot pin it down ("one row: any per-column offset fits"), or "".
+      rounding: a rounding effect, which a probe may pass although it is there.
+    """
+
+    kind: Diagnosis
+    detail: str
+    value: float | None = None
+    probe: str = "normal"
+    unclear: str = ""
+    rounding: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """A defect in one call.
+
+    Attributes:
+      kind: the diagnosis.
+      detail: the diagnosis in words, for this case.
+      message: the element-level ``messages.explain`` line, if there is one.
+      ratio: the worst error as a multiple of its bound.
+      traceback: the candidate's own traceback, if it raised.
+      candidates: the patterns the result fits: several that this case could not tell apart
+        (the kind is then ``mismatch`` until a probe confirms one), or the one named.
+      unclear: why this case cannot tell them apart ("one row: any per-column offset fits").
+      where: which elements are wrong ("rows 128..256 of 257 (the rest right)"), if known.
+      value: the named pattern's fitted constant, if it has one.
+      result: the name of the failing result (``dL_dw``), where one is judged.
+      nonfinite: the result has NaN or infinity where the right one is finite.
+      errors: ``|error| / bound`` per element of a failing 2-D result (inf where it is not
+        finite), for the reproducer's heatmap.
+      actual: the evidence of a wrong result: its values (float64; as returned for a wrong
+        shape), which the explaining wing reads.
+      repeat: the evidence of two calls that disagree: both calls' results, by result name.
+    """
+
+    kind: Diagnosis
+    detail: str
+    message: str = ""
+    ratio: float = float("inf")
+    traceback: str | None = None
+    candidates: tuple[Suspect, ...] = ()
+    unclear: str = ""
+    where: str = ""
+    value: float | None = None
+    result: str = ""
+    nonfinite: bool = False
+    errors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    actual: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    repeat: tuple[dict[str, np.ndarray | str], dict[str, np.ndarray | str]] | None = (
+        dataclasses.field(default=None, repr=False, compare=False)
+    )
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether candidates wait to be told apart on a probe (a named finding keeps its one
+        candidate, for a probe to confirm on a small counterexample)."""
+        return bool(self.candidates) and self.kind in (Diagnosis.MISMATCH, Diagnosis.NAN)
+
+
+def element_message(
+    name: str, actual: np.ndarray, bound: Bound, index: tuple[int, ...], call: str
+) -> str:
+    """``messages.explain`` of one element of ``actual`` against ``bound``."""
+    return explain(
+        name,
+        float(np.asarray(actual, np.float64)[index]),
+        float(bound.center[index]),
+        index=index,
+        bound=float(bound.radius[index]),
+        call=call,
+    )
+
+
+def _worst_index(ratio: np.ndarray) -> tuple[int, ...]:
+    return (
+        tuple(int(i) for i in np.unravel_index(int(np.argmax(ratio)), ratio.shape))
+        if ratio.ndim
+        else ()
+    )
+
+
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted indices as runs ``(first, last)`` of consecutive values."""
+    runs: list[tuple[int, int]] = []
+    for index in indices.tolist():
+        if runs and index == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def _spans(what: str, indices: np.ndarray, size: int) -> str:
+    runs = _runs(indices)
+    if len(runs) > 3:
+        return f"{len(indices)} of {size} {what}"
+    text = ", ".join(str(a) if a == b else f"{a}..{b}" for a, b in runs)
+    singular = what[:-1] if len(indices) == 1 else what
+    return f"{singular} {text} of {size}"
+
+
+def region(wrong: np.ndarray) -> str:
+    """Where the ``True`` elements of a 2-D mask are, in words: ``rows 128..256 of 257``,
+    ``columns 0, 2 of 4``, ``rows 0..3, columns 8..15 of (4, 16)``, or a count; "" for a scalar
+    or an empty mask."""
+    if wrong.ndim != 2 or not wrong.any():
+        return ""
+    if wrong.all():
+        return "every element"
+    rows, cols = np.flatnonzero(wrong.any(axis=1)), np.flatnonzero(wrong.any(axis=0))
+    n, o = wrong.shape
+    rectangle = np.zeros_like(wrong)
+    rectangle[np.ix_(rows, cols)] = True
+    if np.array_equal(rectangle, wrong):
+        if cols.size == o:
+            text = _spans("rows", rows, n)
+        elif rows.size == n:
+            text = _spans("columns", cols, o)
+        else:
+            text = f"{_spans('rows', rows, n)} x {_spans('columns', cols, o)}"
+    else:
+        full_rows, full_cols = np.flatnonzero(wrong.all(axis=1)), np.flatnonzero(wrong.all(axis=0))
+        cross = np.zeros_like(wrong)
+        cross[full_rows, :] = True
+        cross[:, full_cols] = True
+        if np.array_equal(cross, wrong):
+            # Whole rows and whole columns: the L a floored 2-D grid leaves.
+            text = f"{_spans('rows', full_rows, n)} and {_spans('columns', full_cols, o)}"
+        else:
+            text = (
+                f"{int(wrong.sum())} of {wrong.size} elements, in {_spans('rows', rows, n)} and "
+                f"{_spans('columns', cols, o)}"
+            )
+    return f"{text} (the rest right)"
+
+
+def mantissa_bits(dtype: np.dtype) -> int | None:
+    """Explicit mantissa bits of a float dtype (bfloat16: 7), None for non-floats."""
+    if dtype == np.dtype(bounds.numpy_dtype("bfloat16")):
+        return 7
+    if dtype.kind != "f":
+        return None
+    return int(np.finfo(dtype).nmant)
+
+
+def check_result(
+    name: str, actual: np.ndarray | str, bound: Bound, case: Case, dtype: str
+) -> tuple[float, Finding | None]:
+    """The worst ratio of ``actual`` to its bound, and a Finding if it is not admissible.
+
+    ``actual`` is a result converted to numpy, or the reason it could not be (``_invoke``);
+    ``dtype`` the one requested. A result of the wrong shape is ``wrong_shape`` and one outside
+    its bound ``mismatch`` (``nan`` where it is not finite), each with its values as evidence
+    for the explaining wing.
+    """
+    call = case.describe()
+    if isinstance(actual, str):
+        return np.inf, Finding(Diagnosis.WRONG_DTYPE, f"{name} is a {actual} [{call}]")
+    want = bound.center.shape
+    if actual.shape != want:
+        return np.inf, Finding(
+            Diagnosis.WRONG_SHAPE,
+            f"{name} has shape {actual.shape}, but should be {want} [{call}]",
+            result=name,
+            actual=actual,
+        )
+    requested = bounds.numpy_dtype(dtype)
+    bits, wanted_bits = mantissa_bits(actual.dtype), mantissa_bits(requested)
+    if bits is None or wanted_bits is None or bits < wanted_bits:
+        return np.inf, Finding(
+            Diagnosis.WRONG_DTYPE,
+            f"{name} has dtype {actual.dtype}, but should be {requested.name} "
+            f"(or a wider float) [{call}]",
+        )
+    values = actual.astype(np.float64)
+    ratio = bound.ratio(values)
+    nonfinite = ~np.isfinite(values) & np.isfinite(bound.center)
+    worst = np.inf if nonfinite.any() else float(ratio.max(initial=0.0))
+    if worst <= 1.0:
+        return worst, None
+    wrong = nonfinite | (ratio > 1.0)
+    first = (
+        tuple(int(i) for i in np.argwhere(nonfinite)[0])
+        if nonfinite.any() and nonfinite.ndim
+        else _worst_index(ratio)
+    )
+    is_nonfinite = bool(nonfinite.any())
+    return worst, Finding(
+        Diagnosis.NAN if is_nonfinite else Diagnosis.MISMATCH,
+        f"{name} has NaN or infinity where it should be finite"
+        if is_nonfinite
+        else f"{name} is outside its error bound",
+        message=element_message(name, values, bound, first, call),
+        ratio=worst,
+        where=region(wrong),
+        result=name,
+        nonfinite=is_nonfinite,
+        errors=np.where(nonfinite, np.inf, ratio) if ratio.ndim == 2 else None,
+        actual=values,
+    )
+
+
+def same_bits(first: np.ndarray | str, second: np.ndarray | str) -> bool:
+    """Whether two results are the same bits (a deterministic call repeats itself exactly)."""
+    if isinstance(first, str) or isinstance(second, str):
+        return True  # not comparable here; check_result names the conversion failure
+    return (
+        first.shape == second.shape
+        and first.dtype == second.dtype
+        and first.tobytes() == second.tobytes()
+    )
+
+
+def disagreeing(
+    case: Case,
+    results: Sequence[str],
+    first: Sequence[np.ndarray | str],
+    second: Sequence[np.ndarray | str],
+) -> Finding:
+    """Two identical calls of ``case`` disagree: ``nondeterministic``, with both calls' results
+    (by result name) as evidence for the explaining wing."""
+    return Finding(
+        Diagnosis.NONDETERMINISTIC,
+        f"two calls of {case.describe()} on the same input returned different results",
+        repeat=(dict(zip(results, first, strict=True)), dict(zip(results, second, strict=True))),
+    )
