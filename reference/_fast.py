@@ -16,10 +16,6 @@ import numpy as np
 
 from ._layer import BiasStepResult, StepResult, step_arguments
 
-#: Integers up to this magnitude are exact in float64.
-FLOAT64_EXACT_INTEGER = 2.0**53
-
-
 #: Integers up to this magnitude are exact in float32.
 FLOAT32_EXACT_INTEGER = 2.0**24
 

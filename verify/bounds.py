@@ -757,22 +757,6 @@ def worst_ratio(bounds: Bound | Sequence[Bound], actual: Any | Sequence[Any]) ->
     return max((b.worst(a) for b, a in zip(bounds, actual, strict=True)), default=0.0)
 
 
-def consistent_arithmetics(
-    bound_of: BoundOf,
-    actual: Any | Sequence[Any],
-    candidates: Sequence[Arithmetic] | None = None,
-    *,
-    dtype: Any = np.float32,
-) -> tuple[Arithmetic, ...]:
-    """The candidates (default ``precision_candidates(dtype)``) whose bound ``actual`` fits.
-
-    ``bound_of(arith)`` gives the Bound (or Bounds, matching ``actual``) of the result computed
-    in ``arith``, e.g. ``lambda a: bounds.forward_bound(x, w, a)``.
-    """
-    pool = precision_candidates(dtype) if candidates is None else tuple(candidates)
-    return tuple(a for a in pool if worst_ratio(bound_of(a), actual) <= 1.0)
-
-
 class PrecisionDiagnosis(NamedTuple):
     """Worst error / bound per candidate arithmetic and what that says.
 
