@@ -1,0 +1,1 @@
+"""Explanations of a wrong result by its structure (branch, weight and update tables)."""
