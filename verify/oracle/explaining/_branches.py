@@ -77,6 +77,7 @@ named instead (the simpler reading), and where both are as short, both are said.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
@@ -235,6 +236,7 @@ def _num(value: float, plus: bool = False) -> str:
     return f"{value:+.4g}" if plus else f"{value:.4g}"
 
 
+@functools.lru_cache(maxsize=64)
 def dim_constants(n: int, o: int) -> tuple[Constant, ...]:
     """Constants named by the dims, simplest first: 0, +-1, +-1/F, +-2, +-2/F (F > 2), +-F,
     for F in N, O, N*O (> 1). Readings that coincide on these dims are one constant with all
@@ -672,6 +674,8 @@ def _tie_differences(
     tie: float | None,
     scenarios: Sequence[Scenario],
     dims: tuple[int, int],
+    tol: float,
+    tiny: float,
 ) -> list[Difference]:
     values = group.row[[s.branch == "tie" for s in scenarios]]
     if not np.all(np.isfinite(values)):
@@ -710,7 +714,7 @@ def _tie_differences(
                 constant.k if constant is not None else None,
             )
         ]
-    limit = abs(c) * (1 + 4 * bounds.gamma(6, bounds.UNIT_ROUNDOFF["bfloat16"]))
+    limit = abs(c) * (1 + 2 * tol) + 2 * tiny
     if np.all(np.abs(values) <= limit):
         return []
     outside = f"[-{_num(abs(c))}, {_num(abs(c))}]" if c != 1.0 else "[-1, 1]"
@@ -775,6 +779,8 @@ def _explain_group(
     tiny: float,
     dims: tuple[int, int],
 ) -> list[Difference]:
+    if np.all(np.isnan(group.row)):
+        return [Difference("nan", "loss_grad returns NaN everywhere")]
     ignored = _ignored_input(group, scenarios, tol, tiny)
     if ignored:
         return [Difference("ignores_input", f"loss_grad returns {ignored}")]
@@ -832,7 +838,7 @@ def _explain_group(
             )
         )
     if tie_checked:
-        differences += _tie_differences(group, scale, tie, scenarios, dims)
+        differences += _tie_differences(group, scale, tie, scenarios, dims, tol, tiny)
     return differences
 
 
@@ -870,7 +876,7 @@ def _probe(call: Call, scenarios: Sequence[Scenario], which: np.ndarray, n: int,
     return result.reshape(-1) if result.shape == (n, o) else None
 
 
-def _no_result(calls: int, what: str) -> Difference:
+def _no_result(what: str) -> Difference:
     return Difference("no_result", f"{what} gave no result for a probe (it raised or returned "
                       "the wrong shape)")  # fmt: skip
 
@@ -892,13 +898,13 @@ def loss_grad_table(call: Call, n: int, o: int, dtype: Any, *, tie: float | None
         result = _probe(call, scenarios, which, n, o)
         calls += 1
         if result is None:
-            return BranchTable(calls, (_no_result(calls, "loss_grad"),))
+            return BranchTable(calls, (_no_result("loss_grad"),))
         table[positions, which] = result
     for which in (np.zeros(size, int), (7 * positions + 3) % count):
         result = _probe(call, scenarios, which, n, o)
         calls += 1
         if result is None:
-            return BranchTable(calls, (_no_result(calls, "loss_grad"),))
+            return BranchTable(calls, (_no_result("loss_grad"),))
         expected = table[positions, which]
         moved = ~_close(result, expected, tol, tiny)
         if np.any(moved):
@@ -910,18 +916,15 @@ def loss_grad_table(call: Call, n: int, o: int, dtype: Any, *, tie: float | None
                 f"{result[p]:g} here and {expected[p]:g} among other values)"
             )
             return BranchTable(calls, (Difference("not_elementwise", text),), elementwise=False)
-    groups: list[tuple[np.ndarray, list[int]]] = []
-    for position in range(size):
-        for row, members in groups:
-            if np.all(_close(table[position], row, tol, tiny)):
-                members.append(position)
-                break
-        else:
-            groups.append((table[position], [position]))
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    left = np.ones(size, bool)
+    while np.any(left):
+        row = table[int(np.argmax(left))]
+        members = left & np.all(_close(table, row[None, :], tol, tiny), axis=1)
+        groups.append((row, members))
+        left &= ~members
     fitted = []
-    for row, members in groups:
-        mask = np.zeros(size, bool)
-        mask[members] = True
+    for row, mask in groups:
         branches = []
         for branch in ("above", "below", "tie"):
             chosen = [s.branch == branch for s in scenarios]
@@ -991,6 +994,12 @@ class _NoResult(Exception):
     pass
 
 
+class _NonFinite(Exception):
+    def __init__(self, value: float, what: str) -> None:
+        super().__init__(value, what)
+        self.value, self.what = value, what
+
+
 @dataclasses.dataclass(frozen=True)
 class LossTable:
     """The weight table of one loss.
@@ -1035,6 +1044,8 @@ class _LossProber:
             raise _NoResult
         value = float(array[0])
         self.probes[-1] = _LossProbe(residual, value, what)
+        if not math.isfinite(value):
+            raise _NonFinite(value, what)
         return value
 
     def one(self, p: tuple[int, int], value: float) -> np.ndarray:
@@ -1075,18 +1086,19 @@ def _snap(estimate: np.ndarray, rel: float, dims: tuple[int, int]) -> tuple[np.n
     """Estimated weights as named constants (``_name_in`` within ``rel``), zero below ``rel``
     of the largest; False where some weight is not a named constant (kept as estimated)."""
     largest = float(np.max(np.abs(estimate), initial=0.0))
-    weights = np.zeros_like(estimate)
+    distinct, inverse = np.unique(estimate, return_inverse=True)
+    snapped = np.zeros_like(distinct)
     exact = True
-    for index, value in np.ndenumerate(estimate):
+    for k, value in enumerate(distinct.tolist()):
         if abs(value) <= rel * largest:
             continue
         spread = rel * abs(value)
         named = _name_in(value - spread, value + spread, *dims, digits=2)
         if named is None:
-            weights[index], exact = value, False
+            snapped[k], exact = value, False
         else:
-            weights[index] = named.value
-    return weights, exact
+            snapped[k] = named.value
+    return snapped[inverse.reshape(estimate.shape)], exact
 
 
 def _weights_rel(u: float, n: int, o: int) -> float:
@@ -1186,7 +1198,10 @@ def loss_weights(call: Call, n: int, o: int, dtype: Any) -> LossTable:
     try:
         return _loss_weights(prober, u, tiny, dims)
     except _NoResult:
-        return LossTable(len(prober.probes), (_no_result(len(prober.probes), "the loss"),))
+        return LossTable(len(prober.probes), (_no_result("the loss"),))
+    except _NonFinite as error:
+        text = f"L is {error.value} with {error.what}"
+        return LossTable(len(prober.probes), (Difference("nan", text),))
 
 
 def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, int]) -> LossTable:
@@ -1202,12 +1217,6 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
         if o > 1
         else [total]
     )
-    for probe in prober.probes:
-        if not math.isfinite(probe.value):
-            return LossTable(
-                len(prober.probes),
-                (Difference("nan", f"L is {probe.value} with {probe.what}"),),
-            )
     estimate = np.outer(rows, cols) / total if total != 0 else np.zeros(dims)
     if not np.all(np.isfinite(estimate)):
         estimate = np.zeros(dims)
