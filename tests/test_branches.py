@@ -431,6 +431,24 @@ def test_loss_weights_not_rank_one_reads_every_element(dtype: str) -> None:
     assert table.weights is not None and table.weights[2, 1] == 0 and table.weights.sum() == 19
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_weights_rank_one_estimate_on_an_element_that_does_not_count(dtype: str) -> None:
+    """A checkerboard: rows and columns say 1/2 everywhere, and (0, 0), where the estimate
+    points, has weight 0; phi is then read where the one-hot weights say an element counts."""
+    board = (np.add.outer(np.arange(N), np.arange(O_)) % 2).astype(bool)
+    table = br.loss_weights(
+        _caller(lambda o, t: _sum(np.where(board, _abs(o, t), 0).astype(o.dtype)), dtype),
+        N, O_, _dtype(dtype),
+    )  # fmt: skip
+    assert table.form == "abs" and table.exact
+    assert table.weights is not None and np.array_equal(table.weights, board.astype(float))
+    assert table.lines() == [
+        "L sums |output - target| over positions (0, 1), (0, 3), (1, 0), (1, 2), (2, 1), "
+        "(2, 3) and 4 more only"
+    ]
+    assert table.calls == 1 + N + O_ + 1 + 1 + N * O_ + 2
+
+
 def test_loss_not_a_weighted_sum() -> None:
     table = br.loss_weights(
         _caller(lambda o, t: np.abs(_sum(o - t)), "float32"), N, O_, np.dtype(np.float32)

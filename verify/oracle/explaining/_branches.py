@@ -1220,38 +1220,35 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
     estimate = np.outer(rows, cols) / total if total != 0 else np.zeros(dims)
     if not np.all(np.isfinite(estimate)):
         estimate = np.zeros(dims)
-    phi: _Phi | None = _ABS
-    i, j = np.unravel_index(int(np.argmax(np.abs(estimate))), dims)
-    largest = (int(i), int(j))
-    if np.any(estimate):
-        s1 = prober.ask(prober.one(largest, 1.0), f"only {largest} at +1")
-        s2 = prober.ask(prober.one(largest, -2.0), f"only {largest} at -2")
-        s3 = prober.ask(prober.one(largest, 0.5), f"only {largest} at +0.5")
-        phi = _identify_phi(s1, s2, s3, u)
-        if phi is None:
-            text = (
-                f"L is not a weighted sum of |output - target|: one element alone gives L = "
-                f"{s1:.4g}, {s2:.4g}, {s3:.4g} at output - target = 1, -2, 0.5 "
-                "(|output - target| gives 1 : 2 : 0.5)"
-            )
-            return LossTable(len(prober.probes), (Difference("not_weighted_sum", text),))
+    # phi at the element of largest estimated weight; None while no element is known to count.
+    phi: _Phi | None = None if np.any(estimate) else _ABS
+    if phi is None:
+        phi, unknown = _phi_at(prober, estimate, None, u)
+        if unknown is not None:
+            return LossTable(len(prober.probes), (unknown,))
     magnitudes = np.array(_CHECK_MAGNITUDES)
     positions = np.arange(n * o)
     signs = np.where((positions + positions // o) % 2 == 0, 1.0, -1.0)
     check = (magnitudes[(3 * positions + 1) % len(magnitudes)] * signs).reshape(dims)
     prober.ask(check, "distinct residuals on every element")
-    assert phi is not None
-    rel = _weights_rel(u, n, o)
-    weights, exact = _snap(estimate / phi.at(1.0), rel, dims)
-    widen = 0.0 if exact else rel
-    if all(_probe_fits(p, weights, phi, u, tiny, widen) for p in prober.probes):
-        return _loss_table(prober, weights, phi, dims, exact)
+    if phi is not None:
+        rel = _weights_rel(u, n, o)
+        weights, exact = _snap(estimate / phi.at(1.0), rel, dims)
+        widen = 0.0 if exact else rel
+        if all(_probe_fits(p, weights, phi, u, tiny, widen) for p in prober.probes):
+            return _loss_table(prober, weights, phi, dims, exact)
     if _is_max(prober.probes, u, tiny):
         difference = Difference("wrong_loss", "L is max |output - target|")
         return LossTable(len(prober.probes), (difference,), "max")
     one_hot = np.zeros(dims)
     for index in np.ndindex(*dims):
         one_hot[index] = prober.ask(prober.one(index, 1.0), f"only {index} at +1")
+    if phi is None:
+        # The estimate pointed at an element that does not count (weights not rank one).
+        phi, unknown = _phi_at(prober, one_hot, float(np.max(np.abs(one_hot))), u)
+        if unknown is not None:
+            return LossTable(len(prober.probes), (unknown,))
+        phi = phi or _ABS  # no element counts: L is 0, whatever phi
     rel = 4 * bounds.gamma(4, u)
     weights, exact = _snap(one_hot / phi.at(1.0), rel, dims)
     widen = 0.0 if exact else rel
@@ -1265,6 +1262,32 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
         f"{probe.value:.6g} where the weights read one element at a time give {predicted:.6g}"
     )
     return LossTable(len(prober.probes), (Difference("not_weighted_sum", text),), "")
+
+
+def _phi_at(
+    prober: _LossProber, weights: np.ndarray, at_one: float | None, u: float
+) -> tuple[_Phi | None, Difference | None]:
+    """phi from one element alone at +1, -2 and +0.5, at the element of largest ``weights``
+    (``at_one``: its value at +1 where already read). ``(None, None)`` where that element does
+    not count (L = 0 there); a ``not_weighted_sum`` difference where it counts but fits no
+    phi."""
+    i, j = np.unravel_index(int(np.argmax(np.abs(weights))), weights.shape)
+    largest = (int(i), int(j))
+    if at_one is None:
+        at_one = prober.ask(prober.one(largest, 1.0), f"only {largest} at +1")
+    if at_one == 0:
+        return None, None
+    at_two = prober.ask(prober.one(largest, -2.0), f"only {largest} at -2")
+    at_half = prober.ask(prober.one(largest, 0.5), f"only {largest} at +0.5")
+    phi = _identify_phi(at_one, at_two, at_half, u)
+    if phi is not None:
+        return phi, None
+    text = (
+        f"L is not a weighted sum of |output - target|: one element alone gives L = "
+        f"{at_one:.4g}, {at_two:.4g}, {at_half:.4g} at output - target = 1, -2, 0.5 "
+        "(|output - target| gives 1 : 2 : 0.5)"
+    )
+    return None, Difference("not_weighted_sum", text)
 
 
 def _loss_table(
