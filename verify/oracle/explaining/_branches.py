@@ -4,19 +4,19 @@ names a bug by what the values do (which branch, which elements, which parameter
 constant), never by a name that only half fits.
 
 **1. loss_grad (``loss_grad_table``).** ``probe_scenarios`` lists K = 19 pairs (output, target),
-exact in every dtype the error model covers (at most 3 significant bits, exponents well inside
-float16's normal range): 8 with output > target, their 8 mirror images with output < target and
-3 ties (output = target = 1.25, -0.75, 0). Within each branch ``|output - target|`` takes 0.25,
-0.5, 0.75 (below 1), 2.5, 3, 3.5 (above 1: a squared error's or a Huber gradient's shape shows)
-and a near tie ``2^e`` (``e`` = -40, -30, -30, -14 for float64, float32, bfloat16, float16:
-below the epsilons people add, with output and target still normal numbers), with output and
-target of both signs and of opposite signs (``sign(output)`` and ``sign(target)`` part ways).
-Call k gives position p = i * O + j the scenario ``(p + k) mod K``: after K calls every
-position has seen every scenario, so the table is read per position (a bug in one column or
-one row shows), and every call mixes scenarios. Two more calls check that the function is
-element-wise: every position at scenario 0, then position p at scenario ``(7 p + 3) mod K``
-(other neighbours, another mix); a value that moved says the function is not element-wise, and
-that is then all it says. **Calls: K + 2 = 21**, whatever N and O.
+exact in every dtype the error model covers (at most 3 significant bits, normal numbers even in
+float16): 8 with output > target, their 8 mirror images with output < target and 3 ties
+(output = target = 1.25, -0.75, 0). Within each branch ``|output - target|`` takes 0.25, 0.5,
+0.75 (below 1), 2.5, 3, 3.5 (above 1: a squared error's or a Huber gradient's shape shows) and
+a near tie ``2^e`` (``e`` = -40, -30, -30, -14 for float64, float32, bfloat16, float16: below
+the epsilons people add), with output and target of both signs and of opposite signs
+(``sign(output)`` and ``sign(target)`` part ways). Call k gives position p = i * O + j the
+scenario ``(p + k) mod K``: after K calls every position has seen every scenario, so the table
+is read per position (a bug in one column or one row shows), and every call mixes scenarios.
+Two more calls check that the function is element-wise: every position at scenario 0, then
+position p at scenario ``(7 p + 3) mod K`` (other neighbours, another mix); a value that moved
+says the function is not element-wise, and that is then all it says. **Calls: K + 2 = 21**,
+whatever N and O.
 
 Positions whose 19 values agree form a group (one group: no position dependence); each group's
 branches (output > target, output < target, ties) are read as a constant, ``k (output -
@@ -26,19 +26,25 @@ every element's tolerance ``2 gamma_6(u) |v| + 2 tiny``: a value the candidate c
 up to four roundings (a constant such as 1/(N*O), a product, a cast through float32), read by at
 most two float64 operations of ours, and possibly flushed or subnormal (the absolute term).
 Fitted constants are named by the dims (``dim_constants``: -1/(N*O), 1/N, 2, ...) when the
-interval of k holds one.
+interval of k holds one. Where both branches are ``+c`` / ``-c``, the ties are judged against
+``c`` times the contract: the pinned convention's ``c * tie``, or (unpinned) anything in
+``[-|c|, |c|]``.
 
 **2. The loss (``loss_weights``).** The loss is read as ``L = sum_p w_p phi(output_p -
-target_p)``. Probes, each with exact residuals on targets that move from probe to probe:
-all residuals +1 (the total), +1 on one row at a time (N calls; none when N = 1) and on one
-column at a time (O calls; none when O = 1), then, at the element with the largest estimated
-weight, one element alone at +1, -2 and +0.5 (phi's shape: |r| gives 1 : 2 : 0.5, r^2
-1 : 4 : 0.25, Huber 0.5 : 1.5 : 0.125, a signed r 1 : -2 : 0.5), and one check with distinct
-magnitudes and mixed signs on every element. Weights are first estimated as rank one
-(``w_ij = R_i C_j / T``: the mean, a column, a row, all but a row), snapped to named constants
-and *verified*; if that fails, ``L = max |r|`` is tried, then one element at a time (N*O more
-calls), verified again. **Calls: N + O + 5** (a dim of 1 saves its probes), **N*O more** only
-when the weights are not rank one.
+target_p)``, every probe with exact residuals on targets that move from probe to probe. First
+all residuals +1 (the total T). Where a probe of one row and one of one column each resolve a
+single element (``_resolves``: ``2 k gamma_{k+3}(u) < 1`` for k = O and k = N; k <= 9 in
+bfloat16, 30 in float16), +1 on one row at a time (N calls; none when N = 1) and on one column
+at a time (O calls; none when O = 1) give the weights as rank one, ``w_ij = R_i C_j / T`` (the
+mean, a column, a row, all but a row), snapped to named constants; phi is read at the element
+of largest estimated weight, alone at +1, -2 and +0.5 (|r| gives 1 : 2 : 0.5, r^2 1 : 4 :
+0.25, Huber 0.5 : 1.5 : 0.125, a signed r 1 : -2 : 0.5: linearity in |r| and its sign); one
+more probe puts distinct magnitudes with mixed signs on every element; then the reading is
+*verified* on every probe. If it fails (or rows are too long to resolve one element), ``L =
+max |r|`` is tried on every probe (the row probes are not additive), then every element is read
+alone (N*O calls; phi from 2 more where a counting element had not been found) and verified.
+**Calls: N + O + 5** (a dim of 1 saves its probes); **N*O + 4 + ...** where the weights are not
+rank one or the dims are past ``_resolves``.
 
 Every decision is a bound, never a tolerance picked by eye: a hypothesis (exact named weights,
 ``phi``) fits when, in **every** probe, ``|L - S| <= gamma_{K+3}(u) sum |w_p phi(r_p)| +
@@ -47,8 +53,7 @@ summation order (Higham 3.1), one rounding for the weight (1/N is not exact in b
 its product or division, one for ``phi`` (``|output - target|`` is exact on these data; the
 squares and halves are too), flushes included. A weight that is not a named constant is used
 as estimated and the bound is widened by its estimation error: such a reading is reported with
-``exact=False``. The bound can be coarse in bfloat16 (gamma_23 is 9% at 20 terms), which is why
-the weights are read from small probes (a row, a column, one element) before the big check.
+``exact=False``. phi's ratios are taken from one element alone (``2 gamma_4(u)`` each side).
 
 **3. The step (``parameter_updates``).** No calls: the parameters, their gradients and the new
 values are given. For each parameter ``s = p - p_new`` (float64) is fitted as ``c * m`` by
@@ -58,20 +63,36 @@ m|``, every element gives ``|s - base - c m| <= (gamma_n (|p| + |base| + |s - ba
 gamma_n)``, an interval of c (elements with m = 0 must lie within that radius). The contract
 is checked on the error model's own bound, ``gamma_3(u) (|p| + |lr g|) + (3 + |lr|) tiny``.
 Models: ``m = lr g`` (a scaled step, n = 4: the scale's own rounding), a weight decay ``m = lr
-p`` on ``base = lr g`` (n = 5), Adam's first step ``m = lr sign(g)`` (n = 16; widened by ``1e-7
-/ |g|`` for its eps and 2^-12 for ``1 - beta2`` rounded in float32, then ``exact=False``).
-Constants are named as short decimals (1 or 2 significant digits, as users write them) inside
-the interval, or as ``lr`` (lr applied twice).
+p`` on ``base = lr g`` (n = 5, lambda > 0), Adam's first step ``m = lr sign(g)`` (n = 16; where
+that fails, widened by ``1e-7 / |g|`` for its eps and 2^-12 for ``1 - beta2`` rounded in
+float32, then ``exact=False``). Constants are named as short decimals (1 or 2 significant
+digits, as users write them) inside the interval, or as ``lr`` (lr applied twice, checked
+first); a c with no short decimal in its interval is given with the interval, ``exact=False``.
 
-Clipping by the **global norm** scales every parameter by one ``c = max_norm / G``, ``G =
-||(dL_dw, dL_db)||``: the parameters' intervals must intersect, and the candidate's own norm
-and division (``K + 2 P + 4`` roundings for K elements in P parameters: ``delta =
-gamma_{K+2P+4}(u)``) put max_norm in ``[c_lo G (1 - delta'), c_hi G (1 + delta')]``,
-``delta' = delta / (1 - delta)``, widened above by torch's ``+ 1e-6`` on the norm (a fit that
-needs it is ``exact=False``). Per-parameter clipping has ``c_p = max_norm / ||g_p||`` for each
-parameter whose norm passes max_norm and leaves the others right. A max_norm is named only as a
-short decimal (1.0, 0.5, 5.0); where the common scale is itself a shorter decimal, the scale is
-named instead (the simpler reading), and where both are as short, both are said.
+"The same c" for every parameter is a non-empty intersection of their intervals. Clipping by
+the **global norm** is one ``c = max_norm / G``, ``G = ||(dL_dw, dL_db)||`` (float64): the
+candidate's own norm and division (``K + 2 P + 4`` roundings for K elements in P parameters:
+``delta = gamma_{K+2P+4}(u)``) put max_norm in ``[c_lo G (1 - delta'), c_hi G (1 +
+delta')]``, ``delta' = delta / (1 - delta)``; where no short max_norm lies there, the interval
+is widened above by torch's ``+ 1e-6`` on the norm and a fit that needs it is ``exact=False``.
+Per-parameter clipping has ``c_p = max_norm / ||g_p||`` (``delta`` of that parameter's K) for
+every parameter whose update is not right, one short max_norm for all, and every right one with
+``||g_p|| <= max_norm``. A max_norm is named only as a short decimal (1.0, 0.5, 5.0); where the
+common scale is a decimal with fewer digits the scale is named instead (the simpler reading),
+and where both are as short, both are said ("not told apart here").
+
+**Limits: what it cannot tell apart.** loss_grad is known on the 19 scenarios only: a
+threshold between them, or an epsilon below ``2^e``, is invisible, and an epsilon is located
+only between ``2^e`` and 0.25; a normalisation whose denominator is the same on every input
+(``seed / sum |seed| = seed / (N*O)``) *is* a mean and is named so; with N*O = 1 no mean, no
+position and no neighbour can show. The loss is known on its probes: a phi that agrees with
+``|r|`` at 0.25 ... 3.5 passes; ``max`` and ``sum`` agree when N*O = 1; a weight off by less than
+its probe's bound (about ``gamma_{k+3}(u) k`` of one element, k the row, column or N*O terms)
+is read as the named one. A step: a weight decay with ``lr lambda |p|`` below the update's
+rounding is not seen (lambda = 0.01 in bfloat16); a scale and a clip whose max_norm is as
+short are both said in half precision; the sign step and a scaled step agree where every
+``|g|`` is equal; with one parameter, global and per-parameter clipping are one reading; a c
+equal to lr is read as lr applied twice.
 """
 
 from __future__ import annotations
@@ -1204,39 +1225,55 @@ def loss_weights(call: Call, n: int, o: int, dtype: Any) -> LossTable:
         return LossTable(len(prober.probes), (Difference("nan", text),))
 
 
-def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, int]) -> LossTable:
-    n, o = dims
-    total = prober.ask(np.ones(dims), "every residual +1")
-    rows = np.array(
-        [prober.ask(np.eye(n)[i][:, None] * np.ones(dims), f"row {i} at +1") for i in range(n)]
-        if n > 1
-        else [total]
-    )
-    cols = np.array(
-        [prober.ask(np.eye(o)[j][None, :] * np.ones(dims), f"column {j} at +1") for j in range(o)]
-        if o > 1
-        else [total]
-    )
-    estimate = np.outer(rows, cols) / total if total != 0 else np.zeros(dims)
-    if not np.all(np.isfinite(estimate)):
-        estimate = np.zeros(dims)
-    # phi at the element of largest estimated weight; None while no element is known to count.
-    phi: _Phi | None = None if np.any(estimate) else _ABS
-    if phi is None:
-        phi, unknown = _phi_at(prober, estimate, None, u)
-        if unknown is not None:
-            return LossTable(len(prober.probes), (unknown,))
+def _resolves(k: int, u: float) -> bool:
+    """Whether a probe of k equal terms tells one term more or less: ``2 k gamma_{k+3}(u) <
+    1`` (k <= 9 in bfloat16, 30 in float16, 2894 in float32)."""
+    return 2 * k * bounds.gamma(k + 3, u) < 1
+
+
+def _check_residuals(n: int, o: int) -> np.ndarray:
     magnitudes = np.array(_CHECK_MAGNITUDES)
     positions = np.arange(n * o)
     signs = np.where((positions + positions // o) % 2 == 0, 1.0, -1.0)
-    check = (magnitudes[(3 * positions + 1) % len(magnitudes)] * signs).reshape(dims)
-    prober.ask(check, "distinct residuals on every element")
-    if phi is not None:
-        rel = _weights_rel(u, n, o)
-        weights, exact = _snap(estimate / phi.at(1.0), rel, dims)
-        widen = 0.0 if exact else rel
-        if all(_probe_fits(p, weights, phi, u, tiny, widen) for p in prober.probes):
-            return _loss_table(prober, weights, phi, dims, exact)
+    return (magnitudes[(3 * positions + 1) % len(magnitudes)] * signs).reshape(n, o)
+
+
+def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, int]) -> LossTable:
+    n, o = dims
+    total = prober.ask(np.ones(dims), "every residual +1")
+    phi: _Phi | None = None
+    if _resolves(n, u) and _resolves(o, u):
+        rows = np.array(
+            [prober.ask(np.eye(n)[i][:, None] * np.ones(dims), f"row {i} at +1") for i in range(n)]
+            if n > 1
+            else [total]
+        )
+        cols = np.array(
+            [
+                prober.ask(np.eye(o)[j][None, :] * np.ones(dims), f"column {j} at +1")
+                for j in range(o)
+            ]
+            if o > 1
+            else [total]
+        )
+        estimate = np.outer(rows, cols) / total if total != 0 else np.zeros(dims)
+        if not np.all(np.isfinite(estimate)):
+            estimate = np.zeros(dims)
+        # phi at the element of largest estimated weight; None while none is known to count.
+        phi = None if np.any(estimate) else _ABS
+        if phi is None:
+            phi, unknown = _phi_at(prober, estimate, None, u)
+            if unknown is not None:
+                return LossTable(len(prober.probes), (unknown,))
+        prober.ask(_check_residuals(n, o), "distinct residuals on every element")
+        if phi is not None:
+            rel = _weights_rel(u, n, o)
+            weights, exact = _snap(estimate / phi.at(1.0), rel, dims)
+            widen = 0.0 if exact else rel
+            if all(_probe_fits(p, weights, phi, u, tiny, widen) for p in prober.probes):
+                return _loss_table(prober, weights, phi, dims, exact)
+    else:
+        prober.ask(_check_residuals(n, o), "distinct residuals on every element")
     if _is_max(prober.probes, u, tiny):
         difference = Difference("wrong_loss", "L is max |output - target|")
         return LossTable(len(prober.probes), (difference,), "max")
@@ -1244,7 +1281,8 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
     for index in np.ndindex(*dims):
         one_hot[index] = prober.ask(prober.one(index, 1.0), f"only {index} at +1")
     if phi is None:
-        # The estimate pointed at an element that does not count (weights not rank one).
+        # No element was known to count (the estimate pointed at one that does not, or rows
+        # and columns were too long to resolve one element): read phi where one does.
         phi, unknown = _phi_at(prober, one_hot, float(np.max(np.abs(one_hot))), u)
         if unknown is not None:
             return LossTable(len(prober.probes), (unknown,))
