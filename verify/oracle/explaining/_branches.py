@@ -332,13 +332,13 @@ def _digits(value: float) -> int:
 
 
 def _name_in(lo: float, hi: float, n: int, o: int, digits: int = 2) -> Constant | None:
-    """The dims constant in ``[lo, hi]`` nearest its middle, else a short decimal in it."""
+    """The dims constant in ``[lo, hi]`` where it is the only one there, else the shortest
+    decimal in it (a number, no reading: where 1/N and 1/O both fit, neither is named)."""
     if not (lo <= hi):
         return None
-    mid = 0.5 * (lo + hi) if math.isfinite(lo + hi) else (lo if math.isfinite(lo) else hi)
     found = [c for c in dim_constants(n, o) if lo <= c.value <= hi]
-    if found:
-        return min(found, key=lambda c: abs(c.value - mid))
+    if len(found) == 1:
+        return found[0]
     decimal = short_decimal(lo, hi, digits)
     return None if decimal is None else Constant(decimal)
 
@@ -1137,7 +1137,10 @@ def _snap(estimate: np.ndarray, rel: float, dims: tuple[int, int]) -> tuple[np.n
 
 
 def _weights_rel(u: float, n: int, o: int) -> float:
-    return 2 * (bounds.gamma(n + 3, u) + bounds.gamma(o + 3, u) + bounds.gamma(n * o + 3, u))
+    """How far a rank-one estimate ``R_i C_j / T`` of exact rank-one weights may be off: each
+    probe within ``gamma_{k+3}(u)`` of its sum, ``(1 + g_O)(1 + g_N) / (1 - g_NO) - 1``."""
+    g_row, g_col, g_all = (bounds.gamma(k + 3, u) for k in (o, n, n * o))
+    return (1 + g_row) * (1 + g_col) / (1 - g_all) - 1
 
 
 def _uniform_words(c: Constant, phi: _Phi) -> Difference | None:
@@ -1281,10 +1284,10 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
                 return LossTable(len(prober.probes), (unknown,))
         prober.ask(_check_residuals(n, o), "distinct residuals on every element")
         if phi is not None:
-            rel = _weights_rel(u, n, o)
-            weights, exact = _snap(estimate / phi.at(1.0), rel, dims)
-            widen = 0.0 if exact else rel
-            if all(_probe_fits(p, weights, phi, u, tiny, widen) for p in prober.probes):
+            # Accepted only with every weight named: an unnamed estimate is read again below,
+            # one element at a time, far closer than the rank-one error.
+            weights, exact = _snap(estimate / phi.at(1.0), _weights_rel(u, n, o), dims)
+            if exact and all(_probe_fits(p, weights, phi, u, tiny, 0.0) for p in prober.probes):
                 return _loss_table(prober, weights, phi, dims, exact)
     else:
         prober.ask(_check_residuals(n, o), "distinct residuals on every element")
