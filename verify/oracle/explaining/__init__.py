@@ -1,0 +1,1 @@
+"""Explaining a wrong result by its structure (the term map, ``_terms``)."""
