@@ -38,11 +38,11 @@ value of the other labels is probed in each pattern.
 **Verification.** The decoded map predicts, exactly, a probe with random small signed integers
 (sparse side in +-1, +-2 on the union of up to 4 patterns' supports, dense side in +-1..+-3). An
 element whose prediction fails, or whose reads are not one product's, is *not decoded* and is
-never described. When one is, three probes test (bi)linearity: f(L, 0) and f(0, R) must be the
-constant part, f(-L, R) its mirror; if one fails the map is ``not_linear`` and nothing else is
-claimed. If not, the other operand is made the sparse one and the better reading kept: a
-misplaced read of the sparse operand gives one of its elements two products, which the other
-design reads as one each.
+never described. When one is, four probes test (bi)linearity: f(L, 0) and f(0, R) must be the
+constant part, f(-L, R) and f(L, -R) its mirror; if one fails the map is ``not_linear`` and
+nothing else is claimed. If not, the other operand is made the sparse one and the better
+reading kept: a misplaced read of the sparse operand gives one of its elements two products,
+which the other design reads as one each.
 
 **Exactness.** In a digit probe an element sums, under the contract, one product ``digit * 1``
 and zeros: every partial sum a candidate can form, in any order or blocking, is 0 or the digit.
@@ -68,7 +68,7 @@ dense operand's size and P = ceil(K / S) patterns::
 
 (digits16(n): the base-16 digits of n - 1, 0 for n = 1; a linear map has no dense side), for
 the cheaper of the two designs (left sparse on ties). Only when some element is not decoded:
-+ 3 (bi)linearity probes (1 for a linear map) + the other design's calls. Sides 515:
++ 4 (bi)linearity probes (1 for a linear map) + the other design's calls. Sides 515:
 1 + (1 + 3 + 5) + 1 = 11 calls; forward at (130, 131, 133): 1 + (1 + 4 + 2) + 1 = 9. A result
 small next to K (batch 1 and one output) needs about K / max(N, O) patterns: ``max_calls`` caps
 P, only P * S of the K values of k are then probed (``TermMap.covered``), and a bound that falls
@@ -103,6 +103,9 @@ _SPARSE_VALUES = np.array([-2.0, -1.0, 1.0, 2.0])
 _DENSE_VALUES = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
 #: the relative rounding of two bfloat16 operations: the noise allowed where a value is inexact
 _COARSE = 2.0**-7
+#: the count probe's value on the sparse side: 16 times the weight is read, so an inexact
+#: offset's rounding blurs the weight 16 times less (16 * 15 = 240 is still exact in bfloat16)
+_COUNT = 16.0
 #: undecoded reasons
 _READS, _VERIFY = 1, 2
 
@@ -252,8 +255,8 @@ def _number(value: float, digits: int = 4, sign: str = "") -> str:
 
 
 def _decimals(dtype: np.dtype) -> int:
-    """Significant decimal digits worth showing of a value in ``dtype`` (bfloat16: 3)."""
-    return min(4, int(np.finfo(dtype).precision) + 1)
+    """Significant decimal digits worth showing of a value in ``dtype`` (bfloat16: 2)."""
+    return min(4, int(np.finfo(dtype).precision))
 
 
 def name_constant(
@@ -390,7 +393,7 @@ def _designs(roles: _Roles, sizes: Mapping[str, int]) -> list[_Plan]:
 
 def _checks(roles: _Roles) -> int:
     """The (bi)linearity probes run when some element is not decoded."""
-    return 3 if roles.right else 1
+    return 4 if roles.right else 1
 
 
 def _first(roles: _Roles, sizes: Mapping[str, int], max_calls: int) -> _Plan:
@@ -503,11 +506,29 @@ def _short(values: np.ndarray) -> np.ndarray:
     return scaled == np.rint(scaled)
 
 
+def _blur(weight: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """How far a weight read beside an inexact offset can be from the candidate's: two
+    bfloat16 roundings of the count probe's value, ``_COUNT`` times the weight plus the offset."""
+    return _COARSE * (np.abs(weight) + np.abs(o) / _COUNT)
+
+
+def _tolerance(
+    shifted: np.ndarray, o: np.ndarray, weight: np.ndarray, factor: np.ndarray
+) -> np.ndarray:
+    """How far a value read (less the offset, ``shifted``) may be from ``weight * factor``: 0
+    when weight and offset are short (exact); else the rounding of the value and the offset
+    plus the weight's blur times the factor, never more than a quarter of the gap ``|weight|``
+    between neighbouring integers."""
+    exact = _short(weight) & _short(o)
+    rounding = _COARSE * (np.abs(shifted) + 2 * np.abs(o)) + np.abs(factor) * _blur(weight, o)
+    return np.where(exact, 0.0, np.minimum(np.abs(weight) / 4, rounding))
+
+
 def _weights(count: np.ndarray, o: np.ndarray, constants: np.ndarray) -> np.ndarray:
-    """Each element's total weight from the count probe. Beside an inexact offset the
-    candidate's own rounding blurs it: snapped there to the nearest dims constant or 4-bit
-    value within two bfloat16 roundings of the sizes involved."""
-    raw = count - o
+    """Each element's total weight from the count probe (``_COUNT`` on the support). Beside
+    an inexact offset the candidate's own rounding blurs it: snapped there to the nearest dims
+    constant or 4-bit value within the blur."""
+    raw = (count - o) / _COUNT
     inexact = ~_short(o) & (raw != 0)
     if not inexact.any():
         return raw
@@ -519,7 +540,7 @@ def _weights(count: np.ndarray, o: np.ndarray, constants: np.ndarray) -> np.ndar
         closer = distance < gap
         best = np.where(closer, value, best)
         gap = np.where(closer, distance, gap)
-    snap = inexact & (gap <= _COARSE * (np.abs(raw) + np.abs(o)))
+    snap = inexact & (gap <= _blur(raw, o))
     return np.where(snap, best, raw)
 
 
@@ -536,10 +557,8 @@ def _read(
     if values.shape[0] == 0:
         return np.where(has, 0, -1), np.ones(has.shape, bool)
     shifted = values - o
-    tolerance = np.where(_short(weight) & _short(o), 0.0, np.abs(weight) / 4)
-    digit = np.rint(shifted / np.where(has, weight, 1.0))
-    fits = np.abs(shifted - digit * weight) <= tolerance
-    digit = np.clip(np.nan_to_num(digit), -1, BASE)
+    digit = np.clip(np.nan_to_num(np.rint(shifted / np.where(has, weight, 1.0))), -1, BASE)
+    fits = np.abs(shifted - digit * weight) <= _tolerance(shifted, o, weight, digit)
     in_range = (digit >= 0) & (digit < BASE)
     ids = (digit.astype(np.int64) * (BASE ** np.arange(len(digit), dtype=np.int64))[:, None]).sum(0)
     ok_with = np.all(fits & in_range, axis=0) & (ids < count)
@@ -573,7 +592,7 @@ def _read_pattern(
     ones = np.ones(len(pattern))
     support = _place(sparse_labels, sizes, free, roles.k, pattern, ones)
     dense_ones = np.ones(dense_shape) if dense_labels else None
-    count = _ask(prober, plan.sparse, support, dense_ones)
+    count = _ask(prober, plan.sparse, _COUNT * support, dense_ones)
     numbers = np.arange(len(pattern))
     sparse_reads = [
         _ask(
@@ -647,12 +666,15 @@ def _verify(
         comparable = np.ones(o.shape, bool)
         exact = _short(o)
         smallest = np.full(o.shape, np.inf)
+        blur = np.zeros(o.shape)
         for p in chunk:
             values = rng.choice(_SPARSE_VALUES, len(plan.patterns[p]))
             sparse += _place(sparse_labels, sizes, free, roles.k, plan.patterns[p], values)
             piece = read[p]
             partner = 1.0 if dense is None else dense.reshape(-1)[piece.dense]
-            predicted += np.where(piece.has, piece.weight * values[piece.free] * partner, 0.0)
+            product = values[piece.free] * partner
+            predicted += np.where(piece.has, piece.weight * product, 0.0)
+            blur += np.where(piece.has, np.abs(product) * _blur(piece.weight, o), 0.0)
             comparable &= piece.why == 0
             exact &= _short(piece.weight)
             smallest = np.where(piece.has, np.minimum(smallest, np.abs(piece.weight)), smallest)
@@ -661,8 +683,9 @@ def _verify(
             left, right = (sparse, dense) if plan.sparse == "left" else (dense, sparse)
             assert left is not None
             first = _Sample(left, right, got)
-        slack = np.where(np.isfinite(smallest), smallest / 4, _COARSE * np.abs(o))
-        tolerance = np.where(exact, 0.0, slack)
+        # as _tolerance: the rounding of an inexact weight or offset, within a quarter gap
+        rounding = _COARSE * (np.abs(predicted - o) + 2 * np.abs(o)) + blur
+        tolerance = np.where(exact, 0.0, np.minimum(smallest / 4, rounding))
         wrong = comparable & (np.abs(got - predicted) > tolerance)
         for p in chunk:
             checked[p] = dataclasses.replace(
@@ -681,11 +704,17 @@ def _linear_failure(
             return f"it changes with {contract.left} while {contract.right} is 0"
         if not np.array_equal(prober(np.zeros_like(sample.left), sample.right), o):
             return f"it changes with {contract.right} while {contract.left} is 0"
-    mirror = prober(-sample.left, sample.right)
-    spread = np.abs(sample.value) + np.abs(mirror) + 2 * np.abs(o)
-    tolerance = np.where(_short(o), 0.0, _COARSE * spread)
-    if np.any(np.abs((mirror - o) + (sample.value - o)) > tolerance):
-        return f"negating {contract.left} does not negate it"
+    # rounding to nearest is symmetric: a (bi)linear candidate's mirror is exact, up to the
+    # rounding of an inexact constant part
+    mirrors = [(contract.left, -sample.left, sample.right)]
+    if sample.right is not None:
+        mirrors.append((contract.right or "", sample.left, -sample.right))
+    for name, left, right in mirrors:
+        mirror = prober(left, right)
+        spread = np.abs(sample.value) + np.abs(mirror) + 2 * np.abs(o)
+        tolerance = np.where(_short(o), 0.0, _COARSE * spread)
+        if np.any(np.abs((mirror - o) + (sample.value - o)) > tolerance):
+            return f"negating {name} does not negate it"
     return None
 
 
@@ -789,11 +818,15 @@ def _bound_text(label: str, lo: tuple[int, int] | None, hi: tuple[int, int] | No
 
 def _gaps(label: str, lo: tuple[int, int] | None, hi: tuple[int, int] | None) -> str:
     """Where the probes leave a bound open: ``(n = 125..127 undetermined)``."""
+
+    def span(first: int, last: int) -> str:
+        return f"{label} = {first}" if first == last else f"{label} = {first}..{last}"
+
     notes = []
     if lo is not None and lo[1] < lo[0]:
-        notes.append(f"{label} = {lo[1]}..{lo[0] - 1}")
+        notes.append(span(lo[1], lo[0] - 1))
     if hi is not None and hi[1] > hi[0]:
-        notes.append(f"{label} = {hi[0] + 1}..{hi[1]}")
+        notes.append(span(hi[0] + 1, hi[1]))
     return f" ({' and '.join(notes)} undetermined)" if notes else ""
 
 
@@ -803,9 +836,9 @@ def _rule(
     required: np.ndarray,
     forbidden: np.ndarray,
     subset: tuple[int, ...],
-) -> str | None:
+) -> tuple[str, int] | None:
     """The box of ``required`` on the labels ``subset``, with every bound no forbidden term
-    needs dropped; None when a forbidden term is inside."""
+    needs dropped, and its number of bounds; None when a forbidden term is inside."""
     lo = values[required].min(0)
     hi = values[required].max(0)
     bad = values[forbidden]
@@ -838,7 +871,7 @@ def _rule(
                 sides[side] = (int(hi[column]), int(above.min()) - 1)
         if sides:
             parts.append(_bound_text(names[column], sides.get("lo"), sides.get("hi")))
-    return " and ".join(parts)
+    return " and ".join(parts), len(kept)
 
 
 def _extent(values: np.ndarray, members: np.ndarray, names: str, sizes: Mapping[str, int]) -> str:
@@ -868,19 +901,22 @@ def _region(
     )
     if not forbidden.any():
         return _Region(True, None, extent)
+    # the fewest bounds, then the fewest labels: a half-line (i >= 512, where a blocked loop's
+    # partial block is) is simpler than a point (n = 191) that selects the same probed terms
+    found: dict[str, tuple[int, int]] = {}
     for size in range(1, len(names) + 1):
-        rules = [
-            rule
-            for subset in itertools.combinations(range(len(names)), size)
-            if (rule := _rule(values, names, required, forbidden, subset)) is not None
-        ]
-        if rules:
-            rules = list(dict.fromkeys(rules))
-            if len(rules) > 1:
-                also = " or ".join(rules[1:])
-                return _Region(False, f"{rules[0]} (the probes cannot tell it from {also})", extent)
-            return _Region(False, rules[0], extent)
-    return _Region(False, None, extent)
+        for subset in itertools.combinations(range(len(names)), size):
+            rule = _rule(values, names, required, forbidden, subset)
+            if rule is not None:
+                found.setdefault(rule[0], (rule[1], size))
+    if not found:
+        return _Region(False, None, extent)
+    best = min(found.values())
+    rules = [text for text, rank in found.items() if rank == best]
+    if len(rules) > 1:
+        also = " or ".join(rules[1:])
+        return _Region(False, f"{rules[0]} (the probes cannot tell it from {also})", extent)
+    return _Region(False, rules[0], extent)
 
 
 # --- descriptions -----------------------------------------------------------------------------
@@ -899,7 +935,9 @@ class _Context:
         return _element(self.contract.result, self.roles.result)
 
     def name(self, value: float) -> str:
-        return name_constant(value, self.sizes, 2 * _roundoff(self.dtype), self.digits)
+        # one rounding in the dtype, or in float32 inside a float64 candidate
+        tolerance = max(2 * _roundoff(self.dtype), 2.0**-20)
+        return name_constant(value, self.sizes, tolerance, self.digits)
 
     def number(self, value: float, sign: str = "") -> str:
         return _number(value, self.digits, sign)
@@ -949,7 +987,7 @@ def _weighted(ctx: _Context, terms: _Terms, same: np.ndarray) -> list[Difference
             elif region.rule:
                 text = f"the terms {region.rule} are added {times}"
             else:
-                text = f"the terms {region.extent} are added {times}"
+                text = f"terms are added {times} {region.extent}"
             found.append(Difference("extra", text, float(weight), fraction))
             continue
         name = ctx.name(float(weight))
@@ -958,7 +996,7 @@ def _weighted(ctx: _Context, terms: _Terms, same: np.ndarray) -> list[Difference
         elif region.rule:
             text = f"every term with {region.rule} x {name}"
         else:
-            text = f"the terms {region.extent} x {name}"
+            text = f"terms are scaled x {name} {region.extent}"
         found.append(Difference("scaled", text, float(weight), fraction))
     return found
 
@@ -1117,27 +1155,32 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
     found = []
     result_columns = [ctx.roles.labels.index(label) for label in ctx.roles.result]
     for why, what in (
-        (_READS, "sum more than one product: not decoded"),
+        (_READS, ("sums", "sum", "more than one product: not decoded")),
         (
             _VERIFY,
-            "do not sum the product their probes read (the verification disagrees): not decoded",
+            (
+                "does",
+                "do",
+                "not sum the product its probes read (the verification disagrees): not decoded",
+            ),
         ),
     ):
         members = terms.why == why
         if not members.any():
             continue
         first = terms.values[np.flatnonzero(members)[0], result_columns]
-        example = f"{ctx.contract.result}[{', '.join(str(int(v)) for v in first)}]"
+        example = f"e.g. {ctx.contract.result}[{', '.join(str(int(v)) for v in first)}]"
         region = _region(terms.values, ctx.roles.labels, ctx.sizes, members, ~members)
-        place = (
-            ""
-            if region.everywhere
-            else f" for {region.rule}"
-            if region.rule
-            else f" {region.extent}"
-        )
-        count = int(members.sum())
-        text = f"{count} of {len(members)} probed elements (e.g. {example}) {what}{place}"
+        if region.everywhere:
+            text = f"every probed element ({example}) {what[0]} {what[2]}"
+        elif region.rule:
+            text = f"the probed elements with {region.rule} ({example}) {what[1]} {what[2]}"
+        else:
+            count = f"{members.sum()} of {len(members)} probed elements"
+            ranges = _extent(terms.values, members, ctx.roles.labels, ctx.sizes)
+            inner = f"{example}; {ranges[2:-1]}" if ranges else example
+            text = f"{count} ({inner}) {what[1]} {what[2]}"
+
         found.append(Difference("not_decoded", text, None, float(members.mean())))
     return found
 
@@ -1184,37 +1227,39 @@ def _offsets(ctx: _Context, o: np.ndarray, expected: np.ndarray) -> list[Differe
 def _offset_groups(
     ctx: _Context, difference: np.ndarray, noise: np.ndarray, off: np.ndarray, values: np.ndarray
 ) -> list[Difference] | None:
-    """Offsets that depend on one result label only (+c[o] per column), or up to three
-    values each on a region; None when neither fits."""
+    """Up to three offsets, each on a region a rule gives; else offsets that depend on one
+    result label only (+c[o] per column); None when neither fits."""
     roles, sizes = ctx.roles, ctx.sizes
+    # values equal to 8 significant bits (bfloat16's) are one offset
+    mantissa, exponent = np.frexp(difference)
+    rounded = np.where(off, np.ldexp(np.rint(mantissa * 256), exponent - 8), 0.0)
+    distinct = np.unique(rounded[off])
+    if len(distinct) <= 3:
+        found = []
+        for value in distinct:
+            members = off & (rounded == value)
+            region = _region(values, roles.result, sizes, members, ~members, "elements")
+            if region.rule is None:
+                break
+            middle = float(np.median(difference[members]))
+            text = f"{ctx.number(middle, '+')} on the elements {region.rule}"
+            found.append(Difference("offset", text, middle, float(members.mean())))
+        else:
+            return found
     shape = tuple(sizes[label] for label in roles.result)
+    if len(shape) != 2:
+        return None
     grid = difference.reshape(shape)
     slack = (2 * noise + _COARSE * np.abs(difference)).reshape(shape)
     for axis, label in enumerate(roles.result):
-        if len(shape) < 2:
-            break
-        other = 1 - axis
-        line = np.take(grid, [0], axis=other)
+        line = np.take(grid, [0], axis=1 - axis)
         if np.all(np.abs(grid - line) <= slack):
             vector = line.reshape(-1)
             shown = ", ".join(ctx.number(v) for v in vector[:4])
             shown += ", ..." if len(vector) > 4 else ""
-            text = f"+c[{label}] on every element, by {label} (c = {shown})"
+            text = f"+c[{label}] per {('row', 'column')[axis]} (c = {shown})"
             return [Difference("offset", text, None, float(off.mean()))]
-    rounded = np.where(off, np.round(difference, 3), 0.0)
-    distinct = np.unique(rounded[off])
-    if len(distinct) > 3:
-        return None
-    found = []
-    for value in distinct:
-        members = off & (rounded == value)
-        region = _region(values, roles.result, sizes, members, ~members, "elements")
-        if region.rule is None:
-            return None
-        middle = float(np.median(difference[members]))
-        text = f"{ctx.number(middle, '+')} on the elements {region.rule}"
-        found.append(Difference("offset", text, middle, float(members.mean())))
-    return found
+    return None
 
 
 def _describe(
