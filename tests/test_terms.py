@@ -324,6 +324,39 @@ def test_the_sign_flipped_and_divided_by_n_times_o(name, dtype):
     assert found.differences[0].value == pytest.approx(-1 / (130 * 9), rel=2**-7)
 
 
+@pytest.mark.parametrize("dtype", [np.dtype(np.float64), np.dtype(np.float32)], ids=str)
+def test_a_weight_a_rounding_away_from_one_is_not_written_one(dtype):
+    """Exact probes see a weight 1 + 2^-20; its text shows the digits that tell it from 1."""
+    found = probe(
+        lambda x, w: (x @ w) * dtype.type(1 + 2**-20), "forward", sizes_of(7, 6, 5, ""), dtype
+    )
+    assert described(found) == ["every term x 1.000001"]
+
+
+def test_a_stray_constant_inside_a_bfloat16_float32_candidate():
+    """float32 operands, a bfloat16 kernel that adds 0.1 in bfloat16: the probes' integers stay
+    exact, the inexact 0.1 is read within its rounding."""
+
+    def fn(x, w):
+        inner = (x.astype(BF16).astype(np.float32) @ w.astype(BF16).astype(np.float32)).astype(BF16)
+        return (inner + BF16.type(0.1)).astype(np.float32)
+
+    found = probe(fn, "forward", sizes_of(130, 129, 9, ""))
+    assert described(found) == ["+0.1 on every element"]
+
+
+def test_noise_is_not_linear():
+    """A candidate that adds fresh noise on every call: the exact reads see it."""
+    rng = np.random.default_rng(0)
+    found = probe(
+        lambda x, w: x @ w + 1e-4 * rng.normal(size=(x.shape[0], w.shape[1])),
+        "forward",
+        sizes_of(70, 70, 5, ""),
+    )
+    assert found.status == "not_linear"
+    assert described(found) == [f"{NOT_LINEAR}: it changes with x while w is 0"]
+
+
 def test_a_mean_for_the_bias_gradient():
     found = probe(lambda d, _: d.sum(0) / d.shape[0], "grad_b", sizes_of(130, 0, 129, ""))
     assert described(found) == ["every term x 1/N"]

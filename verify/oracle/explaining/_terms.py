@@ -89,6 +89,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
 #: call(left, right) -> the candidate's result as float64, None when the call failed. The caller
@@ -250,22 +251,31 @@ def _dims_constants(sizes: Mapping[str, int]) -> list[tuple[float, str]]:
     return named
 
 
-def _number(value: float, digits: int = 4, sign: str = "") -> str:
-    return f"{value:{sign}.{digits}g}"
+def _number(value: float, sign: str = "") -> str:
+    """``value`` in the fewest significant digits that some float format a candidate may
+    compute in (float64, float32, bfloat16, float16) rounds back to it: a bfloat16 0.1
+    (0.10009765625) is ``0.1``, a float32 weight 1 + 2^-20 is ``1.000001``, not ``1``."""
+    whole = len(str(int(abs(value)))) if abs(value) >= 1 else 1  # no 1e+02 for 100
+    for shown in range(1, 18):
+        text = f"{value:{sign}.{max(shown, whole)}g}"
+        if _rounds_to(float(text), value):
+            return text
+    return text
 
 
-def _decimals(dtype: np.dtype) -> int:
-    """Significant decimal digits worth showing of a value in ``dtype`` (bfloat16: 2)."""
-    return min(4, int(np.finfo(dtype).precision))
+def _rounds_to(decimal: float, value: float) -> bool:
+    formats = [np.float64, np.float32, ml_dtypes.bfloat16]
+    if abs(decimal) <= 65504:
+        formats.append(np.float16)
+    return any(float(np.asarray(decimal, dtype)) == value for dtype in formats)
 
 
-def name_constant(
-    value: float, sizes: Mapping[str, int], rel_tol: float = 0.0, digits: int = 4
-) -> str:
+def name_constant(value: float, sizes: Mapping[str, int], rel_tol: float = 2.0**-20) -> str:
     """``value`` named by the dims when it is +-(a product of them) or its inverse, within
     ``rel_tol``: ``-1/(N*O)``, ``1/N``, ``N*O``; a short binary value as a number (``2``,
     ``0.5``, ``-1``, with the dims' name beside it when one matches, ``0.5 (= 1/N)``); any other
-    value with ``digits`` significant digits. ``sizes``: ``{"n": N, "i": I, "o": O}``."""
+    value in the fewest digits a float format rounds back to it (``0.3``, ``1.000001``).
+    ``sizes``: ``{"n": N, "i": I, "o": O}``."""
     matches = list(
         dict.fromkeys(
             name
@@ -276,14 +286,14 @@ def name_constant(
     # a plain number (an integer, a few eighths) reads better than its dims' name
     plain = abs(value) <= 16 and value * 8 == round(value * 8)
     if plain:
-        return _number(value, digits) + (f" (= {matches[0]})" if matches else "")
+        return _number(value) + (f" (= {matches[0]})" if matches else "")
     if len(matches) > 1:
         values = {target for target, name in _dims_constants(sizes) if name in matches[:2]}
         why = "the dims are equal" if len(values) == 1 else "the dtype cannot tell them apart"
         return f"{' or '.join(matches[:2])} ({why})"
     if matches:
         return matches[0]
-    return _number(value, digits)
+    return _number(value)
 
 
 def _times(weight: float) -> str | None:
@@ -934,17 +944,17 @@ class _Context:
     def result(self) -> str:
         return _element(self.contract.result, self.roles.result)
 
+    @property
+    def tolerance(self) -> float:
+        """A constant's resolution: one rounding in the dtype, or in float32 inside a float64
+        candidate."""
+        return max(2 * _roundoff(self.dtype), 2.0**-20)
+
     def name(self, value: float) -> str:
-        # one rounding in the dtype, or in float32 inside a float64 candidate
-        tolerance = max(2 * _roundoff(self.dtype), 2.0**-20)
-        return name_constant(value, self.sizes, tolerance, self.digits)
+        return name_constant(value, self.sizes, self.tolerance)
 
     def number(self, value: float, sign: str = "") -> str:
-        return _number(value, self.digits, sign)
-
-    @property
-    def digits(self) -> int:
-        return _decimals(self.dtype)
+        return _number(value, sign)
 
 
 def _expression(label: str, delta: int, reflected: bool = False, size: int = 0) -> str:
