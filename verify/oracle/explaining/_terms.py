@@ -8,9 +8,9 @@ The results of the layer that are (bi)linear in their inputs are fixed by the pr
     grad_b   dL_db[o]     = sum_n dL_do[n, o]                    "no->o" (linear)
 
 ``term_map`` recovers, with exact small-integer probes, the map a candidate actually computes and
-states a bug as its difference from the contract: terms missing, added twice, paired with the
-wrong element of the other operand, scaled; offsets; an all-zero result; or that the result is
-not (bi)linear on the probes, and then nothing else.
+states a bug as its difference from the contract: terms missing, added k times, paired with
+the wrong element of the other operand (or the other operand transposed), scaled; offsets; an
+all-zero result; or that the result is not (bi)linear on the probes, and then nothing else.
 
 **Labels.** In a spec ``"LL,RR->OO"`` the left operand shares label ``a`` with the result, the
 right one ``c``, and ``k`` is contracted (forward: a = n, k = i, c = o; grad_b has no c).
@@ -18,68 +18,82 @@ right one ``c``, and ``k`` is contracted (forward: a = n, k = i, c = o; grad_b h
 **Probes.** One operand, the *sparse* one, holds one nonzero per value f of its free label, at
 ``k = pattern[f]``; the other, the *dense* one, is nonzero everywhere. Under the contract every
 result element then receives exactly one product (left sparse: element (a, c) gets
-``left[a, pattern[a]] * right[pattern[a], c]``). A pattern is read with
+``left[a, pattern[a]] * right[pattern[a], c]``), and a product the candidate forms with a
+support element and *any* dense element shows. A pattern is read with
 
-- a *count* probe (ones on the support, ones on the dense side): element r reads the total
-  weight ``c_r`` of its products: 1 under the contract, 0 missing, 2 added twice, 0.5, -1...;
+- a *count* probe (16 on the support, ones on the dense side): element r reads 16 times the
+  total weight ``c_r`` of its products: 1 under the contract, 0 missing, 2 added twice, 0.5...;
 - *digit* probes: the base-16 digits of each support element's number on the sparse side (dense
-  side ones), then of each dense element's flat index on the dense side (sparse side ones):
+  side ones), then of each dense element's flat index on the dense side (support ones):
   element r reads ``c_r * digit`` of the element each side gave its product;
 
 and the whole map by one *zero* probe (both operands 0): the constant part ``o`` (a bias, a
-stray +0.1). A product's elements are thus read as integers, without assuming where they are.
+stray +0.1). A product's two elements are thus read as integers, without assuming where.
 
-Patterns are scrambled: ``pattern[f] = ((f + j*S) * m + s) mod K`` with ``m`` and its inverse far
-from 0 and from small multiples of 1 modulo K, so the sparse side's free index and k are not
-correlated: a condition on one (n >= 128) is not the same set of probed terms as one on the
-other (i >= 128), as it would be on a diagonal. ``ceil(K/S)`` patterns probe every k; every
-value of the other labels is probed in each pattern.
+Patterns are scrambled: ``pattern[f] = ks[((f + j*S) * m + s) mod len(ks)]`` with ``m`` and its
+inverse far from 0 and from 1, 2, 3 times a unit modulo len(ks): the sparse side's free index
+and k are not correlated, so a condition on one (n >= 128) is not the same set of probed terms
+as a condition on the other (i >= 128), as on a diagonal. ``ceil(K/S)`` patterns probe every
+k (``ks`` = 0..K-1); every value of the other two labels is probed in every pattern.
 
-**Verification.** The decoded map predicts, exactly, a probe with random small signed integers
-(sparse side in +-1, +-2 on the union of up to 4 patterns' supports, dense side in +-1..+-3). An
+**Verification.** The decoded map predicts a probe with random small signed integers (sparse
+side in +-1, +-2 on the union of up to 4 patterns' supports, dense side in +-1..+-3). An
 element whose prediction fails, or whose reads are not one product's, is *not decoded* and is
-never described. When one is, four probes test (bi)linearity: f(L, 0) and f(0, R) must be the
-constant part, f(-L, R) and f(L, -R) its mirror; if one fails the map is ``not_linear`` and
-nothing else is claimed. If not, the other operand is made the sparse one and the better
-reading kept: a misplaced read of the sparse operand gives one of its elements two products,
-which the other design reads as one each.
+never described as decoded. When one is, four probes test (bi)linearity: f(L, 0) and f(0, R)
+must be the constant part, f(-L, R) and f(L, -R) its mirror (one probe for grad_b); if one
+fails the map is ``not_linear`` and nothing else is claimed. If they pass, the other operand is
+made the sparse one when that design probes every k within ``max_calls``, and the reading with
+fewer undecoded elements is kept: a misplaced read of the sparse operand gives one support
+element two products, which the other design reads as one each.
 
 **Exactness.** In a digit probe an element sums, under the contract, one product ``digit * 1``
 and zeros: every partial sum a candidate can form, in any order or blocking, is 0 or the digit.
-Digits are < 16; a verification element sums at most 4 products of |value| <= 2 * 3, so at most
-24. Integers up to 256 are exact in bfloat16 (8 significant bits), up to 2048 in float16 and
-TF32 (11 bits): every probe value is exact in float64, float32, bfloat16, float16, and in a
-float32 candidate that rounds its matmul inputs to bfloat16 or TF32 or accumulates in bfloat16.
-A weight with at most 4 significant bits (2, 3, 0.5, -1, 0.75: duplicated terms, halving, a
-sign) keeps ``weight * digit`` within 8 bits: still exact, and then decoding is exact integer
-arithmetic (a read's residual must be 0, the verification must match to the bit). The caller's
-expected offset (b) should be small integers for the same reason. Only a constant the candidate
-brings itself that no short binary float holds (a division by N*O, a stray 0.1) makes its
-results inexact; there, and only there, an integer is read by rounding ``(v - o) / c`` and
-accepted within a quarter of the gap ``|c|`` between neighbours, and a weight read beside an
-inexact offset is snapped to a 4-bit or dims-named value within 2^-7 of the sizes involved (two
-bfloat16 roundings). Naming a constant by the dims (``-1/(N*O)``) allows 4 units of the dtype's
-roundoff.
+Digits are < 16, the count probe's product 16, and a verification element sums at most 4
+products of |value| <= 2 * 3: at most 24. Integers up to 256 are exact in bfloat16 (8
+significant bits), up to 2048 in float16 and TF32 (11 bits): every probe value is exact in
+float64, float32, bfloat16, float16, and in a float32 candidate that rounds its matmul inputs
+to bfloat16 or TF32 or accumulates in bfloat16. A weight with at most 4 significant bits (2, 3,
+15, 0.5, -1, 0.75: terms added k times, halving, a sign) keeps ``weight * digit`` within 8
+bits: still exact. Then every read is exact integer arithmetic: a digit is accepted only when
+``v - o == c * digit`` to the bit, the verification only when it matches to the bit. The
+caller's expected offset (b) should be small integers for the same reason.
+
+Only a constant the candidate brings itself that no short binary float holds (a division by
+N*O, a stray 0.1) makes its results inexact, by the candidate's own rounding. There, and only
+there, an element's reads allow that rounding: two bfloat16 roundings (2^-7, the coarsest
+arithmetic a candidate may use whatever the dtype) of the value and the offset, plus the
+weight's own blur times the digit, never more than a quarter of the gap ``|c|`` between
+neighbouring integers (so the integer read is unique). A weight read beside an inexact offset
+is snapped to the nearest dims constant or 4-bit value within its blur. A constant is named by
+the dims (``-1/(N*O)``) within one rounding in the dtype (float32 inside float64), and written
+in the fewest digits some float format rounds back to it (bfloat16's 0.10009765625 is 0.1).
 
 **Budget.** With S the size of the sparse operand's free label, K the contracted size, D the
 dense operand's size and P = ceil(K / S) patterns::
 
     calls = 1 + P * (1 + digits16(S) + digits16(D)) + ceil(P / 4)
 
-(digits16(n): the base-16 digits of n - 1, 0 for n = 1; a linear map has no dense side), for
-the cheaper of the two designs (left sparse on ties). Only when some element is not decoded:
-+ 4 (bi)linearity probes (1 for a linear map) + the other design's calls. Sides 515:
-1 + (1 + 3 + 5) + 1 = 11 calls; forward at (130, 131, 133): 1 + (1 + 4 + 2) + 1 = 9. A result
-small next to K (batch 1 and one output) needs about K / max(N, O) patterns: ``max_calls`` caps
-P, only P * S of the K values of k are then probed (``TermMap.covered``), and a bound that falls
-between two probed values is stated as a range (``i >= t, 481 <= t <= 512``).
+(digits16(n): the base-16 digits of n - 1, 0 for n = 1; a linear map has no dense side, its
+digits16(D) is 0), for the cheaper of the two designs (left sparse on ties; ``planned_calls``).
+Only when some element is not decoded: + 4 (bi)linearity probes (1 for grad_b) + the other
+design's calls when it probes every k within ``max_calls``. Sides 515: 1 + (1 + 3 + 5) + 1 = 11
+calls; forward at (130, 131, 133): 1 + (1 + 4 + 2) + 1 = 9; (515, 515, 4): 1 + (1 + 3 + 3) + 1
+= 9. A result small next to K (batch 1 and one output) needs about K / max(N, O) patterns,
+a few calls each: ``max_calls`` (default 48) caps P so that the map and its (bi)linearity
+probes fit; then only P * S values of k are probed (``TermMap.covered``), a quarter of them at
+each end of 0..K-1 (where a blocked loop's first and partial last blocks are), the rest evenly
+between, and a bound between two probed values is stated with the values left open
+(``i >= 512 (i = 411..511 undetermined)``). Memory and time are O((digits) * N * O) per probe.
 
-**Descriptions.** A deviation is a set of probed terms; its region is the simplest rule on the
-labels' values (one bound, an interval, a conjunction on two or three labels, or everywhere)
-that holds on every term of the set and on no term that contradicts it (a term that fits both
-the contract and the deviation, a diagonal element of a transpose, may fall either side). When
-no rule fits: the count and each label's range. Two rules the probes cannot tell apart are both
-named.
+**Descriptions.** A deviation is a set of probed terms; its region is the rule on the labels'
+values with the fewest bounds, then the fewest labels (a bound, an interval, a conjunction of
+bounds on two or three labels, or everywhere) that holds on every term of the set and on no
+term that contradicts it (a term that fits both the contract and the deviation, a diagonal
+element of a transpose, may fall either side). Two rules the probes cannot tell apart are both
+named; when none fits, the count and each label's range. Misplaced terms are grouped by how
+each index of the product relates to the term's labels (``label + d`` or ``d - label``); a
+group is named when a rule gives its region or it holds a quarter of them, the rest are
+counted as in no simple pattern.
 """
 
 from __future__ import annotations
