@@ -532,6 +532,26 @@ def test_a_misread_of_the_sparse_operand_is_not_decoded_where_it_sums_two_produc
     assert found.calls == planned_calls(CONTRACTS["forward"], sizes_of(515, 515, 8, "")) + 4
 
 
+def test_a_reading_the_verification_cannot_check_is_not_described():
+    """Two patterns (N = 70 < I = 130) share a verification probe: where one pattern's element
+    sums two products, the other pattern's reading of that element goes unchecked, and is
+    withheld too."""
+
+    def fn(x, w):
+        return x[:, :128] @ w[:128] + x[:, :2] @ w[128:]
+
+    found = probe(fn, "forward", sizes_of(70, 130, 3, ""))
+    assert found.status == "not_decoded"
+    assert described(found) == [
+        "output[n, o] lacks x[n, i] * w[i, o] for i >= 128",
+        "the probed elements with i < 2 (e.g. output[24, 0]) sum more than one product: not "
+        "decoded",
+        "the probed elements with 70 <= i < 72 (e.g. output[24, 0]) are not verified (their "
+        "element is not decoded in another pattern of the same verification probe): not "
+        "described",
+    ]
+
+
 def test_the_other_design_decodes_a_misread_of_the_sparse_operand():
     """At (130, 130, 130) both designs cost one pattern: x sparse reads x's misread as two
     products; w sparse reads it as one, which is kept."""

@@ -122,7 +122,7 @@ _COARSE = 2.0**-7
 #: offset's rounding blurs the weight 16 times less (16 * 15 = 240 is still exact in bfloat16)
 _COUNT = 16.0
 #: undecoded reasons
-_READS, _VERIFY = 1, 2
+_READS, _VERIFY, _UNCHECKED = 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -712,9 +712,11 @@ def _verify(
         tolerance = np.where(exact, 0.0, np.minimum(smallest / 4, rounding))
         wrong = comparable & (np.abs(got - predicted) > tolerance)
         for p in chunk:
-            checked[p] = dataclasses.replace(
-                read[p], why=np.where(wrong, _VERIFY, read[p].why), has=read[p].has & ~wrong
-            )
+            # a reading the union could not check (another pattern's is not decoded) is not
+            # described either
+            why = np.where(wrong, _VERIFY, read[p].why)
+            why = np.where(~comparable & (why == 0), _UNCHECKED, why)
+            checked[p] = dataclasses.replace(read[p], why=why, has=read[p].has & (why == 0))
     assert first is not None
     return checked, first
 
@@ -1186,6 +1188,15 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
                 "does",
                 "do",
                 "not sum the product its probes read (the verification disagrees): not decoded",
+            ),
+        ),
+        (
+            _UNCHECKED,
+            (
+                "is",
+                "are",
+                "not verified (their element is not decoded in another pattern of the "
+                "same verification probe): not described",
             ),
         ),
     ):
