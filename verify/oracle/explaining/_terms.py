@@ -122,7 +122,7 @@ _COARSE = 2.0**-7
 #: offset's rounding blurs the weight 16 times less (16 * 15 = 240 is still exact in bfloat16)
 _COUNT = 16.0
 #: undecoded reasons
-_READS, _VERIFY, _UNCHECKED = 1, 2, 3
+_READS, _VERIFY, _UNCHECKED, _HIDDEN = 1, 2, 3, 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -599,7 +599,7 @@ class _Pattern:
     free: np.ndarray  # the sparse element's free index (expected one where none)
     dense: np.ndarray  # the dense element's flat index (0 where none)
     has: np.ndarray  # a product was read
-    why: np.ndarray  # 0 decoded, _READS, _VERIFY
+    why: np.ndarray  # 0 decoded, else why not: _READS, _VERIFY, _UNCHECKED, _HIDDEN
 
 
 def _read_pattern(
@@ -637,13 +637,18 @@ def _read_pattern(
     dense_id, ok_dense = _read(_stack(dense_reads, o), o, weight, dense_numbers.size)
     ok = ok_sparse & ok_dense
     has = (weight != 0) & ok
+    # no product read beside an inexact offset large enough that its rounding would swallow a
+    # product of the pattern's typical weight: "missing" would be a guess
+    # (with none read, _missing says how light a hidden one would be)
+    typical = np.median(np.abs(weight[has])) if has.any() else 0.0
+    hidden = ok & ~has & (_COARSE * np.abs(o) >= _COUNT * typical / 4) & has.any()
     expected = _result_values(roles, sizes)[:, roles.result.index(free)]
     return _Pattern(
         weight=weight,
         free=np.where(has, free_id, expected),
         dense=np.where(has, dense_id, 0),
         has=has,
-        why=np.where(ok, 0, _READS),
+        why=np.where(ok, np.where(hidden, _HIDDEN, 0), _READS),
     )
 
 
@@ -983,10 +988,15 @@ def _expression(label: str, delta: int, reflected: bool = False, size: int = 0) 
     return f"{label} + {delta}" if delta > 0 else f"{label} - {-delta}"
 
 
-def _missing(ctx: _Context, terms: _Terms) -> list[Difference]:
+def _missing(ctx: _Context, terms: _Terms, o: np.ndarray) -> list[Difference]:
     missing = terms.decoded & ~terms.has
     if not missing.any():
         return []
+    # with no product read anywhere there is no typical weight to tell a missing term from one
+    # too light to show beside the constant part (16 * weight lost in its rounding): say so
+    hidden = 0.0 if terms.has.any() else _COARSE * float(np.abs(o).max()) / _COUNT
+    caveat = f" (or weighs each under {_number(hidden)}, lost in the rounding of the constant"
+    caveat = caveat + " part)" if hidden else ""
     region = _region(terms.values, ctx.roles.labels, ctx.sizes, missing, ~missing)
     product = _product(ctx.contract, ctx.roles)
     if region.everywhere:
@@ -995,7 +1005,7 @@ def _missing(ctx: _Context, terms: _Terms) -> list[Difference]:
         text = f"{ctx.result} lacks {product} for {region.rule}"
     else:
         text = f"{ctx.result} lacks {product} {region.extent}"
-    return [Difference("missing", text, 0.0, float(missing.mean()))]
+    return [Difference("missing", text + caveat, 0.0, float(missing.mean()))]
 
 
 def _weighted(ctx: _Context, terms: _Terms, same: np.ndarray) -> list[Difference]:
@@ -1199,6 +1209,14 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
                 "same verification probe): not described",
             ),
         ),
+        (
+            _HIDDEN,
+            (
+                "reads",
+                "read",
+                "no product, but the rounding of their constant part could hide one: not decoded",
+            ),
+        ),
     ):
         members = terms.why == why
         if not members.any():
@@ -1308,7 +1326,7 @@ def _describe(
     contract_values = terms.values[:, [roles.labels.index(label) for label in positions]]
     same = np.all(terms.observed == contract_values, axis=1)
     return (
-        *_missing(ctx, terms),
+        *_missing(ctx, terms, o),
         *_weighted(ctx, terms, same),
         *_misplaced(ctx, terms, same),
         *_offsets(ctx, o, expected),
