@@ -1042,23 +1042,23 @@ def _signatures(terms: _Terms, members: np.ndarray, contract_labels: list[int]) 
     ``label + delta`` (column < L) or ``delta - label`` (column >= L, a reflection), the one
     whose delta is the most common among the members, the contract's label on ties.
     Returns (M, 2Q) int: the Q expression columns, then the Q deltas."""
-    values = terms.values[members]
-    observed = terms.observed[members]
-    count, positions = len(values), observed.shape[1]
-    both = np.concatenate([values, -values], axis=1)  # obs - both: delta of either form
-    columns = np.empty((count, positions), np.int64)
-    deltas = np.empty((count, positions), np.int64)
+    values = terms.values[members].T  # (L, M): rows are contiguous
+    observed = terms.observed[members].T
+    count, positions = values.shape[1], len(observed)
+    both = np.concatenate([values, -values])  # obs - both: delta of either form
+    columns = np.empty((positions, count), np.int64)
+    deltas = np.empty((positions, count), np.int64)
+    everyone = np.arange(count)
     for j in range(positions):
-        delta = observed[:, j][:, None] - both
-        low = delta.min(0)
-        score = np.empty(delta.shape)
-        for column in range(both.shape[1]):
-            shifted = delta[:, column] - low[column]
-            score[:, column] = np.bincount(shifted)[shifted] * 2 + (column == contract_labels[j])
-        best = score.argmax(1)
-        columns[:, j] = best
-        deltas[:, j] = delta[np.arange(count), best]
-    return np.concatenate([columns, deltas], axis=1)
+        delta = observed[j] - both
+        score = np.empty(delta.shape, np.int64)
+        for column, row in enumerate(delta):
+            shifted = row - row.min()
+            score[column] = np.bincount(shifted)[shifted] * 2 + (column == contract_labels[j])
+        best = score.argmax(0)
+        columns[j] = best
+        deltas[j] = delta[best, everyone]
+    return np.concatenate([columns, deltas]).T
 
 
 def _group_ids(table: np.ndarray) -> np.ndarray:
