@@ -392,6 +392,30 @@ def test_the_bias_against_the_expected_offset(fn, text, dtype):
     assert found.differences[0].kind == "offset"
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_a_mean_beside_the_bias(dtype):
+    """(x @ w) / N + b: the candidate rounds each weight 1/130 beside b (up to 3). float32 and
+    float64 resolve it; bfloat16 and float16 round 3 + d/130 to a step of 2^-6 or 2^-9, a
+    step the weight cannot be told through: those elements are not decoded, the column with
+    b = 0 is."""
+
+    def fn(x, w):
+        mean = np.asarray(matmul(x, w), np.float32) / np.float32(130)
+        return (mean + B.astype(np.float32)).astype(dtype)
+
+    found = probe(fn, "forward", sizes_of(130, 64, 9, ""), dtype, offset=B)
+    if dtype in (np.float32, np.float64):
+        assert described(found) == ["every term x 1/N"]
+        return
+    assert found.status == "not_decoded"
+    assert described(found) == [
+        "every term with o = 2 x 1/N",
+        "1040 of 1170 probed elements (e.g. output[0, 0]) are not decoded: beside their "
+        "constant part the candidate's rounding is coarser than their weight lets a digit be "
+        "read",
+    ]
+
+
 def test_grad_x_with_w_untransposed():
     found = probe(lambda d, w: d @ w, "grad_x", sizes_of(64, 48, 48, ""))
     assert described(found) == ["w's indices are swapped: w[o, i] where w[i, o] belongs"]

@@ -37,8 +37,8 @@ as a condition on the other (i >= 128), as on a diagonal. ``ceil(K/S)`` patterns
 k (``ks`` = 0..K-1); every value of the other two labels is probed in every pattern.
 
 **Verification.** The decoded map predicts a probe with random small signed integers (sparse
-side in +-1, +-2 on the union of up to 4 patterns' supports, dense side in +-1..+-3). An
-element whose prediction fails, or whose reads are not one product's, is *not decoded* and is
+side in +-1 on the union of up to 4 patterns' supports, dense side in +-1..+-3). An element
+whose prediction fails, or whose reads are not one product's, is *not decoded* and is
 never described as decoded. When one is, four probes test (bi)linearity: f(L, 0) and f(0, R)
 must be the constant part, f(-L, R) and f(L, -R) its mirror (one probe for grad_b); if one
 fails the map is ``not_linear`` and nothing else is claimed. If they pass, the other operand is
@@ -49,7 +49,7 @@ element two products, which the other design reads as one each.
 **Exactness.** In a digit probe an element sums, under the contract, one product ``digit * 1``
 and zeros: every partial sum a candidate can form, in any order or blocking, is 0 or the digit.
 Digits are < 16, the count probe's product 16, and a verification element sums at most 4
-products of |value| <= 2 * 3: at most 24. Integers up to 256 are exact in bfloat16 (8
+products of |value| <= 3: at most 12. Integers up to 256 are exact in bfloat16 (8
 significant bits), up to 2048 in float16 and TF32 (11 bits): every probe value is exact in
 float64, float32, bfloat16, float16, and in a float32 candidate that rounds its matmul inputs
 to bfloat16 or TF32 or accumulates in bfloat16. A weight with at most 4 significant bits (2, 3,
@@ -114,7 +114,7 @@ BASE = 16
 #: patterns per verification probe (its elements then sum at most this many products)
 CHUNK = 4
 DEFAULT_MAX_CALLS = 48
-_SPARSE_VALUES = np.array([-2.0, -1.0, 1.0, 2.0])
+_SPARSE_VALUES = np.array([-1.0, 1.0])
 _DENSE_VALUES = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
 #: the relative rounding of two bfloat16 operations: the noise allowed where a value is inexact
 _COARSE = 2.0**-7
@@ -122,7 +122,7 @@ _COARSE = 2.0**-7
 #: offset's rounding blurs the weight 16 times less (16 * 15 = 240 is still exact in bfloat16)
 _COUNT = 16.0
 #: undecoded reasons
-_READS, _VERIFY, _UNCHECKED, _HIDDEN = 1, 2, 3, 4
+_READS, _VERIFY, _UNCHECKED, _HIDDEN, _ROUNDING = 1, 2, 3, 4, 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,11 +315,6 @@ def _times(weight: float) -> str | None:
     if weight >= 2 and weight == round(weight) and weight <= 64:
         return "twice" if weight == 2 else f"{int(weight)} times"
     return None
-
-
-def _roundoff(dtype: np.dtype) -> float:
-    """The unit roundoff of ``dtype`` (bfloat16: 2^-8)."""
-    return float(np.finfo(dtype).eps) / 2
 
 
 # --- plans ------------------------------------------------------------------------------------
@@ -522,73 +517,129 @@ def _result_values(roles: _Roles, sizes: Mapping[str, int]) -> np.ndarray:
 # --- reading ----------------------------------------------------------------------------------
 
 
-def _short(values: np.ndarray) -> np.ndarray:
-    """Whether each value has at most 4 significant bits (0 included): times a digit < 16 it
-    stays within bfloat16's 8."""
+def _short(values: np.ndarray, bits: int = 4) -> np.ndarray:
+    """Whether each value has at most ``bits`` significant bits (0 included): with 4, times a
+    digit < 16 it stays within bfloat16's 8."""
     mantissa, _ = np.frexp(np.abs(values))
-    scaled = mantissa * 16
+    scaled = mantissa * 2.0**bits
     return scaled == np.rint(scaled)
 
 
-def _blur(weight: np.ndarray, o: np.ndarray) -> np.ndarray:
-    """How far a weight read beside an inexact offset can be from the candidate's: two
-    bfloat16 roundings of the count probe's value, ``_COUNT`` times the weight plus the offset."""
-    return _COARSE * (np.abs(weight) + np.abs(o) / _COUNT)
+def _blur(weight: np.ndarray, o: np.ndarray, rel: float = _COARSE) -> np.ndarray:
+    """How far a weight read beside a constant part can be from the candidate's: two roundings
+    (``rel``, bfloat16's by default) of the count probe's value, 16 * weight + o."""
+    return rel * (np.abs(weight) + np.abs(o) / _COUNT)
+
+
+def _fine(dtype: np.dtype) -> float:
+    """Two roundings in ``dtype``, or in float32 inside a float64 candidate (never coarser
+    than bfloat16's)."""
+    return min(_COARSE, max(2 * float(np.finfo(dtype).eps), 2.0**-20))
 
 
 def _tolerance(
-    shifted: np.ndarray, o: np.ndarray, weight: np.ndarray, factor: np.ndarray
+    shifted: np.ndarray,
+    o: np.ndarray,
+    weight: np.ndarray,
+    factor: np.ndarray,
+    fine: float,
+    trusted: np.ndarray,
 ) -> np.ndarray:
-    """How far a value read (less the offset, ``shifted``) may be from ``weight * factor``: 0
-    when weight and offset are short (exact); else the rounding of the value and the offset
-    plus the weight's blur times the factor, never more than a quarter of the gap ``|weight|``
-    between neighbouring integers."""
-    exact = _short(weight) & _short(o)
-    rounding = _COARSE * (np.abs(shifted) + 2 * np.abs(o)) + np.abs(factor) * _blur(weight, o)
-    return np.where(exact, 0.0, np.minimum(np.abs(weight) / 4, rounding))
+    """How far a value read (less the offset, ``shifted``) may be from ``weight * factor``.
+
+    0 when weight and offset are short and the weight's reading is trusted (exact). Else the
+    rounding of the value, of the offset and of the weight's reading times ``factor``: at
+    bfloat16's precision (a candidate that rounds inside) when that bound is below a quarter
+    of the gap ``|weight|`` between neighbouring integers, so the integer read is unique; else
+    at the dtype's (``fine``);
+    else -1, no read fits: the candidate's own rounding leaves the integer undetermined.
+    """
+    exact = _short(weight) & _short(o) & trusted
+    gap = np.abs(weight) / 4
+    coarse = _COARSE * (np.abs(shifted) + 2 * np.abs(o)) + np.abs(factor) * _blur(weight, o)
+    close = fine * (np.abs(shifted) + 2 * np.abs(o)) + np.abs(factor) * _blur(weight, o, fine)
+    bound = np.where(coarse < gap, coarse, np.where(close < gap, close, -1.0))
+    return np.where(exact, 0.0, bound)
 
 
-def _weights(count: np.ndarray, o: np.ndarray, constants: np.ndarray) -> np.ndarray:
-    """Each element's total weight from the count probe (``_COUNT`` on the support). Beside
-    an inexact offset the candidate's own rounding blurs it: snapped there to the nearest dims
-    constant or 4-bit value within the blur."""
+def _weights(
+    count: np.ndarray, o: np.ndarray, constants: np.ndarray, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each element's total weight from the count probe (``_COUNT`` on the support), and
+    whether its reading can be trusted to be exact.
+
+    A weight within the dtype's resolution of a dims constant is that constant (float32's
+    1/515 is 1/N). Beside a constant part the candidate's own rounding of ``16 * weight + o``
+    may blur the reading (o not short, or the weight not short and o not 0): it is snapped to
+    the one dims constant or 4-bit value within two roundings in the dtype, else within two
+    bfloat16 roundings; two candidates within reach (1/130 and 2^-7 beside a bias of 3 in
+    bfloat16) leave it as read. A short reading beside a constant part is trusted to be
+    exact only when bfloat16's rounding blurs it by less than 2^-5 (a 4-bit value's nearest
+    neighbour is 2^-4 away): else a weight 1/130 may read 2^-7.
+    """
     raw = (count - o) / _COUNT
-    inexact = ~_short(o) & (raw != 0)
-    if not inexact.any():
-        return raw
+    blurred = (~_short(o) | (~_short(raw) & (o != 0))) & (raw != 0)
     mantissa, exponent = np.frexp(raw)
-    best = np.ldexp(np.rint(mantissa * 16), exponent - 4)
-    gap = np.abs(raw - best)
-    for value in constants:
-        distance = np.abs(raw - value)
-        closer = distance < gap
-        best = np.where(closer, value, best)
-        gap = np.where(closer, distance, gap)
-    snap = inexact & (gap <= _blur(raw, o))
-    return np.where(snap, best, raw)
+    candidates = [np.ldexp(np.rint(mantissa * 16), exponent - 4)]
+    candidates += [np.full(raw.shape, value) for value in np.unique(constants)]
+    table = np.stack(candidates)  # (C, E)
+    distance = np.abs(table - raw)
+    nearest = table[distance.argmin(0), np.arange(raw.size)]
+    weight = raw.copy()
+    settled = ~blurred
+    for reach in (_blur(raw, o, _fine(dtype)), _blur(raw, o)):
+        inside = distance <= reach
+        # distinct values within reach (the 4-bit rounding may equal a dims constant)
+        alone = inside.sum(0) - (inside[0] & np.any(inside[1:] & (table[1:] == table[0]), 0))
+        take = ~settled & (alone == 1)
+        weight = np.where(take, nearest, weight)
+        settled |= take
+    # an exact reading (no constant part to blur it) within the dtype's rounding of a dims
+    # constant: float32's 1/515
+    if len(table) > 1:
+        gaps = distance[1:]
+        closest = table[1:][gaps.argmin(0), np.arange(raw.size)]
+        named = ~blurred & (raw != 0) & (gaps.min(0) <= _resolution(dtype) * np.abs(raw))
+        weight = np.where(named, closest, weight)
+    trusted = (o == 0) | (_blur(raw, o) <= 2.0**-5 * np.abs(raw))
+    return weight, trusted
+
+
+def _resolution(dtype: np.dtype) -> float:
+    """A constant's resolution: one rounding in the dtype, or in float32 inside a float64
+    candidate."""
+    return max(float(np.finfo(dtype).eps), 2.0**-20)
 
 
 def _read(
-    values: np.ndarray, o: np.ndarray, weight: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray]:
+    values: np.ndarray,
+    o: np.ndarray,
+    weight: np.ndarray,
+    count: int,
+    fine: float,
+    trusted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each element's element number from its digit probes ``values`` (D, E).
 
-    Returns (ids (E,), -1 where no product or not read; ok (E,)): the digits are integers in
-    0..15 exactly (short weight and offset) or within a quarter gap, the number is < count; an
-    element without product reads the offset on every probe.
+    Returns (ids (E,), -1 where no product or not read; ok (E,); blurred (E,): some digit's
+    rounding could not be resolved, ``_tolerance`` -1): the digits are integers in 0..15
+    within ``_tolerance``, the number is < count; an element without product reads the offset
+    on every probe.
     """
     has = weight != 0
     if values.shape[0] == 0:
-        return np.where(has, 0, -1), np.ones(has.shape, bool)
+        return np.where(has, 0, -1), np.ones(has.shape, bool), np.zeros(has.shape, bool)
     shifted = values - o
     digit = np.clip(np.nan_to_num(np.rint(shifted / np.where(has, weight, 1.0))), -1, BASE)
-    fits = np.abs(shifted - digit * weight) <= _tolerance(shifted, o, weight, digit)
+    tolerance = _tolerance(shifted, o, weight, digit, fine, trusted)
+    fits = np.abs(shifted - digit * weight) <= tolerance
+    blurred = has & np.any(tolerance < 0, axis=0)
     in_range = (digit >= 0) & (digit < BASE)
     ids = (digit.astype(np.int64) * (BASE ** np.arange(len(digit), dtype=np.int64))[:, None]).sum(0)
     ok_with = np.all(fits & in_range, axis=0) & (ids < count)
     ok_without = np.all(shifted == 0, axis=0)
     ok = np.where(has, ok_with, ok_without)
-    return np.where(has & ok, ids, -1), ok
+    return np.where(has & ok, ids, -1), ok, blurred
 
 
 @dataclasses.dataclass(frozen=True)
@@ -600,6 +651,7 @@ class _Pattern:
     dense: np.ndarray  # the dense element's flat index (0 where none)
     has: np.ndarray  # a product was read
     why: np.ndarray  # 0 decoded, else why not: _READS, _VERIFY, _UNCHECKED, _HIDDEN
+    trusted: np.ndarray  # the weight's reading is exact where weight and offset are short
 
 
 def _read_pattern(
@@ -632,10 +684,13 @@ def _read_pattern(
         _ask(prober, plan.sparse, support, digit)
         for digit in _digit_values(dense_numbers, plan.dense_digits)
     ]
-    weight = _weights(count, o, constants)
-    free_id, ok_sparse = _read(_stack(sparse_reads, o), o, weight, len(pattern))
-    dense_id, ok_dense = _read(_stack(dense_reads, o), o, weight, dense_numbers.size)
+    weight, trusted = _weights(count, o, constants, prober.dtype)
+    fine = _fine(prober.dtype)
+    reads = (_stack(sparse_reads, o), _stack(dense_reads, o))
+    free_id, ok_sparse, blur_sparse = _read(reads[0], o, weight, len(pattern), fine, trusted)
+    dense_id, ok_dense, blur_dense = _read(reads[1], o, weight, dense_numbers.size, fine, trusted)
     ok = ok_sparse & ok_dense
+    failed = np.where(blur_sparse | blur_dense, _ROUNDING, _READS)
     has = (weight != 0) & ok
     # no product read beside an inexact offset large enough that its rounding would swallow a
     # product of the pattern's typical weight: "missing" would be a guess
@@ -648,7 +703,8 @@ def _read_pattern(
         free=np.where(has, free_id, expected),
         dense=np.where(has, dense_id, 0),
         has=has,
-        why=np.where(ok, np.where(hidden, _HIDDEN, 0), _READS),
+        why=np.where(ok, np.where(hidden, _HIDDEN, 0), failed),
+        trusted=trusted,
     )
 
 
@@ -695,7 +751,7 @@ def _verify(
         comparable = np.ones(o.shape, bool)
         exact = _short(o)
         smallest = np.full(o.shape, np.inf)
-        blur = np.zeros(o.shape)
+        spread = np.zeros(o.shape)  # sum of |product| * (|weight| + |o| / 16)
         for p in chunk:
             values = rng.choice(_SPARSE_VALUES, len(plan.patterns[p]))
             sparse += _place(sparse_labels, sizes, free, roles.k, plan.patterns[p], values)
@@ -703,18 +759,23 @@ def _verify(
             partner = 1.0 if dense is None else dense.reshape(-1)[piece.dense]
             product = values[piece.free] * partner
             predicted += np.where(piece.has, piece.weight * product, 0.0)
-            blur += np.where(piece.has, np.abs(product) * _blur(piece.weight, o), 0.0)
+            spread += np.where(piece.has, np.abs(product) * _blur(piece.weight, o, 1.0), 0.0)
             comparable &= piece.why == 0
-            exact &= _short(piece.weight)
+            exact &= _short(piece.weight) & (piece.trusted | ~piece.has)
             smallest = np.where(piece.has, np.minimum(smallest, np.abs(piece.weight)), smallest)
         got = _ask(prober, plan.sparse, sparse, dense)
         if first is None:
             left, right = (sparse, dense) if plan.sparse == "left" else (dense, sparse)
             assert left is not None
             first = _Sample(left, right, got)
-        # as _tolerance: the rounding of an inexact weight or offset, within a quarter gap
-        rounding = _COARSE * (np.abs(predicted - o) + 2 * np.abs(o)) + blur
-        tolerance = np.where(exact, 0.0, np.minimum(smallest / 4, rounding))
+        # as _tolerance: the rounding of an inexact weight or offset, at bfloat16's precision
+        # where it leaves the integer unique, else the dtype's; elements with no product read
+        # are fl(0 + o) = o exactly
+        fine = _fine(prober.dtype)
+        size = np.abs(predicted - o) + 2 * np.abs(o) + spread
+        coarse, close = _COARSE * size, fine * size
+        bound = np.where(coarse < smallest / 4, coarse, np.where(close < smallest / 4, close, -1.0))
+        tolerance = np.where(exact, 0.0, np.where(np.isfinite(smallest), bound, 0.0))
         wrong = comparable & (np.abs(got - predicted) > tolerance)
         for p in chunk:
             # a reading the union could not check (another pattern's is not decoded) is not
@@ -735,15 +796,15 @@ def _linear_failure(
             return f"it changes with {contract.left} while {contract.right} is 0"
         if not np.array_equal(prober(np.zeros_like(sample.left), sample.right), o):
             return f"it changes with {contract.right} while {contract.left} is 0"
-    # rounding to nearest is symmetric: a (bi)linear candidate's mirror is exact, up to the
-    # rounding of an inexact constant part
+    # rounding to nearest is symmetric: a (bi)linear candidate's mirror is exact where the
+    # constant part is 0; beside one, up to the rounding of the sums (bfloat16's at worst)
     mirrors = [(contract.left, -sample.left, sample.right)]
     if sample.right is not None:
         mirrors.append((contract.right or "", sample.left, -sample.right))
     for name, left, right in mirrors:
         mirror = prober(left, right)
         spread = np.abs(sample.value) + np.abs(mirror) + 2 * np.abs(o)
-        tolerance = np.where(_short(o), 0.0, _COARSE * spread)
+        tolerance = np.where(o == 0, 0.0, _COARSE * spread)
         if np.any(np.abs((mirror - o) + (sample.value - o)) > tolerance):
             return f"negating {name} does not negate it"
     return None
@@ -965,14 +1026,8 @@ class _Context:
     def result(self) -> str:
         return _element(self.contract.result, self.roles.result)
 
-    @property
-    def tolerance(self) -> float:
-        """A constant's resolution: one rounding in the dtype, or in float32 inside a float64
-        candidate."""
-        return max(2 * _roundoff(self.dtype), 2.0**-20)
-
     def name(self, value: float) -> str:
-        return name_constant(value, self.sizes, self.tolerance)
+        return name_constant(value, self.sizes, _resolution(self.dtype))
 
     def number(self, value: float, sign: str = "") -> str:
         return _number(value, sign)
@@ -1207,6 +1262,15 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
                 "are",
                 "not verified (their element is not decoded in another pattern of the "
                 "same verification probe): not described",
+            ),
+        ),
+        (
+            _ROUNDING,
+            (
+                "is",
+                "are",
+                "not decoded: beside their constant part the candidate's rounding is coarser "
+                "than their weight lets a digit be read",
             ),
         ),
         (
