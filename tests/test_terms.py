@@ -410,8 +410,8 @@ def test_a_mean_beside_the_bias(dtype):
     assert found.status == "not_decoded"
     assert described(found) == [
         "every term with o = 2 x 1/N",
-        "1040 of 1170 probed elements (e.g. output[0, 0]) are not decoded: beside their "
-        "constant part the candidate's rounding is coarser than their weight lets a digit be "
+        "1040 of 1170 probed elements (e.g. output[0, 0]) are not decoded: beside the "
+        "constant part the candidate's rounding is coarser than the weight lets a digit be "
         "read",
     ]
 

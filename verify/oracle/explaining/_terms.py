@@ -265,14 +265,14 @@ def _dims_constants(sizes: Mapping[str, int]) -> list[tuple[float, str]]:
     return named
 
 
-def _number(value: float, sign: str = "") -> str:
+def _number(value: float, sign: str = "", within: float = 0.0) -> str:
     """``value`` in the fewest significant digits that some float format a candidate may
     compute in (float64, float32, bfloat16, float16) rounds back to it: a bfloat16 0.1
     (0.10009765625) is ``0.1``, a float32 weight 1 + 2^-20 is ``1.000001``, not ``1``."""
     whole = len(str(int(abs(value)))) if abs(value) >= 1 else 1  # no 1e+02 for 100
     for shown in range(1, 18):
         text = f"{value:{sign}.{max(shown, whole)}g}"
-        if _rounds_to(float(text), value):
+        if _rounds_to(float(text), value) or abs(float(text) - value) <= within:
             return text
     return text
 
@@ -1029,8 +1029,8 @@ class _Context:
     def name(self, value: float) -> str:
         return name_constant(value, self.sizes, _resolution(self.dtype))
 
-    def number(self, value: float, sign: str = "") -> str:
-        return _number(value, sign)
+    def number(self, value: float, sign: str = "", within: float = 0.0) -> str:
+        return _number(value, sign, within)
 
 
 def _expression(label: str, delta: int, reflected: bool = False, size: int = 0) -> str:
@@ -1269,8 +1269,8 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
             (
                 "is",
                 "are",
-                "not decoded: beside their constant part the candidate's rounding is coarser "
-                "than their weight lets a digit be read",
+                "not decoded: beside the constant part the candidate's rounding is coarser "
+                "than the weight lets a digit be read",
             ),
         ),
         (
@@ -1278,7 +1278,7 @@ def _undecoded(ctx: _Context, terms: _Terms) -> list[Difference]:
             (
                 "reads",
                 "read",
-                "no product, but the rounding of their constant part could hide one: not decoded",
+                "no product, but the rounding of the constant part could hide one: not decoded",
             ),
         ),
     ):
@@ -1306,7 +1306,10 @@ def _offsets(ctx: _Context, o: np.ndarray, expected: np.ndarray) -> list[Differe
     """The constant part (zero inputs) against the expected one."""
     roles, sizes = ctx.roles, ctx.sizes
     difference = o - expected
-    noise = np.where(_short(o) & _short(expected), 0.0, _COARSE * (np.abs(o) + np.abs(expected)))
+    # read exactly: what differs is the candidate's, beyond its rounding of b in the dtype
+    # (float32's at least)
+    blur = _fine(ctx.dtype) * (np.abs(o) + np.abs(expected))
+    noise = np.where(_short(o) & _short(expected), 0.0, blur)
     off = np.abs(difference) > noise
     if not off.any():
         return []
@@ -1318,7 +1321,7 @@ def _offsets(ctx: _Context, o: np.ndarray, expected: np.ndarray) -> list[Differe
             return [Difference("offset", f"{result} lacks the offset {name}", 0.0, fraction)]
         nonzero = expected != 0
         ratio = float(np.median(o[nonzero] / expected[nonzero]))
-        if np.all(np.abs(o - ratio * expected) <= noise + _COARSE * np.abs(o)):
+        if np.all(np.abs(o - ratio * expected) <= 2 * noise):
             times = _times(ratio)
             text = (
                 f"{name} is added {times}"
@@ -1328,8 +1331,9 @@ def _offsets(ctx: _Context, o: np.ndarray, expected: np.ndarray) -> list[Differe
             return [Difference("offset", text, ratio, fraction)]
     values = _result_values(roles, sizes)
     first = float(difference[0])
-    if np.all(np.abs(difference - first) <= 2 * noise + _COARSE * abs(first)):
-        return [Difference("offset", f"{ctx.number(first, '+')} on every element", first, fraction)]
+    if np.all(np.abs(difference - first) <= 2 * noise):
+        shown = ctx.number(first, "+", float(blur.max()))
+        return [Difference("offset", f"{shown} on every element", first, fraction)]
     found = _offset_groups(ctx, difference, noise, off, values)
     if found is not None:
         return found
@@ -1347,9 +1351,9 @@ def _offset_groups(
     """Up to three offsets, each on a region a rule gives; else offsets that depend on one
     result label only (+c[o] per column); None when neither fits."""
     roles, sizes = ctx.roles, ctx.sizes
-    # values equal to 8 significant bits (bfloat16's) are one offset
-    mantissa, exponent = np.frexp(difference)
-    rounded = np.where(off, np.ldexp(np.rint(mantissa * 256), exponent - 8), 0.0)
+    # values within the constant part's rounding (twice the noise) are one offset
+    step = 2 * float(noise.max())
+    rounded = np.where(off, np.rint(difference / step) if step else difference, 0.0)
     distinct = np.unique(rounded[off])
     if len(distinct) <= 3:
         found = []
@@ -1359,7 +1363,8 @@ def _offset_groups(
             if region.rule is None:
                 break
             middle = float(np.median(difference[members]))
-            text = f"{ctx.number(middle, '+')} on the elements {region.rule}"
+            shown = ctx.number(middle, "+", float(noise[members].max()))
+            text = f"{shown} on the elements {region.rule}"
             found.append(Difference("offset", text, middle, float(members.mean())))
         else:
             return found
@@ -1367,7 +1372,7 @@ def _offset_groups(
     if len(shape) != 2:
         return None
     grid = difference.reshape(shape)
-    slack = (2 * noise + _COARSE * np.abs(difference)).reshape(shape)
+    slack = (2 * noise).reshape(shape)
     for axis, label in enumerate(roles.result):
         line = np.take(grid, [0], axis=1 - axis)
         if np.all(np.abs(grid - line) <= slack):
