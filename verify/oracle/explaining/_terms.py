@@ -59,14 +59,20 @@ bits: still exact. Then every read is exact integer arithmetic: a digit is accep
 caller's expected offset (b) should be small integers for the same reason.
 
 Only a constant the candidate brings itself that no short binary float holds (a division by
-N*O, a stray 0.1) makes its results inexact, by the candidate's own rounding. There, and only
-there, an element's reads allow that rounding: two bfloat16 roundings (2^-7, the coarsest
-arithmetic a candidate may use whatever the dtype) of the value and the offset, plus the
-weight's own blur times the digit, never more than a quarter of the gap ``|c|`` between
-neighbouring integers (so the integer read is unique). A weight read beside an inexact offset
-is snapped to the nearest dims constant or 4-bit value within its blur. A constant is named by
-the dims (``-1/(N*O)``) within one rounding in the dtype (float32 inside float64), and written
-in the fewest digits some float format rounds back to it (bfloat16's 0.10009765625 is 0.1).
+N*O, a stray 0.1; a weight beside a nonzero b) makes its results inexact, by the candidate's
+own rounding. There, and only there, a read allows that rounding: of the value, of the offset
+and of the weight's reading (16 * weight + o) times the digit, at bfloat16's precision (2^-7
+for two roundings: a float32 candidate may round inside) when that bound stays below a
+quarter of the gap ``|c|`` between neighbouring integers, so the integer read is unique; else
+at the dtype's (float32's at least); else the element is not decoded (a weight 1/130 beside
+b = 3 in bfloat16: 3 + d/130 rounds to steps of 2^-6). A short weight reading beside a
+nonzero constant part is trusted to be exact only when bfloat16's rounding blurs it by less
+than 2^-5 (a 4-bit value's nearest neighbour is 2^-4 away); such a reading is snapped to the
+one dims constant or 4-bit value within its blur, at the dtype's precision first, and left as
+read when two are. The verification allows the same bound. A constant is named by the dims
+(``-1/(N*O)``) within one rounding in the dtype (float32 inside float64), and written in the
+fewest digits some float format rounds back to it (bfloat16's 0.10009765625 is 0.1); an offset
+differs from the expected one beyond the dtype's rounding of b.
 
 **Budget.** With S the size of the sparse operand's free label, K the contracted size, D the
 dense operand's size and P = ceil(K / S) patterns::
