@@ -199,12 +199,15 @@ def test_a_bias_twice_is_not_a_bias_of_a_layer_without_one() -> None:
 
 
 def test_every_diagnosis_has_one_record() -> None:
-    """Every Diagnosis is decided somewhere: by value patterns, or by one judge-side verdict."""
-    patterns = {pattern.kind for pattern in _patterns.PATTERNS}
+    """Every Diagnosis has one home: a pattern (one per kind), a judge-side verdict, or the
+    structural readings that alone name it."""
+    patterns = [pattern.kind for pattern in _patterns.PATTERNS]
     verdicts = [verdict.kind for verdict in _patterns.VERDICTS]
-    assert len(verdicts) == len(set(verdicts))
-    assert not patterns & set(verdicts)
-    assert patterns | set(verdicts) == set(Diagnosis)
+    structural = set().union(*(record.names for record in _patterns.STRUCTURES))
+    assert len(patterns) == len(set(patterns)) and len(verdicts) == len(set(verdicts))
+    homes = [set(patterns), set(verdicts), structural]
+    assert all(not a & b for a in homes for b in homes if a is not b)
+    assert set(patterns) | set(verdicts) | structural == set(Diagnosis)
 
 
 def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:

@@ -24,7 +24,10 @@ class Diagnosis(enum.StrEnum):
     # The causes named from the evidence (``explaining._patterns``), in the order candidates
     # are listed; then the verdicts the judges decide themselves.
     TIE_CONVENTION = "tie_convention", "ties take another convention than the pinned one"
-    TRANSPOSED = "transposed", "the result is the transpose of the right one"
+    TRANSPOSED = (
+        "transposed",
+        "the result, or an operand, is transposed (dL_do @ w where dL_do @ w.T belongs)",
+    )
     SIGN_FLIP = "sign_flip", "the sign is flipped"
     MEAN_INSTEAD_OF_SUM = (
         "mean_instead_of_sum",
@@ -66,6 +69,31 @@ class Diagnosis(enum.StrEnum):
     STALE_WEIGHTS = (
         "stale_weights",
         "the fused step computes dL_dx with the updated weights w_new instead of w",
+    )
+    MISPLACED_TERMS = (
+        "misplaced_terms",
+        "terms pair the wrong elements: an index shifted or reflected (x[n, i] with "
+        "w[i - 48, o]), rows of one operand paired with another's neighbours",
+    )
+    EXTRA_TERMS = (
+        "extra_terms",
+        "terms the contract does not sum, or sums once, are added (a split-K partial summed "
+        "twice, blocks that overlap)",
+    )
+    NOT_COMPUTED = (
+        "not_computed",
+        "the result is all zeros: nothing is computed (a gradient never written, a loop that "
+        "never runs)",
+    )
+    OFFSET = (
+        "offset",
+        "a constant is added to the result (a stray bias, a bias added where it does not "
+        "belong or left out where it does)",
+    )
+    WRONG_BRANCH = (
+        "wrong_branch",
+        "an element-wise result is wrong on part of its domain: a branch of the sign, an "
+        "epsilon that moves the branch point, an input ignored",
     )
     OFF_BY_ONE = (
         "off_by_one",

@@ -3,11 +3,46 @@ by the reproducer, so that both say the same of one failure."""
 
 from __future__ import annotations
 
+import collections
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._diagnoses import Diagnosis
 from .._settings import Settings
-from ..candidate import Caller
+from ..candidate import Caller, Outcome
 from ..judging import Case, Check, Finding
-from ._diagnosis import named
+from ._diagnosis import diagnose, named
+from ._patterns import BY_KIND, EVIDENCE_OF, NONFINITE, VALUES, spelled, structure_of
 from ._probes import follows_from_pieces, resolve
+from ._structure import CONTRACT, DIFFERS, Reading
+
+
+class Counted:
+    """A caller that counts the calls made through it: what an explanation cost."""
+
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
+        self.made = 0
+        self.name, self.provided = caller.name, caller.provided
+        self.load_notes, self.bias = caller.load_notes, caller.bias
+
+    @property
+    def notes(self) -> collections.Counter[str]:
+        return self._caller.notes
+
+    @property
+    def compiles(self) -> int:
+        return self._caller.compiles
+
+    def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        self.made += 1
+        return self._caller.call(function, arrays, lr)
+
+    def close(self) -> None:
+        self._caller.close()
 
 
 def explain(
@@ -15,14 +50,132 @@ def explain(
 ) -> tuple[Case, Finding]:
     """The cause of ``check``'s failure on ``case``, and the case that shows it best.
 
-    The cause is named by the evidence the judge kept (``named``), then its candidates are told
-    apart on probes, or a stateful defect probed for (``resolve``: the case that shows it may
-    be a probe); a fused step's failure is traced to the first of its own pieces that fails on
-    the same data (``follows_from_pieces``, for the checks that compose the pieces). Calls the
-    candidate only after a failure.
+    1. The cause is named by the evidence the judge kept (``named``: no call).
+    2. A wrong result the registry reads by structure (``_patterns.STRUCTURES``: a term map, a
+       branch or weight table, each parameter's update) is read on exact probes: a difference
+       from the contract names the cause (exact: it needs no other probe); the contract itself
+       there leaves only rounding and value-dependent causes (the structural candidates are
+       withdrawn); a reading that cannot be made says why, and the patterns go on.
+    3. Candidates not told apart are confirmed or withdrawn on probes (``resolve``).
+    4. A fused step's failure is traced to its own pieces (``follows_from_pieces``).
+    5. A rounding cause offers an option only once the check, judged again under it, passes.
+
+    Calls the candidate only after a failure; the finding says how many calls it cost.
     """
+    counted = Counted(caller)
+    judged = finding.kind
     finding = named(finding, case, options)
-    case, finding = resolve(check, caller, case, finding, options)
+    reading = _structure(check, counted, case, finding, judged, options)
+    if reading is not None and reading.status == DIFFERS:
+        finding = _with_reading(finding, reading)
+    else:
+        if reading is not None:
+            finding = _read_as(finding, reading)
+        case, finding = resolve(check, counted, case, finding, options)
     if check.from_pieces:
-        finding = follows_from_pieces(caller, case, finding, options)
-    return case, finding
+        finding = follows_from_pieces(counted, case, finding, options)
+    finding = _rejudged(check, counted, case, finding, options)
+    return case, dataclasses.replace(finding, probe_calls=counted.made)
+
+
+def _structure(
+    check: Check,
+    caller: Caller,
+    case: Case,
+    finding: Finding,
+    judged: Diagnosis,
+    options: Settings,
+) -> Reading | None:
+    """The registry's structural reading of the failing result, where it has one and the judge
+    found the result's values wrong (not its shape, dtype or repeatability)."""
+    evidence = EVIDENCE_OF.get(judged, frozenset())
+    if not (evidence & {VALUES, NONFINITE}) or not finding.result:
+        return None
+    record = structure_of(check.name, finding.result)
+    if record is None:
+        return None
+    return record.read(caller, case, finding, options)
+
+
+def _with_reading(finding: Finding, reading: Reading) -> Finding:
+    """``finding`` named by a structural difference: exact, so it stands alone."""
+    assert reading.kind is not None  # a difference names one
+    return dataclasses.replace(
+        finding,
+        kind=reading.kind,
+        detail=reading.detail,
+        value=reading.value,
+        candidates=(),
+        unclear="",
+    )
+
+
+def _read_as(finding: Finding, reading: Reading) -> Finding:
+    """``finding`` after a reading that names nothing: on the contract's map, structural
+    candidates are withdrawn (a named structural cause too: it was fitted on a case too small
+    to tell); otherwise the reading's words are kept beside the patterns'."""
+    if reading.status != CONTRACT:
+        return dataclasses.replace(finding, detail=f"{finding.detail}; {reading.detail}")
+    kept = tuple(c for c in finding.candidates if BY_KIND[c.kind].rounding)
+    note = f"by structure it computes {reading.detail}"
+    if finding.kind in BY_KIND and not BY_KIND[finding.kind].rounding:
+        unnamed = Diagnosis.NAN if finding.nonfinite else Diagnosis.MISMATCH
+        return dataclasses.replace(
+            finding,
+            kind=unnamed,
+            detail=f"{finding.result} is outside its error bound; {note}: a {finding.kind} "
+            "fitted on the counterexample is contradicted",
+            candidates=kept,
+            value=None,
+        )
+    return dataclasses.replace(finding, candidates=kept, detail=f"{finding.detail}; {note}")
+
+
+def _rejudged(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
+) -> Finding:
+    """A rounding cause with the options that would declare its arithmetic offered only where
+    the check, judged again under each on the same case, passes; where none does, what would
+    make it pass instead."""
+    if finding.kind is not Diagnosis.REDUCED_PRECISION or finding.actual is None:
+        return finding
+    declares = _declared_by(case, finding, options)
+    accepted: list[tuple[str, str]] = []
+    refused: list[tuple[str, str]] = []
+    for field, value in declares:
+        try:
+            changes: dict[str, Any] = {field: value}
+            again = dataclasses.replace(options, **changes)
+        except ValueError:
+            refused.append((field, value))  # not a declaration for this dtype
+            continue
+        _, found = check.run(caller, case, again)
+        (accepted if found is None else refused).append((field, value))
+    if accepted:
+        offer = "; ".join(f"{spelled(option)} accepts it" for option in accepted)
+        tried = " (re-judged on this case)"
+    elif refused:
+        offer = (
+            "re-judged under " + ", ".join(spelled(option) for option in refused) + " it still "
+            f"fails: no declaration accepts it; compute and accumulate in {_wide(options.dtype)}"
+        )
+        tried = ""
+    else:
+        offer = f"no option declares it; compute and accumulate in {_wide(options.dtype)}"
+        tried = ""
+    return dataclasses.replace(finding, detail=f"{finding.detail}: {offer}{tried}")
+
+
+def _wide(dtype: str) -> str:
+    """The accumulation that holds a dtype's sums: float32, or float64 for float64."""
+    return "float64" if dtype == "float64" else "float32"
+
+
+def _declared_by(case: Case, finding: Finding, options: Settings) -> tuple[tuple[str, str], ...]:
+    """The options that declare the less precise arithmetic the result fits."""
+    assert finding.actual is not None
+    diagnosed = diagnose(finding.result, finding.actual, case, options)
+    for pattern, alternative in diagnosed.fitted:
+        if pattern.kind is Diagnosis.REDUCED_PRECISION:
+            return alternative.declares
+    return ()

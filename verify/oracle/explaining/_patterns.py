@@ -1,7 +1,8 @@
-"""Every cause the oracle can name, as data: ``PATTERNS`` (bugs recognised by the evidence a
-judge kept: a result's values, a result of the wrong shape, two identical calls that disagree)
-and ``VERDICTS`` (defects the judges decide themselves), one record each; every ``Diagnosis``
-has exactly one home.
+"""Every cause the oracle can name, as data: ``STRUCTURES`` (what a wrong result computes, read
+on exact probes: its term map, branch table, weights or updates), ``PATTERNS`` (bugs recognised
+by the evidence a judge kept: a result's values, a result of the wrong shape, two identical calls
+that disagree) and ``VERDICTS`` (defects the judges decide themselves), one record each; every
+``Diagnosis`` has exactly one home.
 
 A **pattern** is another admissible set for a result: the set the result would fall in had the
 candidate made that bug (a transpose, a mean, a missing block of the sum, ...). ``diagnose``
@@ -9,6 +10,12 @@ candidate made that bug (a transpose, a mean, a missing block of the sum, ...). 
 every one the whole result fits (each pattern's first fitting alternative: its alternatives come
 most specific first). The rules that name a cause are these, and nothing else decides:
 
+0. **Structure first** (``_structure``, ``_explain``): where a structural reading of the wrong
+   result exists, it is made on probes whose every value is exact in every arithmetic. A
+   difference from the contract read there names the cause, exactly, before any pattern; the
+   contract itself there withdraws every structural pattern (a scale fitted on a 1x1x1
+   counterexample is contradicted), leaving rounding and value-dependent causes; a reading that
+   cannot be made (not (bi)linear or element-wise on the probes) says so and names nothing.
 1. **Refinement**: a kind that another fitting alternative ``refines`` is dropped (a sign flip
    is a scale of -1: where both fit, the sign flip is named).
 2. **Clarity**: a cause is named on a case only when exactly one kind fits and its fit is not
@@ -22,7 +29,13 @@ most specific first). The rules that name a cause are these, and nothing else de
    it. A ``stateful`` pattern (one that shows only across calls) is also probed for when the
    counterexample explains nothing (a shrunk case may have lost the gradient that shows it).
 4. **Structure beats rounding** (``decide``): of several survivors, a single one that is not
-   ``rounding`` is named: a structural fit lands on exact values; rounding noise does not.
+   ``rounding`` is named: a structural fit lands on exact values; rounding noise does not. A
+   call whose every value is exact in bfloat16, float16 and TF32 (small integers) is never
+   given a rounding cause (``exact_in_any_arithmetic``).
+5. **Advice is re-judged** (``_explain``): a rounding cause offers an option that declares its
+   arithmetic only once the check, judged again under it on the same case, passes; otherwise
+   it says what would (accumulate in float32). A fused step whose own piece fails on the same
+   data takes the piece's explanation, or names no rounding cause of its own (``_probes``).
 
 Each kind has one record, so the registry's order decides nothing: candidates are listed in
 ``Diagnosis`` order, and a test permutes the registry and sees the same verdicts. A new diagnosis
@@ -44,6 +57,14 @@ from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..judging import Case, expect, numpy_matmul
 from . import _fitted
+from ._structure import (
+    Reader,
+    read_branch_table,
+    read_loss_weights,
+    read_step_update,
+    read_term_map,
+    read_update,
+)
 
 # --------------------------------------------------------------------------------------------
 # The records.
@@ -64,6 +85,8 @@ class Alternative:
       probe: the probe data that shows it, where not the pattern's (``Pattern.probe``).
       refines: other kinds this alternative is a special case of, besides the pattern's (lr
         rounded to float32 is float32 arithmetic in one place).
+      declares: the options that declare the arithmetic it fits (``(field, value)`` pairs):
+        offered only once a re-judging under them accepts the result (``_explain``).
     """
 
     detail: str
@@ -72,6 +95,7 @@ class Alternative:
     value: float | None = None
     probe: str | None = None
     refines: tuple[Diagnosis, ...] = ()
+    declares: tuple[tuple[str, str], ...] = ()
 
 
 #: The evidence a pattern reads: a result outside its bound (``values``: finite;
@@ -553,25 +577,45 @@ def _upstream_ignored(ctx: Context) -> Iterator[Alternative]:
             yield Alternative(text, ctx.base(ctx.case.replace(dL_do=replaced)))
 
 
-def accepting_option(reduced: Arithmetic) -> str:
-    """The option that declares ``reduced`` (``--matmul-precision tf32``, ``--accumulation
-    bfloat16``), or why none does."""
+def declaring(reduced: Arithmetic) -> tuple[str, str] | None:
+    """The option that declares ``reduced`` as ``(field, value)`` (``("matmul_precision",
+    "tf32")``, ``("accumulation", "bfloat16")``), or None where no option does."""
     precisions = list(bounds.MATMUL_INPUT_ROUNDOFF)[1:] if reduced.dtype == "float32" else []
     for precision in precisions:
         if bounds.arithmetic("float32", precision) == reduced:  # type: ignore[arg-type]
-            return (
-                f"--matmul-precision {precision} (matmul_precision={precision!r}) would accept it"
-            )
+            return "matmul_precision", precision
     for accumulation in bounds.ACCUMULATIONS[reduced.dtype][1:]:
         if bounds.arithmetic(reduced.dtype, accumulate=accumulation) == reduced:
-            return f"--accumulation {accumulation} (accumulation={accumulation!r}) would accept it"
-    return f"no option accepts it: {reduced.dtype} results computed in {reduced.name}"
+            return "accumulation", accumulation
+    return None
+
+
+def spelled(option: tuple[str, str]) -> str:
+    """``--matmul-precision tf32 (matmul_precision='tf32')``: an option on both surfaces."""
+    field, value = option
+    return f"--{field.replace('_', '-')} {value} ({field}={value!r})"
+
+
+def exact_in_any_arithmetic(case: Case) -> bool:
+    """Whether every value the call's contract forms is an integer of at most 256 in magnitude
+    (every input, product and partial sum): exact in bfloat16 (8 significant bits), float16 and
+    TF32 arithmetic too, so that no rounding explains a wrong result there."""
+    arrays = [a.astype(np.float64) for name, a in case.arrays.items()]
+    if not arrays or not all(np.all(a == np.round(a)) for a in arrays):
+        return False
+    largest = max(float(np.max(np.abs(a), initial=0.0)) for a in arrays)
+    sizes = max(max(a.shape, default=1) for a in arrays)
+    # A product of two inputs summed over the longest axis bounds every partial sum.
+    return largest * largest * sizes <= 256 and case.lr is None
 
 
 def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
     """The bound of each less precise arithmetic than the declared one; where several fit (a
     float32 matmul with tf32 or float16 inputs rounds alike, 10 bits each), one alternative
-    names them all."""
+    names them all, with the options that declare them (``declares``), which the explanation
+    re-judges before offering any. Never on a call whose every value is exact in them."""
+    if exact_in_any_arithmetic(ctx.case):
+        return
     declared = ctx.arith
     fitting = []
     for reduced in bounds.less_precise(declared):
@@ -584,10 +628,11 @@ def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
     if not fitting:
         return
     names = " or ".join(reduced.name for reduced, _ in fitting)
-    options = "; ".join(accepting_option(reduced) for reduced, _ in fitting)
+    options = tuple(option for reduced, _ in fitting if (option := declaring(reduced)))
     yield Alternative(
-        f"fits the bound of {names} arithmetic, not of {declared.name}: {options}",
+        f"fits the bound of {names} arithmetic, not of {declared.name}",
         fitting[0][1],
+        declares=options,
     )
 
 
@@ -930,6 +975,52 @@ def refined(fitted: list[tuple[Pattern, Alternative]]) -> list[Diagnosis]:
     return kinds
 
 
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """A structural reading of a failing result, made on probes (``_structure``): what the
+    candidate actually computes, against the contract.
+
+    Attributes:
+      function: the check whose result it reads.
+      results: the results it reads (a wrong one of these is read).
+      read: the reading (probe calls, then the difference from the contract, named).
+      names: the causes only a structural reading names (each cause has one home: a pattern,
+        a verdict, or these); it also names causes whose pattern exists (a map with every term
+        times 0.5 is ``scaled``).
+    """
+
+    function: str
+    results: frozenset[str]
+    read: Reader
+    names: frozenset[Diagnosis] = frozenset()
+
+
+#: The causes only a term map names.
+_TERMS = frozenset(
+    {Diagnosis.MISPLACED_TERMS, Diagnosis.EXTRA_TERMS, Diagnosis.NOT_COMPUTED, Diagnosis.OFFSET}
+)
+
+#: Every structural reading, by the check and results it reads (rule 0 of the docstring: an
+#: exact difference read here names the cause before any pattern).
+STRUCTURES: tuple[Structure, ...] = (
+    Structure("forward", frozenset({"output"}), read_term_map, _TERMS),
+    Structure("grad_x", frozenset({"dL_dx"}), read_term_map, _TERMS),
+    Structure("grad_w", frozenset({"dL_dw"}), read_term_map, _TERMS),
+    Structure("grad_b", frozenset({"dL_db"}), read_term_map, _TERMS),
+    Structure(
+        "loss_grad", frozenset({"dL_do"}), read_branch_table, frozenset({Diagnosis.WRONG_BRANCH})
+    ),
+    Structure("loss", frozenset({"L"}), read_loss_weights),
+    Structure("update", frozenset({"w_new", "b_new"}), read_update),
+    Structure("step", frozenset({"w_new", "b_new"}), read_step_update),
+)
+
+
+def structure_of(function: str, result: str) -> Structure | None:
+    """The structural reading of ``result`` of check ``function``, if the registry has one."""
+    return next((s for s in STRUCTURES if s.function == function and result in s.results), None)
+
+
 #: The patterns by kind: each kind has one.
 BY_KIND: dict[Diagnosis, Pattern] = {pattern.kind: pattern for pattern in PATTERNS}
 
@@ -961,7 +1052,7 @@ __all__ = [
     "Context",
     "Pattern",
     "Verdict",
-    "accepting_option",
     "decide",
+    "declaring",
     "in_order",
 ]

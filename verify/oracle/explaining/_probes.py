@@ -329,21 +329,18 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: S
         return dataclasses.replace(
             finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
         )
-    needed = set(_PIECES) - {"grad_x"} - (set() if "b" in case.arrays else {"grad_b"})
-    if not needed <= caller.provided:
-        return finding
-    if not pieces_agree(caller, case, options):
-        return finding
     failing = _first_failing(caller, _piece_cases(case), options)
     if failing is None:
         return finding
     name, found = failing
+    needed = set(_PIECES) - {"grad_x"} - (set() if "b" in case.arrays else {"grad_b"})
     unnamed = (Diagnosis.MISMATCH, Diagnosis.NAN)
-    if found.kind in unnamed and found.kind is finding.kind:
-        return dataclasses.replace(
-            finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"
-        )
-    if finding.kind in unnamed:
+    if needed <= caller.provided and pieces_agree(caller, case, options):
+        # The step's defect is its piece's: the piece's explanation, whatever it is.
+        if found.kind in unnamed and found.kind is finding.kind:
+            return dataclasses.replace(
+                finding, detail=f"{finding.detail}; {name} fails on the same data: {found.detail}"
+            )
         return dataclasses.replace(
             finding,
             kind=found.kind,
@@ -351,6 +348,19 @@ def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: S
             "on this case)",
             candidates=(),
             unclear="",
+            value=found.value,
+        )
+    if finding.kind is Diagnosis.REDUCED_PRECISION or finding.kind in unnamed:
+        # A piece fails on the same data for a reason of its own: the step names no rounding
+        # cause, and claims no cause the piece's failure could account for.
+        return dataclasses.replace(
+            finding,
+            kind=Diagnosis.NAN if finding.nonfinite else Diagnosis.MISMATCH,
+            detail=f"{finding.result or 'the result'} is outside its error bound, and its own "
+            f"{name} fails on the same data ({found.kind}: {found.detail})",
+            candidates=(),
+            unclear="",
+            value=None,
         )
     note = (
         f"follows from {name}" if found.kind is finding.kind else f"{name} also fails: {found.kind}"

@@ -155,9 +155,10 @@ CONTRACTS: dict[str, Contract] = {
 class Difference:
     """One way the candidate's map differs from the contract.
 
-    ``kind``: missing, extra (terms added k times), misplaced, transposed, scaled, offset, zero,
-    not_linear, not_decoded, failed. ``value``: the weight or offset, when there is one.
-    ``fraction``: the share of the probed terms (offsets: of the result's elements) it holds on.
+    ``kind``: missing, extra (terms added k times), misplaced, scattered (misplaced in no simple
+    pattern), transposed, scaled, offset, zero, not_linear, not_decoded, failed. ``value``: the
+    weight or offset, when there is one. ``fraction``: the share of the probed terms (offsets: of
+    the result's elements) it holds on.
     """
 
     kind: str
@@ -1078,10 +1079,10 @@ def _weighted(ctx: _Context, terms: _Terms, same: np.ndarray) -> list[Difference
         region = _region(terms.values, ctx.roles.labels, ctx.sizes, members, ~members)
         times = _times(float(weight))
         fraction = float(members.mean())
-        if times:
-            if region.everywhere:
-                text = f"every term is added {times}"
-            elif region.rule:
+        # A whole result k times over is a scale (2 * (x @ w)); terms added again in a region
+        # are extra (a partial sum added twice).
+        if times and not region.everywhere:
+            if region.rule:
                 text = f"the terms {region.rule} are added {times}"
             else:
                 text = f"terms are added {times} {region.extent}"
@@ -1194,7 +1195,7 @@ def _scattered(ctx: _Context, terms: _Terms, rest: np.ndarray) -> Difference:
     count = f"on {rest.sum()} of {len(rest)} probed terms"
     extent = _extent(terms.values, rest, roles.labels, ctx.sizes)
     text = f"{ctx.result} sums {summed} (? other than the contract's) in no simple pattern, "
-    return Difference("misplaced", text + count + extent, None, float(rest.mean()))
+    return Difference("scattered", text + count + extent, None, float(rest.mean()))
 
 
 def _misplaced_text(

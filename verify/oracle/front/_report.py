@@ -44,6 +44,8 @@ class FunctionReport:
       picture: the reproducer's heatmap of ``errors`` (``errors.png``), or why there is none.
       note: why a check was skipped, or how many of its cases could not be judged.
       seconds: how long the check took (wall clock), where it ran.
+      probe_calls: the calls its explanation made after the search (probes, structural
+        readings, re-judging).
     """
 
     function: str
@@ -61,6 +63,7 @@ class FunctionReport:
     where: str | None = None
     errors: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
     picture: str | None = None
+    probe_calls: int = 0
 
     @property
     def passed(self) -> bool:
@@ -94,6 +97,9 @@ class FunctionReport:
         if self.status == "pass":
             return [head] + ([f"      note: {self.note}"] if self.note else [])
         lines = [head, f"      diagnosis: {self.diagnosis} - {self.detail}"]
+        if self.probe_calls:
+            calls = f"{self.probe_calls} probe call" + ("s" if self.probe_calls != 1 else "")
+            lines.append(f"      explained with {calls} after the search")
         if self.message:
             lines.append(f"      {self.message}")
         if self.where:
@@ -128,6 +134,7 @@ class FunctionReport:
             else {name: list(a.shape) for name, a in self.case.arrays.items()},
             "repro": self.repro,
             "heatmap": self.picture,
+            "probe_calls": self.probe_calls,
             "note": self.note,
             "seconds": self.seconds,
         }

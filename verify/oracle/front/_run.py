@@ -233,6 +233,7 @@ class Run:
             case=case,
             where=finding.where or None,
             errors=finding.errors,
+            probe_calls=finding.probe_calls,
         )
 
     def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:

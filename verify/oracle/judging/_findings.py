@@ -67,6 +67,7 @@ class Finding:
       actual: the evidence of a wrong result: its values (float64; as returned for a wrong
         shape), which the explaining wing reads.
       repeat: the evidence of two calls that disagree: both calls' results, by result name.
+      probe_calls: the calls the explanation made (probes, structural readings, re-judging).
     """
 
     kind: Diagnosis
@@ -85,6 +86,7 @@ class Finding:
     repeat: tuple[dict[str, np.ndarray | str], dict[str, np.ndarray | str]] | None = (
         dataclasses.field(default=None, repr=False, compare=False)
     )
+    probe_calls: int = 0
 
     @property
     def ambiguous(self) -> bool:
