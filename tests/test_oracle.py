@@ -197,6 +197,15 @@ def test_the_bias_is_read_from_the_parameter_counts() -> None:
     with pytest.raises(ContractError, match=r"forward\(x, w, b\) but step\(x, w, target, lr\)"):
         as_candidate(Disagree())
 
+    class OptionalInForward(zoo.CorrectBias):
+        """forward(x, w, b=None) as users write it, beside a step that requires b: the step
+        says the layer has a bias, and the forward can take it (no contradiction)."""
+
+        def forward(self, x, w, b=None):  # type: ignore[override]
+            return x @ w if b is None else x @ w + b
+
+    assert as_candidate(OptionalInForward()).bias is True
+
 
 @pytest.mark.parametrize("impl", [verify, reference], ids=["verify", "reference"])
 def test_the_bias_option_checks_the_bias_of_a_layer_it_cannot_read(impl) -> None:

@@ -133,6 +133,15 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
     )
 
 
+def test_block_sizes_are_read_from_any_list_of_ints() -> None:
+    """JSON and Python users give lists: one spelling, a sorted tuple without repeats."""
+    assert Settings(tile=[512, 64, 64]).tile == (64, 512)
+    with pytest.raises(OptionError, match="tile must be a tuple of block sizes"):
+        Settings(tile=[1])
+    with pytest.raises(OptionError, match="tile must be a tuple of block sizes"):
+        Settings(tile="64")  # type: ignore[arg-type]
+
+
 def test_bias_option_is_validated_and_spelled() -> None:
     with pytest.raises(OptionError, match="bias must be True, False or None, got 'yes'"):
         Settings(bias="yes")

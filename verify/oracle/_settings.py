@@ -64,6 +64,7 @@ def option(
     repeatable_in_pytest: bool = False,
     judged: bool = False,
     described_when_given: bool = False,
+    normalize: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Declare one option of the oracle: a field of ``Settings``.
 
@@ -87,6 +88,8 @@ def option(
       judged: a verdict depends on it: the report and the reproducer carry it.
       described_when_given: the report and the reproducer carry it only when it is given
         (not at its default), so that a check without it is described as before it existed.
+      normalize: the value's one spelling, applied before validation (a list of block sizes
+        from JSON or Python becomes a sorted tuple); a value it cannot read is left to ``valid``.
     """
     if choices is not None and valid is None:
         allowed, optional = tuple(choices), default is None
@@ -113,6 +116,7 @@ def option(
         "repeatable_in_pytest": repeatable_in_pytest,
         "judged": judged,
         "described_when_given": described_when_given,
+        "normalize": normalize,
     }
     return dataclasses.field(default=default, metadata=metadata)
 
@@ -134,6 +138,16 @@ def _tiles(value: Any) -> bool:
         isinstance(size, int) and not isinstance(size, bool) and 2 <= size <= MAX_TILE
         for size in value
     )
+
+
+def _as_tiles(value: Any) -> Any:
+    """Block sizes given as any list of ints: sorted, without repeats (``[64, 32]`` ->
+    ``(32, 64)``); anything else as it is, for ``_tiles`` to refuse."""
+    if isinstance(value, (list, tuple, set, frozenset)) and all(
+        isinstance(size, int) and not isinstance(size, bool) for size in value
+    ):
+        return tuple(sorted(set(value)))
+    return value
 
 
 def parse_tiles(text: str) -> tuple[int, ...]:
@@ -247,6 +261,7 @@ class Settings:
         metavar="T[,T...]",
         judged=True,
         described_when_given=True,
+        normalize=_as_tiles,
     )
     bias: bool | None = option(
         None,
@@ -364,6 +379,11 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            normalize = field.metadata["normalize"]
+            if normalize is not None:
+                # The one spelling of the value (frozen: set once, here, before validation).
+                object.__setattr__(self, field.name, normalize(getattr(self, field.name)))
         for field in dataclasses.fields(self):
             valid = field.metadata["valid"]
             value = getattr(self, field.name)

@@ -56,9 +56,9 @@ class Candidate:
 _BIAS_ARITY = {"forward": 3, "step": 5}
 
 
-def _required_positional(function: Callable[..., Any]) -> int | None:
-    """How many positional parameters ``function`` requires, or None when it cannot be told
-    (no signature, or ``*args``: the count is the caller's to choose)."""
+def _positional(function: Callable[..., Any]) -> tuple[int, int] | None:
+    """How many positional parameters ``function`` requires and how many it takes at most, or
+    None when it cannot be told (no signature, or ``*args``: the count is the caller's)."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
@@ -66,26 +66,29 @@ def _required_positional(function: Callable[..., Any]) -> int | None:
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
         return None
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in positional and p.default is p.empty)
+    taken = [p for p in parameters if p.kind in positional]
+    return sum(1 for p in taken if p.default is p.empty), len(taken)
 
 
 def takes_bias(functions: dict[str, Callable[..., Any]], label: str) -> bool:
     """Whether the layer has a bias: its forward requires three parameters or its step five
-    (x, w, b, target, lr). A parameter with a default (``b=None``) does not count: such a
-    layer is checked without a bias unless the ``bias`` option says otherwise. A forward and a
-    step that disagree are a ContractError naming both."""
-    said = {
-        name: _required_positional(functions[name]) == arity
-        for name, arity in _BIAS_ARITY.items()
-        if name in functions and _required_positional(functions[name]) is not None
-    }
-    if len(set(said.values())) > 1:
-        forward = "forward(x, w, b)" if said["forward"] else "forward(x, w)"
-        step = "step(x, w, b, target, lr)" if said["step"] else "step(x, w, target, lr)"
+    (x, w, b, target, lr). A parameter with a default (``forward(x, w, b=None)``) fits either
+    layer: alone it does not say (the ``bias`` option may), and it never contradicts the other
+    function. A forward and a step of which one requires b and the other cannot take it are a
+    ContractError naming both."""
+    requires, refuses = {}, {}
+    for name, arity in _BIAS_ARITY.items():
+        counts = _positional(functions[name]) if name in functions else None
+        if counts is not None:
+            requires[name] = counts[0] == arity
+            refuses[name] = counts[1] < arity
+    if any(requires.values()) and any(refuses.values()):
+        forward = "forward(x, w, b)" if requires.get("forward") else "forward(x, w)"
+        step = "step(x, w, b, target, lr)" if requires.get("step") else "step(x, w, target, lr)"
         raise ContractError(
             f"{label} has {forward} but {step}: a layer has a bias in both or in neither"
         )
-    return any(said.values())
+    return any(requires.values())
 
 
 def load(spec: str) -> Any:
