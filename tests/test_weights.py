@@ -277,3 +277,23 @@ def test_property_bugs_keep_their_kind(n: int, o: int, dtype: str) -> None:
     column = _weights.loss_weights(_caller(lambda a, b: _sum(_abs(a, b)[:, 0]), dtype), n, o, dt)
     expected = ["L sums |output - target| over column 0 only"] if o > 1 else []
     assert column.lines() == expected
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("order", "words"),
+    [(1, "largest column sum"), (np.inf, "largest row sum"), (None, "Frobenius norm")],
+    ids=["ord=1", "ord=inf", "frobenius"],
+)
+def test_a_matrix_norm_taken_for_the_l1_loss_is_named(dtype: str, order, words: str) -> None:
+    """np.linalg.norm of the 2-D residual is a matrix norm, not the sum of |r|: each of the
+    three people reach for is read as itself, in every dtype."""
+    table = _weights.loss_weights(
+        _caller(lambda o, t: np.asarray(np.linalg.norm(o - t, ord=order)), dtype),
+        N,
+        O_,
+        _dtype(dtype),
+    )
+    assert [d.kind for d in table.differences] == ["wrong_loss"]
+    assert words in table.lines()[0] and table.form == "norm"
+

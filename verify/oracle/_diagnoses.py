@@ -38,7 +38,11 @@ class Diagnosis(enum.StrEnum):
         "the result belongs to another loss (squared error, smooth L1 / Huber), not the L1 loss",
     )
     BIAS = "bias", "the output carries a bias term: output - x @ w is constant down each column"
-    BIAS_TWICE = "bias_twice", "the layer adds its bias twice: output = x @ w + 2 b"
+    BIAS_TWICE = (
+        "bias_twice",
+        "the layer adds its bias more than once: output = x @ w + 2 b (or k b: in every split "
+        "of a sum)",
+    )
     BIAS_AXIS = (
         "bias_axis",
         "b is broadcast along the wrong axis: added per example (b[:, None]) instead of per "

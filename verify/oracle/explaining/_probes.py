@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -297,39 +298,56 @@ def _piece_cases(case: Case) -> dict[str, Case]:
     }
 
 
+#: ``(check, caller, case, finding) -> the finding explained as that check's own would be``.
+Explainer = Callable[[Check, Caller, Case, Finding], Finding]
+
+
 def _first_failing(
-    caller: Caller, calls: dict[str, Case], options: Settings
+    caller: Caller, calls: dict[str, Case], options: Settings, explained: Explainer
 ) -> tuple[str, Finding] | None:
     """The first of ``calls`` (by check name) that the candidate provides and that fails,
-    with its finding resolved on probes as its own check's would be."""
+    with its finding explained as its own check's would be (``explained``)."""
     for name, call in calls.items():
         if name not in caller.provided:
             continue
         check = CHECKS[name]
-        found = _judged(check, caller, call, options)
+        _, found = check.run(caller, call, options)
         if found is not None:
-            return name, resolve(check, caller, call, found, options)[1]
+            return name, explained(check, caller, call, found)
     return None
 
 
-def follows_from_pieces(caller: Caller, case: Case, finding: Finding, options: Settings) -> Finding:
+def follows_from_pieces(
+    caller: Caller,
+    case: Case,
+    finding: Finding,
+    options: Settings,
+    explained: Explainer | None = None,
+) -> Finding:
     """A fused step's failure traced to the first of its own pieces that fails on the same
     data, where the candidate provides the pieces and its step agrees with them on ``case``
     (so the step's defect is the piece's). A step that cannot be traced is left as it is.
 
     A failure of the ``identities`` or ``consistency`` (which compose the step or the pieces)
     keeps its own verdict, with a note naming the first function that fails on the same data.
+    ``explained`` explains a failing piece as its own check would (default: by evidence and
+    probes alone).
     """
+    if explained is None:
+
+        def explained(check: Check, caller: Caller, case: Case, found: Finding) -> Finding:
+            return resolve(check, caller, case, named(found, case, options), options)[1]
+
     if case.function != "step":
         step = Case("step", dict(case.arrays), case.lr, case.kind, case.shape)
-        failing = _first_failing(caller, {"step": step, **_piece_cases(case)}, options)
+        failing = _first_failing(caller, {"step": step, **_piece_cases(case)}, options, explained)
         if failing is None:
             return finding
         name, found = failing
         return dataclasses.replace(
             finding, detail=f"{finding.detail} ({name} fails on the same data: {found.kind})"
         )
-    failing = _first_failing(caller, _piece_cases(case), options)
+    failing = _first_failing(caller, _piece_cases(case), options, explained)
     if failing is None:
         return finding
     name, found = failing

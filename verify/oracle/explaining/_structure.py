@@ -142,8 +142,8 @@ def _term_kind(difference: _terms.Difference, function: str, sizes: dict[str, in
     # An offset: a bias where the layer has none (per column, or the same everywhere), b twice.
     if function == "forward" and not bias:
         return Diagnosis.BIAS
-    if function == "forward" and "added twice" in difference.text:
-        return Diagnosis.BIAS_TWICE
+    if function == "forward" and difference.text.startswith("b[o] is added"):
+        return Diagnosis.BIAS_TWICE  # twice, or k times (a bias added in every split of K)
     return Diagnosis.OFFSET
 
 
@@ -301,7 +301,29 @@ _UPDATE_KINDS: dict[str, Diagnosis | None] = {
 }
 
 
-def _update_reading(fit: _updates.UpdateFit, calls: int) -> Reading:
+#: Narrower dtypes a scalar may pass through, per dtype checked (lr cast to an argument's or a
+#: constant's dtype).
+_NARROWER: dict[str, tuple[str, ...]] = {
+    "float64": ("float32", "bfloat16", "float16"),
+    "float32": ("bfloat16", "float16"),
+    "bfloat16": (),
+    "float16": (),
+}
+
+
+def _lr_rounded(lr: float, scale: float, dtype: str) -> str | None:
+    """Where a step's scale is what lr rounded through a narrower dtype gives: its words."""
+    for narrow in _NARROWER[dtype]:
+        rounded = float(np.asarray(lr, bounds.numpy_dtype(narrow)))
+        if rounded not in (lr, 0.0) and np.isclose(scale, rounded / lr, rtol=2e-5, atol=0.0):
+            return (
+                f"lr was used as {rounded:.12g}, {narrow}({lr!r}): lr passed through a {narrow} "
+                "argument or constant"
+            )
+    return None
+
+
+def _update_reading(fit: _updates.UpdateFit, calls: int, lr: float, dtype: str) -> Reading:
     differences = fit.differences
     if not differences:
         return Reading(CONTRACT, None, ("every parameter's update is the contract's",), calls, "")
@@ -310,6 +332,9 @@ def _update_reading(fit: _updates.UpdateFit, calls: int) -> Reading:
     kind = _UPDATE_KINDS.get(first.kind)
     if kind is None:
         return Reading(UNDECIDED, None, lines, calls, "")
+    rounded = _lr_rounded(lr, first.value, dtype) if first.value is not None else None
+    if kind is Diagnosis.SCALED_STEP and rounded is not None:
+        return Reading(DIFFERS, kind, (rounded, *lines[1:]), calls, "", first.value)
     if kind is Diagnosis.SCALED_STEP and first.value == -1.0:
         kind = Diagnosis.SIGN_FLIP  # ascent: p + lr * dL_dp
     if kind is Diagnosis.SCALED_STEP and first.value == 0.0 and first.parameter == "b":
@@ -341,7 +366,7 @@ def read_update(caller: Caller, case: Case, finding: Finding, settings: Settings
     if new is None or new.shape != p.shape:
         return None
     fit = _updates.parameter_updates({name: (p, g, new)}, case.lr, dtype)
-    reading = _update_reading(fit, 1)
+    reading = _update_reading(fit, 1, case.lr, settings.dtype)
     return dataclasses.replace(reading, where=_shape_words(name, sides))
 
 
@@ -400,7 +425,8 @@ def read_step_update(
         return None
     fit = _updates.parameter_updates(params, lr, bounds.numpy_dtype(settings.dtype))
     n, i, o = probe["x"].shape + probe["w"].shape[1:]
-    return dataclasses.replace(_update_reading(fit, 1), where=f"N={n}, I={i}, O={o}")
+    reading = _update_reading(fit, 1, lr, settings.dtype)
+    return dataclasses.replace(reading, where=f"N={n}, I={i}, O={o}")
 
 
 def _step_results(case: Case) -> tuple[str, ...]:

@@ -383,7 +383,14 @@ def _parameter_difference(fit: ParameterFit, lr: float) -> Difference:
     if pinned:
         (lo, hi), kind, form = pinned[0]
         value = 0.5 * (lo + hi)
-        text = form.format(c=f"{value:.3g}") + f" (c in [{lo:.6g}, {hi:.6g}])"
+        # As many digits as the interval needs to be told from its neighbours (1.0002, not 1).
+        digits = max(
+            3,
+            1
+            + significant_digits(float(f"{hi - lo:.1e}"))
+            - math.floor(math.log10(max(hi - lo, 1e-300) / max(abs(value), 1e-300))),
+        )
+        text = form.format(c=f"{value:.{min(digits, 12)}g}") + f" (c in [{lo:.6g}, {hi:.6g}])"
         return Difference(kind, text, value, p, exact=False)
     if fitting:
         spans = " or ".join(

@@ -109,7 +109,7 @@ class LossTable:
       differences: the explained differences from ``sum |output - target|`` (empty: it
         matches).
       form: ``abs``, ``squared``, ``huber``, ``signed`` (the function of output - target
-        summed), ``max``, or ``""`` where L is neither.
+        summed), ``max``, ``norm`` (a matrix norm of it), or ``""`` where L is neither.
       weights: the (N, O) weights of a weighted sum (as read: named constants where
         ``exact``), or None.
       exact: the reading holds within the rounding bound of the named sum in every probe.
@@ -291,6 +291,49 @@ def _is_max(probes: Sequence[_LossProbe], u: float, tiny: float) -> bool:
     )
 
 
+#: Norms of the (N, O) residual ``r = output - target`` taken for the L1 loss, each with the
+#: function that computes it and the number of terms its rounding grows with: numpy's
+#: ``np.linalg.norm`` of a 2-D array is a matrix norm, not the sum of |r|.
+_NORMS: tuple[tuple[str, Callable[[np.ndarray], float]], ...] = (
+    (
+        "L is the largest column sum of |output - target|, not the sum over every element "
+        "(np.linalg.norm(output - target, ord=1) of a 2-D array: an induced matrix norm)",
+        lambda r: float(np.abs(r).sum(axis=0).max()),
+    ),
+    (
+        "L is the largest row sum of |output - target|, not the sum over every element "
+        "(np.linalg.norm(output - target, ord=np.inf) of a 2-D array)",
+        lambda r: float(np.abs(r).sum(axis=1).max()),
+    ),
+    (
+        "L is sqrt(sum (output - target)^2), the Frobenius norm, not the L1 loss "
+        "(np.linalg.norm(output - target) of a 2-D array)",
+        lambda r: float(np.sqrt(np.sum(r * r))),
+    ),
+)
+
+
+def _norm_of(probes: Sequence[_LossProbe], u: float, tiny: float) -> str | None:
+    """The words of the one matrix norm every probe's L is (within the rounding of a sum of
+    every element and a square root), or None."""
+    terms = max((p.residual.size for p in probes), default=1)
+
+    def within(value: float, expected: float, p: _LossProbe) -> bool:
+        slack = bounds.gamma(terms + 4, u) * float(np.sum(np.abs(p.residual))) + terms * tiny
+        return abs(value - expected) <= slack
+
+    for words, norm in _NORMS:
+        expected = [norm(p.residual) for p in probes]
+        # A norm that is the sum on these dims (a row sum with N = 1) says nothing here.
+        sums = [float(np.sum(np.abs(p.residual))) for p in probes]
+        same_as_sum = all(within(s, e, p) for s, e, p in zip(sums, expected, probes, strict=True))
+        if not same_as_sum and all(
+            within(p.value, e, p) for e, p in zip(expected, probes, strict=True)
+        ):
+            return words
+    return None
+
+
 def loss_weights(call: Call, n: int, o: int, dtype: Any) -> LossTable:
     """The weight table of ``call`` (a loss: ``L`` from (n, o) output and target of
     ``dtype``) against ``sum |output - target|``. Probes and bounds: the module docstring."""
@@ -359,6 +402,9 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
     if _is_max(prober.probes, u, tiny):
         difference = Difference("wrong_loss", "L is max |output - target|")
         return LossTable(len(prober.probes), (difference,), "max")
+    norm = _norm_of(prober.probes, u, tiny)
+    if norm is not None:
+        return LossTable(len(prober.probes), (Difference("wrong_loss", norm),), "norm")
     one_hot = np.zeros(dims)
     for index in np.ndindex(*dims):
         one_hot[index] = prober.ask(prober.one(index, 1.0), f"only {index} at +1")
