@@ -61,6 +61,7 @@ from ._structure import (
     Reader,
     read_branch_table,
     read_loss_weights,
+    read_step_parts,
     read_step_update,
     read_term_map,
     read_update,
@@ -1013,6 +1014,7 @@ STRUCTURES: tuple[Structure, ...] = (
     Structure("loss", frozenset({"L"}), read_loss_weights),
     Structure("update", frozenset({"w_new", "b_new"}), read_update),
     Structure("step", frozenset({"w_new", "b_new"}), read_step_update),
+    Structure("step", frozenset({"loss", "dL_dx", "dL_dw", "dL_db"}), read_step_parts),
 )
 
 

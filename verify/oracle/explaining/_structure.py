@@ -431,3 +431,150 @@ def read_step_update(
 
 def _step_results(case: Case) -> tuple[str, ...]:
     return signature_for("step", tuple(case.arrays)).results
+
+
+# --------------------------------------------------------------------------------------------
+# The fused step's own forward, loss and loss_grad, read through the step.
+# --------------------------------------------------------------------------------------------
+
+#: The step's parts are read with x the identity (N = I), so that its own output is w (+ b)
+#: and its dL_dw is its own dL_do: (N, O) of ``ELEMENTWISE_SIDES``.
+_FAR = 8.0
+
+
+def _step_through(
+    caller: Caller, case: Case, dtype: np.dtype, n: int, o: int
+) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...] | None]:
+    """``step(x = I, w = output - b, (b,) target, lr)``'s results for a chosen own output and
+    target: with x the identity the step's output is w (+ b) and its dL_dw its dL_do."""
+    eye = np.eye(n)
+    lr = case.lr if case.lr is not None else 2.0**-4
+    # A bias of small integers, so that a step that forgets it, or adds it again, shows.
+    b = _small_integers(np.random.default_rng(131), (o,)) if "b" in case.arrays else None
+
+    def call(output: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, ...] | None:
+        w = output if b is None else output - b
+        arrays = [eye.astype(dtype), w.astype(dtype)]
+        if b is not None:
+            arrays.append(b.astype(dtype))
+        arrays.append(target.astype(dtype))
+        outcome = caller.call("step", arrays, lr)
+        if not isinstance(outcome, Returned):
+            return None
+        results = outcome.results
+        if any(isinstance(r, str) or mantissa_bits(r.dtype) is None for r in results):
+            return None
+        return tuple(np.asarray(r, np.float64) for r in results)
+
+    return call
+
+
+def _own_output_offset(
+    through: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...] | None],
+    n: int,
+    o: int,
+    u: float,
+) -> tuple[np.ndarray | None, int, float]:
+    """What the step adds to its own output, per element, and the calls it took: with every
+    target ``_FAR`` above an exactly known output, ``L = sum (t - output')``; one element's
+    target moved ``_FAR`` below changes L by twice that element's offset from the contract.
+    None where a call failed, its dL_dw (its dL_do) does not show the signs the targets set,
+    or the rounding of L hides an offset of an element (``gamma_{N*O}(u) L``)."""
+    rng = np.random.default_rng(20263)
+    output = rng.integers(-2, 3, size=(n, o)).astype(np.float64)
+    above = output + _FAR
+    base = through(output, above)
+    calls = 1
+    if base is None or base[0].shape != () or base[2].shape != (n, o):
+        return None, calls, 0.0
+    if not np.all(base[2] == -1.0):
+        return None, calls, 0.0  # its own dL_do is not -1 where every target is above
+    offsets = np.zeros((n, o))
+    slack = bounds.gamma(n * o + 2, u) * abs(float(base[0])) + 1e-30
+    for index in np.ndindex(n, o):
+        target = above.copy()
+        target[index] = output[index] - _FAR
+        moved = through(output, target)
+        calls += 1
+        if moved is None or moved[0].shape != () or moved[2][index] != 1.0:
+            return None, calls, slack
+        offsets[index] = 0.5 * (float(moved[0]) - float(base[0]))
+    if slack >= 0.25 * max(float(np.max(np.abs(offsets))), 1e-300) and np.any(offsets):
+        return None, calls, slack  # an offset as small as L's rounding: not read
+    return np.where(np.abs(offsets) <= slack, 0.0, offsets), calls, slack
+
+
+def _short_within(value: float, slack: float) -> str:
+    """``value`` in the fewest significant digits that stay within ``slack`` of it."""
+    for digits in range(1, 16):
+        text = f"{value:.{digits}g}"
+        if abs(float(text) - value) <= slack:
+            return text
+    return repr(value)
+
+
+def _offset_words(offsets: np.ndarray, slack: float) -> str:
+    """``+0.1 on every element``, ``+c[o] per column (c = 1, -2, ...)``, or where it is; values
+    that agree within ``slack`` (the rounding of the reading) are one."""
+    first = float(np.median(offsets))
+    if np.all(np.abs(offsets - first) <= slack):
+        return f"{'+' if first > 0 else ''}{_short_within(first, slack)} on every element"
+    column = np.median(offsets, axis=0)
+    if np.all(np.abs(offsets - column[None, :]) <= slack):
+        shown = ", ".join(_short_within(float(c), slack) for c in column[:6])
+        return f"+c[o] per column (c = {shown}{', ...' if column.size > 6 else ''})"
+    rows = np.flatnonzero(np.any(offsets != 0, axis=1))
+    return f"an offset on {int(np.count_nonzero(offsets))} elements, in rows {rows.tolist()}"
+
+
+def read_step_parts(
+    caller: Caller, case: Case, finding: Finding, settings: Settings
+) -> Reading | None:
+    """The fused step's own forward, loss and loss_grad, read through the step itself where its
+    pieces do not explain it (a constant added inside the step only, a bias the step forgets):
+    with x the identity its output is w (+ b) and its dL_dw its dL_do. First what it adds to its
+    own output (``_own_output_offset``); where nothing, its loss's weights and its loss_grad's
+    branch table, read as ``_weights`` and ``_branches`` read the pieces."""
+    n, o = ELEMENTWISE_SIDES
+    dtype = bounds.numpy_dtype(settings.dtype)
+    u = bounds.UNIT_ROUNDOFF[settings.dtype]
+    through = _step_through(caller, case, dtype, n, o)
+    where = f"the step's own parts, with x = I (N=I={n}, O={o})"
+    offsets, calls, slack = _own_output_offset(through, n, o, u)
+    if offsets is not None and np.any(offsets):
+        words = _offset_words(offsets, slack)
+        line = f"the step's own output is x @ w{' + b' if 'b' in case.arrays else ''} {words}"
+        b = _small_integers(np.random.default_rng(131), (o,)) if "b" in case.arrays else None
+        if b is not None and np.all(np.abs(offsets + b[None, :]) <= slack):
+            line = "the step's own output lacks b: the step forgets the bias its forward adds"
+        elif b is not None and np.all(np.abs(offsets - b[None, :]) <= slack):
+            line = "the step's own output adds b twice"
+        return Reading(DIFFERS, Diagnosis.OFFSET, (line,), calls, where, float(offsets.flat[0]))
+    if offsets is None:
+        return Reading(UNDECIDED, None, ("the step's own output could not be read",), calls, where)
+
+    def own_loss(output: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        results = through(output, target)
+        return None if results is None or results[0].shape != () else results[0]
+
+    def own_loss_grad(output: np.ndarray, target: np.ndarray) -> np.ndarray | None:
+        results = through(output, target)
+        return None if results is None or results[2].shape != output.shape else results[2]
+
+    loss = _weights.loss_weights(own_loss, n, o, dtype)
+    calls += loss.calls
+    if loss.differences:
+        reading = _table_reading(loss.differences, calls, where)
+        return dataclasses.replace(
+            reading, lines=tuple(f"the step's own {t}" for t in reading.lines)
+        )
+    grad = _branches.loss_grad_table(own_loss_grad, n, o, dtype, tie=settings.tie)
+    calls += grad.calls
+    if grad.differences:
+        reading = _table_reading(grad.differences, calls, where)
+        return dataclasses.replace(
+            reading, lines=tuple(f"the step's own {t}" for t in reading.lines)
+        )
+    # Its gradients' matmuls and its update are not read here: nothing is cleared by this.
+    line = "its own forward, loss and loss_grad are the contract's"
+    return Reading(UNDECIDED, None, (line,), calls, where)
