@@ -249,7 +249,9 @@ def _tie_conventions(ctx: Context) -> Iterator[Alternative]:
 
 
 def _transposed(ctx: Context) -> Iterator[Alternative]:
-    """A square result transposed (by its values), or a non-square one (by its shape alone)."""
+    """A square result transposed (by its values), or a non-square one (by its shape alone);
+    or the transpose re-read row-major into the right shape (``.reshape(I, O)`` where ``.T``
+    belongs: the shape is right, the elements scrambled)."""
     center = ctx.right.center
     if ctx.evidence == SHAPE:
         flipped = center.ndim == 2 and ctx.actual.shape == center.shape[::-1]
@@ -257,8 +259,18 @@ def _transposed(ctx: Context) -> Iterator[Alternative]:
             infinite = np.full(center.shape[::-1], np.inf)
             yield Alternative("the result is transposed", Bound(center.T, infinite))
         return
-    if center.ndim == 2 and center.shape[0] == center.shape[1] and center.shape[0] > 1:
+    if center.ndim != 2 or min(center.shape) < 2:
+        return
+    if center.shape[0] == center.shape[1]:
         yield Alternative("the result is transposed", Bound(center.T, ctx.right.radius.T))
+        return
+    rows, cols = center.shape
+    reread = Bound(center.T.reshape(rows, cols), ctx.right.radius.T.reshape(rows, cols))
+    yield Alternative(
+        f"the result is its transpose re-read row-major as ({rows}, {cols}): .reshape where .T "
+        "belongs (the elements scrambled, the shape right)",
+        reread,
+    )
 
 
 def _sign_flip(ctx: Context) -> Iterator[Alternative]:
@@ -385,6 +397,41 @@ def _wrong_losses(ctx: Context) -> Iterator[Alternative]:
             + arith.underflow(count)
         ) / divisor
         yield Alternative(f"L is {text}", Bound(np.asarray(loss_value), np.asarray(loss_radius)))
+
+
+def _shifted_pairs(ctx: Context) -> Iterator[Alternative]:
+    """The loss with output's rows (or columns) paired with target's neighbours: ``sum |output[
+    n] - target[n + 1]|`` (a sequence model's next-token shift), the last pair dropped or the
+    first wrapped around (``np.roll``)."""
+    a = {key: value.astype(np.float64) for key, value in ctx.case.arrays.items()}
+    if "output" not in a or a["output"].ndim != 2:
+        return
+    output, target = a["output"], a["target"]
+    arith = ctx.arith
+    for axis, label in ((0, "row n"), (1, "column o")):
+        size = output.shape[axis]
+        if size < 2:
+            continue
+        index = "n" if axis == 0 else "o"
+        for shift in (1, -1):
+            kept = slice(0, size - 1) if shift == 1 else slice(1, size)
+            moved = slice(1, size) if shift == 1 else slice(0, size - 1)
+            take = (kept, slice(None)) if axis == 0 else (slice(None), kept)
+            give = (moved, slice(None)) if axis == 0 else (slice(None), moved)
+            sign = "+" if shift == 1 else "-"
+            for terms, words in (
+                (np.abs(output[take] - target[give]), "the last pair dropped"),
+                (np.abs(output - np.roll(target, -shift, axis=axis)), "wrapped around"),
+            ):
+                value = float(np.sum(terms))
+                radius = (arith.sum(terms.size) + bounds.gamma(2, arith.u_out)) * value + (
+                    arith.underflow(terms.size)
+                )
+                yield Alternative(
+                    f"L pairs output's {label} with target's {index} {sign} 1 ({words}): "
+                    "output and target are shifted against each other",
+                    Bound(np.asarray(value), np.asarray(radius)),
+                )
 
 
 def _bias(ctx: Context) -> Iterator[Alternative]:
@@ -902,6 +949,12 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(Diagnosis.SIGN_FLIP, _ALL, _sign_flip, refines=_SCALES),
     Pattern(Diagnosis.MEAN_INSTEAD_OF_SUM, _ALL, _mean, refines=_SCALES),
     Pattern(Diagnosis.WRONG_LOSS, frozenset({"L", "loss", "dL_do"}), _wrong_losses),
+    Pattern(
+        Diagnosis.MISPLACED_TERMS,
+        frozenset({"L"}),
+        _shifted_pairs,
+        functions=frozenset({"loss"}),
+    ),
     Pattern(Diagnosis.BIAS, frozenset({"output"}), _bias, functions=frozenset({"forward"})),
     Pattern(
         Diagnosis.BIAS_TWICE,
@@ -996,10 +1049,9 @@ class Structure:
     names: frozenset[Diagnosis] = frozenset()
 
 
-#: The causes only a term map names.
-_TERMS = frozenset(
-    {Diagnosis.MISPLACED_TERMS, Diagnosis.EXTRA_TERMS, Diagnosis.NOT_COMPUTED, Diagnosis.OFFSET}
-)
+#: The causes only a term map names (misplaced terms have a pattern too: a loss's shifted
+#: pairs).
+_TERMS = frozenset({Diagnosis.EXTRA_TERMS, Diagnosis.NOT_COMPUTED, Diagnosis.OFFSET})
 
 #: Every structural reading, by the check and results it reads (rule 0 of the docstring: an
 #: exact difference read here names the cause before any pattern).

@@ -76,6 +76,7 @@ def probe_case(
     lr: float | None = None,
     *,
     bias: bool = False,
+    seed: int = 20260,
 ) -> Case:
     """A fixed case of ``shape`` for ``check`` (on the layer with a bias: b drawn as w, the
     targets placed around ``x @ w + b``).
@@ -86,7 +87,7 @@ def probe_case(
     outputs. ``lr`` is the counterexample's (a bug may be in how lr is read), else 1/16;
     upstream gradients are normal, times 3.
     """
-    rng = np.random.default_rng(20260)
+    rng = np.random.default_rng(seed)
     n, i, o = shape
     np_dtype = bounds.numpy_dtype(dtype)
     if data == "ties":
