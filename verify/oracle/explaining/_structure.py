@@ -31,8 +31,9 @@ from .._contract import signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Returned
-from ..judging import Case, Finding, mantissa_bits
+from ..judging import Case, Finding, expect, mantissa_bits, numpy_matmul
 from . import _branches, _terms, _updates, _weights
+from ._fitted import least_squares
 from ._readings import Difference
 
 #: The sides a reading probes at least, N, I, O: each past the edge of a block of 8 to 128 (and
@@ -188,7 +189,26 @@ def read_term_map(caller: Caller, case: Case, finding: Finding, settings: Settin
         kind = Diagnosis.UPSTREAM_IGNORED  # every term missing, a constant instead: no dL_do
     else:
         kind = _term_kind(first, function, sizes, bias)
+    if first.kind == "scaled" and first.fraction == 1.0 and first.value is not None:
+        lines = (*lines, *_scale_on(case, finding, settings, first.value))
     return Reading(DIFFERS, kind, lines, found.calls, where, first.value)
+
+
+def _scale_on(case: Case, finding: Finding, settings: Settings, value: float) -> tuple[str, ...]:
+    """Where a scale read on the probes is not the counterexample's own factor, both are said
+    (the factor depends on the shape, or on the values): a reading the counterexample
+    contradicts is not stated alone."""
+    if finding.actual is None or finding.result is None:
+        return ()
+    right = expect(case, settings.arithmetic(), tie=settings.tie, matmul=numpy_matmul)
+    center = right[finding.result].center
+    own = least_squares(finding.actual, center)
+    if own is None or np.isclose(own, value, rtol=1e-3, atol=0.0):
+        return ()
+    return (
+        f"x {own:.6g} on the counterexample {case.describe()}: the factor depends on the shape "
+        "or the values",
+    )
 
 
 def _telling(found: _terms.TermMap) -> bool:
