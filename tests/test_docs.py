@@ -5,8 +5,11 @@ to every page of the site a new user needs (the site itself is checked by ``nox 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+
+from benchmarks import bench
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -59,7 +62,7 @@ def test_every_relative_link_of_the_readme_exists() -> None:
 
 
 def test_the_readme_states_no_timings() -> None:
-    """Timings belong to the bench's own tables (docs/generated/bench.md), not to prose."""
+    """Timings belong to the bench's own tables (docs/performance.md's region), not to prose."""
     prose = re.sub(r"```.*?```", "", README, flags=re.S)
     assert not re.search(r"\b\d+(\.\d+)? ?(ms|s)\b", prose)
 
@@ -71,3 +74,17 @@ def test_the_options_page_is_the_settings_declaration() -> None:
     from verify.oracle.front._surfaces import options_table
 
     assert (ROOT / "docs" / "options.md").read_text(encoding="utf-8") == options_table()
+
+
+def test_the_performance_page_is_the_benchs_run() -> None:
+    """docs/performance.md's figures are the bench's alone: its region is what the bench renders
+    from the run it recorded (docs/generated/bench.json: date, machine, command, rows), and the
+    prose around it states no timing."""
+    text = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    region = bench.DOCS_REGION.search(text)
+    assert region is not None
+    payload = json.loads((ROOT / "docs" / "generated" / "bench.json").read_text())
+    image = "generated/bench.png" if (ROOT / "docs" / "generated" / "bench.png").exists() else None
+    assert region["body"].strip("\n") == bench.docs_region(payload, image).strip("\n")
+    prose = re.sub(r"```.*?```", "", bench.DOCS_REGION.sub("", text), flags=re.S)
+    assert not re.search(r"\b\d+(\.\d+)? ?(ms|s|examples/s|x)\b", prose)
