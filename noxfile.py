@@ -184,9 +184,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def docs(session: nox.Session) -> None:
-    """Every sample output of README.md and docs/ run again and written in, then the
-    documentation site (mkdocs.yml) built strictly into site/: a warning, a broken internal link
-    or anchor fails it. Extra args go to ``mkdocs build``.
+    """The docs' sample outputs run again and written in; the site built strictly into site/.
+
+    Every sample output of README.md and docs/ is run again, then the documentation site
+    (mkdocs.yml) is built strictly: a warning, a broken internal link or anchor fails it. Extra
+    args go to ``mkdocs build``.
 
     The samples (``scripts/docs_outputs.py``: the README's check, the notebooks, pytest, the
     precision audit, the Pallas and Triton kernels interpreted) took about 2 minutes together
