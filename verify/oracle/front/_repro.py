@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,17 @@ def write_repro(
     return script
 
 
+#: One heatmap drawn at a time: the checks of a run (``-j N``) fail on threads of one process,
+#: and matplotlib is not thread-safe (two figures laid out at once break its shared mathtext
+#: parser: "Expected end of text, found '$'").
+_PLOTTING = threading.Lock()
+
+
 def write_heatmap(errors: np.ndarray, path: Path) -> str:
     """``errors.png``: ``|error| / bound`` of each element of a failing 2-D result, on a log
     scale (1 is the bound; a wrong block shows at a glance). Returns the path, or why there is
-    none (matplotlib is an optional extra: ``pip install 'crosscheck[plot]'``)."""
+    none (matplotlib is an optional extra: ``pip install 'crosscheck[plot]'``). Safe to call
+    from the checks' threads at once."""
     try:
         import matplotlib
 
@@ -110,24 +118,25 @@ def write_heatmap(errors: np.ndarray, path: Path) -> str:
         from matplotlib.colors import LogNorm
     except ImportError:
         return "none (matplotlib is not installed: pip install 'crosscheck[plot]')"
-    shown = np.where(np.isfinite(errors), errors, np.nan)
-    finite = shown[np.isfinite(shown) & (shown > 0)]
-    top = max(float(finite.max()) if finite.size else 1.0, 10.0)
-    rows, cols = errors.shape
-    figure, axes = plt.subplots(figsize=(min(12.0, 3 + cols / 40), min(9.0, 2.5 + rows / 40)))
-    # NaN or infinity (a value never written, or one that overflowed) shows in cyan.
-    colormap = plt.get_cmap("magma").with_extremes(bad="cyan")
-    image = axes.imshow(
-        np.clip(shown, 1e-3, None), norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto",
-        interpolation="nearest",
-    )  # fmt: skip
-    figure.colorbar(image, ax=axes, label="|error| / bound (1: the bound; cyan: NaN or inf)")
-    axes.set_xlabel(f"column (of {cols})")
-    axes.set_ylabel(f"row (of {rows})")
-    axes.set_title(f"{path.parent.name}: elements past 1 are wrong")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    with _PLOTTING:
+        shown = np.where(np.isfinite(errors), errors, np.nan)
+        finite = shown[np.isfinite(shown) & (shown > 0)]
+        top = max(float(finite.max()) if finite.size else 1.0, 10.0)
+        rows, cols = errors.shape
+        figure, axes = plt.subplots(figsize=(min(12.0, 3 + cols / 40), min(9.0, 2.5 + rows / 40)))
+        # NaN or infinity (a value never written, or one that overflowed) shows in cyan.
+        colormap = plt.get_cmap("magma").with_extremes(bad="cyan")
+        image = axes.imshow(
+            np.clip(shown, 1e-3, None), norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto",
+            interpolation="nearest",
+        )  # fmt: skip
+        figure.colorbar(image, ax=axes, label="|error| / bound (1: the bound; cyan: NaN or inf)")
+        axes.set_xlabel(f"column (of {cols})")
+        axes.set_ylabel(f"row (of {rows})")
+        axes.set_title(f"{path.parent.name}: elements past 1 are wrong")
+        figure.tight_layout()
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
     return str(path)
 
 
