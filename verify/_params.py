@@ -44,6 +44,20 @@ def names_for(bias: bool | None) -> tuple[str, ...]:
     return ("w", "b") if bias else ("w",)
 
 
+def ordered(params: Mapping[str, T]) -> dict[str, T]:
+    """``params`` in call order (w, then b), as the results that follow it are laid out; a
+    ValueError for a tree without w or with a parameter the layer does not have.
+
+    ``jax.tree`` functions rebuild a dict with its keys sorted (b before w): a tree that has
+    been through one is read by name, or through this."""
+    unknown = sorted(set(params) - set(AXES))
+    if unknown or "w" not in params:
+        raise ValueError(
+            f"params must be {{'w': w}} or {{'w': w, 'b': b}}, got the keys {sorted(params)}"
+        )
+    return {name: params[name] for name in AXES if name in params}
+
+
 def of(arrays: Mapping[str, T]) -> dict[str, T]:
     """The parameters among a call's named arrays (a case's ``x, w, b, target``), in call order."""
     return {name: arrays[name] for name in AXES if name in arrays}
@@ -125,10 +139,15 @@ _GRADIENTS = {
 }
 
 
+def term(name: str, x: Any, value: Any) -> np.ndarray:
+    """Parameter ``name``'s term of the output in float64: ``x @ w`` ``(N, O)``, or ``b``
+    ``(O,)`` (broadcast over the batch)."""
+    return np.asarray(_TERMS[name](_float64(x), _float64(value)))
+
+
 def output(x: Any, params: Mapping[str, Any]) -> np.ndarray:
-    """``x @ w (+ b)`` in float64, shape ``(N, O)``."""
-    x64 = _float64(x)
-    terms = (_TERMS[name](x64, _float64(value)) for name, value in params.items())
+    """``x @ w (+ b)`` in float64, shape ``(N, O)``: the sum of every parameter's ``term``."""
+    terms = (term(name, x, value) for name, value in params.items())
     return np.asarray(functools.reduce(operator.add, terms))
 
 
