@@ -67,11 +67,8 @@ def _autodiff_step(
     w - lr * dL_dw, b - lr * dL_db)`` of ``sum |x @ w + b - target|``.
 
     Inputs as ``verify.step``'s (``_inputs``: integers promoted to a float dtype, complex
-    rejected).
-
-    Args:
-      x: ``(N, I)``; w: ``(I, O)``; b: ``(O,)``; target: ``(N, O)``; lr: scalar;
-      precision: the matmul precision, as ``verify.step``'s.
+    rejected): x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``, lr a scalar;
+    ``precision`` the matmul precision, as ``verify.step``'s.
     """
     b, target, lr = reference.step_arguments("autodiff_step", args, {})
     params = parameters(w, b)

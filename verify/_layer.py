@@ -344,9 +344,9 @@ def _step(
     matmuls (with a bias, and one column sum); b is traced only where it is given, so the
     layer without one compiles to the seed's program.
 
-    Args:
-      x: ``(N, I)``; w: ``(I, O)``; b: ``(O,)``; target: ``(N, O)``; lr: scalar (traced, no
-      recompile per learning rate); precision: as ``forward``.
+    Shapes (positional, as the two forms above): x ``(N, I)``, w ``(I, O)``, b ``(O,)``,
+    target ``(N, O)``, lr a scalar (traced: no recompile per learning rate); ``precision`` as
+    ``forward``'s.
 
     Returns:
       ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``, or with a bias
