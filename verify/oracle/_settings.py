@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bounds
+from .._params import names_for
 from ..messages import CrosscheckError
 from ._contract import CHECK_NAMES
 
@@ -407,6 +408,12 @@ class Settings:
         if self.tie_convention is None:
             return None
         return bounds.TIE_CONVENTIONS[self.tie_convention]
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The layer's parameters, as the ``bias`` option says: ``("w",)`` or ``("w", "b")``
+        (the judges, the cases and the probes read the layer from here)."""
+        return names_for(self.bias)
 
     def arithmetic(self) -> bounds.Arithmetic:
         """The arithmetic the candidate is held to (``bounds.arithmetic``)."""
