@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from ..candidate import StartError, WorkerCaller, python_worker, worker_environm
 from ..explaining import explain
 from ..judging import CHECKS, Case, NotJudged
 from ._report import FunctionReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
 
@@ -98,37 +102,73 @@ def write_repro(
     return script
 
 
-def write_heatmap(errors: np.ndarray, path: Path) -> str:
-    """``errors.png``: ``|error| / bound`` of each element of a failing 2-D result, on a log
-    scale (1 is the bound; a wrong block shows at a glance). Returns the path, or why there is
-    none (matplotlib is an optional extra: ``pip install 'crosscheck[plot]'``)."""
-    try:
-        import matplotlib
+#: One heatmap drawn at a time: matplotlib's text layout goes through caches every figure
+#: shares (the mathtext parser held by ``MathTextParser``, the font and text-metrics caches);
+#: the library takes its own lock only inside ``Figure.draw`` (``Figure._render_lock``), and
+#: two checks of a ``-j`` run that fail at once draw from two threads.
+_DRAWING = threading.Lock()
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import LogNorm
+#: Below this many rows or columns a picture shows nothing the report's lines do not.
+MIN_HEATMAP_SIDE = 2
+
+
+def write_heatmap(errors: np.ndarray, path: Path, title: str) -> str:
+    """``errors.png``: ``|error| / bound`` of each element of a failing 2-D result (``errors``,
+    shape (rows, columns); NaN where the candidate's value is NaN or infinite) on a log scale,
+    1 being the bound, so that a wrong block shows at a glance. Returns the path, or why there
+    is none: matplotlib missing (the ``plot`` extra), a result below 2 x 2, or the drawing
+    failed; drawing never ends a run."""
+    rows, cols = errors.shape
+    if min(rows, cols) < MIN_HEATMAP_SIDE:
+        return f"none (a {rows} x {cols} result: its wrong elements are listed above)"
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         return "none (matplotlib is not installed: pip install 'crosscheck[plot]')"
-    shown = np.where(np.isfinite(errors), errors, np.nan)
-    finite = shown[np.isfinite(shown) & (shown > 0)]
-    top = max(float(finite.max()) if finite.size else 1.0, 10.0)
+    with _DRAWING:
+        try:
+            FigureCanvasAgg(heatmap_figure(errors, title)).print_png(path)
+        except Exception as err:  # a picture is an extra: the verdict stands without it
+            return f"none (it could not be drawn: {type(err).__name__}: {err})"
+    return str(path)
+
+
+def heatmap_figure(errors: np.ndarray, title: str) -> Figure:
+    """The heatmap of ``errors`` (rows, columns) as a matplotlib Figure, drawn without pyplot
+    (no global figure state): magma on a log scale from 1e-3 to the largest finite ratio
+    (at least 10); NaN (the candidate's value NaN or infinite) in cyan; an infinite ratio
+    (a finite wrong value where the bound is 0, as in exact mode) in the top colour, as the
+    largest finite ratio is."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     rows, cols = errors.shape
-    figure, axes = plt.subplots(figsize=(min(12.0, 3 + cols / 40), min(9.0, 2.5 + rows / 40)))
-    # NaN or infinity (a value never written, or one that overflowed) shows in cyan.
-    colormap = plt.get_cmap("magma").with_extremes(bad="cyan")
-    image = axes.imshow(
-        np.clip(shown, 1e-3, None), norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto",
-        interpolation="nearest",
+    finite = errors[np.isfinite(errors) & (errors > 0)]
+    top = max(float(finite.max()) if finite.size else 1.0, 10.0)
+    shown = np.clip(np.where(np.isposinf(errors), top, errors), 1e-3, top)
+    figure = Figure(
+        figsize=(min(12.0, 6.0 + cols / 40), min(9.0, 4.5 + rows / 40)), dpi=100,
+        layout="constrained",
     )  # fmt: skip
-    figure.colorbar(image, ax=axes, label="|error| / bound (1: the bound; cyan: NaN or inf)")
+    axes = figure.add_subplot()
+    colormap = colormaps["magma"].with_extremes(bad="cyan")
+    image = axes.imshow(
+        shown, norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto", interpolation="nearest"
+    )
+    label = "|error| / bound (1: the bound)"
+    if np.isnan(errors).any():
+        label += "\ncyan: NaN or inf in the result"
+    if np.isposinf(errors).any():
+        label += "\ntop colour too: wrong where the bound is 0"
+    figure.colorbar(image, ax=axes, label=label)
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))  # rows and columns, not halves
     axes.set_xlabel(f"column (of {cols})")
     axes.set_ylabel(f"row (of {rows})")
-    axes.set_title(f"{path.parent.name}: elements past 1 are wrong")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return str(path)
+    axes.set_title(f"{title}: elements past 1 are wrong", wrap=True)
+    return figure
 
 
 def _storable(array: np.ndarray) -> np.ndarray:

@@ -208,7 +208,8 @@ class Run:
             )
             report.repro = str(script)
             if report.errors is not None:
-                report.picture = write_heatmap(report.errors, script.with_name("errors.png"))
+                picture = script.with_name("errors.png")
+                report.picture = write_heatmap(report.errors, picture, report.function)
         return report
 
     def _verdict(self, chosen: Check, caller: Caller, searched: Searched) -> FunctionReport:
