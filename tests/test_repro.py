@@ -4,7 +4,12 @@ that cannot import crosscheck."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
+import venv
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,7 @@ import verify
 from tests import zoo
 from verify.oracle.front import _repro
 from verify.oracle.front._repro import heatmap_figure, write_heatmap
+from verify.oracle.front.cli import main
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -136,3 +142,62 @@ def test_no_heatmap_below_two_by_two(tmp_path: Path, shape: tuple[int, int]) -> 
     rows, cols = shape
     assert note == f"none (a {rows} x {cols} result: its wrong elements are listed above)"
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def bare_python(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A Python without crosscheck or numpy: a virtual environment of its own, nothing
+    installed (as a user's other venv, or the system's python3)."""
+    folder = tmp_path_factory.mktemp("bare-venv")
+    venv.create(folder, with_pip=False)
+    python = folder / "bin" / "python"
+    assert subprocess.run([python, "-c", "import numpy"], capture_output=True).returncode == 1
+    return str(python)
+
+
+@pytest.fixture(scope="module")
+def reproducer(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reproducer of a grad_w that divides by N, made by this test's Python."""
+    folder = tmp_path_factory.mktemp("repro")
+    argv = ["tests/zoo.py:MeanGradW", "--functions", "grad_w", "--max-examples", "5"]
+    assert main([*argv, "--repro-dir", str(folder)]) == 1
+    (script,) = folder.glob("grad_w-*/repro.py")
+    return script
+
+
+def _run(python: str, script: Path) -> subprocess.CompletedProcess[str]:
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("PYTHON")}
+    return subprocess.run(
+        [python, "-I", str(script)], capture_output=True, text=True, timeout=300, env=clean,
+        cwd=script.parent,
+    )  # fmt: skip
+
+
+def test_a_reproducer_run_by_a_python_without_crosscheck_reruns_with_its_maker(
+    bare_python: str, reproducer: Path
+) -> None:
+    """The Python that cannot import crosscheck hands the script to the one that made it: the
+    verdict is the defect's (exit 1), not a ModuleNotFoundError (exit 1 all the same before)."""
+    done = _run(bare_python, reproducer)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "diagnosis: mean_instead_of_sum" in done.stdout
+    assert "ModuleNotFoundError" not in done.stderr
+
+
+@pytest.mark.parametrize("maker", ["/nonexistent/bin/python", "the bare one"])
+def test_a_reproducer_no_python_at_hand_can_run_exits_3_naming_its_maker(
+    bare_python: str, reproducer: Path, tmp_path: Path, maker: str
+) -> None:
+    """Its maker gone (a deleted venv), or itself unable to import crosscheck: one line, exit 3
+    (the run could not finish), never 1 (the defect is still there)."""
+    maker = bare_python if maker == "the bare one" else maker
+    script = tmp_path / "repro.py"
+    text = reproducer.read_text()
+    made_by = re.search(r"^MADE_BY = (.*)$", text, re.MULTILINE)
+    assert made_by is not None and made_by.group(1) == repr(os.path.abspath(sys.executable))
+    script.write_text(text.replace(made_by.group(0), f"MADE_BY = {maker!r}"))
+    (tmp_path / "case.npz").write_bytes(reproducer.with_name("case.npz").read_bytes())
+    done = _run(bare_python, script)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("crosscheck: error: ")
+    assert f"it was made by {maker}" in done.stderr and bare_python in done.stderr

@@ -2,7 +2,9 @@
 
 ``python DIR/<function>-<digest>/repro.py`` re-runs exactly that case through the same guard and
 comparison as the search, prints the verdict and exits 1 while the defect is there (0 once it is
-fixed): a bug report that needs no Hypothesis, no seed and no search.
+fixed): a bug report that needs no Hypothesis, no seed and no search. The script records the
+Python that made it: a Python that cannot import crosscheck (another venv, ``python3 -I``) runs
+it again with that one, or exits 3 with one line naming it, never 1.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,17 +32,34 @@ if TYPE_CHECKING:
 
 _SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
 
-Exits 1 while the defect is there, 0 once it is fixed.
+Exits 1 while the defect is there, 0 once it is fixed, 3 when no Python at hand can run it.
 """
 
 {summary}
 
+import os
 import sys
+
+#: The Python that made this reproducer: it can import crosscheck and what crosscheck needs.
+MADE_BY = {made_by!r}
 
 # Where crosscheck was when the check ran (used only if it is not installed).
 sys.path.append({package_root!r})
 
-from verify.oracle.front._repro import rerun
+try:
+    from verify.oracle.front._repro import rerun
+except ImportError as err:
+    # Another Python (another venv, python3 -I): run again with the one that made it, once.
+    tried = os.environ.get("CROSSCHECK_REPRO_RETRIED") == "1"
+    if os.path.abspath(sys.executable) != MADE_BY and os.path.exists(MADE_BY) and not tried:
+        os.environ["CROSSCHECK_REPRO_RETRIED"] = "1"
+        os.execv(MADE_BY, [MADE_BY, __file__, *sys.argv[1:]])
+    print(
+        f"crosscheck: error: {{sys.executable}} cannot run this reproducer ({{err}}); it was made "
+        f"by {{MADE_BY}}: run it with a Python that has crosscheck",
+        file=sys.stderr,
+    )
+    sys.exit(3)  # verify.messages.ExitCode.INCOMPLETE: nothing was re-checked
 
 sys.exit(
     rerun(
@@ -91,6 +111,7 @@ def write_repro(
             summary="\n".join(f"# {line}" for text in summary for line in text.splitlines()),
             script=script.resolve(),
             package_root=str(Path(__file__).resolve().parents[3]),
+            made_by=os.path.abspath(sys.executable),
             spec=spec,
             command=command,
             cwd=os.getcwd(),
