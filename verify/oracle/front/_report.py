@@ -159,6 +159,9 @@ class Report:
     #: what loading the candidate noted: a notebook's skipped magics, a framework module
     #: adapted as the layer and what of it is not checked.
     load_notes: tuple[str, ...] = ()
+    #: the contract's functions the implementation does not define (grad_b only on a layer
+    #: with a bias): their checks do not run.
+    undefined: tuple[str, ...] = ()
 
     @property
     def checked(self) -> int:
@@ -201,6 +204,8 @@ class Report:
         ]
         if not self.isolated:
             lines.append("  in-process: the candidate can affect this verdict")
+        if self.undefined:
+            lines.append(f"  not defined, so not checked: {', '.join(self.undefined)}")
         lines += [f"  note: {note}" for note in self.load_notes]
         for function in self.functions:
             lines += function.lines()
@@ -236,6 +241,7 @@ class Report:
             "functions": [f.to_dict() for f in self.functions],
             "notes": self.notes,
             "load_notes": list(self.load_notes),
+            "undefined": list(self.undefined),
             "compiles": self.compiles,
             "jobs": self.jobs,
             "environment": self.environment,

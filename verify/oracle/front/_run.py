@@ -22,6 +22,7 @@ from typing import Any
 
 from ... import default_cache_dir
 from ...messages import CrosscheckError
+from .._contract import BIAS_ONLY, FUNCTIONS
 from .._settings import PYTHON, OptionError, Settings
 from ..candidate import (
     Caller,
@@ -276,6 +277,17 @@ class Run:
             f"{self.settings.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
         )
 
+    @property
+    def undefined(self) -> tuple[str, ...]:
+        """The contract's functions the candidate does not define, in the contract's order
+        (grad_b only on a layer with a bias): the report's header lists them."""
+        provided, bias = self.caller.provided, self.settings.bias
+        return tuple(
+            function
+            for function in FUNCTIONS
+            if function not in provided and (bias or function not in BIAS_ONLY)
+        )
+
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
         report = self.run(chosen.name, on=on)
         assert report is not None  # runnable: it applies
@@ -296,6 +308,7 @@ class Run:
             compiles=sum(each.compiles for each in self.callers),
             jobs=self.used_jobs,
             load_notes=self.caller.load_notes,
+            undefined=self.undefined,
         )
 
     def close(self) -> None:
