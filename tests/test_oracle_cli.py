@@ -1,11 +1,13 @@
 """``python -m verify check``: exit codes 0 / 1 / 2, the printed report, --json, --junit-xml,
-reproducers that re-fail from a fresh shell, and the progress line."""
+reproducers that re-fail from a fresh shell, the progress lines and the help."""
 
 from __future__ import annotations
 
 import ast
 import io
 import json
+import re
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -16,7 +18,8 @@ import pytest
 from tests.helpers import run_python
 from verify.oracle.front import cli
 from verify.oracle.front._junit import xml_text
-from verify.oracle.front.cli import _TerminalProgress, main
+from verify.oracle.front._report import FunctionReport
+from verify.oracle.front.cli import FinishedChecks, main
 
 
 def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -220,17 +223,35 @@ def test_a_mutant_exits_1_from_the_command_line(tmp_path: Path) -> None:
     assert "Traceback" not in run.stdout + run.stderr
 
 
-def test_progress_rewrites_one_line_after_a_delay() -> None:
-    stream = io.StringIO()
-    progress = _TerminalProgress(stream, delay=0.0)
-    progress("grad_w", 3, 100)
-    progress("grad_w", 101, 100)
-    progress.clear()
-    text = stream.getvalue()
-    assert "\r  checking grad_w" in text and "3/100" in text and "shrinking" in text
-    quiet = io.StringIO()
-    _TerminalProgress(quiet, delay=3600)("forward", 1, 100)
-    assert quiet.getvalue() == ""
+def test_progress_is_one_whole_line_per_finished_check_with_the_time_left() -> None:
+    stream, now = io.StringIO(), [100.0]
+    progress = FinishedChecks(stream, clock=lambda: now[0])
+    now[0] = 130.0
+    progress(FunctionReport("grad_x", "pass", examples=105), 3, 9)
+    now[0] = 400.0
+    progress(FunctionReport("step", "fail", examples=12), 9, 9)
+    assert stream.getvalue() == (
+        "  grad_x      PASS    105 examples   3/9, about 60 s left\n"
+        "  step        FAIL     12 examples   9/9\n"
+    )
+
+
+def test_on_a_terminal_checks_at_once_print_whole_lines_in_order(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two checks at once on -j 2 alternated their counters on one redrawn line (4,500 redraws
+    in 18 s); now each finished check is one line, counted 1/k .. k/k, nothing redrawn."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["tests/zoo.py:TransposedGradW", "-j", "2", "--max-examples", "5"]
+    assert main([*argv, "--repro-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    line = re.compile(r"  \w+ +(PASS|FAIL) +\d+ examples   (\d+)/(\d+)(, about .* left)?")
+    counts = [line.fullmatch(each) for each in lines]
+    assert len(lines) >= 8 and all(counts), lines
+    assert [int(m.group(2)) for m in counts if m] == list(range(1, len(lines) + 1))
+    assert {int(m.group(3)) for m in counts if m} == {len(lines)}
 
 
 def test_float64_enables_jax_float64() -> None:
@@ -240,3 +261,11 @@ def test_float64_enables_jax_float64() -> None:
         *("--functions", "forward,grad_w"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_python_m_verify_help_has_a_usage_line_and_no_markup() -> None:
+    done = run_python("-m", "verify", "--help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m verify [COMMAND [ARGS...]]\n")
+    assert "``" not in done.stdout
+    assert "  check      check an implementation of the layer" in done.stdout

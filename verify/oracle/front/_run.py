@@ -237,11 +237,14 @@ class Run:
             errors=finding.errors,
         )
 
-    def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:
+    def run_all(
+        self, names: Sequence[str], *, requested: bool, finished: Finished | None = None
+    ) -> list[FunctionReport]:
         """The verdicts of ``names``, in that order; checks that do not apply are skipped as
         ``run`` says. Up to ``jobs`` run at once, on as many workers (``_workers``): each
         function of the candidate is called on one worker, and two checks run at once only when
-        they call different workers."""
+        they call different workers. ``finished(verdict, k, total)`` is told of each check as
+        it ends (the k-th of the total that apply), by one thread at a time."""
         provided = self.caller.provided
         settings = self.settings
         runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, settings)]
@@ -250,15 +253,16 @@ class Run:
         called = set().union(*(chosen.calls(provided, settings) for chosen in runnable))
         count = max(1, min(parallel, len(called), len(runnable)))
         self.used_jobs = count
+        counted = _counted(finished, len(runnable))
         if count == 1 or self.more is None:
-            done = run_checks(runnable, 1, lambda chosen: self._run(chosen, self.caller))
+            done = run_checks(runnable, 1, lambda chosen: counted(self._run(chosen, self.caller)))
         else:
             workers = Workers(self.caller, self.more, count, self.callers, called)
             self._workers = workers
             done = run_checks(
                 runnable,
                 count,
-                lambda chosen: self._run(chosen, workers),
+                lambda chosen: counted(self._run(chosen, workers)),
                 lambda chosen: workers.uses(chosen.calls(provided, settings)),
                 workers.changed,
             )
@@ -398,6 +402,25 @@ def check(impl: Any = None, **options: Any) -> Report:
 
 check.__signature__ = check_signature()  # type: ignore[attr-defined]
 check.__doc__ = (check.__doc__ or "") + "\n    Args:\n" + arguments_doc("      ") + "\n"
+
+
+#: Told of each check of ``run_all`` as it ends: its verdict, its place k among the ``total``
+#: that run (``k`` of ``total``).
+Finished = Callable[[FunctionReport, int, int], None]
+
+
+def _counted(finished: Finished | None, total: int) -> Callable[[FunctionReport], FunctionReport]:
+    """Each verdict passed through, after ``finished`` is told of it (one thread at a time)."""
+    lock, done = threading.Lock(), [0]
+
+    def count(verdict: FunctionReport) -> FunctionReport:
+        if finished is not None:
+            with lock:
+                done[0] += 1
+                finished(verdict, done[0], total)
+        return verdict
+
+    return count
 
 
 def _serialised(progress: Progress) -> Progress:
