@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -215,5 +215,32 @@ def _keep_hypothesis_out_of_the_working_directory() -> None:
         return
     from hypothesis.configuration import set_hypothesis_home_dir
 
+    set_hypothesis_home_dir(hypothesis_home())
+
+
+def hypothesis_home() -> Path:
+    """Where the oracle's Hypothesis keeps its files: ``~/.cache/crosscheck/hypothesis``
+    (``$XDG_CACHE_HOME`` where set)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    set_hypothesis_home_dir(cache / "crosscheck" / "hypothesis")
+    return cache / "crosscheck" / "hypothesis"
+
+
+@contextlib.contextmanager
+def hypothesis_files_in_the_cache() -> Iterator[None]:
+    """Within: Hypothesis's files in ``hypothesis_home()``, unless the user chose a place
+    (``HYPOTHESIS_STORAGE_DIRECTORY``); after: where they were. For a check run in someone
+    else's process (the pytest plugin), whose own Hypothesis tests keep their ./.hypothesis/
+    (run one at a time with the check: pytest runs its items in turn)."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    from hypothesis import configuration
+
+    # The home set so far, or None (Hypothesis resolves it on first use): module state that
+    # set_hypothesis_home_dir writes and nothing public reads.
+    before = vars(configuration).get("__hypothesis_home_directory")
+    configuration.set_hypothesis_home_dir(hypothesis_home())
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(before)
