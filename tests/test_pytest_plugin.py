@@ -214,7 +214,8 @@ def test_an_error_of_the_oracles_own_fails_the_item_as_crosschecks_defect(tmp_pa
     traceback saved, as the command line's exit 3 does."""
     (tmp_path / "conftest.py").write_text(
         "import verify.oracle.front._run as run\n\n\n"
-        "def broken(*args, **kwargs):\n    raise ValueError('operands could not be broadcast')\n\n\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise ValueError('operands could not be broadcast')\n\n\n"
         "run.write_repro = broken\n"
     )
     zoo = str(Path("tests/zoo.py").resolve())
