@@ -36,11 +36,12 @@ from ..candidate import (
     name_of,
     python_worker,
     spec_of,
+    timed_calls,
     worker_environment,
 )
 from ..explaining import explain
 from ..judging import CHECKS, Check, Pool, Progress, Searched, search, shape_pool
-from ._report import FunctionReport, Report, environment
+from ._report import FunctionReport, Report, Timing, environment
 from ._repro import write_heatmap, write_repro
 from ._surfaces import arguments_doc, check_signature
 from ._workers import Workers, run_checks
@@ -165,10 +166,16 @@ class Run:
     settings: Settings
     #: starts another caller of the same candidate (a worker of its own), for ``run_all``.
     more: Callable[[], Caller] | None = None
+    #: when loading began (``time.monotonic``), and how long loading took: ``report``'s
+    #: timing counts from there.
+    opened: float = dataclasses.field(default_factory=time.monotonic)
+    loading: float = 0.0
     #: every caller the Run started (``caller`` first), the seed's shapes, the jobs it used.
     callers: list[Caller] = dataclasses.field(init=False)
     pool: Pool = dataclasses.field(init=False)
     used_jobs: int = dataclasses.field(init=False, default=1)
+    #: wall time spent in ``run_all``.
+    checks_wall: float = dataclasses.field(init=False, default=0.0)
     _workers: Workers | None = dataclasses.field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -197,12 +204,13 @@ class Run:
             return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
         caller = self.caller if on is None else on
         started = time.monotonic()
-        searched = search(
-            chosen, caller, settings, settings.max_examples, settings.seed, settings.progress,
-            self.pool,
-        )  # fmt: skip
-        report = self._verdict(chosen, caller, searched)
-        report.seconds = time.monotonic() - started
+        # The candidate's calls, timed where they are made (search, shrinking, probes).
+        with timed_calls() as spent:
+            searched = search(
+                chosen, caller, settings, settings.max_examples, settings.seed,
+                settings.progress, self.pool,
+            )  # fmt: skip
+            report = self._verdict(chosen, caller, searched)
         if report.status == "fail" and settings.repro_dir is not None and report.case is not None:
             script = write_repro(
                 caller.name, self.spec, self.command, report, settings, Path(settings.repro_dir)
@@ -211,6 +219,8 @@ class Run:
             if report.errors is not None:
                 picture = script.with_name("errors.png")
                 report.picture = write_heatmap(report.errors, picture, report.function)
+        report.seconds = time.monotonic() - started
+        report.calls, report.candidate_seconds = spent.calls, spent.seconds
         return report
 
     def _verdict(self, chosen: Check, caller: Caller, searched: Searched) -> FunctionReport:
@@ -254,6 +264,7 @@ class Run:
         count = max(1, min(parallel, len(called), len(runnable)))
         self.used_jobs = count
         counted = _counted(finished, len(runnable))
+        started = time.monotonic()
         if count == 1 or self.more is None:
             done = run_checks(runnable, 1, lambda chosen: counted(self._run(chosen, self.caller)))
         else:
@@ -267,6 +278,7 @@ class Run:
                 workers.changed,
             )
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
+        self.checks_wall += time.monotonic() - started
         return [verdict for verdict in verdicts if verdict is not None]
 
     def nothing_applies(self, names: Sequence[str]) -> str | None:
@@ -297,8 +309,9 @@ class Run:
         assert report is not None  # runnable: it applies
         return report
 
-    def report(self, functions: list[FunctionReport]) -> Report:
-        """The Report of these verdicts on this candidate."""
+    def report(self, functions: list[FunctionReport], *, timed: bool = True) -> Report:
+        """The Report of these verdicts on this candidate; ``timed``: with whose time the run
+        was, from loading until now (for the verdicts of a whole run, not some of a longer one)."""
         notes: collections.Counter[str] = collections.Counter()
         for each in self.callers:
             notes.update(each.notes)
@@ -313,6 +326,26 @@ class Run:
             jobs=self.used_jobs,
             load_notes=self.caller.load_notes,
             undefined=self.undefined,
+            timing=self.timing(functions) if timed else None,
+        )
+
+    def timing(self, functions: list[FunctionReport]) -> Timing:
+        """Whose time the run was, until now, for these verdicts (``Timing``)."""
+        wall = time.monotonic() - self.opened
+        candidate = sum(f.candidate_seconds for f in functions)
+        if self.used_jobs == 1:  # one after another: everything not loading nor the candidate
+            crosscheck = wall - self.loading - candidate
+        else:  # at once: each check's own rest, summed, and the run's outside the checks
+            checked = sum(f.seconds or 0.0 for f in functions)
+            crosscheck = checked - candidate + (wall - self.loading - self.checks_wall)
+        return Timing(
+            wall=wall,
+            loading=self.loading,
+            checks_wall=self.checks_wall,
+            jobs=self.used_jobs,
+            calls=sum(f.calls for f in functions),
+            candidate=candidate,
+            crosscheck=max(0.0, crosscheck),
         )
 
     def close(self) -> None:
@@ -333,6 +366,7 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
     every option's default; ``settings.jobs`` None is ``default_jobs()``). Raises a
     ``CrosscheckError`` (a ``ContractError``: the candidate cannot be loaded) as ``check``
     does."""
+    opened = time.monotonic()
     if settings is None:
         settings = Settings()
     jobs = default_jobs() if settings.jobs is None else settings.jobs
@@ -368,6 +402,8 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         command=words,
         settings=resolved,
         more=more if isinstance(caller, WorkerCaller) else None,
+        opened=opened,
+        loading=time.monotonic() - opened,
     )
 
 

@@ -286,7 +286,7 @@ def conclude(item: pytest.Item, run: Run, verdict: FunctionReport | None) -> Non
     ]
     if verdict.status == "fail":
         # The functions not defined are the session header's, once (pytest_report_header).
-        raise CheckFailed(dataclasses.replace(run.report([verdict]), undefined=()))
+        raise CheckFailed(dataclasses.replace(run.report([verdict], timed=False), undefined=()))
 
 
 @dataclasses.dataclass(frozen=True)
