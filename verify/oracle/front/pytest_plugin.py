@@ -1,8 +1,9 @@
 """crosscheck's pytest plugin (entry point ``pytest11``): one test item per check.
 
 From the command line, ``--crosscheck SPEC`` (repeatable) collects one item per check of
-``CHECKS`` per SPEC and dtype, ``crosscheck:SPEC::grad_w[float32]``, so that ``-k grad_w``,
-``-x``, ``--lf``, ``-n`` (pytest-xdist) and ``--junitxml`` work on the checks as on any test::
+``CHECKS`` that applies to SPEC, per SPEC and dtype, ``crosscheck:SPEC::grad_w[float32]`` (the
+session's header says once what SPEC does not define), so that ``-k grad_w``, ``-x``,
+``--lf``, ``-n`` (pytest-xdist) and ``--junitxml`` work on the checks as on any test::
 
     pytest --crosscheck examples/numpy_layer.py -v
     pytest --crosscheck my_layer.py:layer --crosscheck-dtype float32 --crosscheck-dtype bfloat16
@@ -27,12 +28,12 @@ runs one check per test on the layer it is given; ``@pytest.mark.crosscheck(...)
 A failing item shows the oracle's finding, diagnosis, minimal counterexample and reproducer,
 and its one-line finding is the short summary's and JUnit's message.
 
-Why one check per item on a shared Run: each item runs its check alone (``_check.Run.run``) on
-a Run opened for its SPEC and options the first time one of its items runs in this process,
-and closed at the end of the session. So ``-k`` runs only the selected checks; the candidate is
-loaded (its worker started, its JIT warmed) once per SPEC and dtype, not once per item; and
-under xdist each worker opens its own Run for whichever items it is sent, with no coordination
-between workers. (Running every check once and reporting per item would run unselected checks,
+Why one check per item on a shared Run: each item runs its check alone (``_run.Run.run``) on
+a Run opened for its SPEC and options when the session starts (the header, and the items'
+collection, need the functions it provides) and closed at the end of the session. So ``-k``
+runs only the selected checks; the candidate is loaded (its worker started, its JIT warmed)
+once per SPEC and dtype, not once per item; and under xdist each process opens its own Run
+(the controller too, for the header), with no coordination between them. (Running every check once and reporting per item would run unselected checks,
 and under xdist run all of them in every worker.)
 
 Nothing heavy (numpy, Hypothesis, JAX) is imported until a --crosscheck run or the fixture is
