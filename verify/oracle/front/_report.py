@@ -283,7 +283,7 @@ class Report:
             lines.append(f"{failed} of {checked} checks failed.")
         else:
             lines.append(f"all {checked} checks passed.")
-        if self.timing is not None:
+        if self.timing is not None and checked:  # nothing checked: no time to split
             lines.append(self.timing.line())
         return "\n".join(lines)
 

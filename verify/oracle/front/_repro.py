@@ -143,6 +143,7 @@ def write_heatmap(errors: np.ndarray, path: Path, title: str) -> str:
     if min(rows, cols) < MIN_HEATMAP_SIDE:
         return f"none (a {rows} x {cols} result: its wrong elements are listed above)"
     try:
+        import matplotlib  # noqa: F401 (first: a submodule imported earlier hides its absence)
         from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         return "none (matplotlib is not installed: pip install 'crosscheck[plot]')"

@@ -33,8 +33,9 @@ a Run opened for its SPEC and options when the session starts (the header, and t
 collection, need the functions it provides) and closed at the end of the session. So ``-k``
 runs only the selected checks; the candidate is loaded (its worker started, its JIT warmed)
 once per SPEC and dtype, not once per item; and under xdist each process opens its own Run
-(the controller too, for the header), with no coordination between them. (Running every check once and reporting per item would run unselected checks,
-and under xdist run all of them in every worker.)
+(the controller too, for the header), with no coordination between them. (Running every
+check once and reporting per item would run unselected checks, and under xdist run all of
+them in every worker.)
 
 Nothing heavy (numpy, Hypothesis, JAX) is imported until a --crosscheck run or the fixture is
 used: pytest imports this module in every session of an environment that has crosscheck.
