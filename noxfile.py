@@ -184,11 +184,28 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def docs(session: nox.Session) -> None:
-    """The documentation site (mkdocs.yml) built strictly into site/: a warning, a broken
-    internal link or anchor fails it. Extra args go to ``mkdocs build``."""
+    """The docs' sample outputs run again and written in; the site built strictly into site/.
+
+    Every sample output of README.md and docs/ is run again, then the documentation site
+    (mkdocs.yml) is built strictly: a warning, a broken internal link or anchor fails it. Extra
+    args go to ``mkdocs build``.
+
+    The samples (``scripts/docs_outputs.py``: the README's check, the notebooks, pytest, the
+    precision audit, the Pallas and Triton kernels interpreted) took about 2 minutes together
+    on a shared 2-core machine (each run's seconds: docs/generated/outputs.json). Under CI
+    (``CI`` set) they are compared instead of written: a page that differs from what the tool
+    prints today fails the session with a diff."""
     # python=None: the interpreter nox runs on, so the build is never skipped for a missing
-    # Python. The project is installed: docs/hooks.py reads Diagnosis and the lazy faces.
-    install(session, "-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    # Python. The project is installed: docs/hooks.py reads the lazy faces; the samples run
+    # pytest's plugin and the Pallas and Triton kernels (the triton extra: CPU torch).
+    install(
+        session,
+        "-e",
+        ".[test,pallas,triton]",
+        *nox.project.dependency_groups(PYPROJECT, "docs"),
+    )
+    compare = ["--check"] if os.environ.get("CI") else []
+    session.run("python", "-m", "scripts.docs_outputs", *compare)
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs,
         env={"NO_MKDOCS_2_WARNING": "1"},  # Material's notice about its successor, not ours

@@ -179,6 +179,73 @@ def test_a_parameter_besides_weight_and_bias_is_a_contract_error() -> None:
         verify.adapters.torch_linear(Scaled(), torch.optim.SGD)
 
 
+TORCH_NET = """
+import torch
+import verify.adapters
+
+torch.manual_seed(0)
+
+
+class Net(torch.nn.Module):
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 4, bias=bias)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+net = Net()
+"""
+
+
+@pytest.mark.torch
+def test_a_module_holding_one_linear_runs_as_its_note_says(tmp_path: Any) -> None:
+    """Given as it is, a module whose one Linear is ``self.fc`` is checked as the layer, and its
+    note suggests ``verify.adapters.torch_linear(module, optimizer)`` for update and step; that
+    suggestion now runs (it said "no parameter 'weight'; got ['fc.weight', 'fc.bias']")."""
+    pytest.importorskip("torch")
+    path = tmp_path / "net.py"
+    path.write_text(TORCH_NET + "candidate = verify.adapters.torch_linear(net, torch.optim.SGD)\n")
+    given = verify.check(f"{path}:net", max_examples=3, jobs=1, repro_dir=None)
+    given.raise_on_failure()
+    (note,) = given.load_notes
+    assert note.startswith("Net holding Linear(in_features=3, out_features=4, bias=True) was")
+    assert "verify.adapters.torch_linear(module, optimizer)" in note
+    adapted = verify.check(f"{path}:candidate", max_examples=3, jobs=1, repro_dir=None)
+    adapted.raise_on_failure()
+    assert adapted.checked == 10 and adapted.settings.bias is True, adapted.summary()
+
+
+@pytest.mark.torch
+def test_a_module_holding_one_linear_steps_as_the_math_does() -> None:
+    torch = pytest.importorskip("torch")
+    namespace: dict[str, Any] = {}
+    exec(TORCH_NET, namespace)
+    adapted = verify.adapters.torch_linear(namespace["Net"](bias=False), torch.optim.SGD)
+    x, w, target = (adapted.asarray(a) for a in (X, W, TARGET))
+    loss, dL_dx, dL_dw, w_new = (as_numpy(r) for r in adapted.step(x, w, target, LR))
+    dL_do = np.sign(X @ W - TARGET)
+    np.testing.assert_array_equal(loss, np.abs(X @ W - TARGET).sum())
+    np.testing.assert_array_equal(dL_dx, dL_do @ W.T)
+    np.testing.assert_array_equal(dL_dw, X.T @ dL_do)
+    np.testing.assert_array_equal(w_new, W - np.float32(LR) * dL_dw)
+
+
+@pytest.mark.torch
+def test_a_module_holding_a_linear_and_more_is_a_contract_error() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Gated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 4)
+            self.gate = torch.nn.Parameter(torch.ones(4))
+
+    with pytest.raises(ContractError, match=r"parameters \['gate'\] besides 'fc.weight'"):
+        verify.adapters.torch_linear(Gated(), torch.optim.SGD)
+
+
 @each_framework
 def test_the_weight_fed_untransposed_is_caught(framework: str) -> None:
     wrong = "in_out" if framework != "flax" else "out_in"

@@ -789,3 +789,43 @@ def test_without_a_bias_the_bounds_are_unchanged() -> None:
     assert len(plain.results()) == 4 and plain.dL_db is None and plain.b_new is None
     same = bounds.forward_bound(case.x, case.w, arith, b=None)
     np.testing.assert_array_equal(same.radius, plain.output.radius)
+
+
+def test_the_tree_forms_are_the_forms_with_b() -> None:
+    """``tree_step_bounds`` / ``tree_forward_bound`` of ``{"w": w, "b": b}`` (in any key order)
+    are ``step_bounds`` / ``forward_bound`` with ``b=``, bit for bit, every parameter's
+    gradient and update under its name."""
+    case = example_inputs((16, 8, 4), kind="normal", seed=4, bias=True)
+    arith = bounds.arithmetic("float32")
+    by_keyword = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, b=case.b)
+    sorted_keys = {"b": case.b, "w": case.w}  # as jax.tree rebuilds a dict
+    tree = bounds.tree_step_bounds(case.x, sorted_keys, case.target, case.lr, arith)
+    assert list(tree.grads) == list(tree.updates) == ["w", "b"]
+    assert tree.dL_db is tree.grads["b"] and tree.b_new is tree.updates["b"]
+    for got, want in zip(tree.results(), by_keyword.results(), strict=True):
+        np.testing.assert_array_equal(got.center, want.center)
+        np.testing.assert_array_equal(got.radius, want.radius)
+    output = bounds.tree_forward_bound(case.x, case.params, arith)
+    np.testing.assert_array_equal(output.radius, by_keyword.output.radius)
+    with pytest.raises(ValueError, match="params must be"):
+        bounds.tree_forward_bound(case.x, {"b": case.b}, arith)
+
+
+def test_the_bias_radius_is_one_more_term_and_one_more_store() -> None:
+    """The forward bound over the tree: a length-(I + 1) sum with one more store of x @ w, as
+    the module docstring derives it, and the seed's length-I dot product without a bias."""
+    case = example_inputs((3, 5, 2), kind="normal", seed=1, bias=True)
+    arith = bounds.arithmetic("float32")
+    magnitude = np.abs(case.x.astype(np.float64)) @ np.abs(case.w) + np.abs(case.b)
+    coefficient = bounds.compound(arith.dot(6), arith.u_out)
+    own = bounds.compound(bounds.FLOAT64.dot(6), bounds.FLOAT64.u_out)
+    flushes = arith.underflow(6) + arith.tiny
+    factor = 1 / (1 - bounds.gamma(6, 2.0**-53))
+    expected = ((coefficient + own) * magnitude * factor + flushes) * (1 + 2.0**-46)
+    got = bounds.forward_bound(case.x, case.w, arith, b=case.b).radius
+    np.testing.assert_array_equal(got, expected)
+    plain = np.abs(case.x.astype(np.float64)) @ np.abs(case.w)
+    coefficient, own = arith.dot(5), bounds.FLOAT64.dot(5)
+    factor = 1 / (1 - bounds.gamma(5, 2.0**-53))
+    expected = ((coefficient + own) * plain * factor + arith.underflow(5)) * (1 + 2.0**-46)
+    np.testing.assert_array_equal(bounds.forward_bound(case.x, case.w, arith).radius, expected)

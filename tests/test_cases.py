@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
+import reference
 from verify.oracle._settings import OptionError, Settings, parse_tiles
-from verify.oracle.judging._cases import EDGE_SHAPES, FIXED_SHAPES, shape_pool, tile_shapes
+from verify.oracle.judging import CHECKS
+from verify.oracle.judging._cases import (
+    EDGE_SHAPES,
+    FIXED_SHAPES,
+    layer_cases,
+    pool_shapes,
+    shape_pool,
+    tile_shapes,
+)
 
 
 def test_a_tile_adds_its_edges_in_every_axis_with_the_others_small() -> None:
@@ -45,3 +56,40 @@ def test_the_edge_cases_meet_every_tile_shape_whatever_the_search_drew() -> None
     assert {(c.arrays["x"].shape[0], *c.arrays["w"].shape) for c in tiled[len(plain) :]} == set(
         tile_shapes((512,))
     )
+
+
+def test_the_layer_is_read_from_the_bias_option_and_its_cases_follow_the_tree() -> None:
+    """``Settings.parameters`` is the layer; every check's case holds each parameter wherever
+    w is passed to forward or step, grad_b applies where the layer has b, and the update
+    cases take turns over the parameters."""
+    plain, biased = Settings(), Settings(bias=True)
+    assert plain.parameters == ("w",) and biased.parameters == ("w", "b")
+    identities = CHECKS["identities"]
+    assert identities.signature_for(plain.parameters).arguments == ("x", "w", "target")
+    assert identities.signature_for(biased.parameters).arguments == ("x", "w", "b", "target")
+    assert CHECKS["step"].signature_for(biased.parameters).results == (
+        reference.BiasStepResult._fields
+    )
+    assert CHECKS["grad_x"].signature_for(biased.parameters).arguments == ("dL_do", "w")
+    provided = frozenset({"grad_b"})
+    assert not CHECKS["grad_b"].applies(provided, plain)
+    assert CHECKS["grad_b"].applies(provided, biased)
+    pieces = identities.needs_for(biased)[1]
+    assert {"grad_w", "grad_b"} <= pieces and identities.needs_for(plain)[1] == identities.needs[1]
+
+    seen: set[tuple[str, ...]] = set()
+    shapes = pool_shapes(shape_pool(0))
+
+    @settings(
+        derandomize=True, database=None, max_examples=20, suppress_health_check=list(HealthCheck)
+    )
+    @given(layer_cases(CHECKS["update"].signature, biased, shapes))
+    def collect(case) -> None:
+        seen.add(tuple(case.arrays))
+        assert list(case.params) in (["w"], ["b"])
+        assert np.ndim(case.arrays[f"dL_d{next(iter(case.params))}"]) == np.ndim(
+            next(iter(case.params.values()))
+        )
+
+    collect()
+    assert seen == {("w", "dL_dw"), ("b", "dL_db")}

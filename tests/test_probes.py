@@ -189,7 +189,7 @@ def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
     from verify.oracle.front._repro import write_heatmap
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")
+    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png", "forward")
     assert note.startswith("none (matplotlib is not installed") and not list(tmp_path.iterdir())
 
 

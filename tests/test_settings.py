@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,16 @@ import pytest
 
 import verify
 from verify.oracle import _settings
-from verify.oracle._settings import CLI, MARKER, PYTEST, PYTHON, OptionError, Settings, option
+from verify.oracle._settings import (
+    CLI,
+    MARKER,
+    PYTEST,
+    PYTHON,
+    OptionError,
+    Settings,
+    option,
+    spelling,
+)
 from verify.oracle.front import _surfaces, cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +176,7 @@ def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
         unroll: int | None = option(
             None,
             "unroll factor of the candidate's kernel",
+            group=_settings.NUMERICS,
             valid=lambda value: value is None or value >= 1,
             needs="a positive int or None",
             parse=int,
@@ -212,3 +223,27 @@ def test_the_docs_table_is_written_by_a_module_entry(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert target.read_text() == _surfaces.options_table()
+
+
+def test_check_help_lists_the_options_in_groups_in_the_command_lines_words() -> None:
+    """``check --help`` is four groups (what to check, numerics, running, output), each option
+    in its declared one, and holds no Python value or call: ``--seed None`` is refused and
+    ``--repro-dir None`` writes a folder named None, so neither is offered."""
+    text = cli._parser().format_help()
+    headings = [line[:-1] for line in text.splitlines() if line.endswith(":") and line[0] != " "]
+    assert headings == ["options", *_settings.GROUPS]
+    sections = dict(zip(headings, re.split(r"^\S.*:$", text, flags=re.MULTILINE)[1:], strict=True))
+    for field in _settings.declarations():
+        if CLI in field.metadata["offered"]:
+            where = [name for name, body in sections.items() if spelling(field.name) in body]
+            assert where == [field.metadata["group"]], field.name
+    assert "SPEC" in sections[_settings.WHAT]
+    for python in ("None", "()", "True", "False", "Error", "bounds.", "``", "command line"):
+        assert python not in text, python
+    assert text.startswith("usage: python -m verify check SPEC [options]\n")
+
+
+def test_an_option_on_the_command_line_declares_its_group() -> None:
+    with pytest.raises(ValueError, match="has a group of"):
+        option(1, "a count", offered=(CLI,))
+    assert option(1, "a count", offered=(PYTHON,)).metadata["group"] is None

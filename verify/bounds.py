@@ -88,14 +88,18 @@ beyond the input format's range (float16 inputs past 65504).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import ml_dtypes
 import numpy as np
 
 import reference
+
+from ._params import ordered, output_magnitude, parameters
 
 #: Unit roundoff (half an ulp of 1) of each storage format: round to nearest.
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -204,7 +208,9 @@ def rounding_growth(k: int, u: float) -> float:
 def compound(*relative: float) -> float:
     """``(1 + r_1) (1 + r_2) ... - 1``, computed without forming ``1 + r`` in float64 (where an
     ``r`` below 2^-53 would vanish: ``1 + 2^-53 == 1``); accurate to a few ulps, which the
-    radii's ``_SLACK`` covers."""
+    radii's ``_SLACK`` covers. One factor is returned as it is: ``(1 + r) - 1 = r`` exactly."""
+    if len(relative) == 1:
+        return relative[0]
     return math.expm1(math.fsum(math.log1p(r) for r in relative))
 
 
@@ -390,23 +396,46 @@ def _dot_radius(
     k: int,
     arith: Arithmetic,
     small: np.ndarray | float = 0.0,
+    stores: int = 0,
 ) -> np.ndarray:
-    """Radius of a length-k dot product against a float64 centre of the same inputs."""
-    coefficient = arith.dot(k)
-    relative = (coefficient + FLOAT64.dot(k)) * magnitude + (1 + coefficient) * small
-    return (relative * _magnitude_factor(k) + arith.underflow(k)) * _SLACK
-
-
-def _bias_radius(
-    magnitude: np.ndarray, k: int, arith: Arithmetic, small: np.ndarray | float
-) -> np.ndarray:
-    """Radius of ``x @ w + b`` (k = I products and b) against a float64 centre computed as
-    ``(x @ w) + b``: a length-(k + 1) dot product and one more store (module docstring)."""
-    coefficient = compound(arith.dot(k + 1), arith.u_out)
-    own = compound(FLOAT64.dot(k + 1), FLOAT64.u_out)
+    """Radius of a length-k dot product against a float64 centre of the same inputs; ``stores``
+    more roundings (and flushes) of an intermediate result, on both sides: ``x @ w`` stored
+    before a bias is added to it (module docstring, "The bias")."""
+    coefficient = compound(arith.dot(k), *(arith.u_out,) * stores)
+    own = compound(FLOAT64.dot(k), *(FLOAT64.u_out,) * stores)
     relative = (coefficient + own) * magnitude + (1 + coefficient) * small
-    flushes = arith.underflow(k + 1) + arith.tiny
-    return (relative * _magnitude_factor(k + 1) + flushes) * _SLACK
+    flushes = arith.underflow(k) + stores * arith.tiny
+    return (relative * _magnitude_factor(k) + flushes) * _SLACK
+
+
+class _Term(NamedTuple):
+    """One parameter's term of ``output = x @ w + b`` for the forward bound: its float64 value,
+    its magnitude, the part of that a DAZ matmul may lose (``m_small``), and how many terms of
+    the sum it brings (I products, or b itself)."""
+
+    center: np.ndarray
+    magnitude: np.ndarray
+    small: np.ndarray | float
+    length: int
+
+
+def _weight_term(x: np.ndarray, w: np.ndarray, arith: Arithmetic, matmul: Matmul) -> _Term:
+    small = _small_magnitude(x, w, arith.input_tiny)
+    center = np.asarray(matmul(x, w), dtype=np.float64)
+    return _Term(center, np.abs(x) @ np.abs(w), small, x.shape[1])
+
+
+def _bias_term(x: np.ndarray, b: np.ndarray, arith: Arithmetic, matmul: Matmul) -> _Term:
+    # The factor 1 of 1 * b[j] is exact; a subnormal b may be read as zero (DAZ).
+    magnitude = np.abs(b)
+    return _Term(b, magnitude, magnitude * (magnitude < arith.input_tiny), 1)
+
+
+#: Each parameter's term of the output, by name (``_params.AXES``).
+_TERMS: dict[str, Callable[[np.ndarray, np.ndarray, Arithmetic, Matmul], _Term]] = {
+    "w": _weight_term,
+    "b": _bias_term,
+}
 
 
 def forward_bound(
@@ -416,21 +445,34 @@ def forward_bound(
 
     With a bias b of shape ``(O,)``, the bound on ``output = x @ w + b``: centre
     ``x @ w + b``, radius ``((1 + c_{I+1})(1 + u_out) - 1) (|x| @ |w| + |b|)`` (module
-    docstring, "The bias").
+    docstring, "The bias"). ``tree_forward_bound`` takes the parameters as one tree.
 
     Shapes: x ``(N, I)``, w ``(I, O)``; ``matmul`` computes the float64 centre (numpy by
     default; the tests pass the loop reference).
     """
-    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    center = np.asarray(matmul(x64, w64), dtype=np.float64)
-    small = _small_magnitude(x64, w64, arith.input_tiny)
-    if b is None:
-        return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith, small))
-    b64 = np.abs(np.asarray(b, np.float64))
-    small = small + b64 * (b64 < arith.input_tiny)
-    magnitude = np.abs(x64) @ np.abs(w64) + b64
-    radius = _bias_radius(magnitude, x64.shape[1], arith, small)
-    return Bound(center + np.asarray(b, np.float64), np.broadcast_to(radius, center.shape).copy())
+    return tree_forward_bound(x, parameters(w, b), arith, matmul=matmul)
+
+
+def tree_forward_bound(
+    x: Any, params: Mapping[str, Any], arith: Arithmetic, *, matmul: Matmul = _numpy_matmul
+) -> Bound:
+    """``forward_bound`` of the parameter tree ``{"w": w}`` or ``{"w": w, "b": b}``: the sum of
+    every parameter's term (I products of x and w, and b), a length-(I + 1) dot product with
+    one more store of ``x @ w`` per term added to it (module docstring, "The bias").
+
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``; result ``(N, O)``.
+    """
+    x64 = np.asarray(x, np.float64)
+    terms = [
+        _TERMS[name](x64, np.asarray(value, np.float64), arith, matmul)
+        for name, value in ordered(params).items()
+    ]
+    center = functools.reduce(operator.add, (term.center for term in terms))
+    magnitude = functools.reduce(operator.add, (term.magnitude for term in terms))
+    small = functools.reduce(operator.add, (term.small for term in terms))
+    length = sum(term.length for term in terms)
+    radius = _dot_radius(magnitude, length, arith, small, stores=len(terms) - 1)
+    return Bound(center, np.broadcast_to(radius, center.shape).copy())
 
 
 def grad_x_bound(dL_do: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
@@ -520,12 +562,16 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
 def exact_products(x: Any, w: Any, dtype: Any, b: Any = None) -> bool:
     """Whether ``x @ w`` (``+ b``) is exact in ``dtype`` in any summation order: integers whose
     partial sums (at most ``|x| @ |w| + |b|``) fit the dtype's significand."""
-    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    b64 = np.zeros(w64.shape[1]) if b is None else np.asarray(b, np.float64)
-    if not all(np.all(a == np.round(a)) for a in (x64, w64, b64)):
+    return _exact_sums(x, parameters(w, b), dtype)
+
+
+def _exact_sums(x: Any, params: Mapping[str, Any], dtype: Any) -> bool:
+    """``exact_products`` of the parameter tree."""
+    arrays = (np.asarray(a, np.float64) for a in (x, *params.values()))
+    if not all(np.all(a == np.round(a)) for a in arrays):
         return False
     digits = int(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).nmant) + 1
-    return bool((np.abs(x64) @ np.abs(w64) + np.abs(b64)).max(initial=0.0) < 2.0**digits)
+    return bool(output_magnitude(x, params).max(initial=0.0) < 2.0**digits)
 
 
 def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | None = None) -> Bound:
@@ -548,25 +594,44 @@ def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | No
 
 
 class StepBounds(NamedTuple):
-    """Bounds on everything one SGD step produces, and where dL_do is not determined."""
+    """Bounds on everything one SGD step produces, and where dL_do is not determined.
+
+    ``grads`` and ``updates`` hold every parameter's, by its name in the tree (``dL_dw`` and
+    ``w_new`` under ``"w"``, ``dL_db`` and ``b_new`` under ``"b"``), in call order; the
+    properties name them as ``StepResult`` / ``BiasStepResult`` do.
+    """
 
     output: Bound
     loss: Bound
     dL_do: np.ndarray  # +-1 where the sign is determined, 0 at kinks
     kinks: np.ndarray  # bool (N, O): |output - target| within the forward bound
     dL_dx: Bound
-    dL_dw: Bound
-    w_new: Bound
-    dL_db: Bound | None = None  # with a bias only
-    b_new: Bound | None = None
+    grads: dict[str, Bound]
+    updates: dict[str, Bound]
+
+    @property
+    def dL_dw(self) -> Bound:
+        return self.grads["w"]
+
+    @property
+    def w_new(self) -> Bound:
+        return self.updates["w"]
+
+    @property
+    def dL_db(self) -> Bound | None:
+        """With a bias only (else None)."""
+        return self.grads.get("b")
+
+    @property
+    def b_new(self) -> Bound | None:
+        """With a bias only (else None)."""
+        return self.updates.get("b")
 
     def results(self) -> tuple[Bound, ...]:
         """The bounds of ``step``'s results, in ``StepResult`` order (loss, dL_dx, dL_dw, w_new),
-        or with a bias in ``BiasStepResult`` order (loss, dL_dx, dL_dw, dL_db, w_new, b_new)."""
-        fields = (
-            reference.StepResult._fields if self.dL_db is None else reference.BiasStepResult._fields
-        )
-        return tuple(getattr(self, field) for field in fields)
+        or with a bias in ``BiasStepResult`` order (loss, dL_dx, dL_dw, dL_db, w_new, b_new):
+        every gradient, then every update (``_params.step_fields``)."""
+        return (self.loss, self.dL_dx, *self.grads.values(), *self.updates.values())
 
 
 def step_bounds(
@@ -586,17 +651,70 @@ def step_bounds(
     Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; lr a scalar. With ``tie``
     None any tie convention (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is
     inside the bounds; a pinned ``tie`` value applies where the tie is certain
-    (``exact_products``).
+    (``exact_products``). ``tree_step_bounds`` takes the parameters as one tree.
     """
-    x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
-    output = forward_bound(x64, w64, arith, matmul=matmul, b=b)
+    return tree_step_bounds(x, parameters(w, b), target, lr, arith, matmul=matmul, tie=tie)
+
+
+def _weight_gradient(
+    x: np.ndarray, dL_do: np.ndarray, kink_weight: np.ndarray, arith: Arithmetic, matmul: Matmul
+) -> Bound:
+    """dL_dw: N products of ``|x| <= |x|`` and ``|dL_do| <= 1``, plus each kink's whole
+    interval ``[-|x|, |x|]``. +-1 and 0 are never small inputs: m_small comes from x alone."""
+    num_data = dL_do.shape[0]
+    ones = np.ones_like(dL_do)
+    x_small = np.abs(x) * (np.abs(x) < arith.input_tiny)
+    center = grad_w_bound(x, dL_do, arith, matmul=matmul).center
+    rounding = _dot_radius(np.abs(x).T @ ones, num_data, arith, x_small.T @ ones)
+    kinks = (np.abs(x).T @ kink_weight) * _magnitude_factor(num_data) * _SLACK
+    return Bound(center, rounding + kinks)
+
+
+def _bias_gradient(
+    x: np.ndarray, dL_do: np.ndarray, kink_weight: np.ndarray, arith: Arithmetic, matmul: Matmul
+) -> Bound:
+    """dL_db: a sum of N values of magnitude <= 1 each, plus each kink's whole interval
+    [-1, 1]."""
+    num_data = dL_do.shape[0]
+    rounding = _dot_radius(np.ones_like(dL_do).sum(axis=0), num_data, arith)
+    kinks = kink_weight.sum(axis=0) * _magnitude_factor(num_data) * _SLACK
+    return Bound(grad_b_bound(dL_do, arith).center, rounding + kinks)
+
+
+#: Each parameter's gradient bound for the step's dL_do (0 at kinks) and kinks, by name.
+_GRADIENTS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Arithmetic, Matmul], Bound]] = {
+    "w": _weight_gradient,
+    "b": _bias_gradient,
+}
+
+
+def tree_step_bounds(
+    x: Any,
+    params: Mapping[str, Any],
+    target: Any,
+    lr: float,
+    arith: Arithmetic,
+    *,
+    matmul: Matmul = _numpy_matmul,
+    tie: float | None = None,
+) -> StepBounds:
+    """``step_bounds`` of the parameter tree ``{"w": w}`` or ``{"w": w, "b": b}``: the output
+    over every parameter (``tree_forward_bound``), dL_dx, and every parameter's gradient and
+    update (``StepBounds.grads``, ``StepBounds.updates``).
+
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; lr a scalar.
+    """
+    x64, target64 = np.asarray(x, np.float64), np.asarray(target, np.float64)
+    params64 = {name: np.asarray(value, np.float64) for name, value in ordered(params).items()}
+    w64 = params64["w"]
+    output = tree_forward_bound(x64, params64, arith, matmul=matmul)
     difference = output.center - target64
     # A computed difference below tiny may flush to zero and take the tie convention, and a
     # subnormal target may be read as zero (DAZ): either needs |output - target| < 2 tiny.
     kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
     if tie is not None:
-        certain = (difference == 0) & exact_products(x64, w64, arith.dtype, b)
+        certain = (difference == 0) & _exact_sums(x64, params64, arith.dtype)
         dL_do = np.where(certain, tie, dL_do)
         kinks = kinks & ~certain
     # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
@@ -604,32 +722,22 @@ def step_bounds(
     # are never small inputs, so m_small comes from w (or x) alone.
     ones = np.ones_like(dL_do)
     kink_weight = kinks.astype(np.float64)
-    num_data, output_features = dL_do.shape
+    output_features = dL_do.shape[1]
     w_small = np.abs(w64) * (np.abs(w64) < arith.input_tiny)
-    x_small = np.abs(x64) * (np.abs(x64) < arith.input_tiny)
     dx = grad_x_bound(dL_do, w64, arith, matmul=matmul)
     dx_radius = _dot_radius(ones @ np.abs(w64).T, output_features, arith, ones @ w_small.T)
     dx_kinks = (kink_weight @ np.abs(w64).T) * _magnitude_factor(output_features) * _SLACK
-    dw = grad_w_bound(x64, dL_do, arith, matmul=matmul)
-    dw_radius = _dot_radius(np.abs(x64).T @ ones, num_data, arith, x_small.T @ ones)
-    dw_kinks = (np.abs(x64).T @ kink_weight) * _magnitude_factor(num_data) * _SLACK
-    dL_dw = Bound(dw.center, dw_radius + dw_kinks)
-    bias: dict[str, Bound] = {}
-    if b is not None:
-        # A sum of N values of magnitude <= 1 each, plus each kink's whole interval [-1, 1].
-        db_radius = _dot_radius(ones.sum(axis=0), num_data, arith)
-        db_kinks = kink_weight.sum(axis=0) * _magnitude_factor(num_data) * _SLACK
-        dL_db = Bound(grad_b_bound(dL_do, arith).center, db_radius + db_kinks)
-        bias = {"dL_db": dL_db, "b_new": update_bound(b, dL_db, lr, arith)}
+    grads = {name: _GRADIENTS[name](x64, dL_do, kink_weight, arith, matmul) for name in params64}
     return StepBounds(
         output=output,
         loss=loss_bound(output, target64, arith),
         dL_do=dL_do,
         kinks=kinks,
         dL_dx=Bound(dx.center, dx_radius + dx_kinks),
-        dL_dw=dL_dw,
-        w_new=update_bound(w64, dL_dw, lr, arith),
-        **bias,
+        grads=grads,
+        updates={
+            name: update_bound(value, grads[name], lr, arith) for name, value in params64.items()
+        },
     )
 
 

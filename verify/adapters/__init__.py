@@ -74,18 +74,20 @@ def torch_linear(
     layout: str = "out_in",
 ) -> Adapted:
     """A ``torch.nn.Linear(I, O)`` (or any module whose parameters are ``weight`` and maybe
-    ``bias``) as a candidate; with a bias b (O,), the layer with a bias.
+    ``bias``, or those of its one Linear: ``self.fc = nn.Linear(I, O)``, a ``Sequential``) as a
+    candidate; with a bias b (O,), the layer with a bias.
 
     Args:
-      module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
+      module: the template; its weight (``module.weight``, or its one Linear's) is (O, I) =
+        w.T in layout ``out_in``.
       optimizer: ``optimizer(params, lr=lr)`` -> a ``torch.optim.Optimizer``; default
         ``torch.optim.SGD`` (``w_new = w - lr * dL_dw``).
       loss: ``loss(output, target)``; default ``F.l1_loss(output, target, reduction="sum")``.
       layout: ``out_in`` (torch.nn.Linear) or ``in_out`` (a module storing w as it is).
 
     Raises:
-      ContractError: a parameter besides weight and bias, a weight that is not (O, I) in
-        ``layout``, or a bias that is not (O,).
+      ContractError: a parameter besides weight and bias (its Linear's, for a module that
+        holds one), a weight that is not (O, I) in ``layout``, or a bias that is not (O,).
     """
     from ._torch import torch_linear as build
 
@@ -184,17 +186,18 @@ def framework_layer(module: Any) -> tuple[Adapted, str] | None:
 
 
 def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str]:
+    from ._torch import torch_linear as build
+    from ._torch import weight_of
+
     names = [name for name, _ in module.named_parameters()]
     linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
-    prefix = f"{linears[0]}." if len(linears) == 1 and linears[0] else ""
+    prefix = weight_of(module).removesuffix("weight")
     if len(linears) != 1 or names not in (
         [f"{prefix}weight"],
         [f"{prefix}weight", f"{prefix}bias"],
     ):
         raise _not_a_layer(module, "a torch.nn.Module", names, "torch_linear")
-    from ._torch import torch_linear as build
-
-    return _layer(build(module, None, None, "out_in", None, f"{prefix}weight"), "torch_linear")
+    return _layer(build(module, None, None, "out_in", None), "torch_linear")
 
 
 def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str]:

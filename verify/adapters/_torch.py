@@ -23,30 +23,40 @@ def _l1_sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(output, target, reduction="sum")
 
 
+def weight_of(module: torch.nn.Module) -> str:
+    """The dotted name of ``module``'s weight: ``weight`` where it has one of its own (a
+    ``torch.nn.Linear``, or a module that stores its weight itself), else its one Linear's
+    (``fc.weight`` for ``self.fc = nn.Linear(...)``, ``0.weight`` in a ``Sequential``); with no
+    Linear or several, ``weight`` (``weight_and_bias`` then names what is there)."""
+    if "weight" in dict(module.named_parameters()):
+        return "weight"
+    linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
+    return f"{linears[0]}.weight" if len(linears) == 1 and linears[0] else "weight"
+
+
 def torch_linear(
     module: Any,
     optimizer: Callable[..., Any] | None,
     loss: Callable[[Any, Any], Any] | None,
     layout: str,
     home: str | None,
-    weight_name: str = "weight",
 ) -> Adapted:
-    """The contract's functions of ``module``, whose weight is named ``weight_name`` (dotted
-    name: ``0.weight`` is the weight of a ``torch.nn.Sequential``'s one Linear) and whose bias,
-    if it has one, sits beside it (``0.bias``)."""
+    """The contract's functions of ``module``: a Linear, or a module whose only parameters are
+    those of its one Linear (``weight_of``), its bias, if it has one, beside its weight."""
     if not isinstance(module, torch.nn.Module):
         raise ContractError(f"{_NAME}: module must be a torch.nn.Module, got {type(module)!r}")
     names = [name for name, _ in module.named_parameters()]
+    weight_name = weight_of(module)
     prefix = weight_name.rpartition(".")[0]
     bias_name = f"{prefix}.bias" if prefix else "bias"
     with_bias = weight_and_bias(_NAME, names, weight_name, bias_name)
     owner = module.get_submodule(prefix)
     features = (getattr(owner, "in_features", None), getattr(owner, "out_features", None))
     template: Any = module.get_parameter(weight_name)
-    check_weight(_NAME, "module.weight", tuple(template.shape), features, layout)
+    check_weight(_NAME, f"module.{weight_name}", tuple(template.shape), features, layout)
     if with_bias:
         bias: Any = module.get_parameter(bias_name)
-        check_bias(_NAME, "module.bias", tuple(bias.shape), features[1])
+        check_bias(_NAME, f"module.{bias_name}", tuple(bias.shape), features[1])
     to_weight = stored(layout)
     step_with = optimizer or torch.optim.SGD
     loss_of = loss or _l1_sum
@@ -118,8 +128,14 @@ def torch_linear(
     if with_bias:
         names_of = (weight_name, bias_name)
         functions = _with_bias(module, names_of, to_weight, step_with, loss_of, functions)
-    label = f"{module!r} with {getattr(step_with, '__name__', repr(step_with))}"
+    label = f"{_named(module, owner)} with {getattr(step_with, '__name__', repr(step_with))}"
     return Adapted(label, functions, asarray, home)
+
+
+def _named(module: torch.nn.Module, linear: torch.nn.Module) -> str:
+    """``module`` in one line, for a report: its repr, or for a module holding its Linear,
+    ``Net holding Linear(in_features=3, out_features=4, bias=True)``."""
+    return repr(module) if module is linear else f"{type(module).__name__} holding {linear!r}"
 
 
 def _with_bias(

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import bounds
+from .._params import names_for
 from ..messages import CrosscheckError
 from ._contract import CHECK_NAMES
 
@@ -38,6 +39,11 @@ DEFAULT_REPRO_DIR = "crosscheck-repro"
 PYTHON, CLI, PYTEST, MARKER = "python", "cli", "pytest", "marker"
 EVERYWHERE = frozenset({PYTHON, CLI, PYTEST, MARKER})
 
+#: The groups of ``python -m verify check --help``, in the order it lists them; every option
+#: offered on the command line belongs to one.
+WHAT, NUMERICS, RUNNING, OUTPUT = "what to check", "numerics", "running", "output"
+GROUPS = (WHAT, NUMERICS, RUNNING, OUTPUT)
+
 
 class OptionError(CrosscheckError, ValueError):
     """An option's value is out of range, or two options contradict each other: ``option`` (its
@@ -52,6 +58,8 @@ def option(
     default: Any,
     help: str,
     *,
+    group: str | None = None,
+    cli_help: str | None = None,
     valid: Callable[[Any], bool] | None = None,
     needs: str = "",
     parse: Callable[[str], Any] | None = None,
@@ -73,7 +81,12 @@ def option(
 
     Args:
       default: the value when the option is not given.
-      help: one sentence for ``--help``, the docs' table and ``verify.check``'s docstring.
+      help: one sentence for the docs' table, ``verify.check``'s docstring and, unless
+        ``cli_help`` is given, ``--help``.
+      group: the ``--help`` group of an option offered on the command line (``GROUPS``).
+      cli_help: ``--help``'s sentence where the command line differs from Python (no
+        ``None``, ``True`` or Python call in it: the command line spells neither); the default
+        is appended unless it is None, False or empty, so a default in words belongs here.
       valid: whether a value is acceptable (None: any value of the type is); a value that is
         not raises ``OptionError`` saying it ``needs``.
       needs: what a valid value is, completing "NAME must be ...".
@@ -102,8 +115,14 @@ def option(
 
     if valid is not None and not needs:
         raise ValueError(f"option {help!r}: a validated option says what it needs")
+    if CLI in offered and group not in GROUPS:
+        raise ValueError(
+            f"option {help!r}: one offered on the command line has a group of {GROUPS}"
+        )
     metadata = {
         "help": help,
+        "group": group,
+        "cli_help": help if cli_help is None else cli_help,
         "valid": valid,
         "needs": needs,
         "parse": parse,
@@ -210,6 +229,7 @@ class Settings:
     dtype: str = option(
         "float32",
         "dtype of the inputs",
+        group=NUMERICS,
         choices=sorted(bounds.UNIT_ROUNDOFF),
         repeatable_in_pytest=True,  # the items of each dtype
         judged=True,
@@ -218,25 +238,29 @@ class Settings:
         False,
         "integer data, half-integer targets, lr a power of two: results must equal the "
         "reference exactly (float32 or float64)",
+        group=NUMERICS,
         judged=True,
     )
     tie_convention: str | None = option(
         None,
         "pin dL_do at ties (output == target): seed -1, jax +1, torch 0 (default: any value in "
         "[-1, 1])",
+        group=NUMERICS,
         choices=sorted(bounds.TIE_CONVENTIONS),
         judged=True,
     )
     matmul_precision: str = option(
         "float32",
-        "declared float32 matmul precision (float32: full): the bounds of "
-        "bounds.arithmetic('float32', matmul_precision) apply",
+        "the float32 matmul precision the candidate declares (float32: full; tf32, bf16 and the "
+        "bf16 passes as accelerators compute): the error bounds of that arithmetic apply",
+        group=NUMERICS,
         choices=sorted(bounds.MATMUL_INPUT_ROUNDOFF),
         judged=True,
     )
     timeout: float = option(
         DEFAULT_TIMEOUT,
         "seconds one call may take before its verdict is timed_out",
+        group=RUNNING,
         valid=positive_seconds,
         needs="a finite number of seconds > 0",
         parse=float,
@@ -247,6 +271,7 @@ class Settings:
         None,
         "declared accumulation of sums and matmuls at dtype bfloat16 / float16 (default "
         "float32, as PyTorch and JAX; the dtype itself for numpy's sums)",
+        group=NUMERICS,
         choices=("float32", "bfloat16", "float16"),
         judged=True,
     )
@@ -255,6 +280,10 @@ class Settings:
         "block (tile) sizes T of the candidate's kernels: the run's shapes gain sides T-1, T, "
         "T+1 and 2T+1 in each of N, I, O (the others 2 and 3), where a partial block shows, and "
         "the diagnoses name a partial block of T",
+        group=WHAT,
+        cli_help="block (tile) sizes T of the candidate's kernels, comma-separated: the run's "
+        "shapes gain sides T-1, T, T+1 and 2T+1 in each of N, I, O (the others 2 and 3), where "
+        "a partial block shows, and the diagnoses name a partial block of T (default: none)",
         valid=_tiles,
         needs=f"a tuple of block sizes from 2 to {MAX_TILE}",
         parse=parse_tiles,
@@ -267,6 +296,7 @@ class Settings:
         None,
         "the layer has a bias b (O,): forward(x, w, b), grad_b(dL_do), step(x, w, b, target, "
         "lr) (default: when the candidate's forward takes three parameters or its step five)",
+        group=WHAT,
         valid=lambda value: value is None or isinstance(value, bool),
         needs="True, False or None",
         flag="--bias",
@@ -276,6 +306,7 @@ class Settings:
     max_examples: int = option(
         100,
         "Hypothesis examples per check (before shrinking)",
+        group=RUNNING,
         valid=_count,
         needs="an int >= 1",
         parse=int,
@@ -284,6 +315,8 @@ class Settings:
     seed: int | None = option(
         0,
         "random seed of the search (None: a fresh one each run)",
+        group=RUNNING,
+        cli_help="random seed of the search: the same seed draws the same cases",
         valid=lambda value: value is None or _int(value),
         needs="an int or None",
         parse=int,
@@ -291,9 +324,12 @@ class Settings:
     )
     functions: Sequence[str] | None = option(
         None,
-        f"run only these checks (comma-separated on the command line), among "
-        f"{','.join(CHECK_NAMES)}; default: every check the implementation allows; a check "
-        "named here that does not apply is reported as skipped",
+        f"run only these checks, among {', '.join(CHECK_NAMES)}; a check named here that does "
+        "not apply is reported as skipped (None: every check the implementation allows)",
+        group=WHAT,
+        cli_help=f"run only these checks, comma-separated, among {', '.join(CHECK_NAMES)}; a "
+        "check named here that does not apply is reported as skipped (default: every check "
+        "the implementation allows)",
         valid=_checks,
         needs=f"a non-empty list of names among {','.join(CHECK_NAMES)}",
         parse=_names,
@@ -303,6 +339,8 @@ class Settings:
     repro_dir: str | Path | None = option(
         DEFAULT_REPRO_DIR,
         "where each failure writes its reproducer (None: nowhere)",
+        group=OUTPUT,
+        cli_help="the folder where each failure writes its reproducer",
         valid=lambda value: value is None or isinstance(value, (str, Path)),
         needs="a folder path or None",
         parse=Path,
@@ -311,6 +349,7 @@ class Settings:
     import_timeout: float = option(
         DEFAULT_IMPORT_TIMEOUT,
         "seconds a worker may take to load the implementation",
+        group=RUNNING,
         valid=positive_seconds,
         needs="a finite number of seconds > 0",
         parse=float,
@@ -318,8 +357,9 @@ class Settings:
     )
     memory_limit: int | None = option(
         None,
-        "bytes of address space a worker may use (RLIMIT_AS; 4G or 512M on the command line); "
-        "default: no limit",
+        "bytes of address space a worker may use (RLIMIT_AS; None: no limit)",
+        group=RUNNING,
+        cli_help="address space a worker may use, as 4G or 512M (RLIMIT_AS; default: no limit)",
         valid=lambda value: value is None or _count(value),
         needs="a positive number of bytes or None",
         parse=parse_size,
@@ -330,6 +370,7 @@ class Settings:
         "worker processes, and checks run at once (default: $CROSSCHECK_JOBS or one per "
         "core); each function of the candidate is called on one worker, and the verdicts are "
         "the same for any number",
+        group=RUNNING,
         valid=lambda value: value is None or _count(value),
         needs="a positive int or None",
         parse=int,
@@ -339,9 +380,13 @@ class Settings:
     )
     isolate: bool | None = option(
         None,
-        "False (--in-process): call the implementation in this process, for pdb (it can "
-        "affect the verdict); True: in a worker process, or a ValueError; default: in a worker "
-        "whenever the implementation can be loaded again there",
+        "False: call the implementation in this process, for pdb (it can affect the verdict); "
+        "True: in a worker process, or an OptionError; None: in a worker whenever the "
+        "implementation can be loaded again there",
+        group=RUNNING,
+        cli_help="call the implementation in this process, for pdb (it can affect the "
+        "verdict); without it, in a worker process whenever the implementation can be loaded "
+        "again there",
         choices=(True, False),  # type: ignore[arg-type]  # bools: membership is the check
         flag="--in-process",
         flag_value=False,
@@ -358,6 +403,9 @@ class Settings:
         None,
         "instead of an implementation, an executable that speaks the worker protocol (a "
         "string split like a shell would, or a list of words)",
+        group=WHAT,
+        cli_help="instead of SPEC, an executable that speaks the worker protocol (one "
+        "argument, split as a shell does)",
         valid=lambda value: value is None or isinstance(value, (str, Sequence)),
         needs="a command line (a string or a list of words) or None",
         metavar="CMD",
@@ -366,6 +414,7 @@ class Settings:
     json: Path | None = option(
         None,
         "write a machine-readable report here",
+        group=OUTPUT,
         parse=Path,
         metavar="PATH",
         offered=(CLI,),
@@ -373,6 +422,7 @@ class Settings:
     junit_xml: Path | None = option(
         None,
         "write a JUnit XML report here (one testcase per check), for CI",
+        group=OUTPUT,
         parse=Path,
         metavar="PATH",
         offered=(CLI,),
@@ -427,6 +477,12 @@ class Settings:
         if self.tie_convention is None:
             return None
         return bounds.TIE_CONVENTIONS[self.tie_convention]
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The layer's parameters, as the ``bias`` option says: ``("w",)`` or ``("w", "b")``
+        (the judges, the cases and the probes read the layer from here)."""
+        return names_for(self.bias)
 
     def arithmetic(self) -> bounds.Arithmetic:
         """The arithmetic the candidate is held to (``bounds.arithmetic``)."""

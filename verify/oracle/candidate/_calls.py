@@ -7,6 +7,9 @@ Every way a call can end is an outcome: a value, raised, malformed, timed_out (t
 process group is killed) or crashed (any exit code or signal; the worker's last stderr lines are
 kept). The next call after a timeout or crash starts a fresh worker.
 
+Both time every call where it is made: within ``timed_calls`` a thread's calls are counted and
+their wall time summed, so that a report can say how much of a run was the candidate's own.
+
 ``InProcessCaller`` calls a candidate that cannot be loaded again by name (a closure built inside
 a test) in this process, in a daemon thread with a timeout. Python cannot kill a thread: a call
 that hangs past its timeout is abandoned, still running, and the search stops calling that
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import select
 import shlex
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +62,44 @@ def _first_time(seen: set[CompileKey], key: CompileKey) -> bool:
     new = key not in seen
     seen.add(key)
     return new
+
+
+@dataclasses.dataclass
+class CallTime:
+    """The candidate's calls one thread made within ``timed_calls``: how many, and their wall
+    time summed, each from the oracle's request to its reply (the arrays' way through the
+    worker protocol, and a worker started again after a crash, included)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+
+
+#: The CallTime each thread adds its calls to, while one is open (``timed_calls``).
+_SPENT = threading.local()
+
+
+@contextlib.contextmanager
+def timed_calls() -> Iterator[CallTime]:
+    """Within: every call this thread makes through a Caller (``InProcessCaller``,
+    ``WorkerCaller``, or anything that calls one) is counted and timed in the CallTime
+    yielded; an enclosing ``timed_calls`` of the thread gets them too."""
+    spent, outer = CallTime(), getattr(_SPENT, "current", None)
+    _SPENT.current = spent
+    try:
+        yield spent
+    finally:
+        _SPENT.current = outer
+        if outer is not None:
+            outer.calls += spent.calls
+            outer.seconds += spent.seconds
+
+
+def _count(started: float) -> None:
+    """One call of this thread's, made since ``started`` (``time.perf_counter``)."""
+    spent = getattr(_SPENT, "current", None)
+    if spent is not None:
+        spent.calls += 1
+        spent.seconds += time.perf_counter() - started
 
 
 class Caller(Protocol):
@@ -104,6 +146,13 @@ class InProcessCaller:
         self._seen: set[CompileKey] = set()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._call(function, arrays, lr)
+        finally:
+            _count(started)
+
+    def _call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         self.compiles += _first_time(self._seen, compile_key(function, arrays))
         box: list[Outcome] = []
         worker = threading.Thread(
@@ -407,6 +456,13 @@ class WorkerCaller:
     # -- calls ---------------------------------------------------------------------------------
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._call(function, arrays, lr)
+        finally:
+            _count(started)
+
+    def _call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         if self._closed:
             # A search still running in another thread after the run was stopped (interrupt).
             return Failed("crashed", "the run was stopped: no worker is started again")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +22,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -129,7 +130,14 @@ def absolute_spec(spec: str) -> str:
 
 
 def _looks_like_path(target: str) -> bool:
-    return target.endswith((".py", NOTEBOOK_SUFFIX)) or "/" in target or os.sep in target
+    """Whether ``target`` names a file or folder rather than a dotted module: a ``.py`` or
+    notebook file, anything with a slash, or a folder that is no package (``.``, ``mine``), so
+    that ``check .``, ``check mine`` and ``check mine/`` say the same thing. A package's folder
+    (``verify``) stays a module name: its relative imports need it imported as a package."""
+    if target.endswith((".py", NOTEBOOK_SUFFIX)) or "/" in target or os.sep in target:
+        return True
+    folder = Path(target)
+    return folder.is_dir() and not (target.isidentifier() and (folder / "__init__.py").is_file())
 
 
 def _import(target: str) -> ModuleType:
@@ -147,11 +155,31 @@ def _import(target: str) -> ModuleType:
         raise ContractError(f"cannot import {target!r}: {type(err).__name__}: {err}") from None
 
 
+#: The start of the name a module loaded from a file path (or a notebook) gets in sys.modules;
+#: messages name its file instead (``_label``).
+LOADED_PREFIX = "_crosscheck_candidate_"
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would write it: relative to the working directory when inside
+    it, else absolute."""
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+    return str(path) if shown == "." else shown
+
+
 def _import_file(path: Path) -> ModuleType:
     if path.is_dir():
         if not (path / "__init__.py").is_file():
+            files = sorted(p.name for p in path.glob("*.py")) + sorted(
+                p.name for p in path.glob(f"*{NOTEBOOK_SUFFIX}")
+            )
+            which = f" (it holds {', '.join(files[:4])}{', ...' if len(files) > 4 else ''})"
             raise ContractError(
-                f"cannot import {str(path)!r}: it is a directory, not a Python file or package"
+                f"cannot import {_shown(path.resolve())!r}: it is a directory, not a Python file "
+                f"or package; name the file that defines the layer" + (which if files else "")
             )
         path = path / "__init__.py"
     elif not path.is_file():
@@ -164,7 +192,7 @@ def _import_file(path: Path) -> ModuleType:
         return _notebook(resolved)
     # A stable, unique module name: dataclasses and pickling need the module in sys.modules.
     stem = resolved.parent.name if resolved.name == "__init__.py" else resolved.stem
-    name = f"_crosscheck_candidate_{stem}_{abs(hash(str(resolved))) % 10**8}"
+    name = f"{LOADED_PREFIX}{stem}_{abs(hash(str(resolved))) % 10**8}"
     package = [str(resolved.parent)] if resolved.name == "__init__.py" else None
     module_spec = importlib.util.spec_from_file_location(
         name, resolved, submodule_search_locations=package
@@ -266,7 +294,7 @@ def _notebook(path: Path) -> ModuleType:
     first line and the line that raised. What the cells print goes to stderr (the worker's
     stdout is the protocol's, the oracle's the report's).
     """
-    name = f"_crosscheck_candidate_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    name = f"{LOADED_PREFIX}{path.stem}_{abs(hash(str(path))) % 10**8}"
     module = ModuleType(name, f"The code cells of {path.name}")
     module.__file__ = str(path)
     sys.modules[name] = module
@@ -342,6 +370,7 @@ def as_candidate(
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
+    adapted = None
     if _framework_loaded() and not _spells_out_the_contract(impl):
         from ...adapters import framework_layer
 
@@ -361,6 +390,14 @@ def as_candidate(
                     )
                 functions[function] = value
                 break
+    slips = {} if adapted is not None else near_misses(_own_callables(impl), functions)
+    if slips:
+        raise ContractError(
+            f"{_label(impl)} defines "
+            + ", ".join(f"{name} (did you mean {meant}?)" for name, meant in slips.items())
+            + ": the contract's functions are found by their exact names; rename it, or start "
+            "a helper's name with _"
+        )
     if not functions:
         raise ContractError(
             f"nothing recognised in {_label(impl)}: expected any of "
@@ -375,6 +412,61 @@ def as_candidate(
         notes=tuple(dict.fromkeys(notes)),
         bias=takes_bias(functions, _label(impl)),
     )
+
+
+#: How alike a name must be to a contract function's for a slip of it: difflib's ratio of the
+#: two, lower-cased without underscores (``grad_W``, ``gradw``, ``Grad_w``: 1; ``foward``:
+#: 0.92; ``updte``: 0.91). A helper ``steps`` beside the contract's ``step`` (0.89) is none,
+#: nor one that extends a contract name (``updates``, ``update_w``, ``forward_pass``).
+NEAR_MISS = 0.9
+
+
+def _folded(name: str) -> str:
+    return name.lower().replace("_", "")
+
+
+def near_misses(names: Iterable[str], provided: Collection[str]) -> dict[str, str]:
+    """The ``names`` that are slips of a contract function not in ``provided`` (a case, an
+    underscore or a letter: ``NEAR_MISS``), each with the spelling it misses; a name starting
+    with ``_`` is a helper's, never a slip."""
+    spellings = {spelling for each in FUNCTIONS.values() for spelling in each.spellings}
+    missing = {
+        _folded(spelling): spelling
+        for function, each in FUNCTIONS.items()
+        if function not in provided
+        for spelling in each.spellings
+    }
+    found = {}
+    for name in names:
+        folded = _folded(name)
+        if name.startswith("_") or name in spellings:
+            continue
+        close = difflib.get_close_matches(folded, missing, n=1, cutoff=NEAR_MISS)
+        if close and not (folded != close[0] and folded.startswith(close[0])):
+            found[name] = missing[close[0]]
+    return found
+
+
+def _own_callables(impl: Any) -> list[str]:
+    """The public callables ``impl``'s author wrote: a module's functions and classes defined
+    in it (not imported), or an object's methods from classes of its own class's module and
+    its own callable attributes (not a framework base class's)."""
+    if isinstance(impl, ModuleType):
+        return [
+            name
+            for name, value in vars(impl).items()
+            if callable(value) and getattr(value, "__module__", None) == impl.__name__
+        ]
+    owner = impl if inspect.isclass(impl) else type(impl)
+    names = [
+        name
+        for cls in owner.__mro__
+        if cls.__module__ == owner.__module__
+        for name, value in vars(cls).items()
+        if callable(value) or isinstance(value, (staticmethod, classmethod))
+    ]
+    own = getattr(impl, "__dict__", {}) if not inspect.isclass(impl) else {}
+    return [*names, *(name for name, value in own.items() if callable(value))]
 
 
 #: The frameworks whose modules are adapted as they are (``_framework_loaded``).
@@ -420,7 +512,14 @@ def _attribute(impl: Any, name: str) -> Any:
 
 
 def _label(impl: Any) -> str:
+    """How messages name ``impl``: a module loaded from a file or notebook by that file (or a
+    package by its folder), never by the name crosscheck gave it; any other module by name; an
+    object by its type."""
     if isinstance(impl, ModuleType):
+        file = getattr(impl, "__file__", None)
+        if impl.__name__.startswith(LOADED_PREFIX) and file:
+            path = Path(file)
+            return _shown(path.parent if path.name == "__init__.py" else path)
         return impl.__name__
     if inspect.isclass(impl):
         return f"{impl.__module__}.{impl.__qualname__}"

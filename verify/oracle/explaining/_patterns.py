@@ -497,13 +497,12 @@ def _bias_axis(ctx: Context) -> Iterator[Alternative]:
 
 
 def _bias_not_updated(ctx: Context) -> Iterator[Alternative]:
-    b = ctx.case.arrays.get("b")
-    if b is None:
-        return
+    """b_new = b (tried on b_new alone: ``origin`` is b)."""
+    b = ctx.origin
     yield Alternative(
         "b_new = b: the step updates w only (b left out of the parameters, or its update "
         "computed and dropped)",
-        Bound(b.astype(np.float64), np.zeros(b.shape)),
+        Bound(b, np.zeros(b.shape)),
     )
 
 

@@ -22,7 +22,10 @@ from collections.abc import Callable
 import numpy as np
 
 from ... import bounds
-from ...strategies import BiasLayerInputs, LayerInputs
+from ..._params import names_for
+from ..._params import output as layer_output
+from ...strategies import inputs_of
+from .._contract import FUNCTIONS
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller
@@ -96,24 +99,29 @@ def probe_case(
     else:
         x = rng.standard_normal((n, i)).astype(np_dtype)
         w = rng.standard_normal((i, o)).astype(np_dtype)
-    output = x.astype(np.float64) @ w.astype(np.float64)
     offsets = rng.choice([-1.5, -0.5, 0.5, 1.5], size=(n, o))
     if data == "ties":
         offsets = np.where(rng.random((n, o)) < 0.5, 0.0, offsets)
-    inputs: LayerInputs | BiasLayerInputs
-    if not bias:
-        target = (output + offsets).astype(np_dtype)
-        inputs = LayerInputs(x, w, target, 2.0**-4 if lr is None else lr, f"{data} (probe)")
-    else:
-        # Drawn after everything the layer without a bias draws: its probes stay as they were.
-        b = rng.integers(-3, 4, size=o) if data == "ties" else rng.standard_normal(o)
-        b = b.astype(np_dtype)
-        target = (output + b.astype(np.float64) + offsets).astype(np_dtype)
-        rate = 2.0**-4 if lr is None else lr
-        inputs = BiasLayerInputs(x, w, b, target, rate, f"{data} (probe)")
+    parameters = names_for(bias)
+    params = {"w": w}
+    # Every other parameter is drawn after everything the layer without a bias draws: its
+    # probes stay as they were.
+    for name in parameters[1:]:
+        params[name] = _PROBE_DRAWS[name](rng, data, o).astype(np_dtype)
+    target = (layer_output(x, params) + offsets).astype(np_dtype)
+    rate = 2.0**-4 if lr is None else lr
+    inputs = inputs_of(x, params, target, rate, f"{data} (probe)")
     upstream = (rng.standard_normal((n, o)) * 3).astype(np_dtype)
     gradient = (rng.standard_normal((i, o)) * 3).astype(np_dtype)
-    return make_case(check.signature_for(bias), inputs, upstream, gradient)
+    return make_case(check.signature_for(parameters), inputs, upstream, gradient)
+
+
+#: How a probe draws each parameter besides w, by name: ``(rng, data, O) -> values``.
+_PROBE_DRAWS = {
+    "b": lambda rng, data, o: (
+        rng.integers(-3, 4, size=o) if data == "ties" else rng.standard_normal(o)
+    ),
+}
 
 
 def _fits_again(candidate: Suspect, found: Finding | None) -> bool | str | None:
@@ -267,32 +275,34 @@ def _detail_of(finding: Finding, kind: Diagnosis) -> str:
 # A fused step's failure traced to a piece.
 # --------------------------------------------------------------------------------------------
 
-_PIECES = ("forward", "loss", "loss_grad", "grad_x", "grad_w", "grad_b", "update")
-
 
 def _piece_cases(case: Case) -> dict[str, Case]:
     """The calls of each piece a correct step makes on ``case``'s ``(x, w, (b,) target, lr)``:
     the pieces' inputs are the right intermediate values, in the dtype (ties at -1)."""
-    x, w, target = (case.arrays[name] for name in ("x", "w", "target"))
-    b = case.arrays.get("b")
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
+    w = params["w"]
     dtype = x.dtype
-    output64 = x.astype(np.float64) @ w.astype(np.float64)
-    if b is not None:
-        output64 = output64 + b.astype(np.float64)
-    output = output64.astype(dtype)
+    output = layer_output(x, params).astype(dtype)
     dL_do = np.where(output.astype(np.float64) > target.astype(np.float64), 1.0, -1.0)
     dL_dw = (x.astype(np.float64).T @ dL_do).astype(dtype)
     dL_do = dL_do.astype(dtype)
+    named = {"x": x, "dL_do": dL_do}
+    gradients = {
+        f"grad_{name}": {
+            argument: named[argument] for argument in FUNCTIONS[f"grad_{name}"].arguments
+        }
+        for name in params
+    }
     calls = {
-        "forward": {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b},
+        "forward": {"x": x, **params},
         "loss": {"output": output, "target": target},
         "loss_grad": {"output": output, "target": target},
         "grad_x": {"dL_do": dL_do, "w": w},
-        "grad_w": {"x": x, "dL_do": dL_do},
+        "grad_w": gradients.pop("grad_w"),
         "update": {"w": w, "dL_dw": dL_dw},
+        **gradients,  # every other parameter's gradient (grad_b), last
     }
-    if b is not None:
-        calls["grad_b"] = {"dL_do": dL_do}
     return {
         name: Case(name, arrays, case.lr if name == "update" else None, case.kind, case.shape)
         for name, arrays in calls.items()
@@ -352,7 +362,7 @@ def follows_from_pieces(
     if failing is None:
         return finding
     name, found = failing
-    needed = set(_PIECES) - {"grad_x"} - (set() if "b" in case.arrays else {"grad_b"})
+    needed = {"forward", "loss", "loss_grad", "update", *(f"grad_{name}" for name in case.params)}
     unnamed = (Diagnosis.MISMATCH, Diagnosis.NAN)
     if needed <= caller.provided and pieces_agree(caller, case, options):
         # The step's defect is its piece's: the piece's explanation, whatever it is.

@@ -16,6 +16,8 @@ After a passing search, ``edge_cases`` run fixed shapes (1-sized dims, 129 and 2
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ... import bounds
+from ..._params import gradient, of, output_magnitude, term
+from ..._params import output as layer_output
 from ...strategies import (
     DIM_MENU,
     BiasLayerInputs,
@@ -33,7 +37,7 @@ from ...strategies import (
     example_inputs,
     layer_inputs,
 )
-from .._contract import BIAS_UPDATE, Signature
+from .._contract import UPDATES, Signature
 from .._settings import Settings
 
 
@@ -51,6 +55,13 @@ class Case:
     lr: float | None = None
     kind: str = ""
     shape: tuple[int, int, int] | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters among the call's arrays, as one tree in call order: ``{"w": w}``
+        or ``{"w": w, "b": b}`` for forward, step and the checks that compose them (the one
+        parameter an ``update`` case steps)."""
+        return of(self.arrays)
 
     def describe(self) -> str:
         """``grad_w(x: (5, 4), dL_do: (5, 3))``: the call, by shapes."""
@@ -85,23 +96,18 @@ def make_case(
     """The call ``signature`` describes, built from one drawn example.
 
     Args:
-      inputs: ``x (N, I)``, ``w (I, O)``, ``target (N, O)``, ``lr``, and ``b (O,)`` for the
-        layer with a bias.
+      inputs: ``x (N, I)``, the parameters (``inputs.params``: ``w (I, O)``, and ``b (O,)``
+        for the layer with a bias), ``target (N, O)`` and ``lr``.
       upstream: a random non-unit ``dL_do (N, O)`` for grad_x, grad_w and grad_b.
       gradient: a random ``dL_dw (I, O)`` for update; its first row is ``dL_db (O,)``.
     """
-    x, w, target = inputs.x, inputs.w, inputs.target
-    b = getattr(inputs, "b", None)
+    x, target = inputs.x, inputs.target
     # The loss functions get the output the layer would compute, rounded to the dtype, so a
     # target copied from it is an exact tie.
-    output64 = x.astype(np.float64) @ w.astype(np.float64)
-    if b is not None:
-        output64 = output64 + b.astype(np.float64)
-    output = output64.astype(x.dtype)
+    output = layer_output(x, inputs.params).astype(x.dtype)
     named = {
         "x": x,
-        "w": w,
-        "b": b,
+        **inputs.params,
         "target": target,
         "output": output,
         "dL_do": upstream,
@@ -250,12 +256,13 @@ def _with_upstreams(
         n, i, o = inputs.shape
         upstream = _upstream(upstream_seed, (n, o), dtype, options.exact)
         gradient = _upstream(gradient_seed, (i, o), dtype, options.exact)
-        # update is the same function for b: with a bias, every other case updates b (the
+        # update is the same function for every parameter: the cases take turns (the
         # gradient's seed decides, so that no draw is added to the search).
-        called = signature
-        if options.bias and signature.name == "update" and gradient_seed % 2:
-            called = BIAS_UPDATE
-        return make_case(called, inputs, upstream, gradient)
+        if signature.name == "update":
+            parameters = options.parameters
+            signature_of = UPDATES[parameters[gradient_seed % len(parameters)]]
+            return make_case(signature_of, inputs, upstream, gradient)
+        return make_case(signature, inputs, upstream, gradient)
 
     seeds = st.integers(0, 2**32 - 1)
     return st.builds(case, base, seeds, seeds)
@@ -265,16 +272,19 @@ def layer_cases(signature: Signature, options: Settings, shapes: Shapes) -> st.S
     """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
     base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
-    if options.exact and options.bias:
-        exact = exact_layer_inputs(dtype=dtype, shapes=shapes)
-        base = st.builds(with_exact_bias, exact, st.integers(0, 2**32 - 1))
-    elif options.exact:
+    if options.exact:
         base = exact_layer_inputs(dtype=dtype, shapes=shapes)
-    elif options.bias:
-        base = layer_inputs(dtype=dtype, shapes=shapes, bias=True)
+        # Each parameter exact-mode data lack (b) is drawn after them, from a seed of its own.
+        for name in options.parameters[1:]:
+            base = st.builds(_EXACT_PARAMETERS[name], base, st.integers(0, 2**32 - 1))
     else:
-        base = layer_inputs(dtype=dtype, shapes=shapes)
+        base = layer_inputs(dtype=dtype, shapes=shapes, bias=_bias(options))
     return _with_upstreams(signature, base, options)
+
+
+def _bias(options: Settings) -> bool:
+    """The layer's bias as the strategies' ``bias`` keyword takes it."""
+    return bool(options.bias)
 
 
 def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
@@ -285,6 +295,10 @@ def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
     b = np.random.default_rng(seed).integers(-4, 5, size=o).astype(dtype)
     target = (inputs.target.astype(np.float64) + b).astype(dtype)
     return BiasLayerInputs(inputs.x, inputs.w, b, target, inputs.lr, inputs.kind)
+
+
+#: Exact-mode inputs with one more parameter, by its name: ``(inputs, seed) -> inputs``.
+_EXACT_PARAMETERS: dict[str, Callable[[Any, int], Any]] = {"b": with_exact_bias}
 
 
 def crossing_free_cases(
@@ -302,13 +316,9 @@ def integer_cases(
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
     dtype = bounds.numpy_dtype(options.dtype)
-    base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
-    if options.bias:
-        base = layer_inputs(
-            dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5, bias=True
-        )
-    else:
-        base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
+    base = layer_inputs(
+        dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5, bias=_bias(options)
+    )
     return _with_upstreams(signature, base, options)
 
 
@@ -327,13 +337,13 @@ def edge_cases(
         inputs: LayerInputs | BiasLayerInputs
         if options.exact:
             inputs = exact_inputs(shape, seed=index, dtype=dtype)
-            if options.bias:
-                inputs = with_exact_bias(inputs, index)
+            for name in options.parameters[1:]:
+                inputs = _EXACT_PARAMETERS[name](inputs, index)
             upstream = rng.integers(-3, 4, size=(n, o)).astype(dtype)
             gradient = rng.integers(-3, 4, size=(i, o)).astype(dtype)
         else:
             inputs = example_inputs(
-                shape, kind="integers", dtype=dtype, seed=index, bias=bool(options.bias)
+                shape, kind="integers", dtype=dtype, seed=index, bias=_bias(options)
             )
             upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
             gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
@@ -348,41 +358,41 @@ def without_crossing(case: Case) -> Case:
     With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s`` and the step's move of
     the outputs ``delta = lr * x @ x.T @ s`` (with a bias, ``+ lr * sum_d s[d, :]``: b moves
     by ``lr * sum_d s``), the target goes to ``output + s * margin`` with
-    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||dL_dw||^2`` (plus
-    ``lr ||dL_db||^2``), about half of itself, far above rounding. ``slack``
+    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||g||^2`` (the sum over
+    every parameter), about half of itself, far above rounding. ``slack``
     (``64 u (|x| @ |w| + |b| + |delta|)``) keeps every element clear of its kink after the
     target is rounded to the dtype. Cases where this overflows or
     underflows are returned unchanged.
     """
-    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    b = case.arrays.get("b")
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    b64 = np.zeros(w.shape[1]) if b is None else b.astype(np.float64)
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
+    x64 = x.astype(np.float64)
     u = bounds.UNIT_ROUNDOFF[bounds.dtype_name(x.dtype)]
     tiny = bounds.smallest_normal(bounds.dtype_name(x.dtype))
     with np.errstate(all="ignore"):
-        output = x64 @ w64
-        if b is not None:
-            output = output + b64
+        output = layer_output(x64, params)
         side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
-        delta = case.learning_rate * (x64 @ (x64.T @ side))
-        if b is not None:
-            # b moves every output of column j by lr * sum_d side[d, j] as well.
-            delta = delta + case.learning_rate * side.sum(axis=0)
-        slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(b64) + np.abs(delta)) + 1e4 * tiny
+        # Each parameter moves by lr times its gradient for the upstream -side, and every
+        # output with it by lr times that move's term: lr x @ x.T @ side (and through b,
+        # lr sum_d side[d, j]).
+        lr = case.learning_rate
+        moves = {name: gradient(name, x64, side) for name in params}
+        delta = functools.reduce(
+            operator.add, (lr * term(name, x64, move) for name, move in moves.items())
+        )
+        steps = {name: lr * np.abs(move) for name, move in moves.items()}
+        magnitude = output_magnitude(x64, params)
+        slack = 64 * u * (magnitude + np.abs(delta)) + 1e4 * tiny
         new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
         # Every quantity of the step at w and at w_new must stay inside bounds.safe_limit, as
         # strategies.layer_inputs keeps them.
-        gradient = np.abs(x64.T @ side)
-        w_reach = np.abs(w64) + case.learning_rate * gradient
-        b_reach = np.abs(b64) + case.learning_rate * np.abs(side.sum(axis=0))
+        reach = {name: np.abs(value) + steps[name] for name, value in params.items()}
         largest = max(
             float(np.sum(np.abs(new_target.astype(np.float64) - output))),
-            float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
-            float(np.max(w_reach, initial=0.0)),
+            float(np.sum(np.abs(x64) @ reach["w"] + np.abs(new_target.astype(np.float64)))),
+            float(np.max(reach["w"], initial=0.0)),
+            float(np.sum(output_magnitude(x64, reach))),
         )
-        if b is not None:
-            largest = max(largest, float(np.sum(np.abs(x64) @ w_reach + b_reach)))
     fits = np.isfinite(largest) and largest < bounds.safe_limit(x.dtype)
     if not fits or not np.any(delta) or not np.all(np.isfinite(delta)):
         return case

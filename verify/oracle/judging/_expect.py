@@ -26,6 +26,7 @@ import numpy as np
 import reference
 
 from ... import bounds
+from ..._params import of
 from ...bounds import Arithmetic, Bound
 from .._contract import signature_for
 from ._cases import Case
@@ -44,7 +45,7 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 #: Per function: ``(arrays in float64, lr, arithmetic, pinned tie, matmul) -> result bounds``.
 _BOUNDS: dict[str, Callable[..., tuple[Bound, ...]]] = {
     "forward": lambda a, lr, arith, tie, mm: (
-        bounds.forward_bound(a["x"], a["w"], arith, matmul=mm, b=a.get("b")),
+        bounds.tree_forward_bound(a["x"], of(a), arith, matmul=mm),
     ),
     "loss": lambda a, lr, arith, tie, mm: (
         bounds.loss_bound(Bound(a["output"], np.zeros_like(a["output"])), a["target"], arith),
@@ -60,8 +61,8 @@ _BOUNDS: dict[str, Callable[..., tuple[Bound, ...]]] = {
     ),
     "grad_b": lambda a, lr, arith, tie, mm: (bounds.grad_b_bound(a["dL_do"], arith),),
     "update": lambda a, lr, arith, tie, mm: (_update_bound(a, lr, arith),),
-    "step": lambda a, lr, arith, tie, mm: bounds.step_bounds(
-        a["x"], a["w"], a["target"], lr, arith, matmul=mm, tie=tie, b=a.get("b")
+    "step": lambda a, lr, arith, tie, mm: bounds.tree_step_bounds(
+        a["x"], of(a), a["target"], lr, arith, matmul=mm, tie=tie
     ).results(),
 }
 

@@ -62,8 +62,9 @@ class Finding:
       value: the named pattern's fitted constant, if it has one.
       result: the name of the failing result (``dL_dw``), where one is judged.
       nonfinite: the result has NaN or infinity where the right one is finite.
-      errors: ``|error| / bound`` per element of a failing 2-D result (inf where it is not
-        finite), for the reproducer's heatmap.
+      errors: ``|error| / bound`` per element of a failing 2-D result, for the reproducer's
+        heatmap: NaN where the result is NaN or infinite, inf where a finite value is wrong
+        under a bound of 0 (exact mode).
       actual: the evidence of a wrong result: its values (float64; as returned for a wrong
         shape), which the explaining wing reads.
       repeat: the evidence of two calls that disagree: both calls' results, by result name.
@@ -233,7 +234,7 @@ def check_result(
         where=region(wrong),
         result=name,
         nonfinite=is_nonfinite,
-        errors=np.where(nonfinite, np.inf, ratio) if ratio.ndim == 2 else None,
+        errors=np.where(np.isfinite(values), ratio, np.nan) if ratio.ndim == 2 else None,
         actual=values,
     )
 
