@@ -118,7 +118,7 @@ def test_half_precision_accumulation_is_named_and_can_be_declared() -> None:
     assert failed == {"loss": "reduced_precision", "step": "reduced_precision"}, (
         undeclared.summary()
     )
-    assert "--accumulation bfloat16 (accumulation='bfloat16') would accept it" in (
+    assert "--accumulation bfloat16 (accumulation='bfloat16') accepts it (re-judged" in (
         undeclared["loss"].detail
     )
     # The identities rest on that loss: not judged where it fails, never a convexity finding.

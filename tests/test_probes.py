@@ -69,7 +69,7 @@ def test_a_result_that_is_zero_everywhere_is_named_by_its_term_map() -> None:
     verdict = _verdict(ZeroEverywhere, "forward")
     assert verdict.diagnosis == "not_computed", verdict.detail
     assert "no term is computed" in (verdict.detail or "")
-    assert verdict.where == "every element"
+    assert verdict.where == "every element, on the probe (N=5, I=3, O=4)"
 
 
 def test_a_step_is_traced_to_the_piece_it_follows_from() -> None:

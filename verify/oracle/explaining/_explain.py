@@ -16,7 +16,13 @@ from ..candidate import Caller, Outcome
 from ..judging import Case, Check, Finding
 from ._diagnosis import diagnose, named
 from ._patterns import BY_KIND, EVIDENCE_OF, NONFINITE, VALUES, spelled, structure_of
-from ._probes import follows_from_pieces, probe_case, probe_shape, resolve
+from ._probes import (
+    follows_from_pieces,
+    probe_case,
+    probe_shape,
+    resolve,
+    smaller_than_a_probe,
+)
 from ._structure import CONTRACT, DIFFERS, Reading
 
 
@@ -67,7 +73,7 @@ def explain(
     finding = named(finding, case, options)
     reading = _structure(check, counted, case, finding, judged, options)
     if reading is not None and reading.status == DIFFERS:
-        finding = _with_reading(finding, reading)
+        finding = _shown_on_a_probe(check, counted, case, _with_reading(finding, reading), options)
     else:
         if reading is not None:
             finding = _read_as(finding, reading)
@@ -128,6 +134,26 @@ def _second_look(
     if looked.kind in (Diagnosis.MISMATCH, Diagnosis.NAN) or looked.kind not in BY_KIND:
         return case, finding
     return shown, looked
+
+
+def _shown_on_a_probe(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
+) -> Finding:
+    """Where the counterexample is smaller than a probe (one element shows no region), which
+    elements are wrong and the heatmap, from the check judged once on a probe of normal data
+    (as a confirming probe's are); otherwise the finding as it is."""
+    if not smaller_than_a_probe(case):
+        return finding
+    shape = probe_shape(case.shape)
+    bias = "b" in case.arrays or case.function == "grad_b"
+    probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=bias)
+    _, found = check.run(caller, probe, options)
+    if found is None or not found.where:
+        return finding
+    n, i, o = shape
+    return dataclasses.replace(
+        finding, where=f"{found.where}, on the probe (N={n}, I={i}, O={o})", errors=found.errors
+    )
 
 
 def _with_reading(finding: Finding, reading: Reading) -> Finding:

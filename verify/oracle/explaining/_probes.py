@@ -186,7 +186,7 @@ def resolve(
         if found is not None and found.kind in STATEFUL and found.kind is not finding.kind:
             return probe, found
         return case, finding
-    if finding.ambiguous or _smaller_than_a_probe(case):
+    if finding.ambiguous or smaller_than_a_probe(case):
         return case, _told_apart(check, caller, case, finding, options)
     return case, finding
 
@@ -196,7 +196,7 @@ def _biased(case: Case) -> bool:
     return "b" in case.arrays or "dL_db" in case.arrays or case.function == "grad_b"
 
 
-def _smaller_than_a_probe(case: Case) -> bool:
+def smaller_than_a_probe(case: Case) -> bool:
     """Whether ``case`` has a side below ``PROBE_SHAPE``'s: on so few elements even a pattern
     without constants may fit by coincidence (a ReLU's output on one element is a sign flip of
     the step's dL_dx), so a cause named there is confirmed on a probe too."""

@@ -190,11 +190,37 @@ def read_term_map(caller: Caller, case: Case, finding: Finding, settings: Settin
     else:
         kind = _term_kind(first, function, sizes, bias)
     if first.kind == "scaled" and first.fraction == 1.0 and first.value is not None:
-        lines = (*lines, *_scale_on(case, finding, settings, first.value))
+        read = (sizes["n"], sizes["i"], sizes["o"])
+        lines = (*lines, *_scale_on(case, finding, settings, first.value, read))
     return Reading(DIFFERS, kind, lines, found.calls, where, first.value)
 
 
-def _scale_on(case: Case, finding: Finding, settings: Settings, value: float) -> tuple[str, ...]:
+def _dims_formulas(sizes: Sequence[int]) -> dict[tuple, float]:
+    """Constants of the dims a scale may be: +-c * P or +-c / P for c in 1, 2, 1/2 and P a
+    product of a subset of (N, I, O), by a key that names the formula whatever the dims."""
+    found = {}
+    for mask in range(8):
+        product = float(np.prod([s for k, s in enumerate(sizes) if mask >> k & 1]))
+        for sign in (1.0, -1.0):
+            for coefficient in (1.0, 2.0, 0.5):
+                for power in (1, -1):
+                    found[(mask, sign, coefficient, power)] = sign * coefficient * product**power
+    return found
+
+
+def _same_formula(value: float, sizes: Sequence[int], own: float, shape: Sequence[int]) -> bool:
+    """Whether one formula of the dims gives ``value`` on ``sizes`` and ``own`` on ``shape``
+    (a mean over N read on N = 130 is 1/130, on N = 2 one half: the same bug)."""
+    here, there = _dims_formulas(sizes), _dims_formulas(shape)
+    return any(
+        np.isclose(here[key], value, rtol=1e-6) and np.isclose(there[key], own, rtol=1e-3)
+        for key in here
+    )
+
+
+def _scale_on(
+    case: Case, finding: Finding, settings: Settings, value: float, sizes: Sequence[int]
+) -> tuple[str, ...]:
     """Where a scale read on the probes is not the counterexample's own factor, both are said
     (the factor depends on the shape, or on the values): a reading the counterexample
     contradicts is not stated alone."""
@@ -205,6 +231,8 @@ def _scale_on(case: Case, finding: Finding, settings: Settings, value: float) ->
     own = least_squares(finding.actual, center)
     if own is None or np.isclose(own, value, rtol=1e-3, atol=0.0):
         return ()
+    if case.shape is not None and _same_formula(value, sizes, own, case.shape):
+        return ()  # 1/N on both: the same constant of the dims
     return (
         f"x {own:.6g} on the counterexample {case.describe()}: the factor depends on the shape "
         "or the values",

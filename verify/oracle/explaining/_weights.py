@@ -10,7 +10,8 @@ element of largest estimated weight, alone at +1, -2 and +0.5 (|r| gives 1 : 2 :
 more probe puts distinct magnitudes with mixed signs on every element; then the reading is
 *verified* on every probe. If it fails (or rows are too long to resolve one element), ``L = max
 |r|`` is tried on every probe (the row probes are not additive), then every element is read
-alone (N*O calls; phi from 2 more where a counting element had not been found) and verified.
+alone (N*O calls, for at most ``MAX_ONE_AT_A_TIME`` elements; phi from 2 more where a counting
+element had not been found) and verified.
 **Calls: N + O + 5** (a dim of 1 saves its probes); **N*O + 4 + ...** where the weights are not
 rank one or the dims are past ``_resolves``.
 
@@ -350,6 +351,11 @@ def loss_weights(call: Call, n: int, o: int, dtype: Any) -> LossTable:
         return LossTable(len(prober.probes), (Difference("nan", text),))
 
 
+#: The most elements read one at a time (one call each) when the rows and columns do not give
+#: the weights: the probe budget of a loss whose sides the counterexample grew.
+MAX_ONE_AT_A_TIME = 64
+
+
 def _resolves(k: int, u: float) -> bool:
     """Whether a probe of k equal terms tells one term more or less: ``2 k gamma_{k+3}(u) <
     1`` (k <= 9 in bfloat16, 30 in float16, 2894 in float32)."""
@@ -405,6 +411,12 @@ def _loss_weights(prober: _LossProber, u: float, tiny: float, dims: tuple[int, i
     norm = _norm_of(prober.probes, u, tiny)
     if norm is not None:
         return LossTable(len(prober.probes), (Difference("wrong_loss", norm),), "norm")
+    if n * o > MAX_ONE_AT_A_TIME:
+        text = (
+            f"L is not read as a weighted sum of its rows and columns; its {n * o} elements are "
+            f"not read one at a time (more than {MAX_ONE_AT_A_TIME})"
+        )
+        return LossTable(len(prober.probes), (Difference("not_weighted_sum", text),), "")
     one_hot = np.zeros(dims)
     for index in np.ndindex(*dims):
         one_hot[index] = prober.ask(prober.one(index, 1.0), f"only {index} at +1")
