@@ -42,6 +42,7 @@ DEFAULTS = {
     "jobs": None,
     # Options added since, each one declaration:
     "tile": (),
+    "deterministic": False,
 }
 
 #: The command line's options before, by their spelling.
@@ -50,7 +51,7 @@ CLI_SPELLINGS = {
     "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
     "--tile",  # added since
-    "--bias",
+    "--bias", "--deterministic",
 }  # fmt: skip
 
 
@@ -112,7 +113,7 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
     judged = [f.name for f in _settings.declarations() if f.metadata["judged"]]
     assert judged == [
         "dtype", "exact", "tie_convention", "matmul_precision", "timeout", "accumulation",
-        "tile", "bias",
+        "tile", "bias", "deterministic",
     ]  # fmt: skip
     settings = Settings(dtype="float64", max_examples=5, jobs=2)
     assert settings.described() == {
@@ -131,6 +132,7 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
         Settings(**Settings(bias=False, tile=(64,)).described()).described()
         == Settings(bias=False, tile=(64,)).described()
     )
+    assert Settings(deterministic=True).described()["deterministic"] is True
 
 
 def test_bias_option_is_validated_and_spelled() -> None:

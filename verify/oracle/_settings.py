@@ -258,6 +258,14 @@ class Settings:
         judged=True,
         described_when_given=True,
     )
+    deterministic: bool = option(
+        False,
+        "two calls on one input must return bit-identical results, as under PyTorch's "
+        "torch.use_deterministic_algorithms(True) (default: they may differ within the error "
+        "bound, as sums in a per-call order do)",
+        judged=True,
+        described_when_given=True,
+    )
     max_examples: int = option(
         100,
         "Hypothesis examples per check (before shrinking)",

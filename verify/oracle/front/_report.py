@@ -194,6 +194,8 @@ class Report:
             extras.append(f"ties pinned to {settings.tie_convention}")
         if settings.bias:
             extras.append("with bias")
+        if settings.deterministic:
+            extras.append("deterministic")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {settings.max_examples} "
