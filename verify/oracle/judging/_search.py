@@ -123,7 +123,8 @@ def search(
     smallest sides that still fail.
     """
     state = _State()
-    pool = shape_pool(seed_value) if pool is None else pool
+    if pool is None:
+        pool = shape_pool(seed_value, tiles=options.tile, multiples=options.multiples)
     with noting_repeats() as repeats:
         _hypothesis(
             check, caller, options, pool_shapes(pool), max_examples, seed_value, state, progress
@@ -159,14 +160,14 @@ def _narrow(
     defect does not need (``(2, 2, 1)`` where ``(2, 1, 1)`` fails too)."""
     assert state.last is not None  # a failure to narrow
     shape = state.last[0].shape
-    if shape is None or max(shape) == 1:
+    if shape is None or tuple(shape) == options.multiples:
         return
     narrowed = _State()
     _hypothesis(
         check,
         caller,
         options,
-        sub_shapes(shape),
+        sub_shapes(shape, options.multiples),
         NARROW_EXAMPLES,
         seed_value,
         narrowed,
