@@ -93,3 +93,59 @@ def test_the_layer_is_read_from_the_bias_option_and_its_cases_follow_the_tree() 
 
     collect()
     assert seen == {("w", "dL_dw"), ("b", "dL_db")}
+
+
+def test_a_shape_meets_its_multiples_when_each_side_is_rounded_up() -> None:
+    from verify.oracle.judging._cases import meeting
+
+    assert meeting((1, 33, 64), (32, 32, 32)) == (32, 64, 64)
+    assert meeting((129, 3, 2), (128, 32, 1)) == (256, 32, 2)
+    assert meeting((5, 3, 4), (1, 1, 1)) == (5, 3, 4)
+
+
+@pytest.mark.parametrize("multiples", [(32, 32, 32), (128, 32, 1), (1, 64, 1)])
+def test_under_a_precondition_every_shape_meets_it_at_several_multiples(
+    multiples: tuple[int, int, int],
+) -> None:
+    from verify.oracle.judging._cases import largest_size
+
+    pool = shape_pool(0, tiles=(64,), multiples=multiples)
+    assert len(set(pool)) == len(pool)
+    for shape in pool:
+        assert all(side % m == 0 for side, m in zip(shape, multiples, strict=True)), shape
+        assert shape[0] * shape[1] * shape[2] <= largest_size(multiples)
+    for k, m in enumerate(multiples):  # one, two and three whole blocks in every side
+        assert {m, 2 * m, 3 * m} <= {shape[k] for shape in pool}, (k, pool)
+    assert tuple(pool[0]) == multiples  # the smallest shape the kernel takes comes first
+    assert len({tuple(sorted(s)) for s in pool if len(set(s)) == 3}) >= 1  # distinct sides
+
+
+def test_the_tiles_edges_stay_where_they_meet_the_precondition() -> None:
+    pool = set(shape_pool(0, tiles=(64,), multiples=(32, 32, 32)))
+    # 63 and 64 meet 32 as 64, 65 as 96, 129 as 160: in each side, the others one block.
+    for side in (64, 96, 160):
+        assert {(side, 32, 32), (32, side, 32), (32, 32, side)} <= pool
+
+
+def test_a_precondition_leaves_no_edge_case_or_narrowing_outside_it() -> None:
+    from hypothesis import given, settings
+
+    from verify.oracle.judging._cases import edge_cases, sub_shapes
+    from verify.oracle.judging._checks import CHECKS
+
+    options = Settings(multiple_of="N=128,I=32", tile=(64,))
+    cases = edge_cases(CHECKS["forward"].signature, options)
+    shapes = {(c.arrays["x"].shape[0], *c.arrays["w"].shape) for c in cases}
+    assert shapes and all(n % 128 == 0 and i % 32 == 0 for n, i, _ in shapes), shapes
+    assert (256, 32, 2) in shapes  # (129, 3, 2) rounded up
+
+    seen = set()
+
+    @settings(max_examples=60, database=None)
+    @given(sub_shapes((384, 96, 5), (128, 32, 1)))
+    def narrowed(shape: tuple[int, int, int]) -> None:
+        seen.add(tuple(shape))
+
+    narrowed()
+    assert {s[0] for s in seen} <= {128, 256, 384} and {s[1] for s in seen} <= {32, 64, 96}
+    assert (128, 32, 1) in seen  # each side shrinks to one block

@@ -108,6 +108,7 @@ USAGE_ERRORS = {
     "infinite-timeout": ["reference", "--timeout", "inf"],
     "zero-import-timeout": ["reference", "--import-timeout", "0"],
     "bad-memory-limit": ["reference", "--memory-limit", "lots"],
+    "bad-multiple-of": ["reference", "--multiple-of", "K=32"],
     "spec-and-command": ["reference", "--command", "true"],
     "in-process-command": ["--command", "true", "--in-process"],
     "junit-xml-is-a-folder": ["reference", "--junit-xml", "."],

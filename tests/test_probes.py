@@ -197,3 +197,17 @@ def test_two_calls_that_disagree_in_a_wrong_shape_are_nondeterministic() -> None
     """The accumulation test weighs a difference against the gradient only where the shapes
     match: a result of the wrong shape is no oracle error (no exception is caught for it)."""
     assert _verdict(NoisyWrongShape, "grad_w").diagnosis == "nondeterministic"
+
+
+def test_probes_meet_a_declared_precondition_and_keep_their_sides_distinct() -> None:
+    from verify.oracle.explaining._probes import probe_shape, probe_shapes
+
+    for multiples in ((32, 32, 32), (128, 32, 1)):
+        for shape in (None, (1, 1, 1), (256, 64, 3)):
+            for data in ("normal", "blocks"):
+                for probe in probe_shapes(shape, data, (512,), multiples):
+                    assert all(s % m == 0 for s, m in zip(probe, multiples, strict=True)), probe
+                n, i, o = probe_shape(shape, data, multiples)
+                assert len({n, i, o}) == 3 and n * i != o and n * o != i and i * o != n
+    assert probe_shape((1, 1, 1), multiples=(32, 32, 32)) == (64, 96, 32)
+    assert probe_shape((1, 1, 1)) == (5, 3, 4)  # no precondition: as before

@@ -52,6 +52,8 @@ DEFAULTS = {
     "jobs": None,
     # Options added since, each one declaration:
     "tile": (),
+    "deterministic": False,
+    "multiple_of": None,
 }
 
 #: The command line's options before, by their spelling.
@@ -60,7 +62,7 @@ CLI_SPELLINGS = {
     "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
     "--tile",  # added since
-    "--bias",
+    "--bias", "--deterministic", "--multiple-of",
 }  # fmt: skip
 
 
@@ -122,7 +124,7 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
     judged = [f.name for f in _settings.declarations() if f.metadata["judged"]]
     assert judged == [
         "dtype", "exact", "tie_convention", "matmul_precision", "timeout", "accumulation",
-        "tile", "bias",
+        "tile", "bias", "deterministic", "multiple_of",
     ]  # fmt: skip
     settings = Settings(dtype="float64", max_examples=5, jobs=2)
     assert settings.described() == {
@@ -141,6 +143,23 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
         Settings(**Settings(bias=False, tile=(64,)).described()).described()
         == Settings(bias=False, tile=(64,)).described()
     )
+    assert Settings(deterministic=True, multiple_of="N=128").described()["multiple_of"] == "N=128"
+
+
+def test_multiple_of_is_parsed_and_checked_in_its_declaration() -> None:
+    assert Settings().multiples == (1, 1, 1)
+    assert Settings(multiple_of=32).multiples == (32, 32, 32)
+    assert Settings(multiple_of="N=128,I=32").multiples == (128, 32, 1)
+    assert _settings.parse_multiples("32") == 32
+    assert _settings.parse_multiples(" i=32, n=128 ") == "N=128,I=32"  # N, I, O order
+    for bad in ("K=32", "N=32,N=64", "N=", "32.5", "N=0"):
+        with pytest.raises(ValueError):
+            _settings.parse_multiples(bad)
+    for bad_value in (0, True, 2.0, "O=64,X=1", 256, "N=65536,I=64"):  # 256^3, 2^22: too big
+        with pytest.raises(OptionError, match=r"^multiple_of must be a multiple M \(up to 128\)"):
+            Settings(multiple_of=bad_value)
+    assert Settings(multiple_of="N=65536,I=32").multiples == (65536, 32, 1)  # 2^21
+    assert _settings.multiples_text((128, 32, 128)) == "N, O multiples of 128, I multiples of 32"
 
 
 def test_block_sizes_are_read_from_any_list_of_ints() -> None:

@@ -1,8 +1,9 @@
 """Every verdict the oracle can give on a failing check, with its meaning: ``Diagnosis``.
 
 The judges decide some (a call that raised, a result of the wrong shape, two calls that
-disagree, a result outside its bound: ``mismatch``); the explaining wing names the cause of a
-wrong result with the others (``explaining._patterns``). Each has one home, which a test proves.
+differ past the bound, a result outside its bound: ``mismatch``); the explaining wing names
+the cause of a wrong result with the others (``explaining._patterns``). Each has one home,
+which a test proves.
 """
 
 from __future__ import annotations
@@ -120,7 +121,11 @@ class Diagnosis(enum.StrEnum):
     WRONG_DTYPE = "wrong_dtype", "the result has the wrong dtype (or is not an array)"
     NAN = "nan", "the result has NaN or infinity where the right one is finite"
     INPUT_MUTATED = "input_mutated", "an input array was changed in place"
-    NONDETERMINISTIC = "nondeterministic", "two calls on the same input disagree"
+    NONDETERMINISTIC = (
+        "nondeterministic",
+        "two calls on the same input differ by more than two results within the error bound "
+        "can (by anything, under --deterministic)",
+    )
     RAISED = "raised", "the call raised an exception"
     TIMED_OUT = "timed_out", "the call did not return within the timeout"
     CRASHED = "crashed", "the candidate's process ended during the call (an exit or a signal)"

@@ -194,6 +194,75 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
+#: The sides a precondition names, in a shape's order: ``(N, I, O)``.
+SIDES = ("N", "I", "O")
+
+#: The largest ``N * I * O`` of a declared precondition's smallest shape (its multiples): the
+#: loop reference computes every drawn shape's matmuls, up to 8 times this (``judging._cases``).
+MAX_MULTIPLE_SIZE = 1 << 21
+
+
+def sides_of(multiple_of: int | str | None) -> tuple[int, int, int]:
+    """The multiple each side must be, ``(N, I, O)``: ``32`` -> ``(32, 32, 32)``, ``"N=128,I=32"``
+    -> ``(128, 32, 1)``, None -> ``(1, 1, 1)`` (``--multiple-of``). A ValueError says what is
+    wrong with one that is not."""
+    if multiple_of is None:
+        return (1, 1, 1)
+    if isinstance(multiple_of, int) and not isinstance(multiple_of, bool):
+        found = [multiple_of] * 3
+    elif isinstance(multiple_of, str) and multiple_of.strip().isdigit():
+        found = [int(multiple_of)] * 3
+    elif isinstance(multiple_of, str):
+        by_side: dict[str, int] = {}
+        for part in (p.strip() for p in multiple_of.split(",") if p.strip()):
+            side, _, count = part.partition("=")
+            side = side.strip().upper()
+            if side not in SIDES or side in by_side or not count.strip().isdigit():
+                raise ValueError(
+                    f"expected a multiple like 32, or sides like N=128,I=32 (each of N, I, O "
+                    f"once), got {multiple_of!r}"
+                )
+            by_side[side] = int(count)
+        found = [by_side.get(side, 1) for side in SIDES]
+    else:
+        raise ValueError(f"expected an int or a text like 'N=128,I=32', got {multiple_of!r}")
+    if not all(1 <= m <= MAX_TILE for m in found):
+        raise ValueError(f"each multiple must be from 1 to {MAX_TILE}, got {multiple_of!r}")
+    if math.prod(found) > MAX_MULTIPLE_SIZE:
+        raise ValueError(
+            f"the smallest shape that meets {multiple_of!r} has N*I*O = {math.prod(found)} "
+            f"multiply-adds, past the {MAX_MULTIPLE_SIZE} the loop reference checks in time"
+        )
+    return found[0], found[1], found[2]
+
+
+def multiples_text(multiples: tuple[int, int, int]) -> str:
+    """The sides a precondition names, in words: ``N, I, O multiples of 32``, ``N multiples of
+    128, I multiples of 32`` (sides that meet any shape are left out)."""
+    by_multiple: dict[int, list[str]] = {}
+    for side, m in zip(SIDES, multiples, strict=True):
+        if m > 1:
+            by_multiple.setdefault(m, []).append(side)
+    return ", ".join(f"{', '.join(sides)} multiples of {m}" for m, sides in by_multiple.items())
+
+
+def parse_multiples(text: str) -> int | str:
+    """``--multiple-of``'s text: ``32`` -> ``32``; ``i=32, n=128`` -> ``"N=128,I=32"`` (the
+    sides in N, I, O order, upper case); a ValueError for anything ``sides_of`` refuses."""
+    sides = sides_of(text)
+    if text.strip().isdigit():
+        return sides[0]
+    return ",".join(f"{name}={m}" for name, m in zip(SIDES, sides, strict=True) if m > 1) or 1
+
+
+def _multiples(value: Any) -> bool:
+    try:
+        sides_of(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _names(text: str) -> list[str]:
     """``--functions``'s comma-separated names, blanks dropped."""
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -302,6 +371,32 @@ class Settings:
         flag="--bias",
         judged=True,
         described_when_given=True,
+    )
+    deterministic: bool = option(
+        False,
+        "two calls on one input must return bit-identical results, as under PyTorch's "
+        "torch.use_deterministic_algorithms(True) (default: they may differ within the error "
+        "bound, as sums in a per-call order do)",
+        judged=True,
+        described_when_given=True,
+        group=NUMERICS,
+        cli_help="two calls on one input must return bit-identical results, as under PyTorch's "
+        "deterministic algorithms (default: they may differ within the error bound, as sums in "
+        "a per-call order do)",
+    )
+    multiple_of: int | str | None = option(
+        None,
+        "the sides the candidate requires: every N, I and O a multiple of M (a kernel's block), "
+        "or per side N=M,I=M,O=M; only shapes that meet it are checked, each side at several "
+        "multiples (default: any side)",
+        valid=_multiples,
+        needs=f"a multiple M (up to 128) or sides like 'N=128,I=32' whose product N*I*O is "
+        f"at most {MAX_MULTIPLE_SIZE}, or None",
+        parse=parse_multiples,
+        metavar="M|N=M,I=M,O=M",
+        judged=True,
+        described_when_given=True,
+        group=WHAT,
     )
     max_examples: int = option(
         100,
@@ -483,6 +578,11 @@ class Settings:
         """The layer's parameters, as the ``bias`` option says: ``("w",)`` or ``("w", "b")``
         (the judges, the cases and the probes read the layer from here)."""
         return names_for(self.bias)
+
+    @property
+    def multiples(self) -> tuple[int, int, int]:
+        """The multiple each side of a checked shape is, ``(N, I, O)`` (``multiple_of``)."""
+        return sides_of(self.multiple_of)
 
     def arithmetic(self) -> bounds.Arithmetic:
         """The arithmetic the candidate is held to (``bounds.arithmetic``)."""

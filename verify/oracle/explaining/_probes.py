@@ -27,9 +27,19 @@ from ..._params import output as layer_output
 from ...strategies import inputs_of
 from .._contract import FUNCTIONS
 from .._diagnoses import Diagnosis
-from .._settings import Settings
-from ..candidate import Caller
-from ..judging import CHECKS, Case, Check, Finding, Suspect, make_case, pieces_agree
+from .._settings import SIDES, Settings
+from ..candidate import Caller, Failed
+from ..judging import (
+    ANY_SIDES,
+    CHECKS,
+    Case,
+    Check,
+    Finding,
+    Suspect,
+    make_case,
+    meeting,
+    pieces_agree,
+)
 from ._diagnosis import listed, named
 from ._patterns import STATEFUL, decide
 
@@ -44,30 +54,41 @@ PROBE_SHAPE = (5, 3, 4)
 BLOCKS_SHAPE = (130, 131, 133)
 
 
-def probe_shape(shape: tuple[int, int, int] | None, data: str = "normal") -> tuple[int, int, int]:
+def probe_shape(
+    shape: tuple[int, int, int] | None,
+    data: str = "normal",
+    multiples: tuple[int, int, int] = ANY_SIDES,
+) -> tuple[int, int, int]:
     """``PROBE_SHAPE`` (``BLOCKS_SHAPE`` for ``"blocks"`` data), grown to the counterexample's
-    sides (a bug past a block edge needs the side that reaches it), with sides made distinct
-    again."""
+    sides (a bug past a block edge needs the side that reaches it) and to the declared
+    ``multiples`` (``--multiple-of``: each side rounded up to its own), with sides made
+    distinct again (by whole multiples)."""
     base = BLOCKS_SHAPE if data == "blocks" else PROBE_SHAPE
     sides = list(base) if shape is None else [max(a, b) for a, b in zip(shape, base, strict=True)]
+    sides = list(meeting((sides[0], sides[1], sides[2]), multiples))
     for k in range(3):
         others = [sides[m] for m in range(3) if m != k]
         while sides[k] in others or sides[k] == others[0] * others[1]:
-            sides[k] += 1
+            sides[k] += multiples[k]
     return sides[0], sides[1], sides[2]
 
 
 def probe_shapes(
-    shape: tuple[int, int, int] | None, data: str, tiles: tuple[int, ...] = ()
+    shape: tuple[int, int, int] | None,
+    data: str,
+    tiles: tuple[int, ...] = (),
+    multiples: tuple[int, int, int] = ANY_SIDES,
 ) -> list[tuple[int, int, int]]:
     """The probes of ``data`` for a counterexample of ``shape``: ``probe_shape``, and for
     ``"blocks"`` one more per declared tile past ``BLOCKS_SHAPE``, each with one side past the
-    tile's edge and the others small (so the loop reference stays fast there)."""
-    shapes = [probe_shape(shape, data)]
+    tile's edge and the others small (so the loop reference stays fast there); each side
+    rounded up to the declared ``multiples``."""
+    shapes = [probe_shape(shape, data, multiples)]
     if data == "blocks":
         for tile in tiles:
             if tile + 1 >= min(BLOCKS_SHAPE):
-                shapes += [(tile + 2, 3, 4), (5, tile + 3, 4), (5, 3, tile + 4)]
+                past = [(tile + 2, 3, 4), (5, tile + 3, 4), (5, 3, tile + 4)]
+                shapes += [tuple(meeting(each, multiples)) for each in past]  # type: ignore[misc]
     return shapes
 
 
@@ -173,15 +194,16 @@ def resolve(
     start, as a reproducer replays it."""
     if not check.ambiguity_probe:
         return case, finding
+    if finding.kind in (Diagnosis.RAISED, Diagnosis.CRASHED):
+        return case, with_block_hint(check, caller, case, finding, options)
     if not finding.candidates:
         # A failure the counterexample explains nothing of, or two calls that disagree, may be
         # a stateful pattern a shrunk case lost (the gradient that shows an accumulation):
         # probed for on normal data (``_patterns``, rule 3).
         if finding.kind not in (Diagnosis.MISMATCH, Diagnosis.NONDETERMINISTIC) or not STATEFUL:
             return case, finding
-        probe = probe_case(
-            check, options.dtype, "normal", probe_shape(case.shape), case.lr, bias=_biased(case)
-        )
+        shape = probe_shape(case.shape, multiples=options.multiples)
+        probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=_biased(case))
         found = _judged(check, caller, probe, options)
         if found is not None and found.kind in STATEFUL and found.kind is not finding.kind:
             return probe, found
@@ -215,7 +237,7 @@ def _told_apart(
     # than a minimal counterexample's (often every element of a 1x1 result).
     shown: dict[Diagnosis, tuple[Finding, str]] = {}
     for data in dict.fromkeys(c.probe for c in finding.candidates):
-        for shape in probe_shapes(case.shape, data, options.tile):
+        for shape in probe_shapes(case.shape, data, options.tile, options.multiples):
             shapes.append(_shape_words(shape))
             probe = probe_case(check, options.dtype, data, shape, case.lr, bias=_biased(case))
             found = _judged(check, caller, probe, options)
@@ -269,6 +291,80 @@ def _told_apart(
 
 def _detail_of(finding: Finding, kind: Diagnosis) -> str:
     return next(c.detail for c in finding.candidates if c.kind is kind)
+
+
+# --------------------------------------------------------------------------------------------
+# A call that raises where the sides are not multiples of a block: the option that declares it.
+# --------------------------------------------------------------------------------------------
+
+#: Block sizes a kernel may require its sides to be multiples of, tried smallest first.
+HINT_BLOCKS = (8, 16, 32, 64, 128)
+
+#: Whole blocks per side (N, I, O) of a hint's probe: odd, so that a side of B blocks is no
+#: multiple of 2B (a kernel that needs 32 refuses 16 * 3), and distinct, so that a call that
+#: runs only where two sides are equal (a transpose's wrong product) refuses it too.
+HINT_COUNTS = (1, 3, 5)
+
+
+def _refuses(
+    check: Check, caller: Caller, case: Case, shape: tuple[int, ...], options: Settings
+) -> bool | None:
+    """Whether the call of ``check`` on normal data of ``shape`` raises or crashes (None: it
+    timed out, which says nothing). One call, no reference: only whether it runs."""
+    n, i, o = shape
+    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=_biased(case))
+    outcome = caller.call(probe.function, list(probe.arrays.values()), probe.lr)
+    if isinstance(outcome, Failed):
+        return None if outcome.kind == "timed_out" else outcome.kind in ("raised", "crashed")
+    return False
+
+
+def _declared(multiples: tuple[int, int, int]) -> str:
+    """``multiples`` as ``--multiple-of`` spells them: ``32``, or ``N=128,I=32``."""
+    if len(set(multiples)) == 1:
+        return str(multiples[0])
+    return ",".join(f"{side}={m}" for side, m in zip(SIDES, multiples, strict=True) if m > 1)
+
+
+def with_block_hint(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
+) -> Finding:
+    """A call that raised (or crashed) on ``case``, with the option that declares what it
+    requires where it runs on sides that are multiples of a block B (``HINT_BLOCKS``): the
+    sides of ``case`` it refuses alone are named (``I = 3``) and declared, with the
+    declaration already given (``--multiple-of I=32``; all three: ``--multiple-of 32``).
+    Unchanged where no such B is found (a call that raises on any shape is a defect)."""
+    if case.shape is None:
+        return finding
+    declared = options.multiples
+    for block in HINT_BLOCKS:
+        whole = tuple(math.lcm(block, m) for m in declared)
+        runs = tuple(w * count for w, count in zip(whole, HINT_COUNTS, strict=True))
+        refused = _refuses(check, caller, case, runs, options)
+        if refused is None:
+            return finding
+        if refused:
+            continue
+        culprits = [
+            k
+            for k, side in enumerate(case.shape)
+            if side % whole[k]
+            and _refuses(check, caller, case, (*runs[:k], side, *runs[k + 1 :]), options)
+        ]
+        named = culprits or [k for k, side in enumerate(case.shape) if side % whole[k]]
+        if not named:
+            return finding  # it refused sides that are multiples already: no block's doing
+        wanted = (*(whole[k] if k in named else declared[k] for k in range(3)),)
+        sides = ", ".join(f"{SIDES[k]} = {case.shape[k]}" for k in named)
+        spelled = _declared(wanted)  # type: ignore[arg-type]  # three sides
+        python = int(spelled) if spelled.isdigit() else repr(spelled)
+        return dataclasses.replace(
+            finding,
+            detail=f"{finding.detail} (on {sides}; it runs where they are multiples of "
+            f"{block}): if the kernel requires multiples of a block, declare it: --multiple-of "
+            f"{spelled} (multiple_of={python})",
+        )
+    return finding
 
 
 # --------------------------------------------------------------------------------------------

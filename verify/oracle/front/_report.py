@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import bounds
 from .._diagnoses import Diagnosis
-from .._settings import Settings
+from .._settings import Settings, multiples_text
 from ..judging import Case
 
 
@@ -269,11 +269,18 @@ class Report:
             extras.append(f"ties pinned to {settings.tie_convention}")
         if settings.bias:
             extras.append("with bias")
+        if settings.deterministic:
+            extras.append("deterministic")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {settings.max_examples} "
             f"examples per function, seed {settings.seed})"
         ]
+        if settings.multiples != (1, 1, 1):
+            lines.append(
+                f"  shapes: {multiples_text(settings.multiples)} (--multiple-of "
+                f"{settings.multiple_of}): no other shape is checked"
+            )
         if not self.isolated:
             lines.append("  in-process: the candidate can affect this verdict")
         if self.undefined:

@@ -180,7 +180,9 @@ class Run:
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
-        self.pool = shape_pool(self.settings.seed, tiles=self.settings.tile)
+        self.pool = shape_pool(
+            self.settings.seed, tiles=self.settings.tile, multiples=self.settings.multiples
+        )
         if self.settings.progress is not None:
             serialised = _serialised(self.settings.progress)
             self.settings = dataclasses.replace(self.settings, progress=serialised)

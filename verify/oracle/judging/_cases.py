@@ -11,6 +11,8 @@ Three ways of drawing, one per kind of check (``_checks``):
   gradients are exact in float32 and float64.
 
 After a passing search, ``edge_cases`` run fixed shapes (1-sized dims, 129 and 257 sides).
+A declared precondition on the sides (``--multiple-of``) rounds every shape up to it
+(``meeting``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -195,7 +197,66 @@ def tile_shapes(tiles: tuple[int, ...]) -> tuple[LayerShape, ...]:
     return tuple(found)
 
 
-def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ...] = ()) -> Pool:
+#: No precondition on the sides: every ``(N, I, O)`` is checked (``Settings.multiples``).
+ANY_SIDES = (1, 1, 1)
+
+#: Whole blocks of a declared precondition, per side: each is a shape of the pool in units of
+#: the declared multiples (``block_shapes``), as ``FIXED_SHAPES`` are in units of one.
+BLOCKS: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (2, 1, 1),
+    (1, 2, 1),
+    (1, 1, 2),
+    (2, 2, 2),
+    (1, 2, 3),
+    (3, 1, 2),
+)
+
+
+def meeting(shape: tuple[int, int, int], multiples: tuple[int, int, int]) -> LayerShape:
+    """``shape`` with each side rounded up to its multiple (``--multiple-of``): the nearest
+    shape the candidate's declared precondition allows."""
+    return LayerShape(*(-(-side // m) * m for side, m in zip(shape, multiples, strict=True)))
+
+
+def block_shapes(multiples: tuple[int, int, int]) -> tuple[LayerShape, ...]:
+    """``BLOCKS`` in units of ``multiples``: 1, 2 and 3 whole blocks in each side, three
+    distinct sides among them (a mean over N, O or N*O told apart); none without a
+    precondition."""
+    if multiples == ANY_SIDES:
+        return ()
+    return tuple(
+        LayerShape(*(count * m for count, m in zip(blocks, multiples, strict=True)))
+        for blocks in BLOCKS
+    )
+
+
+def largest_size(multiples: tuple[int, int, int]) -> int:
+    """The largest ``N * I * O`` a checked shape may have: ``MAX_SIZE``, or 8 whole blocks of a
+    declared precondition (two in each side) where that is more, so that every precondition is
+    checked at several multiples (``Settings.multiple_of`` bounds the blocks' size)."""
+    return max(MAX_SIZE, 8 * multiples[0] * multiples[1] * multiples[2])
+
+
+def meeting_all(
+    shapes: Iterable[tuple[int, int, int]], multiples: tuple[int, int, int]
+) -> list[LayerShape]:
+    """``shapes`` that meet ``multiples`` (each rounded up: ``meeting``), in their order,
+    without repeats and without those past ``largest_size``; unchanged without a
+    precondition."""
+    if multiples == ANY_SIDES:
+        return [LayerShape(*shape) for shape in shapes]
+    limit = largest_size(multiples)
+    met = (meeting(shape, multiples) for shape in shapes)
+    return [s for s in dict.fromkeys(met) if s[0] * s[1] * s[2] <= limit]
+
+
+def shape_pool(
+    seed: int | None,
+    drawn: int = DRAWN_SHAPES,
+    tiles: tuple[int, ...] = (),
+    multiples: tuple[int, int, int] = ANY_SIDES,
+) -> Pool:
     """The shapes one run draws its cases from, shared by every check.
 
     A jitted candidate compiles once per function and distinct shape, so the run's compiles are
@@ -205,7 +266,10 @@ def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ..
     three distinct dims, drawn from ``seed`` (None: fresh each run) half from
     ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
     Values are drawn afresh for every example, so each shape is tried on many value sets.
-    Declared block sizes add ``tile_shapes(tiles)``.
+    Declared block sizes add ``tile_shapes(tiles)``. A declared precondition on the sides
+    (``multiples``, ``--multiple-of``) rounds every side up to its multiple (``meeting_all``:
+    a declared tile's edges stay where they meet it) and adds 1, 2 and 3 whole blocks of
+    each side (``block_shapes``).
     """
     rng = np.random.default_rng(seed)
     fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES, *tile_shapes(tiles))}
@@ -214,7 +278,8 @@ def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ..
         shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)
         if len(set(shape)) == 3 and shape not in fixed:
             extra.add(shape)
-    return tuple(sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
+    pool = meeting_all((*block_shapes(multiples), *fixed, *extra), multiples)
+    return tuple(sorted(pool, key=lambda s: (s[0] * s[1] * s[2], s)))
 
 
 def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
@@ -223,12 +288,15 @@ def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
     return st.sampled_from(pool)
 
 
-def sub_shapes(shape: tuple[int, int, int]) -> st.SearchStrategy[LayerShape]:
-    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own, drawn
-    side by side: each side shrinks on its own toward 1, as in a free search (``_search``
-    narrows a failure found on a pool shape with these; at most 27 shapes, only on failure).
+def sub_shapes(
+    shape: tuple[int, int, int], multiples: tuple[int, int, int] = ANY_SIDES
+) -> st.SearchStrategy[LayerShape]:
+    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own (one or
+    two whole blocks of a declared multiple: ``--multiple-of``), drawn side by side: each side
+    shrinks on its own toward the smallest, as in a free search (``_search`` narrows a failure
+    found on a pool shape with these; at most 27 shapes, only on failure).
     """
-    sides = [sorted({1, min(2, side), side}) for side in shape]
+    sides = [sorted({m, min(2 * m, side), side}) for side, m in zip(shape, multiples, strict=True)]
     return st.tuples(*(st.sampled_from(s) for s in sides)).map(lambda s: LayerShape(*s))
 
 
@@ -328,10 +396,12 @@ def edge_cases(
     """One case per ``EDGE_SHAPES`` entry and per shape of the declared tiles
     (``tile_shapes``: a partial block of each is met whatever the search drew), integer data
     with ties (exact data in exact mode), each passed through ``transform`` (e.g.
-    ``without_crossing``) when given."""
+    ``without_crossing``) when given. Under a declared precondition on the sides, the shapes
+    that meet it (``meeting_all``)."""
     dtype = bounds.numpy_dtype(options.dtype)
     cases = []
-    for index, shape in enumerate((*EDGE_SHAPES, *tile_shapes(options.tile))):
+    shapes = meeting_all((*EDGE_SHAPES, *tile_shapes(options.tile)), options.multiples)
+    for index, shape in enumerate(shapes):
         rng = np.random.default_rng(index)
         n, i, o = shape
         inputs: LayerInputs | BiasLayerInputs

@@ -2,8 +2,9 @@
 ``(worst error / bound, None)`` or ``(ratio, Finding)`` on a defect.
 
 - ``judge_function``: one function of the contract against the loop reference, under the error
-  model (``_expect``). It is called twice: its inputs must come back unchanged and the two
-  results must agree bit for bit.
+  model (``_expect``). It is called twice: its inputs must come back unchanged, and the two
+  results may differ only as two results within the bound can (``_findings.repeated``; bit for
+  bit under ``deterministic``), each within it.
 - ``judge_identities``: two facts that need no reference (L is convex in w, linear while no
   output crosses its target, and g a subgradient of it), with g = dL_dw from the
   candidate's own step (``step``, or forward, loss, loss_grad, grad_w, update)::
@@ -36,7 +37,7 @@ from .._settings import Settings
 from ..candidate import Caller, Failed, Returned
 from ._cases import Case
 from ._expect import expect
-from ._findings import Finding, check_result, disagreeing, same_bits
+from ._findings import Finding, check_result, note_repeat, repeated
 
 #: ``(caller, case, options) -> (worst error / bound, Finding or None)``.
 Judge = Callable[[Caller, Case, Settings], tuple[float, Finding | None]]
@@ -95,14 +96,22 @@ def judge_function(caller: Caller, case: Case, options: Settings) -> tuple[float
         return math.inf, second
     expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
     results = signature_for(case.function, tuple(case.arrays)).results
-    if not all(map(same_bits, first.results, second.results)):
-        return math.inf, disagreeing(case, results, first.results, second.results)
+    apart, disagree = repeated(
+        case, results, first.results, second.results, expected, options.dtype,
+        bitwise=options.deterministic,
+    )  # fmt: skip
+    if disagree is not None:
+        return disagree.ratio, disagree
     worst = 0.0
-    for name, actual in zip(results, first.results, strict=True):
-        ratio, finding = check_result(name, actual, expected[name], case, options.dtype)
-        if finding is not None:
-            return ratio, finding
-        worst = max(worst, ratio)
+    # Two calls that differ (within the bound of two results) are each judged.
+    for returned in (first, second) if apart else (first,):
+        for name, actual in zip(results, returned.results, strict=True):
+            ratio, finding = check_result(name, actual, expected[name], case, options.dtype)
+            if finding is not None:
+                return ratio, finding
+            worst = max(worst, ratio)
+    if apart:
+        note_repeat(apart)
     return worst, None
 
 
