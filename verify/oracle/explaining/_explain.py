@@ -124,7 +124,7 @@ def _second_look(
     shows it; otherwise the finding as it was."""
     # Other values than the probes that then confirm it (another seed), so that a constant
     # fitted here is fitted again only where it is the bug's.
-    shape = probe_shape(case.shape)
+    shape = probe_shape(case.shape, multiples=options.multiples)
     bias = "b" in case.arrays or case.function == "grad_b"
     probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=bias, seed=SECOND_LOOK)
     _, found = check.run(caller, probe, options)
@@ -144,7 +144,7 @@ def _shown_on_a_probe(
     (as a confirming probe's are); otherwise the finding as it is."""
     if not smaller_than_a_probe(case):
         return finding
-    shape = probe_shape(case.shape)
+    shape = probe_shape(case.shape, multiples=options.multiples)
     bias = "b" in case.arrays or case.function == "grad_b"
     probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=bias)
     _, found = check.run(caller, probe, options)
@@ -203,7 +203,14 @@ def _rejudged(
     # option offered must hold where the error grows (a float16 accumulator with K past 128).
     bias = "b" in case.arrays or case.function == "grad_b"
     cases = [case] + [
-        probe_case(check, options.dtype, data, probe_shape(case.shape, data), case.lr, bias=bias)
+        probe_case(
+            check,
+            options.dtype,
+            data,
+            probe_shape(case.shape, data, options.multiples),
+            case.lr,
+            bias=bias,
+        )
         for data in ("normal", "blocks")
     ]
     accepted: list[tuple[str, str]] = []

@@ -22,6 +22,7 @@ not (bi)linear or element-wise there says so and names nothing.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -31,7 +32,7 @@ from .._contract import signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Returned
-from ..judging import Case, Finding, expect, mantissa_bits, numpy_matmul
+from ..judging import Case, Finding, expect, mantissa_bits, meeting, numpy_matmul
 from . import _branches, _terms, _updates, _weights
 from ._fitted import least_squares
 from ._readings import Difference
@@ -159,11 +160,9 @@ def read_term_map(caller: Caller, case: Case, finding: Finding, settings: Settin
     function = case.function
     contract = _terms.CONTRACTS[function]
     n, i, o = case.shape or (1, 1, 1)
-    sizes = {
-        "n": max(n, READ_SIDES[0]),
-        "i": max(i, READ_SIDES[1]),
-        "o": max(o, READ_SIDES[2]),
-    }
+    grown = meeting((max(n, READ_SIDES[0]), max(i, READ_SIDES[1]), max(o, READ_SIDES[2])),
+                    settings.multiples)  # fmt: skip
+    sizes = {"n": grown[0], "i": grown[1], "o": grown[2]}
     dtype = bounds.numpy_dtype(settings.dtype)
     bias = function == "forward" and "b" in case.arrays
     b = _small_integers(np.random.default_rng(130), (sizes["o"],)) if bias else None
@@ -296,9 +295,12 @@ def _table_reading(differences: Sequence[Difference], calls: int, where: str) ->
     return Reading(DIFFERS, kind, lines, calls, where, first.value)
 
 
-def _elementwise_sides(case: Case) -> tuple[int, int]:
+def _elementwise_sides(case: Case, settings: Settings) -> tuple[int, int]:
     n, _, o = case.shape or (1, 1, 1)
-    return max(n, ELEMENTWISE_SIDES[0]), max(o, ELEMENTWISE_SIDES[1])
+    met = meeting(
+        (max(n, ELEMENTWISE_SIDES[0]), 1, max(o, ELEMENTWISE_SIDES[1])), settings.multiples
+    )
+    return met[0], met[2]
 
 
 def _output_target_call(
@@ -317,7 +319,7 @@ def _output_target_call(
 
 def read_branch_table(caller: Caller, case: Case, finding: Finding, settings: Settings) -> Reading:
     """loss_grad's branch table on (N, O) of at least ``ELEMENTWISE_SIDES``."""
-    n, o = _elementwise_sides(case)
+    n, o = _elementwise_sides(case, settings)
     dtype = bounds.numpy_dtype(settings.dtype)
     table = _branches.loss_grad_table(
         _output_target_call(caller, "loss_grad", dtype, False), n, o, dtype, tie=settings.tie
@@ -327,7 +329,7 @@ def read_branch_table(caller: Caller, case: Case, finding: Finding, settings: Se
 
 def read_loss_weights(caller: Caller, case: Case, finding: Finding, settings: Settings) -> Reading:
     """The loss's weight table on (N, O) of at least ``ELEMENTWISE_SIDES``."""
-    n, o = _elementwise_sides(case)
+    n, o = _elementwise_sides(case, settings)
     dtype = bounds.numpy_dtype(settings.dtype)
     call = _output_target_call(caller, "loss", dtype, True)
     table = _weights.loss_weights(call, n, o, dtype)
@@ -403,9 +405,12 @@ def read_update(caller: Caller, case: Case, finding: Finding, settings: Settings
         return None
     name = "b" if "b" in case.arrays else "w"
     parameter = case.arrays[name]
-    sides = tuple(
+    grown = tuple(
         max(a, b) for a, b in zip(parameter.shape, UPDATE_SIDES[-parameter.ndim :], strict=True)
     )
+    # w is (I, O) and b (O,): their sides meet a declared precondition as I and O do.
+    met = meeting((1, *((1,) * (2 - len(grown))), *grown), settings.multiples)
+    sides = tuple(met[3 - len(grown) :])
     dtype = bounds.numpy_dtype(settings.dtype)
     rng = np.random.default_rng(20261)
     p = rng.standard_normal(sides).astype(dtype)
@@ -427,10 +432,19 @@ def _shape_words(name: str, sides: tuple[int, ...]) -> str:
 STEP_SIDES = (5, 3, 4)
 
 
-def _step_probe(case: Case, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """A step's arguments with normal values on at least ``STEP_SIDES``, targets 0.5 or 1.5
-    away from the outputs (no tie, no crossing of a kink by rounding)."""
-    n, i, o = (max(a, b) for a, b in zip(case.shape or (1, 1, 1), STEP_SIDES, strict=True))
+def _step_probe(
+    case: Case, dtype: np.dtype, multiples: tuple[int, int, int]
+) -> dict[str, np.ndarray]:
+    """A step's arguments with normal values on at least ``STEP_SIDES`` (meeting a declared
+    precondition), targets 0.5 or 1.5 away from the outputs (no tie, no crossing of a kink by
+    rounding)."""
+    sides = case.shape or (1, 1, 1)
+    grown = (
+        max(sides[0], STEP_SIDES[0]),
+        max(sides[1], STEP_SIDES[1]),
+        max(sides[2], STEP_SIDES[2]),
+    )
+    n, i, o = meeting(grown, multiples)
     rng = np.random.default_rng(20262)
     x = rng.standard_normal((n, i)).astype(dtype)
     w = rng.standard_normal((i, o)).astype(dtype)
@@ -454,7 +468,7 @@ def read_step_update(
     lr = case.lr
     if lr is None:
         return None
-    probe = _step_probe(case, bounds.numpy_dtype(settings.dtype))
+    probe = _step_probe(case, bounds.numpy_dtype(settings.dtype), settings.multiples)
     outcome = caller.call("step", list(probe.values()), lr)
     if not isinstance(outcome, Returned):
         return None
@@ -488,6 +502,9 @@ def _step_results(case: Case) -> tuple[str, ...]:
 #: The step's parts are read with x the identity (N = I), so that its own output is w (+ b)
 #: and its dL_dw is its own dL_do: (N, O) of ``ELEMENTWISE_SIDES``.
 _FAR = 8.0
+
+#: The most elements of the step's own output read one call each (``_own_output_offset``).
+MAX_OWN_OUTPUT_READ = 64
 
 
 def _step_through(
@@ -583,7 +600,12 @@ def read_step_parts(
     with x the identity its output is w (+ b) and its dL_dw its dL_do. First what it adds to its
     own output (``_own_output_offset``); where nothing, its loss's weights and its loss_grad's
     branch table, read as ``_weights`` and ``_branches`` read the pieces."""
-    n, o = ELEMENTWISE_SIDES
+    # x is the identity: N = I, a multiple of both sides' declared multiples.
+    square = math.lcm(settings.multiples[0], settings.multiples[1])
+    n = -(-ELEMENTWISE_SIDES[0] // square) * square
+    o = meeting((1, 1, ELEMENTWISE_SIDES[1]), settings.multiples)[2]
+    if n * o > MAX_OWN_OUTPUT_READ:
+        return None  # one call per element: past the budget under this precondition
     dtype = bounds.numpy_dtype(settings.dtype)
     u = bounds.UNIT_ROUNDOFF[settings.dtype]
     through = _step_through(caller, case, dtype, n, o)
