@@ -353,7 +353,7 @@ def loss_weights(call: Call, n: int, o: int, dtype: Any) -> LossTable:
 
 #: The most elements read one at a time (one call each) when the rows and columns do not give
 #: the weights: the probe budget of a loss whose sides the counterexample grew.
-MAX_ONE_AT_A_TIME = 64
+MAX_ONE_AT_A_TIME = 160
 
 
 def _resolves(k: int, u: float) -> bool:
