@@ -20,7 +20,7 @@ from verify.oracle.explaining._terms import (
     CONTRACTS,
     DEFAULT_MAX_CALLS,
     TermMap,
-    name_constant,
+    dims_name,
     planned_calls,
     term_map,
 )
@@ -665,11 +665,11 @@ def test_property_a_correct_candidate_is_the_contract_within_budget(name, shape,
 
 def test_name_constant():
     sizes = {"n": 130, "i": 64, "o": 9}
-    assert name_constant(-1 / (130 * 9), sizes, 1e-6) == "-1/(N*O)"
-    assert name_constant(1 / 130, sizes, 1e-6) == "1/N"
-    assert name_constant(130 * 64, sizes, 1e-6) == "N*I"
-    assert name_constant(2.0, sizes) == "2"
-    assert name_constant(0.5, sizes) == "0.5"
-    assert name_constant(0.5, {"n": 2, "o": 3}) == "0.5 (= 1/N)"
-    assert name_constant(1 / 3, {"n": 3, "o": 3}, 1e-6) == "1/N or 1/O (the dims are equal)"
-    assert name_constant(0.3, sizes) == "0.3"
+    assert dims_name(-1 / (130 * 9), sizes, 1e-6) == "-1/(N*O)"
+    assert dims_name(1 / 130, sizes, 1e-6) == "1/N"
+    assert dims_name(130 * 64, sizes, 1e-6) == "N*I"
+    assert dims_name(2.0, sizes) == "2"
+    assert dims_name(0.5, sizes) == "0.5"
+    assert dims_name(0.5, {"n": 2, "o": 3}) == "0.5 (= 1/N)"
+    assert dims_name(1 / 3, {"n": 3, "o": 3}, 1e-6) == "1/N or 1/O (the dims are equal)"
+    assert dims_name(0.3, sizes) == "0.3"

@@ -296,4 +296,3 @@ def test_a_matrix_norm_taken_for_the_l1_loss_is_named(dtype: str, order, words: 
     )
     assert [d.kind for d in table.differences] == ["wrong_loss"]
     assert words in table.lines()[0] and table.form == "norm"
-

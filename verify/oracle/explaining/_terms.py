@@ -291,7 +291,7 @@ def _rounds_to(decimal: float, value: float) -> bool:
     return any(float(np.asarray(decimal, dtype)) == value for dtype in formats)
 
 
-def name_constant(value: float, sizes: Mapping[str, int], rel_tol: float = 2.0**-20) -> str:
+def dims_name(value: float, sizes: Mapping[str, int], rel_tol: float = 2.0**-20) -> str:
     """``value`` named by the dims when it is +-(a product of them) or its inverse, within
     ``rel_tol``: ``-1/(N*O)``, ``1/N``, ``N*O``; a short binary value as a number (``2``,
     ``0.5``, ``-1``, with the dims' name beside it when one matches, ``0.5 (= 1/N)``); any other
@@ -1034,7 +1034,7 @@ class _Context:
         return _element(self.contract.result, self.roles.result)
 
     def name(self, value: float) -> str:
-        return name_constant(value, self.sizes, _resolution(self.dtype))
+        return dims_name(value, self.sizes, _resolution(self.dtype))
 
     def number(self, value: float, sign: str = "", within: float = 0.0) -> str:
         return _number(value, sign, within)
