@@ -5,45 +5,14 @@ docstring says."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.elementwise import DTYPES, O_, Fn, N, as_called, dtype_of, scalar
 from verify import bounds
-from verify.oracle.explaining import _branches, _readings
-
-DTYPES = ["float64", "float32", "bfloat16", "float16"]
-#: The probes' dims: N = 5, O = 4 (N*O = 20).
-N, O_ = 5, 4
-
-Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _dtype(name: str) -> np.dtype:
-    return bounds.numpy_dtype(name)
-
-
-def _caller(fn: Fn, dtype: str) -> _readings.Call:
-    """The oracle's side: cast to the dtype, call, hand back float64."""
-    dt = _dtype(dtype)
-
-    def call(output: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        o, t = output.astype(dt), target.astype(dt)
-        assert np.array_equal(o.astype(np.float64), output), "probe not exact in the dtype"
-        assert np.array_equal(t.astype(np.float64), target), "probe not exact in the dtype"
-        with np.errstate(all="ignore"):
-            result = fn(o, t)
-        return None if result is None else np.asarray(result).astype(np.float64)
-
-    return call
-
-
-def _one(x: np.ndarray, value: float) -> np.ndarray:
-    return np.asarray(value, x.dtype)
-
+from verify.oracle.explaining import _branches
 
 # --------------------------------------------------------------------------------------------
 # loss_grad
@@ -68,10 +37,10 @@ CONVENTIONS: dict[str, Fn] = {"seed": seed, "jax": jax_like, "torch": torch_like
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("convention", sorted(CONVENTIONS))
 def test_right_loss_grad_pinned_and_unpinned(dtype: str, convention: str) -> None:
-    call = _caller(CONVENTIONS[convention], dtype)
+    call = as_called(CONVENTIONS[convention], dtype)
     tie = bounds.TIE_CONVENTIONS[convention]
-    pinned = _branches.loss_grad_table(call, N, O_, _dtype(dtype), tie=tie)
-    free = _branches.loss_grad_table(call, N, O_, _dtype(dtype), tie=None)
+    pinned = _branches.loss_grad_table(call, N, O_, dtype_of(dtype), tie=tie)
+    free = _branches.loss_grad_table(call, N, O_, dtype_of(dtype), tie=None)
     assert pinned.differences == free.differences == ()
     assert pinned.lines() == []
     assert pinned.calls == free.calls == 21  # K = 19 scenarios + 2 element-wise checks
@@ -94,7 +63,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "mean over N*O",
-        lambda o, t: seed(o, t) / _one(o, o.size),
+        lambda o, t: seed(o, t) / scalar(o, o.size),
         -1.0,
         "mean",
         "loss_grad returns +1/20 where output > target and -1/20 where output < target: every "
@@ -102,7 +71,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "mean over N",
-        lambda o, t: torch_like(o, t) / _one(o, o.shape[0]),
+        lambda o, t: torch_like(o, t) / scalar(o, o.shape[0]),
         None,
         "mean",
         "loss_grad returns +1/5 where output > target and -1/5 where output < target: every "
@@ -111,7 +80,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     (
         # The from-scratch book's np.sign(y_true - y_pred) / outputs / samples: one explanation.
         "flipped mean (book)",
-        lambda o, t: np.sign(t - o) / _one(o, o.shape[1]) / _one(o, o.shape[0]),
+        lambda o, t: np.sign(t - o) / scalar(o, o.shape[1]) / scalar(o, o.shape[0]),
         None,
         "flipped_mean",
         "loss_grad returns -1/20 where output > target and +1/20 where output < target: the "
@@ -119,7 +88,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "flipped mean (book), torch ties pinned",
-        lambda o, t: np.sign(t - o) / _one(o, o.shape[1]) / _one(o, o.shape[0]),
+        lambda o, t: np.sign(t - o) / scalar(o, o.shape[1]) / scalar(o, o.shape[0]),
         0.0,
         "flipped_mean",
         "loss_grad returns -1/20 where output > target and +1/20 where output < target: the "
@@ -127,14 +96,14 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "squared error",
-        lambda o, t: _one(o, 2) * (o - t),
+        lambda o, t: scalar(o, 2) * (o - t),
         None,
         "wrong_loss",
         "loss_grad returns 2 (output - target): the squared error's gradient",
     ),
     (
         "squared error, mean",
-        lambda o, t: _one(o, 2) * (o - t) / _one(o, o.size),
+        lambda o, t: scalar(o, 2) * (o - t) / scalar(o, o.size),
         -1.0,
         "wrong_loss",
         "loss_grad returns 2 (output - target) / (N*O): the gradient of the squared error's mean "
@@ -142,14 +111,14 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "huber",
-        lambda o, t: np.clip(o - t, _one(o, -1), _one(o, 1)),
+        lambda o, t: np.clip(o - t, scalar(o, -1), scalar(o, 1)),
         -1.0,
         "wrong_loss",
         "loss_grad returns clip(output - target, -1, 1): the smooth L1 / Huber gradient (beta = 1)",
     ),
     (
         "epsilon added",
-        lambda o, t: np.sign(o - t + _one(o, 1e-3)),
+        lambda o, t: np.sign(o - t + scalar(o, 1e-3)),
         None,
         "epsilon",
         "loss_grad returns +1 where output < target by only {near} (and at ties), -1 where by "
@@ -158,7 +127,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ),
     (
         "epsilon added, seed pinned",
-        lambda o, t: np.sign(o - t + _one(o, 1e-3)),
+        lambda o, t: np.sign(o - t + scalar(o, 1e-3)),
         -1.0,
         "epsilon",
         "loss_grad returns +1 where output < target by only {near} (and at ties), -1 where by "
@@ -228,7 +197,7 @@ GRAD_BUGS: list[tuple[str, Fn, float | None, str, str]] = [
     ids=[bug[0] for bug in GRAD_BUGS],
 )
 def test_loss_grad_bug_named(dtype: str, fn: Fn, tie: float | None, kind: str, text: str) -> None:
-    table = _branches.loss_grad_table(_caller(fn, dtype), N, O_, _dtype(dtype), tie=tie)
+    table = _branches.loss_grad_table(as_called(fn, dtype), N, O_, dtype_of(dtype), tie=tie)
     assert [(d.kind, d.text) for d in table.differences] == [(kind, text.format(near=_near(dtype)))]
     assert table.calls == 21
 
@@ -237,7 +206,7 @@ def test_loss_grad_bug_named(dtype: str, fn: Fn, tie: float | None, kind: str, t
 def test_loss_grad_mean_with_a_tie_of_its_own(dtype: str) -> None:
     """torch's sign / (N*O) under the pinned seed convention: two separate facts."""
     table = _branches.loss_grad_table(
-        _caller(lambda o, t: torch_like(o, t) / _one(o, o.size), dtype), N, O_, _dtype(dtype),
+        as_called(lambda o, t: torch_like(o, t) / scalar(o, o.size), dtype), N, O_, dtype_of(dtype),
         tie=-1.0,
     )  # fmt: skip
     assert [d.kind for d in table.differences] == ["mean", "tie_convention"]
@@ -254,7 +223,9 @@ def test_loss_grad_not_elementwise_says_only_that(dtype: str) -> None:
         g = np.sign(o - t)
         return g / np.sum(np.abs(g))
 
-    table = _branches.loss_grad_table(_caller(normalized, dtype), N, O_, _dtype(dtype), tie=None)
+    table = _branches.loss_grad_table(
+        as_called(normalized, dtype), N, O_, dtype_of(dtype), tie=None
+    )
     assert not table.elementwise and table.rows == ()
     assert [d.kind for d in table.differences] == ["not_elementwise"]
     assert table.differences[0].text.startswith(
@@ -266,7 +237,7 @@ def test_loss_grad_normalized_by_a_constant_sum_is_a_mean() -> None:
     """What it cannot tell apart: seed / sum |seed| divides by N*O on every input (the seed
     convention has no zeros), so it *is* a mean over N*O, element-wise."""
     table = _branches.loss_grad_table(
-        _caller(lambda o, t: seed(o, t) / np.sum(np.abs(seed(o, t))), "float32"),
+        as_called(lambda o, t: seed(o, t) / np.sum(np.abs(seed(o, t))), "float32"),
         N, O_, np.dtype(np.float32), tie=-1.0,
     )  # fmt: skip
     assert [d.kind for d in table.differences] == ["mean"]
@@ -274,7 +245,7 @@ def test_loss_grad_normalized_by_a_constant_sum_is_a_mean() -> None:
 
 def test_loss_grad_table_lines_and_other_dims() -> None:
     table = _branches.loss_grad_table(
-        _caller(lambda o, t: np.concatenate([seed(o, t)[:, :1], 0 * o[:, 1:]], 1), "float32"),
+        as_called(lambda o, t: np.concatenate([seed(o, t)[:, :1], 0 * o[:, 1:]], 1), "float32"),
         N, O_, np.dtype(np.float32), tie=-1.0,
     )  # fmt: skip
     assert table.table_lines() == [
@@ -283,7 +254,7 @@ def test_loss_grad_table_lines_and_other_dims() -> None:
     ]
     # A dim of 1: N*O = O, said as such.
     book = _branches.loss_grad_table(
-        _caller(lambda o, t: np.sign(t - o) / _one(o, o.size), "float32"), 1, 3,
+        as_called(lambda o, t: np.sign(t - o) / scalar(o, o.size), "float32"), 1, 3,
         np.dtype(np.float32), tie=None,
     )  # fmt: skip
     assert book.lines() == [
@@ -302,7 +273,7 @@ def test_loss_grad_no_result() -> None:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_probe_scenarios_are_exact_and_cover_the_branches(dtype: str) -> None:
     scenarios = _branches.probe_scenarios(dtype)
-    dt = _dtype(dtype)
+    dt = dtype_of(dtype)
     tiny = bounds.smallest_normal(dtype)
     for s in scenarios:
         for value in (s.output, s.target, s.residual):
@@ -338,7 +309,7 @@ def test_property_right_loss_grad(
 ) -> None:
     tie = bounds.TIE_CONVENTIONS[convention] if pinned else None
     table = _branches.loss_grad_table(
-        _caller(CONVENTIONS[convention], dtype), n, o, _dtype(dtype), tie=tie
+        as_called(CONVENTIONS[convention], dtype), n, o, dtype_of(dtype), tie=tie
     )
     assert table.differences == ()
 

@@ -5,7 +5,6 @@ Hypothesis property)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import ml_dtypes
 import numpy as np
@@ -13,38 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from verify import bounds
-from verify.oracle.explaining import _readings, _updates
-
-DTYPES = ["float64", "float32", "bfloat16", "float16"]
-#: The probes' dims: N = 5, O = 4 (N*O = 20).
-N, O_ = 5, 4
-
-Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _dtype(name: str) -> np.dtype:
-    return bounds.numpy_dtype(name)
-
-
-def _caller(fn: Fn, dtype: str) -> _readings.Call:
-    """The oracle's side: cast to the dtype, call, hand back float64."""
-    dt = _dtype(dtype)
-
-    def call(output: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        o, t = output.astype(dt), target.astype(dt)
-        assert np.array_equal(o.astype(np.float64), output), "probe not exact in the dtype"
-        assert np.array_equal(t.astype(np.float64), target), "probe not exact in the dtype"
-        with np.errstate(all="ignore"):
-            result = fn(o, t)
-        return None if result is None else np.asarray(result).astype(np.float64)
-
-    return call
-
-
-def _one(x: np.ndarray, value: float) -> np.ndarray:
-    return np.asarray(value, x.dtype)
-
+from tests.elementwise import DTYPES, dtype_of
+from verify.oracle.explaining import _updates
 
 # --------------------------------------------------------------------------------------------
 # The updates
@@ -59,7 +28,7 @@ LRS = {"float64": LR, "float32": LR, "bfloat16": 0.5, "float16": 0.5}
 
 def _data(dtype: str, scale: float = 3.0, seed_: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed_)
-    dt = _dtype(dtype)
+    dt = dtype_of(dtype)
     return {
         "w": rng.normal(size=(6, 4)).astype(dt),
         "g": (rng.normal(size=(6, 4)) * scale).astype(dt),
@@ -80,7 +49,7 @@ def _tree(a: dict[str, np.ndarray], w_new: np.ndarray, b_new: np.ndarray | None 
 
 
 def _fit(tree: dict, dtype: str, lr: float | None = None) -> _updates.UpdateFit:
-    return _updates.parameter_updates(tree, LRS[dtype] if lr is None else lr, _dtype(dtype))
+    return _updates.parameter_updates(tree, LRS[dtype] if lr is None else lr, dtype_of(dtype))
 
 
 def _norm(*arrays: np.ndarray) -> float:
@@ -116,7 +85,7 @@ def test_bias_with_a_tenth_of_lr_names_b_only(dtype: str) -> None:
 )
 def test_weight_decay_on_w_only(dtype: str, lr: float, decay: float) -> None:
     a = _data(dtype)
-    t = _dtype(dtype).type
+    t = dtype_of(dtype).type
     w_new = (a["w"] - t(lr) * (a["g"] + t(decay) * a["w"])).astype(a["w"].dtype)
     fit = _fit(_tree(a, w_new, _sgd(a["b"], a["gb"], lr)), dtype, lr)
     assert [(d.kind, d.parameter, d.value) for d in fit.differences] == [
@@ -231,7 +200,7 @@ def test_per_parameter_clipping_with_an_unclipped_bias(dtype: str) -> None:
 def test_adam_first_step(dtype: str) -> None:
     lr = LRS[dtype]
     a = _data(dtype)
-    t = _dtype(dtype).type
+    t = dtype_of(dtype).type
 
     def adam(p: np.ndarray, g: np.ndarray) -> np.ndarray:
         m, v = g * t(0.1) / t(0.1), g * g * t(0.001) / t(0.001)  # bias-corrected first moments

@@ -3,47 +3,16 @@ read with its own weights and phi, a right loss shows none (a seeded Hypothesis 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.elementwise import DTYPES, O_, Fn, N, as_called, dtype_of, scalar
 from tests.test_branches import seed
 from verify import bounds
-from verify.oracle.explaining import _branches, _readings, _weights
-
-DTYPES = ["float64", "float32", "bfloat16", "float16"]
-#: The probes' dims: N = 5, O = 4 (N*O = 20).
-N, O_ = 5, 4
-
-Fn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-
-
-def _dtype(name: str) -> np.dtype:
-    return bounds.numpy_dtype(name)
-
-
-def _caller(fn: Fn, dtype: str) -> _readings.Call:
-    """The oracle's side: cast to the dtype, call, hand back float64."""
-    dt = _dtype(dtype)
-
-    def call(output: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-        o, t = output.astype(dt), target.astype(dt)
-        assert np.array_equal(o.astype(np.float64), output), "probe not exact in the dtype"
-        assert np.array_equal(t.astype(np.float64), target), "probe not exact in the dtype"
-        with np.errstate(all="ignore"):
-            result = fn(o, t)
-        return None if result is None else np.asarray(result).astype(np.float64)
-
-    return call
-
-
-def _one(x: np.ndarray, value: float) -> np.ndarray:
-    return np.asarray(value, x.dtype)
-
+from verify.oracle.explaining import _branches, _weights
 
 # --------------------------------------------------------------------------------------------
 # The loss
@@ -56,7 +25,7 @@ def _abs(o: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 def _huber(o: np.ndarray, t: np.ndarray) -> np.ndarray:
     r = np.abs(o - t)
-    return np.where(r < 1, _one(o, 0.5) * r * r, r - _one(o, 0.5)).astype(o.dtype)
+    return np.where(r < 1, scalar(o, 0.5) * r * r, r - scalar(o, 0.5)).astype(o.dtype)
 
 
 def _sum(x: np.ndarray) -> np.ndarray:
@@ -68,7 +37,7 @@ LOSS_BUGS: list[tuple[str, Fn, str | None, str, str]] = [
     ("sum", lambda o, t: _sum(_abs(o, t)), None, "", "abs"),
     (
         "mean over N",
-        lambda o, t: _sum(_abs(o, t)) / _one(o, o.shape[0]),
+        lambda o, t: _sum(_abs(o, t)) / scalar(o, o.shape[0]),
         "mean",
         "L is the mean over N (every weight 1/N = 1/5)",
         "abs",
@@ -141,7 +110,7 @@ LOSS_BUGS: list[tuple[str, Fn, str | None, str, str]] = [
     ("fn", "kind", "text", "form"), [b[1:] for b in LOSS_BUGS], ids=[b[0] for b in LOSS_BUGS]
 )
 def test_loss_weights_named(dtype: str, fn: Fn, kind: str | None, text: str, form: str) -> None:
-    table = _weights.loss_weights(_caller(fn, dtype), N, O_, _dtype(dtype))
+    table = _weights.loss_weights(as_called(fn, dtype), N, O_, dtype_of(dtype))
     expected = [] if kind is None else [(kind, text)]
     assert [(d.kind, d.text) for d in table.differences] == expected
     assert table.form == form and table.exact
@@ -151,7 +120,7 @@ def test_loss_weights_named(dtype: str, fn: Fn, kind: str | None, text: str, for
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_weights_not_rank_one_reads_every_element(dtype: str) -> None:
     table = _weights.loss_weights(
-        _caller(lambda o, t: _sum(_abs(o, t)) - _abs(o, t)[2, 1], dtype), N, O_, _dtype(dtype)
+        as_called(lambda o, t: _sum(_abs(o, t)) - _abs(o, t)[2, 1], dtype), N, O_, dtype_of(dtype)
     )
     assert table.lines() == ["L weights |output - target| by 1 except position (2, 1) (weight 0)"]
     assert table.calls == N + O_ + 5 + N * O_
@@ -164,8 +133,8 @@ def test_loss_weights_rank_one_estimate_on_an_element_that_does_not_count(dtype:
     points, has weight 0; phi is then read where the one-hot weights say an element counts."""
     board = (np.add.outer(np.arange(N), np.arange(O_)) % 2).astype(bool)
     table = _weights.loss_weights(
-        _caller(lambda o, t: _sum(np.where(board, _abs(o, t), 0).astype(o.dtype)), dtype),
-        N, O_, _dtype(dtype),
+        as_called(lambda o, t: _sum(np.where(board, _abs(o, t), 0).astype(o.dtype)), dtype),
+        N, O_, dtype_of(dtype),
     )  # fmt: skip
     assert table.form == "abs" and table.exact
     assert table.weights is not None and np.array_equal(table.weights, board.astype(float))
@@ -185,7 +154,7 @@ def test_loss_rows_too_long_to_resolve_one_element_are_read_element_by_element(
     read alone instead (1 + 1 + N*O + 2 calls)."""
     n, o = 3, 12 if dtype == "bfloat16" else 40
     table = _weights.loss_weights(
-        _caller(lambda a, b: _sum(_abs(a, b)) - _abs(a, b)[0, 0], dtype), n, o, _dtype(dtype)
+        as_called(lambda a, b: _sum(_abs(a, b)) - _abs(a, b)[0, 0], dtype), n, o, dtype_of(dtype)
     )
     assert table.lines() == ["L weights |output - target| by 1 except position (0, 0) (weight 0)"]
     assert table.calls == n * o + 4
@@ -193,7 +162,7 @@ def test_loss_rows_too_long_to_resolve_one_element_are_read_element_by_element(
 
 def test_loss_not_a_weighted_sum() -> None:
     table = _weights.loss_weights(
-        _caller(lambda o, t: np.abs(_sum(o - t)), "float32"), N, O_, np.dtype(np.float32)
+        as_called(lambda o, t: np.abs(_sum(o - t)), "float32"), N, O_, np.dtype(np.float32)
     )
     assert [d.kind for d in table.differences] == ["not_weighted_sum"]
     assert table.lines()[0].startswith("L is not a weighted sum of |output - target| (nor their")
@@ -210,8 +179,8 @@ def test_loss_bfloat16_accumulated_in_float32_and_wide_sums() -> None:
         return _abs(o, t).astype(np.float32).mean().astype(o.dtype)
 
     bf16 = np.dtype(ml_dtypes.bfloat16)
-    assert _weights.loss_weights(_caller(f32_sum, "bfloat16"), 6, 7, bf16).differences == ()
-    mean = _weights.loss_weights(_caller(f32_mean, "bfloat16"), 6, 7, bf16)
+    assert _weights.loss_weights(as_called(f32_sum, "bfloat16"), 6, 7, bf16).differences == ()
+    mean = _weights.loss_weights(as_called(f32_mean, "bfloat16"), 6, 7, bf16)
     assert mean.lines() == ["L is the mean over N*O (every weight 1/(N*O) = 1/42)"]
 
 
@@ -247,7 +216,7 @@ ACCUMULATE = {
 )
 def test_property_right_loss(n: int, o: int, dtype: str, order: str) -> None:
     table = _weights.loss_weights(
-        _caller(lambda o_, t_: ACCUMULATE[order](np.abs(o_ - t_)), dtype), n, o, _dtype(dtype)
+        as_called(lambda o_, t_: ACCUMULATE[order](np.abs(o_ - t_)), dtype), n, o, dtype_of(dtype)
     )
     assert table.differences == ()
     u = bounds.UNIT_ROUNDOFF[dtype]
@@ -262,19 +231,21 @@ def test_property_right_loss(n: int, o: int, dtype: str, order: str) -> None:
 def test_property_bugs_keep_their_kind(n: int, o: int, dtype: str) -> None:
     """Across dims: a flip stays a flip; a mean is one only where N*O > 1; the squared error
     is named whatever the dims; column 0 alone is a bug only where O > 1."""
-    dt = _dtype(dtype)
+    dt = dtype_of(dtype)
     flipped = _branches.loss_grad_table(
-        _caller(lambda a, b: -seed(a, b), dtype), n, o, dt, tie=-1.0
+        as_called(lambda a, b: -seed(a, b), dtype), n, o, dt, tie=-1.0
     )
     assert [d.kind for d in flipped.differences] == ["sign_flip"]
     mean = _branches.loss_grad_table(
-        _caller(lambda a, b: seed(a, b) / _one(a, a.size), dtype), n, o, dt, tie=-1.0
+        as_called(lambda a, b: seed(a, b) / scalar(a, a.size), dtype), n, o, dt, tie=-1.0
     )
     assert [d.kind for d in mean.differences] == (["mean"] if n * o > 1 else [])
-    squared = _weights.loss_weights(_caller(lambda a, b: _sum((a - b) * (a - b)), dtype), n, o, dt)
+    squared = _weights.loss_weights(
+        as_called(lambda a, b: _sum((a - b) * (a - b)), dtype), n, o, dt
+    )
     assert [d.kind for d in squared.differences] == ["wrong_loss"]
     assert squared.form == "squared"
-    column = _weights.loss_weights(_caller(lambda a, b: _sum(_abs(a, b)[:, 0]), dtype), n, o, dt)
+    column = _weights.loss_weights(as_called(lambda a, b: _sum(_abs(a, b)[:, 0]), dtype), n, o, dt)
     expected = ["L sums |output - target| over column 0 only"] if o > 1 else []
     assert column.lines() == expected
 
@@ -289,10 +260,10 @@ def test_a_matrix_norm_taken_for_the_l1_loss_is_named(dtype: str, order, words: 
     """np.linalg.norm of the 2-D residual is a matrix norm, not the sum of |r|: each of the
     three people reach for is read as itself, in every dtype."""
     table = _weights.loss_weights(
-        _caller(lambda o, t: np.asarray(np.linalg.norm(o - t, ord=order)), dtype),
+        as_called(lambda o, t: np.asarray(np.linalg.norm(o - t, ord=order)), dtype),
         N,
         O_,
-        _dtype(dtype),
+        dtype_of(dtype),
     )
     assert [d.kind for d in table.differences] == ["wrong_loss"]
     assert words in table.lines()[0] and table.form == "norm"
