@@ -22,7 +22,7 @@ from typing import Any
 
 from ... import default_cache_dir
 from ...messages import CrosscheckError
-from .._contract import BIAS_ONLY, FUNCTIONS
+from .._contract import FUNCTIONS, PARAMETER_OF
 from .._settings import PYTHON, OptionError, Settings
 from ..candidate import (
     Caller,
@@ -297,11 +297,11 @@ class Run:
     def undefined(self) -> tuple[str, ...]:
         """The contract's functions the candidate does not define, in the contract's order
         (grad_b only on a layer with a bias): the report's header lists them."""
-        provided, bias = self.caller.provided, self.settings.bias
+        provided, parameters = self.caller.provided, self.settings.parameters
         return tuple(
             function
             for function in FUNCTIONS
-            if function not in provided and (bias or function not in BIAS_ONLY)
+            if function not in provided and PARAMETER_OF.get(function, "w") in parameters
         )
 
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
