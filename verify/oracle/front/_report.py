@@ -262,6 +262,9 @@ class Report:
             extras.append(f"ties pinned to {settings.tie_convention}")
         if settings.bias:
             extras.append("with bias")
+        if settings.loss_reduction != "sum":
+            reduction = bounds.REDUCTIONS[settings.loss_reduction]
+            extras.append(f"reduction {reduction.name} ({reduction.words})")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {settings.max_examples} "
