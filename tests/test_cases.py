@@ -149,3 +149,48 @@ def test_a_precondition_leaves_no_edge_case_or_narrowing_outside_it() -> None:
     narrowed()
     assert {s[0] for s in seen} <= {128, 256, 384} and {s[1] for s in seen} <= {32, 64, 96}
     assert (128, 32, 1) in seen  # each side shrinks to one block
+
+
+@pytest.mark.parametrize("reduction", ["mean", "batchmean"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_targets_without_crossing_follow_the_declared_reduction(reduction: str, bias: bool) -> None:
+    """``without_crossing`` places each target twice the step's move away, the move of the
+    declared reduction's step (its gradient divided by D): no output crosses its target, the
+    loss (divided by D too) falls by exactly ``lr ||g||^2``, and by about the same share of
+    itself as the sum's does on the same case. Placed for the sum's move, a mean's loss would
+    fall by a share D times smaller, toward rounding."""
+    from verify.oracle.judging._cases import make_case, without_crossing
+    from verify.strategies import example_inputs
+
+    check = CHECKS["identities"]
+    parameters = Settings(bias=bias).parameters
+    for seed, shape in enumerate([(3, 2, 4), (7, 5, 3), (16, 8, 2)]):
+        inputs = example_inputs(shape, kind="normal", seed=seed, bias=bias)
+        n, i, o = shape
+        upstream, gradient = np.zeros((n, o), np.float32), np.zeros((i, o), np.float32)
+        case = make_case(check.signature_for(parameters), inputs, upstream, gradient)
+        shares = {}
+        for declared, divisor in (("sum", 1), (reduction, n * o if reduction == "mean" else n)):
+            clear = without_crossing(case, reduction=declared)
+            assert clear.kind.endswith("no crossing")
+            x = clear.arrays["x"].astype(np.float64)
+            params = {name: value.astype(np.float64) for name, value in clear.params.items()}
+            target = clear.arrays["target"].astype(np.float64)
+
+            def output(params: dict[str, np.ndarray]) -> np.ndarray:
+                return x @ params["w"] + params.get("b", 0.0)  # noqa: B023  # this loop's x
+
+            signs = np.sign(output(params) - target) / divisor
+            grads = {"w": x.T @ signs, "b": signs.sum(axis=0)}
+            lr = clear.learning_rate
+            stepped = {name: value - lr * grads[name] for name, value in params.items()}
+            before, after = output(params) - target, output(stepped) - target
+            assert np.all(np.sign(before) == np.sign(after)), (declared, shape)
+            loss0, loss1 = np.abs(before).sum() / divisor, np.abs(after).sum() / divisor
+            descent = lr * sum(float(np.sum(grads[name] ** 2)) for name in params)
+            assert loss0 - loss1 == pytest.approx(descent, rel=1e-6), (declared, shape)
+            shares[declared] = descent / loss0
+        # The same share, but for the slack that keeps each element off its kink (64 u of the
+        # outputs' magnitude, a larger part of a move divided by D): placed for the sum's
+        # move, the share would be D (>= 3 here) times smaller.
+        assert shares["sum"] >= shares[reduction] > shares["sum"] / 2, (shape, shares)

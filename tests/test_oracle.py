@@ -230,6 +230,84 @@ def test_the_identities_need_loss_gradient_and_update() -> None:
     assert [f.function for f in report.functions] == ["forward"]
 
 
+# --- declared reductions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize(
+    ("impl", "options"), zoo.DECLARED, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_a_declared_reduction_passes(impl: type, options: dict, dtype: str) -> None:
+    """mean (N*O) and batchmean (N), with and without a bias: every check passes under the
+    declaration, at float32, float64 and bfloat16 (whose division rounds at 2^-8: the bound's
+    rho_D covers it), and the report's header and its options say which."""
+    report = verify.check(impl, dtype=dtype, max_examples=12, repro_dir=None, **options)
+    report.raise_on_failure()
+    reduction = options["reduction"]
+    assert f"reduction {reduction} (" in report.summary().splitlines()[0]
+    assert report.to_dict()["options"]["reduction"] == reduction
+    assert "identities" in [f.function for f in report.functions]
+
+
+def test_without_the_declaration_a_mean_fails_and_the_header_is_as_before() -> None:
+    report = verify.check(
+        zoo.MeanLayer, functions=["loss", "loss_grad", "step"], max_examples=10, repro_dir=None
+    )
+    assert {f.function: f.diagnosis for f in report.functions} == dict.fromkeys(
+        ["loss", "loss_grad", "step"], "mean_instead_of_sum"
+    ), report.summary()
+    assert "reduction" not in report.summary().splitlines()[0]
+    assert "reduction" not in report.to_dict()["options"]
+
+
+@pytest.mark.parametrize(
+    ("impl", "wrong"), [(zoo.MeanLayer, "batchmean"), (zoo.BatchMeanLayer, "mean")]
+)
+def test_another_reduction_than_the_declared_one_fails(impl: type, wrong: str) -> None:
+    report = verify.check(
+        impl, reduction=wrong, functions=["loss", "loss_grad", "step"], max_examples=10
+    )
+    assert [f.status for f in report.functions] == ["fail"] * 3, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("reduction", "loss", "loss_grad"),
+    [(None, "fail", "fail"), ("mean", "pass", "fail"), ("batchmean", "fail", "pass")],
+)
+def test_a_loss_and_gradient_reduced_differently_fail_under_every_declaration(
+    reduction: str | None, loss: str, loss_grad: str
+) -> None:
+    """The loss a mean over N*O, loss_grad divided by N only: under mean its loss passes and its
+    gradient fails, under batchmean the other way round, under the sum both; the step built of
+    them fails under each, and so does some check of the whole layer."""
+    report = verify.check(
+        zoo.MeanLossBatchMeanGrad, reduction=reduction, max_examples=10, repro_dir=None
+    )
+    statuses = {f.function: f.status for f in report.functions}
+    assert (statuses["loss"], statuses["loss_grad"], statuses["step"]) == (
+        loss,
+        loss_grad,
+        "fail",
+    ), report.summary()
+    assert not report.passed
+
+
+def test_a_fused_mean_step_is_consistent_up_to_rounding_and_not_across_ties() -> None:
+    """Under the mean the gradients round (dL_do = ±1/(N*O)): a fused step dividing after its
+    matmuls agrees with its pieces within twice their rounding; one that takes another tie
+    convention than its loss_grad still does not (``FusedTieStep``'s finding, divided)."""
+    options = {"reduction": "mean", "functions": ["step", "consistency"], "max_examples": 15}
+    verify.check(zoo.MeanFusedStep, repro_dir=None, **options).raise_on_failure()
+    report = verify.check(zoo.MeanFusedTieStep, repro_dir=None, **options)
+    assert report["step"].status == "pass", report.summary()
+    assert report["consistency"].diagnosis == "inconsistent", report.summary()
+
+
+def test_exact_mode_takes_the_sum_only() -> None:
+    with pytest.raises(verify.OptionError, match="exact mode is bitwise: it takes the sum"):
+        verify.check(zoo.MeanLayer, exact=True, reduction="mean")
+
+
 # --- loading ----------------------------------------------------------------------------------
 
 

@@ -218,6 +218,7 @@ class _Recording:
         self.provided = frozenset(FUNCTIONS)
         self.load_notes: tuple[str, ...] = ()
         self.bias = False
+        self.reduction = None
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
         self.closed = False

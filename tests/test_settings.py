@@ -54,6 +54,7 @@ DEFAULTS = {
     "tile": (),
     "deterministic": False,
     "multiple_of": None,
+    "reduction": None,  # issue 28: None is the seed's sum, or a framework adapter's word
 }
 
 #: The command line's options before, by their spelling.
@@ -63,6 +64,7 @@ CLI_SPELLINGS = {
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
     "--tile",  # added since
     "--bias", "--deterministic", "--multiple-of",
+    "--reduction",
 }  # fmt: skip
 
 
@@ -124,7 +126,7 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
     judged = [f.name for f in _settings.declarations() if f.metadata["judged"]]
     assert judged == [
         "dtype", "exact", "tie_convention", "matmul_precision", "timeout", "accumulation",
-        "tile", "bias", "deterministic", "multiple_of",
+        "tile", "bias", "deterministic", "multiple_of", "reduction",
     ]  # fmt: skip
     settings = Settings(dtype="float64", max_examples=5, jobs=2)
     assert settings.described() == {
@@ -135,14 +137,28 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
         "timeout": 60.0,
         "accumulation": None,
     }
-    # A layer without a bias, or a kernel without a declared tile, is described as before
-    # either option existed; given, each is stored.
+    # A layer without a bias, a kernel without a declared tile, a loss without a declared
+    # reduction, is described as before each option existed; given, each is stored.
     assert Settings(bias=True).described()["bias"] is True
     assert Settings(tile=(512,)).described()["tile"] == (512,)
+    assert Settings(reduction="mean").described()["reduction"] == "mean"
+    declared = Settings(bias=False, tile=(64,), reduction="batchmean")
+    assert Settings(**declared.described()).described() == declared.described()
+
+
+def test_reduction_option_is_validated_and_read_as_the_sum_when_not_given() -> None:
+    with pytest.raises(OptionError, match=r"reduction must be one of \['sum', 'mean', 'batch"):
+        Settings(reduction="none")
     assert (
-        Settings(**Settings(bias=False, tile=(64,)).described()).described()
-        == Settings(bias=False, tile=(64,)).described()
+        Settings().loss_reduction == "sum" and Settings(reduction="mean").loss_reduction == "mean"
     )
+    assert cli._parser().parse_args(["SPEC", "--reduction", "batchmean"]).reduction == "batchmean"
+    with pytest.raises(OptionError, match="exact mode is bitwise: it takes the sum, not reduction"):
+        Settings(exact=True, reduction="batchmean")
+    assert Settings(exact=True, reduction="sum").exact
+
+
+def test_deterministic_and_multiple_of_are_described_when_given() -> None:
     assert Settings(deterministic=True, multiple_of="N=128").described()["multiple_of"] == "N=128"
 
 

@@ -398,6 +398,21 @@ class Settings:
         described_when_given=True,
         group=WHAT,
     )
+    reduction: str | None = option(
+        None,
+        "how the loss reduces its N*O terms, in PyTorch's words: sum (the seed's L = sum "
+        "|output - target|), mean (divided by N*O) or batchmean (the sum divided by N); "
+        "loss_grad and every gradient of the step are divided alike (None: a framework "
+        "module's loss where its adapter reads one, else sum)",
+        group=WHAT,
+        cli_help="how the loss reduces its N*O terms, in PyTorch's words: sum (the seed's L = "
+        "sum |output - target|), mean (divided by N*O) or batchmean (the sum divided by N); "
+        "loss_grad and every gradient of the step are divided alike (default: sum, or what a "
+        "framework module's loss declares)",
+        choices=tuple(bounds.REDUCTIONS),
+        judged=True,
+        described_when_given=True,
+    )
     max_examples: int = option(
         100,
         "Hypothesis examples per check (before shrinking)",
@@ -539,6 +554,10 @@ class Settings:
             raise OptionError("exact", f"mode needs dtype float32 or float64, got {self.dtype}")
         if self.exact and self.matmul_precision != "float32":
             raise OptionError("exact", "mode is bitwise: it takes no reduced matmul_precision")
+        if self.exact and self.loss_reduction != "sum":
+            raise OptionError(
+                "exact", f"mode is bitwise: it takes the sum, not reduction {self.reduction}"
+            )
         # The accumulation and the matmul precision against the dtype (bounds names the
         # accepted ones).
         for name, declared in (
@@ -572,6 +591,12 @@ class Settings:
         if self.tie_convention is None:
             return None
         return bounds.TIE_CONVENTIONS[self.tie_convention]
+
+    @property
+    def loss_reduction(self) -> str:
+        """The reduction the loss is judged under (``bounds.REDUCTIONS``): the declared one, or
+        the seed's sum where none is."""
+        return self.reduction or "sum"
 
     @property
     def parameters(self) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...bounds import REDUCTIONS
 from .._contract import signature_by_count
 from .._settings import DEFAULT_IMPORT_TIMEOUT
 from ._invoke import Failed, Outcome, Returned, invoke
@@ -43,6 +44,7 @@ from ._protocol import (
     ProtocolError,
     encode_call,
     greeting_bias,
+    greeting_reduction,
     parse_greeting,
     read_error,
     read_reply,
@@ -104,8 +106,9 @@ def _count(started: float) -> None:
 
 class Caller(Protocol):
     """Something that calls the candidate's functions: ``provided`` names them, ``bias`` says
-    whether the candidate's layer has a bias (its own word: the ``bias`` option may overrule
-    it); ``notes`` counts
+    whether the candidate's layer has a bias and ``reduction`` the reduction its loss declares,
+    or None (their own words: the ``bias`` and ``reduction`` options overrule them); ``notes``
+    counts
     the distinct warnings its results raised while converted; ``compiles`` counts the distinct
     calls (``compile_key``) made in each of its processes: a jitted candidate compiles once
     for each."""
@@ -115,6 +118,7 @@ class Caller(Protocol):
     #: what loading the candidate noted (a notebook's skipped magics, a module adapted).
     load_notes: tuple[str, ...]
     bias: bool
+    reduction: str | None
 
     @property
     def notes(self) -> collections.Counter[str]: ...
@@ -140,6 +144,7 @@ class InProcessCaller:
         self.provided = frozenset(candidate.functions)
         self.load_notes = candidate.notes
         self.bias = candidate.bias
+        self.reduction = candidate.reduction
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
@@ -303,6 +308,7 @@ class WorkerCaller:
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.load_notes: tuple[str, ...] = ()
         self.bias = False
+        self.reduction: str | None = None
         self.provided = frozenset(self._start())
 
     # -- the process -----------------------------------------------------------------------
@@ -342,6 +348,12 @@ class WorkerCaller:
                 raise StartError(message or "the worker reported an error")
             functions = parse_greeting(first)
             self.bias = greeting_bias(first)
+            self.reduction = greeting_reduction(first)
+            if self.reduction is not None and self.reduction not in REDUCTIONS:
+                raise ProtocolError(
+                    f"its greeting declares reduction {self.reduction!r}; known: "
+                    f"{', '.join(REDUCTIONS)}"
+                )
             return functions
         except _Ended as ended:
             why = (

@@ -43,6 +43,8 @@ class Candidate:
       notes: what loading it noted for the report (a notebook's skipped magics, a framework
         module adapted and what of it is not checked).
       bias: whether its layer has a bias b (``takes_bias``).
+      reduction: the reduction its loss declares where it is not the sum (a framework
+        adapter's, read from the module's loss: ``"mean"``, ``"batchmean"``), else None.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Candidate:
     asarray: Callable[[Any], Any] | None
     notes: tuple[str, ...] = ()
     bias: bool = False
+    reduction: str | None = None
 
 
 #: Required positional parameters of forward and step with a bias (without: one fewer).
@@ -370,6 +373,8 @@ def as_candidate(
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
+    reduction, noted = _adapter_says(impl)
+    notes = (*notes, *noted)
     adapted = None
     if _framework_loaded() and not _spells_out_the_contract(impl):
         from ...adapters import framework_layer
@@ -411,7 +416,18 @@ def as_candidate(
         asarray=asarray if callable(asarray) else None,
         notes=tuple(dict.fromkeys(notes)),
         bias=takes_bias(functions, _label(impl)),
+        reduction=reduction,
     )
+
+
+def _adapter_says(impl: Any) -> tuple[str | None, tuple[str, ...]]:
+    """What a framework adapter (``verify.adapters.Adapted``) read from its module: the
+    reduction of its loss where it is not the sum, and its notes; nothing for any other
+    implementation."""
+    adapters = sys.modules.get("verify.adapters")
+    if adapters is None or not isinstance(impl, adapters.Adapted):
+        return None, ()  # no adapter was ever imported: impl is none
+    return (None if impl.reduction == "sum" else impl.reduction), tuple(impl.notes)
 
 
 #: How alike a name must be to a contract function's for a slip of it: difflib's ratio of the

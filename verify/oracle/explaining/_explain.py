@@ -34,6 +34,7 @@ class Counted:
         self.made = 0
         self.name, self.provided = caller.name, caller.provided
         self.load_notes, self.bias = caller.load_notes, caller.bias
+        self.reduction = caller.reduction
 
     @property
     def notes(self) -> collections.Counter[str]:

@@ -155,6 +155,7 @@ class Context:
             arith or self.arith,
             tie=pinned,
             matmul=numpy_matmul,
+            reduction=self.options.loss_reduction,
         )[self.name]
 
     def moved(self, factor: float) -> Bound:
@@ -594,7 +595,10 @@ def _normalized_step(ctx: Context) -> Iterator[Alternative]:
         given = ctx.case.arrays[gradient_name].astype(np.float64)
         grad = Bound(given, np.zeros_like(given))
     else:
-        expected = expect(ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul)
+        expected = expect(
+            ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul,
+            reduction=ctx.options.loss_reduction,
+        )  # fmt: skip
         grad = expected[gradient_name]
     for fit in _fitted.normalized_fits(ctx.actual, ctx.origin, grad, lr, u=ctx.arith.u_out):
         if fit.value <= 0:
@@ -876,7 +880,7 @@ def _stale_weights(ctx: Context) -> Iterator[Alternative]:
     a = {name: array.astype(np.float64) for name, array in ctx.case.arrays.items()}
     step = bounds.step_bounds(
         a["x"], a["w"], a["target"], ctx.case.learning_rate, ctx.arith,
-        matmul=numpy_matmul, tie=ctx.options.tie,
+        matmul=numpy_matmul, tie=ctx.options.tie, reduction=ctx.options.loss_reduction,
     )  # fmt: skip
     w_new = step.w_new.center
     stale = bounds.grad_x_bound(step.dL_do, w_new, ctx.arith, matmul=numpy_matmul)

@@ -225,7 +225,10 @@ def _scale_on(
     contradicts is not stated alone."""
     if finding.actual is None or finding.result is None:
         return ()
-    right = expect(case, settings.arithmetic(), tie=settings.tie, matmul=numpy_matmul)
+    right = expect(
+        case, settings.arithmetic(), tie=settings.tie, matmul=numpy_matmul,
+        reduction=settings.loss_reduction,
+    )  # fmt: skip
     center = right[finding.result].center
     own = least_squares(finding.actual, center)
     if own is None or np.isclose(own, value, rtol=1e-3, atol=0.0):

@@ -271,6 +271,9 @@ class Report:
             extras.append("with bias")
         if settings.deterministic:
             extras.append("deterministic")
+        if settings.loss_reduction != "sum":
+            reduction = bounds.REDUCTIONS[settings.loss_reduction]
+            extras.append(f"reduction {reduction.name} ({reduction.words})")
         extra = f", {', '.join(extras)}" if extras else ""
         lines = [
             f"crosscheck: {self.implementation} ({mode}{extra}, up to {settings.max_examples} "

@@ -156,8 +156,8 @@ class Run:
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
     the candidate is loaded once. Every check of a Run draws from one pool of shapes
     (``judging.shape_pool``): a jitted candidate compiles each shape once for all of them.
-    ``settings`` are the run's, as ``open_run`` resolved them (the bias read from the
-    candidate, the jobs counted, the reproducers' folder absolute).
+    ``settings`` are the run's, as ``open_run`` resolved them (the bias and the loss's
+    reduction read from the candidate, the jobs counted, the reproducers' folder absolute).
     """
 
     caller: Caller
@@ -396,6 +396,8 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         # The candidate's own word where the user said nothing: a forward of three parameters
         # or a step of five.
         bias=caller.bias if settings.bias is None else settings.bias,
+        # The loss's reduction as a framework adapter read it, where the user declared none.
+        reduction=caller.reduction if settings.reduction is None else settings.reduction,
         jobs=jobs,
         repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
     )

@@ -375,7 +375,8 @@ def crossing_free_cases(
     """``layer_cases``, with cases where no output can cross its target first: there the
     no-crossing identity is an equality that any wrong gradient or update breaks."""
     cases = layer_cases(signature, options, shapes)
-    return st.one_of(cases.map(without_crossing), cases)
+    clear = functools.partial(without_crossing, reduction=options.loss_reduction)
+    return st.one_of(cases.map(clear), cases)
 
 
 def integer_cases(
@@ -391,13 +392,15 @@ def integer_cases(
 
 
 def edge_cases(
-    signature: Signature, options: Settings, transform: Callable[[Case], Case] | None = None
+    signature: Signature,
+    options: Settings,
+    transform: Callable[[Case, Settings], Case] | None = None,
 ) -> list[Case]:
     """One case per ``EDGE_SHAPES`` entry and per shape of the declared tiles
     (``tile_shapes``: a partial block of each is met whatever the search drew), integer data
     with ties (exact data in exact mode), each passed through ``transform`` (e.g.
-    ``without_crossing``) when given. Under a declared precondition on the sides, the shapes
-    that meet it (``meeting_all``)."""
+    ``crossing_free``) with the options when given. Under a declared precondition on the
+    sides, the shapes that meet it (``meeting_all``)."""
     dtype = bounds.numpy_dtype(options.dtype)
     cases = []
     shapes = meeting_all((*EDGE_SHAPES, *tile_shapes(options.tile)), options.multiples)
@@ -418,16 +421,22 @@ def edge_cases(
             upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
             gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
         case = make_case(signature, inputs, upstream, gradient)
-        cases.append(transform(case) if transform else case)
+        cases.append(transform(case, options) if transform else case)
     return cases
 
 
-def without_crossing(case: Case) -> Case:
+def crossing_free(case: Case, options: Settings) -> Case:
+    """``without_crossing`` under the options' reduction (an edge case's transform)."""
+    return without_crossing(case, reduction=options.loss_reduction)
+
+
+def without_crossing(case: Case, *, reduction: str = "sum") -> Case:
     """``case`` with each target placed so that no output crosses it during the step.
 
-    With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s`` and the step's move of
-    the outputs ``delta = lr * x @ x.T @ s`` (with a bias, ``+ lr * sum_d s[d, :]``: b moves
-    by ``lr * sum_d s``), the target goes to ``output + s * margin`` with
+    With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s / D`` (D the
+    ``reduction``'s divisor, ``bounds.reduction_divisor``) and the step's move of the outputs
+    ``delta = lr * x @ x.T @ s / D`` (with a bias, ``+ lr * sum_d s[d, :] / D``: b moves by
+    ``lr * sum_d s / D``), the target goes to ``output + s * margin`` with
     ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||g||^2`` (the sum over
     every parameter), about half of itself, far above rounding. ``slack``
     (``64 u (|x| @ |w| + |b| + |delta|)``) keeps every element clear of its kink after the
@@ -442,11 +451,12 @@ def without_crossing(case: Case) -> Case:
     with np.errstate(all="ignore"):
         output = layer_output(x64, params)
         side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
-        # Each parameter moves by lr times its gradient for the upstream -side, and every
-        # output with it by lr times that move's term: lr x @ x.T @ side (and through b,
-        # lr sum_d side[d, j]).
+        # Each parameter moves by lr times its gradient for the upstream -side / D, and every
+        # output with it by lr times that move's term: lr x @ x.T @ side / D (and through b,
+        # lr sum_d side[d, j] / D).
         lr = case.learning_rate
-        moves = {name: gradient(name, x64, side) for name in params}
+        divisor = bounds.reduction_divisor(reduction, *side.shape)
+        moves = {name: gradient(name, x64, side / divisor) for name in params}
         delta = functools.reduce(
             operator.add, (lr * term(name, x64, move) for name, move in moves.items())
         )

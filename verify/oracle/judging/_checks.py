@@ -20,11 +20,11 @@ from ..candidate import Caller
 from ._cases import (
     Case,
     Shapes,
+    crossing_free,
     crossing_free_cases,
     edge_cases,
     integer_cases,
     layer_cases,
-    without_crossing,
 )
 from ._findings import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
@@ -41,7 +41,8 @@ class Check:
       needs: alternatives, each a set of contract functions the candidate must provide.
       judge: how one case is judged (``_judge``).
       draw: the search's cases.
-      edge_transform: applied to each fixed edge case (``_cases.edge_cases``), if any.
+      edge_transform: applied to each fixed edge case with the options
+        (``_cases.edge_cases``), if any.
       dtypes: the dtypes the check means something for.
       ambiguity_probe: after a failure whose candidates the counterexample cannot tell apart,
         run probe cases chosen for them (``_probes.resolve``; a function of the contract).
@@ -54,7 +55,7 @@ class Check:
     needs: tuple[frozenset[str], ...]
     judge: Judge
     draw: Draw = layer_cases
-    edge_transform: Callable[[Case], Case] | None = None
+    edge_transform: Callable[[Case, Settings], Case] | None = None
     dtypes: frozenset[str] = frozenset({"float64", "float32", "bfloat16", "float16"})
     ambiguity_probe: bool = False
     from_pieces: bool = False
@@ -150,7 +151,7 @@ CHECKS: dict[str, Check] = {
             (frozenset({"step"}), _PIECES - {"grad_x"}),
             judge_identities,
             draw=crossing_free_cases,
-            edge_transform=without_crossing,
+            edge_transform=crossing_free,
             from_pieces=True,
         ),
         Check(

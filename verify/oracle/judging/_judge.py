@@ -14,7 +14,8 @@
 
   Over every parameter of the tree (``Case.params``): with a bias g = (dL_dw, dL_db),
   L(w - lr g_w, b - lr g_b) and ``||g||^2 = ||dL_dw||_F^2 + ||dL_db||^2`` (grad_b and update of
-  b among the pieces).
+  b among the pieces). Under a declared reduction L is ``sum |output - target| / D``
+  (``Settings.loss_reduction``) and g its gradient: both facts hold for it as they are.
 
 - ``judge_consistency``: the fused ``step`` against the same step composed of the candidate's
   own pieces.
@@ -94,7 +95,13 @@ def judge_function(caller: Caller, case: Case, options: Settings) -> tuple[float
     second = _call(caller, case)
     if isinstance(second, Finding):
         return math.inf, second
-    expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
+    expected = expect(
+        case,
+        options.arithmetic(),
+        tie=options.tie,
+        exact=options.exact,
+        reduction=options.loss_reduction,
+    )
     results = signature_for(case.function, tuple(case.arrays)).results
     apart, disagree = repeated(
         case, results, first.results, second.results, expected, options.dtype,
@@ -289,8 +296,8 @@ def judge_identities(caller: Caller, case: Case, options: Settings) -> tuple[flo
     With L0 = L(w), L1 = L(w_new), g = dL_dw (all the candidate's), the tolerance is the
     error bound of both losses plus how far a correctly rounded update may move the loss:
     ``sum |x| @ radius(w_new)`` (and ``N sum radius(b_new)``: b moves every row;
-    ``_params.output_mass``). Crossing is judged on the float64 outputs at w and w_new, away
-    from the kinks (where the forward bound leaves the sign open).
+    ``_params.output_mass``), divided by the reduction's D. Crossing is judged on the float64
+    outputs at w and w_new, away from the kinks (where the forward bound leaves the sign open).
 
     The identities rest on the loss and the update, not on g: a case where L0, L1 or
     ``w_new = w - lr g`` is itself outside its bound (in the declared arithmetic) is not
@@ -334,7 +341,9 @@ def judge_identities(caller: Caller, case: Case, options: Settings) -> tuple[flo
     updated = {
         name: bounds.update_bound(value, grads[name], lr, arith) for name, value in params64.items()
     }
-    bound0, bound1 = bounds.loss_bound(out0, t64, arith), bounds.loss_bound(out1, t64, arith)
+    reduction = options.loss_reduction
+    bound0 = bounds.loss_bound(out0, t64, arith, reduction=reduction)
+    bound1 = bounds.loss_bound(out1, t64, arith, reduction=reduction)
     # The first parameter's update (w's, as the seed's step has it), both losses, then the
     # other parameters' updates: the first premise that fails is the one named.
     premises = [
@@ -348,9 +357,11 @@ def judge_identities(caller: Caller, case: Case, options: Settings) -> tuple[flo
     for premise in premises:
         _premise(*premise)
     radius0, radius1 = float(bound0.radius), float(bound1.radius)
-    # ||g||^2 and the move of the loss under the updates' rounding: sums over every parameter.
+    # ||g||^2 and the move of the loss under the updates' rounding: sums over every parameter
+    # (the loss's move divided by the reduction's D, as the loss is).
     descent = sum(lr * float(np.sum(grad * grad)) for grad in grads.values())
     moved = sum(output_mass(x64, name, bound.radius) for name, bound in updated.items())
+    moved /= bounds.reduction_divisor(reduction, *t64.shape)
     names = [gradient_name(name) for name in params]
     g = f"g = {names[0]}" if len(names) == 1 else f"g = ({', '.join(names)})"
     tolerance = radius0 + radius1 + moved + 1e-12 * descent
@@ -398,7 +409,9 @@ def pieces_agree(caller: Caller, case: Case, options: Settings) -> bool:
     if isinstance(composed, Finding):
         return False
     arith = options.arithmetic()
-    expected = bounds.tree_step_bounds(x, params, target, lr, arith, tie=options.tie)
+    expected = bounds.tree_step_bounds(
+        x, params, target, lr, arith, tie=options.tie, reduction=options.loss_reduction
+    )
     radii = tuple(bound.radius for bound in expected.results())
     if len(fused) != len(radii):
         return False
@@ -425,7 +438,10 @@ def judge_consistency(
     they are computed, so dL_dx and dL_dw must agree bit for bit: a fused step whose tie
     convention, sum or upstream differs from its own pieces is caught even where both are
     admissible against the reference. L and w_new (non-integer targets, lr) must agree within
-    twice their error bound (each side is within one bound of the exact value).
+    twice their error bound (each side is within one bound of the exact value). Under a
+    declared reduction that divides (mean, batchmean) the gradients are divided by D and round:
+    they must agree within twice their rounding alone (``bounds.StepBounds.rounding``: a
+    different tie convention moves them by ``|w| / D`` or ``|x| / D``, far more).
     """
     x, target = case.arrays["x"], case.arrays["target"]
     params = case.params
@@ -436,9 +452,15 @@ def judge_consistency(
     composed = _pieces_step(caller, case, x, params, target, lr, with_grad_x=True)
     if isinstance(composed, Finding):
         return math.inf, composed
-    expected = bounds.tree_step_bounds(x, params, target, lr, options.arithmetic())
+    reduction = options.loss_reduction
+    expected = bounds.tree_step_bounds(
+        x, params, target, lr, options.arithmetic(), reduction=reduction
+    )
     radii = {"loss": 2 * expected.loss.radius}
     radii |= {updated_name(name): 2 * bound.radius for name, bound in expected.updates.items()}
+    if bounds.reduction_divisor(reduction, *target.shape) != 1:
+        # Divided by D, the gradients round: each side within its rounding of the exact value.
+        radii |= {name: 2 * radius for name, radius in expected.rounding.items()}
     worst = 0.0
     call = f"{case.describe()} vs its own pieces"
     pieces = " / ".join(["grad_x", *(f"grad_{name}" for name in params)])
