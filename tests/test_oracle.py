@@ -13,7 +13,7 @@ import pytest
 import reference
 import verify
 from tests import zoo
-from verify import ContractError
+from verify import ContractError, bounds
 from verify.oracle._settings import Settings
 from verify.oracle.candidate._calls import InProcessCaller
 from verify.oracle.candidate._loading import as_candidate, load, spec_of
@@ -256,6 +256,9 @@ def test_without_the_declaration_a_mean_fails_and_the_header_is_as_before() -> N
     assert {f.function: f.diagnosis for f in report.functions} == dict.fromkeys(
         ["loss", "loss_grad", "step"], "mean_instead_of_sum"
     ), report.summary()
+    # Each finding offers the declaration, re-judged: the loss with loss_grad, and the step.
+    for function in report.functions:
+        assert "--reduction mean (reduction='mean') accepts it (re-judged" in function.detail
     assert "reduction" not in report.summary().splitlines()[0]
     assert "reduction" not in report.to_dict()["options"]
 
@@ -290,6 +293,35 @@ def test_a_loss_and_gradient_reduced_differently_fail_under_every_declaration(
         "fail",
     ), report.summary()
     assert not report.passed
+    # Every failing piece names both reductions and offers neither.
+    for function in ("loss", "loss_grad", "step"):
+        if statuses[function] == "fail":
+            detail = report[function].detail
+            assert report[function].diagnosis == "mean_instead_of_sum", report.summary()
+            assert "loss is a mean over N*O" in detail, detail
+            assert "loss_grad is a sum divided by N" in detail, detail
+            assert "no one reduction accepts both" in detail, detail
+            assert "accepts it" not in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("impl", "declared", "offered"),
+    [(zoo.Correct, "mean", "sum"), (zoo.BatchMeanLayer, None, "batchmean")],
+)
+def test_a_reduction_finding_offers_the_reduction_that_accepts_it(
+    impl: type, declared: str | None, offered: str
+) -> None:
+    """A sum judged under a declared mean is N*O times too large: the sum is offered; a sum
+    divided by N under the default, batchmean (and not the mean, which the probe refuses)."""
+    report = verify.check(
+        impl, reduction=declared, functions=["loss", "loss_grad"], max_examples=10,
+        repro_dir=None,
+    )  # fmt: skip
+    for function in report.functions:
+        assert function.diagnosis == "mean_instead_of_sum", report.summary()
+        assert f"--reduction {offered} (reduction={offered!r}) accepts it" in function.detail
+        others = set(bounds.REDUCTIONS) - {offered}
+        assert not any(f"--reduction {r} (" in function.detail for r in others), function.detail
 
 
 def test_a_fused_mean_step_is_consistent_up_to_rounding_and_not_across_ties() -> None:

@@ -32,7 +32,8 @@ class Diagnosis(enum.StrEnum):
     SIGN_FLIP = "sign_flip", "the sign is flipped"
     MEAN_INSTEAD_OF_SUM = (
         "mean_instead_of_sum",
-        "the result is divided by N, O or N*O: a mean where the L1 loss sums",
+        "the loss or its gradient is reduced by another divisor than the declared reduction's "
+        "(by default: divided by N, O or N*O, a mean where the L1 loss sums)",
     )
     WRONG_LOSS = (
         "wrong_loss",

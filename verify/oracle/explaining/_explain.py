@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from ... import bounds
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Outcome
-from ..judging import Case, Check, Finding
+from ..judging import CHECKS, Case, Check, Finding
 from ._diagnosis import diagnose, named
 from ._patterns import BY_KIND, EVIDENCE_OF, NONFINITE, VALUES, spelled, structure_of
 from ._probes import (
@@ -64,8 +65,11 @@ def explain(
        there leaves only rounding and value-dependent causes (the structural candidates are
        withdrawn); a reading that cannot be made says why, and the patterns go on.
     3. Candidates not told apart are confirmed or withdrawn on probes (``resolve``).
-    4. A fused step's failure is traced to its own pieces (``follows_from_pieces``).
-    5. A rounding cause offers an option only once the check, judged again under it, passes.
+    4. A loss-scale cause (a mean, a scale) offers the ``--reduction`` that declares it only
+       once the check and the loss's other piece, judged again under it, pass; where the loss
+       and loss_grad are accepted by different reductions, it says so (``_reduction_declared``).
+    5. A fused step's failure is traced to its own pieces (``follows_from_pieces``).
+    6. A rounding cause offers an option only once the check, judged again under it, passes.
 
     Calls the candidate only after a failure; the finding says how many calls it cost.
     """
@@ -81,6 +85,7 @@ def explain(
         case, finding = resolve(check, counted, case, finding, options)
         if finding.kind in (Diagnosis.MISMATCH, Diagnosis.NAN) and check.ambiguity_probe:
             case, finding = _second_look(check, counted, case, finding, options)
+    finding = _reduction_declared(check, counted, case, finding, options)
     if check.from_pieces:
 
         def explained(piece: Check, caller: Caller, call: Case, found: Finding) -> Finding:
@@ -189,6 +194,116 @@ def _read_as(finding: Finding, reading: Reading) -> Finding:
             value=None,
         )
     return dataclasses.replace(finding, candidates=kept, detail=f"{finding.detail}; {note}")
+
+
+#: The checks whose contract the reduction changes (the gradients take dL_do as given), and the
+#: loss's two pieces, which must be reduced alike.
+_REDUCED = ("loss", "loss_grad", "step")
+_LOSS_PIECES = ("loss", "loss_grad")
+
+
+def _reduction_declared(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
+) -> Finding:
+    """A mean or a scale of the loss or its gradient, re-judged under each other reduction
+    (``bounds.REDUCTIONS``) on the case and a probe of normal data: the one that accepts the
+    check and the loss's other piece (where the candidate has it) is offered, and the cause is
+    a reduction other than the declared one (``mean_instead_of_sum``); where loss and loss_grad
+    are accepted by different reductions, the finding names both. A check no reduction accepts
+    is left as it is."""
+    if check.name not in _REDUCED or finding.kind not in (
+        Diagnosis.MEAN_INSTEAD_OF_SUM,
+        Diagnosis.SCALED,
+    ):
+        return finding
+    shape = probe_shape(case.shape, multiples=options.multiples)
+    bias = "b" in case.arrays
+
+    def accepting(name: str, first: Case | None, *, declared: bool = False) -> list[str]:
+        """The reductions under which ``name`` passes on ``first`` and a probe (the declared
+        one tried too where ``declared``)."""
+        piece = CHECKS[name]
+        probe = probe_case(piece, options.dtype, "normal", shape, case.lr, bias=bias)
+        cases = [probe] if first is None else [first, probe]
+        found = []
+        for reduction in bounds.REDUCTIONS:
+            if reduction == options.loss_reduction and not declared:
+                continue
+            try:
+                again = dataclasses.replace(options, reduction=reduction)
+            except ValueError:
+                continue  # not a declaration this run takes (exact mode sums)
+            if all(piece.run(caller, each, again)[1] is None for each in cases):
+                found.append(reduction)
+        return found
+
+    own = accepting(check.name, case)
+    if not own:
+        return finding
+    # The loss's other piece on the same (output, target), or on a probe alone.
+    others = {
+        name: accepting(
+            name,
+            Case(name, dict(case.arrays), None, case.kind, case.shape)
+            if check.name in _LOSS_PIECES
+            else None,
+            declared=True,
+        )
+        for name in _LOSS_PIECES
+        if name != check.name and name in caller.provided
+    }  # fmt: skip
+    agreed = [r for r in own if all(r in found for found in others.values())]
+    tried = " and ".join([check.name, *others])
+    if agreed:
+        offer = "; ".join(f"{_option(r, options)} accepts it" for r in agreed)
+        note = (
+            f"{offer} (re-judged: {tried} on this case and a probe)"
+            if check.name in _LOSS_PIECES
+            else f"{offer} (re-judged on this case and a probe, with {' and '.join(others)})"
+            if others
+            else f"{offer} (re-judged on this case and a probe)"
+        )
+    else:
+        words = [f"{check.name} is {_reduced_words(own, options)}"]
+        words += [
+            f"{name} is {_reduced_words(found, options)}"
+            if found
+            else f"{name} fails under " + " and ".join(_option(r, options) for r in own)
+            for name, found in others.items()
+        ]
+        note = "; ".join(words) + ": no one reduction accepts both (re-judged on probes)"
+    return dataclasses.replace(
+        finding,
+        kind=Diagnosis.MEAN_INSTEAD_OF_SUM,
+        detail=f"{finding.detail}{_declared_words(options)}; {note}",
+        candidates=(),
+        unclear="",
+    )
+
+
+def _declared_words(options: Settings) -> str:
+    """`` (the declared reduction mean divides by N*O)``, where one is declared."""
+    if options.reduction is None:
+        return ""
+    declared = bounds.REDUCTIONS[options.reduction]
+    return f" (the declared reduction {declared.name} is {declared.words})"
+
+
+def _reduced_words(reductions: Sequence[str], options: Settings) -> str:
+    """``a mean over N*O, as --reduction mean declares``: what the reductions that accept a
+    piece make of its loss."""
+    return " or ".join(
+        f"{bounds.REDUCTIONS[r].words}, as "
+        + ("declared" if r == options.reduction else f"{_option(r, options)} declares")
+        for r in reductions
+    )
+
+
+def _option(reduction: str, options: Settings) -> str:
+    """``--reduction mean (reduction='mean')``, or ``the declared reduction`` for this run's."""
+    if reduction == options.reduction:
+        return "the declared reduction"
+    return spelled(("reduction", reduction))
 
 
 def _rejudged(
