@@ -92,8 +92,8 @@ def test_weight_decay_on_w_only(dtype: str, lr: float, decay: float) -> None:
         ("weight_decay", "w", decay)
     ]
     assert fit.lines() == [
-        f"w - w_new = lr * (dL_dw + {decay} * w): weight decay (lambda = {decay}) on w; b's "
-        "update is right"
+        f"w - w_new = lr * (dL_dw + {decay} * w): weight decay (lambda = {decay}) on w "
+        "(SGD(weight_decay=...), optax.add_decayed_weights)?; b's update is right"
     ]
 
 
@@ -103,6 +103,42 @@ def test_weight_decay_below_rounding_is_not_seen() -> None:
     t = ml_dtypes.bfloat16
     w_new = (a["w"] - t(LR) * (a["g"] + t(0.01) * a["w"])).astype(a["w"].dtype)
     assert _fit(_tree(a, w_new, _sgd(a["b"], a["gb"], LR)), "bfloat16", LR).differences == ()
+
+
+def _decayed(a: dict[str, np.ndarray], lr: float, decay: float) -> np.ndarray:
+    t = a["w"].dtype.type
+    return (a["w"] - t(lr) * (a["g"] + t(decay) * a["w"])).astype(a["w"].dtype)
+
+
+def test_a_decay_too_small_at_this_lr_is_named_at_another() -> None:
+    """float32, lr = 0.01: lambda = 1e-4 moves w by 1e-6 of itself, a few of its roundings, and
+    its interval holds 8e-5 to 1.2e-4; the same step at lr = 0.5 narrows it to 1e-4 alone."""
+    a = _data("float32")
+    once = _fit(_tree(a, _decayed(a, 0.01, 1e-4)), "float32", 0.01)
+    [wide] = once.differences
+    assert (wide.kind, wide.value, wide.exact) == ("weight_decay", None, False)
+    assert not _updates.named(once)
+    again = _tree(a, _decayed(a, 0.5, 1e-4))
+    twice = _updates.parameter_updates(
+        _tree(a, _decayed(a, 0.01, 1e-4)), 0.01, np.float32, again=(again, 0.5)
+    )
+    [named] = twice.differences
+    assert (named.kind, named.value, named.exact) == ("weight_decay", 1e-4, True)
+    assert _updates.named(twice)
+    assert "weight decay (lambda = 0.0001) on w" in named.text
+
+
+def test_a_constant_that_changes_with_lr_keeps_the_first_reading() -> None:
+    """A scale the second lr contradicts (0.1 at lr = 0.01, 2 at lr = 0.5: no one constant)
+    narrows nothing: the first step's too-wide interval is said as it was."""
+    a = _data("bfloat16")
+    first = _tree(a, _sgd(a["w"], a["g"], 0.001))
+    once = _fit(first, "bfloat16", 0.01)
+    again = _tree(a, _sgd(a["w"], a["g"], 1.0))
+    twice = _updates.parameter_updates(first, 0.01, ml_dtypes.bfloat16, again=(again, 0.5))
+    assert twice.parameters[0].scale == once.parameters[0].scale
+    assert twice.lines() == once.lines()
+    assert "too wide to name c" in twice.lines()[0]
 
 
 def _clipped(a: dict[str, np.ndarray], max_norm: float, lr: float, eps: float = 0.0) -> tuple:

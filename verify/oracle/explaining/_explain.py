@@ -78,7 +78,8 @@ def explain(
     finding = named(finding, case, options)
     reading = _structure(check, counted, case, finding, judged, options)
     if reading is not None and reading.status == DIFFERS:
-        finding = _shown_on_a_probe(check, counted, case, _with_reading(finding, reading), options)
+        read = _with_reading(finding, reading, case)
+        finding = _shown_on_a_probe(check, counted, case, read, options)
     else:
         if reading is not None:
             finding = _read_as(finding, reading)
@@ -162,13 +163,20 @@ def _shown_on_a_probe(
     )
 
 
-def _with_reading(finding: Finding, reading: Reading) -> Finding:
-    """``finding`` named by a structural difference: exact, so it stands alone."""
+def _with_reading(finding: Finding, reading: Reading, case: Case) -> Finding:
+    """``finding`` named by a structural difference: exact, so it stands alone. A NaN of the
+    counterexample that the reading's finite probes do not show is said beside it (a kernel
+    that leaves its output unwritten where no whole block is read): the reading explains the
+    probes, not that."""
     assert reading.kind is not None  # a difference names one
+    detail = reading.detail
+    if finding.nonfinite and reading.kind is not Diagnosis.NAN and case.shape is not None:
+        n, i, o = case.shape
+        detail += f"; on the counterexample (N={n}, I={i}, O={o}) the result has NaN or infinity"
     return dataclasses.replace(
         finding,
         kind=reading.kind,
-        detail=reading.detail,
+        detail=detail,
         value=reading.value,
         candidates=(),
         unclear="",

@@ -56,7 +56,7 @@ from .._contract import AXES
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..judging import Case, expect, numpy_matmul
-from . import _fitted
+from . import _fitted, _hints
 from ._structure import (
     Reader,
     read_branch_table,
@@ -440,8 +440,8 @@ def _bias(ctx: Context) -> Iterator[Alternative]:
         return  # the layer has a bias: its output carries one (twice: ``_bias_twice``)
     for fit in _fitted.column_offset_fits(ctx.actual, ctx.right, u=ctx.arith.u_out):
         yield Alternative(
-            f"output - x @ w is the same down each column (up to {fit.value:.3g}): a bias "
-            "term (nn.Linear(bias=True), eqx.nn.Linear(use_bias=True))?",
+            f"output - x @ w is the same down each column (up to {fit.value:.3g}): "
+            + _hints.BIAS_TERM,
             fit.bound,
             "one row: any per-column offset fits" if fit.ambiguous else "",
         )
@@ -530,7 +530,7 @@ def _weight_decay(ctx: Context) -> Iterator[Alternative]:
             continue  # a decay grows the weights' pull to zero, and is not below rounding
         yield Alternative(
             f"w_new = w - lr * (dL_dw + lambda * w) with lambda = {fit.value:.3g}: weight "
-            f"decay of about {fit.value:.2g} (SGD(weight_decay=...), optax.add_decayed_weights)?",
+            f"decay of about {fit.value:.2g} ({_hints.WEIGHT_DECAY})?",
             fit.bound,
             "one element: any decay fits" if fit.ambiguous else "",
             fit.value,
@@ -540,11 +540,8 @@ def _weight_decay(ctx: Context) -> Iterator[Alternative]:
 def _step_hint(scale: float, lr: float) -> str:
     if math.isclose(scale, lr, rel_tol=1e-6):
         return ": lr applied twice?"
-    if 1.0 < scale <= 2.0:
-        return (
-            f": a first Nesterov step with momentum {scale - 1:.3g} moves (1 + momentum) * lr "
-            "* dL_dw (SGD(momentum=..., nesterov=True), optax.sgd(..., nesterov=True))?"
-        )
+    if hint := _hints.step_hint(scale):
+        return f": {hint}"
     if 0.0 < scale < 1.0:
         return ": a clipped gradient norm or a rescaled lr?"
     return ""

@@ -31,9 +31,9 @@ from ... import bounds
 from .._contract import signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
-from ..candidate import Caller, Returned
+from ..candidate import Caller, Outcome, Returned
 from ..judging import Case, Finding, expect, mantissa_bits, meeting, numpy_matmul
-from . import _branches, _terms, _updates, _weights
+from . import _branches, _hints, _terms, _updates, _weights
 from ._fitted import least_squares
 from ._readings import Difference
 
@@ -188,6 +188,10 @@ def read_term_map(caller: Caller, case: Case, finding: Finding, settings: Settin
         kind = Diagnosis.UPSTREAM_IGNORED  # every term missing, a constant instead: no dL_do
     else:
         kind = _term_kind(first, function, sizes, bias)
+    if kind is Diagnosis.BIAS:
+        lines = tuple(
+            f"{line}: {_hints.BIAS_TERM}" if line == first.text else line for line in lines
+        )
     if first.kind == "scaled" and first.fraction == 1.0 and first.value is not None:
         read = (sizes["n"], sizes["i"], sizes["o"])
         lines = (*lines, *_scale_on(case, finding, settings, first.value, read))
@@ -422,8 +426,33 @@ def read_update(caller: Caller, case: Case, finding: Finding, settings: Settings
     if new is None or new.shape != p.shape:
         return None
     fit = _updates.parameter_updates({name: (p, g, new)}, case.lr, dtype)
-    reading = _update_reading(fit, 1, case.lr, settings.dtype)
-    return dataclasses.replace(reading, where=_shape_words(name, sides))
+    where, calls = _shape_words(name, sides), 1
+    if _read_again(fit, case.lr):
+        again = _first_result(caller, "update", [p, g], AGAIN_LR)
+        calls += 1
+        if again is not None and again.shape == p.shape:
+            params = {name: (p, g, again)}
+            fit = _updates.parameter_updates(
+                {name: (p, g, new)}, case.lr, dtype, again=(params, AGAIN_LR)
+            )
+            where += _again_words(case.lr)
+    reading = _update_reading(fit, calls, case.lr, settings.dtype)
+    return dataclasses.replace(reading, where=where)
+
+
+#: The lr a step is read at again where the counterexample's leaves its constant unnamed: a
+#: weight decay's ``lr lambda w`` is then against w's rounding as large as it gets in a step.
+AGAIN_LR = 0.5
+
+
+def _read_again(fit: _updates.UpdateFit, lr: float) -> bool:
+    """Whether a step is worth reading again at ``AGAIN_LR``: a difference left unnamed (its
+    constant too wide to name against the rounding of ``p``), at a smaller lr."""
+    return bool(fit.differences) and not _updates.named(fit) and abs(lr) < AGAIN_LR
+
+
+def _again_words(lr: float) -> str:
+    return f", at lr = {lr!r} and again at lr = {AGAIN_LR!r}"
 
 
 def _shape_words(name: str, sides: tuple[int, ...]) -> str:
@@ -472,7 +501,29 @@ def read_step_update(
     if lr is None:
         return None
     probe = _step_probe(case, bounds.numpy_dtype(settings.dtype), settings.multiples)
-    outcome = caller.call("step", list(probe.values()), lr)
+    params = _step_params(case, probe, caller.call("step", list(probe.values()), lr))
+    if params is None:
+        return None
+    fit = _updates.parameter_updates(params, lr, bounds.numpy_dtype(settings.dtype))
+    n, i, o = probe["x"].shape + probe["w"].shape[1:]
+    where, calls = f"N={n}, I={i}, O={o}", 1
+    if _read_again(fit, lr):
+        calls += 1
+        again = _step_params(case, probe, caller.call("step", list(probe.values()), AGAIN_LR))
+        if again:
+            fit = _updates.parameter_updates(
+                params, lr, bounds.numpy_dtype(settings.dtype), again=(again, AGAIN_LR)
+            )
+            where += _again_words(lr)
+    reading = _update_reading(fit, calls, lr, settings.dtype)
+    return dataclasses.replace(reading, where=where)
+
+
+def _step_params(
+    case: Case, probe: dict[str, np.ndarray], outcome: Outcome
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
+    """Each parameter's ``(p, dL_dp, p_new)`` from one step on ``probe``; None where the call
+    gave no arrays, or one of the wrong shape (its own check says so)."""
     if not isinstance(outcome, Returned):
         return None
     results = [result for result in outcome.results if not isinstance(result, str)]
@@ -484,14 +535,9 @@ def read_step_update(
         if name in probe and f"dL_d{name}" in by_name and f"{name}_new" in by_name:
             gradient, new = by_name[f"dL_d{name}"], by_name[f"{name}_new"]
             if gradient.shape != probe[name].shape or new.shape != probe[name].shape:
-                return None  # a wrong shape on the probe: its own check says so
+                return None
             params[name] = (probe[name], gradient, new)
-    if not params:
-        return None
-    fit = _updates.parameter_updates(params, lr, bounds.numpy_dtype(settings.dtype))
-    n, i, o = probe["x"].shape + probe["w"].shape[1:]
-    reading = _update_reading(fit, 1, lr, settings.dtype)
-    return dataclasses.replace(reading, where=f"N={n}, I={i}, O={o}")
+    return params or None
 
 
 def _step_results(case: Case) -> tuple[str, ...]:

@@ -55,6 +55,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ... import bounds
+from . import _hints
 from ._readings import (
     FLOAT64_SLACK,
     Difference,
@@ -334,6 +335,8 @@ def _scale_reading(fit: ParameterFit, c: float, lr: float) -> _Reading:
         text = f"{p}_new = {p} + lr * {g}: the step ascends (the sign is flipped)"
         return _Reading(Difference("sign_flip", text, -1.0, p), f"{p}'s step ascending")
     hint = f" (a parameter group giving {p} lr * {c!r}?)" if 0 < c < 1 else ""
+    if suggested := _hints.step_hint(c):
+        hint = f": {suggested}"
     return _Reading(
         Difference("scaled_step", f"{p} - {p}_new = {c!r} * lr * {g}{hint}", c, p),
         f"{p}'s step scaled by {c!r}",
@@ -353,7 +356,7 @@ def _parameter_readings(fit: ParameterFit, lr: float) -> list[_Reading]:
     if decay is not None and decay > 0:
         text = (
             f"{p} - {p}_new = lr * ({g} + {decay!r} * {p}): weight decay (lambda = {decay!r}) "
-            f"on {p}"
+            f"on {p} ({_hints.WEIGHT_DECAY})?"
         )
         words = f"weight decay {decay!r} on {p}"
         readings.append(_Reading(Difference("weight_decay", text, decay, p), words))
@@ -406,12 +409,20 @@ def _parameter_difference(fit: ParameterFit, lr: float) -> Difference:
     )
 
 
+Params = Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
 def parameter_updates(
-    params: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], lr: float, dtype: Any
+    params: Params, lr: float, dtype: Any, again: tuple[Params, float] | None = None
 ) -> UpdateFit:
     """Fits each parameter's update ``(p, dL_dp, p_new)`` of one SGD step with ``lr`` in
     ``dtype``, then all of them together (clipping by the global or per-parameter norm, one
-    scale, one sign step). Bounds: the module docstring."""
+    scale, one sign step). Bounds: the module docstring.
+
+    ``again``: the same step at another lr (``(params, lr)``), where this one leaves a constant
+    unnamed. Each model's interval is narrowed to where both steps fit it with one constant
+    (``_narrowed``); a model whose intervals do not meet depends on lr, and keeps this step's
+    own."""
     name = bounds.dtype_name(dtype)
     u, tiny = bounds.UNIT_ROUNDOFF[name], bounds.smallest_normal(name)
     for pname, (_, _, new) in params.items():
@@ -421,7 +432,38 @@ def parameter_updates(
     fits = tuple(_fit_parameter(p, arrays, lr, u, tiny) for p, arrays in params.items())
     if all(f.right for f in fits):
         return UpdateFit(0, (), fits)
+    if again is not None:
+        other, other_lr = again
+        fits = tuple(
+            _narrowed(f, _fit_parameter(f.name, other[f.name], other_lr, u, tiny))
+            if f.name in other and np.all(np.isfinite(np.asarray(other[f.name][2], np.float64)))
+            else f
+            for f in fits
+        )
     return UpdateFit(0, tuple(_together(fits, params, lr, name)), fits)
+
+
+def named(fit: UpdateFit) -> bool:
+    """Whether every difference ``fit`` reads names its constant exactly (none left "too
+    wide", none said as a middle of an interval)."""
+    return all(d.exact and d.value is not None for d in fit.differences)
+
+
+def _narrowed(fit: ParameterFit, other: ParameterFit) -> ParameterFit:
+    """``fit`` with each model's interval intersected with ``other``'s (the same parameter's
+    update at another lr) where they meet: one constant fits both steps."""
+
+    def both(mine: Interval | None, theirs: Interval | None) -> Interval | None:
+        met = _intersect((mine, theirs))
+        return met if met is not None else mine
+
+    return dataclasses.replace(
+        fit,
+        scale=both(fit.scale, other.scale),
+        decay=both(fit.decay, other.decay),
+        sign=both(fit.sign, other.sign),
+        sign_exact=fit.sign_exact and other.sign_exact,
+    )
 
 
 def _zero_words(fits: Sequence[ParameterFit], whose: str) -> str:
