@@ -241,6 +241,12 @@ SAMPLES: tuple[Sample, ...] = (
         normalise=(PYTEST_DURATION,),
     ),
     Sample(
+        "pytest-header",
+        ('pytest --crosscheck my_layer.py | grep "^crosscheck: "',),
+        (0,),
+        files=lambda: {"my_layer.py": code_block("docs/checking.md", "# my_layer.py")},
+    ),
+    Sample(
         "notebook-homework",
         ("python -m verify check examples/homework.ipynb",),
         (0,),
