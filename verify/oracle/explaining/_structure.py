@@ -427,7 +427,7 @@ def read_update(caller: Caller, case: Case, finding: Finding, settings: Settings
         return None
     fit = _updates.parameter_updates({name: (p, g, new)}, case.lr, dtype)
     where, calls = _shape_words(name, sides), 1
-    if _read_again(fit, case.lr):
+    if _read_again(fit, case.lr, settings.dtype):
         again = _first_result(caller, "update", [p, g], AGAIN_LR)
         calls += 1
         if again is not None and again.shape == p.shape:
@@ -445,10 +445,14 @@ def read_update(caller: Caller, case: Case, finding: Finding, settings: Settings
 AGAIN_LR = 0.5
 
 
-def _read_again(fit: _updates.UpdateFit, lr: float) -> bool:
+def _read_again(fit: _updates.UpdateFit, lr: float, dtype: str) -> bool:
     """Whether a step is worth reading again at ``AGAIN_LR``: a difference left unnamed (its
-    constant too wide to name against the rounding of ``p``), at a smaller lr."""
-    return bool(fit.differences) and not _updates.named(fit) and abs(lr) < AGAIN_LR
+    constant too wide to name against the rounding of ``p``, and no rounded lr), at a smaller
+    lr."""
+    if not fit.differences or _updates.named(fit) or abs(lr) >= AGAIN_LR:
+        return False
+    value = fit.differences[0].value
+    return value is None or _lr_rounded(lr, value, dtype) is None
 
 
 def _again_words(lr: float) -> str:
@@ -507,7 +511,7 @@ def read_step_update(
     fit = _updates.parameter_updates(params, lr, bounds.numpy_dtype(settings.dtype))
     n, i, o = probe["x"].shape + probe["w"].shape[1:]
     where, calls = f"N={n}, I={i}, O={o}", 1
-    if _read_again(fit, lr):
+    if _read_again(fit, lr, settings.dtype):
         calls += 1
         again = _step_params(case, probe, caller.call("step", list(probe.values()), AGAIN_LR))
         if again:
