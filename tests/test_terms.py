@@ -437,6 +437,19 @@ def test_grad_w_with_the_rows_of_x_shifted_by_one(dtype):
     ]
 
 
+def test_rows_rolled_round_say_the_wrapped_row_by_its_own_relation():
+    """dL_dw = np.roll(x, 1, axis=0).T @ dL_do: row n + 1 of dL_do with x's row n, and the last
+    row of x with dL_do's first. The wrapped row's relation is its own (n - 129), not one that
+    other rows' terms happen to share (a constant 0 written 18 - i fits one probed term)."""
+    found = probe(
+        lambda x, d: matmul(np.roll(x, 1, axis=0).T, d), "grad_w", sizes_of(130, 131, 133, "")
+    )
+    assert described(found) == [
+        "x[n, i] is paired with dL_do[n + 1, o] for n < 129",
+        "x[n, i] is paired with dL_do[n - 129, o] for n >= 129",
+    ]
+
+
 def test_forward_with_the_rows_of_x_shifted():
     def fn(x, w):
         return np.concatenate([x[1:] @ w, np.zeros((1, w.shape[1]), x.dtype)])

@@ -1123,6 +1123,31 @@ def _signatures(terms: _Terms, members: np.ndarray, contract_labels: list[int]) 
     return np.concatenate([columns, deltas]).T
 
 
+def _relations(
+    terms: _Terms, members: np.ndarray, contract_labels: list[int], rounds: int
+) -> np.ndarray:
+    """``_signatures`` of ``members``, a group at a time: the largest group's relations are
+    chosen among all members, the next among the members it leaves, and so on (``rounds``
+    groups, the rest as the last round gives them). A relation is chosen by how often its
+    delta occurs; counted among every member, a small group's (a wrapped row: x[129, i] with
+    dL_do[0, o]) is one that other groups' terms happen to share (``18 - i``), not its own
+    (``n - 129``)."""
+    indices = np.flatnonzero(members)
+    signature = np.empty((len(indices), 2 * len(contract_labels)), np.int64)
+    left = np.ones(len(indices), bool)
+    for _ in range(rounds):
+        mask = np.zeros_like(members)
+        mask[indices[left]] = True
+        found = _signatures(terms, mask, contract_labels)
+        signature[left] = found
+        ids = _group_ids(found)
+        placed = np.flatnonzero(left)[ids == np.bincount(ids).argmax()]
+        left[placed] = False
+        if not left.any():
+            break
+    return signature
+
+
 def _group_ids(table: np.ndarray) -> np.ndarray:
     """Equal rows of an int table (M, C) share an id (0..groups-1): the columns as digits of
     one int64 key (compressed when it would overflow), then one sort."""
@@ -1155,7 +1180,7 @@ def _misplaced(ctx: _Context, terms: _Terms, same: np.ndarray, limit: int = 4) -
         return []
     positions = roles.left + roles.right
     contract_labels = [roles.labels.index(label) for label in positions]
-    signature = _signatures(terms, misplaced, contract_labels)
+    signature = _relations(terms, misplaced, contract_labels, limit)
     _, weight_group = np.unique(terms.weight[misplaced], return_inverse=True)
     group_of = _group_ids(np.concatenate([signature, weight_group.reshape(-1, 1)], axis=1))
     counts = np.bincount(group_of)
