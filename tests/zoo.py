@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import ml_dtypes
@@ -859,11 +860,16 @@ EXAMPLES: dict[str, str] = {
 
 
 def run_mutant(
-    mutant: Mutant, seed: int, *, every: bool = False, dtype: str | None = None
+    mutant: Mutant,
+    seed: int,
+    *,
+    every: bool = False,
+    dtype: str | None = None,
+    repro_dir: Path | None = None,
 ) -> verify.Report:
-    """The oracle's report on one mutant: the functions it breaks, or ``every`` function. The
-    class is passed, not an instance, so that the oracle loads it in a worker process of its
-    own."""
+    """The oracle's report on one mutant: the functions it breaks, or ``every`` function (and
+    its reproducers in ``repro_dir``, if given). The class is passed, not an instance, so that
+    the oracle loads it in a worker process of its own."""
     options = dict(mutant.options)
     if dtype is not None:
         options["dtype"] = dtype
@@ -872,7 +878,7 @@ def run_mutant(
         functions=None if every else list(mutant.expected),
         max_examples=mutant.max_examples,
         seed=seed,
-        repro_dir=None,
+        repro_dir=repro_dir,
         **options,
     )
 
