@@ -90,8 +90,8 @@ IN_A_CHILD = "tests/test_sharded.py::test_multidevice_suite_in_subprocess"
 @nox.session(python=PYTHONS_HERE)
 def tests(session: nox.Session) -> None:
     """Every CPU test, Hypothesis 'ci' profile (derandomized), on every core: the sharded step
-    on 8 forced CPU devices and the multi-process tests first, each in a pytest of its own,
-    then the rest (pytest's summary last). Extra args go to one pytest of the whole suite,
+    on 8 forced CPU devices and the multi-process tests first, in a pytest of their own, then
+    the rest (pytest's summary last). Extra args go to one pytest of the whole suite,
     as it runs without those environments (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
     pools = {name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS}
@@ -99,10 +99,11 @@ def tests(session: nox.Session) -> None:
     if session.posargs:
         session.run(*pytest_args(session, *every_core), env=pools)
         return
-    sharded = ("tests/test_sharded.py", "--deselect", IN_A_CHILD)
-    session.run("pytest", *every_core, *sharded, env={**pools, **MULTIDEVICE_ENV})
-    # One process: each test starts up to 8 processes of its own, under a time limit.
-    session.run("pytest", "--hypothesis-profile=ci", "tests/test_multihost.py", env=MULTIHOST_ENV)
+    # One pytest for both: a multi-process test mostly waits on the processes it starts (each
+    # run under a time limit; the hung-process test waits ~30 s), and the other worker runs the
+    # sharded step meanwhile. The launcher gives each process its own device count.
+    many = ("tests/test_sharded.py", "tests/test_multihost.py", "--deselect", IN_A_CHILD)
+    session.run("pytest", *every_core, *many, env={**pools, **MULTIDEVICE_ENV, **MULTIHOST_ENV})
     elsewhere = ("--ignore=tests/test_sharded.py", "--ignore=tests/test_multihost.py")
     # The frameworks' tests and the interpreted kernels run in nox -s frameworks, which
     # installs their extras: deselected here rather than skipped for a missing import.
