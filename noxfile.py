@@ -50,10 +50,11 @@ def install(session: nox.Session, *args: str) -> None:
     # The venv is the session's own, so its processes write bytecode even where the outer
     # environment says not to (PYTHONDONTWRITEBYTECODE=1, common in container images). The
     # suite starts many Python processes (xdist workers, CLI runs and their workers,
-    # child pytests); without bytecode each one compiles every module of the project again,
-    # and pytest rewrites the assertions of every module of Hypothesis, a pytest plugin: a
-    # child pytest took 3.0 s to start instead of 1.7 s, and `nox -s tests` 190 s instead of
-    # 152 s on 2 cores. (Under --no-venv the image's setting stands.)
+    # child pytests); without bytecode each one compiles the project's modules again. Measured
+    # on a fresh checkout (2 cores, shared), CPU of `python -m pytest --crosscheck
+    # examples/numpy_layer.py --crosscheck-max-examples 2`, a child pytest of the plugin's
+    # tests: 2.97 and 2.97 s without bytecode, 2.74 and 2.66 s with it (once written).
+    # (Under --no-venv the image's setting stands.)
     session.env["PYTHONDONTWRITEBYTECODE"] = None
     session.install(*args)
 
@@ -64,8 +65,10 @@ def pytest_args(session: nox.Session, *default: str) -> list[str]:
 
 #: BLAS and OpenMP pools of one thread (unless set already) where the suite runs a process per
 #: core: a pool per process only oversubscribes the cores, and OpenBLAS's threads spin after
-#: each call. Measured side by side on 2 cores: `nox -s tests` 110-116 s against 114-124 s, and
-#: 6% less CPU.
+#: each call. At the suite's sizes the difference is within the noise: CPU of `pytest -n 2
+#: tests/test_bounds.py tests/test_oracle.py -k "numpy or correct_implementations or
+#: loop_reference"`, one thread then default, twice (2 cores, shared): 30.7 / 32.3 s, 34.9 /
+#: 33.4 s.
 ONE_THREAD_POOLS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -185,11 +188,28 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def docs(session: nox.Session) -> None:
-    """The documentation site (mkdocs.yml) built strictly into site/: a warning, a broken
-    internal link or anchor fails it. Extra args go to ``mkdocs build``."""
+    """The docs' sample outputs run again and written in; the site built strictly into site/.
+
+    Every sample output of README.md and docs/ is run again, then the documentation site
+    (mkdocs.yml) is built strictly: a warning, a broken internal link or anchor fails it. Extra
+    args go to ``mkdocs build``.
+
+    The samples (``scripts/docs_outputs.py``: the README's check, the notebooks, pytest, the
+    precision audit, the Pallas and Triton kernels interpreted) took about 2 minutes together
+    on a shared 2-core machine (each run's seconds: docs/generated/outputs.json). Under CI
+    (``CI`` set) they are compared instead of written: a page that differs from what the tool
+    prints today fails the session with a diff."""
     # python=None: the interpreter nox runs on, so the build is never skipped for a missing
-    # Python. The project is installed: docs/hooks.py reads Diagnosis and the lazy faces.
-    install(session, "-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    # Python. The project is installed: docs/hooks.py reads the lazy faces; the samples run
+    # pytest's plugin and the Pallas and Triton kernels (the triton extra: CPU torch).
+    install(
+        session,
+        "-e",
+        ".[test,pallas,triton]",
+        *nox.project.dependency_groups(PYPROJECT, "docs"),
+    )
+    compare = ["--check"] if os.environ.get("CI") else []
+    session.run("python", "-m", "scripts.docs_outputs", *compare)
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs,
         env={"NO_MKDOCS_2_WARNING": "1"},  # Material's notice about its successor, not ours

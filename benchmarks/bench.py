@@ -40,6 +40,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import statistics
@@ -757,10 +758,12 @@ SECTION_TITLES = {
     "(ratio = examples/s over the loop reference's, warm)",
     "oracle": "4. The oracle on examples/numpy_layer.py (ratio = oracle time / candidate step)",
     "gpu": "5. GPU: verify.step vs jnp.dot (ratio = step TFLOP/s / dot TFLOP/s)",
-    "isolation": "6. The candidate in a worker process: a whole `python -m verify check` "
-    "(ratio = median over rounds of worker time / in-process time)",
+    "isolation": "6. The candidate in a worker process: a whole `python -m verify check -j 1` "
+    "(one check at a time, as in-process runs them; ratio = median over rounds of worker time / "
+    "in-process time)",
     "verdict": "7. Time to a verdict per family: a whole `python -m verify check` at default "
-    "settings (ratio = median over rounds of its time / the numpy candidate's in the same round)",
+    "settings (`-j`: a worker per core; ratio = median over rounds of its time / the numpy "
+    "candidate's in the same round)",
     "bias": "8. The step with a bias, float32, N = I = O (ratio = median over rounds of this time "
     "/ three matmuls and a column sum's: 1.05 is 5% slower than the work it must do)",
 }
@@ -787,18 +790,64 @@ def markdown(rows: Sequence[Row]) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+#: The region of the Performance page the bench writes (``--docs PAGE``): everything between
+#: the two markers is the bench's, and the page's prose holds no figure.
+DOCS_REGION = re.compile(
+    r"(?P<open><!-- generated: bench -->\n)(?P<body>.*?)(?P<close><!-- /generated -->)", re.S
+)
+
+
 def docs_markdown(rows: Sequence[Row], env: dict[str, Any], argv: Sequence[str]) -> str:
-    """The tables for the documentation's Performance page (``--docs``): where and how they
-    were measured, then ``markdown(rows)``, and the plot when this run drew one."""
-    load = ", ".join(f"{value:.2f}" for value in env["load_average"])
+    """The tables for the documentation's Performance page (``--docs``): where, when and how
+    they were measured (the machine's load at the start and the end of the run), then
+    ``markdown(rows)``."""
     command = " ".join(["python -m benchmarks.bench", *argv])
+    loads = [env.get("load_average_start"), env["load_average"]]
+    start, end = (", ".join(f"{value:.2f}" for value in load) if load else "-" for load in loads)
     head = (
         f"Written by `{command}` at {env['time']}: {env['cpus']} CPUs ({env['machine']}), "
         f"JAX {env['jax']} on {env['backend']}, NumPy {env['numpy']}"
         + (f", PyTorch {env['torch']}" if "torch" in env else "")
-        + f", Python {env['python']}; load average {load} at the end."
+        + f", Python {env['python']}; load average {start} at the start, {end} at the end. "
+        "Absolute times on a machine shared with other work are noisy; each ratio is measured "
+        "side by side in one run."
     )
     return f"{head}\n\n{markdown(rows)}"
+
+
+def docs_region(payload: dict[str, Any], image: str | None) -> str:
+    """The Performance page's region, from a run's ``bench.json`` payload (``environment``,
+    ``argv``, ``rows``): its tables, and the plot at ``image`` (relative to the page)."""
+    rows = [Row(**row) for row in payload["rows"]]
+    text = docs_markdown(rows, payload["environment"], payload["argv"])
+    if image is not None:
+        text += f"\n![One SGD step against size]({image})\n"
+    return text
+
+
+def write_docs(page: Path, payload: dict[str, Any], plot_file: Path | None) -> list[Path]:
+    """Write the run into ``page``'s bench region, ``payload`` as ``generated/bench.json`` and
+    the plot as ``generated/bench.png`` beside it; return the files written. The page must have
+    the region (``DOCS_REGION``): the bench writes the figures, never the prose."""
+    text = page.read_text(encoding="utf-8")
+    if not DOCS_REGION.search(text):
+        raise SystemExit(f"--docs {page}: no <!-- generated: bench --> ... <!-- /generated -->")
+    folder = page.parent / "generated"
+    folder.mkdir(parents=True, exist_ok=True)
+    data, image = folder / "bench.json", folder / "bench.png"
+    data.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    written = [data]
+    if plot_file is not None:
+        shutil.copyfile(plot_file, image)
+        written.append(image)
+    elif image.exists():
+        image.unlink()  # a plot of an earlier run would not be this run's
+    region = docs_region(payload, "generated/bench.png" if plot_file is not None else None)
+    page.write_text(
+        DOCS_REGION.sub(lambda m: m["open"] + "\n" + region + "\n" + m["close"], text),
+        encoding="utf-8",
+    )
+    return [page, *written]
 
 
 def environment() -> dict[str, Any]:
@@ -920,8 +969,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--docs",
         metavar="PATH",
-        help="also write the tables for the docs' Performance page here (with the plot beside "
-        "it): python -m benchmarks.bench --docs docs/generated/bench.md",
+        help="also write the run into this page's <!-- generated: bench --> region, its JSON "
+        "and plot into generated/ beside it: python -m benchmarks.bench --docs docs/performance.md",
     )
     parser.add_argument(
         "--sections",
@@ -964,6 +1013,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "verdict": lambda: verdict_section(1 if quick else 3, 5 if quick else None),
         "bias": lambda: bias_section(sizes, rounds=2 if quick else 7),
     }
+    load_at_start = os.getloadavg()
     rows: list[Row] = []
     for section in args.sections:
         start = time.perf_counter()
@@ -974,25 +1024,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(rows)
     print(table)
     (out / "bench.md").write_text(table)
-    env = environment()
-    payload = {"environment": env, "rows": [dataclasses.asdict(r) for r in rows]}
+    env = {**environment(), "load_average_start": load_at_start}
+    argv_given = sys.argv[1:] if argv is None else list(argv)
+    payload = {
+        "environment": env,
+        "argv": argv_given,
+        "rows": [dataclasses.asdict(r) for r in rows],
+    }
     (out / "bench.json").write_text(json.dumps(payload, indent=2))
     message = plot(rows, out / "bench.png") if "step" in args.sections else "plot: no step section"
     print(f"{message}\nJSON: {out / 'bench.json'}")
     if args.docs:
-        docs = Path(args.docs)
-        docs.parent.mkdir(parents=True, exist_ok=True)
-        argv_given = sys.argv[1:] if argv is None else list(argv)
-        page = docs_markdown(rows, env, argv_given)
-        if message == f"plot: {out / 'bench.png'}":
-            image = docs.with_suffix(".png")
-            shutil.copyfile(out / "bench.png", image)
-            # The page that includes this file sits in the docs folder: link from there.
-            root = next((p for p in image.resolve().parents if p.name == "docs"), docs.parent)
-            link = os.path.relpath(image.resolve(), root)
-            page += f"\n![One SGD step against size]({link})\n"
-        docs.write_text(page)
-        print(f"docs: {docs}")
+        drawn = out / "bench.png" if message == f"plot: {out / 'bench.png'}" else None
+        for path in write_docs(Path(args.docs), payload, drawn):
+            print(f"docs: {path}")
     return 0
 
 

@@ -3,7 +3,8 @@
     python -m verify check examples/torch_autograd.py:layer
 
 ``reduction="sum"`` matters: PyTorch's default, "mean", divides L and every gradient by N*O
-(the oracle diagnoses that as ``mean_instead_of_sum``). Needs ``pip install torch==2.13.0``.
+(the oracle diagnoses that as ``mean_instead_of_sum``, and accepts it declared: ``--reduction
+mean``). Needs ``pip install torch==2.13.0``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The zoo of broken implementations (``tests/zoo.py``) run through the oracle, from the command
 line: ``python -m scripts.zoo`` prints the kill rate and the false positives over three seeds,
 ``--confusion`` every check of every mutant against its expected diagnosis, and ``--docs PATH``
-one real finding per diagnosis, for the docs' table (``docs/generated/diagnoses.json``)."""
+one real finding per diagnosis, for the docs' table: ``--docs docs/generated/diagnoses.json``
+writes that file and the table of docs/diagnoses.md from it, in one command."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from scripts.docs_outputs import DIAGNOSES_JSON, DIAGNOSES_PAGE, diagnoses_page, diagnoses_table
 from tests.zoo import confusion, docs_examples, kill_rate
 
 
@@ -44,6 +46,10 @@ def main() -> None:
         examples = docs_examples(arguments.seed)
         out.write_text(json.dumps(examples, indent=2, sort_keys=True) + "\n")
         print(f"{len(examples['examples'])} diagnoses with an example written to {out}")
+        if out.resolve() == DIAGNOSES_JSON.resolve():  # the docs' own: their table too
+            page = DIAGNOSES_PAGE.read_text(encoding="utf-8")
+            DIAGNOSES_PAGE.write_text(diagnoses_page(page, diagnoses_table(examples)))
+            print(f"the table of diagnoses written into {DIAGNOSES_PAGE}")
         raise SystemExit(0)
     # python -m tests.zoo: the oracle's kill rate and false positives over three seeds.
     result = kill_rate()

@@ -46,6 +46,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # candidate compiled every shape cold, every run. (This process waits for them meanwhile.)
 os.environ["JAX_COMPILATION_CACHE_DIR"] = str(_cache)
 os.environ.update(RUN_CACHE_SETTINGS)  # every compile stored, as in the oracle's own workers
+# Triton decides at its import whether its own library's functions are interpreted, and a torch
+# optimizer's first step imports it: a later in-process kernel (tests/test_kernels.py), though
+# its module sets TRITON_INTERPRET, would then call compiled-mode functions from the
+# interpreter. The suite's kernels run interpreted; TRITON_INTERPRET=0 compiles them on a GPU.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 _common = dict(
     deadline=None,

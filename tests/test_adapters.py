@@ -179,6 +179,73 @@ def test_a_parameter_besides_weight_and_bias_is_a_contract_error() -> None:
         verify.adapters.torch_linear(Scaled(), torch.optim.SGD)
 
 
+TORCH_NET = """
+import torch
+import verify.adapters
+
+torch.manual_seed(0)
+
+
+class Net(torch.nn.Module):
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3, 4, bias=bias)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+net = Net()
+"""
+
+
+@pytest.mark.torch
+def test_a_module_holding_one_linear_runs_as_its_note_says(tmp_path: Any) -> None:
+    """Given as it is, a module whose one Linear is ``self.fc`` is checked as the layer, and its
+    note suggests ``verify.adapters.torch_linear(module, optimizer)`` for update and step; that
+    suggestion now runs (it said "no parameter 'weight'; got ['fc.weight', 'fc.bias']")."""
+    pytest.importorskip("torch")
+    path = tmp_path / "net.py"
+    path.write_text(TORCH_NET + "candidate = verify.adapters.torch_linear(net, torch.optim.SGD)\n")
+    given = verify.check(f"{path}:net", max_examples=3, jobs=1, repro_dir=None)
+    given.raise_on_failure()
+    (note,) = given.load_notes
+    assert note.startswith("Net holding Linear(in_features=3, out_features=4, bias=True) was")
+    assert "verify.adapters.torch_linear(module, optimizer)" in note
+    adapted = verify.check(f"{path}:candidate", max_examples=3, jobs=1, repro_dir=None)
+    adapted.raise_on_failure()
+    assert adapted.checked == 10 and adapted.settings.bias is True, adapted.summary()
+
+
+@pytest.mark.torch
+def test_a_module_holding_one_linear_steps_as_the_math_does() -> None:
+    torch = pytest.importorskip("torch")
+    namespace: dict[str, Any] = {}
+    exec(TORCH_NET, namespace)
+    adapted = verify.adapters.torch_linear(namespace["Net"](bias=False), torch.optim.SGD)
+    x, w, target = (adapted.asarray(a) for a in (X, W, TARGET))
+    loss, dL_dx, dL_dw, w_new = (as_numpy(r) for r in adapted.step(x, w, target, LR))
+    dL_do = np.sign(X @ W - TARGET)
+    np.testing.assert_array_equal(loss, np.abs(X @ W - TARGET).sum())
+    np.testing.assert_array_equal(dL_dx, dL_do @ W.T)
+    np.testing.assert_array_equal(dL_dw, X.T @ dL_do)
+    np.testing.assert_array_equal(w_new, W - np.float32(LR) * dL_dw)
+
+
+@pytest.mark.torch
+def test_a_module_holding_a_linear_and_more_is_a_contract_error() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Gated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 4)
+            self.gate = torch.nn.Parameter(torch.ones(4))
+
+    with pytest.raises(ContractError, match=r"parameters \['gate'\] besides 'fc.weight'"):
+        verify.adapters.torch_linear(Gated(), torch.optim.SGD)
+
+
 @each_framework
 def test_the_weight_fed_untransposed_is_caught(framework: str) -> None:
     wrong = "in_out" if framework != "flax" else "out_in"
@@ -219,3 +286,99 @@ def test_importing_the_adapters_imports_no_framework() -> None:
     done = run_python("-c", code)
     assert done.returncode == 0, "importing verify.adapters imported " + done.stderr
     assert "verify.adapters" not in sys.modules or hasattr(verify.adapters, "torch_linear")
+
+
+# --- the loss's reduction -----------------------------------------------------------------------
+
+
+def mean_loss(framework: str) -> Any:
+    """A loss that averages, written as a user would, with no reduction to read: the mean of
+    |output - target| over N*O."""
+    if framework == "torch":
+        return lambda output, target: (output - target).abs().mean()
+    import jax.numpy as jnp
+
+    return lambda output, target: jnp.mean(jnp.abs(output - target))
+
+
+@each_framework
+def test_a_loss_that_averages_is_measured_and_passes(framework: str) -> None:
+    """The adapter measures a loss it cannot read (on ones (2, 3) against zeros: 1, a mean),
+    says so in its note, and the module passes judged as the mean it computes."""
+    adapted = make(framework, 3, 4, bias=True, loss=mean_loss(framework))
+    assert adapted.reduction == "mean"
+    (note,) = adapted.notes
+    assert "measured (on ones (2, 3) against zeros it gives 1)" in note
+    assert "judged as a mean over N*O (reduction mean" in note
+    report = verify.check(adapted, max_examples=4, repro_dir=None)
+    report.raise_on_failure()
+    assert report.settings.reduction == "mean" and note in report.load_notes
+    assert "reduction mean (a mean over N*O)" in report.summary().splitlines()[0]
+
+
+@each_framework
+def test_a_loss_whose_reduction_cannot_be_read_is_judged_as_the_sum(framework: str) -> None:
+    def doubled(output: Any, target: Any) -> Any:
+        return 2 * abs(output - target).sum()
+
+    adapted = make(framework, 2, 4, loss=doubled)
+    assert adapted.reduction == "sum"
+    (note,) = adapted.notes
+    assert "could not be read (on ones (2, 3) against zeros it gives 12.0" in note
+    report = verify.check(adapted, functions=["loss"], max_examples=3, repro_dir=None)
+    assert report["loss"].status == "fail" and report.settings.reduction is None
+
+
+@pytest.mark.torch
+def test_torch_losses_say_their_reduction() -> None:
+    """nn.L1Loss() (its reduction 'mean'), F.l1_loss (its default 'mean'), a partial giving
+    reduction='sum', nn.L1Loss(reduction='sum'); a reduction that is no scalar is refused."""
+    torch = pytest.importorskip("torch")
+    import functools
+
+    import torch.nn.functional as F
+
+    cases = {
+        "mean": (torch.nn.L1Loss(), "whose reduction is 'mean'"),
+        "batchmean": (functools.partial(F.kl_div, reduction="batchmean"), "given reduction="),
+        "sum": (torch.nn.L1Loss(reduction="sum"), "whose reduction is 'sum'"),
+    }
+    for reduction, (loss, how) in cases.items():
+        adapted = verify.adapters.torch_linear(torch.nn.Linear(2, 4), loss=loss)
+        assert adapted.reduction == reduction and how in adapted.notes[0], adapted.notes
+    by_default = verify.adapters.torch_linear(torch.nn.Linear(2, 4), loss=F.l1_loss)
+    assert by_default.reduction == "mean"
+    assert "whose default reduction is 'mean'" in by_default.notes[0]
+    assert verify.adapters.torch_linear(torch.nn.Linear(2, 4)).notes == ()
+    with pytest.raises(ContractError, match=r"reduction='none', but the contract's loss is a"):
+        verify.adapters.torch_linear(torch.nn.Linear(2, 4), loss=torch.nn.L1Loss(reduction="none"))
+
+
+#: ``TORCH_NET`` holding its criterion too, ``nn.L1Loss()``: a mean by default.
+TORCH_NET_WITH_LOSS = TORCH_NET.replace(
+    "        self.fc = torch.nn.Linear(3, 4, bias=bias)\n",
+    "        self.fc = torch.nn.Linear(3, 4, bias=bias)\n"
+    "        self.criterion = torch.nn.L1Loss()\n",
+)
+
+
+@pytest.mark.torch
+def test_a_module_holding_nn_l1loss_passes_through_the_adapter_in_a_worker(
+    tmp_path: Any,
+) -> None:
+    """A model holding its criterion, ``nn.L1Loss()`` (a mean by default): the adapter takes it
+    as the loss and its reduction; the worker's greeting carries the reduction to the oracle,
+    and every check passes judged as the mean. Declared otherwise, it fails."""
+    pytest.importorskip("torch")
+    path = tmp_path / "net.py"
+    path.write_text(
+        TORCH_NET_WITH_LOSS + "candidate = verify.adapters.torch_linear(net, torch.optim.SGD)\n"
+    )
+    report = verify.check(f"{path}:candidate", max_examples=4, jobs=1, repro_dir=None)
+    report.raise_on_failure()
+    assert report.isolated and report.checked == 10 and report.settings.reduction == "mean"
+    assert any("the module's criterion, L1Loss()" in note for note in report.load_notes)
+    summed = verify.check(
+        f"{path}:candidate", reduction="sum", functions=["loss", "step"], max_examples=4, jobs=1
+    )
+    assert [f.status for f in summed.functions] == ["fail", "fail"], summed.summary()

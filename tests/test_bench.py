@@ -14,8 +14,11 @@ from benchmarks import bench as _bench
 
 def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sections = ["reference", "oracle", "gpu"]
-    docs = tmp_path / "docs" / "bench.md"
-    argv = ["--quick", "--out", str(tmp_path), "--sections", *sections, "--docs", str(docs)]
+    page = tmp_path / "docs" / "performance.md"
+    page.parent.mkdir()
+    prose = "# Performance\n\nProse the bench leaves alone.\n\n"
+    page.write_text(prose + "<!-- generated: bench -->\nan earlier run\n<!-- /generated -->\n")
+    argv = ["--quick", "--out", str(tmp_path), "--sections", *sections, "--docs", str(page)]
     assert _bench.main(argv) == 0
     printed = capsys.readouterr().out
     rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
@@ -24,10 +27,26 @@ def test_quick_run_writes_table_and_json(tmp_path: Path, capsys: pytest.CaptureF
     assert "bit for bit" in exact["note"]
     assert "### 2. The loop reference" in printed
     assert (tmp_path / "bench.md").read_text() in printed
-    # --docs: the same tables for the Performance page, after a line saying how they were made
-    head, tables = docs.read_text().split("\n\n", 1)
+    # --docs: the page's region holds the same tables, after a line saying how they were made,
+    # rendered from the run's JSON beside the page; the prose around it is left as it was.
+    text = page.read_text()
+    assert text.startswith(prose) and "an earlier run" not in text
+    region = _bench.DOCS_REGION.search(text)["body"]
+    head, tables = region.strip("\n").split("\n\n", 1)
     assert head.startswith("Written by `python -m benchmarks.bench --quick ")
-    assert tables == (tmp_path / "bench.md").read_text()
+    assert "load average" in head and "noisy" in head
+    assert tables.strip("\n") == (tmp_path / "bench.md").read_text().strip("\n")
+    payload = json.loads((page.parent / "generated" / "bench.json").read_text())
+    assert region.strip("\n") == _bench.docs_region(payload, None).strip("\n")
+    assert not (page.parent / "generated" / "bench.png").exists()  # no step section, no plot
+
+
+def test_docs_needs_the_pages_region(tmp_path: Path) -> None:
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n\nNo region.\n")
+    with pytest.raises(SystemExit, match="no <!-- generated: bench -->"):
+        _bench.write_docs(page, {"environment": {}, "argv": [], "rows": []}, None)
+    assert page.read_text() == "# Performance\n\nNo region.\n"
 
 
 def test_step_section_times_each_contender_in_its_own_process(

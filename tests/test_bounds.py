@@ -789,3 +789,340 @@ def test_without_a_bias_the_bounds_are_unchanged() -> None:
     assert len(plain.results()) == 4 and plain.dL_db is None and plain.b_new is None
     same = bounds.forward_bound(case.x, case.w, arith, b=None)
     np.testing.assert_array_equal(same.radius, plain.output.radius)
+
+
+def test_the_tree_forms_are_the_forms_with_b() -> None:
+    """``tree_step_bounds`` / ``tree_forward_bound`` of ``{"w": w, "b": b}`` (in any key order)
+    are ``step_bounds`` / ``forward_bound`` with ``b=``, bit for bit, every parameter's
+    gradient and update under its name."""
+    case = example_inputs((16, 8, 4), kind="normal", seed=4, bias=True)
+    arith = bounds.arithmetic("float32")
+    by_keyword = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, b=case.b)
+    sorted_keys = {"b": case.b, "w": case.w}  # as jax.tree rebuilds a dict
+    tree = bounds.tree_step_bounds(case.x, sorted_keys, case.target, case.lr, arith)
+    assert list(tree.grads) == list(tree.updates) == ["w", "b"]
+    assert tree.dL_db is tree.grads["b"] and tree.b_new is tree.updates["b"]
+    for got, want in zip(tree.results(), by_keyword.results(), strict=True):
+        np.testing.assert_array_equal(got.center, want.center)
+        np.testing.assert_array_equal(got.radius, want.radius)
+    output = bounds.tree_forward_bound(case.x, case.params, arith)
+    np.testing.assert_array_equal(output.radius, by_keyword.output.radius)
+    with pytest.raises(ValueError, match="params must be"):
+        bounds.tree_forward_bound(case.x, {"b": case.b}, arith)
+
+
+def test_the_bias_radius_is_one_more_term_and_one_more_store() -> None:
+    """The forward bound over the tree: a length-(I + 1) sum with one more store of x @ w, as
+    the module docstring derives it, and the seed's length-I dot product without a bias."""
+    case = example_inputs((3, 5, 2), kind="normal", seed=1, bias=True)
+    arith = bounds.arithmetic("float32")
+    magnitude = np.abs(case.x.astype(np.float64)) @ np.abs(case.w) + np.abs(case.b)
+    coefficient = bounds.compound(arith.dot(6), arith.u_out)
+    own = bounds.compound(bounds.FLOAT64.dot(6), bounds.FLOAT64.u_out)
+    flushes = arith.underflow(6) + arith.tiny
+    factor = 1 / (1 - bounds.gamma(6, 2.0**-53))
+    expected = ((coefficient + own) * magnitude * factor + flushes) * (1 + 2.0**-46)
+    got = bounds.forward_bound(case.x, case.w, arith, b=case.b).radius
+    np.testing.assert_array_equal(got, expected)
+    plain = np.abs(case.x.astype(np.float64)) @ np.abs(case.w)
+    coefficient, own = arith.dot(5), bounds.FLOAT64.dot(5)
+    factor = 1 / (1 - bounds.gamma(5, 2.0**-53))
+    expected = ((coefficient + own) * plain * factor + arith.underflow(5)) * (1 + 2.0**-46)
+    np.testing.assert_array_equal(bounds.forward_bound(case.x, case.w, arith).radius, expected)
+
+
+# ------------------------------------------------------------------------------------------
+# Reductions: a loss divided by D (mean over N*O, batchmean over N) and every gradient with it.
+# ------------------------------------------------------------------------------------------
+
+#: Divisors for the exhaustive checks: small primes and composites, N*O of the edge shapes,
+#: powers of two, past a bfloat16 / float16 significand (D itself rounds) and past float16's
+#: 1/D >= 2 tiny (2^13) and its largest finite number (65504).
+DIVISORS = (2, 3, 6, 7, 129, 257, 771, 1000, 2049, 4096, 8191, 8192, 16384, 65535, 70000)
+
+
+def _every_value(dtype: Any) -> np.ndarray:
+    """Every finite value of a 16-bit format, in float64."""
+    values = np.arange(1 << 16, dtype=np.uint16).view(dtype)
+    with np.errstate(invalid="ignore"):  # bfloat16's NaNs cast with a warning
+        as_float64 = values.astype(np.float64)
+    return as_float64[np.isfinite(as_float64)]
+
+
+def _flushed(values: np.ndarray, dtype: Any) -> np.ndarray:
+    """``values`` stored in ``dtype`` with subnormals flushed to zero (XLA on CPU), in float64."""
+    stored = np.asarray(values).astype(dtype).astype(np.float64)
+    return np.where(np.abs(stored) < bounds.smallest_normal(bounds.dtype_name(dtype)), 0.0, stored)
+
+
+def _quotients(q: np.ndarray, divisor: int, dtype: Any) -> dict[str, np.ndarray]:
+    """``q / D`` stored in ``dtype``, every way a correct implementation divides: correctly
+    rounded (a float64 quotient rounded once more is innocuous: Figueroa), in float32 then
+    stored, by a float32 reciprocal, by the dtype's reciprocal, by D rounded to the dtype (a
+    bfloat16 257 is 256), and flushed to zero at each step (XLA on CPU). In float64."""
+    f32, stored = np.float32, np.asarray(q).astype(dtype)
+    with np.errstate(all="ignore"):  # float16's 65535 and 70000 overflow: 1 / inf = 0
+        rounded_d = np.asarray(divisor, np.float64).astype(dtype)
+        reciprocal = np.asarray(1.0 / divisor).astype(dtype)
+        found = {
+            "correctly rounded": (q / divisor).astype(dtype),
+            "float32 then stored": (stored.astype(f32) / f32(divisor)).astype(dtype),
+            "float32 reciprocal": (stored.astype(f32) * f32(1.0 / divisor)).astype(dtype),
+            "dtype reciprocal": (stored * reciprocal).astype(dtype),
+            "D rounded to the dtype": (stored / rounded_d).astype(dtype),
+            "reciprocal of D rounded": (stored * (dtype.type(1) / rounded_d)).astype(dtype),
+        }
+        flushed = _flushed(_flushed(q, dtype) * _flushed(reciprocal, dtype), dtype)
+    return {name: value.astype(np.float64) for name, value in found.items()} | {
+        "flushed to zero": flushed
+    }
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_division_is_within_its_model_for_every_value(dtype: str) -> None:
+    """Exhaustive: every finite bfloat16 / float16 q, divided by each of ``DIVISORS`` in each
+    way (``_quotients``), lands within ``rho_D |q| / D + eta_D`` of ``q / D``: compared as
+    ``|c D - q| <= rho_D |q| + eta_D D``, exact in float64 (c and q have at most 11 bits, D at
+    most 17). The worst is at least 0.4 of the bound (two roundings of the four the model
+    allows) wherever 1/D is normal."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    q = _every_value(np_dtype)
+    arith = bounds.arithmetic(dtype)
+    assert bounds.division_error(1, arith) == (0.0, 0.0)  # a sum divides nothing
+    for divisor in DIVISORS:
+        rho, eta = bounds.division_error(divisor, arith)
+        worst = 0.0
+        for way, quotient in _quotients(q, divisor, np_dtype).items():
+            error = np.abs(quotient * divisor - q)
+            allowed = rho * np.abs(q) + eta * divisor
+            ratio = float(np.max(np.where(error == 0, 0.0, error / allowed)))
+            assert ratio <= 1.0, (dtype, divisor, way, ratio)
+            worst = max(worst, ratio)
+        if 2 * divisor * bounds.smallest_normal(dtype) <= 1:
+            assert worst > 0.4, (dtype, divisor, worst)
+
+
+def _exact_relative(values: np.ndarray, divisors: np.ndarray) -> np.ndarray:
+    """``|v D - 1|`` for float64 values v with at most 24 significant bits and D < 2^24: v D
+    has at most 48 bits, exact in float64."""
+    return np.abs(values * divisors - 1.0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_one_over_d_is_stored_within_rho_for_every_divisor(dtype: str) -> None:
+    """Exhaustive over D = 2 .. 2^17: ±1/D stored as dL_do (from float64, from a float32
+    reciprocal, as 1 over D rounded to the dtype, flushed to zero) is within ``rho_D / D`` of
+    1/D with no absolute term: its rounding is relative only while 1/D >= 2 tiny."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    arith = bounds.arithmetic(dtype)
+    divisors = np.arange(2, (1 << 17) + 1, dtype=np.float64)
+    rho = np.array([bounds.division_error(int(d), arith)[0] for d in divisors])
+    with np.errstate(all="ignore"):
+        stored = {
+            "from float64": (1.0 / divisors).astype(np_dtype),
+            "from float32": (np.float32(1) / divisors.astype(np.float32)).astype(np_dtype),
+            "1 / D rounded": np_dtype.type(1) / divisors.astype(np_dtype),
+        }
+    stored = {name: value.astype(np.float64) for name, value in stored.items()}
+    stored["flushed to zero"] = _flushed(1.0 / divisors, np_dtype)
+    for way, value in stored.items():
+        ratio = _exact_relative(value, divisors) / rho
+        assert float(ratio.max()) <= 1.0, (dtype, way, divisors[int(np.argmax(ratio))])
+
+
+def test_one_over_d_in_float64_within_rho() -> None:
+    """float64's ±1/D, exactly (Fractions): correctly rounded, and 1 / fl(D) for D past 2^53
+    does not arise here; D = 2 .. 5000 and the N*O of the largest shapes."""
+    arith = bounds.FLOAT64
+    for divisor in [*range(2, 5001), 257 * 5, 129 * 129, 3 * 131073]:
+        rho = bounds.division_error(divisor, arith)[0]
+        error = abs(Fraction(1.0 / divisor) * divisor - 1)
+        assert error <= Fraction(rho), divisor
+
+
+def test_the_reductions_divide_by_one_n_o_and_n() -> None:
+    assert [bounds.reduction_divisor(r, 5, 3) for r in bounds.REDUCTIONS] == [1, 15, 5]
+    assert bounds.REDUCTIONS["mean"].words == "a mean over N*O"
+    assert bounds.REDUCTIONS["batchmean"].divides_by == "N"
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        bounds.reduction_divisor("none", 5, 3)
+
+
+def _divided(values: np.ndarray, divisor: int, dtype: np.dtype, how: str) -> np.ndarray:
+    """``values / D`` in ``dtype``: by a correctly rounded division, or by the dtype's
+    reciprocal."""
+    if how == "reciprocal":
+        return (values.astype(dtype) * np.asarray(1.0 / divisor).astype(dtype)).astype(dtype)
+    return (values.astype(np.float64) / divisor).astype(dtype)
+
+
+def reduced_loss(output, target, divisor: int, how: str) -> Any:
+    """L = sum |output - target| / D, in one of the ways a correct implementation takes:
+    ``after`` (summed in the accumulator, divided there, stored), ``stored`` (the sum stored,
+    divided in the dtype), ``terms`` (each term divided in the dtype, then summed),
+    ``float64`` (all in float64, cast), ``mean`` (numpy's mean in the accumulator)."""
+    dtype = output.dtype
+    acc = _accumulator(dtype)
+    terms = np.abs(output - target)
+    if how == "after":
+        return (terms.astype(acc).sum() / acc.type(divisor)).astype(dtype)
+    if how == "stored":
+        return _divided(terms.astype(acc).sum().astype(dtype), divisor, dtype, "reciprocal")
+    if how == "terms":
+        return _divided(terms, divisor, dtype, "division").astype(acc).sum().astype(dtype)
+    if how == "float64":
+        difference = output.astype(np.float64) - target.astype(np.float64)
+        return dtype.type(np.abs(difference).sum() / divisor)
+    return (terms.astype(acc).mean() * (terms.size / divisor)).astype(dtype)
+
+
+def reduced_step(x, w, target, lr, *, divisor: int, where: str, tie: float = -1.0):
+    """The step under a reduction of divisor D: ``upstream`` divides dL_do (the pieces' way:
+    loss_grad returns sign / D), ``result`` divides each gradient after its matmul (a fused
+    step), ``float64`` computes everything in float64 and casts; the loss ``after``."""
+    dtype = x.dtype
+    output = _matmul(x, w)
+    difference = output - target
+    signs = np.where(difference > 0, 1.0, np.where(difference < 0, -1.0, tie))
+    loss = reduced_loss(output, target, divisor, "after")
+    if where == "float64":
+        x64, w64 = x.astype(np.float64), w.astype(np.float64)
+        dL_do = signs / divisor
+        dL_dw = (x64.T @ dL_do).astype(dtype)
+        dL_dx = (dL_do @ w64.T).astype(dtype)
+    elif where == "upstream":
+        dL_do = _divided(signs, divisor, dtype, "division")
+        dL_dw, dL_dx = _matmul(x.T, dL_do), _matmul(dL_do, w.T)
+    else:
+        sign = signs.astype(dtype)
+        dL_dw = _divided(_matmul(x.T, sign), divisor, dtype, "reciprocal")
+        dL_dx = _divided(_matmul(sign, w.T), divisor, dtype, "division")
+    return loss, dL_dx, dL_dw, (w - dtype.type(lr) * dL_dw).astype(dtype)
+
+
+def _jax_mean_step(x, w, target, lr) -> tuple[Any, ...]:
+    """jax.value_and_grad of ``jnp.mean(jnp.abs(x @ w - target))`` (a mean over N*O), and SGD:
+    XLA's own order and its own division (the gradient of the mean)."""
+    import jax
+    import jax.numpy as jnp
+
+    def loss(w, x):
+        return jnp.mean(jnp.abs(x @ w - target))
+
+    value, (dL_dw, dL_dx) = jax.value_and_grad(loss, argnums=(0, 1))(w, x)
+    return tuple(np.asarray(v) for v in (value, dL_dx, dL_dw, w - lr * dL_dw))
+
+
+def _reduced_ratios(case: LayerInputs, result: Sequence[Any], reduction: str) -> dict:
+    arith = bounds.arithmetic(case.x.dtype)
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, reduction=reduction)
+    fields = reference.StepResult._fields
+    return {
+        field: bound.worst(np.asarray(value).astype(np.float64))
+        for field, bound, value in zip(fields, expected.results(), result, strict=True)
+    }
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_reduced_losses_and_steps_inside_bound(dtype: str) -> None:
+    """mean and batchmean: the loss divided in each way (``reduced_loss``), the step's
+    gradients divided before or after their matmuls or in float64 (``reduced_step``), with
+    the three tie conventions, on every value kind and shapes up to 257, inside the bounds of
+    the declared reduction."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    arith = bounds.arithmetic(dtype)
+    data = layer_inputs(dtype=np_dtype, shapes=layer_shapes(max_size=1 << 12), tie_fraction=0.3)
+
+    @examples(60)
+    @given(data, st.sampled_from(["mean", "batchmean"]), st.sampled_from([-1.0, 0.0, 1.0]))
+    def check(case: LayerInputs, reduction: str, tie: float) -> None:
+        EXAMPLES_RUN[f"reduced {dtype}"] += 1
+        n, _, o = case.shape
+        divisor = bounds.reduction_divisor(reduction, n, o)
+        output = _matmul(case.x, case.w)
+        given_output = bounds.Bound(output.astype(np.float64), np.zeros(output.shape))
+        loss = bounds.loss_bound(given_output, case.target, arith, reduction=reduction)
+        for how in ("after", "stored", "terms", "float64", "mean"):
+            value = reduced_loss(output, case.target, divisor, how)
+            assert loss.worst(np.float64(value)) <= 1.0, (how, reduction, case.shape)
+        for where in ("upstream", "result", "float64"):
+            result = reduced_step(
+                case.x, case.w, case.target, case.lr, divisor=divisor, where=where, tie=tie
+            )
+            ratios = _reduced_ratios(case, result, reduction)
+            assert max(ratios.values()) <= 1.0, (where, reduction, case.kind, case.shape, ratios)
+
+    run_counted(check, f"reduced {dtype}", 60)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+def test_jax_grad_of_a_mean_inside_the_mean_bound(dtype: str) -> None:
+    """``jax.value_and_grad`` of ``jnp.mean``: XLA's own sums and division, +1 at ties."""
+
+    @examples(30)
+    @given(
+        layer_inputs(
+            dtype=bounds.numpy_dtype(dtype), shapes=st.sampled_from(JIT_SHAPES), tie_fraction=0.3
+        )
+    )
+    def check(case: LayerInputs) -> None:
+        EXAMPLES_RUN[f"jax mean {dtype}"] += 1
+        ratios = _reduced_ratios(case, _jax_mean_step(case.x, case.w, case.target, case.lr), "mean")
+        assert max(ratios.values()) <= 1.0, (case.kind, case.shape, ratios)
+
+    run_counted(check, f"jax mean {dtype}", 30)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_a_stagnating_half_precision_mean_is_bounded(dtype: str) -> None:
+    """The mean of 4096 ones, each term divided by D in the dtype then summed in the dtype, or
+    summed in the dtype then divided: both sums stagnate (bfloat16 at 256 terms, float16 at
+    2048) as ``test_half_accumulation_is_bounded_past_k_u_equal_1``'s do, and the model of the
+    mean under half accumulation holds both."""
+    np_dtype = bounds.numpy_dtype(dtype)
+    half = bounds.arithmetic(dtype, accumulate=dtype)
+    output = np.ones((16, 256), np_dtype)
+    target = np.zeros_like(output)
+    bound = bounds.loss_bound(
+        bounds.Bound(output.astype(np.float64), np.zeros(output.shape)),
+        target,
+        half,
+        reduction="mean",
+    )
+    divisor = output.size
+    per_term = _sequential_sum((output.astype(np.float64) / divisor).ravel(), np_dtype)
+    summed = np.asarray(_sequential_sum(output.ravel(), np_dtype))
+    after = float((summed / divisor).astype(np_dtype))
+    assert max(per_term, after) <= 0.5  # they did stagnate: the model is not idle here
+    assert bound.worst(per_term) <= 1.0 and bound.worst(after) <= 1.0
+
+
+def test_a_reduction_other_than_the_declared_one_is_outside() -> None:
+    """Under mean, a sum (D = 1) and a batchmean (D = N, with O = 3) are far outside, for the
+    loss, dL_do and every gradient of the step; under batchmean, a mean is."""
+    case = _normal_case((16, 8, 3), 4)
+    n, _, o = case.shape
+    for declared, actual in (("mean", "sum"), ("mean", "batchmean"), ("batchmean", "mean")):
+        divisor = bounds.reduction_divisor(actual, n, o)
+        result = reduced_step(
+            case.x, case.w, case.target, case.lr, divisor=divisor, where="upstream"
+        )
+        ratios = _reduced_ratios(case, result, declared)
+        assert all(ratios[f] > 100 for f in ("loss", "dL_dx", "dL_dw")), (declared, ratios)
+        output = _matmul(case.x, case.w)
+        dL_do = _divided(np.sign(output - case.target), divisor, case.x.dtype, "division")
+        arith = bounds.arithmetic("float32")
+        bound = bounds.loss_grad_bound(output, case.target, arith, reduction=declared)
+        assert bound.worst(dL_do.astype(np.float64)) > 100
+
+
+def test_power_of_two_divisors_bound_the_exact_result() -> None:
+    """A power-of-two D divides exactly: the bound still holds it, and stays small (a few
+    roundings of the dtype, not more)."""
+    case = _normal_case((4, 8, 4), 5)
+    arith = bounds.arithmetic("float32")
+    expected = bounds.step_bounds(case.x, case.w, case.target, case.lr, arith, reduction="mean")
+    result = reduced_step(case.x, case.w, case.target, case.lr, divisor=16, where="upstream")
+    assert max(_reduced_ratios(case, result, "mean").values()) <= 1.0
+    relative = expected.dL_dw.radius / np.maximum(np.abs(expected.dL_dw.center), 1e-30)
+    assert float(np.median(relative)) < 64 * arith.u_out * 8

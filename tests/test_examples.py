@@ -68,6 +68,52 @@ def test_torch_default_mean_reduction_is_named() -> None:
     assert report["loss"].diagnosis == "mean_instead_of_sum", report.summary()
 
 
+def _torch_l1_layer(**reduction: str) -> object:
+    """examples/torch_autograd.py's layer with ``F.l1_loss(output, target, **reduction)`` (at
+    PyTorch's default, a mean over N*O), its loss_grad by autograd."""
+    import torch
+    import torch.nn.functional as F
+
+    from verify.oracle.candidate._loading import load
+
+    class L1Layer(type(load("examples/torch_autograd.py:layer"))):  # type: ignore[misc]
+        def loss(self, output, target):
+            return F.l1_loss(output, target, **reduction)
+
+        def loss_grad(self, output, target):
+            output = output.detach().clone().requires_grad_(True)
+            F.l1_loss(output, target, **reduction).backward()
+            return output.grad
+
+        def step(self, x, w, target, lr):
+            x = x.detach().clone().requires_grad_(True)
+            w_leaf = w.detach().clone().requires_grad_(True)
+            loss = F.l1_loss(x @ w_leaf, target, **reduction)
+            loss.backward()
+            with torch.no_grad():
+                w_new = w_leaf - lr * w_leaf.grad
+            return loss.detach(), x.grad, w_leaf.grad, w_new
+
+    return L1Layer()
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_l1_loss_passes_under_the_reduction_it_uses(dtype: str) -> None:
+    """``F.l1_loss`` at its default (mean) passes with ``reduction="mean"`` and fails without
+    it; with ``reduction="sum"`` it passes by default."""
+    pytest.importorskip("torch")
+    mean = _torch_l1_layer()
+    declared = verify.check(mean, reduction="mean", dtype=dtype, max_examples=10, repro_dir=None)
+    declared.raise_on_failure()
+    checked = [f.function for f in declared.functions]
+    assert checked == ["forward", "loss", "loss_grad", "step", "identities"]
+    undeclared = verify.check(mean, dtype=dtype, max_examples=10, repro_dir=None)
+    assert {f.function for f in undeclared.failures} >= {"loss", "loss_grad", "step"}
+    summed = _torch_l1_layer(reduction="sum")
+    verify.check(summed, dtype=dtype, max_examples=10, repro_dir=None).raise_on_failure()
+
+
 @pytest.mark.frameworks
 def test_tinygrad_layer_passes_in_its_own_process() -> None:
     """tinygrad written naturally (Tensor, backward()), with lazy results and thread-bound

@@ -78,11 +78,20 @@ def test_each_bug_is_right_where_the_blocks_divide_the_shape(kind: str, bug: str
 #: What the oracle names each Pallas bug: the floored grid's unwritten rows and columns show
 #: on the probe past a block edge; an unmasked K step reads the interpreter's NaN padding into
 #: every element (a computed NaN, no region); a skipped partial K step leaves the output block
-#: uninitialised (NaN) where K < 32 and drops a block's terms past it.
+#: uninitialised (NaN) where K < 32 and drops a block's terms past it: the term map reads the
+#: terms it lacks past the last whole block (``PARTIAL_DEPTH``).
 PALLAS_DIAGNOSES = {
     "FlooredGrid": "unwritten",
     "UnmaskedDepth": "nan",
-    "SkippedPartialDepth": "nan",
+    "SkippedPartialDepth": "off_by_one",
+}
+
+#: The skipped partial K step's reading, per function: the terms past K's last whole block
+#: (K = 130 on the term map's probe; blocks of 32).
+PARTIAL_DEPTH = {
+    "forward": "lacks x[n, i] * w[i, o] for i >= 128",
+    "grad_x": "lacks dL_do[n, o] * w[i, o] for o >= 128",
+    "grad_w": "lacks x[n, i] * dL_do[n, o] for n >= 128",
 }
 
 
@@ -99,6 +108,11 @@ def test_the_oracle_catches_each_pallas_edge_bug(bug: str) -> None:
     )
     assert [f.status for f in report.functions] == ["fail"] * 3, report.summary()
     assert {f.diagnosis for f in report.functions} == {PALLAS_DIAGNOSES[bug]}, report.summary()
+    if bug == "SkippedPartialDepth":
+        for function in report.functions:
+            assert PARTIAL_DEPTH[function.function] in (function.detail or ""), report.summary()
+            # The counterexample's NaN (K < 32: no block written) is said, not explained away.
+            assert "the result has NaN or infinity" in (function.detail or ""), report.summary()
 
 
 @pytest.mark.parametrize("bug", BUGS)

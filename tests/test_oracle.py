@@ -14,7 +14,7 @@ import reference
 import verify
 from tests import zoo
 from tests.helpers import run_python
-from verify import ContractError
+from verify import ContractError, bounds
 from verify.oracle._settings import Settings
 from verify.oracle.candidate._calls import InProcessCaller
 from verify.oracle.candidate._loading import as_candidate, load, spec_of
@@ -148,7 +148,7 @@ def test_half_precision_accumulation_is_named_and_can_be_declared() -> None:
     assert failed == {"loss": "reduced_precision", "step": "reduced_precision"}, (
         undeclared.summary()
     )
-    assert "--accumulation bfloat16 (accumulation='bfloat16') would accept it" in (
+    assert "--accumulation bfloat16 (accumulation='bfloat16') accepts it (re-judged" in (
         undeclared["loss"].detail
     )
     # The identities rest on that loss: not judged where it fails, never a convexity finding.
@@ -227,6 +227,15 @@ def test_the_bias_is_read_from_the_parameter_counts() -> None:
     with pytest.raises(ContractError, match=r"forward\(x, w, b\) but step\(x, w, target, lr\)"):
         as_candidate(Disagree())
 
+    class OptionalInForward(zoo.CorrectBias):
+        """forward(x, w, b=None) as users write it, beside a step that requires b: the step
+        says the layer has a bias, and the forward can take it (no contradiction)."""
+
+        def forward(self, x, w, b=None):  # type: ignore[override]
+            return x @ w if b is None else x @ w + b
+
+    assert as_candidate(OptionalInForward()).bias is True
+
 
 @pytest.mark.parametrize("impl", [verify, reference], ids=["verify", "reference"])
 def test_the_bias_option_checks_the_bias_of_a_layer_it_cannot_read(impl) -> None:
@@ -249,6 +258,116 @@ def test_the_identities_need_loss_gradient_and_update() -> None:
 
     report = verify.check(OnlyForward(), max_examples=3, repro_dir=None)
     assert [f.function for f in report.functions] == ["forward"]
+
+
+# --- declared reductions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize(
+    ("impl", "options"), zoo.DECLARED, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_a_declared_reduction_passes(impl: type, options: dict, dtype: str) -> None:
+    """mean (N*O) and batchmean (N), with and without a bias: every check passes under the
+    declaration, at float32, float64 and bfloat16 (whose division rounds at 2^-8: the bound's
+    rho_D covers it), and the report's header and its options say which."""
+    report = verify.check(impl, dtype=dtype, max_examples=12, repro_dir=None, **options)
+    report.raise_on_failure()
+    reduction = options["reduction"]
+    assert f"reduction {reduction} (" in report.summary().splitlines()[0]
+    assert report.to_dict()["options"]["reduction"] == reduction
+    assert "identities" in [f.function for f in report.functions]
+
+
+def test_without_the_declaration_a_mean_fails_and_the_header_is_as_before() -> None:
+    report = verify.check(
+        zoo.MeanLayer, functions=["loss", "loss_grad", "step"], max_examples=10, repro_dir=None
+    )
+    assert {f.function: f.diagnosis for f in report.functions} == dict.fromkeys(
+        ["loss", "loss_grad", "step"], "mean_instead_of_sum"
+    ), report.summary()
+    # Each finding offers the declaration, re-judged: the loss with loss_grad, and the step.
+    for function in report.functions:
+        assert "--reduction mean (reduction='mean') accepts it (re-judged" in function.detail
+    assert "reduction" not in report.summary().splitlines()[0]
+    assert "reduction" not in report.to_dict()["options"]
+
+
+@pytest.mark.parametrize(
+    ("impl", "wrong"), [(zoo.MeanLayer, "batchmean"), (zoo.BatchMeanLayer, "mean")]
+)
+def test_another_reduction_than_the_declared_one_fails(impl: type, wrong: str) -> None:
+    report = verify.check(
+        impl, reduction=wrong, functions=["loss", "loss_grad", "step"], max_examples=10
+    )
+    assert [f.status for f in report.functions] == ["fail"] * 3, report.summary()
+
+
+@pytest.mark.parametrize(
+    ("reduction", "loss", "loss_grad"),
+    [(None, "fail", "fail"), ("mean", "pass", "fail"), ("batchmean", "fail", "pass")],
+)
+def test_a_loss_and_gradient_reduced_differently_fail_under_every_declaration(
+    reduction: str | None, loss: str, loss_grad: str
+) -> None:
+    """The loss a mean over N*O, loss_grad divided by N only: under mean its loss passes and its
+    gradient fails, under batchmean the other way round, under the sum both; the step built of
+    them fails under each, and so does some check of the whole layer."""
+    report = verify.check(
+        zoo.MeanLossBatchMeanGrad, reduction=reduction, max_examples=10, repro_dir=None
+    )
+    statuses = {f.function: f.status for f in report.functions}
+    assert (statuses["loss"], statuses["loss_grad"], statuses["step"]) == (
+        loss,
+        loss_grad,
+        "fail",
+    ), report.summary()
+    assert not report.passed
+    # Every failing piece names both reductions and offers neither.
+    for function in ("loss", "loss_grad", "step"):
+        if statuses[function] == "fail":
+            detail = report[function].detail
+            assert report[function].diagnosis == "mean_instead_of_sum", report.summary()
+            assert "loss is a mean over N*O" in detail, detail
+            assert "loss_grad is a sum divided by N" in detail, detail
+            assert "no one reduction accepts both" in detail, detail
+            assert "accepts it" not in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("impl", "declared", "offered"),
+    [(zoo.Correct, "mean", "sum"), (zoo.BatchMeanLayer, None, "batchmean")],
+)
+def test_a_reduction_finding_offers_the_reduction_that_accepts_it(
+    impl: type, declared: str | None, offered: str
+) -> None:
+    """A sum judged under a declared mean is N*O times too large: the sum is offered; a sum
+    divided by N under the default, batchmean (and not the mean, which the probe refuses)."""
+    report = verify.check(
+        impl, reduction=declared, functions=["loss", "loss_grad"], max_examples=10,
+        repro_dir=None,
+    )  # fmt: skip
+    for function in report.functions:
+        assert function.diagnosis == "mean_instead_of_sum", report.summary()
+        assert f"--reduction {offered} (reduction={offered!r}) accepts it" in function.detail
+        others = set(bounds.REDUCTIONS) - {offered}
+        assert not any(f"--reduction {r} (" in function.detail for r in others), function.detail
+
+
+def test_a_fused_mean_step_is_consistent_up_to_rounding_and_not_across_ties() -> None:
+    """Under the mean the gradients round (dL_do = ±1/(N*O)): a fused step dividing after its
+    matmuls agrees with its pieces within twice their rounding; one that takes another tie
+    convention than its loss_grad still does not (``FusedTieStep``'s finding, divided)."""
+    options = {"reduction": "mean", "functions": ["step", "consistency"], "max_examples": 15}
+    verify.check(zoo.MeanFusedStep, repro_dir=None, **options).raise_on_failure()
+    report = verify.check(zoo.MeanFusedTieStep, repro_dir=None, **options)
+    assert report["step"].status == "pass", report.summary()
+    assert report["consistency"].diagnosis == "inconsistent", report.summary()
+
+
+def test_exact_mode_takes_the_sum_only() -> None:
+    with pytest.raises(verify.OptionError, match="exact mode is bitwise: it takes the sum"):
+        verify.check(zoo.MeanLayer, exact=True, reduction="mean")
 
 
 # --- loading ----------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """``python -m verify check``: exit codes 0 / 1 / 2, the printed report, --json, --junit-xml,
-reproducers that re-fail from a fresh shell, and the progress line."""
+reproducers that re-fail from a fresh shell, the progress lines and the help."""
 
 from __future__ import annotations
 
 import ast
 import io
 import json
+import re
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -16,7 +18,8 @@ import pytest
 from tests.helpers import run_python
 from verify.oracle.front import cli
 from verify.oracle.front._junit import xml_text
-from verify.oracle.front.cli import _TerminalProgress, main
+from verify.oracle.front._report import FunctionReport, Timing
+from verify.oracle.front.cli import FinishedChecks, main
 
 
 def test_a_correct_implementation_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -105,6 +108,7 @@ USAGE_ERRORS = {
     "infinite-timeout": ["reference", "--timeout", "inf"],
     "zero-import-timeout": ["reference", "--import-timeout", "0"],
     "bad-memory-limit": ["reference", "--memory-limit", "lots"],
+    "bad-multiple-of": ["reference", "--multiple-of", "K=32"],
     "spec-and-command": ["reference", "--command", "true"],
     "in-process-command": ["--command", "true", "--in-process"],
     "junit-xml-is-a-folder": ["reference", "--junit-xml", "."],
@@ -220,17 +224,35 @@ def test_a_mutant_exits_1_from_the_command_line(tmp_path: Path) -> None:
     assert "Traceback" not in run.stdout + run.stderr
 
 
-def test_progress_rewrites_one_line_after_a_delay() -> None:
-    stream = io.StringIO()
-    progress = _TerminalProgress(stream, delay=0.0)
-    progress("grad_w", 3, 100)
-    progress("grad_w", 101, 100)
-    progress.clear()
-    text = stream.getvalue()
-    assert "\r  checking grad_w" in text and "3/100" in text and "shrinking" in text
-    quiet = io.StringIO()
-    _TerminalProgress(quiet, delay=3600)("forward", 1, 100)
-    assert quiet.getvalue() == ""
+def test_progress_is_one_whole_line_per_finished_check_with_the_time_left() -> None:
+    stream, now = io.StringIO(), [100.0]
+    progress = FinishedChecks(stream, clock=lambda: now[0])
+    now[0] = 130.0
+    progress(FunctionReport("grad_x", "pass", examples=105), 3, 9)
+    now[0] = 400.0
+    progress(FunctionReport("step", "fail", examples=12), 9, 9)
+    assert stream.getvalue() == (
+        "  grad_x      PASS    105 examples   3/9, about 60 s left\n"
+        "  step        FAIL     12 examples   9/9\n"
+    )
+
+
+def test_on_a_terminal_checks_at_once_print_whole_lines_in_order(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two checks at once on -j 2 alternated their counters on one redrawn line (4,500 redraws
+    in 18 s); now each finished check is one line, counted 1/k .. k/k, nothing redrawn."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv = ["tests/zoo.py:TransposedGradW", "-j", "2", "--max-examples", "5"]
+    assert main([*argv, "--repro-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    line = re.compile(r"  \w+ +(PASS|FAIL) +\d+ examples   (\d+)/(\d+)(, about .* left)?")
+    counts = [line.fullmatch(each) for each in lines]
+    assert len(lines) >= 8 and all(counts), lines
+    assert [int(m.group(2)) for m in counts if m] == list(range(1, len(lines) + 1))
+    assert {int(m.group(3)) for m in counts if m} == {len(lines)}
 
 
 def test_float64_enables_jax_float64() -> None:
@@ -240,3 +262,87 @@ def test_float64_enables_jax_float64() -> None:
         *("--functions", "forward,grad_w"),
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_python_m_verify_help_has_a_usage_line_and_no_markup() -> None:
+    done = run_python("-m", "verify", "--help", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m verify [COMMAND [ARGS...]]\n")
+    assert "``" not in done.stdout
+    assert "  check      check an implementation of the layer" in done.stdout
+
+
+class SlowForward:
+    """forward(x, w) = x @ w, 20 ms a call: time that is the candidate's own."""
+
+    def forward(self, x, w):
+        time.sleep(0.02)
+        return x @ w
+
+
+def test_the_last_line_splits_the_wall_time_between_the_candidate_and_crosscheck(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    report = tmp_path / "report.json"
+    argv = ["tests/test_oracle_cli.py:SlowForward", "--max-examples", "5", "-j", "1"]
+    assert main([*argv, "--json", str(report)]) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(
+        r"\d+\.\d s: loading \d+\.\d s, your code \d+\.\d s in \d+ calls, crosscheck \d+\.\d s",
+        last,
+    ), last
+    found = json.loads(report.read_text())
+    timing, (forward,) = found["timing"], found["functions"]
+    # Timed where the calls are made: 20 ms each at least, and the check's calls are the run's.
+    assert forward["candidate_calls"] == timing["candidate_calls"] >= forward["examples"]
+    assert forward["candidate_seconds"] >= 0.02 * forward["candidate_calls"]
+    assert forward["crosscheck_seconds"] == pytest.approx(
+        forward["seconds"] - forward["candidate_seconds"]
+    )
+    # One job: loading, the candidate's calls and crosscheck's work make up the wall time.
+    parts = timing["loading_seconds"] + timing["candidate_seconds"] + timing["crosscheck_seconds"]
+    assert parts == pytest.approx(timing["wall_seconds"])
+
+
+def test_checks_at_once_say_their_split_is_summed_over_the_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    report = tmp_path / "report.json"
+    argv = ["examples/numpy_layer.py", "--max-examples", "3", "-j", "2", "--json", str(report)]
+    assert main(argv) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(
+        r"\d+\.\d s: loading \d+\.\d s, checks \d+\.\d s on 2 workers at once; summed over the "
+        r"checks: your code \d+\.\d s in [\d,]+ calls, crosscheck \d+\.\d s",
+        last,
+    ), last
+    found = json.loads(report.read_text())
+    timing, checks = found["timing"], found["functions"]
+    assert timing["jobs"] == 2
+    assert timing["candidate_calls"] == sum(f["candidate_calls"] for f in checks)
+    assert timing["candidate_seconds"] == pytest.approx(sum(f["candidate_seconds"] for f in checks))
+    summed = sum(f["seconds"] for f in checks)
+    outside = timing["wall_seconds"] - timing["loading_seconds"] - timing["checks_wall_seconds"]
+    assert timing["candidate_seconds"] + timing["crosscheck_seconds"] == pytest.approx(
+        summed + outside
+    )
+
+
+def test_the_time_line_reads_in_thousands_and_tenths() -> None:
+    one = Timing(14.53, 0.9, 13.6, 1, 1890, 9.8, 3.83)
+    assert one.line() == "14.5 s: loading 0.9 s, your code 9.8 s in 1,890 calls, crosscheck 3.8 s"
+    two = Timing(6.1, 1.2, 4.9, 2, 1890, 6.3, 3.1)
+    assert two.line() == (
+        "6.1 s: loading 1.2 s, checks 4.9 s on 2 workers at once; summed over the checks: your "
+        "code 6.3 s in 1,890 calls, crosscheck 3.1 s"
+    )
+
+
+def test_calls_in_this_process_are_timed_too() -> None:
+    import verify
+
+    report = verify.check(SlowForward(), max_examples=3, isolate=False, repro_dir=None)
+    forward = report["forward"]
+    assert not report.isolated and forward.calls >= forward.examples
+    assert forward.candidate_seconds >= 0.02 * forward.calls
+    assert report.timing is not None and report.timing.calls == forward.calls

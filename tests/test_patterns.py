@@ -36,7 +36,7 @@ def _broken(cls: type, function: str, result: str, case: Case, bias: bool) -> np
     arguments = [array.copy() for array in case.arrays.values()]
     returned = getattr(cls(), function)(*arguments, *(() if case.lr is None else (case.lr,)))
     if isinstance(returned, tuple):
-        results = _checks.CHECKS[function].signature_for(bias).results
+        results = _checks.CHECKS[function].signature_for(Settings(bias=bias).parameters).results
         returned = dict(zip(results, returned, strict=True))[result]
     return np.asarray(returned, np.float64)
 
@@ -69,11 +69,13 @@ def test_no_other_pattern_fits_a_bug_clearly(mutant: zoo.Mutant, probe: zoo.Prob
 
 
 def test_every_value_pattern_is_probed_on_a_bug_of_its_own() -> None:
-    """Each pattern but the accumulated gradient (two calls, not one case: the zoo's
-    AccumulatingGradW through the oracle) has a probe that names it."""
+    """Each pattern has a probe that names it, but two that one case cannot name: the
+    accumulated gradient (two calls, not one case: the zoo's AccumulatingGradW through the
+    oracle) and a loss's shifted pairs (misplaced_terms reads L alone, one element on which any
+    constant fits as well: the oracle names it once probes tell the two apart)."""
     probed = {Diagnosis(mutant.probed(probe)[1]) for mutant, probe in PROBED}
     patterns = {pattern.kind for pattern in _patterns.PATTERNS}
-    assert patterns - probed == {Diagnosis.ACCUMULATED_GRADIENT}
+    assert patterns - probed == {Diagnosis.ACCUMULATED_GRADIENT, Diagnosis.MISPLACED_TERMS}
 
 
 @pytest.mark.parametrize(
@@ -113,12 +115,15 @@ def test_a_bias_twice_is_not_a_bias_of_a_layer_without_one() -> None:
 
 
 def test_every_diagnosis_has_one_record() -> None:
-    """Every Diagnosis is decided somewhere: by value patterns, or by one judge-side verdict."""
-    patterns = {pattern.kind for pattern in _patterns.PATTERNS}
+    """Every Diagnosis has one home: a pattern (one per kind), a judge-side verdict, or the
+    structural readings that alone name it."""
+    patterns = [pattern.kind for pattern in _patterns.PATTERNS]
     verdicts = [verdict.kind for verdict in _patterns.VERDICTS]
-    assert len(verdicts) == len(set(verdicts))
-    assert not patterns & set(verdicts)
-    assert patterns | set(verdicts) == set(Diagnosis)
+    structural = set().union(*(record.names for record in _patterns.STRUCTURES))
+    assert len(patterns) == len(set(patterns)) and len(verdicts) == len(set(verdicts))
+    homes = [set(patterns), set(verdicts), structural]
+    assert all(not a & b for a in homes for b in homes if a is not b)
+    assert set(patterns) | set(verdicts) | structural == set(Diagnosis)
 
 
 def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:

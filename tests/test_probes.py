@@ -46,25 +46,29 @@ def _verdict(cls: type, function: str, **options) -> verify.FunctionReport:
     return report[function]
 
 
-def test_a_scale_on_1x1x1_is_confirmed_on_a_probe() -> None:
+def test_a_scale_on_1x1x1_is_read_on_the_term_map() -> None:
+    """2 * (x @ w), shrunk to one element where any constant fits, is read on probes past
+    the block edges: every term twice, exactly."""
     verdict = _verdict(zoo.TwiceForward, "forward")
     assert verdict.diagnosis == "scaled", verdict.detail
-    assert "2x" in (verdict.detail or "") and "told apart on N=5, I=3, O=4" in (
-        verdict.detail or ""
-    )
+    assert (verdict.detail or "").startswith("every term x 2 (read on N=130, I=131, O=133")
+    assert verdict.probe_calls > 0
 
 
-def test_a_candidate_no_probe_confirms_is_withdrawn() -> None:
+def test_a_scale_that_depends_on_the_shape_says_so() -> None:
+    """A scale read on the probes that the counterexample's own factor contradicts is said
+    with both: no claim a re-run contradicts."""
     verdict = _verdict(ScaleBySize, "forward")
-    assert verdict.diagnosis == "mismatch", verdict.detail
-    assert "none is confirmed on a probe" in (verdict.detail or "")
+    assert verdict.diagnosis == "scaled", verdict.detail
+    assert "depends on the shape" in (verdict.detail or ""), verdict.detail
 
 
-def test_a_zero_result_is_named_only_where_a_block_edge_shows_it() -> None:
+def test_a_result_that_is_zero_everywhere_is_named_by_its_term_map() -> None:
     assert _verdict(zoo.SkipPartialBlockForward, "forward").diagnosis == "off_by_one"
     verdict = _verdict(ZeroEverywhere, "forward")
-    assert verdict.diagnosis == "mismatch", verdict.detail
-    assert verdict.where == "every element"
+    assert verdict.diagnosis == "not_computed", verdict.detail
+    assert "no term is computed" in (verdict.detail or "")
+    assert verdict.where == "every element, on the probe (N=5, I=3, O=4)"
 
 
 def test_a_step_is_traced_to_the_piece_it_follows_from() -> None:
@@ -128,7 +132,7 @@ def test_a_partial_block_of_a_declared_tile_is_met_only_with_the_tile() -> None:
     assert _verdict(zoo.SkipPartialTileForward, "forward").status == "pass"
     verdict = _verdict(zoo.SkipPartialTileForward, "forward", tile=(512,))
     assert verdict.diagnosis == "off_by_one", verdict.detail
-    assert "partial last block" in (verdict.detail or "")
+    assert "lacks x[n, i] * w[i, o] for i >= 512" in (verdict.detail or ""), verdict.detail
 
 
 def test_a_failure_writes_a_heatmap_of_its_wrong_elements(tmp_path: Path) -> None:
@@ -154,7 +158,7 @@ def test_without_matplotlib_the_heatmap_is_skipped_with_a_note(
     from verify.oracle.front._repro import write_heatmap
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png")
+    note = write_heatmap(np.ones((2, 2)), tmp_path / "errors.png", "forward")
     assert note.startswith("none (matplotlib is not installed") and not list(tmp_path.iterdir())
 
 
@@ -162,3 +166,17 @@ def test_two_calls_that_disagree_in_a_wrong_shape_are_nondeterministic() -> None
     """The accumulation test weighs a difference against the gradient only where the shapes
     match: a result of the wrong shape is no oracle error (no exception is caught for it)."""
     assert _verdict(NoisyWrongShape, "grad_w").diagnosis == "nondeterministic"
+
+
+def test_probes_meet_a_declared_precondition_and_keep_their_sides_distinct() -> None:
+    from verify.oracle.explaining._probes import probe_shape, probe_shapes
+
+    for multiples in ((32, 32, 32), (128, 32, 1)):
+        for shape in (None, (1, 1, 1), (256, 64, 3)):
+            for data in ("normal", "blocks"):
+                for probe in probe_shapes(shape, data, (512,), multiples):
+                    assert all(s % m == 0 for s, m in zip(probe, multiples, strict=True)), probe
+                n, i, o = probe_shape(shape, data, multiples)
+                assert len({n, i, o}) == 3 and n * i != o and n * o != i and i * o != n
+    assert probe_shape((1, 1, 1), multiples=(32, 32, 32)) == (64, 96, 32)
+    assert probe_shape((1, 1, 1)) == (5, 3, 4)  # no precondition: as before

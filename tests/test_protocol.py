@@ -4,6 +4,7 @@ bit, and anything the protocol does not allow is a ProtocolError, never a wrong 
 from __future__ import annotations
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hypothesis.extra import numpy as hnp
 import reference
 from tests.conftest import examples
 from verify.oracle.candidate import _protocol as protocol
+from verify.oracle.candidate._calls import StartError, WorkerCaller
 from verify.oracle.candidate._invoke import Failed, Returned
 
 
@@ -96,6 +98,24 @@ def test_a_layer_with_a_bias_says_so_in_its_greeting() -> None:
     assert protocol.greeting_bias(line[:-1])
     assert protocol.greeting(["forward"]) == b"crosscheck 1 forward\n"
     assert not protocol.greeting_bias(b"crosscheck 1 forward")
+
+
+def test_a_loss_that_declares_its_reduction_says_so_in_its_greeting() -> None:
+    """``reduction=mean`` after the functions (and the bias); the sum is not said: such a
+    greeting is as before there were reductions. The oracle refuses one it does not know."""
+    line = protocol.greeting(["loss", "step"], bias=True, reduction="mean")
+    assert line == b"crosscheck 1 loss,step bias reduction=mean\n"
+    assert protocol.greeting_bias(line[:-1]) and protocol.parse_greeting(line[:-1]) == [
+        "loss",
+        "step",
+    ]
+    assert protocol.greeting_reduction(line[:-1]) == "mean"
+    assert protocol.greeting_reduction(b"crosscheck 1 loss reduction=batchmean") == "batchmean"
+    assert protocol.greeting_reduction(b"crosscheck 1 loss bias") is None
+    assert not protocol.greeting_bias(b"crosscheck 1 loss reduction=mean")
+    worker = "print('crosscheck 1 loss reduction=none', flush=True); import sys; sys.stdin.read()"
+    with pytest.raises(StartError, match="declares reduction 'none'; known: sum, mean"):
+        WorkerCaller([sys.executable, "-c", worker], name="w", timeout=5, import_timeout=30)
 
 
 def test_the_argument_count_says_which_layer_is_called() -> None:

@@ -51,19 +51,20 @@ def test_one_item_per_check_a_mutant_failing_exactly_its_broken_ones_junit_namin
         *("--crosscheck", layer, "--crosscheck", mutant, *repro, "--junitxml", str(xml), "-v")
     )
     assert code == 1, output
-    # grad_b is one more item, skipped on a layer without a bias (it needs one).
+    # A layer without a bias has no grad_b: no item for it, skipped or not (on either spec).
+    checks = [check for check in CHECKS if check != "grad_b"]
     found = outcomes(output)
     assert {node: outcome for node, outcome in found.items() if layer in node} == {
-        f"crosscheck:{layer}::{check}[float32]": "SKIPPED" if check == "grad_b" else "PASSED"
-        for check in CHECKS
+        f"crosscheck:{layer}::{check}[float32]": "PASSED" for check in checks
     }
     # No test path given: the project's testpaths (tests/) are not collected.
-    assert f"collected {2 * len(CHECKS)} items" in output, output
+    assert f"collected {2 * len(checks)} items" in output, output
+    assert "skipped" not in output and "not defined" not in output, output
     failed = {node.split("::")[-1] for node, outcome in found.items() if outcome == "FAILED"}
     assert all(mutant in node for node, outcome in found.items() if outcome == "FAILED")
     assert failed == {f"{check}[float32]" for check in BROKEN}, output
-    passed = len(CHECKS) - 1 + len(CHECKS) - 1 - len(BROKEN)  # grad_b skipped on both
-    assert f"{len(BROKEN)} failed, {passed} passed, 2 skipped" in output, output
+    passed = 2 * len(checks) - len(BROKEN)
+    assert f"{len(BROKEN)} failed, {passed} passed in" in output, output
     # pytest's failure section: the finding, diagnosis, minimal counterexample, reproducer.
     assert "diagnosis: transposed - dL_dw has shape" in output
     assert "minimal counterexample: grad_w(x: (" in output
@@ -71,13 +72,55 @@ def test_one_item_per_check_a_mutant_failing_exactly_its_broken_ones_junit_namin
     assert "Traceback" not in output
     cases = ElementTree.parse(xml).getroot().iter("testcase")
     failures = {(case.get("classname"), case.get("name")): case.find("failure") for case in cases}
-    assert len(failures) == 2 * len(CHECKS)
+    assert len(failures) == 2 * len(checks)
     failing = {name for (_, name), failure in failures.items() if failure is not None}
     assert failing == {f"{check}[float32]" for check in BROKEN}
     (grad_w,) = [
         f for (_, name), f in failures.items() if name == "grad_w[float32]" and f is not None
     ]
     assert grad_w.get("message", "").startswith("grad_w: transposed - dL_dw has shape")
+
+
+def test_items_only_for_what_the_layer_defines_the_rest_said_once(tmp_path: Path) -> None:
+    """A layer of forward and loss gets their two items, and one header line for what it
+    lacks: no SKIPPED item per function it does not define (each of the 8 others was one)."""
+    layer = tmp_path / "partial.py"
+    layer.write_text(
+        "import numpy as np\n\n\ndef forward(x, w):\n    return x @ w\n\n\n"
+        "def loss(output, target):\n    return np.abs(output - target).sum()\n"
+    )
+    code, output = pytest_run("--crosscheck", str(layer), "-v", "-p", "no:cacheprovider")
+    assert code == 0, output
+    assert set(outcomes(output).values()) == {"PASSED"} and len(outcomes(output)) == 2, output
+    assert "collected 2 items" in output and "2 passed in" in output
+    line = (
+        f"crosscheck: {layer} [float32]: not defined, so not checked: loss_grad, grad_x, grad_w, "
+        "update, step, nor identities, consistency, which call them"
+    )
+    assert output.count(line) == 1, output
+
+
+def test_checks_under_pytest_leave_no_hypothesis_folder_behind(tmp_path: Path) -> None:
+    """The oracle's Hypothesis caches the constants of the modules the process imported, in
+    ./.hypothesis/ unless told otherwise: a check run in the user's pytest wrote it into their
+    working directory. It goes to crosscheck's cache now (the command line's too)."""
+    (tmp_path / "mine.py").write_text(
+        "import numpy as np\n\n\ndef loss_grad(output, target):\n"
+        "    return np.sign(output - target)\n"
+    )
+    (tmp_path / "test_mine.py").write_text(
+        "import mine\n\n\ndef test_layer(crosscheck):\n    crosscheck(mine)\n"
+    )
+    cache = tmp_path / "cache"
+    # loss_grad's search draws from the constants (it wrote ./.hypothesis/constants/).
+    done = run_python(
+        "-m", "pytest", "-p", "no:cacheprovider", "-k", "loss_grad", cwd=tmp_path,
+        env={"XDG_CACHE_HOME": str(cache), "HYPOTHESIS_STORAGE_DIRECTORY": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    assert not (tmp_path / ".hypothesis").exists()
+    assert (cache / "crosscheck" / "hypothesis" / "constants").is_dir()
 
 
 @pytest.mark.slow
@@ -167,3 +210,26 @@ def test_the_plugin_offers_the_options_settings_offers_pytest() -> None:
         # One item per value: the options declared so (dtype), read from their declaration.
         assert (option.action == "append") == option.per_item, option.flag
         assert option.per_item == (option.flag == "dtype"), option.flag
+
+
+def test_an_error_of_the_oracles_own_fails_the_item_as_crosschecks_defect(tmp_path: Path) -> None:
+    """Only a CrosscheckError is "nothing was checked"; a ValueError of the oracle's (here its
+    reproducer writer) fails the item with its traceback and says whose defect it is, with the
+    traceback saved, as the command line's exit 3 does."""
+    (tmp_path / "conftest.py").write_text(
+        "import verify.oracle.front._run as run\n\n\n"
+        "def broken(*args, **kwargs):\n"
+        "    raise ValueError('operands could not be broadcast')\n\n\n"
+        "run.write_repro = broken\n"
+    )
+    zoo = str(Path("tests/zoo.py").resolve())
+    code, output = pytest_run(
+        "--crosscheck", f"{zoo}:MeanGradW", "-k", "grad_w", "-p", "no:cacheprovider", cwd=tmp_path
+    )
+    assert code == 1, output
+    assert "ValueError: operands could not be broadcast" in output
+    saved = re.search(r"internal error: ValueError: .* traceback in (\S+\.txt)", output)
+    assert saved is not None, output
+    assert "crosscheck's own defect, not your code's" in output
+    assert "raise ValueError" in Path(saved.group(1)).read_text()
+    Path(saved.group(1)).unlink()

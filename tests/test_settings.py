@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,16 @@ import pytest
 
 import verify
 from verify.oracle import _settings
-from verify.oracle._settings import CLI, MARKER, PYTEST, PYTHON, OptionError, Settings, option
+from verify.oracle._settings import (
+    CLI,
+    MARKER,
+    PYTEST,
+    PYTHON,
+    OptionError,
+    Settings,
+    option,
+    spelling,
+)
 from verify.oracle.front import _surfaces, cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +52,9 @@ DEFAULTS = {
     "jobs": None,
     # Options added since, each one declaration:
     "tile": (),
+    "deterministic": False,
+    "multiple_of": None,
+    "reduction": None,  # issue 28: None is the seed's sum, or a framework adapter's word
 }
 
 #: The command line's options before, by their spelling.
@@ -50,7 +63,8 @@ CLI_SPELLINGS = {
     "--matmul-precision", "--accumulation", "--timeout", "--functions", "--json", "--junit-xml",
     "--repro-dir", "--import-timeout", "--memory-limit", "-j", "--jobs", "--in-process",
     "--tile",  # added since
-    "--bias",
+    "--bias", "--deterministic", "--multiple-of",
+    "--reduction",
 }  # fmt: skip
 
 
@@ -112,7 +126,7 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
     judged = [f.name for f in _settings.declarations() if f.metadata["judged"]]
     assert judged == [
         "dtype", "exact", "tie_convention", "matmul_precision", "timeout", "accumulation",
-        "tile", "bias",
+        "tile", "bias", "deterministic", "multiple_of", "reduction",
     ]  # fmt: skip
     settings = Settings(dtype="float64", max_examples=5, jobs=2)
     assert settings.described() == {
@@ -123,14 +137,54 @@ def test_the_judged_options_are_declared_so_and_described_as_before() -> None:
         "timeout": 60.0,
         "accumulation": None,
     }
-    # A layer without a bias, or a kernel without a declared tile, is described as before
-    # either option existed; given, each is stored.
+    # A layer without a bias, a kernel without a declared tile, a loss without a declared
+    # reduction, is described as before each option existed; given, each is stored.
     assert Settings(bias=True).described()["bias"] is True
     assert Settings(tile=(512,)).described()["tile"] == (512,)
+    assert Settings(reduction="mean").described()["reduction"] == "mean"
+    declared = Settings(bias=False, tile=(64,), reduction="batchmean")
+    assert Settings(**declared.described()).described() == declared.described()
+
+
+def test_reduction_option_is_validated_and_read_as_the_sum_when_not_given() -> None:
+    with pytest.raises(OptionError, match=r"reduction must be one of \['sum', 'mean', 'batch"):
+        Settings(reduction="none")
     assert (
-        Settings(**Settings(bias=False, tile=(64,)).described()).described()
-        == Settings(bias=False, tile=(64,)).described()
+        Settings().loss_reduction == "sum" and Settings(reduction="mean").loss_reduction == "mean"
     )
+    assert cli._parser().parse_args(["SPEC", "--reduction", "batchmean"]).reduction == "batchmean"
+    with pytest.raises(OptionError, match="exact mode is bitwise: it takes the sum, not reduction"):
+        Settings(exact=True, reduction="batchmean")
+    assert Settings(exact=True, reduction="sum").exact
+
+
+def test_deterministic_and_multiple_of_are_described_when_given() -> None:
+    assert Settings(deterministic=True, multiple_of="N=128").described()["multiple_of"] == "N=128"
+
+
+def test_multiple_of_is_parsed_and_checked_in_its_declaration() -> None:
+    assert Settings().multiples == (1, 1, 1)
+    assert Settings(multiple_of=32).multiples == (32, 32, 32)
+    assert Settings(multiple_of="N=128,I=32").multiples == (128, 32, 1)
+    assert _settings.parse_multiples("32") == 32
+    assert _settings.parse_multiples(" i=32, n=128 ") == "N=128,I=32"  # N, I, O order
+    for bad in ("K=32", "N=32,N=64", "N=", "32.5", "N=0"):
+        with pytest.raises(ValueError):
+            _settings.parse_multiples(bad)
+    for bad_value in (0, True, 2.0, "O=64,X=1", 256, "N=65536,I=64"):  # 256^3, 2^22: too big
+        with pytest.raises(OptionError, match=r"^multiple_of must be a multiple M \(up to 128\)"):
+            Settings(multiple_of=bad_value)
+    assert Settings(multiple_of="N=65536,I=32").multiples == (65536, 32, 1)  # 2^21
+    assert _settings.multiples_text((128, 32, 128)) == "N, O multiples of 128, I multiples of 32"
+
+
+def test_block_sizes_are_read_from_any_list_of_ints() -> None:
+    """JSON and Python users give lists: one spelling, a sorted tuple without repeats."""
+    assert Settings(tile=[512, 64, 64]).tile == (64, 512)
+    with pytest.raises(OptionError, match="tile must be a tuple of block sizes"):
+        Settings(tile=[1])
+    with pytest.raises(OptionError, match="tile must be a tuple of block sizes"):
+        Settings(tile="64")  # type: ignore[arg-type]
 
 
 def test_bias_option_is_validated_and_spelled() -> None:
@@ -157,6 +211,7 @@ def test_a_new_option_is_one_field(monkeypatch: pytest.MonkeyPatch) -> None:
         unroll: int | None = option(
             None,
             "unroll factor of the candidate's kernel",
+            group=_settings.NUMERICS,
             valid=lambda value: value is None or value >= 1,
             needs="a positive int or None",
             parse=int,
@@ -203,3 +258,27 @@ def test_the_docs_table_is_written_by_a_module_entry(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert target.read_text() == _surfaces.options_table()
+
+
+def test_check_help_lists_the_options_in_groups_in_the_command_lines_words() -> None:
+    """``check --help`` is four groups (what to check, numerics, running, output), each option
+    in its declared one, and holds no Python value or call: ``--seed None`` is refused and
+    ``--repro-dir None`` writes a folder named None, so neither is offered."""
+    text = cli._parser().format_help()
+    headings = [line[:-1] for line in text.splitlines() if line.endswith(":") and line[0] != " "]
+    assert headings == ["options", *_settings.GROUPS]
+    sections = dict(zip(headings, re.split(r"^\S.*:$", text, flags=re.MULTILINE)[1:], strict=True))
+    for field in _settings.declarations():
+        if CLI in field.metadata["offered"]:
+            where = [name for name, body in sections.items() if spelling(field.name) in body]
+            assert where == [field.metadata["group"]], field.name
+    assert "SPEC" in sections[_settings.WHAT]
+    for python in ("None", "()", "True", "False", "Error", "bounds.", "``", "command line"):
+        assert python not in text, python
+    assert text.startswith("usage: python -m verify check SPEC [options]\n")
+
+
+def test_an_option_on_the_command_line_declares_its_group() -> None:
+    with pytest.raises(ValueError, match="has a group of"):
+        option(1, "a count", offered=(CLI,))
+    assert option(1, "a count", offered=(PYTHON,)).metadata["group"] is None

@@ -21,11 +21,11 @@ from verify.strategies import (
     BiasLayerInputs,
     LayerInputs,
     LayerShape,
-    _make_bias_inputs,
     _make_inputs,
     exact_inputs,
     exact_layer_inputs,
     exact_mode_fits,
+    inputs_of,
     layer_inputs,
     layer_shapes,
     upstream_gradients,
@@ -240,7 +240,7 @@ def test_example_inputs_match_the_strategy_kinds() -> None:
 def _draw_bias(
     kind: str, shape: tuple[int, int, int], dtype: np.dtype, seed: int, tie_fraction: float = 0.2
 ) -> BiasLayerInputs:
-    return _make_bias_inputs(kind, LayerShape(*shape), dtype, seed, 0.01, tie_fraction)
+    return _make_inputs(kind, LayerShape(*shape), dtype, seed, 0.01, tie_fraction, bias=True)
 
 
 @examples(30)
@@ -308,3 +308,14 @@ def test_no_bias_draws_are_the_seeds() -> None:
 def test_bias_option_is_checked() -> None:
     with pytest.raises(ValueError, match="bias must be True or False, got 1"):
         layer_inputs(bias=1)  # type: ignore[call-overload]
+
+
+def test_the_inputs_hold_their_parameters_as_one_tree() -> None:
+    """``.params`` is the tree; ``inputs_of`` builds the inputs back from it, in any key order."""
+    plain = _make_inputs("normal", LayerShape(4, 3, 2), np.dtype(np.float32), 1, 0.01, 0.2)
+    biased = _draw_bias("normal", (4, 3, 2), np.dtype(np.float32), 1)
+    assert list(plain.params) == ["w"] and list(biased.params) == ["w", "b"]
+    assert biased.params["b"] is biased.b
+    again = inputs_of(biased.x, {"b": biased.b, "w": biased.w}, biased.target, 0.01, "normal")
+    assert type(again) is BiasLayerInputs and again.b is biased.b and again.w is biased.w
+    assert type(inputs_of(plain.x, plain.params, plain.target, 0.5, "x")) is LayerInputs

@@ -261,6 +261,76 @@ class MeanStep(Correct):
         return (np.where(output > target, 1.0, -1.0) / output.shape[0]).astype(output.dtype)
 
 
+# --- declared reductions: correct under their declaration, wrong under any other --------------
+
+
+def _reduced_loss(output: np.ndarray, target: np.ndarray, divisor: int) -> Any:
+    """``sum |output - target| / D``, summed and divided in at least float32, stored."""
+    accumulator = np.promote_types(output.dtype, np.float32)
+    total = np.abs(output - target).sum(dtype=accumulator)
+    return (total / accumulator.type(divisor)).astype(output.dtype)
+
+
+class MeanLayer(Correct):
+    """``l1_loss(reduction="mean")`` and its gradient, ``sign / (N*O)``: correct under
+    ``reduction="mean"``; the step composed of them, as ``Correct``'s is."""
+
+    def loss(self, output, target):
+        return _reduced_loss(output, target, output.size)
+
+    def loss_grad(self, output, target):
+        return (np.where(output > target, 1.0, -1.0) / output.size).astype(output.dtype)
+
+
+class BatchMeanLayer(Correct):
+    """The sum over every output divided by the batch size N, and ``sign / N``: correct under
+    ``reduction="batchmean"`` (the from-scratch ``cost / N``)."""
+
+    def loss(self, output, target):
+        return _reduced_loss(output, target, output.shape[0])
+
+    def loss_grad(self, output, target):
+        return (np.where(output > target, 1.0, -1.0) / output.shape[0]).astype(output.dtype)
+
+
+class MeanBiasLayer(CorrectBias):
+    """``MeanLayer`` with a bias: dL_db, the sum over the batch of dL_do, divided with it."""
+
+    loss = MeanLayer.loss
+    loss_grad = MeanLayer.loss_grad
+
+
+class MeanFusedStep(MeanLayer):
+    """A fused step that divides after its matmuls, ``(x.T @ sign) / (N*O)``, where its pieces
+    divide dL_do first: the same gradients up to rounding, consistent under the mean."""
+
+    def step(self, x, w, target, lr):
+        output = x @ w
+        sign = np.where(output > target, 1.0, -1.0).astype(output.dtype)
+        count = output.dtype.type(output.size)
+        dL_dw = (x.T @ sign) / count
+        return self.loss(output, target), (sign @ w.T) / count, dL_dw, self.update(w, dL_dw, lr)
+
+
+class MeanFusedTieStep(MeanLayer):
+    """``FusedTieStep`` under the mean: +1 at ties in the fused step, -1 in its loss_grad; each
+    admissible, the two inconsistent."""
+
+    def step(self, x, w, target, lr):
+        output = x @ w
+        dL_do = (np.where(output >= target, 1.0, -1.0) / output.size).astype(output.dtype)
+        dL_dw = x.T @ dL_do
+        return self.loss(output, target), dL_do @ w.T, dL_dw, self.update(w, dL_dw, lr)
+
+
+class MeanLossBatchMeanGrad(Correct):
+    """A loss that is a mean over N*O whose gradient divides by N only (a real bug: two
+    reductions that disagree): wrong under every declaration."""
+
+    loss = MeanLayer.loss
+    loss_grad = BatchMeanLayer.loss_grad
+
+
 # --- signs and upstream -----------------------------------------------------------------------
 
 
@@ -822,10 +892,11 @@ class BiasAxisForward(CorrectBias):
         return x @ w + b[:, None]
 
 
-# The fused step's dL_db, of shape (N,), is a wrong_shape of its own (its update raises).
+# The fused step's (N,) dL_db is grad_b's, traced to it (bias_axis); the identities read its
+# wrong shape, and consistency's update of b by it raises where N and O differ (neither 1).
 @mutant(
     {"grad_b": "bias_axis"},
-    also={"step": "wrong_shape", "identities": "wrong_shape", "consistency": "raised"},
+    also={"step": "bias_axis", "identities": "wrong_shape", "consistency": "raised"},
     probes=(Probe("dL_db", (4, 3, 4)),),  # N == O: a sum over O has dL_db's shape
 )
 class BiasAxisGradB(CorrectBias):
@@ -845,6 +916,13 @@ def declared(cls: type) -> Mutant:
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep, CorrectBias)
+
+#: Implementations correct under a declared option, with it: must all pass so.
+DECLARED: tuple[tuple[type, dict[str, Any]], ...] = (
+    (MeanLayer, {"reduction": "mean"}),
+    (BatchMeanLayer, {"reduction": "batchmean"}),
+    (MeanBiasLayer, {"reduction": "mean"}),
+)
 
 
 #: Correct examples a user copies (SPECs), by the module each needs (skipped without it).
@@ -939,7 +1017,8 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
     """Run the zoo and the correct implementations over ``seeds``; count kills and false alarms.
 
     A mutant is killed on a seed when every expected function fails with its expected
-    diagnosis; a false positive is a correct implementation (or example) failing on a seed.
+    diagnosis; a false positive is a correct implementation (or example, or one of
+    ``DECLARED`` under its options) failing on a seed.
     """
     import importlib.util
 
@@ -949,11 +1028,15 @@ def kill_rate(seeds: tuple[int, ...] = (0, 1, 2), max_examples: int = 15) -> dic
             found = diagnoses(run_mutant(mutant, seed))
             if found != mutant.expected:
                 misses.append((mutant.name, seed, found))
-        correct: list[Any] = list(CORRECT)
-        correct += [spec for spec, needs in EXAMPLES.items() if importlib.util.find_spec(needs)]
-        for impl in correct:
+        correct: list[tuple[Any, dict[str, Any]]] = [(impl, {}) for impl in CORRECT]
+        correct += [
+            (spec, {}) for spec, needs in EXAMPLES.items() if importlib.util.find_spec(needs)
+        ]
+        for impl, options in [*correct, *DECLARED]:
             runs += 1
-            report = verify.check(impl, max_examples=max_examples, seed=seed, repro_dir=None)
+            report = verify.check(
+                impl, max_examples=max_examples, seed=seed, repro_dir=None, **options
+            )
             if not report.passed:
                 false_positives.append((report.implementation, seed, report.summary()))
     killed = len(ZOO) * len(seeds) - len(misses)

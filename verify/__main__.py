@@ -26,6 +26,18 @@ SUBCOMMANDS = {
 }
 
 
+def usage() -> str:
+    """``python -m verify --help``: a usage line, what no command does, and the commands."""
+    commands = "\n".join(f"  {name:10s} {text}" for name, (_, text) in SUBCOMMANDS.items())
+    return (
+        "usage: python -m verify [COMMAND [ARGS...]]\n\n"
+        "With no command: the seed walk-through, the seed notebook's example computed by all\n"
+        "three implementations (the loops, the jitted JAX layer, jax.grad).\n\n"
+        f"commands:\n{commands}\n\n"
+        "python -m verify COMMAND --help shows a command's options."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args:
@@ -33,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return walkthrough()
     if args[0] in ("-h", "--help"):
-        print(__doc__.strip())
-        for name, (_, text) in SUBCOMMANDS.items():
-            print(f"  {name:10s} {text}")
+        print(usage())
         return ExitCode.OK
     if args[0] not in SUBCOMMANDS:
         print_error(

@@ -7,14 +7,27 @@ Nothing here is hand-derived; JAX differentiates ``sum |x @ w - target|`` itself
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float
 
-from ._inputs import LrChecked, StepOf, learning_rate, real
-from ._layer import DEFAULT_PRECISION, BiasStepResult, ChainResult, Precision, StepResult
+import reference
+
+from ._inputs import StepOf, learning_rate, real
+from ._layer import (
+    DEFAULT_PRECISION,
+    BiasStepResult,
+    ChainResult,
+    Precision,
+    StepResult,
+    step_result,
+)
+from ._params import Params, parameters
 
 
 def l1_objective(
@@ -22,9 +35,23 @@ def l1_objective(
 ) -> Float[Array, ""]:
     """``L(x, w) = sum |x @ w - target|`` (``L(x, w, b) = sum |x @ w + b - target|`` with a
     bias of shape ``(O,)``), the function ``jax.grad`` differentiates."""
-    output = jnp.matmul(x, w, precision=precision)
-    if b is not None:
-        output = output + b[None, :]
+    return tree_objective(x, parameters(w, b), target, precision)
+
+
+#: How each parameter enters the output, as ``jnp`` writes it: ``x @ w``, ``b`` per row.
+_TERMS: dict[str, Callable[[Array, Array, Precision], Array]] = {
+    "w": lambda x, w, precision: jnp.matmul(x, w, precision=precision),
+    "b": lambda x, b, precision: b[None, :],
+}
+
+
+def tree_objective(
+    x, params: Params, target, precision: Precision = DEFAULT_PRECISION
+) -> Float[Array, ""]:
+    """``l1_objective`` of the parameter tree ``{"w": w}`` or ``{"w": w, "b": b}``: what
+    ``jax.grad`` differentiates with respect to x and every parameter at once."""
+    terms = (_TERMS[name](x, value, precision) for name, value in params.items())
+    output = functools.reduce(operator.add, terms)
     return jnp.sum(jnp.abs(output - target))
 
 
@@ -32,56 +59,32 @@ def l1_objective(
 def _autodiff_step(
     x: Float[ArrayLike, "N I"],
     w: Float[ArrayLike, "I O"],
-    target: Float[ArrayLike, "N O"],
-    lr: ArrayLike,
-    *,
+    *args: ArrayLike,
     precision: Precision = DEFAULT_PRECISION,
-) -> StepResult:
-    """``(L, dL_dx, dL_dw, w - lr * dL_dw)`` with both gradients from ``jax.value_and_grad``.
+) -> StepResult | BiasStepResult:
+    """``(L, dL_dx, dL_dw, w - lr * dL_dw)`` with every gradient from ``jax.value_and_grad``;
+    with a bias (``autodiff_step(x, w, b, target, lr)``) ``(L, dL_dx, dL_dw, dL_db,
+    w - lr * dL_dw, b - lr * dL_db)`` of ``sum |x @ w + b - target|``.
 
     Inputs as ``verify.step``'s (``_inputs``: integers promoted to a float dtype, complex
-    rejected).
-
-    Args:
-      x: ``(N, I)``.
-      w: ``(I, O)``.
-      target: ``(N, O)``.
-      lr: scalar.
-      precision: the matmul precision, as ``verify.step``'s.
+    rejected): x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``, lr a scalar;
+    ``precision`` the matmul precision, as ``verify.step``'s.
     """
-    x, w, target = real(x=x, w=w, target=target)
+    b, target, lr = reference.step_arguments("autodiff_step", args, {})
+    params = parameters(w, b)
+    x, *values, target = real(x=x, **params, target=target)
+    params = dict(zip(params, values, strict=True))
     lr = learning_rate(lr)
-    loss, (dL_dx, dL_dw) = jax.value_and_grad(l1_objective, argnums=(0, 1))(x, w, target, precision)
-    return StepResult(loss, dL_dx, dL_dw, w - lr.astype(w.dtype) * dL_dw)
-
-
-@partial(jax.jit, static_argnames="precision")
-def _autodiff_bias_step(
-    x: Float[ArrayLike, "N I"],
-    w: Float[ArrayLike, "I O"],
-    b: Float[ArrayLike, " O"],
-    target: Float[ArrayLike, "N O"],
-    lr: ArrayLike,
-    *,
-    precision: Precision = DEFAULT_PRECISION,
-) -> BiasStepResult:
-    """``(L, dL_dx, dL_dw, dL_db, w - lr * dL_dw, b - lr * dL_db)``, all three gradients from
-    ``jax.value_and_grad`` of ``sum |x @ w + b - target|``; shapes as ``verify.step``'s."""
-    x, w, b, target = real(x=x, w=w, b=b, target=target)
-    lr = learning_rate(lr)
-
-    def objective(x, w, b):
-        return l1_objective(x, w, target, precision, b=b)
-
-    loss, (dL_dx, dL_dw, dL_db) = jax.value_and_grad(objective, argnums=(0, 1, 2))(x, w, b)
-    rate = lr.astype(w.dtype)
-    return BiasStepResult(loss, dL_dx, dL_dw, dL_db, w - rate * dL_dw, b - rate * dL_db)
+    loss, (dL_dx, grads) = jax.value_and_grad(tree_objective, argnums=(0, 1))(
+        x, params, target, precision
+    )
+    rate = lr.astype(params["w"].dtype)
+    new = jax.tree.map(lambda value, grad: value - rate * grad, params, grads)
+    return step_result(loss, dL_dx, grads, new)
 
 
 #: ``autodiff_step(x, w, target, lr)`` or ``autodiff_step(x, w, b, target, lr)``.
-autodiff_step = StepOf(
-    LrChecked(_autodiff_step, position=3), LrChecked(_autodiff_bias_step, position=4)
-)
+autodiff_step = StepOf(_autodiff_step)
 
 
 @partial(jax.jit, static_argnames="precision")

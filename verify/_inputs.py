@@ -24,7 +24,6 @@ a jitted function can be:
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar
@@ -33,6 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
+
+from ._params import parameters
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,20 +117,20 @@ class LrChecked(Generic[P, R]):
 
 
 class StepOf:
-    """A step taking ``(x, w, target, lr)`` or ``(x, w, b, target, lr)``: the call goes to
-    ``plain`` or ``biased`` by ``reference.step_arguments`` (the argument count, or a keyword
-    ``b``); other keywords (``precision``) pass through. ``lower`` dispatches the same way;
-    every other attribute is ``plain``'s, so the layer without a bias stays what it was."""
+    """A step taking ``(x, w, target, lr)`` or ``(x, w, b, target, lr)``, one jitted function
+    ``jitted(x, w, [b,] target, lr, **options)`` for both: the arguments are read by
+    ``reference.step_arguments`` (the count, or a keyword ``b``) and passed on positionally,
+    with other keywords (``precision``); ``lr`` is checked as ``LrChecked`` checks it.
+    ``lower`` takes the same arguments; every other attribute is the jitted function's."""
 
-    def __init__(self, plain: LrChecked, biased: LrChecked) -> None:
-        self._plain = plain
-        self._biased = biased
-        functools.update_wrapper(self, plain)
-        self.__doc__ = "\n\n".join(
-            inspect.cleandoc(doc) for doc in (plain.__doc__, biased.__doc__) if doc
-        )
+    def __init__(self, jitted: Any) -> None:
+        self._jitted = jitted
+        functools.update_wrapper(self, jitted)
+        # The jitted body is private (_step); the checked function is the public one (step).
+        self.__name__ = jitted.__name__.lstrip("_")
+        self.__qualname__ = jitted.__qualname__.lstrip("_")
 
-    def _route(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple, dict]:
+    def _route(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple, dict]:
         import reference
 
         if len(args) < 2:
@@ -137,18 +138,17 @@ class StepOf:
         layer = {k: v for k, v in kwargs.items() if k in reference.BIAS_STEP_ARGUMENTS}
         options = {k: v for k, v in kwargs.items() if k not in layer}
         b, target, lr = reference.step_arguments(self.__name__, args[2:], layer)
-        if b is None:
-            return self._plain, (*args[:2], target, lr), options
-        return self._biased, (*args[:2], b, target, lr), options
+        check_host_learning_rate(lr)
+        return (args[0], *parameters(args[1], b).values(), target, lr), options
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        function, positional, options = self._route(args, kwargs)
-        return function(*positional, **options)
+        positional, options = self._route(args, kwargs)
+        return self._jitted(*positional, **options)
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:
-        """``jax.jit``'s ``lower`` of the step these arguments select."""
-        function, positional, options = self._route(args, kwargs)
-        return function.lower(*positional, **options)
+        """``jax.jit``'s ``lower`` of the step, for the layer these arguments select."""
+        positional, options = self._route(args, kwargs)
+        return self._jitted.lower(*positional, **options)
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._plain, name)
+        return getattr(self._jitted, name)

@@ -11,6 +11,9 @@ that XLA contracts along the stored axes and never materialises a transpose.
 
 from __future__ import annotations
 
+import functools
+import operator
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -19,7 +22,10 @@ import jax.numpy as jnp
 from jax import lax
 from jaxtyping import Array, ArrayLike, Float
 
+import reference
+
 from ._inputs import LrChecked, StepOf, learning_rate, real
+from ._params import AXES, Params, check_shape, gradient_name, parameters, updated_name
 from .bounds import TIE_CONVENTIONS
 
 #: Accepted spellings of matmul precision: a ``lax.Precision`` or its name.
@@ -92,26 +98,30 @@ def forward(
     Returns:
       ``output``, shape ``(N, O)``.
     """
+    return _output(x, parameters(w, b), precision)
+
+
+def _output(x: ArrayLike, params: Params[ArrayLike], precision: Precision) -> Array:
+    """``forward`` on the parameter tree: the sum of each parameter's term (``_TERMS``)."""
+    w = params["w"]
     _check_matrix("x", x, "(N, I)")
     _check_matrix("w", w, "(I, O)")
     _check_dims(
         "w", jnp.shape(w), 0, jnp.shape(x)[1], f"x has shape {jnp.shape(x)}: w must be (I, O)"
     )
-    if b is None:
-        x, w = real(x=x, w=w)
-        return _contract(x, w, 1, 0, precision)
-    _check_bias(b, jnp.shape(w))
-    x, w, b = real(x=x, w=w, b=b)
-    # b[None, :]: the broadcast over the batch written out (rank promotion may be an error).
-    return _contract(x, w, 1, 0, precision) + b[None, :]
+    for name, value in params.items():
+        check_shape(name, jnp.shape(value), jnp.shape(w))
+    x, *values = real(x=x, **params)
+    terms = (_TERMS[name](x, value, precision) for name, value in zip(params, values, strict=True))
+    return functools.reduce(operator.add, terms)
 
 
-def _check_bias(b: ArrayLike, w_shape: tuple[int, ...]) -> None:
-    if jnp.ndim(b) != 1 or jnp.shape(b)[0] != w_shape[1]:
-        raise ValueError(
-            f"b has shape {jnp.shape(b)}, but w has shape {w_shape}: "
-            f"b must be (O,) with O = {w_shape[1]}"
-        )
+#: How each parameter enters the output: ``x @ w``, and b broadcast over the batch, written
+#: out as ``b[None, :]`` (rank promotion may be an error).
+_TERMS: dict[str, Callable[[Array, Array, Precision], Array]] = {
+    "w": lambda x, w, precision: _contract(x, w, 1, 0, precision),
+    "b": lambda x, b, precision: b[None, :],
+}
 
 
 @jax.jit
@@ -264,7 +274,7 @@ update = LrChecked(_update, position=2)
 
 def _check_target(target: ArrayLike, output: Array, **inputs: ArrayLike) -> None:
     """A ValueError unless ``target`` has the output's shape (N, O), naming the inputs' shapes
-    (x, w, and b on the layer with a bias)."""
+    (x and every parameter)."""
     if jnp.shape(target) != output.shape:
         given = ", ".join(f"{name}: {jnp.shape(array)}" for name, array in inputs.items())
         raise ValueError(
@@ -272,74 +282,84 @@ def _check_target(target: ArrayLike, output: Array, **inputs: ArrayLike) -> None
         )
 
 
+#: Each parameter's gradient from the upstream ``dL_do``: ``x.T @ dL_do`` and its batch sum.
+_GRADIENTS: dict[str, Callable[[ArrayLike, Array, Precision], Array]] = {
+    "w": lambda x, dL_do, precision: grad_w(x, dL_do, precision=precision),
+    "b": lambda x, dL_do, precision: grad_b(dL_do),
+}
+
+#: What a step returns, by its parameters' names (``_params.step_fields``).
+_RESULTS: dict[tuple[str, ...], type[StepResult] | type[BiasStepResult]] = {
+    ("w",): StepResult,
+    ("w", "b"): BiasStepResult,
+}
+
+
+def step_result(
+    loss: Array, dL_dx: Array, grads: Params[Array], new: Params[Array]
+) -> StepResult | BiasStepResult:
+    """``StepResult(loss, dL_dx, dL_dw, w_new)`` or ``BiasStepResult(loss, dL_dx, dL_dw, dL_db,
+    w_new, b_new)`` from the trees of the gradients and the updated parameters (keys in any
+    order, as ``jax.tree`` sorts them)."""
+    names = tuple(name for name in AXES if name in grads)
+    fields = {gradient_name(name): grads[name] for name in names}
+    fields |= {updated_name(name): new[name] for name in names}
+    return _RESULTS[names](loss=loss, dL_dx=dL_dx, **fields)
+
+
+def tree_step(
+    x: ArrayLike,
+    params: Params[ArrayLike],
+    target: ArrayLike,
+    lr: ArrayLike,
+    precision: Precision = DEFAULT_PRECISION,
+) -> StepResult | BiasStepResult:
+    """``_step`` on the parameter tree (its body, traced inside it): every parameter's gradient
+    from the one ``dL_do``, every parameter updated. The same jitted functions as when called
+    one by one, in one order: forward, loss_grad, the gradients, the loss, grad_x, the updates.
+    """
+    output = forward(x, **params, precision=precision)
+    _check_target(target, output, x=x, **params)
+    dL_do = loss_grad(output, target)
+    grads = {name: _GRADIENTS[name](x, dL_do, precision) for name in params}
+    loss = l1_loss(output, target)
+    dL_dx = grad_x(dL_do, params["w"], precision=precision)
+    new = {name: _update(value, grads[name], lr) for name, value in params.items()}
+    return step_result(loss, dL_dx, grads, new)
+
+
 @partial(jax.jit, static_argnames="precision")
 def _step(
     x: Float[ArrayLike, "N I"],
     w: Float[ArrayLike, "I O"],
-    target: Float[ArrayLike, "N O"],
-    lr: ArrayLike,
-    *,
+    *args: ArrayLike,
     precision: Precision = DEFAULT_PRECISION,
-) -> StepResult:
-    """One fused SGD step on ``L = sum |x @ w - target|``.
+) -> StepResult | BiasStepResult:
+    """One fused SGD step on ``L = sum |x @ w (+ b) - target|``: ``step(x, w, target, lr)``
+    or, with a bias b ``(O,)``, ``step(x, w, b, target, lr)``.
 
-    ``output = x @ w``, ``dL_do = sign(output - target)`` (-1 at ties), ``dL_dx = dL_do @ w.T``,
-    ``dL_dw = x.T @ dL_do``, ``w_new = w - lr * dL_dw``; one XLA computation.
+    ``output = x @ w (+ b)``, ``dL_do = sign(output - target)`` (-1 at ties),
+    ``dL_dx = dL_do @ w.T``, ``dL_dw = x.T @ dL_do``, ``w_new = w - lr * dL_dw``; with a bias
+    ``dL_db = sum_d dL_do[d, :]`` and ``b_new = b - lr * dL_db``. One XLA computation of three
+    matmuls (with a bias, and one column sum); b is traced only where it is given, so the
+    layer without one compiles to the seed's program.
 
-    Args:
-      x: ``(N, I)``; w: ``(I, O)``; target: ``(N, O)``; lr: scalar; precision: as ``forward``.
+    Shapes (positional, as the two forms above): x ``(N, I)``, w ``(I, O)``, b ``(O,)``,
+    target ``(N, O)``, lr a scalar (traced: no recompile per learning rate); ``precision`` as
+    ``forward``'s.
 
     Returns:
-      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``.
+      ``StepResult(loss, dL_dx (N, I), dL_dw (I, O), w_new (I, O))``, or with a bias
+      ``BiasStepResult(loss, dL_dx, dL_dw, dL_db (O,), w_new, b_new (O,))``.
     """
-    output = forward(x, w, precision=precision)
-    _check_target(target, output, x=x, w=w)
-    dL_do = loss_grad(output, target)
-    dL_dw = grad_w(x, dL_do, precision=precision)
-    return StepResult(
-        l1_loss(output, target),
-        grad_x(dL_do, w, precision=precision),
-        dL_dw,
-        _update(w, dL_dw, lr),
-    )
-
-
-@partial(jax.jit, static_argnames="precision")
-def _bias_step(
-    x: Float[ArrayLike, "N I"],
-    w: Float[ArrayLike, "I O"],
-    b: Float[ArrayLike, " O"],
-    target: Float[ArrayLike, "N O"],
-    lr: ArrayLike,
-    *,
-    precision: Precision = DEFAULT_PRECISION,
-) -> BiasStepResult:
-    """One fused SGD step on ``L = sum |x @ w + b - target|``.
-
-    ``output = x @ w + b``, ``dL_do = sign(output - target)`` (-1 at ties),
-    ``dL_dx = dL_do @ w.T``, ``dL_dw = x.T @ dL_do``, ``dL_db = sum_d dL_do[d, :]``,
-    ``w_new = w - lr * dL_dw``, ``b_new = b - lr * dL_db``; one XLA computation of three
-    matmuls and one column sum.
-    """
-    output = forward(x, w, b, precision=precision)
-    _check_target(target, output, x=x, w=w, b=b)
-    dL_do = loss_grad(output, target)
-    dL_dw = grad_w(x, dL_do, precision=precision)
-    dL_db = grad_b(dL_do)
-    return BiasStepResult(
-        l1_loss(output, target),
-        grad_x(dL_do, w, precision=precision),
-        dL_dw,
-        dL_db,
-        _update(w, dL_dw, lr),
-        _update(b, dL_db, lr),
-    )
+    b, target, lr = reference.step_arguments("step", args, {})
+    return tree_step(x, parameters(w, b), target, lr, precision)
 
 
 #: ``step(x, w, target, lr)`` or, with a bias, ``step(x, w, b, target, lr)``:
 #: ``StepResult(loss, dL_dx, dL_dw, w_new)`` or ``BiasStepResult(loss, dL_dx, dL_dw, dL_db,
-#: w_new, b_new)``; one fused XLA computation each (``_step``, ``_bias_step``).
-step = StepOf(LrChecked(_step, position=3), LrChecked(_bias_step, position=4))
+#: w_new, b_new)``; one jitted function, one fused XLA computation per layer (``_step``).
+step = StepOf(_step)
 
 #: ``loss`` is the oracle's name for ``l1_loss``; both are provided.
 loss = l1_loss

@@ -70,9 +70,11 @@ from ._layer import (
     StepResult,
     forward,
     loss_grad,
+    step_result,
     update,
 )
 from ._padding import valid_mask
+from ._params import Params, check_shape, parameters
 
 #: Mesh axis names ``step_mesh`` makes and ``sharded_step`` looks for by default.
 DATA_AXIS = "data"
@@ -128,13 +130,12 @@ def _check_axis(mesh: Mesh, argument: str, axis: str | None) -> None:
 
 def _check_inputs(
     x: Any,
-    w: Any,
+    params: Params[Any],
     target: Any,
     lr: Any,
     mesh: Mesh,
     data_axis: str | None,
     model_axis: str | None,
-    b: Any = None,
 ) -> None:
     """Shape checks on the global arrays, before tracing, so messages name the user's shapes."""
     if not isinstance(mesh, Mesh):
@@ -145,6 +146,7 @@ def _check_inputs(
     _check_axis(mesh, "model_axis", model_axis)
     if data_axis is not None and data_axis == model_axis:
         raise ValueError(f"data_axis and model_axis must differ, both are {data_axis!r}")
+    w = params["w"]
     for name, value, meaning in (
         ("x", x, "(N, I)"),
         ("w", w, "(I, O)"),
@@ -162,11 +164,8 @@ def _check_inputs(
             f"target has shape {jnp.shape(target)}, but should be (N, O) = {(n, o)} "
             f"[x: {jnp.shape(x)}, w: {jnp.shape(w)}]"
         )
-    if b is not None and jnp.shape(b) != (o,):
-        raise ValueError(
-            f"b has shape {jnp.shape(b)}, but w has shape {jnp.shape(w)}: b must be (O,) with "
-            f"O = {o}"
-        )
+    for name, value in params.items():
+        check_shape(name, jnp.shape(value), jnp.shape(w))
     learning_rate(lr)
     check_host_learning_rate(lr)
 
@@ -217,12 +216,19 @@ def _block_offset(
     return rows, cols
 
 
+#: Each parameter's gradient from this device's block of dL_do, summed over its rows and kept
+#: wide for the psum over the data axis: ``x.T @ dL_do`` and the batch sum.
+_LOCAL_GRADIENTS: dict[str, Callable[[Array, Array, Precision], Array]] = {
+    "w": lambda x, dL_do, precision: _partial_contract(x, dL_do, 0, 0, precision),
+    "b": lambda x, dL_do, precision: jnp.sum(dL_do, axis=0, dtype=_accumulation_dtype(x.dtype)),
+}
+
+
 def _local_step(
     x: Array,
-    w: Array,
+    params: Params[Array],
     target: Array,
     lr: Array,
-    b: Array | None = None,
     *,
     num_data: int,
     output_features: int,
@@ -230,12 +236,12 @@ def _local_step(
     data_axis: str | None,
     model_axis: str | None,
     precision: Precision,
-) -> tuple[Array, ...]:
-    """One device's share: blocks x ``(N/D, I)``, w ``(I, O/M)``, target ``(N/D, O/M)`` (and
-    b ``(O/M,)``): ``(loss, dL_dx, dL_dw, w_new)``, with a bias ``(..., dL_db, b_new)``."""
+) -> tuple[Array, Array, Params[Array], Params[Array]]:
+    """One device's share: blocks x ``(N/D, I)``, target ``(N/D, O/M)`` and every parameter's
+    block over O (w ``(I, O/M)``, b ``(O/M,)``): ``(loss, dL_dx, gradients, updated)``."""
     data_axes = () if data_axis is None else (data_axis,)
     model_axes = () if model_axis is None else (model_axis,)
-    output = forward(x, w, b, precision=precision)
+    output = forward(x, **params, precision=precision)
     dL_do = loss_grad(output, target)
     terms = jnp.abs(output - target)
     if padded:
@@ -247,36 +253,50 @@ def _local_step(
         terms = jnp.where(valid, terms, jnp.zeros_like(terms))
     wide = _accumulation_dtype(x.dtype)
     loss = _psum(jnp.sum(terms, dtype=wide), data_axes + model_axes).astype(x.dtype)
-    dL_dx = _psum(_partial_contract(dL_do, w, 1, 1, precision), model_axes).astype(x.dtype)
-    dL_dw = _psum(_partial_contract(x, dL_do, 0, 0, precision), data_axes).astype(x.dtype)
-    if b is None:
-        return loss, dL_dx, dL_dw, update(w, dL_dw, lr)
-    # The batch sum of this device's rows, widened as the matmuls' are, then over the data axis.
-    dL_db = _psum(jnp.sum(dL_do, axis=0, dtype=wide), data_axes).astype(x.dtype)
-    return loss, dL_dx, dL_dw, update(w, dL_dw, lr), dL_db, update(b, dL_db, lr)
+    dL_dx = _psum(_partial_contract(dL_do, params["w"], 1, 1, precision), model_axes)
+    dL_dx = dL_dx.astype(x.dtype)
+    grads = {
+        name: _psum(_LOCAL_GRADIENTS[name](x, dL_do, precision), data_axes).astype(x.dtype)
+        for name in params
+    }
+    return (
+        loss,
+        dL_dx,
+        grads,
+        {name: update(value, grads[name], lr) for name, value in params.items()},
+    )
 
 
-def _padded(
+def _split_over_o(value: Array, model_axis: str | None) -> PartitionSpec:
+    """A parameter's blocks: its last axis (O) split over the model axis, the rest whole."""
+    return PartitionSpec(*(None,) * (jnp.ndim(value) - 1), model_axis)
+
+
+@partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
+def _sharded_step(
     x: Array,
-    w: Array,
+    params: Params[Array],
     target: Array,
+    lr: Array,
     *,
     mesh: Mesh,
     data_axis: str | None,
     model_axis: str | None,
     precision: Precision,
-) -> tuple[tuple[Array, Array, Array], int, Callable[..., Any]]:
-    """x, w and target zero-padded to multiples of their axes' sizes, the padding of O (a bias
-    is padded alike), and ``_local_step`` bound to the true N and O: the shared prologue of the
-    steps with and without a bias."""
-    (n, _), o = x.shape, w.shape[1]
+) -> StepResult | BiasStepResult:
+    """``sharded_step`` on the parameter tree (module docstring): x, target and every parameter
+    zero-padded to multiples of their axes' sizes, one ``shard_map`` of ``_local_step``, the
+    results cut back to the true N and O."""
+    (n, _), o = x.shape, params["w"].shape[1]
     pad_n = -n % _axis_size(mesh, data_axis)
     pad_o = -o % _axis_size(mesh, model_axis)
-    padded = (
-        jnp.pad(x, ((0, pad_n), (0, 0))),
-        jnp.pad(w, ((0, 0), (0, pad_o))),
-        jnp.pad(target, ((0, pad_n), (0, pad_o))),
-    )
+    x_p = jnp.pad(x, ((0, pad_n), (0, 0)))
+    # O is the last axis of every parameter: each is padded along it alike.
+    params_p = {
+        name: jnp.pad(value, ((0, 0),) * (value.ndim - 1) + ((0, pad_o),))
+        for name, value in params.items()
+    }
+    target_p = jnp.pad(target, ((0, pad_n), (0, pad_o)))
     body = partial(
         _local_step,
         num_data=n,
@@ -286,63 +306,20 @@ def _padded(
         model_axis=model_axis,
         precision=precision,
     )
-    return padded, pad_o, body
-
-
-@partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
-def _sharded_bias_step(
-    x: Array,
-    w: Array,
-    b: Array,
-    target: Array,
-    lr: Array,
-    *,
-    mesh: Mesh,
-    data_axis: str | None,
-    model_axis: str | None,
-    precision: Precision,
-) -> BiasStepResult:
-    """``_sharded_step`` with a bias b ``(O,)``, split over O with w (module docstring)."""
-    (n, _), o = x.shape, w.shape[1]
-    (x_p, w_p, target_p), pad_o, body = _padded(
-        x, w, target, mesh=mesh, data_axis=data_axis, model_axis=model_axis, precision=precision
-    )
-    b_p = jnp.pad(b, (0, pad_o))
-    rows, cols = PartitionSpec(data_axis, None), PartitionSpec(None, model_axis)
-    bias = PartitionSpec(model_axis)
-    loss, dL_dx, dL_dw, w_new, dL_db, b_new = jax.shard_map(
+    rows = PartitionSpec(data_axis, None)
+    blocks = {name: _split_over_o(value, model_axis) for name, value in params.items()}
+    loss, dL_dx, grads, new = jax.shard_map(
         body,
         mesh=mesh,
-        in_specs=(rows, cols, PartitionSpec(data_axis, model_axis), PartitionSpec(), bias),
-        out_specs=(PartitionSpec(), rows, cols, cols, bias, bias),
-    )(x_p, w_p, target_p, lr, b_p)
-    return BiasStepResult(loss, dL_dx[:n], dL_dw[:, :o], dL_db[:o], w_new[:, :o], b_new[:o])
-
-
-@partial(jax.jit, static_argnames=("mesh", "data_axis", "model_axis", "precision"))
-def _sharded_step(
-    x: Array,
-    w: Array,
-    target: Array,
-    lr: Array,
-    *,
-    mesh: Mesh,
-    data_axis: str | None,
-    model_axis: str | None,
-    precision: Precision,
-) -> StepResult:
-    (n, _), o = x.shape, w.shape[1]
-    (x_p, w_p, target_p), _, body = _padded(
-        x, w, target, mesh=mesh, data_axis=data_axis, model_axis=model_axis, precision=precision
+        in_specs=(rows, blocks, PartitionSpec(data_axis, model_axis), PartitionSpec()),
+        out_specs=(PartitionSpec(), rows, blocks, blocks),
+    )(x_p, params_p, target_p, lr)
+    return step_result(
+        loss,
+        dL_dx[:n],
+        {name: grad[..., :o] for name, grad in grads.items()},
+        {name: value[..., :o] for name, value in new.items()},
     )
-    rows, cols = PartitionSpec(data_axis, None), PartitionSpec(None, model_axis)
-    loss, dL_dx, dL_dw, w_new = jax.shard_map(
-        body,
-        mesh=mesh,
-        in_specs=(rows, cols, PartitionSpec(data_axis, model_axis), PartitionSpec()),
-        out_specs=(PartitionSpec(), rows, cols, cols),
-    )(x_p, w_p, target_p, lr)
-    return StepResult(loss, dL_dx[:n], dL_dw[:, :o], w_new[:, :o])
 
 
 def sharded_step(
@@ -382,26 +359,14 @@ def sharded_step(
       dL_db (O,), w_new, b_new (O,))``, dL_db and b_new sharded over O.
     """
     b, target, lr = reference.step_arguments("sharded_step", args, layer)
-    _check_inputs(x, w, target, lr, mesh, data_axis, model_axis, b)
+    params = parameters(w, b)
+    _check_inputs(x, params, target, lr, mesh, data_axis, model_axis)
     if not pad:
         _check_divisible(x, w, mesh, data_axis, model_axis)
-    if b is not None:
-        x, w, b, target = real(x=x, w=w, b=b, target=target)
-        return _sharded_bias_step(
-            x,
-            w,
-            b,
-            target,
-            lr,
-            mesh=mesh,
-            data_axis=data_axis,
-            model_axis=model_axis,
-            precision=precision,
-        )
-    x, w, target = real(x=x, w=w, target=target)
+    x, *values, target = real(x=x, **params, target=target)
     return _sharded_step(
         x,
-        w,
+        dict(zip(params, values, strict=True)),
         target,
         lr,
         mesh=mesh,

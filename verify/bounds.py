@@ -62,6 +62,41 @@ covers any order, and a ``ones @ dL_do`` matmul whose inputs are rounded too. Wi
 upstreams its kinks contribute 1 each, as they contribute ``|x|`` to dL_dw; ``b_new`` is an
 update like ``w_new``.
 
+**Reductions.** A loss may be reduced by a divisor D (``REDUCTIONS``, PyTorch's words): ``L =
+sum |output - target| / D`` with D = 1 (``sum``, the seed's), N*O (``mean``) or N
+(``batchmean``), and then ``dL_do = sign(output - target) / D`` and every gradient downstream
+is divided by D. A division by D (``division_error``) is done in any of these ways: one
+correctly rounded ``q / D``, or ``q * fl(1/D)`` (the reciprocal rounded, then the product),
+in the accumulation format or the storage format (D itself rounded to it first: a bfloat16
+257 is 256), then stored: at most four roundings, each ``(1 + d) + e`` in the operation model,
+with ``u`` and ``tiny`` the widest of the storage, accumulation and matmul-input formats' (the
+largest unit roundoff, the largest smallest normal). While ``1/D >= 2 tiny``, D, the
+reciprocal and ±1/D stored as dL_do are normal in every format: their roundings are relative
+only (``|d| <= u``, no flush), D's in the denominator (``1 / (1 + d) - 1 <= u / (1 - u)``).
+Hence::
+
+    fl(q / D) = (q / D)(1 + theta) + eta     |theta| <= rho_D,  |eta| <= 2 tiny
+    fl(±1 / D) = (±1 / D)(1 + theta)          (dL_do: no eta)
+    rho_D = (1 + u / (1 - u))(1 + u)^3 - 1
+
+Where ``1/D < 2 tiny`` the reciprocal may be subnormal, read as zero or flushed, and D may
+overflow (float16 from 65520): each of the four steps may lose all of the quotient, but none
+more than doubles it, so ``rho_D = 2^4 - 1`` (the bound then says little, which is the truth:
+float16 past D = 2^13). D = 1 is no division: ``rho_1 = eta_1 = 0``.
+
+- The loss: the sum's own bound (above), divided by D, with ``rho_D`` on the whole (the
+  computed sum divided once, or each term divided before the sum: the same relative factor on
+  non-negative terms) and ``eta`` per term (each term divided may flush), the sum's own flushes
+  left undivided (a sum of divided terms flushes as a sum of whole ones). The float64 centre
+  ``fsum / D`` rounds once more: ``2^-53`` on it.
+- dL_do: ``±(1 + rho_D) / D`` off ties, radius ``(rho_D + 2^-53) / D`` (the centre's division);
+  at a tie any value in [-1/D, 1/D], rounded.
+- dL_dx, dL_dw, dL_db of the step: the dot products of ``sign / D`` (each value within
+  ``rho_D`` of ±1/D, then the product rounds: ``c_K``), or of ``sign`` then divided once (``c_K``
+  then ``rho_D`` and ``eta``): ``compound(c_K, rho_D)`` on ``m / D``, the flushes and ``eta``
+  absolute, each kink's interval divided by D; the float64 centre adds ``2^-53`` to its own
+  ``c_K``. The update and the identities follow from these bounds unchanged.
+
 **Kinks.** Where ``|output - target|`` is within the forward bound (plus ``tiny``: a difference
 below it may flush to zero and take the tie convention), the sign of dL_do is not determined by
 the data: any value in [-1, 1] is admissible (at a true tie every subgradient is valid; near one,
@@ -88,14 +123,18 @@ beyond the input format's range (float16 inputs past 65504).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Callable, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import ml_dtypes
 import numpy as np
 
 import reference
+
+from ._params import gradient_name, ordered, output_magnitude, parameters
 
 #: Unit roundoff (half an ulp of 1) of each storage format: round to nearest.
 UNIT_ROUNDOFF: dict[str, float] = {
@@ -204,7 +243,9 @@ def rounding_growth(k: int, u: float) -> float:
 def compound(*relative: float) -> float:
     """``(1 + r_1) (1 + r_2) ... - 1``, computed without forming ``1 + r`` in float64 (where an
     ``r`` below 2^-53 would vanish: ``1 + 2^-53 == 1``); accurate to a few ulps, which the
-    radii's ``_SLACK`` covers."""
+    radii's ``_SLACK`` covers. One factor is returned as it is: ``(1 + r) - 1 = r`` exactly."""
+    if len(relative) == 1:
+        return relative[0]
     return math.expm1(math.fsum(math.log1p(r) for r in relative))
 
 
@@ -339,6 +380,75 @@ def arithmetic(
 #: The reference's own arithmetic: float64 everywhere.
 FLOAT64 = arithmetic("float64")
 
+
+class Reduction(NamedTuple):
+    """How a loss reduces its N*O terms ``|output - target|``: ``L = sum / D`` (module
+    docstring, "Reductions").
+
+    Attributes:
+      name: PyTorch's word (``reduction=`` of ``F.l1_loss``; ``batchmean`` is ``kl_div``'s).
+      divides_by: D in the contract's letters: ``1``, ``N*O`` or ``N``.
+      words: the loss in words, for messages: "a sum", "a mean over N*O", ...
+      divisor: ``(N, O) -> D``.
+    """
+
+    name: str
+    divides_by: str
+    words: str
+    divisor: Callable[[int, int], int]
+
+
+#: The reductions a loss may declare, the seed's first: ``sum`` (D = 1), ``mean`` over all N*O
+#: elements, ``batchmean`` (the sum over every output divided by the batch size N).
+REDUCTIONS: dict[str, Reduction] = {
+    reduction.name: reduction
+    for reduction in (
+        Reduction("sum", "1", "a sum", lambda n, o: 1),
+        Reduction("mean", "N*O", "a mean over N*O", lambda n, o: n * o),
+        Reduction("batchmean", "N", "a sum divided by N", lambda n, o: n),
+    )
+}
+
+
+def reduction_divisor(reduction: str, num_data: int, output_features: int) -> int:
+    """D of ``L = sum |output - target| / D`` and ``dL_do = sign(output - target) / D`` for a
+    reduction of ``REDUCTIONS`` and a batch of shape (N, O): 1 (sum), N*O (mean), N
+    (batchmean); a ValueError names the reductions."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+    return REDUCTIONS[reduction].divisor(num_data, output_features)
+
+
+def _divisor(reduction: str, shape: tuple[int, ...]) -> int:
+    """``reduction_divisor`` of a batch of this shape, (N, O); a sum of any shape is 1."""
+    if reduction == "sum":
+        return 1
+    if len(shape) != 2:
+        raise ValueError(f"a {reduction} reduction needs a batch (N, O), got shape {shape}")
+    return reduction_divisor(reduction, *shape)
+
+
+def division_error(divisor: int, arith: Arithmetic) -> tuple[float, float]:
+    """``(rho_D, eta_D)`` of one division by D in ``arith``: ``fl(q / D) = (q / D)(1 + theta)
+    + eta`` with ``|theta| <= rho_D``, ``|eta| <= eta_D = 2 tiny``; ±1/D itself is stored
+    within ``rho_D`` relatively, with no ``eta`` (module docstring, "Reductions").
+
+    ``rho_D = (1 + u / (1 - u))(1 + u)^3 - 1`` (D rounded, in the denominator; the reciprocal
+    or quotient, the product, the store) while ``1/D >= 2 tiny`` (``u``, ``tiny`` the widest
+    of the storage, accumulation and matmul-input formats'), else ``2^4 - 1``. D = 1 divides
+    nothing: ``(0, 0)``.
+    """
+    if divisor < 1:
+        raise ValueError(f"divisor must be >= 1, got {divisor}")
+    if divisor == 1:
+        return 0.0, 0.0
+    u = max(arith.u_out, arith.u_acc)
+    tiny = max(arith.tiny, arith.acc_tiny, arith.input_tiny)
+    if 2 * divisor * tiny > 1:
+        return 15.0, 2 * tiny  # each of the four steps may lose the quotient or double it
+    return compound(gamma(1, u), rounding_growth(3, u)), 2 * tiny
+
+
 Matmul = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -390,23 +500,52 @@ def _dot_radius(
     k: int,
     arith: Arithmetic,
     small: np.ndarray | float = 0.0,
+    stores: int = 0,
+    divisor: int = 1,
 ) -> np.ndarray:
-    """Radius of a length-k dot product against a float64 centre of the same inputs."""
-    coefficient = arith.dot(k)
-    relative = (coefficient + FLOAT64.dot(k)) * magnitude + (1 + coefficient) * small
-    return (relative * _magnitude_factor(k) + arith.underflow(k)) * _SLACK
+    """Radius of a length-k dot product against a float64 centre of the same inputs; ``stores``
+    more roundings (and flushes) of an intermediate result, on both sides: ``x @ w`` stored
+    before a bias is added to it (module docstring, "The bias"). With a ``divisor`` D, of the
+    dot product divided by D (``magnitude`` and ``small`` undivided): each factor ±1/D stored
+    within ``rho_D``, or the result divided once (``division_error``), and the float64 centre's
+    own division (module docstring, "Reductions")."""
+    rho, eta = division_error(divisor, arith)
+    divided = divisor != 1
+    coefficient = compound(arith.dot(k), *(arith.u_out,) * stores, *(rho,) * divided)
+    own = compound(FLOAT64.dot(k), *(FLOAT64.u_out,) * (stores + divided))
+    relative = ((coefficient + own) * magnitude + (1 + coefficient) * small) / divisor
+    flushes = arith.underflow(k) + stores * arith.tiny + eta
+    return (relative * _magnitude_factor(k) + flushes) * _SLACK
 
 
-def _bias_radius(
-    magnitude: np.ndarray, k: int, arith: Arithmetic, small: np.ndarray | float
-) -> np.ndarray:
-    """Radius of ``x @ w + b`` (k = I products and b) against a float64 centre computed as
-    ``(x @ w) + b``: a length-(k + 1) dot product and one more store (module docstring)."""
-    coefficient = compound(arith.dot(k + 1), arith.u_out)
-    own = compound(FLOAT64.dot(k + 1), FLOAT64.u_out)
-    relative = (coefficient + own) * magnitude + (1 + coefficient) * small
-    flushes = arith.underflow(k + 1) + arith.tiny
-    return (relative * _magnitude_factor(k + 1) + flushes) * _SLACK
+class _Term(NamedTuple):
+    """One parameter's term of ``output = x @ w + b`` for the forward bound: its float64 value,
+    its magnitude, the part of that a DAZ matmul may lose (``m_small``), and how many terms of
+    the sum it brings (I products, or b itself)."""
+
+    center: np.ndarray
+    magnitude: np.ndarray
+    small: np.ndarray | float
+    length: int
+
+
+def _weight_term(x: np.ndarray, w: np.ndarray, arith: Arithmetic, matmul: Matmul) -> _Term:
+    small = _small_magnitude(x, w, arith.input_tiny)
+    center = np.asarray(matmul(x, w), dtype=np.float64)
+    return _Term(center, np.abs(x) @ np.abs(w), small, x.shape[1])
+
+
+def _bias_term(x: np.ndarray, b: np.ndarray, arith: Arithmetic, matmul: Matmul) -> _Term:
+    # The factor 1 of 1 * b[j] is exact; a subnormal b may be read as zero (DAZ).
+    magnitude = np.abs(b)
+    return _Term(b, magnitude, magnitude * (magnitude < arith.input_tiny), 1)
+
+
+#: Each parameter's term of the output, by name (``_params.AXES``).
+_TERMS: dict[str, Callable[[np.ndarray, np.ndarray, Arithmetic, Matmul], _Term]] = {
+    "w": _weight_term,
+    "b": _bias_term,
+}
 
 
 def forward_bound(
@@ -416,21 +555,34 @@ def forward_bound(
 
     With a bias b of shape ``(O,)``, the bound on ``output = x @ w + b``: centre
     ``x @ w + b``, radius ``((1 + c_{I+1})(1 + u_out) - 1) (|x| @ |w| + |b|)`` (module
-    docstring, "The bias").
+    docstring, "The bias"). ``tree_forward_bound`` takes the parameters as one tree.
 
     Shapes: x ``(N, I)``, w ``(I, O)``; ``matmul`` computes the float64 centre (numpy by
     default; the tests pass the loop reference).
     """
-    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    center = np.asarray(matmul(x64, w64), dtype=np.float64)
-    small = _small_magnitude(x64, w64, arith.input_tiny)
-    if b is None:
-        return Bound(center, _dot_radius(np.abs(x64) @ np.abs(w64), x64.shape[1], arith, small))
-    b64 = np.abs(np.asarray(b, np.float64))
-    small = small + b64 * (b64 < arith.input_tiny)
-    magnitude = np.abs(x64) @ np.abs(w64) + b64
-    radius = _bias_radius(magnitude, x64.shape[1], arith, small)
-    return Bound(center + np.asarray(b, np.float64), np.broadcast_to(radius, center.shape).copy())
+    return tree_forward_bound(x, parameters(w, b), arith, matmul=matmul)
+
+
+def tree_forward_bound(
+    x: Any, params: Mapping[str, Any], arith: Arithmetic, *, matmul: Matmul = _numpy_matmul
+) -> Bound:
+    """``forward_bound`` of the parameter tree ``{"w": w}`` or ``{"w": w, "b": b}``: the sum of
+    every parameter's term (I products of x and w, and b), a length-(I + 1) dot product with
+    one more store of ``x @ w`` per term added to it (module docstring, "The bias").
+
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``; result ``(N, O)``.
+    """
+    x64 = np.asarray(x, np.float64)
+    terms = [
+        _TERMS[name](x64, np.asarray(value, np.float64), arith, matmul)
+        for name, value in ordered(params).items()
+    ]
+    center = functools.reduce(operator.add, (term.center for term in terms))
+    magnitude = functools.reduce(operator.add, (term.magnitude for term in terms))
+    small = functools.reduce(operator.add, (term.small for term in terms))
+    length = sum(term.length for term in terms)
+    radius = _dot_radius(magnitude, length, arith, small, stores=len(terms) - 1)
+    return Bound(center, np.broadcast_to(radius, center.shape).copy())
 
 
 def grad_x_bound(dL_do: Any, w: Any, arith: Arithmetic, *, matmul: Matmul = _numpy_matmul) -> Bound:
@@ -471,7 +623,7 @@ def grad_b_bound(dL_do: Any, arith: Arithmetic) -> Bound:
     )
 
 
-def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
+def loss_bound(output: Bound, target: Any, arith: Arithmetic, *, reduction: str = "sum") -> Bound:
     """The bound on ``L = sum |output - target|`` when ``output`` is itself only known to a bound.
 
     With ``S = sum |center - target| + sum radius`` (an upper bound on ``sum |output - target|``
@@ -479,6 +631,11 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     ``c = (1 + u_out)^2 (1 + g_{NO}(u_acc)) - 1`` (one rounding per difference, the sum, the
     store). The float64 centre rounds each difference once and is then summed correctly
     (``math.fsum``): ``2^-52 S`` more.
+
+    With a ``reduction`` of divisor D (``reduction_divisor``), the bound on ``L = sum |output -
+    target| / D``: ``(R (1 + rho_D) + (rho_D + 2^-53) S) / D + a_NO (1 + rho_D) + NO eta_D (1 +
+    c)``, R the sum's radius without its flushes ``a_NO`` (module docstring, "Reductions").
+    Shapes: output and target ``(N, O)``.
     """
     target64 = np.asarray(target, np.float64)
     terms = np.abs(output.center - target64)
@@ -486,11 +643,21 @@ def loss_bound(output: Bound, target: Any, arith: Arithmetic) -> Bound:
     center = float(math.fsum(terms.ravel().tolist()))
     spread = float(output.radius.sum()) * _magnitude_factor(count)
     magnitude = (center + spread) * _magnitude_factor(count)
-    coefficient = compound(arith.u_out, arith.u_out, rounding_growth(count, arith.u_acc))
+    growth = rounding_growth(count, arith.u_acc)
+    coefficient = compound(arith.u_out, arith.u_out, growth)
     # Per difference: a subnormal target read as zero (DAZ) and a flushed difference.
-    flushes = 2 * count * max(arith.tiny, arith.acc_tiny) + arith.underflow(count)
-    radius = spread + (coefficient + 2 * UNIT_ROUNDOFF["float64"]) * magnitude + flushes
-    return Bound(np.asarray(center), np.asarray(radius * _SLACK))
+    differences = 2 * count * max(arith.tiny, arith.acc_tiny)
+    relative = spread + (coefficient + 2 * UNIT_ROUNDOFF["float64"]) * magnitude
+    divisor = _divisor(reduction, terms.shape)
+    if divisor == 1:
+        radius = relative + (differences + arith.underflow(count))
+        return Bound(np.asarray(center), np.asarray(radius * _SLACK))
+    summed = relative + differences
+    rho, eta = division_error(divisor, arith)
+    own = UNIT_ROUNDOFF["float64"]  # the centre's division
+    divided = (summed * (1 + rho) + (rho + own) * magnitude) / divisor
+    radius = divided + arith.underflow(count) * (1 + rho) + count * eta * (1 + coefficient)
+    return Bound(np.asarray(center / divisor), np.asarray(radius * _SLACK))
 
 
 def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bound:
@@ -520,21 +687,35 @@ def update_bound(w: Any, dL_dw: Bound | Any, lr: float, arith: Arithmetic) -> Bo
 def exact_products(x: Any, w: Any, dtype: Any, b: Any = None) -> bool:
     """Whether ``x @ w`` (``+ b``) is exact in ``dtype`` in any summation order: integers whose
     partial sums (at most ``|x| @ |w| + |b|``) fit the dtype's significand."""
-    x64, w64 = np.asarray(x, np.float64), np.asarray(w, np.float64)
-    b64 = np.zeros(w64.shape[1]) if b is None else np.asarray(b, np.float64)
-    if not all(np.all(a == np.round(a)) for a in (x64, w64, b64)):
+    return _exact_sums(x, parameters(w, b), dtype)
+
+
+def _exact_sums(x: Any, params: Mapping[str, Any], dtype: Any) -> bool:
+    """``exact_products`` of the parameter tree."""
+    arrays = (np.asarray(a, np.float64) for a in (x, *params.values()))
+    if not all(np.all(a == np.round(a)) for a in arrays):
         return False
     digits = int(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).nmant) + 1
-    return bool((np.abs(x64) @ np.abs(w64) + np.abs(b64)).max(initial=0.0) < 2.0**digits)
+    return bool(output_magnitude(x, params).max(initial=0.0) < 2.0**digits)
 
 
-def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | None = None) -> Bound:
+def loss_grad_bound(
+    output: Any,
+    target: Any,
+    arith: Arithmetic,
+    tie: float | None = None,
+    *,
+    reduction: str = "sum",
+) -> Bound:
     """The bound on ``dL_do = sign(output - target)``: exact off ties; at a tie the pinned
     ``tie`` value, else any value in [-1, 1] (centre 0, radius 1).
 
     ``output`` and ``target`` are values of the dtype, so the sign of their difference is exact in
     any arithmetic; a difference below the smallest normal may flush to zero and counts as a tie
-    (whatever is pinned). Shapes: output and target ``(N, O)``.
+    (whatever is pinned). With a ``reduction`` of divisor D, the bound on ``sign(output -
+    target) / D``: each value ±1/D (or the tie's, divided) within ``rho_D`` of it, and the
+    float64 centre's division (module docstring, "Reductions"). Shapes: output and target
+    ``(N, O)``.
     """
     difference = np.asarray(output, np.float64) - np.asarray(target, np.float64)
     exact_ties = difference == 0
@@ -544,29 +725,59 @@ def loss_grad_bound(output: Any, target: Any, arith: Arithmetic, tie: float | No
     if tie is not None:
         center = np.where(exact_ties, tie, center)
         radius = np.where(exact_ties, 0.0, radius)
-    return Bound(center, radius)
+    divisor = _divisor(reduction, difference.shape)
+    if divisor == 1:
+        return Bound(center, radius)
+    # Every value that may be nonzero rounds: ±1/D, or anything in [-1/D, 1/D] at a tie.
+    rho = division_error(divisor, arith)[0] + UNIT_ROUNDOFF["float64"]
+    rounding = np.where((center != 0) | (radius != 0), rho, 0.0)
+    return Bound(center / divisor, (radius + rounding) / divisor * _SLACK)
 
 
 class StepBounds(NamedTuple):
-    """Bounds on everything one SGD step produces, and where dL_do is not determined."""
+    """Bounds on everything one SGD step produces, and where dL_do is not determined.
+
+    ``grads`` and ``updates`` hold every parameter's, by its name in the tree (``dL_dw`` and
+    ``w_new`` under ``"w"``, ``dL_db`` and ``b_new`` under ``"b"``), in call order; the
+    properties name them as ``StepResult`` / ``BiasStepResult`` do. With a reduction of
+    divisor D the loss, dL_do and every gradient are divided by D.
+    """
 
     output: Bound
     loss: Bound
-    dL_do: np.ndarray  # +-1 where the sign is determined, 0 at kinks
+    dL_do: np.ndarray  # +-1/D where the sign is determined, 0 at kinks (D: the reduction's)
     kinks: np.ndarray  # bool (N, O): |output - target| within the forward bound
     dL_dx: Bound
-    dL_dw: Bound
-    w_new: Bound
-    dL_db: Bound | None = None  # with a bias only
-    b_new: Bound | None = None
+    grads: dict[str, Bound]
+    updates: dict[str, Bound]
+    #: each gradient's radius from rounding alone (its kinks' intervals left out), by result
+    #: name (``dL_dx``, ``dL_dw``, ``dL_db``): how far a correct computation from one given
+    #: dL_do, tie values included, may be from the exact value.
+    rounding: dict[str, np.ndarray]
+
+    @property
+    def dL_dw(self) -> Bound:
+        return self.grads["w"]
+
+    @property
+    def w_new(self) -> Bound:
+        return self.updates["w"]
+
+    @property
+    def dL_db(self) -> Bound | None:
+        """With a bias only (else None)."""
+        return self.grads.get("b")
+
+    @property
+    def b_new(self) -> Bound | None:
+        """With a bias only (else None)."""
+        return self.updates.get("b")
 
     def results(self) -> tuple[Bound, ...]:
         """The bounds of ``step``'s results, in ``StepResult`` order (loss, dL_dx, dL_dw, w_new),
-        or with a bias in ``BiasStepResult`` order (loss, dL_dx, dL_dw, dL_db, w_new, b_new)."""
-        fields = (
-            reference.StepResult._fields if self.dL_db is None else reference.BiasStepResult._fields
-        )
-        return tuple(getattr(self, field) for field in fields)
+        or with a bias in ``BiasStepResult`` order (loss, dL_dx, dL_dw, dL_db, w_new, b_new):
+        every gradient, then every update (``_params.step_fields``)."""
+        return (self.loss, self.dL_dx, *self.grads.values(), *self.updates.values())
 
 
 def step_bounds(
@@ -579,6 +790,7 @@ def step_bounds(
     matmul: Matmul = _numpy_matmul,
     tie: float | None = None,
     b: Any = None,
+    reduction: str = "sum",
 ) -> StepBounds:
     """Bounds on ``step(x, w, target, lr)`` computed in ``arith``, kink-aware (module docstring);
     with a bias ``b``, on ``step(x, w, b, target, lr)``, dL_db and b_new included.
@@ -586,50 +798,132 @@ def step_bounds(
     Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; lr a scalar. With ``tie``
     None any tie convention (the seed's -1, jax.grad's +1, torch's 0, anything in [-1, 1]) is
     inside the bounds; a pinned ``tie`` value applies where the tie is certain
-    (``exact_products``).
+    (``exact_products``). A ``reduction`` (``REDUCTIONS``) divides the loss and dL_do by its D,
+    and so every gradient (module docstring, "Reductions"). ``tree_step_bounds`` takes the
+    parameters as one tree.
     """
-    x64, w64, target64 = (np.asarray(a, np.float64) for a in (x, w, target))
-    output = forward_bound(x64, w64, arith, matmul=matmul, b=b)
+    return tree_step_bounds(
+        x, parameters(w, b), target, lr, arith, matmul=matmul, tie=tie, reduction=reduction
+    )
+
+
+class _Upstream(NamedTuple):
+    """The step's dL_do as the gradients' bounds read it: ``signs`` ±1 where the sign is
+    determined, 0 at kinks (the tie's value where one is pinned and certain), ``kinks`` 1 where
+    any value in [-1, 1] is admissible, and the ``divisor`` D that divides both."""
+
+    signs: np.ndarray
+    kinks: np.ndarray
+    divisor: int
+
+    @property
+    def values(self) -> np.ndarray:
+        """dL_do's centre: ``signs / D``."""
+        return self.signs / self.divisor
+
+
+def _weight_gradient(
+    x: np.ndarray, upstream: _Upstream, arith: Arithmetic, matmul: Matmul
+) -> tuple[Bound, np.ndarray]:
+    """dL_dw and its radius from rounding alone: N products of ``|x| <= |x|`` and ``|dL_do|
+    <= 1/D``, plus each kink's whole interval ``[-|x|, |x|] / D``. ±1/D and 0 are never small
+    inputs (``division_error`` covers a subnormal 1/D): m_small comes from x alone."""
+    num_data, divisor = upstream.signs.shape[0], upstream.divisor
+    ones = np.ones_like(upstream.signs)
+    x_small = np.abs(x) * (np.abs(x) < arith.input_tiny)
+    center = grad_w_bound(x, upstream.values, arith, matmul=matmul).center
+    rounding = _dot_radius(np.abs(x).T @ ones, num_data, arith, x_small.T @ ones, divisor=divisor)
+    kinks = (np.abs(x).T @ upstream.kinks) / divisor * _magnitude_factor(num_data) * _SLACK
+    return Bound(center, rounding + kinks), rounding
+
+
+def _bias_gradient(
+    x: np.ndarray, upstream: _Upstream, arith: Arithmetic, matmul: Matmul
+) -> tuple[Bound, np.ndarray]:
+    """dL_db and its radius from rounding alone: a sum of N values of magnitude <= 1/D each,
+    plus each kink's whole interval [-1, 1] / D."""
+    num_data, divisor = upstream.signs.shape[0], upstream.divisor
+    ones = np.ones_like(upstream.signs).sum(axis=0)
+    rounding = _dot_radius(ones, num_data, arith, divisor=divisor)
+    kinks = upstream.kinks.sum(axis=0) / divisor * _magnitude_factor(num_data) * _SLACK
+    return Bound(grad_b_bound(upstream.values, arith).center, rounding + kinks), rounding
+
+
+def _input_gradient(
+    w: np.ndarray, upstream: _Upstream, arith: Arithmetic, matmul: Matmul
+) -> tuple[Bound, np.ndarray]:
+    """dL_dx and its radius from rounding alone: O products of ``|dL_do| <= 1/D`` and ``|w|``,
+    plus each kink's whole interval ``[-|w|, |w|] / D``; m_small comes from w alone."""
+    output_features, divisor = upstream.signs.shape[1], upstream.divisor
+    ones = np.ones_like(upstream.signs)
+    w_small = np.abs(w) * (np.abs(w) < arith.input_tiny)
+    center = grad_x_bound(upstream.values, w, arith, matmul=matmul).center
+    rounding = _dot_radius(
+        ones @ np.abs(w).T, output_features, arith, ones @ w_small.T, divisor=divisor
+    )
+    kinks = (upstream.kinks @ np.abs(w).T) / divisor * _magnitude_factor(output_features)
+    return Bound(center, rounding + kinks * _SLACK), rounding
+
+
+#: Each parameter's gradient bound (and its radius from rounding alone) for the step's dL_do,
+#: by name.
+_GRADIENTS: dict[
+    str, Callable[[np.ndarray, _Upstream, Arithmetic, Matmul], tuple[Bound, np.ndarray]]
+] = {
+    "w": _weight_gradient,
+    "b": _bias_gradient,
+}
+
+
+def tree_step_bounds(
+    x: Any,
+    params: Mapping[str, Any],
+    target: Any,
+    lr: float,
+    arith: Arithmetic,
+    *,
+    matmul: Matmul = _numpy_matmul,
+    tie: float | None = None,
+    reduction: str = "sum",
+) -> StepBounds:
+    """``step_bounds`` of the parameter tree ``{"w": w}`` or ``{"w": w, "b": b}``: the output
+    over every parameter (``tree_forward_bound``), dL_dx, and every parameter's gradient and
+    update (``StepBounds.grads``, ``StepBounds.updates``), the loss and dL_do divided by the
+    ``reduction``'s D.
+
+    Shapes: x ``(N, I)``, w ``(I, O)``, b ``(O,)``, target ``(N, O)``; lr a scalar.
+    """
+    x64, target64 = np.asarray(x, np.float64), np.asarray(target, np.float64)
+    params64 = {name: np.asarray(value, np.float64) for name, value in ordered(params).items()}
+    w64 = params64["w"]
+    output = tree_forward_bound(x64, params64, arith, matmul=matmul)
     difference = output.center - target64
     # A computed difference below tiny may flush to zero and take the tie convention, and a
     # subnormal target may be read as zero (DAZ): either needs |output - target| < 2 tiny.
     kinks = np.abs(difference) <= output.radius + 2 * max(arith.tiny, arith.acc_tiny)
     dL_do = np.where(kinks, 0.0, np.sign(difference))
     if tie is not None:
-        certain = (difference == 0) & exact_products(x64, w64, arith.dtype, b)
+        certain = (difference == 0) & _exact_sums(x64, params64, arith.dtype)
         dL_do = np.where(certain, tie, dL_do)
         kinks = kinks & ~certain
-    # Every element, kink or not, contributes |dL_do| <= 1 to the rounding magnitude; a kink
-    # also contributes its whole admissible interval [-|w|, |w|] (or [-|x|, |x|]). +-1 and 0
-    # are never small inputs, so m_small comes from w (or x) alone.
-    ones = np.ones_like(dL_do)
-    kink_weight = kinks.astype(np.float64)
-    num_data, output_features = dL_do.shape
-    w_small = np.abs(w64) * (np.abs(w64) < arith.input_tiny)
-    x_small = np.abs(x64) * (np.abs(x64) < arith.input_tiny)
-    dx = grad_x_bound(dL_do, w64, arith, matmul=matmul)
-    dx_radius = _dot_radius(ones @ np.abs(w64).T, output_features, arith, ones @ w_small.T)
-    dx_kinks = (kink_weight @ np.abs(w64).T) * _magnitude_factor(output_features) * _SLACK
-    dw = grad_w_bound(x64, dL_do, arith, matmul=matmul)
-    dw_radius = _dot_radius(np.abs(x64).T @ ones, num_data, arith, x_small.T @ ones)
-    dw_kinks = (np.abs(x64).T @ kink_weight) * _magnitude_factor(num_data) * _SLACK
-    dL_dw = Bound(dw.center, dw_radius + dw_kinks)
-    bias: dict[str, Bound] = {}
-    if b is not None:
-        # A sum of N values of magnitude <= 1 each, plus each kink's whole interval [-1, 1].
-        db_radius = _dot_radius(ones.sum(axis=0), num_data, arith)
-        db_kinks = kink_weight.sum(axis=0) * _magnitude_factor(num_data) * _SLACK
-        dL_db = Bound(grad_b_bound(dL_do, arith).center, db_radius + db_kinks)
-        bias = {"dL_db": dL_db, "b_new": update_bound(b, dL_db, lr, arith)}
+    # Every element, kink or not, contributes |dL_do| <= 1/D to the rounding magnitude; a kink
+    # also contributes its whole admissible interval [-|w|, |w|] / D (or [-|x|, |x|] / D).
+    upstream = _Upstream(dL_do, kinks.astype(np.float64), _divisor(reduction, dL_do.shape))
+    dL_dx, dx_rounding = _input_gradient(w64, upstream, arith, matmul)
+    found = {name: _GRADIENTS[name](x64, upstream, arith, matmul) for name in params64}
+    grads = {name: bound for name, (bound, _) in found.items()}
     return StepBounds(
         output=output,
-        loss=loss_bound(output, target64, arith),
-        dL_do=dL_do,
+        loss=loss_bound(output, target64, arith, reduction=reduction),
+        dL_do=upstream.values,
         kinks=kinks,
-        dL_dx=Bound(dx.center, dx_radius + dx_kinks),
-        dL_dw=dL_dw,
-        w_new=update_bound(w64, dL_dw, lr, arith),
-        **bias,
+        dL_dx=dL_dx,
+        grads=grads,
+        updates={
+            name: update_bound(value, grads[name], lr, arith) for name, value in params64.items()
+        },
+        rounding={"dL_dx": dx_rounding}
+        | {gradient_name(name): radius for name, (_, radius) in found.items()},
     )
 
 

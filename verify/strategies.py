@@ -37,12 +37,16 @@ Large arrays are filled from a numpy generator seeded by Hypothesis (element-wis
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal, NamedTuple, overload
 
 import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
+from ._params import names_for, ordered, output_magnitude, output_mass
+from ._params import output as layer_output
 from .bounds import numpy_dtype, safe_limit
 
 #: Dimensions the shape strategies draw from (see module docstring).
@@ -86,6 +90,11 @@ class LayerInputs(NamedTuple):
     def shape(self) -> LayerShape:
         return LayerShape(self.x.shape[0], self.x.shape[1], self.w.shape[1])
 
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters as one tree: ``{"w": w}``."""
+        return {"w": self.w}
+
 
 class BiasLayerInputs(NamedTuple):
     """One example of the layer with a bias: ``x (N, I)``, ``w (I, O)``, ``b (O,)``,
@@ -101,6 +110,27 @@ class BiasLayerInputs(NamedTuple):
     @property
     def shape(self) -> LayerShape:
         return LayerShape(self.x.shape[0], self.x.shape[1], self.w.shape[1])
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters as one tree: ``{"w": w, "b": b}``."""
+        return {"w": self.w, "b": self.b}
+
+
+#: The inputs of one example, by the layer's parameters (``_params.names_for``).
+_INPUTS: dict[tuple[str, ...], type[LayerInputs] | type[BiasLayerInputs]] = {
+    ("w",): LayerInputs,
+    ("w", "b"): BiasLayerInputs,
+}
+
+
+def inputs_of(
+    x: np.ndarray, params: dict[str, np.ndarray], target: np.ndarray, lr: float, kind: str
+) -> LayerInputs | BiasLayerInputs:
+    """The inputs of one example from the parameter tree: ``LayerInputs`` for ``{"w": w}``,
+    ``BiasLayerInputs`` for ``{"w": w, "b": b}`` (``.params`` gives the tree back)."""
+    params = ordered(params)
+    return _INPUTS[tuple(params)](x, **params, target=target, lr=lr, kind=kind)
 
 
 def _check_positive_int(name: str, value: Any) -> int:
@@ -174,21 +204,20 @@ def _targets_near(
 
 
 def _range_exponent(
-    x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float, b: np.ndarray | None = None
+    x: np.ndarray, params: dict[str, np.ndarray], dtype: np.dtype, lr: float
 ) -> float:
     """``log2`` of the room below overflow: scaling x and w by ``2^e`` each (and b, which is in
     the outputs' units, by ``2^2e``) keeps every quantity a step forms at most
     ``bounds.safe_limit(dtype)`` (1/32 of its largest finite number).
 
     The quantities: the loss (at most ``4 sum |x @ w + b|`` with these targets, quadratic in
-    the scale), dL_dw (column sums of ``|x|``, times ``1 + |lr|`` for the update) and dL_dx (row
-    sums of ``|w|``), linear. Partial sums of a matmul never exceed its ``|x| @ |w|``; dL_db is
-    at most N, whatever the scale.
+    the scale: every parameter's ``_params.output_mass``), dL_dw (column sums of ``|x|``, times
+    ``1 + |lr|`` for the update) and dL_dx (row sums of ``|w|``), linear. Partial sums of a
+    matmul never exceed its ``|x| @ |w|``; dL_db is at most N, whatever the scale.
     """
     limit = safe_limit(dtype)
-    quadratic = 4.0 * float((np.abs(x) @ np.abs(w)).sum())
-    if b is not None:
-        quadratic += 4.0 * x.shape[0] * float(np.abs(b).sum())
+    quadratic = sum(4.0 * output_mass(x, name, value) for name, value in params.items())
+    w = params["w"]
     linear = max(
         float(np.abs(x).sum(axis=0).max(initial=0.0)) * (1 + abs(lr)),
         float(np.abs(w).sum(axis=1).max(initial=0.0)),
@@ -199,21 +228,15 @@ def _range_exponent(
     return float(min(room, default=0.0))
 
 
-def _scale_into_range(
-    x: np.ndarray, w: np.ndarray, dtype: np.dtype, lr: float, *, fill: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scale x and w by the same power of two: down until nothing overflows, or (``fill``) up
-    to the largest such power. Powers of two keep integer data's products exact."""
-    room = _range_exponent(x, w, dtype, lr)
-    exponent = int(np.floor(room)) if (fill or room < 0) else 0
-    return np.ldexp(x, exponent), np.ldexp(w, exponent)
-
-
 def _bias_values(
     kind: str, x: np.ndarray, w: np.ndarray, dtype: np.dtype, rng: np.random.Generator
 ) -> np.ndarray:
     """b ``(O,)`` in float64 for one value kind, in the units of ``x @ w`` (module docstring)."""
     return np.asarray(_bias_draw(kind, x, w, dtype, rng), dtype=np.float64)
+
+
+def _unchanged(value: np.ndarray, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    return value
 
 
 def _bias_draw(
@@ -243,6 +266,24 @@ def _subnormal_bias(b: np.ndarray, dtype: np.dtype, rng: np.random.Generator) ->
     values = rng.uniform(-1, 1, size=b.shape) * float(info.smallest_subnormal)
     values *= 2.0 ** rng.integers(0, int(info.nmant), size=b.shape)
     return np.where(sub, values, b)
+
+
+class _Drawn(NamedTuple):
+    """How a parameter besides w is drawn (w comes with x, from ``_adversarial_values``)."""
+
+    #: ``(kind, x, w, dtype, rng) -> values`` in float64, after x and w.
+    values: Callable[[str, np.ndarray, np.ndarray, np.dtype, np.random.Generator], np.ndarray]
+    #: Whether its term ``x @ w`` carries x: a scale of x moves it, or only the outputs' does.
+    carries_x: bool
+    #: ``(values, dtype, rng) -> values`` for the ``subnormal`` kind, after the scaling.
+    subnormal: Callable[[np.ndarray, np.dtype, np.random.Generator], np.ndarray]
+
+
+#: Every parameter's drawing (w with x; b like w for the same kind, in the outputs' units).
+_DRAWN: dict[str, _Drawn] = {
+    "w": _Drawn(lambda *_: np.empty(0), carries_x=True, subnormal=_unchanged),
+    "b": _Drawn(_bias_values, carries_x=False, subnormal=_subnormal_bias),
+}
 
 
 def _adversarial_values(
@@ -347,56 +388,51 @@ def example_inputs(
     if not 0.0 <= tie_fraction <= 1.0:
         raise ValueError(f"tie_fraction must be in [0, 1], got {tie_fraction!r}")
     np_dtype = numpy_dtype(np.dtype(dtype).name)
-    if bias:
-        return _make_bias_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction)
-    return _make_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction)
+    return _make_inputs(kind, LayerShape(*sides), np_dtype, seed, lr, tie_fraction, bias)
 
 
 def _make_inputs(
-    kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
-) -> LayerInputs:
+    kind: str,
+    shape: LayerShape,
+    dtype: np.dtype,
+    seed: int,
+    lr: float,
+    tie_fraction: float,
+    bias: bool = False,
+) -> LayerInputs | BiasLayerInputs:
+    """One example of ``layer_inputs``: x and w, every other parameter drawn after them from
+    the same generator (so the layer without a bias draws what it drew before there was one),
+    all scaled into range, then the targets around ``x @ w (+ b)``."""
     rng = _rng(seed)
     n, i, o = shape
     x, w = _adversarial_values(kind, n, i, o, dtype, rng)
-    # Subnormal x must stay subnormal: scale only w (the big partner) then.
+    params = {"w": w}
+    for name in names_for(bias)[1:]:
+        params[name] = _DRAWN[name].values(kind, x, w, dtype, rng)
+    room = _range_exponent(x, params, dtype, lr)
+    # The outputs move by 2^(2e): x and each term's other factor by 2^e each (huge: as far as
+    # the room allows; else down only where needed). Subnormal x must stay subnormal: there
+    # only the parameters move, each by the whole 2^(2e).
     if kind == "subnormal":
-        exponent = min(0, int(np.floor(_range_exponent(x, w, dtype, lr))))
-        w = np.ldexp(w, 2 * exponent)
-    else:
-        x, w = _scale_into_range(x, w, dtype, lr, fill=kind == "huge")
-    x, w = x.astype(dtype), w.astype(dtype)
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    output = x64 @ w64
-    typical = 1.0 if kind == "integers" else float(np.mean(np.abs(x64) @ np.abs(w64)))
-    target = _targets_near(output, rng, dtype, tie_fraction=tie_fraction, typical=typical)
-    return LayerInputs(x, w, target, lr, kind)
-
-
-def _make_bias_inputs(
-    kind: str, shape: LayerShape, dtype: np.dtype, seed: int, lr: float, tie_fraction: float
-) -> BiasLayerInputs:
-    """``_make_inputs`` with a bias: its own stream of the seed, so the layer without a bias
-    draws exactly what it drew before there was one."""
-    rng = _rng(seed)
-    n, i, o = shape
-    x, w = _adversarial_values(kind, n, i, o, dtype, rng)
-    b = _bias_values(kind, x, w, dtype, rng)
-    # b is in the outputs' units: scaling x and w by 2^e each scales it by 2^2e.
-    room = _range_exponent(x, w, dtype, lr, b)
-    if kind == "subnormal":
-        exponent = min(0, int(np.floor(room)))
-        w, b = np.ldexp(w, 2 * exponent), _subnormal_bias(np.ldexp(b, 2 * exponent), dtype, rng)
+        exponent, x_exponent = min(0, int(np.floor(room))), 0
     else:
         exponent = int(np.floor(room)) if (kind == "huge" or room < 0) else 0
-        x, w, b = np.ldexp(x, exponent), np.ldexp(w, exponent), np.ldexp(b, 2 * exponent)
-    x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
-    x64, w64, b64 = x.astype(np.float64), w.astype(np.float64), b.astype(np.float64)
-    # Ties through the bias: targets equal to x @ w + b (exact for integers).
-    output = x64 @ w64 + b64
-    magnitude = np.abs(x64) @ np.abs(w64) + np.abs(b64)
+        x, x_exponent = np.ldexp(x, exponent), exponent
+    params = {
+        name: np.ldexp(value, 2 * exponent - (x_exponent if _DRAWN[name].carries_x else 0))
+        for name, value in params.items()
+    }
+    if kind == "subnormal":
+        params = {name: _DRAWN[name].subnormal(value, dtype, rng) for name, value in params.items()}
+    x = x.astype(dtype)
+    params = {name: value.astype(dtype) for name, value in params.items()}
+    x64 = x.astype(np.float64)
+    # Ties through every parameter: targets equal to x @ w + b (exact for integers).
+    output = layer_output(x64, params)
+    magnitude = output_magnitude(x64, params)
     typical = 1.0 if kind == "integers" else float(np.mean(magnitude))
     target = _targets_near(output, rng, dtype, tie_fraction=tie_fraction, typical=typical)
-    return BiasLayerInputs(x, w, b, target, lr, kind)
+    return inputs_of(x, params, target, lr, kind)
 
 
 def _check_learning_rates(learning_rates: Any) -> tuple[float, ...]:
@@ -428,6 +464,16 @@ def layer_inputs(
     tie_fraction: float = ...,
     bias: Literal[True],
 ) -> st.SearchStrategy[BiasLayerInputs]: ...
+@overload
+def layer_inputs(
+    *,
+    dtype: Any = ...,
+    shapes: st.SearchStrategy[LayerShape] | None = ...,
+    kinds: tuple[str, ...] = ...,
+    learning_rates: tuple[float, ...] = ...,
+    tie_fraction: float = ...,
+    bias: bool,
+) -> st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]: ...
 def layer_inputs(
     *,
     dtype: Any = np.float32,
@@ -467,9 +513,8 @@ def layer_inputs(
         "lr": st.sampled_from(rates),
         "tie_fraction": st.just(float(tie_fraction)),
     }
-    if bias:
-        return st.builds(_make_bias_inputs, **drawn)
-    return st.builds(_make_inputs, **drawn)
+    # One strategy for both layers: the overloads above say which inputs ``bias`` gives.
+    return st.builds(partial(_make_inputs, bias=bias), **drawn)  # type: ignore[return-value]
 
 
 def exact_mode_fits(shape: tuple[int, int, int], magnitude: int, lr: float) -> bool:

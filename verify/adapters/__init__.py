@@ -12,7 +12,8 @@ with the weight layout handled here, once::
     $ python -m verify check my_model.py:candidate      # in a worker process, like any SPEC
 
 Every function computes with the framework: ``forward`` calls the module, ``loss`` is the
-framework's L1 sum (or the ``loss`` given), ``loss_grad``, ``grad_x`` and ``grad_w`` are its
+framework's L1 sum (or the ``loss`` given, or for ``torch_linear`` the one loss module the
+module holds), ``loss_grad``, ``grad_x`` and ``grad_w`` are its
 autodiff (vector-Jacobian products at the oracle's upstream ``dL_do``), ``update`` is one step
 of the optimizer, ``step`` all of it from one backward pass. The module is a template: each
 call uses a copy holding the oracle's w, whatever its shape, in the module's layout:
@@ -31,6 +32,14 @@ together (a weight decay decays both, as in training). A module with any other p
 whose weight is not a matrix of (in_features, out_features) in the layout, is a
 ``ContractError`` at once. ``layout`` is for a
 module of your own that stores w the other way round.
+
+The loss's reduction is read where the adapter can read it and the oracle judges the loss,
+loss_grad and step under it (``Adapted.reduction``; the ``reduction`` option overrules it): a
+torch loss says its own (``nn.L1Loss()``'s ``reduction``, ``'mean'``; ``F.l1_loss``'s
+default, ``'mean'``; the ``reduction=`` a ``functools.partial`` gives); any other loss is
+measured on ones (2, 3) against zeros (6: a sum, 1: a mean over N*O, 3: a sum divided by N).
+The adapter's note (``Adapted.notes``, printed by the report) says which loss it took and how
+it read the reduction, or that it could not (then it is judged as the sum).
 
 A module given to the oracle as it is (``python -m verify check model.py:layer``, no adapter)
 goes through ``framework_layer``: checked as the layer (forward, grad_x, grad_w), with no
@@ -74,18 +83,23 @@ def torch_linear(
     layout: str = "out_in",
 ) -> Adapted:
     """A ``torch.nn.Linear(I, O)`` (or any module whose parameters are ``weight`` and maybe
-    ``bias``) as a candidate; with a bias b (O,), the layer with a bias.
+    ``bias``, or those of its one Linear: ``self.fc = nn.Linear(I, O)``, a ``Sequential``) as a
+    candidate; with a bias b (O,), the layer with a bias.
 
     Args:
-      module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
+      module: the template; its weight (``module.weight``, or its one Linear's) is (O, I) =
+        w.T in layout ``out_in``.
       optimizer: ``optimizer(params, lr=lr)`` -> a ``torch.optim.Optimizer``; default
         ``torch.optim.SGD`` (``w_new = w - lr * dL_dw``).
-      loss: ``loss(output, target)``; default ``F.l1_loss(output, target, reduction="sum")``.
+      loss: ``loss(output, target)``; default the one loss module ``module`` holds
+        (``self.criterion = nn.L1Loss()``), else ``F.l1_loss(output, target,
+        reduction="sum")``; its reduction is read from it (module docstring).
       layout: ``out_in`` (torch.nn.Linear) or ``in_out`` (a module storing w as it is).
 
     Raises:
-      ContractError: a parameter besides weight and bias, a weight that is not (O, I) in
-        ``layout``, or a bias that is not (O,).
+      ContractError: a parameter besides weight and bias (its Linear's, for a module that
+        holds one), a weight that is not (O, I) in ``layout``, a bias that is not (O,), or a
+        loss whose reduction is none of ``bounds.REDUCTIONS`` (``reduction="none"``).
     """
     from ._torch import torch_linear as build
 
@@ -106,7 +120,8 @@ def equinox_linear(
       module: the template; ``module.weight`` is (O, I) = w.T in layout ``out_in``.
       optimizer: ``optimizer(lr)`` -> an ``optax.GradientTransformation``; default
         ``optax.sgd``; the update is applied with ``eqx.apply_updates``.
-      loss: ``loss(output, target)``, jittable; default ``jnp.sum(jnp.abs(output - target))``.
+      loss: ``loss(output, target)``, jittable; default ``jnp.sum(jnp.abs(output - target))``;
+        its reduction is measured (module docstring).
       layout: ``out_in`` (eqx.nn.Linear) or ``in_out``.
 
     Raises:
@@ -133,7 +148,8 @@ def flax_linear(
         ``precision``, ``dtype`` and ``dot_general`` are kept.
       optimizer: ``optimizer(lr)`` -> an ``optax.GradientTransformation``; default
         ``optax.sgd``; applied to the module's ``nnx.Param`` state, as ``nnx.Optimizer`` does.
-      loss: ``loss(output, target)``, jittable; default ``jnp.sum(jnp.abs(output - target))``.
+      loss: ``loss(output, target)``, jittable; default ``jnp.sum(jnp.abs(output - target))``;
+        its reduction is measured (module docstring).
       layout: ``in_out`` (nnx.Linear) or ``out_in``.
 
     Raises:
@@ -184,17 +200,18 @@ def framework_layer(module: Any) -> tuple[Adapted, str] | None:
 
 
 def _torch_layer(module: Any, torch: Any) -> tuple[Adapted, str]:
+    from ._torch import torch_linear as build
+    from ._torch import weight_of
+
     names = [name for name, _ in module.named_parameters()]
     linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
-    prefix = f"{linears[0]}." if len(linears) == 1 and linears[0] else ""
+    prefix = weight_of(module).removesuffix("weight")
     if len(linears) != 1 or names not in (
         [f"{prefix}weight"],
         [f"{prefix}weight", f"{prefix}bias"],
     ):
         raise _not_a_layer(module, "a torch.nn.Module", names, "torch_linear")
-    from ._torch import torch_linear as build
-
-    return _layer(build(module, None, None, "out_in", None, f"{prefix}weight"), "torch_linear")
+    return _layer(build(module, None, None, "out_in", None), "torch_linear")
 
 
 def _equinox_layer(module: Any, equinox: Any) -> tuple[Adapted, str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..bounds import REDUCTIONS
 from ..messages import ContractError
 
 #: How a module stores w (I, O): ``out_in`` as its transpose (torch.nn.Linear.weight,
@@ -19,6 +21,9 @@ class Adapted:
 
     ``__module__`` names the module the adapter was built in, so that a top-level name there
     holding it (``my_model.py:candidate``) is found and loaded again in a worker process.
+    ``reduction`` is the loss's (``bounds.REDUCTIONS``), as the adapter read it from the loss it
+    computes with; ``notes`` say what the adapter took from the module for the report (its
+    loss and that reduction).
     """
 
     def __init__(
@@ -27,8 +32,13 @@ class Adapted:
         functions: dict[str, Callable[..., Any]],
         asarray: Callable[[Any], Any] | None,
         home: str | None,
+        *,
+        reduction: str = "sum",
+        notes: tuple[str, ...] = (),
     ) -> None:
         self.label = label
+        self.reduction = reduction
+        self.notes = notes
         for name, function in functions.items():
             setattr(self, name, function)
         if asarray is not None:
@@ -94,3 +104,47 @@ def check_bias(adapter: str, what: str, shape: Sequence[int], out_features: Any)
         raise ContractError(
             f"{adapter}: {what} has shape {tuple(shape)}, but the layer's bias is {wanted}"
         )
+
+
+#: The batch a loss is measured on when it declares no reduction: ones (N, O) = (2, 3) against
+#: zeros, whose six terms of 1 give 6 for a sum, 1 for a mean over N*O, 3 for batchmean.
+PROBE = (2, 3)
+
+
+def measured_reduction(value: float) -> str | None:
+    """The reduction whose loss of the ``PROBE`` batch is ``value`` (``L = 6 / D``), or None."""
+    n, o = PROBE
+    for name, reduction in REDUCTIONS.items():
+        if math.isclose(value, n * o / reduction.divisor(n, o), rel_tol=1e-3):
+            return name
+    return None
+
+
+def known_reduction(adapter: str, word: Any, source: str) -> str:
+    """A loss's own word for its reduction (PyTorch's ``reduction=``) as one of
+    ``bounds.REDUCTIONS``, or a ContractError naming those (``none`` is no scalar loss)."""
+    if word not in REDUCTIONS:
+        raise ContractError(
+            f"{adapter}: {source} has reduction={word!r}, but the contract's loss is a scalar "
+            f"reduced by one of {', '.join(REDUCTIONS)}"
+        )
+    return str(word)
+
+
+def loss_note(source: str, reduction: str, how: str) -> str:
+    """The adapter's note on the loss it took (``source``) and the reduction it read (``how``)."""
+    words = REDUCTIONS[reduction].words
+    return (
+        f"the loss is {source}, {how}: judged as {words} (reduction {reduction}; "
+        "--reduction overrules)"
+    )
+
+
+def unread_note(source: str, value: Any) -> str:
+    """The adapter's note on a loss whose reduction it could not read."""
+    n, o = PROBE
+    return (
+        f"the loss is {source}: its reduction could not be read (on ones ({n}, {o}) against "
+        f"zeros it gives {value}; a sum gives 6, a mean 1): judged as the seed's sum unless "
+        "--reduction declares another"
+    )

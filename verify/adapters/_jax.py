@@ -1,7 +1,7 @@
 """``equinox_linear`` and ``flax_linear``: an ``eqx.nn.Linear`` / ``nnx.Linear`` (with its default
 bias, or without one) and an optax optimizer as the contract's functions, computed by the
 framework (the module's call, ``jax.vjp`` / ``jax.value_and_grad`` through it, the optax
-update), each jitted."""
+update), each jitted. A loss given is measured for its reduction (``loss_and_reduction``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,17 @@ import jax.numpy as jnp
 import optax
 
 from ..messages import ContractError
-from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
+from ._common import (
+    PROBE,
+    Adapted,
+    check_bias,
+    check_weight,
+    loss_note,
+    measured_reduction,
+    stored,
+    unread_note,
+    weight_and_bias,
+)
 
 #: The contract's loss: the sum of |output - target|, not the mean.
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -21,6 +31,25 @@ Loss = Callable[[jax.Array, jax.Array], jax.Array]
 
 def _l1_sum(output: jax.Array, target: jax.Array) -> jax.Array:
     return jnp.sum(jnp.abs(output - target))
+
+
+def loss_and_reduction(loss: Loss | None) -> tuple[Loss, str, tuple[str, ...]]:
+    """The loss the adapter computes with, its reduction (``bounds.REDUCTIONS``) and the note
+    saying what was taken: the L1 sum where no loss is given (no note); else the loss given,
+    measured on ones ``PROBE`` against zeros (``L = 6 / D``: ``jnp.mean`` of the terms gives
+    1, a sum 6); one that gives neither is judged as the sum, and the note says so."""
+    if loss is None:
+        return _l1_sum, "sum", ()
+    source = f"the loss given, {getattr(loss, '__qualname__', None) or repr(loss)}"
+    try:
+        value: Any = float(loss(jnp.ones(PROBE), jnp.zeros(PROBE)))
+    except Exception as err:  # a loss that cannot be measured is noted
+        value = f"an error ({type(err).__name__})"
+    measured = measured_reduction(value) if isinstance(value, float) else None
+    if measured is None:
+        return loss, "sum", (unread_note(source, value),)
+    how = f"measured (on ones {PROBE} against zeros it gives {value:g})"
+    return loss, measured, (loss_note(source, measured, how),)
 
 
 def _functions(
@@ -162,6 +191,7 @@ def equinox_linear(
     to_weight = stored(layout)
     transform = optimizer or optax.sgd
     label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
+    loss_of, reduction, notes = loss_and_reduction(loss)
 
     def model_of(w: jax.Array) -> Any:
         return eqx.tree_at(lambda m: m.weight, module, to_weight(w))
@@ -184,18 +214,18 @@ def equinox_linear(
             params_of=lambda model: (to_weight(model.weight), model.bias),
             optimise=optimise,
             grads_of=with_params,
-            loss=loss or _l1_sum,
+            loss=loss_of,
         )
-        return Adapted(label, biased, None, home)
+        return Adapted(label, biased, None, home, reduction=reduction, notes=notes)
     functions = _functions(
         model_of,
         apply=lambda model, x: jax.vmap(model)(x),
         weight_of=lambda model: to_weight(model.weight),
         optimise=optimise,
         grads_of=lambda model, dL_dw: eqx.tree_at(lambda m: m.weight, model, to_weight(dL_dw)),
-        loss=loss or _l1_sum,
+        loss=loss_of,
     )
-    return Adapted(label, functions, None, home)
+    return Adapted(label, functions, None, home, reduction=reduction, notes=notes)
 
 
 def _value(variable: Any) -> Any:
@@ -232,6 +262,7 @@ def flax_linear(
     transform = optimizer or optax.sgd
     graphdef, state = nnx.split(module)
     label = f"{type(module).__name__}{features} with {getattr(transform, '__name__', transform)}"
+    loss_of, reduction, notes = loss_and_reduction(loss)
 
     def model_of(w: jax.Array) -> Any:
         # Fresh Variables, made in the current trace (NNX lets only those be set), so that the
@@ -264,15 +295,15 @@ def flax_linear(
             params_of=lambda model: (to_weight(_value(model.kernel)), _value(model.bias)),
             optimise=optimise,
             grads_of=lambda model, dL_dw, dL_db: nnx.state(biased_model(dL_dw, dL_db), nnx.Param),
-            loss=loss or _l1_sum,
+            loss=loss_of,
         )
-        return Adapted(label, biased, None, home)
+        return Adapted(label, biased, None, home, reduction=reduction, notes=notes)
     functions = _functions(
         model_of,
         apply=lambda model, x: model(x),
         weight_of=lambda model: to_weight(_value(model.kernel)),
         optimise=optimise,
         grads_of=lambda model, dL_dw: nnx.state(model_of(dL_dw), nnx.Param),
-        loss=loss or _l1_sum,
+        loss=loss_of,
     )
-    return Adapted(label, functions, None, home)
+    return Adapted(label, functions, None, home, reduction=reduction, notes=notes)

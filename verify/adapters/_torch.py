@@ -1,9 +1,15 @@
 """``torch_linear``: a ``torch.nn.Linear(I, O)`` (with its default bias, or ``bias=False``) and a
 ``torch.optim`` optimizer as the contract's functions, computed by PyTorch (the module's forward
-through ``torch.func.functional_call``, autograd, the optimizer's ``step``)."""
+through ``torch.func.functional_call``, autograd, the optimizer's ``step``).
+
+The loss is the one given, else the one loss module the module holds (``self.criterion =
+nn.L1Loss()``), else the L1 sum; its reduction is read from the loss (``loss_and_reduction``).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +20,18 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..messages import ContractError
-from ._common import Adapted, check_bias, check_weight, stored, weight_and_bias
+from ._common import (
+    PROBE,
+    Adapted,
+    check_bias,
+    check_weight,
+    known_reduction,
+    loss_note,
+    measured_reduction,
+    stored,
+    unread_note,
+    weight_and_bias,
+)
 
 _NAME = "torch_linear"
 
@@ -23,33 +40,107 @@ def _l1_sum(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(output, target, reduction="sum")
 
 
+def _name(loss: Any) -> str:
+    """A loss as a note names it: a module by its repr, a function by its name."""
+    if isinstance(loss, torch.nn.Module):
+        return repr(loss)
+    if isinstance(loss, functools.partial):
+        keywords = ", ".join(f"{key}={value!r}" for key, value in loss.keywords.items())
+        return f"partial({_name(loss.func)}, {keywords})"
+    return getattr(loss, "__qualname__", None) or repr(loss)
+
+
+def _declared(loss: Any) -> tuple[Any, str] | None:
+    """A loss's own word for its reduction and where it was read: a loss module's
+    ``reduction`` (``nn.L1Loss()``: 'mean'), the ``reduction=`` a partial gives, a function's
+    default (``F.l1_loss``: 'mean'); None where it declares none."""
+    if isinstance(loss, torch.nn.Module) and isinstance(getattr(loss, "reduction", None), str):
+        return loss.reduction, f"whose reduction is {loss.reduction!r}"
+    if isinstance(loss, functools.partial) and "reduction" in loss.keywords:
+        return loss.keywords["reduction"], f"given reduction={loss.keywords['reduction']!r}"
+    function = loss.func if isinstance(loss, functools.partial) else loss
+    try:
+        parameter = inspect.signature(function).parameters.get("reduction")
+    except (TypeError, ValueError):
+        return None
+    if parameter is not None and isinstance(parameter.default, str):
+        return parameter.default, f"whose default reduction is {parameter.default!r}"
+    return None
+
+
+def loss_and_reduction(
+    module: torch.nn.Module, loss: Callable[[Any, Any], Any] | None
+) -> tuple[Callable[[Any, Any], Any], str, tuple[str, ...]]:
+    """The loss the adapter computes with, its reduction (``bounds.REDUCTIONS``) and the note
+    saying what was taken: ``loss`` where given, else the one loss module ``module`` holds
+    (``self.criterion = nn.L1Loss()``), else the L1 sum (no note). The reduction is the loss's
+    own word where it has one (``_declared``), else measured on ones ``PROBE`` against zeros
+    (``L = 6 / D``); a loss that says neither is judged as the sum, and the note says so."""
+    source = f"the loss given, {_name(loss)}"
+    if loss is None:
+        held = [
+            (name, sub)
+            for name, sub in module.named_modules()
+            if isinstance(sub, torch.nn.modules.loss._Loss)
+        ]
+        if len(held) != 1:
+            return _l1_sum, "sum", ()
+        name, loss = held[0]
+        source = f"the module's {name}, {_name(loss)}"
+    declared = _declared(loss)
+    if declared is not None:
+        word, how = declared
+        reduction = known_reduction(_NAME, word, source)
+        return loss, reduction, (loss_note(source, reduction, how),)
+    try:
+        with torch.no_grad():
+            value: Any = float(loss(torch.ones(PROBE), torch.zeros(PROBE)))
+    except Exception as err:  # a loss that cannot be measured is noted
+        value = f"an error ({type(err).__name__})"
+    measured = measured_reduction(value) if isinstance(value, float) else None
+    if measured is None:
+        return loss, "sum", (unread_note(source, value),)
+    how = f"measured (on ones {PROBE} against zeros it gives {value:g})"
+    return loss, measured, (loss_note(source, measured, how),)
+
+
+def weight_of(module: torch.nn.Module) -> str:
+    """The dotted name of ``module``'s weight: ``weight`` where it has one of its own (a
+    ``torch.nn.Linear``, or a module that stores its weight itself), else its one Linear's
+    (``fc.weight`` for ``self.fc = nn.Linear(...)``, ``0.weight`` in a ``Sequential``); with no
+    Linear or several, ``weight`` (``weight_and_bias`` then names what is there)."""
+    if "weight" in dict(module.named_parameters()):
+        return "weight"
+    linears = [name for name, sub in module.named_modules() if isinstance(sub, torch.nn.Linear)]
+    return f"{linears[0]}.weight" if len(linears) == 1 and linears[0] else "weight"
+
+
 def torch_linear(
     module: Any,
     optimizer: Callable[..., Any] | None,
     loss: Callable[[Any, Any], Any] | None,
     layout: str,
     home: str | None,
-    weight_name: str = "weight",
 ) -> Adapted:
-    """The contract's functions of ``module``, whose weight is named ``weight_name`` (dotted
-    name: ``0.weight`` is the weight of a ``torch.nn.Sequential``'s one Linear) and whose bias,
-    if it has one, sits beside it (``0.bias``)."""
+    """The contract's functions of ``module``: a Linear, or a module whose only parameters are
+    those of its one Linear (``weight_of``), its bias, if it has one, beside its weight."""
     if not isinstance(module, torch.nn.Module):
         raise ContractError(f"{_NAME}: module must be a torch.nn.Module, got {type(module)!r}")
     names = [name for name, _ in module.named_parameters()]
+    weight_name = weight_of(module)
     prefix = weight_name.rpartition(".")[0]
     bias_name = f"{prefix}.bias" if prefix else "bias"
     with_bias = weight_and_bias(_NAME, names, weight_name, bias_name)
     owner = module.get_submodule(prefix)
     features = (getattr(owner, "in_features", None), getattr(owner, "out_features", None))
     template: Any = module.get_parameter(weight_name)
-    check_weight(_NAME, "module.weight", tuple(template.shape), features, layout)
+    check_weight(_NAME, f"module.{weight_name}", tuple(template.shape), features, layout)
     if with_bias:
         bias: Any = module.get_parameter(bias_name)
-        check_bias(_NAME, "module.bias", tuple(bias.shape), features[1])
+        check_bias(_NAME, f"module.{bias_name}", tuple(bias.shape), features[1])
     to_weight = stored(layout)
     step_with = optimizer or torch.optim.SGD
-    loss_of = loss or _l1_sum
+    loss_of, reduction, notes = loss_and_reduction(module, loss)
     device = template.device
 
     def call(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -118,8 +209,14 @@ def torch_linear(
     if with_bias:
         names_of = (weight_name, bias_name)
         functions = _with_bias(module, names_of, to_weight, step_with, loss_of, functions)
-    label = f"{module!r} with {getattr(step_with, '__name__', repr(step_with))}"
-    return Adapted(label, functions, asarray, home)
+    label = f"{_named(module, owner)} with {getattr(step_with, '__name__', repr(step_with))}"
+    return Adapted(label, functions, asarray, home, reduction=reduction, notes=notes)
+
+
+def _named(module: torch.nn.Module, linear: torch.nn.Module) -> str:
+    """``module`` in one line, for a report: its repr, or for a module holding its Linear,
+    ``Net holding Linear(in_features=3, out_features=4, bias=True)``."""
+    return repr(module) if module is linear else f"{type(module).__name__} holding {linear!r}"
 
 
 def _with_bias(

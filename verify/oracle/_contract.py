@@ -75,15 +75,23 @@ BIAS_FUNCTIONS: dict[str, Signature] = {
 #: ``update`` on the bias: the same function, 1-D parameters.
 BIAS_UPDATE = Signature("update", ("b", "dL_db"), takes_lr=True, results=("b_new",))
 
-#: The functions only a layer with a bias has.
-BIAS_ONLY = frozenset({"grad_b"})
+#: ``update`` on each parameter, by its name in the parameter tree (``verify._params``).
+UPDATES: dict[str, Signature] = {"w": FUNCTIONS["update"], "b": BIAS_UPDATE}
+
+#: The functions of one parameter alone: a check of one applies where the layer has it.
+PARAMETER_OF: dict[str, str] = {"grad_w": "w", "grad_b": "b"}
+
+#: Every function as each layer calls it, by the layer's parameters (``Settings.parameters``).
+_LAYERS: dict[tuple[str, ...], dict[str, Signature]] = {
+    ("w",): FUNCTIONS,
+    ("w", "b"): {**FUNCTIONS, **BIAS_FUNCTIONS},
+}
 
 
-def signature(function: str, bias: bool) -> Signature:
-    """How ``function`` is called on the layer without (``bias`` False) or with a bias."""
-    if bias and function in BIAS_FUNCTIONS:
-        return BIAS_FUNCTIONS[function]
-    return FUNCTIONS[function]
+def signature(function: str, parameters: tuple[str, ...]) -> Signature:
+    """How ``function`` is called on the layer with these parameters (``("w",)``, or
+    ``("w", "b")``: forward and step take b after w)."""
+    return _LAYERS[parameters][function]
 
 
 def signature_for(function: str, arguments: tuple[str, ...]) -> Signature:

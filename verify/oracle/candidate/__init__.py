@@ -8,11 +8,13 @@ reply) into an ``Outcome``. It owns ``_loading``, ``_invoke``, ``_protocol``, ``
 
 from ._calls import (
     Caller,
+    CallTime,
     InProcessCaller,
     StartError,
     WorkerCaller,
     compile_key,
     python_worker,
+    timed_calls,
     worker_environment,
 )
 from ._invoke import Failed, Outcome, Returned
@@ -27,6 +29,7 @@ from ._loading import (
 )
 
 __all__ = [
+    "CallTime",
     "Caller",
     "Candidate",
     "ContractError",
@@ -43,5 +46,6 @@ __all__ = [
     "name_of",
     "python_worker",
     "spec_of",
+    "timed_calls",
     "worker_environment",
 ]

@@ -7,6 +7,9 @@ Every way a call can end is an outcome: a value, raised, malformed, timed_out (t
 process group is killed) or crashed (any exit code or signal; the worker's last stderr lines are
 kept). The next call after a timeout or crash starts a fresh worker.
 
+Both time every call where it is made: within ``timed_calls`` a thread's calls are counted and
+their wall time summed, so that a report can say how much of a run was the candidate's own.
+
 ``InProcessCaller`` calls a candidate that cannot be loaded again by name (a closure built inside
 a test) in this process, in a daemon thread with a timeout. Python cannot kill a thread: a call
 that hangs past its timeout is abandoned, still running, and the search stops calling that
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import select
 import shlex
@@ -25,12 +29,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ...bounds import REDUCTIONS
 from .._contract import signature_by_count
 from .._settings import DEFAULT_IMPORT_TIMEOUT
 from ._invoke import Failed, Outcome, Returned, invoke
@@ -39,6 +44,7 @@ from ._protocol import (
     ProtocolError,
     encode_call,
     greeting_bias,
+    greeting_reduction,
     parse_greeting,
     read_error,
     read_reply,
@@ -60,10 +66,49 @@ def _first_time(seen: set[CompileKey], key: CompileKey) -> bool:
     return new
 
 
+@dataclasses.dataclass
+class CallTime:
+    """The candidate's calls one thread made within ``timed_calls``: how many, and their wall
+    time summed, each from the oracle's request to its reply (the arrays' way through the
+    worker protocol, and a worker started again after a crash, included)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+
+
+#: The CallTime each thread adds its calls to, while one is open (``timed_calls``).
+_SPENT = threading.local()
+
+
+@contextlib.contextmanager
+def timed_calls() -> Iterator[CallTime]:
+    """Within: every call this thread makes through a Caller (``InProcessCaller``,
+    ``WorkerCaller``, or anything that calls one) is counted and timed in the CallTime
+    yielded; an enclosing ``timed_calls`` of the thread gets them too."""
+    spent, outer = CallTime(), getattr(_SPENT, "current", None)
+    _SPENT.current = spent
+    try:
+        yield spent
+    finally:
+        _SPENT.current = outer
+        if outer is not None:
+            outer.calls += spent.calls
+            outer.seconds += spent.seconds
+
+
+def _count(started: float) -> None:
+    """One call of this thread's, made since ``started`` (``time.perf_counter``)."""
+    spent = getattr(_SPENT, "current", None)
+    if spent is not None:
+        spent.calls += 1
+        spent.seconds += time.perf_counter() - started
+
+
 class Caller(Protocol):
     """Something that calls the candidate's functions: ``provided`` names them, ``bias`` says
-    whether the candidate's layer has a bias (its own word: the ``bias`` option may overrule
-    it); ``notes`` counts
+    whether the candidate's layer has a bias and ``reduction`` the reduction its loss declares,
+    or None (their own words: the ``bias`` and ``reduction`` options overrule them); ``notes``
+    counts
     the distinct warnings its results raised while converted; ``compiles`` counts the distinct
     calls (``compile_key``) made in each of its processes: a jitted candidate compiles once
     for each."""
@@ -73,6 +118,7 @@ class Caller(Protocol):
     #: what loading the candidate noted (a notebook's skipped magics, a module adapted).
     load_notes: tuple[str, ...]
     bias: bool
+    reduction: str | None
 
     @property
     def notes(self) -> collections.Counter[str]: ...
@@ -98,12 +144,20 @@ class InProcessCaller:
         self.provided = frozenset(candidate.functions)
         self.load_notes = candidate.notes
         self.bias = candidate.bias
+        self.reduction = candidate.reduction
         self.timeout = timeout
         self.notes: collections.Counter[str] = collections.Counter()
         self.compiles = 0
         self._seen: set[CompileKey] = set()
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._call(function, arrays, lr)
+        finally:
+            _count(started)
+
+    def _call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         self.compiles += _first_time(self._seen, compile_key(function, arrays))
         box: list[Outcome] = []
         worker = threading.Thread(
@@ -254,6 +308,7 @@ class WorkerCaller:
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.load_notes: tuple[str, ...] = ()
         self.bias = False
+        self.reduction: str | None = None
         self.provided = frozenset(self._start())
 
     # -- the process -----------------------------------------------------------------------
@@ -293,6 +348,12 @@ class WorkerCaller:
                 raise StartError(message or "the worker reported an error")
             functions = parse_greeting(first)
             self.bias = greeting_bias(first)
+            self.reduction = greeting_reduction(first)
+            if self.reduction is not None and self.reduction not in REDUCTIONS:
+                raise ProtocolError(
+                    f"its greeting declares reduction {self.reduction!r}; known: "
+                    f"{', '.join(REDUCTIONS)}"
+                )
             return functions
         except _Ended as ended:
             why = (
@@ -407,6 +468,13 @@ class WorkerCaller:
     # -- calls ---------------------------------------------------------------------------------
 
     def call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return self._call(function, arrays, lr)
+        finally:
+            _count(started)
+
+    def _call(self, function: str, arrays: Sequence[np.ndarray], lr: float | None) -> Outcome:
         if self._closed:
             # A search still running in another thread after the run was stopped (interrupt).
             return Failed("crashed", "the run was stopped: no worker is started again")

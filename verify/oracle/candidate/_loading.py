@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +22,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -42,6 +43,8 @@ class Candidate:
       notes: what loading it noted for the report (a notebook's skipped magics, a framework
         module adapted and what of it is not checked).
       bias: whether its layer has a bias b (``takes_bias``).
+      reduction: the reduction its loss declares where it is not the sum (a framework
+        adapter's, read from the module's loss: ``"mean"``, ``"batchmean"``), else None.
     """
 
     name: str
@@ -50,15 +53,16 @@ class Candidate:
     asarray: Callable[[Any], Any] | None
     notes: tuple[str, ...] = ()
     bias: bool = False
+    reduction: str | None = None
 
 
 #: Required positional parameters of forward and step with a bias (without: one fewer).
 _BIAS_ARITY = {"forward": 3, "step": 5}
 
 
-def _required_positional(function: Callable[..., Any]) -> int | None:
-    """How many positional parameters ``function`` requires, or None when it cannot be told
-    (no signature, or ``*args``: the count is the caller's to choose)."""
+def _positional(function: Callable[..., Any]) -> tuple[int, int] | None:
+    """How many positional parameters ``function`` requires and how many it takes at most, or
+    None when it cannot be told (no signature, or ``*args``: the count is the caller's)."""
     try:
         parameters = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
@@ -66,26 +70,29 @@ def _required_positional(function: Callable[..., Any]) -> int | None:
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
         return None
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in parameters if p.kind in positional and p.default is p.empty)
+    taken = [p for p in parameters if p.kind in positional]
+    return sum(1 for p in taken if p.default is p.empty), len(taken)
 
 
 def takes_bias(functions: dict[str, Callable[..., Any]], label: str) -> bool:
     """Whether the layer has a bias: its forward requires three parameters or its step five
-    (x, w, b, target, lr). A parameter with a default (``b=None``) does not count: such a
-    layer is checked without a bias unless the ``bias`` option says otherwise. A forward and a
-    step that disagree are a ContractError naming both."""
-    said = {
-        name: _required_positional(functions[name]) == arity
-        for name, arity in _BIAS_ARITY.items()
-        if name in functions and _required_positional(functions[name]) is not None
-    }
-    if len(set(said.values())) > 1:
-        forward = "forward(x, w, b)" if said["forward"] else "forward(x, w)"
-        step = "step(x, w, b, target, lr)" if said["step"] else "step(x, w, target, lr)"
+    (x, w, b, target, lr). A parameter with a default (``forward(x, w, b=None)``) fits either
+    layer: alone it does not say (the ``bias`` option may), and it never contradicts the other
+    function. A forward and a step of which one requires b and the other cannot take it are a
+    ContractError naming both."""
+    requires, refuses = {}, {}
+    for name, arity in _BIAS_ARITY.items():
+        counts = _positional(functions[name]) if name in functions else None
+        if counts is not None:
+            requires[name] = counts[0] == arity
+            refuses[name] = counts[1] < arity
+    if any(requires.values()) and any(refuses.values()):
+        forward = "forward(x, w, b)" if requires.get("forward") else "forward(x, w)"
+        step = "step(x, w, b, target, lr)" if requires.get("step") else "step(x, w, target, lr)"
         raise ContractError(
             f"{label} has {forward} but {step}: a layer has a bias in both or in neither"
         )
-    return any(said.values())
+    return any(requires.values())
 
 
 def load(spec: str) -> Any:
@@ -126,7 +133,14 @@ def absolute_spec(spec: str) -> str:
 
 
 def _looks_like_path(target: str) -> bool:
-    return target.endswith((".py", NOTEBOOK_SUFFIX)) or "/" in target or os.sep in target
+    """Whether ``target`` names a file or folder rather than a dotted module: a ``.py`` or
+    notebook file, anything with a slash, or a folder that is no package (``.``, ``mine``), so
+    that ``check .``, ``check mine`` and ``check mine/`` say the same thing. A package's folder
+    (``verify``) stays a module name: its relative imports need it imported as a package."""
+    if target.endswith((".py", NOTEBOOK_SUFFIX)) or "/" in target or os.sep in target:
+        return True
+    folder = Path(target)
+    return folder.is_dir() and not (target.isidentifier() and (folder / "__init__.py").is_file())
 
 
 def _import(target: str) -> ModuleType:
@@ -144,11 +158,31 @@ def _import(target: str) -> ModuleType:
         raise ContractError(f"cannot import {target!r}: {type(err).__name__}: {err}") from None
 
 
+#: The start of the name a module loaded from a file path (or a notebook) gets in sys.modules;
+#: messages name its file instead (``_label``).
+LOADED_PREFIX = "_crosscheck_candidate_"
+
+
+def _shown(path: Path) -> str:
+    """``path`` as the user would write it: relative to the working directory when inside
+    it, else absolute."""
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+    return str(path) if shown == "." else shown
+
+
 def _import_file(path: Path) -> ModuleType:
     if path.is_dir():
         if not (path / "__init__.py").is_file():
+            files = sorted(p.name for p in path.glob("*.py")) + sorted(
+                p.name for p in path.glob(f"*{NOTEBOOK_SUFFIX}")
+            )
+            which = f" (it holds {', '.join(files[:4])}{', ...' if len(files) > 4 else ''})"
             raise ContractError(
-                f"cannot import {str(path)!r}: it is a directory, not a Python file or package"
+                f"cannot import {_shown(path.resolve())!r}: it is a directory, not a Python file "
+                f"or package; name the file that defines the layer" + (which if files else "")
             )
         path = path / "__init__.py"
     elif not path.is_file():
@@ -161,7 +195,7 @@ def _import_file(path: Path) -> ModuleType:
         return _notebook(resolved)
     # A stable, unique module name: dataclasses and pickling need the module in sys.modules.
     stem = resolved.parent.name if resolved.name == "__init__.py" else resolved.stem
-    name = f"_crosscheck_candidate_{stem}_{abs(hash(str(resolved))) % 10**8}"
+    name = f"{LOADED_PREFIX}{stem}_{abs(hash(str(resolved))) % 10**8}"
     package = [str(resolved.parent)] if resolved.name == "__init__.py" else None
     module_spec = importlib.util.spec_from_file_location(
         name, resolved, submodule_search_locations=package
@@ -263,7 +297,7 @@ def _notebook(path: Path) -> ModuleType:
     first line and the line that raised. What the cells print goes to stderr (the worker's
     stdout is the protocol's, the oracle's the report's).
     """
-    name = f"_crosscheck_candidate_{path.stem}_{abs(hash(str(path))) % 10**8}"
+    name = f"{LOADED_PREFIX}{path.stem}_{abs(hash(str(path))) % 10**8}"
     module = ModuleType(name, f"The code cells of {path.name}")
     module.__file__ = str(path)
     sys.modules[name] = module
@@ -339,6 +373,9 @@ def as_candidate(
     if inspect.isclass(impl):
         with contextlib.suppress(Exception):  # else: static methods on the class itself
             impl = impl()
+    reduction, noted = _adapter_says(impl)
+    notes = (*notes, *noted)
+    adapted = None
     if _framework_loaded() and not _spells_out_the_contract(impl):
         from ...adapters import framework_layer
 
@@ -358,6 +395,14 @@ def as_candidate(
                     )
                 functions[function] = value
                 break
+    slips = {} if adapted is not None else near_misses(_own_callables(impl), functions)
+    if slips:
+        raise ContractError(
+            f"{_label(impl)} defines "
+            + ", ".join(f"{name} (did you mean {meant}?)" for name, meant in slips.items())
+            + ": the contract's functions are found by their exact names; rename it, or start "
+            "a helper's name with _"
+        )
     if not functions:
         raise ContractError(
             f"nothing recognised in {_label(impl)}: expected any of "
@@ -371,7 +416,73 @@ def as_candidate(
         asarray=asarray if callable(asarray) else None,
         notes=tuple(dict.fromkeys(notes)),
         bias=takes_bias(functions, _label(impl)),
+        reduction=reduction,
     )
+
+
+def _adapter_says(impl: Any) -> tuple[str | None, tuple[str, ...]]:
+    """What a framework adapter (``verify.adapters.Adapted``) read from its module: the
+    reduction of its loss where it is not the sum, and its notes; nothing for any other
+    implementation."""
+    adapters = sys.modules.get("verify.adapters")
+    if adapters is None or not isinstance(impl, adapters.Adapted):
+        return None, ()  # no adapter was ever imported: impl is none
+    return (None if impl.reduction == "sum" else impl.reduction), tuple(impl.notes)
+
+
+#: How alike a name must be to a contract function's for a slip of it: difflib's ratio of the
+#: two, lower-cased without underscores (``grad_W``, ``gradw``, ``Grad_w``: 1; ``foward``:
+#: 0.92; ``updte``: 0.91). A helper ``steps`` beside the contract's ``step`` (0.89) is none,
+#: nor one that extends a contract name (``updates``, ``update_w``, ``forward_pass``).
+NEAR_MISS = 0.9
+
+
+def _folded(name: str) -> str:
+    return name.lower().replace("_", "")
+
+
+def near_misses(names: Iterable[str], provided: Collection[str]) -> dict[str, str]:
+    """The ``names`` that are slips of a contract function not in ``provided`` (a case, an
+    underscore or a letter: ``NEAR_MISS``), each with the spelling it misses; a name starting
+    with ``_`` is a helper's, never a slip."""
+    spellings = {spelling for each in FUNCTIONS.values() for spelling in each.spellings}
+    missing = {
+        _folded(spelling): spelling
+        for function, each in FUNCTIONS.items()
+        if function not in provided
+        for spelling in each.spellings
+    }
+    found = {}
+    for name in names:
+        folded = _folded(name)
+        if name.startswith("_") or name in spellings:
+            continue
+        close = difflib.get_close_matches(folded, missing, n=1, cutoff=NEAR_MISS)
+        if close and not (folded != close[0] and folded.startswith(close[0])):
+            found[name] = missing[close[0]]
+    return found
+
+
+def _own_callables(impl: Any) -> list[str]:
+    """The public callables ``impl``'s author wrote: a module's functions and classes defined
+    in it (not imported), or an object's methods from classes of its own class's module and
+    its own callable attributes (not a framework base class's)."""
+    if isinstance(impl, ModuleType):
+        return [
+            name
+            for name, value in vars(impl).items()
+            if callable(value) and getattr(value, "__module__", None) == impl.__name__
+        ]
+    owner = impl if inspect.isclass(impl) else type(impl)
+    names = [
+        name
+        for cls in owner.__mro__
+        if cls.__module__ == owner.__module__
+        for name, value in vars(cls).items()
+        if callable(value) or isinstance(value, (staticmethod, classmethod))
+    ]
+    own = getattr(impl, "__dict__", {}) if not inspect.isclass(impl) else {}
+    return [*names, *(name for name, value in own.items() if callable(value))]
 
 
 #: The frameworks whose modules are adapted as they are (``_framework_loaded``).
@@ -417,7 +528,14 @@ def _attribute(impl: Any, name: str) -> Any:
 
 
 def _label(impl: Any) -> str:
+    """How messages name ``impl``: a module loaded from a file or notebook by that file (or a
+    package by its folder), never by the name crosscheck gave it; any other module by name; an
+    object by its type."""
     if isinstance(impl, ModuleType):
+        file = getattr(impl, "__file__", None)
+        if impl.__name__.startswith(LOADED_PREFIX) and file:
+            path = Path(file)
+            return _shown(path.parent if path.name == "__init__.py" else path)
         return impl.__name__
     if inspect.isclass(impl):
         return f"{impl.__module__}.{impl.__qualname__}"

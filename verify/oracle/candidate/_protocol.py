@@ -8,10 +8,13 @@ bytes; a 0-d array has ndim 0 and one element). dtypes: ``float64 float32 float1
 (and, in replies, ``int8 ... int64``, ``uint8 ... uint64``, ``bool``, ``complex64``,
 ``complex128``, which the oracle then reports as a wrong dtype). ::
 
-    worker, once started:  crosscheck 1 <functions> [bias]  e.g. crosscheck 1 forward,grad_w,step
+    worker, once started:  crosscheck 1 <functions> [bias] [reduction=<r>]
+                           e.g. crosscheck 1 forward,grad_w,step
                            (or an error reply, and exit, if it cannot load the implementation);
                            "bias": the layer has a bias b (O,): forward(x, w, b),
-                           step(x, w, b, target, lr), grad_b(dL_do)
+                           step(x, w, b, target, lr), grad_b(dL_do); "reduction=mean" (or
+                           batchmean): the loss divides by N*O (or N), as does dL_do, where
+                           the oracle is given no reduction itself
     oracle:                call <function> <count>          then <count> arrays: the arguments in
                                                             the contract's order; lr, where the
                                                             function takes one, is a last 0-d
@@ -88,16 +91,29 @@ class ProtocolError(Exception):
 BIAS = "bias"
 
 
-def greeting(functions: Sequence[str], bias: bool = False) -> bytes:
-    """The worker's first line: the functions it provides (and ``bias`` when its layer has one;
-    a layer without one greets as before there was a bias)."""
-    return f"{GREETING} {VERSION} {','.join(functions)}{' ' + BIAS if bias else ''}\n".encode()
+#: The greeting's word that declares the loss's reduction: ``reduction=mean``.
+REDUCTION = "reduction="
+
+
+def greeting(functions: Sequence[str], bias: bool = False, reduction: str | None = None) -> bytes:
+    """The worker's first line: the functions it provides (and ``bias`` when its layer has one,
+    ``reduction=<r>`` when its loss declares a reduction other than the sum; a layer with
+    neither greets as before there were either)."""
+    words = [GREETING, str(VERSION), ",".join(functions)]
+    words += [BIAS] * bias + [f"{REDUCTION}{reduction}"] * (reduction is not None)
+    return (" ".join(words) + "\n").encode()
 
 
 def greeting_bias(line: bytes) -> bool:
     """Whether a greeting (``parse_greeting``'s line) says the layer has a bias."""
-    words = line.decode("ascii", "replace").split()
-    return len(words) > 3 and words[3] == BIAS
+    return BIAS in line.decode("ascii", "replace").split()[3:]
+
+
+def greeting_reduction(line: bytes) -> str | None:
+    """The reduction a greeting declares (``reduction=mean``: ``"mean"``), or None; the oracle
+    checks that it is one it knows."""
+    words = line.decode("ascii", "replace").split()[3:]
+    return next((w.removeprefix(REDUCTION) for w in words if w.startswith(REDUCTION)), None)
 
 
 def parse_greeting(line: bytes) -> list[str]:

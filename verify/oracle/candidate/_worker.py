@@ -72,7 +72,7 @@ def serve(spec: str, requests: BinaryIO, replies: BinaryIO) -> int:
         return 0
     # What loading noted comes first, as note lines before the greeting (``_protocol``).
     replies.write(b"".join(encode_note(note) for note in candidate.notes))
-    replies.write(greeting(list(candidate.functions), candidate.bias))
+    replies.write(greeting(list(candidate.functions), candidate.bias, candidate.reduction))
     replies.flush()
     read_line, read_exact = _reader(requests)
     while True:

@@ -124,7 +124,13 @@ def diagnose(
     nonfinite = not bool(np.all(np.isfinite(actual)))
     if evidence is None:
         evidence = NONFINITE if nonfinite else VALUES
-    right = expect(case, options.arithmetic(), tie=options.tie, matmul=numpy_matmul)[name]
+    right = expect(
+        case,
+        options.arithmetic(),
+        tie=options.tie,
+        matmul=numpy_matmul,
+        reduction=options.loss_reduction,
+    )[name]
     context = Context(name, actual, case, options, right, evidence, earlier)
     fitted = []
     for pattern in PATTERNS:
@@ -185,9 +191,13 @@ def _named_by_shape(finding: Finding, case: Case, options: Settings) -> Finding:
     )
     if explained.kind in (Diagnosis.MISMATCH, Diagnosis.NAN):
         return finding
-    want = expect(case, options.arithmetic(), tie=options.tie, matmul=numpy_matmul)[
-        finding.result
-    ].center.shape
+    want = expect(
+        case,
+        options.arithmetic(),
+        tie=options.tie,
+        matmul=numpy_matmul,
+        reduction=options.loss_reduction,
+    )[finding.result].center.shape
     return dataclasses.replace(
         finding,
         kind=explained.kind,

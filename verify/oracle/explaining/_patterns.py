@@ -1,7 +1,8 @@
-"""Every cause the oracle can name, as data: ``PATTERNS`` (bugs recognised by the evidence a
-judge kept: a result's values, a result of the wrong shape, two identical calls that disagree)
-and ``VERDICTS`` (defects the judges decide themselves), one record each; every ``Diagnosis``
-has exactly one home.
+"""Every cause the oracle can name, as data: ``STRUCTURES`` (what a wrong result computes, read
+on exact probes: its term map, branch table, weights or updates), ``PATTERNS`` (bugs recognised
+by the evidence a judge kept: a result's values, a result of the wrong shape, two identical calls
+that disagree) and ``VERDICTS`` (defects the judges decide themselves), one record each; every
+``Diagnosis`` has exactly one home.
 
 A **pattern** is another admissible set for a result: the set the result would fall in had the
 candidate made that bug (a transpose, a mean, a missing block of the sum, ...). ``diagnose``
@@ -9,6 +10,12 @@ candidate made that bug (a transpose, a mean, a missing block of the sum, ...). 
 every one the whole result fits (each pattern's first fitting alternative: its alternatives come
 most specific first). The rules that name a cause are these, and nothing else decides:
 
+0. **Structure first** (``_structure``, ``_explain``): where a structural reading of the wrong
+   result exists, it is made on probes whose every value is exact in every arithmetic. A
+   difference from the contract read there names the cause, exactly, before any pattern; the
+   contract itself there withdraws every structural pattern (a scale fitted on a 1x1x1
+   counterexample is contradicted), leaving rounding and value-dependent causes; a reading that
+   cannot be made (not (bi)linear or element-wise on the probes) says so and names nothing.
 1. **Refinement**: a kind that another fitting alternative ``refines`` is dropped (a sign flip
    is a scale of -1: where both fit, the sign flip is named).
 2. **Clarity**: a cause is named on a case only when exactly one kind fits and its fit is not
@@ -22,7 +29,13 @@ most specific first). The rules that name a cause are these, and nothing else de
    it. A ``stateful`` pattern (one that shows only across calls) is also probed for when the
    counterexample explains nothing (a shrunk case may have lost the gradient that shows it).
 4. **Structure beats rounding** (``decide``): of several survivors, a single one that is not
-   ``rounding`` is named: a structural fit lands on exact values; rounding noise does not.
+   ``rounding`` is named: a structural fit lands on exact values; rounding noise does not. A
+   call whose every value is exact in bfloat16, float16 and TF32 (small integers) is never
+   given a rounding cause (``exact_in_any_arithmetic``).
+5. **Advice is re-judged** (``_explain``): a rounding cause offers an option that declares its
+   arithmetic only once the check, judged again under it on the same case, passes; otherwise
+   it says what would (accumulate in float32). A fused step whose own piece fails on the same
+   data takes the piece's explanation, or names no rounding cause of its own (``_probes``).
 
 Each kind has one record, so the registry's order decides nothing: candidates are listed in
 ``Diagnosis`` order, and a test permutes the registry and sees the same verdicts. A new diagnosis
@@ -43,7 +56,16 @@ from .._contract import AXES
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..judging import Case, expect, numpy_matmul
-from . import _fitted
+from . import _fitted, _hints
+from ._structure import (
+    Reader,
+    read_branch_table,
+    read_loss_weights,
+    read_step_parts,
+    read_step_update,
+    read_term_map,
+    read_update,
+)
 
 # --------------------------------------------------------------------------------------------
 # The records.
@@ -64,6 +86,8 @@ class Alternative:
       probe: the probe data that shows it, where not the pattern's (``Pattern.probe``).
       refines: other kinds this alternative is a special case of, besides the pattern's (lr
         rounded to float32 is float32 arithmetic in one place).
+      declares: the options that declare the arithmetic it fits (``(field, value)`` pairs):
+        offered only once a re-judging under them accepts the result (``_explain``).
     """
 
     detail: str
@@ -72,6 +96,7 @@ class Alternative:
     value: float | None = None
     probe: str | None = None
     refines: tuple[Diagnosis, ...] = ()
+    declares: tuple[tuple[str, str], ...] = ()
 
 
 #: The evidence a pattern reads: a result outside its bound (``values``: finite;
@@ -130,6 +155,7 @@ class Context:
             arith or self.arith,
             tie=pinned,
             matmul=numpy_matmul,
+            reduction=self.options.loss_reduction,
         )[self.name]
 
     def moved(self, factor: float) -> Bound:
@@ -224,7 +250,9 @@ def _tie_conventions(ctx: Context) -> Iterator[Alternative]:
 
 
 def _transposed(ctx: Context) -> Iterator[Alternative]:
-    """A square result transposed (by its values), or a non-square one (by its shape alone)."""
+    """A square result transposed (by its values), or a non-square one (by its shape alone);
+    or the transpose re-read row-major into the right shape (``.reshape(I, O)`` where ``.T``
+    belongs: the shape is right, the elements scrambled)."""
     center = ctx.right.center
     if ctx.evidence == SHAPE:
         flipped = center.ndim == 2 and ctx.actual.shape == center.shape[::-1]
@@ -232,8 +260,18 @@ def _transposed(ctx: Context) -> Iterator[Alternative]:
             infinite = np.full(center.shape[::-1], np.inf)
             yield Alternative("the result is transposed", Bound(center.T, infinite))
         return
-    if center.ndim == 2 and center.shape[0] == center.shape[1] and center.shape[0] > 1:
+    if center.ndim != 2 or min(center.shape) < 2:
+        return
+    if center.shape[0] == center.shape[1]:
         yield Alternative("the result is transposed", Bound(center.T, ctx.right.radius.T))
+        return
+    rows, cols = center.shape
+    reread = Bound(center.T.reshape(rows, cols), ctx.right.radius.T.reshape(rows, cols))
+    yield Alternative(
+        f"the result is its transpose re-read row-major as ({rows}, {cols}): .reshape where .T "
+        "belongs (the elements scrambled, the shape right)",
+        reread,
+    )
 
 
 def _sign_flip(ctx: Context) -> Iterator[Alternative]:
@@ -362,13 +400,48 @@ def _wrong_losses(ctx: Context) -> Iterator[Alternative]:
         yield Alternative(f"L is {text}", Bound(np.asarray(loss_value), np.asarray(loss_radius)))
 
 
+def _shifted_pairs(ctx: Context) -> Iterator[Alternative]:
+    """The loss with output's rows (or columns) paired with target's neighbours: ``sum |output[
+    n] - target[n + 1]|`` (a sequence model's next-token shift), the last pair dropped or the
+    first wrapped around (``np.roll``)."""
+    a = {key: value.astype(np.float64) for key, value in ctx.case.arrays.items()}
+    if "output" not in a or a["output"].ndim != 2:
+        return
+    output, target = a["output"], a["target"]
+    arith = ctx.arith
+    for axis, label in ((0, "row n"), (1, "column o")):
+        size = output.shape[axis]
+        if size < 2:
+            continue
+        index = "n" if axis == 0 else "o"
+        for shift in (1, -1):
+            kept = slice(0, size - 1) if shift == 1 else slice(1, size)
+            moved = slice(1, size) if shift == 1 else slice(0, size - 1)
+            take = (kept, slice(None)) if axis == 0 else (slice(None), kept)
+            give = (moved, slice(None)) if axis == 0 else (slice(None), moved)
+            sign = "+" if shift == 1 else "-"
+            for terms, words in (
+                (np.abs(output[take] - target[give]), "the last pair dropped"),
+                (np.abs(output - np.roll(target, -shift, axis=axis)), "wrapped around"),
+            ):
+                value = float(np.sum(terms))
+                radius = (arith.sum(terms.size) + bounds.gamma(2, arith.u_out)) * value + (
+                    arith.underflow(terms.size)
+                )
+                yield Alternative(
+                    f"L pairs output's {label} with target's {index} {sign} 1 ({words}): "
+                    "output and target are shifted against each other",
+                    Bound(np.asarray(value), np.asarray(radius)),
+                )
+
+
 def _bias(ctx: Context) -> Iterator[Alternative]:
     if "b" in ctx.case.arrays:
         return  # the layer has a bias: its output carries one (twice: ``_bias_twice``)
     for fit in _fitted.column_offset_fits(ctx.actual, ctx.right, u=ctx.arith.u_out):
         yield Alternative(
-            f"output - x @ w is the same down each column (up to {fit.value:.3g}): a bias "
-            "term (nn.Linear(bias=True), eqx.nn.Linear(use_bias=True))?",
+            f"output - x @ w is the same down each column (up to {fit.value:.3g}): "
+            + _hints.BIAS_TERM,
             fit.bound,
             "one row: any per-column offset fits" if fit.ambiguous else "",
         )
@@ -425,13 +498,12 @@ def _bias_axis(ctx: Context) -> Iterator[Alternative]:
 
 
 def _bias_not_updated(ctx: Context) -> Iterator[Alternative]:
-    b = ctx.case.arrays.get("b")
-    if b is None:
-        return
+    """b_new = b (tried on b_new alone: ``origin`` is b)."""
+    b = ctx.origin
     yield Alternative(
         "b_new = b: the step updates w only (b left out of the parameters, or its update "
         "computed and dropped)",
-        Bound(b.astype(np.float64), np.zeros(b.shape)),
+        Bound(b, np.zeros(b.shape)),
     )
 
 
@@ -458,7 +530,7 @@ def _weight_decay(ctx: Context) -> Iterator[Alternative]:
             continue  # a decay grows the weights' pull to zero, and is not below rounding
         yield Alternative(
             f"w_new = w - lr * (dL_dw + lambda * w) with lambda = {fit.value:.3g}: weight "
-            f"decay of about {fit.value:.2g} (SGD(weight_decay=...), optax.add_decayed_weights)?",
+            f"decay of about {fit.value:.2g} ({_hints.WEIGHT_DECAY})?",
             fit.bound,
             "one element: any decay fits" if fit.ambiguous else "",
             fit.value,
@@ -468,11 +540,8 @@ def _weight_decay(ctx: Context) -> Iterator[Alternative]:
 def _step_hint(scale: float, lr: float) -> str:
     if math.isclose(scale, lr, rel_tol=1e-6):
         return ": lr applied twice?"
-    if 1.0 < scale <= 2.0:
-        return (
-            f": a first Nesterov step with momentum {scale - 1:.3g} moves (1 + momentum) * lr "
-            "* dL_dw (SGD(momentum=..., nesterov=True), optax.sgd(..., nesterov=True))?"
-        )
+    if hint := _hints.step_hint(scale):
+        return f": {hint}"
     if 0.0 < scale < 1.0:
         return ": a clipped gradient norm or a rescaled lr?"
     return ""
@@ -523,7 +592,10 @@ def _normalized_step(ctx: Context) -> Iterator[Alternative]:
         given = ctx.case.arrays[gradient_name].astype(np.float64)
         grad = Bound(given, np.zeros_like(given))
     else:
-        expected = expect(ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul)
+        expected = expect(
+            ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul,
+            reduction=ctx.options.loss_reduction,
+        )  # fmt: skip
         grad = expected[gradient_name]
     for fit in _fitted.normalized_fits(ctx.actual, ctx.origin, grad, lr, u=ctx.arith.u_out):
         if fit.value <= 0:
@@ -553,25 +625,45 @@ def _upstream_ignored(ctx: Context) -> Iterator[Alternative]:
             yield Alternative(text, ctx.base(ctx.case.replace(dL_do=replaced)))
 
 
-def accepting_option(reduced: Arithmetic) -> str:
-    """The option that declares ``reduced`` (``--matmul-precision tf32``, ``--accumulation
-    bfloat16``), or why none does."""
+def declaring(reduced: Arithmetic) -> tuple[str, str] | None:
+    """The option that declares ``reduced`` as ``(field, value)`` (``("matmul_precision",
+    "tf32")``, ``("accumulation", "bfloat16")``), or None where no option does."""
     precisions = list(bounds.MATMUL_INPUT_ROUNDOFF)[1:] if reduced.dtype == "float32" else []
     for precision in precisions:
         if bounds.arithmetic("float32", precision) == reduced:  # type: ignore[arg-type]
-            return (
-                f"--matmul-precision {precision} (matmul_precision={precision!r}) would accept it"
-            )
+            return "matmul_precision", precision
     for accumulation in bounds.ACCUMULATIONS[reduced.dtype][1:]:
         if bounds.arithmetic(reduced.dtype, accumulate=accumulation) == reduced:
-            return f"--accumulation {accumulation} (accumulation={accumulation!r}) would accept it"
-    return f"no option accepts it: {reduced.dtype} results computed in {reduced.name}"
+            return "accumulation", accumulation
+    return None
+
+
+def spelled(option: tuple[str, str]) -> str:
+    """``--matmul-precision tf32 (matmul_precision='tf32')``: an option on both surfaces."""
+    field, value = option
+    return f"--{field.replace('_', '-')} {value} ({field}={value!r})"
+
+
+def exact_in_any_arithmetic(case: Case) -> bool:
+    """Whether every value the call's contract forms is an integer of at most 256 in magnitude
+    (every input, product and partial sum): exact in bfloat16 (8 significant bits), float16 and
+    TF32 arithmetic too, so that no rounding explains a wrong result there."""
+    arrays = [a.astype(np.float64) for name, a in case.arrays.items()]
+    if not arrays or not all(np.all(a == np.round(a)) for a in arrays):
+        return False
+    largest = max(float(np.max(np.abs(a), initial=0.0)) for a in arrays)
+    sizes = max(max(a.shape, default=1) for a in arrays)
+    # A product of two inputs summed over the longest axis bounds every partial sum.
+    return largest * largest * sizes <= 256 and case.lr is None
 
 
 def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
     """The bound of each less precise arithmetic than the declared one; where several fit (a
     float32 matmul with tf32 or float16 inputs rounds alike, 10 bits each), one alternative
-    names them all."""
+    names them all, with the options that declare them (``declares``), which the explanation
+    re-judges before offering any. Never on a call whose every value is exact in them."""
+    if exact_in_any_arithmetic(ctx.case):
+        return
     declared = ctx.arith
     fitting = []
     for reduced in bounds.less_precise(declared):
@@ -584,10 +676,11 @@ def _reduced_precision(ctx: Context) -> Iterator[Alternative]:
     if not fitting:
         return
     names = " or ".join(reduced.name for reduced, _ in fitting)
-    options = "; ".join(accepting_option(reduced) for reduced, _ in fitting)
+    options = tuple(option for reduced, _ in fitting if (option := declaring(reduced)))
     yield Alternative(
-        f"fits the bound of {names} arithmetic, not of {declared.name}: {options}",
+        f"fits the bound of {names} arithmetic, not of {declared.name}",
         fitting[0][1],
+        declares=options,
     )
 
 
@@ -784,7 +877,7 @@ def _stale_weights(ctx: Context) -> Iterator[Alternative]:
     a = {name: array.astype(np.float64) for name, array in ctx.case.arrays.items()}
     step = bounds.step_bounds(
         a["x"], a["w"], a["target"], ctx.case.learning_rate, ctx.arith,
-        matmul=numpy_matmul, tie=ctx.options.tie,
+        matmul=numpy_matmul, tie=ctx.options.tie, reduction=ctx.options.loss_reduction,
     )  # fmt: skip
     w_new = step.w_new.center
     stale = bounds.grad_x_bound(step.dL_do, w_new, ctx.arith, matmul=numpy_matmul)
@@ -856,6 +949,12 @@ PATTERNS: tuple[Pattern, ...] = (
     Pattern(Diagnosis.SIGN_FLIP, _ALL, _sign_flip, refines=_SCALES),
     Pattern(Diagnosis.MEAN_INSTEAD_OF_SUM, _ALL, _mean, refines=_SCALES),
     Pattern(Diagnosis.WRONG_LOSS, frozenset({"L", "loss", "dL_do"}), _wrong_losses),
+    Pattern(
+        Diagnosis.MISPLACED_TERMS,
+        frozenset({"L"}),
+        _shifted_pairs,
+        functions=frozenset({"loss"}),
+    ),
     Pattern(Diagnosis.BIAS, frozenset({"output"}), _bias, functions=frozenset({"forward"})),
     Pattern(
         Diagnosis.BIAS_TWICE,
@@ -930,6 +1029,52 @@ def refined(fitted: list[tuple[Pattern, Alternative]]) -> list[Diagnosis]:
     return kinds
 
 
+@dataclasses.dataclass(frozen=True)
+class Structure:
+    """A structural reading of a failing result, made on probes (``_structure``): what the
+    candidate actually computes, against the contract.
+
+    Attributes:
+      function: the check whose result it reads.
+      results: the results it reads (a wrong one of these is read).
+      read: the reading (probe calls, then the difference from the contract, named).
+      names: the causes only a structural reading names (each cause has one home: a pattern,
+        a verdict, or these); it also names causes whose pattern exists (a map with every term
+        times 0.5 is ``scaled``).
+    """
+
+    function: str
+    results: frozenset[str]
+    read: Reader
+    names: frozenset[Diagnosis] = frozenset()
+
+
+#: The causes only a term map names (misplaced terms have a pattern too: a loss's shifted
+#: pairs).
+_TERMS = frozenset({Diagnosis.EXTRA_TERMS, Diagnosis.NOT_COMPUTED, Diagnosis.OFFSET})
+
+#: Every structural reading, by the check and results it reads (rule 0 of the docstring: an
+#: exact difference read here names the cause before any pattern).
+STRUCTURES: tuple[Structure, ...] = (
+    Structure("forward", frozenset({"output"}), read_term_map, _TERMS),
+    Structure("grad_x", frozenset({"dL_dx"}), read_term_map, _TERMS),
+    Structure("grad_w", frozenset({"dL_dw"}), read_term_map, _TERMS),
+    Structure("grad_b", frozenset({"dL_db"}), read_term_map, _TERMS),
+    Structure(
+        "loss_grad", frozenset({"dL_do"}), read_branch_table, frozenset({Diagnosis.WRONG_BRANCH})
+    ),
+    Structure("loss", frozenset({"L"}), read_loss_weights),
+    Structure("update", frozenset({"w_new", "b_new"}), read_update),
+    Structure("step", frozenset({"w_new", "b_new"}), read_step_update),
+    Structure("step", frozenset({"loss", "dL_dx", "dL_dw", "dL_db"}), read_step_parts),
+)
+
+
+def structure_of(function: str, result: str) -> Structure | None:
+    """The structural reading of ``result`` of check ``function``, if the registry has one."""
+    return next((s for s in STRUCTURES if s.function == function and result in s.results), None)
+
+
 #: The patterns by kind: each kind has one.
 BY_KIND: dict[Diagnosis, Pattern] = {pattern.kind: pattern for pattern in PATTERNS}
 
@@ -961,7 +1106,7 @@ __all__ = [
     "Context",
     "Pattern",
     "Verdict",
-    "accepting_option",
     "decide",
+    "declaring",
     "in_order",
 ]

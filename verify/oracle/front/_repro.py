@@ -2,7 +2,9 @@
 
 ``python DIR/<function>-<digest>/repro.py`` re-runs exactly that case through the same guard and
 comparison as the search, prints the verdict and exits 1 while the defect is there (0 once it is
-fixed): a bug report that needs no Hypothesis, no seed and no search.
+fixed): a bug report that needs no Hypothesis, no seed and no search. The script records the
+Python that made it: a Python that cannot import crosscheck (another venv, ``python3 -I``) runs
+it again with that one, or exits 3 with one line naming it, never 1.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,19 +27,39 @@ from ..explaining import explain
 from ..judging import CHECKS, Case, NotJudged
 from ._report import FunctionReport
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 _SCRIPT = '''"""crosscheck reproducer: run from any shell, ``python {script}``.
 
-Exits 1 while the defect is there, 0 once it is fixed.
+Exits 1 while the defect is there, 0 once it is fixed, 3 when no Python at hand can run it.
 """
 
 {summary}
 
+import os
 import sys
+
+#: The Python that made this reproducer: it can import crosscheck and what crosscheck needs.
+MADE_BY = {made_by!r}
 
 # Where crosscheck was when the check ran (used only if it is not installed).
 sys.path.append({package_root!r})
 
-from verify.oracle.front._repro import rerun
+try:
+    from verify.oracle.front._repro import rerun
+except ImportError as err:
+    # Another Python (another venv, python3 -I): run again with the one that made it, once.
+    tried = os.environ.get("CROSSCHECK_REPRO_RETRIED") == "1"
+    if os.path.abspath(sys.executable) != MADE_BY and os.path.exists(MADE_BY) and not tried:
+        os.environ["CROSSCHECK_REPRO_RETRIED"] = "1"
+        os.execv(MADE_BY, [MADE_BY, __file__, *sys.argv[1:]])
+    print(
+        f"crosscheck: error: {{sys.executable}} cannot run this reproducer ({{err}}); it was made "
+        f"by {{MADE_BY}}: run it with a Python that has crosscheck",
+        file=sys.stderr,
+    )
+    sys.exit(3)  # verify.messages.ExitCode.INCOMPLETE: nothing was re-checked
 
 sys.exit(
     rerun(
@@ -87,6 +111,7 @@ def write_repro(
             summary="\n".join(f"# {line}" for text in summary for line in text.splitlines()),
             script=script.resolve(),
             package_root=str(Path(__file__).resolve().parents[3]),
+            made_by=os.path.abspath(sys.executable),
             spec=spec,
             command=command,
             cwd=os.getcwd(),
@@ -98,37 +123,74 @@ def write_repro(
     return script
 
 
-def write_heatmap(errors: np.ndarray, path: Path) -> str:
-    """``errors.png``: ``|error| / bound`` of each element of a failing 2-D result, on a log
-    scale (1 is the bound; a wrong block shows at a glance). Returns the path, or why there is
-    none (matplotlib is an optional extra: ``pip install 'crosscheck[plot]'``)."""
-    try:
-        import matplotlib
+#: One heatmap drawn at a time: matplotlib's text layout goes through caches every figure
+#: shares (the mathtext parser held by ``MathTextParser``, the font and text-metrics caches);
+#: the library takes its own lock only inside ``Figure.draw`` (``Figure._render_lock``), and
+#: two checks of a ``-j`` run that fail at once draw from two threads.
+_DRAWING = threading.Lock()
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.colors import LogNorm
+#: Below this many rows or columns a picture shows nothing the report's lines do not.
+MIN_HEATMAP_SIDE = 2
+
+
+def write_heatmap(errors: np.ndarray, path: Path, title: str) -> str:
+    """``errors.png``: ``|error| / bound`` of each element of a failing 2-D result (``errors``,
+    shape (rows, columns); NaN where the candidate's value is NaN or infinite) on a log scale,
+    1 being the bound, so that a wrong block shows at a glance. Returns the path, or why there
+    is none: matplotlib missing (the ``plot`` extra), a result below 2 x 2, or the drawing
+    failed; drawing never ends a run."""
+    rows, cols = errors.shape
+    if min(rows, cols) < MIN_HEATMAP_SIDE:
+        return f"none (a {rows} x {cols} result: its wrong elements are listed above)"
+    try:
+        import matplotlib  # noqa: F401 (first: a submodule imported earlier hides its absence)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
     except ImportError:
         return "none (matplotlib is not installed: pip install 'crosscheck[plot]')"
-    shown = np.where(np.isfinite(errors), errors, np.nan)
-    finite = shown[np.isfinite(shown) & (shown > 0)]
-    top = max(float(finite.max()) if finite.size else 1.0, 10.0)
+    with _DRAWING:
+        try:
+            FigureCanvasAgg(heatmap_figure(errors, title)).print_png(path)
+        except Exception as err:  # a picture is an extra: the verdict stands without it
+            return f"none (it could not be drawn: {type(err).__name__}: {err})"
+    return str(path)
+
+
+def heatmap_figure(errors: np.ndarray, title: str) -> Figure:
+    """The heatmap of ``errors`` (rows, columns) as a matplotlib Figure, drawn without pyplot
+    (no global figure state): magma on a log scale from 1e-3 to the largest finite ratio
+    (at least 10); NaN (the candidate's value NaN or infinite) in cyan; an infinite ratio
+    (a finite wrong value where the bound is 0, as in exact mode) in the top colour, as the
+    largest finite ratio is."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     rows, cols = errors.shape
-    figure, axes = plt.subplots(figsize=(min(12.0, 3 + cols / 40), min(9.0, 2.5 + rows / 40)))
-    # NaN or infinity (a value never written, or one that overflowed) shows in cyan.
-    colormap = plt.get_cmap("magma").with_extremes(bad="cyan")
-    image = axes.imshow(
-        np.clip(shown, 1e-3, None), norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto",
-        interpolation="nearest",
+    finite = errors[np.isfinite(errors) & (errors > 0)]
+    top = max(float(finite.max()) if finite.size else 1.0, 10.0)
+    shown = np.clip(np.where(np.isposinf(errors), top, errors), 1e-3, top)
+    figure = Figure(
+        figsize=(min(12.0, 6.0 + cols / 40), min(9.0, 4.5 + rows / 40)), dpi=100,
+        layout="constrained",
     )  # fmt: skip
-    figure.colorbar(image, ax=axes, label="|error| / bound (1: the bound; cyan: NaN or inf)")
+    axes = figure.add_subplot()
+    colormap = colormaps["magma"].with_extremes(bad="cyan")
+    image = axes.imshow(
+        shown, norm=LogNorm(1e-3, top), cmap=colormap, aspect="auto", interpolation="nearest"
+    )
+    label = "|error| / bound (1: the bound)"
+    if np.isnan(errors).any():
+        label += "\ncyan: NaN or inf in the result"
+    if np.isposinf(errors).any():
+        label += "\ntop colour too: wrong where the bound is 0"
+    figure.colorbar(image, ax=axes, label=label)
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(MaxNLocator(integer=True))  # rows and columns, not halves
     axes.set_xlabel(f"column (of {cols})")
     axes.set_ylabel(f"row (of {rows})")
-    axes.set_title(f"{path.parent.name}: elements past 1 are wrong")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return str(path)
+    axes.set_title(f"{title}: elements past 1 are wrong", wrap=True)
+    return figure
 
 
 def _storable(array: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ... import default_cache_dir
 from ...messages import CrosscheckError
+from .._contract import FUNCTIONS, PARAMETER_OF
 from .._settings import PYTHON, OptionError, Settings
 from ..candidate import (
     Caller,
@@ -35,11 +36,12 @@ from ..candidate import (
     name_of,
     python_worker,
     spec_of,
+    timed_calls,
     worker_environment,
 )
 from ..explaining import explain
 from ..judging import CHECKS, Check, Pool, Progress, Searched, search, shape_pool
-from ._report import FunctionReport, Report, environment
+from ._report import FunctionReport, Report, Timing, environment
 from ._repro import write_heatmap, write_repro
 from ._surfaces import arguments_doc, check_signature
 from ._workers import Workers, run_checks
@@ -154,8 +156,8 @@ class Run:
     item on a Run it keeps open for the session, so that ``-k grad_w`` runs grad_w alone and
     the candidate is loaded once. Every check of a Run draws from one pool of shapes
     (``judging.shape_pool``): a jitted candidate compiles each shape once for all of them.
-    ``settings`` are the run's, as ``open_run`` resolved them (the bias read from the
-    candidate, the jobs counted, the reproducers' folder absolute).
+    ``settings`` are the run's, as ``open_run`` resolved them (the bias and the loss's
+    reduction read from the candidate, the jobs counted, the reproducers' folder absolute).
     """
 
     caller: Caller
@@ -164,15 +166,23 @@ class Run:
     settings: Settings
     #: starts another caller of the same candidate (a worker of its own), for ``run_all``.
     more: Callable[[], Caller] | None = None
+    #: when loading began (``time.monotonic``), and how long loading took: ``report``'s
+    #: timing counts from there.
+    opened: float = dataclasses.field(default_factory=time.monotonic)
+    loading: float = 0.0
     #: every caller the Run started (``caller`` first), the seed's shapes, the jobs it used.
     callers: list[Caller] = dataclasses.field(init=False)
     pool: Pool = dataclasses.field(init=False)
     used_jobs: int = dataclasses.field(init=False, default=1)
+    #: wall time spent in ``run_all``.
+    checks_wall: float = dataclasses.field(init=False, default=0.0)
     _workers: Workers | None = dataclasses.field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.callers = [self.caller]
-        self.pool = shape_pool(self.settings.seed, tiles=self.settings.tile)
+        self.pool = shape_pool(
+            self.settings.seed, tiles=self.settings.tile, multiples=self.settings.multiples
+        )
         if self.settings.progress is not None:
             serialised = _serialised(self.settings.progress)
             self.settings = dataclasses.replace(self.settings, progress=serialised)
@@ -196,19 +206,23 @@ class Run:
             return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
         caller = self.caller if on is None else on
         started = time.monotonic()
-        searched = search(
-            chosen, caller, settings, settings.max_examples, settings.seed, settings.progress,
-            self.pool,
-        )  # fmt: skip
-        report = self._verdict(chosen, caller, searched)
-        report.seconds = time.monotonic() - started
+        # The candidate's calls, timed where they are made (search, shrinking, probes).
+        with timed_calls() as spent:
+            searched = search(
+                chosen, caller, settings, settings.max_examples, settings.seed,
+                settings.progress, self.pool,
+            )  # fmt: skip
+            report = self._verdict(chosen, caller, searched)
         if report.status == "fail" and settings.repro_dir is not None and report.case is not None:
             script = write_repro(
                 caller.name, self.spec, self.command, report, settings, Path(settings.repro_dir)
             )
             report.repro = str(script)
             if report.errors is not None:
-                report.picture = write_heatmap(report.errors, script.with_name("errors.png"))
+                picture = script.with_name("errors.png")
+                report.picture = write_heatmap(report.errors, picture, report.function)
+        report.seconds = time.monotonic() - started
+        report.calls, report.candidate_seconds = spent.calls, spent.seconds
         return report
 
     def _verdict(self, chosen: Check, caller: Caller, searched: Searched) -> FunctionReport:
@@ -233,13 +247,17 @@ class Run:
             case=case,
             where=finding.where or None,
             errors=finding.errors,
+            probe_calls=finding.probe_calls,
         )
 
-    def run_all(self, names: Sequence[str], *, requested: bool) -> list[FunctionReport]:
+    def run_all(
+        self, names: Sequence[str], *, requested: bool, finished: Finished | None = None
+    ) -> list[FunctionReport]:
         """The verdicts of ``names``, in that order; checks that do not apply are skipped as
         ``run`` says. Up to ``jobs`` run at once, on as many workers (``_workers``): each
         function of the candidate is called on one worker, and two checks run at once only when
-        they call different workers."""
+        they call different workers. ``finished(verdict, k, total)`` is told of each check as
+        it ends (the k-th of the total that apply), by one thread at a time."""
         provided = self.caller.provided
         settings = self.settings
         runnable = [CHECKS[n] for n in names if CHECKS[n].applies(provided, settings)]
@@ -248,19 +266,22 @@ class Run:
         called = set().union(*(chosen.calls(provided, settings) for chosen in runnable))
         count = max(1, min(parallel, len(called), len(runnable)))
         self.used_jobs = count
+        counted = _counted(finished, len(runnable))
+        started = time.monotonic()
         if count == 1 or self.more is None:
-            done = run_checks(runnable, 1, lambda chosen: self._run(chosen, self.caller))
+            done = run_checks(runnable, 1, lambda chosen: counted(self._run(chosen, self.caller)))
         else:
             workers = Workers(self.caller, self.more, count, self.callers, called)
             self._workers = workers
             done = run_checks(
                 runnable,
                 count,
-                lambda chosen: self._run(chosen, workers),
+                lambda chosen: counted(self._run(chosen, workers)),
                 lambda chosen: workers.uses(chosen.calls(provided, settings)),
                 workers.changed,
             )
         verdicts = [done.get(name) or self.run(name, requested=requested) for name in names]
+        self.checks_wall += time.monotonic() - started
         return [verdict for verdict in verdicts if verdict is not None]
 
     def nothing_applies(self, names: Sequence[str]) -> str | None:
@@ -275,13 +296,25 @@ class Run:
             f"{self.settings.dtype}: it provides {', '.join(sorted(provided))}; {needs}"
         )
 
+    @property
+    def undefined(self) -> tuple[str, ...]:
+        """The contract's functions the candidate does not define, in the contract's order
+        (grad_b only on a layer with a bias): the report's header lists them."""
+        provided, parameters = self.caller.provided, self.settings.parameters
+        return tuple(
+            function
+            for function in FUNCTIONS
+            if function not in provided and PARAMETER_OF.get(function, "w") in parameters
+        )
+
     def _run(self, chosen: Check, on: Caller) -> FunctionReport:
         report = self.run(chosen.name, on=on)
         assert report is not None  # runnable: it applies
         return report
 
-    def report(self, functions: list[FunctionReport]) -> Report:
-        """The Report of these verdicts on this candidate."""
+    def report(self, functions: list[FunctionReport], *, timed: bool = True) -> Report:
+        """The Report of these verdicts on this candidate; ``timed``: with whose time the run
+        was, from loading until now (for the verdicts of a whole run, not some of a longer one)."""
         notes: collections.Counter[str] = collections.Counter()
         for each in self.callers:
             notes.update(each.notes)
@@ -295,6 +328,27 @@ class Run:
             compiles=sum(each.compiles for each in self.callers),
             jobs=self.used_jobs,
             load_notes=self.caller.load_notes,
+            undefined=self.undefined,
+            timing=self.timing(functions) if timed else None,
+        )
+
+    def timing(self, functions: list[FunctionReport]) -> Timing:
+        """Whose time the run was, until now, for these verdicts (``Timing``)."""
+        wall = time.monotonic() - self.opened
+        candidate = sum(f.candidate_seconds for f in functions)
+        if self.used_jobs == 1:  # one after another: everything not loading nor the candidate
+            crosscheck = wall - self.loading - candidate
+        else:  # at once: each check's own rest, summed, and the run's outside the checks
+            checked = sum(f.seconds or 0.0 for f in functions)
+            crosscheck = checked - candidate + (wall - self.loading - self.checks_wall)
+        return Timing(
+            wall=wall,
+            loading=self.loading,
+            checks_wall=self.checks_wall,
+            jobs=self.used_jobs,
+            calls=sum(f.calls for f in functions),
+            candidate=candidate,
+            crosscheck=max(0.0, crosscheck),
         )
 
     def close(self) -> None:
@@ -315,6 +369,7 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
     every option's default; ``settings.jobs`` None is ``default_jobs()``). Raises a
     ``CrosscheckError`` (a ``ContractError``: the candidate cannot be loaded) as ``check``
     does."""
+    opened = time.monotonic()
     if settings is None:
         settings = Settings()
     jobs = default_jobs() if settings.jobs is None else settings.jobs
@@ -341,6 +396,8 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         # The candidate's own word where the user said nothing: a forward of three parameters
         # or a step of five.
         bias=caller.bias if settings.bias is None else settings.bias,
+        # The loss's reduction as a framework adapter read it, where the user declared none.
+        reduction=caller.reduction if settings.reduction is None else settings.reduction,
         jobs=jobs,
         repro_dir=None if repro_dir is None else Path(repro_dir).resolve(),
     )
@@ -350,6 +407,8 @@ def open_run(impl: Any = None, settings: Settings | None = None) -> Run:
         command=words,
         settings=resolved,
         more=more if isinstance(caller, WorkerCaller) else None,
+        opened=opened,
+        loading=time.monotonic() - opened,
     )
 
 
@@ -384,6 +443,25 @@ def check(impl: Any = None, **options: Any) -> Report:
 
 check.__signature__ = check_signature()  # type: ignore[attr-defined]
 check.__doc__ = (check.__doc__ or "") + "\n    Args:\n" + arguments_doc("      ") + "\n"
+
+
+#: Told of each check of ``run_all`` as it ends: its verdict, its place k among the ``total``
+#: that run (``k`` of ``total``).
+Finished = Callable[[FunctionReport, int, int], None]
+
+
+def _counted(finished: Finished | None, total: int) -> Callable[[FunctionReport], FunctionReport]:
+    """Each verdict passed through, after ``finished`` is told of it (one thread at a time)."""
+    lock, done = threading.Lock(), [0]
+
+    def count(verdict: FunctionReport) -> FunctionReport:
+        if finished is not None:
+            with lock:
+                done[0] += 1
+                finished(verdict, done[0], total)
+        return verdict
+
+    return count
 
 
 def _serialised(progress: Progress) -> Progress:

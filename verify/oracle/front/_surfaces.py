@@ -33,17 +33,34 @@ def _typed(parse: Any) -> Any:
     return convert
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``python -m verify check``'s ``--options``, one per option offered on the CLI."""
+def help_groups(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """``--help``'s groups (``_settings.GROUPS``), in order, on ``parser``."""
+    return {name: parser.add_argument_group(name) for name in _settings.GROUPS}
+
+
+def cli_help(field: dataclasses.Field) -> str:
+    """An option's ``--help`` text: its command-line wording, with its default where there is
+    one to show (not None, False or empty: those are said in words, or not at all)."""
+    meta, default = field.metadata, field.default
+    shown = f"{default:g}" if isinstance(default, float) else default
+    given = shown is not None and shown is not False and shown != ()
+    return meta["cli_help"] + (f" (default {shown})" if given else "")
+
+
+def add_arguments(parser: argparse.ArgumentParser, groups: dict[str, Any] | None = None) -> None:
+    """``python -m verify check``'s ``--options``, one per option offered on the CLI, each in
+    its ``--help`` group (``groups``, default ``help_groups(parser)``)."""
+    groups = help_groups(parser) if groups is None else groups
     for field in declarations():
         meta = field.metadata
         if CLI not in meta["offered"]:
             continue
         names = [meta["short"], spelling(field.name)]
-        shown = f"{field.default:g}" if isinstance(field.default, float) else field.default
-        given = shown is not None and shown is not False
-        text = meta["help"] + (f" (default {shown})" if given else "")
-        kwargs: dict[str, Any] = {"dest": field.name, "default": field.default, "help": text}
+        kwargs: dict[str, Any] = {
+            "dest": field.name,
+            "default": field.default,
+            "help": cli_help(field),
+        }
         if _is_switch(field):
             kwargs.update(action="store_const", const=meta["flag_value"])
         else:
@@ -54,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             if meta["choices"] is not None:
                 kwargs["choices"] = meta["choices"]
                 kwargs.pop("metavar")
-        parser.add_argument(*[n for n in names if n], **kwargs)
+        groups[meta["group"]].add_argument(*[n for n in names if n], **kwargs)
 
 
 def from_arguments(args: argparse.Namespace) -> Settings:
@@ -144,7 +161,10 @@ def options_table() -> str:
         "# Options\n\n"
         "Every option of `verify.check`, `python -m verify check` and the pytest plugin, "
         "generated from their one declaration, `verify.Settings` "
-        "(`python -m verify.oracle.front._surfaces docs/options.md`).\n\n" + "\n".join(rows) + "\n"
+        "(`python -m verify.oracle.front._surfaces docs/options.md`). The meaning is in Python's "
+        "terms; `python -m verify check --help` gives it in the command line's, in groups (what "
+        "to check, numerics, running, output): there an option left out takes its default, and "
+        "no option takes `None`.\n\n" + "\n".join(rows) + "\n"
     )
 
 

@@ -70,6 +70,7 @@ class Workers:
         self.provided = first.provided
         self.load_notes = first.load_notes
         self.bias = first.bias
+        self.reduction = first.reduction
         self.owner = owners(self.provided if functions is None else functions, count)
         self.changed = threading.Condition()
         self._slots: list[Caller | None] = [first, *([None] * (count - 1))]

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TextIO
 
 from ...messages import (
     CrosscheckError,
@@ -29,13 +30,13 @@ from ...messages import (
     print_error,
     sigterm_as_interrupt,
 )
-from .._settings import DEFAULT_REPRO_DIR, OptionError, Settings, spelling
+from .._settings import DEFAULT_REPRO_DIR, WHAT, OptionError, Settings, spelling
 from ..candidate import ContractError
 from ..judging import CHECKS
 from ._junit import junit_xml
-from ._report import Report
-from ._run import open_run
-from ._surfaces import add_arguments, from_arguments
+from ._report import FunctionReport, Report
+from ._run import Finished, open_run
+from ._surfaces import add_arguments, from_arguments, help_groups
 
 PROG = "python -m verify check"
 
@@ -43,14 +44,22 @@ PROG = "python -m verify check"
 def _parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG,
+        usage=f"{PROG} SPEC [options]\n       {PROG} --command CMD [options]",
         description="Check an implementation of the dense layer with L1 loss against the loop "
-        "reference. SPEC is package.module:attr, path/to/file.py:attr, or a module; --command "
-        "runs any executable that speaks the worker protocol instead.",
+        "reference: SPEC is a module, path/to/file.py or a notebook (with :attr for one object "
+        "in it); --command runs any executable that speaks the worker protocol instead.",
         epilog="Exit 0: every check agrees; 1: a defect was found; 2: nothing was checked "
         "(usage or contract error); 3: the oracle could not finish.",
     )
-    parser.add_argument("spec", metavar="SPEC", nargs="?", help="the implementation to check")
-    add_arguments(parser)
+    groups = help_groups(parser)
+    groups[WHAT].add_argument(
+        "spec",
+        metavar="SPEC",
+        nargs="?",
+        help="the implementation to check: a module, path/to/file.py, a notebook, or any of "
+        "them with :attr",
+    )
+    add_arguments(parser, groups)
     return parser
 
 
@@ -92,24 +101,32 @@ def writable_folder(folder: Path, option: str, given: Path, *, keep: bool = Fals
                     made.rmdir()
 
 
-class _TerminalProgress:
-    """``checking grad_w: 37/100`` on one rewritten line of a terminal, after a second."""
+class FinishedChecks:
+    """Progress on a terminal: one line per check as it ends, ``  grad_x      PASS    105
+    examples   3/9, about 12 s left``, written whole and never redrawn (checks that run at
+    once on ``-j`` workers finish one after another, each on a line of its own). The time
+    left is the wall time so far per finished check, times the checks left."""
 
-    def __init__(self, stream=sys.stderr, delay: float = 1.0) -> None:
-        self.stream, self.start, self.delay, self.shown = stream, time.monotonic(), delay, False
+    def __init__(
+        self, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stream = sys.stderr if stream is None else stream
+        self.clock, self.start = clock, clock()
 
-    def __call__(self, function: str, done: int, total: int) -> None:
-        if time.monotonic() - self.start < self.delay:
-            return
-        phase = "shrinking" if done > total else f"{done}/{total}"
-        self.stream.write(f"\r  checking {function:<11} {phase:<12}")
+    def __call__(self, verdict: FunctionReport, done: int, total: int) -> None:
+        left = total - done
+        elapsed = self.clock() - self.start
+        eta = f", about {_duration(elapsed / done * left)} left" if left and done else ""
+        self.stream.write(
+            f"  {verdict.function:<11} {verdict.status.upper():<5} {verdict.examples:>5} "
+            f"examples   {done}/{total}{eta}\n"
+        )
         self.stream.flush()
-        self.shown = True
 
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r" + " " * 40 + "\r")
-            self.stream.flush()
+
+def _duration(seconds: float) -> str:
+    """``12 s``, ``3 min``: how long, as briefly as a progress line needs."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def main(argv: list[str]) -> int:
@@ -136,13 +153,9 @@ def _main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     settings = _validate(args)
     _keep_hypothesis_out_of_the_working_directory()
-    progress = _TerminalProgress() if sys.stderr.isatty() else None
-    try:
-        with sigterm_as_interrupt():
-            report = _checked(args.spec, dataclasses.replace(settings, progress=progress))
-    finally:
-        if progress:
-            progress.clear()
+    finished = FinishedChecks() if sys.stderr.isatty() else None
+    with sigterm_as_interrupt():
+        report = _checked(args.spec, settings, finished)
     print(report.summary())
     try:
         for path, text in (
@@ -158,15 +171,17 @@ def _main(argv: list[str]) -> int:
     return ExitCode.OK if report.passed else ExitCode.DEFECT
 
 
-def _checked(spec: str | None, settings: Settings) -> Report:
-    """The Report of the run ``settings`` ask for on ``spec``; a ContractError, before any
-    check runs, when the candidate cannot be loaded or none of the checks applies to it."""
+def _checked(spec: str | None, settings: Settings, finished: Finished | None = None) -> Report:
+    """The Report of the run ``settings`` ask for on ``spec`` (``finished`` told of each
+    check as it ends); a ContractError, before any check runs, when the candidate cannot be
+    loaded or none of the checks applies to it."""
     wanted = list(CHECKS) if settings.functions is None else list(settings.functions)
     with open_run(spec, settings) as run:
         why = run.nothing_applies(wanted)
         if why is not None:
             raise ContractError(why)
-        return run.report(run.run_all(wanted, requested=settings.functions is not None))
+        requested = settings.functions is not None
+        return run.report(run.run_all(wanted, requested=requested, finished=finished))
 
 
 def _validate(args: argparse.Namespace) -> Settings:
@@ -200,5 +215,32 @@ def _keep_hypothesis_out_of_the_working_directory() -> None:
         return
     from hypothesis.configuration import set_hypothesis_home_dir
 
+    set_hypothesis_home_dir(hypothesis_home())
+
+
+def hypothesis_home() -> Path:
+    """Where the oracle's Hypothesis keeps its files: ``~/.cache/crosscheck/hypothesis``
+    (``$XDG_CACHE_HOME`` where set)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    set_hypothesis_home_dir(cache / "crosscheck" / "hypothesis")
+    return cache / "crosscheck" / "hypothesis"
+
+
+@contextlib.contextmanager
+def hypothesis_files_in_the_cache() -> Iterator[None]:
+    """Within: Hypothesis's files in ``hypothesis_home()``, unless the user chose a place
+    (``HYPOTHESIS_STORAGE_DIRECTORY``); after: where they were. For a check run in someone
+    else's process (the pytest plugin), whose own Hypothesis tests keep their ./.hypothesis/
+    (run one at a time with the check: pytest runs its items in turn)."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    from hypothesis import configuration
+
+    # The home set so far, or None (Hypothesis resolves it on first use): module state that
+    # set_hypothesis_home_dir writes and nothing public reads.
+    before = vars(configuration).get("__hypothesis_home_directory")
+    configuration.set_hypothesis_home_dir(hypothesis_home())
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(before)

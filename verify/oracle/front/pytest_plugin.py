@@ -1,8 +1,9 @@
 """crosscheck's pytest plugin (entry point ``pytest11``): one test item per check.
 
 From the command line, ``--crosscheck SPEC`` (repeatable) collects one item per check of
-``CHECKS`` per SPEC and dtype, ``crosscheck:SPEC::grad_w[float32]``, so that ``-k grad_w``,
-``-x``, ``--lf``, ``-n`` (pytest-xdist) and ``--junitxml`` work on the checks as on any test::
+``CHECKS`` that applies to SPEC, per SPEC and dtype, ``crosscheck:SPEC::grad_w[float32]`` (the
+session's header says once what SPEC does not define), so that ``-k grad_w``, ``-x``,
+``--lf``, ``-n`` (pytest-xdist) and ``--junitxml`` work on the checks as on any test::
 
     pytest --crosscheck examples/numpy_layer.py -v
     pytest --crosscheck my_layer.py:layer --crosscheck-dtype float32 --crosscheck-dtype bfloat16
@@ -27,13 +28,14 @@ runs one check per test on the layer it is given; ``@pytest.mark.crosscheck(...)
 A failing item shows the oracle's finding, diagnosis, minimal counterexample and reproducer,
 and its one-line finding is the short summary's and JUnit's message.
 
-Why one check per item on a shared Run: each item runs its check alone (``_check.Run.run``) on
-a Run opened for its SPEC and options the first time one of its items runs in this process,
-and closed at the end of the session. So ``-k`` runs only the selected checks; the candidate is
-loaded (its worker started, its JIT warmed) once per SPEC and dtype, not once per item; and
-under xdist each worker opens its own Run for whichever items it is sent, with no coordination
-between workers. (Running every check once and reporting per item would run unselected checks,
-and under xdist run all of them in every worker.)
+Why one check per item on a shared Run: each item runs its check alone (``_run.Run.run``) on
+a Run opened for its SPEC and options when the session starts (the header, and the items'
+collection, need the functions it provides) and closed at the end of the session. So ``-k``
+runs only the selected checks; the candidate is loaded (its worker started, its JIT warmed)
+once per SPEC and dtype, not once per item; and under xdist each process opens its own Run
+(the controller too, for the header), with no coordination between them. (Running every
+check once and reporting per item would run unselected checks, and under xdist run all of
+them in every worker.)
 
 Nothing heavy (numpy, Hypothesis, JAX) is imported until a --crosscheck run or the fixture is
 used: pytest imports this module in every session of an environment that has crosscheck.
@@ -168,8 +170,52 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items.extend(session.genitems(collector))
 
 
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Per SPEC and dtype of ``--crosscheck``, once: the contract's functions it does not
+    define and the checks that do not apply to it, which get no item (a layer without a bias
+    has no grad_b to list). The SPEC is loaded here, for the session (``_Runs``)."""
+    lines = []
+    for spec, values in config.stash.get(_PLAN, []):
+        opened = config.stash[_RUNS].opened(spec, values)
+        if not isinstance(opened, str) and (absent := _absent(opened)):
+            from ._junit import mode
+
+            lines.append(f"crosscheck: {spec} [{mode(values['dtype'], values['exact'])}]: {absent}")
+    return lines
+
+
+def _absent(run: Run) -> str:
+    """What of ``run``'s candidate gets no item, in one line: ``not defined, so not checked:
+    update, step, nor identities, which calls them; not applicable: consistency (needs ...)``;
+    empty when every check applies."""
+    from ..judging import CHECKS
+
+    provided, settings, undefined = run.caller.provided, run.settings, run.undefined
+    calling, inapplicable = [], []
+    for name, check in CHECKS.items():
+        if name in undefined or check.applies(provided, settings):
+            continue
+        if name == "grad_b" and not settings.bias:
+            continue  # not part of a layer without a bias
+        if not any(need <= provided for need in check.needs_for(settings)):
+            calling.append(name)
+        else:
+            inapplicable.append(f"{name} ({check.requirement()})")
+    parts = []
+    if undefined:
+        which = "which calls them" if len(calling) == 1 else "which call them"
+        nor = f", nor {', '.join(calling)}, {which}" if calling else ""
+        parts.append(f"not defined, so not checked: {', '.join(undefined)}{nor}")
+    elif calling:
+        inapplicable = [f"{name} ({CHECKS[name].requirement()})" for name in calling] + inapplicable
+    if inapplicable:
+        parts.append(f"not applicable: {'; '.join(inapplicable)}")
+    return "; ".join(parts)
+
+
 class SpecCollector(pytest.Collector):
-    """The checks of one SPEC: an item per check and dtype."""
+    """The checks of one SPEC: an item per check that applies to it, per dtype (every check
+    when it cannot be loaded: each item then fails with why)."""
 
     spec: str
     modes: list[dict[str, Any]]
@@ -180,7 +226,12 @@ class SpecCollector(pytest.Collector):
 
         items: list[pytest.Item] = []
         for values in self.modes:
+            opened = self.config.stash[_RUNS].opened(self.spec, values)
             for check in CHECKS:
+                if not isinstance(opened, str) and not CHECKS[check].applies(
+                    opened.caller.provided, opened.settings
+                ):
+                    continue
                 name = case_name(check, mode(values["dtype"], values["exact"]))
                 # The node id given whole, so that it parses back the same from --lf's cache
                 # ("grad_w" with param "float32", as pytest reads "grad_w[float32]").
@@ -202,10 +253,19 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         run = self.config.stash[_RUNS].get(self.spec, self.values)
-        conclude(self, run, run.run(self.check))
+        conclude(self, run, _checked(run, self.check))
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, self.name
+
+
+def _checked(run: Run, check: str) -> FunctionReport | None:
+    """``run.run(check)``, its Hypothesis files in crosscheck's cache rather than the user's
+    working directory (``cli.hypothesis_files_in_the_cache``)."""
+    from .cli import hypothesis_files_in_the_cache
+
+    with hypothesis_files_in_the_cache():
+        return run.run(check)
 
 
 class CheckFailed(AssertionError):
@@ -227,7 +287,8 @@ def conclude(item: pytest.Item, run: Run, verdict: FunctionReport | None) -> Non
         ("worst_error_over_bound", verdict.worst_ratio),
     ]
     if verdict.status == "fail":
-        raise CheckFailed(run.report([verdict]))
+        # The functions not defined are the session header's, once (pytest_report_header).
+        raise CheckFailed(dataclasses.replace(run.report([verdict], timed=False), undefined=()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,9 +324,17 @@ class FindingRepr:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    """A failed check shows its finding (``FindingRepr``); any other exception of a check
+    item is crosscheck's own defect, as on the command line (exit 3 there): the item fails
+    with pytest's traceback and a section that says so, the traceback saved to a file."""
     report = yield
-    if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailed):
-        report.longrepr = FindingRepr(call.excinfo.value.report, item.nodeid)
+    error = None if call.excinfo is None else call.excinfo.value
+    if isinstance(error, CheckFailed):
+        report.longrepr = FindingRepr(error.report, item.nodeid)
+    elif isinstance(item, CheckItem) and isinstance(error, Exception) and call.when == "call":
+        from ...messages import internal_error
+
+        report.sections.append(("crosscheck", internal_error(error)))
     return report
 
 
@@ -276,12 +345,18 @@ class _Runs:
     def __init__(self) -> None:
         self._open: dict[Hashable, Run | str] = {}
 
-    def get(self, impl: Any, values: dict[str, Any]) -> Run:
-        __tracebackhide__ = True
+    def opened(self, impl: Any, values: dict[str, Any]) -> Run | str:
+        """The Run of ``impl`` with ``values``, opened the first time it is asked for, or
+        why it cannot be (one line)."""
         key = (impl, tuple(sorted(values.items())))
         if key not in self._open:
             self._open[key] = _opened(impl, values)
-        found = self._open[key]
+        return self._open[key]
+
+    def get(self, impl: Any, values: dict[str, Any]) -> Run:
+        """``opened``, or the test fails with why it cannot be."""
+        __tracebackhide__ = True
+        found = self.opened(impl, values)
         if isinstance(found, str):
             pytest.fail(found, pytrace=False)
         return found
@@ -367,14 +442,14 @@ def crosscheck(request: pytest.FixtureRequest) -> Callable[[Any], FunctionReport
         spec = impl if isinstance(impl, str) else spec_of(impl, home=request.module)
         if spec is not None and values.get("isolate") is not False:
             run = request.config.stash[_RUNS].get(spec, values)
-            verdict = run.run(check)
+            verdict = _checked(run, check)
             conclude(request.node, run, verdict)
             return verdict  # type: ignore[return-value]  # conclude skips a None
         opened = _opened(impl, values)
         if isinstance(opened, str):
             pytest.fail(opened, pytrace=False)
         with opened as run:
-            verdict = run.run(check)
+            verdict = _checked(run, check)
             conclude(request.node, run, verdict)
             return verdict  # type: ignore[return-value]
 

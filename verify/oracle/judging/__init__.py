@@ -7,7 +7,7 @@ never names a cause. It imports the candidate wing (to call it), the contract, t
 the diagnoses' names below it, and nothing that explains or reports.
 """
 
-from ._cases import Case, Pool, make_case, shape_pool
+from ._cases import ANY_SIDES, Case, Pool, make_case, meeting, shape_pool
 from ._checks import CHECKS, Check
 from ._expect import expect, numpy_matmul
 from ._findings import Finding, Suspect, mantissa_bits, same_bits
@@ -15,6 +15,7 @@ from ._judge import NotJudged, pieces_agree
 from ._search import Progress, Searched, search
 
 __all__ = [
+    "ANY_SIDES",
     "CHECKS",
     "Case",
     "Check",
@@ -27,6 +28,7 @@ __all__ = [
     "expect",
     "make_case",
     "mantissa_bits",
+    "meeting",
     "numpy_matmul",
     "pieces_agree",
     "same_bits",

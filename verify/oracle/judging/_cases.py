@@ -11,18 +11,24 @@ Three ways of drawing, one per kind of check (``_checks``):
   gradients are exact in float32 and float64.
 
 After a passing search, ``edge_cases`` run fixed shapes (1-sized dims, 129 and 257 sides).
+A declared precondition on the sides (``--multiple-of``) rounds every shape up to it
+(``meeting``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import functools
+import operator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 from ... import bounds
+from ..._params import gradient, of, output_magnitude, term
+from ..._params import output as layer_output
 from ...strategies import (
     DIM_MENU,
     BiasLayerInputs,
@@ -33,7 +39,7 @@ from ...strategies import (
     example_inputs,
     layer_inputs,
 )
-from .._contract import BIAS_UPDATE, Signature
+from .._contract import UPDATES, Signature
 from .._settings import Settings
 
 
@@ -51,6 +57,13 @@ class Case:
     lr: float | None = None
     kind: str = ""
     shape: tuple[int, int, int] | None = None
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The parameters among the call's arrays, as one tree in call order: ``{"w": w}``
+        or ``{"w": w, "b": b}`` for forward, step and the checks that compose them (the one
+        parameter an ``update`` case steps)."""
+        return of(self.arrays)
 
     def describe(self) -> str:
         """``grad_w(x: (5, 4), dL_do: (5, 3))``: the call, by shapes."""
@@ -85,23 +98,18 @@ def make_case(
     """The call ``signature`` describes, built from one drawn example.
 
     Args:
-      inputs: ``x (N, I)``, ``w (I, O)``, ``target (N, O)``, ``lr``, and ``b (O,)`` for the
-        layer with a bias.
+      inputs: ``x (N, I)``, the parameters (``inputs.params``: ``w (I, O)``, and ``b (O,)``
+        for the layer with a bias), ``target (N, O)`` and ``lr``.
       upstream: a random non-unit ``dL_do (N, O)`` for grad_x, grad_w and grad_b.
       gradient: a random ``dL_dw (I, O)`` for update; its first row is ``dL_db (O,)``.
     """
-    x, w, target = inputs.x, inputs.w, inputs.target
-    b = getattr(inputs, "b", None)
+    x, target = inputs.x, inputs.target
     # The loss functions get the output the layer would compute, rounded to the dtype, so a
     # target copied from it is an exact tie.
-    output64 = x.astype(np.float64) @ w.astype(np.float64)
-    if b is not None:
-        output64 = output64 + b.astype(np.float64)
-    output = output64.astype(x.dtype)
+    output = layer_output(x, inputs.params).astype(x.dtype)
     named = {
         "x": x,
-        "w": w,
-        "b": b,
+        **inputs.params,
         "target": target,
         "output": output,
         "dL_do": upstream,
@@ -189,7 +197,66 @@ def tile_shapes(tiles: tuple[int, ...]) -> tuple[LayerShape, ...]:
     return tuple(found)
 
 
-def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ...] = ()) -> Pool:
+#: No precondition on the sides: every ``(N, I, O)`` is checked (``Settings.multiples``).
+ANY_SIDES = (1, 1, 1)
+
+#: Whole blocks of a declared precondition, per side: each is a shape of the pool in units of
+#: the declared multiples (``block_shapes``), as ``FIXED_SHAPES`` are in units of one.
+BLOCKS: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (2, 1, 1),
+    (1, 2, 1),
+    (1, 1, 2),
+    (2, 2, 2),
+    (1, 2, 3),
+    (3, 1, 2),
+)
+
+
+def meeting(shape: tuple[int, int, int], multiples: tuple[int, int, int]) -> LayerShape:
+    """``shape`` with each side rounded up to its multiple (``--multiple-of``): the nearest
+    shape the candidate's declared precondition allows."""
+    return LayerShape(*(-(-side // m) * m for side, m in zip(shape, multiples, strict=True)))
+
+
+def block_shapes(multiples: tuple[int, int, int]) -> tuple[LayerShape, ...]:
+    """``BLOCKS`` in units of ``multiples``: 1, 2 and 3 whole blocks in each side, three
+    distinct sides among them (a mean over N, O or N*O told apart); none without a
+    precondition."""
+    if multiples == ANY_SIDES:
+        return ()
+    return tuple(
+        LayerShape(*(count * m for count, m in zip(blocks, multiples, strict=True)))
+        for blocks in BLOCKS
+    )
+
+
+def largest_size(multiples: tuple[int, int, int]) -> int:
+    """The largest ``N * I * O`` a checked shape may have: ``MAX_SIZE``, or 8 whole blocks of a
+    declared precondition (two in each side) where that is more, so that every precondition is
+    checked at several multiples (``Settings.multiple_of`` bounds the blocks' size)."""
+    return max(MAX_SIZE, 8 * multiples[0] * multiples[1] * multiples[2])
+
+
+def meeting_all(
+    shapes: Iterable[tuple[int, int, int]], multiples: tuple[int, int, int]
+) -> list[LayerShape]:
+    """``shapes`` that meet ``multiples`` (each rounded up: ``meeting``), in their order,
+    without repeats and without those past ``largest_size``; unchanged without a
+    precondition."""
+    if multiples == ANY_SIDES:
+        return [LayerShape(*shape) for shape in shapes]
+    limit = largest_size(multiples)
+    met = (meeting(shape, multiples) for shape in shapes)
+    return [s for s in dict.fromkeys(met) if s[0] * s[1] * s[2] <= limit]
+
+
+def shape_pool(
+    seed: int | None,
+    drawn: int = DRAWN_SHAPES,
+    tiles: tuple[int, ...] = (),
+    multiples: tuple[int, int, int] = ANY_SIDES,
+) -> Pool:
     """The shapes one run draws its cases from, shared by every check.
 
     A jitted candidate compiles once per function and distinct shape, so the run's compiles are
@@ -199,7 +266,10 @@ def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ..
     three distinct dims, drawn from ``seed`` (None: fresh each run) half from
     ``strategies.DIM_MENU`` and half from ``EDGE_DIMS``.
     Values are drawn afresh for every example, so each shape is tried on many value sets.
-    Declared block sizes add ``tile_shapes(tiles)``.
+    Declared block sizes add ``tile_shapes(tiles)``. A declared precondition on the sides
+    (``multiples``, ``--multiple-of``) rounds every side up to its multiple (``meeting_all``:
+    a declared tile's edges stay where they meet it) and adds 1, 2 and 3 whole blocks of
+    each side (``block_shapes``).
     """
     rng = np.random.default_rng(seed)
     fixed = {LayerShape(*s) for s in (*FIXED_SHAPES, *EDGE_SHAPES, *tile_shapes(tiles))}
@@ -208,7 +278,8 @@ def shape_pool(seed: int | None, drawn: int = DRAWN_SHAPES, tiles: tuple[int, ..
         shape = _draw_shape(rng, DIM_MENU if len(extra) % 2 == 0 else EDGE_DIMS)
         if len(set(shape)) == 3 and shape not in fixed:
             extra.add(shape)
-    return tuple(sorted(fixed | extra, key=lambda s: (s[0] * s[1] * s[2], s)))
+    pool = meeting_all((*block_shapes(multiples), *fixed, *extra), multiples)
+    return tuple(sorted(pool, key=lambda s: (s[0] * s[1] * s[2], s)))
 
 
 def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
@@ -217,12 +288,15 @@ def pool_shapes(pool: Pool) -> st.SearchStrategy[LayerShape]:
     return st.sampled_from(pool)
 
 
-def sub_shapes(shape: tuple[int, int, int]) -> st.SearchStrategy[LayerShape]:
-    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own, drawn
-    side by side: each side shrinks on its own toward 1, as in a free search (``_search``
-    narrows a failure found on a pool shape with these; at most 27 shapes, only on failure).
+def sub_shapes(
+    shape: tuple[int, int, int], multiples: tuple[int, int, int] = ANY_SIDES
+) -> st.SearchStrategy[LayerShape]:
+    """Shapes no larger than ``shape`` in any side, each side 1, 2 or ``shape``'s own (one or
+    two whole blocks of a declared multiple: ``--multiple-of``), drawn side by side: each side
+    shrinks on its own toward the smallest, as in a free search (``_search`` narrows a failure
+    found on a pool shape with these; at most 27 shapes, only on failure).
     """
-    sides = [sorted({1, min(2, side), side}) for side in shape]
+    sides = [sorted({m, min(2 * m, side), side}) for side, m in zip(shape, multiples, strict=True)]
     return st.tuples(*(st.sampled_from(s) for s in sides)).map(lambda s: LayerShape(*s))
 
 
@@ -250,12 +324,13 @@ def _with_upstreams(
         n, i, o = inputs.shape
         upstream = _upstream(upstream_seed, (n, o), dtype, options.exact)
         gradient = _upstream(gradient_seed, (i, o), dtype, options.exact)
-        # update is the same function for b: with a bias, every other case updates b (the
+        # update is the same function for every parameter: the cases take turns (the
         # gradient's seed decides, so that no draw is added to the search).
-        called = signature
-        if options.bias and signature.name == "update" and gradient_seed % 2:
-            called = BIAS_UPDATE
-        return make_case(called, inputs, upstream, gradient)
+        if signature.name == "update":
+            parameters = options.parameters
+            signature_of = UPDATES[parameters[gradient_seed % len(parameters)]]
+            return make_case(signature_of, inputs, upstream, gradient)
+        return make_case(signature, inputs, upstream, gradient)
 
     seeds = st.integers(0, 2**32 - 1)
     return st.builds(case, base, seeds, seeds)
@@ -265,16 +340,19 @@ def layer_cases(signature: Signature, options: Settings, shapes: Shapes) -> st.S
     """``strategies.layer_inputs`` (or exact-mode data) of ``shapes``, with random upstreams."""
     dtype = bounds.numpy_dtype(options.dtype)
     base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
-    if options.exact and options.bias:
-        exact = exact_layer_inputs(dtype=dtype, shapes=shapes)
-        base = st.builds(with_exact_bias, exact, st.integers(0, 2**32 - 1))
-    elif options.exact:
+    if options.exact:
         base = exact_layer_inputs(dtype=dtype, shapes=shapes)
-    elif options.bias:
-        base = layer_inputs(dtype=dtype, shapes=shapes, bias=True)
+        # Each parameter exact-mode data lack (b) is drawn after them, from a seed of its own.
+        for name in options.parameters[1:]:
+            base = st.builds(_EXACT_PARAMETERS[name], base, st.integers(0, 2**32 - 1))
     else:
-        base = layer_inputs(dtype=dtype, shapes=shapes)
+        base = layer_inputs(dtype=dtype, shapes=shapes, bias=_bias(options))
     return _with_upstreams(signature, base, options)
+
+
+def _bias(options: Settings) -> bool:
+    """The layer's bias as the strategies' ``bias`` keyword takes it."""
+    return bool(options.bias)
 
 
 def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
@@ -287,13 +365,18 @@ def with_exact_bias(inputs: LayerInputs, seed: int) -> BiasLayerInputs:
     return BiasLayerInputs(inputs.x, inputs.w, b, target, inputs.lr, inputs.kind)
 
 
+#: Exact-mode inputs with one more parameter, by its name: ``(inputs, seed) -> inputs``.
+_EXACT_PARAMETERS: dict[str, Callable[[Any, int], Any]] = {"b": with_exact_bias}
+
+
 def crossing_free_cases(
     signature: Signature, options: Settings, shapes: Shapes
 ) -> st.SearchStrategy[Case]:
     """``layer_cases``, with cases where no output can cross its target first: there the
     no-crossing identity is an equality that any wrong gradient or update breaks."""
     cases = layer_cases(signature, options, shapes)
-    return st.one_of(cases.map(without_crossing), cases)
+    clear = functools.partial(without_crossing, reduction=options.loss_reduction)
+    return st.one_of(cases.map(clear), cases)
 
 
 def integer_cases(
@@ -302,87 +385,94 @@ def integer_cases(
     """Integer data with half the targets tied: outputs, ties and both gradients are exact in
     float32 and float64, however they are computed."""
     dtype = bounds.numpy_dtype(options.dtype)
-    base: st.SearchStrategy[LayerInputs] | st.SearchStrategy[BiasLayerInputs]
-    if options.bias:
-        base = layer_inputs(
-            dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5, bias=True
-        )
-    else:
-        base = layer_inputs(dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5)
+    base = layer_inputs(
+        dtype=dtype, shapes=shapes, kinds=("integers",), tie_fraction=0.5, bias=_bias(options)
+    )
     return _with_upstreams(signature, base, options)
 
 
 def edge_cases(
-    signature: Signature, options: Settings, transform: Callable[[Case], Case] | None = None
+    signature: Signature,
+    options: Settings,
+    transform: Callable[[Case, Settings], Case] | None = None,
 ) -> list[Case]:
     """One case per ``EDGE_SHAPES`` entry and per shape of the declared tiles
     (``tile_shapes``: a partial block of each is met whatever the search drew), integer data
     with ties (exact data in exact mode), each passed through ``transform`` (e.g.
-    ``without_crossing``) when given."""
+    ``crossing_free``) with the options when given. Under a declared precondition on the
+    sides, the shapes that meet it (``meeting_all``)."""
     dtype = bounds.numpy_dtype(options.dtype)
     cases = []
-    for index, shape in enumerate((*EDGE_SHAPES, *tile_shapes(options.tile))):
+    shapes = meeting_all((*EDGE_SHAPES, *tile_shapes(options.tile)), options.multiples)
+    for index, shape in enumerate(shapes):
         rng = np.random.default_rng(index)
         n, i, o = shape
         inputs: LayerInputs | BiasLayerInputs
         if options.exact:
             inputs = exact_inputs(shape, seed=index, dtype=dtype)
-            if options.bias:
-                inputs = with_exact_bias(inputs, index)
+            for name in options.parameters[1:]:
+                inputs = _EXACT_PARAMETERS[name](inputs, index)
             upstream = rng.integers(-3, 4, size=(n, o)).astype(dtype)
             gradient = rng.integers(-3, 4, size=(i, o)).astype(dtype)
         else:
             inputs = example_inputs(
-                shape, kind="integers", dtype=dtype, seed=index, bias=bool(options.bias)
+                shape, kind="integers", dtype=dtype, seed=index, bias=_bias(options)
             )
             upstream = (rng.standard_normal((n, o)) * 3).astype(dtype)
             gradient = (rng.standard_normal((i, o)) * 3).astype(dtype)
         case = make_case(signature, inputs, upstream, gradient)
-        cases.append(transform(case) if transform else case)
+        cases.append(transform(case, options) if transform else case)
     return cases
 
 
-def without_crossing(case: Case) -> Case:
+def crossing_free(case: Case, options: Settings) -> Case:
+    """``without_crossing`` under the options' reduction (an edge case's transform)."""
+    return without_crossing(case, reduction=options.loss_reduction)
+
+
+def without_crossing(case: Case, *, reduction: str = "sum") -> Case:
     """``case`` with each target placed so that no output crosses it during the step.
 
-    With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s`` and the step's move of
-    the outputs ``delta = lr * x @ x.T @ s`` (with a bias, ``+ lr * sum_d s[d, :]``: b moves
-    by ``lr * sum_d s``), the target goes to ``output + s * margin`` with
-    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||dL_dw||^2`` (plus
-    ``lr ||dL_db||^2``), about half of itself, far above rounding. ``slack``
+    With ``s`` the side each drawn target was on, ``dL_dw = x.T @ -s / D`` (D the
+    ``reduction``'s divisor, ``bounds.reduction_divisor``) and the step's move of the outputs
+    ``delta = lr * x @ x.T @ s / D`` (with a bias, ``+ lr * sum_d s[d, :] / D``: b moves by
+    ``lr * sum_d s / D``), the target goes to ``output + s * margin`` with
+    ``margin = 2 |delta| + slack``: the loss then falls by exactly ``lr ||g||^2`` (the sum over
+    every parameter), about half of itself, far above rounding. ``slack``
     (``64 u (|x| @ |w| + |b| + |delta|)``) keeps every element clear of its kink after the
     target is rounded to the dtype. Cases where this overflows or
     underflows are returned unchanged.
     """
-    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    b = case.arrays.get("b")
-    x64, w64 = x.astype(np.float64), w.astype(np.float64)
-    b64 = np.zeros(w.shape[1]) if b is None else b.astype(np.float64)
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
+    x64 = x.astype(np.float64)
     u = bounds.UNIT_ROUNDOFF[bounds.dtype_name(x.dtype)]
     tiny = bounds.smallest_normal(bounds.dtype_name(x.dtype))
     with np.errstate(all="ignore"):
-        output = x64 @ w64
-        if b is not None:
-            output = output + b64
+        output = layer_output(x64, params)
         side = np.where(target.astype(np.float64) >= output, 1.0, -1.0)
-        delta = case.learning_rate * (x64 @ (x64.T @ side))
-        if b is not None:
-            # b moves every output of column j by lr * sum_d side[d, j] as well.
-            delta = delta + case.learning_rate * side.sum(axis=0)
-        slack = 64 * u * (np.abs(x64) @ np.abs(w64) + np.abs(b64) + np.abs(delta)) + 1e4 * tiny
+        # Each parameter moves by lr times its gradient for the upstream -side / D, and every
+        # output with it by lr times that move's term: lr x @ x.T @ side / D (and through b,
+        # lr sum_d side[d, j] / D).
+        lr = case.learning_rate
+        divisor = bounds.reduction_divisor(reduction, *side.shape)
+        moves = {name: gradient(name, x64, side / divisor) for name in params}
+        delta = functools.reduce(
+            operator.add, (lr * term(name, x64, move) for name, move in moves.items())
+        )
+        steps = {name: lr * np.abs(move) for name, move in moves.items()}
+        magnitude = output_magnitude(x64, params)
+        slack = 64 * u * (magnitude + np.abs(delta)) + 1e4 * tiny
         new_target = (output + side * (2 * np.abs(delta) + slack)).astype(target.dtype)
         # Every quantity of the step at w and at w_new must stay inside bounds.safe_limit, as
         # strategies.layer_inputs keeps them.
-        gradient = np.abs(x64.T @ side)
-        w_reach = np.abs(w64) + case.learning_rate * gradient
-        b_reach = np.abs(b64) + case.learning_rate * np.abs(side.sum(axis=0))
+        reach = {name: np.abs(value) + steps[name] for name, value in params.items()}
         largest = max(
             float(np.sum(np.abs(new_target.astype(np.float64) - output))),
-            float(np.sum(np.abs(x64) @ w_reach + np.abs(new_target.astype(np.float64)))),
-            float(np.max(w_reach, initial=0.0)),
+            float(np.sum(np.abs(x64) @ reach["w"] + np.abs(new_target.astype(np.float64)))),
+            float(np.max(reach["w"], initial=0.0)),
+            float(np.sum(output_magnitude(x64, reach))),
         )
-        if b is not None:
-            largest = max(largest, float(np.sum(np.abs(x64) @ w_reach + b_reach)))
     fits = np.isfinite(largest) and largest < bounds.safe_limit(x.dtype)
     if not fits or not np.any(delta) or not np.all(np.isfinite(delta)):
         return case

@@ -14,17 +14,17 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from .._contract import BIAS_ONLY, CHECK_NAMES, FUNCTIONS, Signature, signature
+from .._contract import CHECK_NAMES, FUNCTIONS, PARAMETER_OF, Signature, signature
 from .._settings import Settings
 from ..candidate import Caller
 from ._cases import (
     Case,
     Shapes,
+    crossing_free,
     crossing_free_cases,
     edge_cases,
     integer_cases,
     layer_cases,
-    without_crossing,
 )
 from ._findings import Finding
 from ._judge import Judge, judge_consistency, judge_function, judge_identities
@@ -41,7 +41,8 @@ class Check:
       needs: alternatives, each a set of contract functions the candidate must provide.
       judge: how one case is judged (``_judge``).
       draw: the search's cases.
-      edge_transform: applied to each fixed edge case (``_cases.edge_cases``), if any.
+      edge_transform: applied to each fixed edge case with the options
+        (``_cases.edge_cases``), if any.
       dtypes: the dtypes the check means something for.
       ambiguity_probe: after a failure whose candidates the counterexample cannot tell apart,
         run probe cases chosen for them (``_probes.resolve``; a function of the contract).
@@ -54,7 +55,7 @@ class Check:
     needs: tuple[frozenset[str], ...]
     judge: Judge
     draw: Draw = layer_cases
-    edge_transform: Callable[[Case], Case] | None = None
+    edge_transform: Callable[[Case, Settings], Case] | None = None
     dtypes: frozenset[str] = frozenset({"float64", "float32", "bfloat16", "float16"})
     ambiguity_probe: bool = False
     from_pieces: bool = False
@@ -73,15 +74,14 @@ class Check:
         """What the check needs, in words (a skipped check's note)."""
         options = " or ".join(", ".join(sorted(need)) for need in self.needs)
         dtypes = "" if len(self.dtypes) == 4 else f"; dtype {' or '.join(sorted(self.dtypes))}"
-        bias = "; a layer with a bias (bias option)" if self.name in BIAS_ONLY else ""
-        return f"needs {options}{dtypes}{bias}"
+        layer = _LAYER_WITH.get(PARAMETER_OF.get(self.name, "w"), "")
+        return f"needs {options}{dtypes}{layer}"
 
     def needs_for(self, options: Settings) -> tuple[frozenset[str], ...]:
-        """``needs`` for this layer: with a bias, where dL_dw comes from the pieces (grad_w),
-        dL_db comes from grad_b."""
-        if not options.bias:
-            return self.needs
-        return tuple(need | {"grad_b"} if "grad_w" in need else need for need in self.needs)
+        """``needs`` for this layer: where dL_dw comes from the pieces (grad_w), every
+        parameter's gradient does (with a bias, dL_db from grad_b)."""
+        gradients = {f"grad_{name}" for name in options.parameters}
+        return tuple(need | gradients if "grad_w" in need else need for need in self.needs)
 
     def calls(self, provided: frozenset[str], options: Settings | None = None) -> frozenset[str]:
         """The functions its cases call: the first alternative of ``needs`` that the candidate
@@ -90,23 +90,25 @@ class Check:
         return next((need for need in needs if need <= provided), frozenset())
 
     def applies(self, provided: frozenset[str], options: Settings) -> bool:
-        """Whether the candidate provides what the check needs, at this dtype (grad_b: on a
-        layer with a bias only)."""
-        if self.name in BIAS_ONLY and not options.bias:
+        """Whether the candidate provides what the check needs, at this dtype, on a layer with
+        the parameter the check is for (grad_b: on a layer with a bias only)."""
+        if PARAMETER_OF.get(self.name, "w") not in options.parameters:
             return False
         needs = self.needs_for(options)
         return options.dtype in self.dtypes and any(need <= provided for need in needs)
 
-    def signature_for(self, bias: bool | None) -> Signature:
-        """What a case holds on this layer: with a bias, b after w wherever w is passed to
-        forward or step (``_contract.BIAS_FUNCTIONS``; identities and consistency too)."""
-        if not bias:
-            return self.signature
+    def signature_for(self, parameters: tuple[str, ...]) -> Signature:
+        """What a case holds on the layer with these parameters (``Settings.parameters``):
+        every parameter wherever w is passed to forward or step (``_contract.signature``;
+        identities and consistency too: ``(x, w, b, target)``)."""
         if self.name in FUNCTIONS:
-            return signature(self.name, True)
-        arguments = self.signature.arguments
-        with_b = (*arguments[:2], "b", *arguments[2:]) if arguments[:2] == ("x", "w") else None
-        return self.signature._replace(arguments=with_b) if with_b else self.signature
+            return signature(self.name, parameters)
+        arguments = tuple(
+            name
+            for argument in self.signature.arguments
+            for name in (parameters if argument == "w" else (argument,))
+        )
+        return self.signature._replace(arguments=arguments)
 
     def run(self, caller: Caller, case: Case, options: Settings) -> tuple[float, Finding | None]:
         """``judge`` one case, with the oracle's own numerics quiet: whatever the candidate
@@ -118,11 +120,14 @@ class Check:
 
     def cases(self, options: Settings, shapes: Shapes) -> st.SearchStrategy[Case]:
         """The search's cases, of ``shapes`` (the run's pool, ``_cases.pool_shapes``)."""
-        return self.draw(self.signature_for(options.bias), options, shapes)
+        return self.draw(self.signature_for(options.parameters), options, shapes)
 
     def edges(self, options: Settings) -> list[Case]:
-        return edge_cases(self.signature_for(options.bias), options, self.edge_transform)
+        return edge_cases(self.signature_for(options.parameters), options, self.edge_transform)
 
+
+#: What a check of one parameter's function needs of the layer, in words (``requirement``).
+_LAYER_WITH = {"b": "; a layer with a bias (bias option)"}
 
 #: The pieces a step is composed of.
 _PIECES = frozenset({"forward", "loss", "loss_grad", "grad_x", "grad_w", "update"})
@@ -146,7 +151,7 @@ CHECKS: dict[str, Check] = {
             (frozenset({"step"}), _PIECES - {"grad_x"}),
             judge_identities,
             draw=crossing_free_cases,
-            edge_transform=without_crossing,
+            edge_transform=crossing_free,
             from_pieces=True,
         ),
         Check(

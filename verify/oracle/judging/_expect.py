@@ -13,6 +13,12 @@ computed around the loop reference (``reference.forward`` makes every centre)::
 With a bias b ``(O,)``: ``forward(x, w, b)``, output = x @ w + b, and ``step(x, w, b, target,
 lr)``, (loss, dL_dx, dL_dw, dL_db, w_new, b_new) (``bounds``, "The bias").
 
+With a declared reduction of divisor D (``bounds.REDUCTIONS``: 1 for sum, N*O for mean, N for
+batchmean), ``L = sum |output - target| / D`` and ``dL_do = sign(output - target) / D``, for
+``loss``, ``loss_grad`` and the fused ``step`` (whose gradients and updates follow from the
+divided dL_do); grad_x, grad_w, grad_b and update take their upstream as given and are the same
+under every reduction.
+
 In exact mode (integer data, half-integer targets, lr a power of two) every radius is 0: the
 result must equal the reference exactly.
 """
@@ -26,6 +32,7 @@ import numpy as np
 import reference
 
 from ... import bounds
+from ..._params import of
 from ...bounds import Arithmetic, Bound
 from .._contract import signature_for
 from ._cases import Case
@@ -41,27 +48,33 @@ def numpy_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.asarray(a, np.float64) @ np.asarray(b, np.float64)
 
 
-#: Per function: ``(arrays in float64, lr, arithmetic, pinned tie, matmul) -> result bounds``.
+#: Per function: ``(arrays in float64, lr, arithmetic, pinned tie, matmul, reduction) ->
+#: result bounds``.
 _BOUNDS: dict[str, Callable[..., tuple[Bound, ...]]] = {
-    "forward": lambda a, lr, arith, tie, mm: (
-        bounds.forward_bound(a["x"], a["w"], arith, matmul=mm, b=a.get("b")),
+    "forward": lambda a, lr, arith, tie, mm, reduction: (
+        bounds.tree_forward_bound(a["x"], of(a), arith, matmul=mm),
     ),
-    "loss": lambda a, lr, arith, tie, mm: (
-        bounds.loss_bound(Bound(a["output"], np.zeros_like(a["output"])), a["target"], arith),
+    "loss": lambda a, lr, arith, tie, mm, reduction: (
+        bounds.loss_bound(
+            Bound(a["output"], np.zeros_like(a["output"])),
+            a["target"],
+            arith,
+            reduction=reduction,
+        ),
     ),
-    "loss_grad": lambda a, lr, arith, tie, mm: (
-        bounds.loss_grad_bound(a["output"], a["target"], arith, tie),
+    "loss_grad": lambda a, lr, arith, tie, mm, reduction: (
+        bounds.loss_grad_bound(a["output"], a["target"], arith, tie, reduction=reduction),
     ),
-    "grad_x": lambda a, lr, arith, tie, mm: (
+    "grad_x": lambda a, lr, arith, tie, mm, reduction: (
         bounds.grad_x_bound(a["dL_do"], a["w"], arith, matmul=mm),
     ),
-    "grad_w": lambda a, lr, arith, tie, mm: (
+    "grad_w": lambda a, lr, arith, tie, mm, reduction: (
         bounds.grad_w_bound(a["x"], a["dL_do"], arith, matmul=mm),
     ),
-    "grad_b": lambda a, lr, arith, tie, mm: (bounds.grad_b_bound(a["dL_do"], arith),),
-    "update": lambda a, lr, arith, tie, mm: (_update_bound(a, lr, arith),),
-    "step": lambda a, lr, arith, tie, mm: bounds.step_bounds(
-        a["x"], a["w"], a["target"], lr, arith, matmul=mm, tie=tie, b=a.get("b")
+    "grad_b": lambda a, lr, arith, tie, mm, reduction: (bounds.grad_b_bound(a["dL_do"], arith),),
+    "update": lambda a, lr, arith, tie, mm, reduction: (_update_bound(a, lr, arith),),
+    "step": lambda a, lr, arith, tie, mm, reduction: bounds.tree_step_bounds(
+        a["x"], of(a), a["target"], lr, arith, matmul=mm, tie=tie, reduction=reduction
     ).results(),
 }
 
@@ -79,13 +92,15 @@ def expect(
     tie: float | None = None,
     exact: bool = False,
     matmul: bounds.Matmul = loop_matmul,
+    reduction: str = "sum",
 ) -> dict[str, Bound]:
     """The admissible set of every result of ``case``'s call, by result name (its signature's,
-    ``_contract.signature_for``)."""
+    ``_contract.signature_for``), the loss and dL_do divided by the ``reduction``'s D
+    (``bounds.REDUCTIONS``: ``Settings.loss_reduction``)."""
     if case.function not in _BOUNDS:
         raise ValueError(f"function must be one of {sorted(_BOUNDS)}, got {case.function!r}")
     arrays = {name: np.asarray(a, dtype=np.float64) for name, a in case.arrays.items()}
-    found = _BOUNDS[case.function](arrays, case.lr, arith, tie, matmul)
+    found = _BOUNDS[case.function](arrays, case.lr, arith, tie, matmul, reduction)
     if exact:
         # Exact-mode data make every correct result equal to the reference's float64 centre.
         found = tuple(Bound(b.center, np.zeros_like(b.radius)) for b in found)

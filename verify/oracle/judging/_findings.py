@@ -6,20 +6,24 @@ Messages are ``messages.explain``'s::
     dL_dw[3, 1] = 0.52, but should be 0.26 (bound 1.2e-06) [grad_w(x: (5, 4), dL_do: (5, 3))]
 
 with where the wrong elements are (``region``: "rows 128..256 of 257"). A judge says *that* a
-result is wrong (``mismatch``, ``nan``, ``wrong_shape``, two calls that disagree) and keeps the
-evidence (the result's values, both calls' results); the explaining wing names the cause from it.
+result is wrong (``mismatch``, ``nan``, ``wrong_shape``, two calls that differ by more than the
+bound allows: ``repeated``) and keeps the evidence (the result's values, both calls' results);
+the explaining wing names the cause from it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+import ml_dtypes
 import numpy as np
 
 from ... import bounds
 from ...bounds import Bound
-from ...messages import explain
+from ...messages import explain, number
 from .._diagnoses import Diagnosis
 from ._cases import Case
 
@@ -62,11 +66,13 @@ class Finding:
       value: the named pattern's fitted constant, if it has one.
       result: the name of the failing result (``dL_dw``), where one is judged.
       nonfinite: the result has NaN or infinity where the right one is finite.
-      errors: ``|error| / bound`` per element of a failing 2-D result (inf where it is not
-        finite), for the reproducer's heatmap.
+      errors: ``|error| / bound`` per element of a failing 2-D result, for the reproducer's
+        heatmap: NaN where the result is NaN or infinite, inf where a finite value is wrong
+        under a bound of 0 (exact mode).
       actual: the evidence of a wrong result: its values (float64; as returned for a wrong
         shape), which the explaining wing reads.
       repeat: the evidence of two calls that disagree: both calls' results, by result name.
+      probe_calls: the calls the explanation made (probes, structural readings, re-judging).
     """
 
     kind: Diagnosis
@@ -85,6 +91,7 @@ class Finding:
     repeat: tuple[dict[str, np.ndarray | str], dict[str, np.ndarray | str]] | None = (
         dataclasses.field(default=None, repr=False, compare=False)
     )
+    probe_calls: int = 0
 
     @property
     def ambiguous(self) -> bool:
@@ -231,7 +238,7 @@ def check_result(
         where=region(wrong),
         result=name,
         nonfinite=is_nonfinite,
-        errors=np.where(nonfinite, np.inf, ratio) if ratio.ndim == 2 else None,
+        errors=np.where(np.isfinite(values), ratio, np.nan) if ratio.ndim == 2 else None,
         actual=values,
     )
 
@@ -247,16 +254,152 @@ def same_bits(first: np.ndarray | str, second: np.ndarray | str) -> bool:
     )
 
 
-def disagreeing(
+def ulps(first: np.ndarray, second: np.ndarray, dtype: str) -> np.ndarray:
+    """``|first - second|`` per element in units in the last place of ``dtype`` at the larger
+    magnitude of the two (``ulp(v) = 2^(e - p)`` for ``2^e <= |v| < 2^(e+1)``, p the dtype's
+    mantissa bits; subnormals at the smallest exponent). 0 where the two are equal (two NaN
+    included), inf where only one is NaN or infinite."""
+    info = ml_dtypes.finfo(bounds.numpy_dtype(dtype))
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    with np.errstate(all="ignore"):
+        _, exponent = np.frexp(np.maximum(np.abs(a), np.abs(b)))  # |v| = m 2^exponent, m < 1
+        ulp = np.ldexp(1.0, np.maximum(exponent - 1, info.minexp) - info.nmant)
+        count = np.abs(a - b) / ulp
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    return np.where(same, 0.0, np.where(np.isfinite(count), count, np.inf))
+
+
+def _differ(first: np.ndarray, second: np.ndarray, bitwise: bool) -> np.ndarray:
+    """Where two results of one shape differ: in value (two NaN agree), or with ``bitwise`` in
+    the sign of a zero too (NaN payloads aside: no framework's determinism promises them)."""
+    a, b = np.asarray(first, np.float64), np.asarray(second, np.float64)
+    differ = ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    if bitwise:
+        differ |= (a == b) & (np.signbit(a) != np.signbit(b))  # 0.0 and -0.0
+    return differ
+
+
+def ulps_text(count: float) -> str:
+    """A count of ulps in words: ``2``, ``0.5``, ``3.1e+04``."""
+    return "inf" if np.isinf(count) else f"{count:.2g}"
+
+
+def repeated(
     case: Case,
     results: Sequence[str],
     first: Sequence[np.ndarray | str],
     second: Sequence[np.ndarray | str],
-) -> Finding:
-    """Two identical calls of ``case`` disagree: ``nondeterministic``, with both calls' results
-    (by result name) as evidence for the explaining wing."""
-    return Finding(
-        Diagnosis.NONDETERMINISTIC,
-        f"two calls of {case.describe()} on the same input returned different results",
-        repeat=(dict(zip(results, first, strict=True)), dict(zip(results, second, strict=True))),
+    expected: Mapping[str, Bound],
+    dtype: str,
+    *,
+    bitwise: bool = False,
+) -> tuple[float, Finding | None]:
+    """Two identical calls of ``case`` against each other: the largest difference of their
+    results in ulps of ``dtype`` (0 when they agree), or a ``nondeterministic`` Finding.
+
+    Two results inside one bound ``|r - center| <= radius`` differ by at most ``2 radius``, so
+    a correct call that sums in another order each time (atomics, a set, a split K) may
+    differ from itself by up to that: only a difference past it is a defect, at the element
+    whose difference is largest in ulps, with the region past it (every difference, when
+    ``bitwise``: ``--deterministic``). A result of another shape or dtype than the other
+    call's, or than its bound's, has no bound here: any difference is one. Results that are
+    not arrays are left to ``check_result``. The Finding keeps both calls' results (by result
+    name) as evidence for the explaining wing, and, for a 2-D result, ``|first - second| /
+    (2 radius)`` per element as its ``errors`` (past 1: the two cannot both be right).
+    """
+    call, apart = case.describe(), 0.0
+    evidence = (dict(zip(results, first, strict=True)), dict(zip(results, second, strict=True)))
+    for name, one, two in zip(results, first, second, strict=True):
+        if isinstance(one, str) or isinstance(two, str) or same_bits(one, two):
+            continue
+        if one.shape != two.shape or one.dtype != two.dtype:
+            return np.inf, Finding(
+                Diagnosis.NONDETERMINISTIC,
+                f"two calls of {call} on the same input returned different results: {name} "
+                f"has shape {one.shape} and dtype {one.dtype} on the first, {two.shape} and "
+                f"{two.dtype} on the second",
+                result=name,
+                repeat=evidence,
+            )
+        bound = expected[name]
+        fits = one.shape == bound.center.shape and not bitwise
+        limit = 2 * bound.radius if fits else np.zeros(one.shape)
+        a, b = one.astype(np.float64), two.astype(np.float64)
+        count = ulps(a, b, dtype)
+        differ = _differ(a, b, bitwise)
+        with np.errstate(all="ignore"):
+            distance = np.where(differ, np.abs(a - b), 0.0)
+            ratio = np.where(differ, distance / limit, 0.0)
+        ratio = np.where(differ & ~np.isfinite(ratio), np.inf, ratio)
+        beyond = ratio > 1.0
+        if not beyond.any():
+            apart = max(apart, float(count.max(initial=0.0)))
+            continue
+        index = _worst_index(np.where(beyond, count, -1.0))
+        within = "" if bitwise else ", beyond the bound"
+        why = "; --deterministic requires bit-identical results" if bitwise else ""
+        return float(ratio.max()), Finding(
+            Diagnosis.NONDETERMINISTIC,
+            f"two calls of {call} on the same input returned different results: {name} "
+            f"differs by up to {ulps_text(float(count[beyond].max()))} ulp{within}{why}",
+            message=_apart_message(name, a, b, index, float(limit[index]), call),
+            ratio=float(ratio.max()),
+            where=region(beyond),
+            result=name,
+            errors=ratio if ratio.ndim == 2 and not bitwise else None,
+            repeat=evidence,
+        )
+    return apart, None
+
+
+def _apart_message(
+    name: str,
+    first: np.ndarray,
+    second: np.ndarray,
+    index: tuple[int, ...],
+    limit: float,
+    call: str,
+) -> str:
+    """``dL_dw[0, 1] = 0.53 on the second call, 0.52 on the first (apart by at most 2.4e-07)
+    [grad_w(...)]``."""
+    where = f"{name}[{', '.join(map(str, index))}]" if index else name
+    allowed = f"apart by at most {limit:.2g}" if limit else "bit-identical required"
+    return (
+        f"{where} = {number(float(second[index]))} on the second call, "
+        f"{number(float(first[index]))} on the first ({allowed}) [{call}]"
     )
+
+
+class Repeats:
+    """The largest difference, in ulps, between two identical calls that both passed, seen by
+    the search this thread runs (``noting_repeats``): the note "not bitwise reproducible" of
+    its check's report. Judges report to it through ``note_repeat`` (a judge returns a ratio
+    and a Finding; a passing case's remark travels here)."""
+
+    def __init__(self) -> None:
+        self.ulps = 0.0
+
+
+_REPEATS: contextvars.ContextVar[Repeats | None] = contextvars.ContextVar(
+    "crosscheck_repeats", default=None
+)
+
+
+@contextlib.contextmanager
+def noting_repeats() -> Iterator[Repeats]:
+    """Collect ``note_repeat`` remarks of the judges called in this block, in this thread (the
+    checks of a run search on threads of their own); probes and reproducers outside any such
+    block remark to no one."""
+    seen = Repeats()
+    token = _REPEATS.set(seen)
+    try:
+        yield seen
+    finally:
+        _REPEATS.reset(token)
+
+
+def note_repeat(count: float) -> None:
+    """Two identical calls of a passing case differed by ``count`` ulps (``repeated``)."""
+    seen = _REPEATS.get()
+    if seen is not None:
+        seen.ulps = max(seen.ulps, count)

@@ -2,8 +2,9 @@
 ``(worst error / bound, None)`` or ``(ratio, Finding)`` on a defect.
 
 - ``judge_function``: one function of the contract against the loop reference, under the error
-  model (``_expect``). It is called twice: its inputs must come back unchanged and the two
-  results must agree bit for bit.
+  model (``_expect``). It is called twice: its inputs must come back unchanged, and the two
+  results may differ only as two results within the bound can (``_findings.repeated``; bit for
+  bit under ``deterministic``), each within it.
 - ``judge_identities``: two facts that need no reference (L is convex in w, linear while no
   output crosses its target, and g a subgradient of it), with g = dL_dw from the
   candidate's own step (``step``, or forward, loss, loss_grad, grad_w, update)::
@@ -11,8 +12,10 @@
       convexity:    L(w - lr g) >= L(w) - lr ||g||_F^2
       no crossing:  L(w - lr g) == L(w) - lr ||g||_F^2   when no output crosses its target
 
-  With a bias, in (w, b): g = (dL_dw, dL_db), L(w - lr g_w, b - lr g_b) and
-  ``||g||^2 = ||dL_dw||_F^2 + ||dL_db||^2`` (grad_b and update of b among the pieces).
+  Over every parameter of the tree (``Case.params``): with a bias g = (dL_dw, dL_db),
+  L(w - lr g_w, b - lr g_b) and ``||g||^2 = ||dL_dw||_F^2 + ||dL_db||^2`` (grad_b and update of
+  b among the pieces). Under a declared reduction L is ``sum |output - target| / D``
+  (``Settings.loss_reduction``) and g its gradient: both facts hold for it as they are.
 
 - ``judge_consistency``: the fused ``step`` against the same step composed of the candidate's
   own pieces.
@@ -22,18 +25,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from ... import bounds
+from ..._params import gradient_name, output_magnitude, output_mass, step_fields, updated_name
 from ...messages import explain
-from .._contract import signature_for
+from .._contract import FUNCTIONS, signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Failed, Returned
 from ._cases import Case
 from ._expect import expect
-from ._findings import Finding, check_result, disagreeing, same_bits
+from ._findings import Finding, check_result, note_repeat, repeated
 
 #: ``(caller, case, options) -> (worst error / bound, Finding or None)``.
 Judge = Callable[[Caller, Case, Settings], tuple[float, Finding | None]]
@@ -90,16 +95,30 @@ def judge_function(caller: Caller, case: Case, options: Settings) -> tuple[float
     second = _call(caller, case)
     if isinstance(second, Finding):
         return math.inf, second
-    expected = expect(case, options.arithmetic(), tie=options.tie, exact=options.exact)
+    expected = expect(
+        case,
+        options.arithmetic(),
+        tie=options.tie,
+        exact=options.exact,
+        reduction=options.loss_reduction,
+    )
     results = signature_for(case.function, tuple(case.arrays)).results
-    if not all(map(same_bits, first.results, second.results)):
-        return math.inf, disagreeing(case, results, first.results, second.results)
+    apart, disagree = repeated(
+        case, results, first.results, second.results, expected, options.dtype,
+        bitwise=options.deterministic,
+    )  # fmt: skip
+    if disagree is not None:
+        return disagree.ratio, disagree
     worst = 0.0
-    for name, actual in zip(results, first.results, strict=True):
-        ratio, finding = check_result(name, actual, expected[name], case, options.dtype)
-        if finding is not None:
-            return ratio, finding
-        worst = max(worst, ratio)
+    # Two calls that differ (within the bound of two results) are each judged.
+    for returned in (first, second) if apart else (first,):
+        for name, actual in zip(results, returned.results, strict=True):
+            ratio, finding = check_result(name, actual, expected[name], case, options.dtype)
+            if finding is not None:
+                return ratio, finding
+            worst = max(worst, ratio)
+    if apart:
+        note_repeat(apart)
     return worst, None
 
 
@@ -123,105 +142,109 @@ def _arrays(
     return list(outcome.results)  # type: ignore[arg-type]  # no reasons: arrays only
 
 
+class _Stepped(NamedTuple):
+    """A step's results as the parameter tree has them: the loss, dL_dx (None where it was not
+    computed), and every parameter's gradient and updated value, by the parameter's name."""
+
+    loss: np.ndarray
+    dL_dx: np.ndarray | None
+    grads: dict[str, np.ndarray]
+    new: dict[str, np.ndarray]
+
+    def results(self) -> list[np.ndarray | None]:
+        """In the order ``step`` returns them (``_params.step_fields``)."""
+        return [self.loss, self.dL_dx, *self.grads.values(), *self.new.values()]
+
+
+def _tree(results: Sequence[np.ndarray], params: dict[str, np.ndarray]) -> _Stepped:
+    """A fused step's results (``_params.step_fields`` order, as many as the caller checked)
+    as a ``_Stepped``."""
+    count = len(params)
+    grads = dict(zip(params, results[2 : 2 + count], strict=True))
+    new = dict(zip(params, results[2 + count :], strict=True))
+    return _Stepped(results[0], results[1], grads, new)
+
+
 def _pieces_step(
     caller: Caller,
     case: Case,
     x: np.ndarray,
-    w: np.ndarray,
+    params: dict[str, np.ndarray],
     target: np.ndarray,
     lr: float,
     *,
     with_grad_x: bool,
-    b: np.ndarray | None = None,
-) -> list[np.ndarray | None] | Finding:
-    """``(L, dL_dx, dL_dw, w_new)`` composed of forward, loss_grad, loss, grad_x, grad_w and
-    update; ``dL_dx`` is None unless ``with_grad_x``. With a bias ``b``,
-    ``(L, dL_dx, dL_dw, dL_db, w_new, b_new)``, with grad_b and update of b as well."""
-    output = _arrays(caller, case, "forward", [x, w] if b is None else [x, w, b])
+) -> _Stepped | Finding:
+    """The step composed of forward, loss_grad, loss, each parameter's gradient (grad_w,
+    grad_b), grad_x and update (of each parameter); ``dL_dx`` is None unless ``with_grad_x``."""
+    output = _arrays(caller, case, "forward", [x, *params.values()])
     if isinstance(output, Finding):
         return output
     dL_do = _arrays(caller, case, "loss_grad", [output[0], target])
     if isinstance(dL_do, Finding):
         return dL_do
-    pieces: dict[str, tuple[str, list[np.ndarray]]] = {
-        "L": ("loss", [output[0], target]),
-        "dL_dw": ("grad_w", [x, dL_do[0]]),
-    }
+    named = {"x": x, "dL_do": dL_do[0]}
+    pieces: dict[str, tuple[str, list[np.ndarray]]] = {"L": ("loss", [output[0], target])}
+    for name in params:
+        function = f"grad_{name}"
+        arguments = [named[argument] for argument in FUNCTIONS[function].arguments]
+        pieces[gradient_name(name)] = (function, arguments)
     if with_grad_x:
-        pieces["dL_dx"] = ("grad_x", [dL_do[0], w])
-    if b is not None:
-        pieces["dL_db"] = ("grad_b", [dL_do[0]])
-    found: dict[str, np.ndarray | None] = {"dL_dx": None}
+        pieces["dL_dx"] = ("grad_x", [dL_do[0], params["w"]])
+    found: dict[str, np.ndarray] = {}
     for name, (function, arrays) in pieces.items():
         result = _arrays(caller, case, function, arrays)
         if isinstance(result, Finding):
             return result
         found[name] = result[0]
-    dL_dw = found["dL_dw"]
-    assert dL_dw is not None  # computed above
-    w_new = _arrays(caller, case, "update", [w, dL_dw], lr)
-    if isinstance(w_new, Finding):
-        return w_new
-    if b is None:
-        return [found["L"], found["dL_dx"], dL_dw, w_new[0]]
-    dL_db = found["dL_db"]
-    assert dL_db is not None  # computed above
-    b_new = _arrays(caller, case, "update", [b, dL_db], lr)
-    if isinstance(b_new, Finding):
-        return b_new
-    return [found["L"], found["dL_dx"], dL_dw, dL_db, w_new[0], b_new[0]]
-
-
-def _with_bias(arrays: list[np.ndarray], b: np.ndarray | None) -> list[np.ndarray]:
-    """A step's ``[x, w, target]`` with b after w on the layer with a bias."""
-    return arrays if b is None else [*arrays[:2], b, *arrays[2:]]
+    grads = {name: found[gradient_name(name)] for name in params}
+    new: dict[str, np.ndarray] = {}
+    for name, value in params.items():
+        updated = _arrays(caller, case, "update", [value, grads[name]], lr)
+        if isinstance(updated, Finding):
+            return updated
+        new[name] = updated[0]
+    return _Stepped(found["L"], found.get("dL_dx"), grads, new)
 
 
 def _step(
     caller: Caller,
     case: Case,
     x: np.ndarray,
-    w: np.ndarray,
+    params: dict[str, np.ndarray],
     target: np.ndarray,
     lr: float,
-    b: np.ndarray | None = None,
-) -> list[np.ndarray | None] | Finding:
-    """``(L, dL_dx, dL_dw, w_new)`` (with a bias ``(L, dL_dx, dL_dw, dL_db, w_new, b_new)``)
-    from ``step``, or composed of the pieces (no dL_dx)."""
+) -> _Stepped | Finding:
+    """The step from ``step``, or composed of the pieces (no dL_dx)."""
     if "step" in caller.provided:
-        fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
-        return fused if isinstance(fused, Finding) else list(fused)
-    return _pieces_step(caller, case, x, w, target, lr, with_grad_x=False, b=b)
+        fused = _arrays(caller, case, "step", [x, *params.values(), target], lr)
+        return fused if isinstance(fused, Finding) else _tree(fused, params)
+    return _pieces_step(caller, case, x, params, target, lr, with_grad_x=False)
 
 
 def _loss(
     caller: Caller,
     case: Case,
     x: np.ndarray,
-    w: np.ndarray,
+    params: dict[str, np.ndarray],
     target: np.ndarray,
     lr: float,
-    b: np.ndarray | None = None,
 ) -> np.ndarray | Finding:
     if "step" in caller.provided:
-        result = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
+        result = _arrays(caller, case, "step", [x, *params.values(), target], lr)
         return result if isinstance(result, Finding) else result[0]
-    output = _arrays(caller, case, "forward", [x, w] if b is None else [x, w, b])
+    output = _arrays(caller, case, "forward", [x, *params.values()])
     if isinstance(output, Finding):
         return output
     loss = _arrays(caller, case, "loss", [output[0], target])
     return loss if isinstance(loss, Finding) else loss[0]
 
 
-def _in_range(
-    x: np.ndarray, w_new: np.ndarray, target: np.ndarray, b_new: np.ndarray | None = None
-) -> bool:
-    """Whether the loss at ``w_new`` (and ``b_new``) stays inside ``bounds.safe_limit`` (as
+def _in_range(x: np.ndarray, params: dict[str, np.ndarray], target: np.ndarray) -> bool:
+    """Whether the loss at ``params`` (the updated ones) stays inside ``bounds.safe_limit`` (as
     generated data do)."""
     with np.errstate(all="ignore"):
-        output = np.abs(x.astype(np.float64)) @ np.abs(w_new.astype(np.float64))
-        if b_new is not None:
-            output = output + np.abs(b_new.astype(np.float64))
+        output = output_magnitude(x, params)
         loss = float(np.sum(output + np.abs(target.astype(np.float64))))
     return bool(np.isfinite(loss) and loss < bounds.safe_limit(x.dtype))
 
@@ -237,79 +260,110 @@ def _premise(name: str, actual: np.ndarray, bound: bounds.Bound, what: str) -> N
         raise NotJudged(f"the candidate's {what} is outside its error bound (see {name})")
 
 
+def _suspects(name: str, first: bool, loss: str) -> str:
+    """The results a finding names for parameter ``name``: ``loss, dL_dw or w_new`` (the loss
+    goes with the first parameter's), ``dL_db or b_new``."""
+    names = [loss] * first + [gradient_name(name), updated_name(name)]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def _wrong_shape(stepped: _Stepped, params: dict[str, np.ndarray]) -> Finding | None:
+    """The first parameter (in call order) whose gradient or update has the wrong shape (the
+    loss, a scalar, goes with the first), or None."""
+    for index, (name, value) in enumerate(params.items()):
+        shapes = (stepped.grads[name].shape, stepped.new[name].shape)
+        if any(shape != value.shape for shape in shapes) or (index == 0 and stepped.loss.ndim):
+            suspects = _suspects(name, index == 0, "loss")
+            return Finding(Diagnosis.WRONG_SHAPE, f"{suspects} has the wrong shape")
+    return None
+
+
+def _nonfinite(stepped: _Stepped) -> Finding | None:
+    """The first parameter whose gradient or update holds a NaN or an infinity (the loss goes
+    with the first), or None."""
+    for index, name in enumerate(stepped.grads):
+        values = [stepped.loss] * (index == 0) + [stepped.grads[name], stepped.new[name]]
+        if not all(np.all(np.isfinite(value)) for value in values):
+            suspects = _suspects(name, index == 0, "the loss")
+            return Finding(Diagnosis.NAN, f"NaN or infinity in {suspects}")
+    return None
+
+
 def judge_identities(caller: Caller, case: Case, options: Settings) -> tuple[float, Finding | None]:
     """Convexity and no crossing for the candidate's step ``w -> w_new`` (module docstring);
-    with a bias, ``(w, b) -> (w_new, b_new)``.
+    with a bias, ``(w, b) -> (w_new, b_new)``: over every parameter of the tree.
 
     With L0 = L(w), L1 = L(w_new), g = dL_dw (all the candidate's), the tolerance is the
     error bound of both losses plus how far a correctly rounded update may move the loss:
-    ``sum |x| @ radius(w_new)`` (and ``N sum radius(b_new)``: b moves every row). Crossing is
-    judged on the float64 outputs at w and w_new, away from the kinks (where the forward
-    bound leaves the sign open).
+    ``sum |x| @ radius(w_new)`` (and ``N sum radius(b_new)``: b moves every row;
+    ``_params.output_mass``), divided by the reduction's D. Crossing is judged on the float64
+    outputs at w and w_new, away from the kinks (where the forward bound leaves the sign open).
 
     The identities rest on the loss and the update, not on g: a case where L0, L1 or
     ``w_new = w - lr g`` is itself outside its bound (in the declared arithmetic) is not
     judged (``NotJudged``): the loss or update check names that defect, and convexity would
     blame g for it.
     """
-    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    b = case.arrays.get("b")
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
     lr = case.learning_rate
-    stepped = _step(caller, case, x, w, target, lr, b)
+    stepped = _step(caller, case, x, params, target, lr)
     if isinstance(stepped, Finding):
         return math.inf, stepped
-    if b is None:
-        loss0, grad, w_new_stored = stepped[0], stepped[2], stepped[3]
-        grad_b = b_new_stored = None
-    else:
-        loss0, grad, grad_b, w_new_stored, b_new_stored = (stepped[k] for k in (0, 2, 3, 4, 5))
-    assert loss0 is not None and grad is not None and w_new_stored is not None  # see _step
-    if grad.shape != w.shape or w_new_stored.shape != w.shape or loss0.ndim:
-        return math.inf, Finding(Diagnosis.WRONG_SHAPE, "loss, dL_dw or w_new has the wrong shape")
-    if b is not None:
-        assert grad_b is not None and b_new_stored is not None  # see _step
-        if grad_b.shape != b.shape or b_new_stored.shape != b.shape:
-            return math.inf, Finding(Diagnosis.WRONG_SHAPE, "dL_db or b_new has the wrong shape")
-        b_new_stored = b_new_stored.astype(b.dtype)
-    w_new_stored = w_new_stored.astype(w.dtype)
-    loss0, grad, w_new = (v.astype(np.float64) for v in (loss0, grad, w_new_stored))
-    if not all(np.all(np.isfinite(v)) for v in (loss0, grad, w_new)):
-        return math.inf, Finding(Diagnosis.NAN, "NaN or infinity in the loss, dL_dw or w_new")
-    b64 = b_new = gb = None
-    if b is not None:
-        assert grad_b is not None and b_new_stored is not None
-        b64, gb, b_new = (v.astype(np.float64) for v in (b, grad_b, b_new_stored))
-        if not (np.all(np.isfinite(gb)) and np.all(np.isfinite(b_new))):
-            return math.inf, Finding(Diagnosis.NAN, "NaN or infinity in dL_db or b_new")
-    if not _in_range(x, w_new, target, b_new):
+    wrong_shape = _wrong_shape(stepped, params)
+    if wrong_shape is not None:
+        return math.inf, wrong_shape
+    # w_new and b_new as the parameters' dtype holds them (a float64 result may overflow it).
+    new_stored = {name: stepped.new[name].astype(value.dtype) for name, value in params.items()}
+    as_float64 = _Stepped(
+        stepped.loss.astype(np.float64),
+        None,
+        {name: stepped.grads[name].astype(np.float64) for name in params},
+        {name: value.astype(np.float64) for name, value in new_stored.items()},
+    )
+    nonfinite = _nonfinite(as_float64)
+    if nonfinite is not None:
+        return math.inf, nonfinite
+    loss0, grads, new = as_float64.loss, as_float64.grads, as_float64.new
+    if not _in_range(x, new, target):
         return 0.0, None  # L(w_new) would overflow the dtype: the identities say nothing here
-    at_w_new = _loss(caller, case, x, w_new_stored, target, lr, b_new_stored)
+    at_w_new = _loss(caller, case, x, new_stored, target, lr)
     if isinstance(at_w_new, Finding):
         return math.inf, at_w_new
     loss1 = at_w_new.astype(np.float64)
     if loss1.ndim or not np.isfinite(loss1):
         return math.inf, Finding(Diagnosis.NAN, f"L(w_new) = {loss1}: not a finite scalar")
     arith = options.arithmetic()
-    x64, w64, t64 = (a.astype(np.float64) for a in (x, w, target))
-    out0 = bounds.forward_bound(x64, w64, arith, b=b64)
-    out1 = bounds.forward_bound(x64, w_new, arith, b=b_new)
-    updated = bounds.update_bound(w64, grad, lr, arith)
-    bound0, bound1 = bounds.loss_bound(out0, t64, arith), bounds.loss_bound(out1, t64, arith)
-    _premise("update", w_new, updated, "update w_new = w - lr * dL_dw")
-    _premise("loss", loss0, bound0, "loss L(w)")
-    _premise("loss", loss1, bound1, "loss L(w_new)")
+    x64, t64 = x.astype(np.float64), target.astype(np.float64)
+    params64 = {name: value.astype(np.float64) for name, value in params.items()}
+    out0 = bounds.tree_forward_bound(x64, params64, arith)
+    out1 = bounds.tree_forward_bound(x64, new, arith)
+    updated = {
+        name: bounds.update_bound(value, grads[name], lr, arith) for name, value in params64.items()
+    }
+    reduction = options.loss_reduction
+    bound0 = bounds.loss_bound(out0, t64, arith, reduction=reduction)
+    bound1 = bounds.loss_bound(out1, t64, arith, reduction=reduction)
+    # The first parameter's update (w's, as the seed's step has it), both losses, then the
+    # other parameters' updates: the first premise that fails is the one named.
+    premises = [
+        ("update", new[name], bound, f"update {updated_name(name)} = {name} - lr * dL_d{name}")
+        for name, bound in updated.items()
+    ]
+    premises[1:1] = [
+        ("loss", loss0, bound0, "loss L(w)"),
+        ("loss", loss1, bound1, "loss L(w_new)"),
+    ]
+    for premise in premises:
+        _premise(*premise)
     radius0, radius1 = float(bound0.radius), float(bound1.radius)
-    update_radius = updated.radius
-    descent = lr * float(np.sum(grad * grad))
-    moved = float(np.sum(np.abs(x64) @ update_radius))
-    g = "g = dL_dw"
-    if b is not None:
-        assert b64 is not None and gb is not None and b_new is not None
-        updated_b = bounds.update_bound(b64, gb, lr, arith)
-        _premise("update", b_new, updated_b, "update b_new = b - lr * dL_db")
-        descent += lr * float(np.sum(gb * gb))
-        moved += x64.shape[0] * float(np.sum(updated_b.radius))
-        g = "g = (dL_dw, dL_db)"
+    # ||g||^2 and the move of the loss under the updates' rounding: sums over every parameter
+    # (the loss's move divided by the reduction's D, as the loss is).
+    descent = sum(lr * float(np.sum(grad * grad)) for grad in grads.values())
+    moved = sum(output_mass(x64, name, bound.radius) for name, bound in updated.items())
+    moved /= bounds.reduction_divisor(reduction, *t64.shape)
+    names = [gradient_name(name) for name in params]
+    g = f"g = {names[0]}" if len(names) == 1 else f"g = ({', '.join(names)})"
     tolerance = radius0 + radius1 + moved + 1e-12 * descent
     predicted = float(loss0) - descent
     slack = float(loss1) - predicted
@@ -343,22 +397,25 @@ def pieces_agree(caller: Caller, case: Case, options: Settings) -> bool:
     """Whether the fused ``step`` on ``case`` equals the step composed of the candidate's own
     pieces, each result within twice its error bound (both are within one of the exact value;
     dL_dx is compared only where grad_x is provided)."""
-    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    b = case.arrays.get("b")
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
     lr = case.learning_rate
-    fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
+    fused = _arrays(caller, case, "step", [x, *params.values(), target], lr)
     if isinstance(fused, Finding):
         return False
     composed = _pieces_step(
-        caller, case, x, w, target, lr, with_grad_x="grad_x" in caller.provided, b=b
+        caller, case, x, params, target, lr, with_grad_x="grad_x" in caller.provided
     )
     if isinstance(composed, Finding):
         return False
-    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), tie=options.tie, b=b)
+    arith = options.arithmetic()
+    expected = bounds.tree_step_bounds(
+        x, params, target, lr, arith, tie=options.tie, reduction=options.loss_reduction
+    )
     radii = tuple(bound.radius for bound in expected.results())
     if len(fused) != len(radii):
         return False
-    for got, want, radius in zip(fused, composed, radii, strict=True):
+    for got, want, radius in zip(fused, composed.results(), radii, strict=True):
         if want is None:
             continue
         got64, want64 = np.asarray(got, np.float64), np.asarray(want, np.float64)
@@ -381,27 +438,34 @@ def judge_consistency(
     they are computed, so dL_dx and dL_dw must agree bit for bit: a fused step whose tie
     convention, sum or upstream differs from its own pieces is caught even where both are
     admissible against the reference. L and w_new (non-integer targets, lr) must agree within
-    twice their error bound (each side is within one bound of the exact value).
+    twice their error bound (each side is within one bound of the exact value). Under a
+    declared reduction that divides (mean, batchmean) the gradients are divided by D and round:
+    they must agree within twice their rounding alone (``bounds.StepBounds.rounding``: a
+    different tie convention moves them by ``|w| / D`` or ``|x| / D``, far more).
     """
-    x, w, target = (case.arrays[n] for n in ("x", "w", "target"))
-    b = case.arrays.get("b")
+    x, target = case.arrays["x"], case.arrays["target"]
+    params = case.params
     lr = case.learning_rate
-    fused = _arrays(caller, case, "step", _with_bias([x, w, target], b), lr)
+    fused = _arrays(caller, case, "step", [x, *params.values(), target], lr)
     if isinstance(fused, Finding):
         return math.inf, fused
-    composed = _pieces_step(caller, case, x, w, target, lr, with_grad_x=True, b=b)
+    composed = _pieces_step(caller, case, x, params, target, lr, with_grad_x=True)
     if isinstance(composed, Finding):
         return math.inf, composed
-    expected = bounds.step_bounds(x, w, target, lr, options.arithmetic(), b=b)
-    radii = {"loss": 2 * expected.loss.radius, "w_new": 2 * expected.w_new.radius}
-    if expected.b_new is not None:
-        radii["b_new"] = 2 * expected.b_new.radius
+    reduction = options.loss_reduction
+    expected = bounds.tree_step_bounds(
+        x, params, target, lr, options.arithmetic(), reduction=reduction
+    )
+    radii = {"loss": 2 * expected.loss.radius}
+    radii |= {updated_name(name): 2 * bound.radius for name, bound in expected.updates.items()}
+    if bounds.reduction_divisor(reduction, *target.shape) != 1:
+        # Divided by D, the gradients round: each side within its rounding of the exact value.
+        radii |= {name: 2 * radius for name, radius in expected.rounding.items()}
     worst = 0.0
     call = f"{case.describe()} vs its own pieces"
-    step_results = signature_for(
-        "step", ("x", "w", "target") if b is None else ("x", "w", "b", "target")
-    ).results
-    for name, fused_value, composed_value in zip(step_results, fused, composed, strict=True):
+    pieces = " / ".join(["grad_x", *(f"grad_{name}" for name in params)])
+    results = zip(step_fields(params), fused, composed.results(), strict=True)
+    for name, fused_value, composed_value in results:
         assert composed_value is not None  # with_grad_x: every piece computed
         got, want = fused_value.astype(np.float64), composed_value.astype(np.float64)
         if got.shape != want.shape:
@@ -422,8 +486,7 @@ def judge_consistency(
             return float(ratio.max()), Finding(
                 Diagnosis.INCONSISTENT,
                 f"step's {name} differs from the one its own pieces give "
-                f"(forward -> loss_grad -> grad_x / grad_w{' / grad_b' if b is not None else ''}"
-                " -> update)"
+                f"(forward -> loss_grad -> {pieces} -> update)"
                 + (
                     f"; {ties} output(s) sit on a tie: are the tie conventions the same?"
                     if ties

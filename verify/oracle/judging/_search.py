@@ -15,7 +15,7 @@ from .._settings import Settings
 from ..candidate import Caller
 from ._cases import Case, Pool, Shapes, pool_shapes, shape_pool, sub_shapes
 from ._checks import Check
-from ._findings import Finding
+from ._findings import Finding, noting_repeats, ulps_text
 from ._judge import NotJudged
 
 #: (check, examples run so far, max_examples) -> None, called after every example.
@@ -52,14 +52,16 @@ class _State:
             self.worst = max(self.worst, ratio)
         return finding
 
-    def searched(self) -> Searched:
-        """What the search found (the timeout first: a hung function is never called again)."""
+    def searched(self, apart: float = 0.0) -> Searched:
+        """What the search found (the timeout first: a hung function is never called again);
+        ``apart``: the largest difference in ulps of two identical calls that passed."""
         return Searched(
             self.examples,
             self.worst,
             self.not_judged,
             self.why_not,
             self.timed_out or self.last,
+            apart,
         )
 
 
@@ -72,6 +74,8 @@ class Searched:
       worst: the largest error seen among the cases that passed, as a multiple of its bound.
       not_judged: the cases that could not be judged (``_judge.NotJudged``), and why.
       failure: the minimal counterexample and its finding, if the check fails.
+      apart: the largest difference, in ulps of the dtype, between two identical calls of a
+        case that passed (0: every call repeated itself exactly).
     """
 
     examples: int
@@ -79,6 +83,7 @@ class Searched:
     not_judged: int
     why_not: str
     failure: tuple[Case, Finding] | None
+    apart: float = 0.0
 
     @property
     def judged_nothing(self) -> bool:
@@ -87,12 +92,19 @@ class Searched:
 
     @property
     def note(self) -> str | None:
-        """How many cases could not be judged, and why (None when every one was)."""
+        """How many cases could not be judged, and why, and whether two calls on one input
+        differed within the bound (None when there is nothing to say)."""
         if self.judged_nothing:
             return f"not judged: {self.why_not}"
+        notes = []
         if self.not_judged:
-            return f"{self.not_judged} of {self.examples} cases not judged: {self.why_not}"
-        return None
+            notes.append(f"{self.not_judged} of {self.examples} cases not judged: {self.why_not}")
+        if self.apart:
+            notes.append(
+                f"not bitwise reproducible: the two calls differ by up to "
+                f"{ulps_text(self.apart)} ulp, within the bound"
+            )
+        return "; ".join(notes) or None
 
 
 def search(
@@ -111,21 +123,23 @@ def search(
     smallest sides that still fail.
     """
     state = _State()
-    pool = shape_pool(seed_value) if pool is None else pool
-    _hypothesis(
-        check, caller, options, pool_shapes(pool), max_examples, seed_value, state, progress
-    )
-    if state.last is None:
-        # The search passed: the fixed edge shapes run too (no Hypothesis shrinking: they
-        # are small already; a failure is narrowed below).
-        for edge in check.edges(options):
-            edge_finding = state.judge(check, caller, edge, options)
-            if edge_finding is not None:
-                state.last = (edge, edge_finding)
-                break
-    if state.last is not None and state.timed_out is None:
-        _narrow(check, caller, options, seed_value, state, progress)
-    return state.searched()
+    if pool is None:
+        pool = shape_pool(seed_value, tiles=options.tile, multiples=options.multiples)
+    with noting_repeats() as repeats:
+        _hypothesis(
+            check, caller, options, pool_shapes(pool), max_examples, seed_value, state, progress
+        )
+        if state.last is None:
+            # The search passed: the fixed edge shapes run too (no Hypothesis shrinking: they
+            # are small already; a failure is narrowed below).
+            for edge in check.edges(options):
+                edge_finding = state.judge(check, caller, edge, options)
+                if edge_finding is not None:
+                    state.last = (edge, edge_finding)
+                    break
+        if state.last is not None and state.timed_out is None:
+            _narrow(check, caller, options, seed_value, state, progress)
+    return state.searched(repeats.ulps)
 
 
 #: Examples of the narrowing search (only after a failure; at most 27 shapes).
@@ -146,14 +160,14 @@ def _narrow(
     defect does not need (``(2, 2, 1)`` where ``(2, 1, 1)`` fails too)."""
     assert state.last is not None  # a failure to narrow
     shape = state.last[0].shape
-    if shape is None or max(shape) == 1:
+    if shape is None or tuple(shape) == options.multiples:
         return
     narrowed = _State()
     _hypothesis(
         check,
         caller,
         options,
-        sub_shapes(shape),
+        sub_shapes(shape, options.multiples),
         NARROW_EXAMPLES,
         seed_value,
         narrowed,
