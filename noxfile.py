@@ -50,10 +50,11 @@ def install(session: nox.Session, *args: str) -> None:
     # The venv is the session's own, so its processes write bytecode even where the outer
     # environment says not to (PYTHONDONTWRITEBYTECODE=1, common in container images). The
     # suite starts many Python processes (xdist workers, CLI runs and their workers,
-    # child pytests); without bytecode each one compiles every module of the project again,
-    # and pytest rewrites the assertions of every module of Hypothesis, a pytest plugin: a
-    # child pytest took 3.0 s to start instead of 1.7 s, and `nox -s tests` 190 s instead of
-    # 152 s on 2 cores. (Under --no-venv the image's setting stands.)
+    # child pytests); without bytecode each one compiles the project's modules again. Measured
+    # on a fresh checkout (2 cores, shared), CPU of `python -m pytest --crosscheck
+    # examples/numpy_layer.py --crosscheck-max-examples 2`, a child pytest of the plugin's
+    # tests: 2.97 and 2.97 s without bytecode, 2.74 and 2.66 s with it (once written).
+    # (Under --no-venv the image's setting stands.)
     session.env["PYTHONDONTWRITEBYTECODE"] = None
     session.install(*args)
 
@@ -64,8 +65,10 @@ def pytest_args(session: nox.Session, *default: str) -> list[str]:
 
 #: BLAS and OpenMP pools of one thread (unless set already) where the suite runs a process per
 #: core: a pool per process only oversubscribes the cores, and OpenBLAS's threads spin after
-#: each call. Measured side by side on 2 cores: `nox -s tests` 110-116 s against 114-124 s, and
-#: 6% less CPU.
+#: each call. At the suite's sizes the difference is within the noise: CPU of `pytest -n 2
+#: tests/test_bounds.py tests/test_oracle.py -k "numpy or correct_implementations or
+#: loop_reference"`, one thread then default, twice (2 cores, shared): 30.7 / 32.3 s, 34.9 /
+#: 33.4 s.
 ONE_THREAD_POOLS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -90,8 +93,8 @@ IN_A_CHILD = "tests/test_sharded.py::test_multidevice_suite_in_subprocess"
 @nox.session(python=PYTHONS_HERE)
 def tests(session: nox.Session) -> None:
     """Every CPU test, Hypothesis 'ci' profile (derandomized), on every core: the sharded step
-    on 8 forced CPU devices and the multi-process tests first, each in a pytest of its own,
-    then the rest (pytest's summary last). Extra args go to one pytest of the whole suite,
+    on 8 forced CPU devices and the multi-process tests first, in a pytest of their own, then
+    the rest (pytest's summary last). Extra args go to one pytest of the whole suite,
     as it runs without those environments (``-- -n 0`` for one process)."""
     install(session, "-e", ".[test]")
     pools = {name: os.environ.get(name, "1") for name in ONE_THREAD_POOLS}
@@ -99,10 +102,11 @@ def tests(session: nox.Session) -> None:
     if session.posargs:
         session.run(*pytest_args(session, *every_core), env=pools)
         return
-    sharded = ("tests/test_sharded.py", "--deselect", IN_A_CHILD)
-    session.run("pytest", *every_core, *sharded, env={**pools, **MULTIDEVICE_ENV})
-    # One process: each test starts up to 8 processes of its own, under a time limit.
-    session.run("pytest", "--hypothesis-profile=ci", "tests/test_multihost.py", env=MULTIHOST_ENV)
+    # One pytest for both: a multi-process test mostly waits on the processes it starts (each
+    # run under a time limit; the hung-process test waits ~30 s), and the other worker runs the
+    # sharded step meanwhile. The launcher gives each process its own device count.
+    many = ("tests/test_sharded.py", "tests/test_multihost.py", "--deselect", IN_A_CHILD)
+    session.run("pytest", *every_core, *many, env={**pools, **MULTIDEVICE_ENV, **MULTIHOST_ENV})
     elsewhere = ("--ignore=tests/test_sharded.py", "--ignore=tests/test_multihost.py")
     # The frameworks' tests and the interpreted kernels run in nox -s frameworks, which
     # installs their extras: deselected here rather than skipped for a missing import.

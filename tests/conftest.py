@@ -12,11 +12,15 @@ Tests scale their example counts with ``examples(n)``, so one profile switch sca
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
+import random
 
 import jax
 import pytest
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 # float64 must be switchable on before any array is made; strict promotion and rank checks turn
 # silent broadcasting (a classic source of wrong gradients) into errors, as in JAX's own tests.
@@ -26,6 +30,7 @@ jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 from verify import enable_compilation_cache  # noqa: E402
 from verify.oracle.candidate._calls import RUN_CACHE_SETTINGS  # noqa: E402
+from verify.strategies import LayerShape  # noqa: E402
 
 _cache = enable_compilation_cache()
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -70,3 +75,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     order, then the rest: under xdist's worksteal (``nox -s tests``) the long ones start at once
     and the short ones fill in around them, instead of one long test ending the run alone."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def few_shapes(
+    dims: tuple[int, ...], max_size: int, *, include: tuple[tuple[int, int, int], ...] = ()
+) -> st.SearchStrategy[LayerShape]:
+    """Shapes ``(N, I, O)`` from a few, for a test whose every distinct shape compiles the jitted
+    functions it calls: every side takes every value of ``dims`` in one of them (each edge a side
+    can sit on is met), none has ``N * I * O > max_size``, and the smallest cube (``(1, 1, 1)``
+    where ``dims`` has 1) and ``include`` are among them.
+
+    Greedy: each next shape covers the most (side, value) pairs still uncovered; ties are taken
+    in an order fixed where the profile is derandomized (``ci``: the same few every run) and new
+    each run otherwise. Sampled smallest first, so a failure shrinks to the smallest shape."""
+    candidates = [
+        LayerShape(*shape)
+        for shape in itertools.product(sorted(set(dims)), repeat=3)
+        if math.prod(shape) <= max_size
+    ]
+    random.Random(0 if settings.default.derandomize else None).shuffle(candidates)
+    chosen = [LayerShape(*(min(dims),) * 3), *(LayerShape(*shape) for shape in include)]
+    uncovered = {(side, value) for side in range(3) for value in dims}
+    uncovered -= {(side, value) for shape in chosen for side, value in enumerate(shape)}
+    while uncovered:
+        best = max(candidates, key=lambda shape: len(uncovered & set(enumerate(shape))))
+        if not uncovered & set(enumerate(best)):
+            raise ValueError(f"no shape of dims={dims} within max_size={max_size} has {uncovered}")
+        chosen.append(best)
+        uncovered -= set(enumerate(best))
+    return st.sampled_from(sorted(set(chosen), key=lambda shape: (math.prod(shape), shape)))

@@ -4,11 +4,12 @@ The multi-process cases start real processes (``jax.distributed`` on 127.0.0.1, 
 collectives), each under a hard time limit. ``nox -s tests`` and ``nox -s multihost`` run them
 all (``CROSSCHECK_MULTIHOST=1``): 2 x 2, 2 x 4 and 4 x 2 in exact mode (bit for bit against the
 loop reference, DP, MP and both 2-D meshes), float mode, padding, and the crash, hang and
-killed-launcher cases. A plain ``pytest`` runs the pure helpers and one short 2 x 2 exact case.
+killed-launcher cases. A plain ``pytest`` runs the pure helpers and the 2 x 2 exact case.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -226,16 +227,11 @@ def test_free_loopback_port_is_free() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def test_two_by_two_exact_mode_bitwise(tmp_path: Path) -> None:
-    """The one multi-process case in the default suite: 2 x 2, every mesh, a small shape."""
-    run = Run(["--processes", "2", "--devices-per-process", "2", "--timeout", "120", "--",
-               "--exact", "--shape", "16", "12", "8"], tmp_path)  # fmt: skip
-    assert_exact_ok(run, 2, 2)
-    assert_nothing_left(run)
+#: 2 x 2 is the one multi-process case of a plain ``pytest``.
+ACROSS = [(2, 2), pytest.param(2, 4, marks=full_only), pytest.param(4, 2, marks=full_only)]
 
 
-@full_only
-@pytest.mark.parametrize(("processes", "devices"), [(2, 2), (2, 4), (4, 2)], ids=str)
+@pytest.mark.parametrize(("processes", "devices"), ACROSS, ids=str)
 def test_exact_mode_bitwise_across_processes(processes: int, devices: int, tmp_path) -> None:
     run = Run(["--processes", str(processes), "--devices-per-process", str(devices),
                "--timeout", "150", "--", "--exact", "--shape", *SHAPE, "--seed", "3"],
@@ -295,11 +291,27 @@ def test_crashed_process_stops_the_others(crashed: int, tmp_path: Path) -> None:
 
 
 @full_only
-def test_hung_process_times_out_and_is_named(tmp_path: Path) -> None:
-    """Process 1 stops making progress before the step; its peer waits in the collective."""
+@pytest.mark.slow
+def test_a_hung_process_is_named_at_the_timeout_and_when_its_peer_gives_up(
+    tmp_path: Path,
+) -> None:
+    """Process 1 stops making progress before the step; its peer waits in the collective. Two
+    launchers at once, as both only wait: with --timeout 25 the launcher times out; with
+    --timeout 90 the waiting peer fails first (gloo gives up after 30 s). Each names the process
+    that got least far, and its last output."""
     timeout = 25
-    run = Run(["--processes", "2", "--devices-per-process", "2", "--timeout", str(timeout),
-               "--", "--exact", "--size", "8", "--inject-fault", "hang:1"], tmp_path)  # fmt: skip
+    hung = ["--", "--exact", "--size", "8", "--inject-fault", "hang:1"]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(Run, ["--processes", "2", "--devices-per-process", "2",
+                              "--timeout", str(seconds), *hung], tmp_path)
+            for seconds in (timeout, 90)
+        ]  # fmt: skip
+        run, peer = (each.result() for each in runs)
+    assert peer.returncode == ExitCode.INCOMPLETE, peer.describe()
+    assert "least progress: process 1" in peer.output, peer.describe()
+    assert "injected fault: hang in process 1" in peer.output
+    assert_nothing_left(peer)
     assert run.returncode == ExitCode.INCOMPLETE, run.describe()
     assert f"timed out after {timeout} s" in run.output
     assert "least progress: process 1" in run.output
@@ -311,18 +323,6 @@ def test_hung_process_times_out_and_is_named(tmp_path: Path) -> None:
                  "--size", "8", "--meshes", "dp"], tmp_path)  # fmt: skip
     assert again.returncode == 0, again.describe()
     assert_nothing_left(again)
-
-
-@full_only
-def test_peer_that_gives_up_waiting_points_at_the_hung_process(tmp_path: Path) -> None:
-    """With a long --timeout, the waiting peer fails first (gloo gives up after 30 s): the
-    launcher still names the process that got least far, and its last output."""
-    run = Run(["--processes", "2", "--devices-per-process", "2", "--timeout", "90", "--",
-               "--exact", "--size", "8", "--inject-fault", "hang:1"], tmp_path)  # fmt: skip
-    assert run.returncode == ExitCode.INCOMPLETE, run.describe()
-    assert "least progress: process 1" in run.output, run.describe()
-    assert "injected fault: hang in process 1" in run.output
-    assert_nothing_left(run)
 
 
 @full_only

@@ -13,6 +13,7 @@ import pytest
 import reference
 import verify
 from tests import zoo
+from tests.helpers import run_python
 from verify import ContractError, bounds
 from verify.oracle._settings import Settings
 from verify.oracle.candidate._calls import InProcessCaller
@@ -30,21 +31,50 @@ def _runs(mutant: zoo.Mutant) -> list[tuple[int, str]]:
             for seed, dtype in ((0, "float32"), (1, "float64"))]  # fmt: skip
 
 
+def _one_mutant_per_diagnosis() -> set[str]:
+    """The first mutant of ``ZOO`` to break a function with each diagnosis, by name."""
+    chosen: dict[str, str] = {}
+    for mutant in zoo.ZOO:
+        for kind in zoo.failures(mutant.expected).values():
+            chosen.setdefault(kind, mutant.name)
+    return set(chosen.values())
+
+
+#: The mutants whose seed-0 run also proves its reproducers (one per diagnosis).
+REPRODUCED = _one_mutant_per_diagnosis()
+
+
 @pytest.mark.parametrize(
     ("mutant", "seed", "dtype"),
     [(mutant, seed, dtype) for mutant in zoo.ZOO for seed, dtype in _runs(mutant)],
     ids=lambda value: value.name if isinstance(value, zoo.Mutant) else str(value),
 )
 def test_every_mutant_is_caught_and_the_confusion_matrix_is_diagonal(
-    mutant: zoo.Mutant, seed: int, dtype: str
+    mutant: zoo.Mutant, seed: int, dtype: str, tmp_path: Path
 ) -> None:
     """Every check of every mutant (``python -m scripts.zoo --confusion``): each fails with its
     expected diagnosis or passes (``zoo.confused``): the functions a mutant breaks are caught
     with their diagnosis, and a false cause on another check of the mutant (the fused step that
-    calls a broken forward, typically) is caught too."""
-    report = zoo.run_mutant(mutant, seed, every=True, dtype=dtype)
+    calls a broken forward, typically) is caught too.
+
+    On seed 0, the first mutant of each diagnosis also writes its reproducers, and the one of
+    each function it breaks fails from a fresh process with the same diagnosis (exit 1): a
+    reproducer replays the calls that showed the defect (two identical calls for a state kept
+    between calls)."""
+    reproduced = seed == 0 and mutant.name in REPRODUCED
+    repro_dir = tmp_path if reproduced else None
+    report = zoo.run_mutant(mutant, seed, every=True, dtype=dtype, repro_dir=repro_dir)
     assert zoo.confused(mutant, zoo.diagnoses(report)) == {}, report.summary()
     assert not report.passed
+    if not reproduced:
+        return
+    for function, kind in zoo.failures(mutant.expected).items():
+        verdict = report[function]
+        assert verdict.diagnosis == kind, report.summary()
+        assert verdict.repro is not None
+        done = run_python(verdict.repro, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"diagnosis: {kind} " in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize("seed", SEEDS)

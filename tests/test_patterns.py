@@ -4,12 +4,10 @@ apart lists them instead of naming one, and an error inside a pattern is never s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import ml_dtypes
 import numpy as np
 import pytest
 
+from tests import zoo
 from verify.oracle._diagnoses import Diagnosis
 from verify.oracle._settings import Settings
 from verify.oracle.explaining import _diagnosis, _patterns, _probes
@@ -18,7 +16,12 @@ from verify.oracle.judging import _checks, expect
 from verify.oracle.judging._cases import Case
 from verify.oracle.judging._findings import check_result, region
 
-A = dict[str, np.ndarray]
+#: Every hand-made case of the zoo (``zoo.Probe``), with the mutant whose broken function it calls.
+PROBED = [(mutant, probe) for mutant in zoo.ZOO for probe in mutant.probes]
+
+
+def _probe_id(mutant: zoo.Mutant, probe: zoo.Probe) -> str:
+    return mutant.name if probe.function is None else f"{mutant.name}.{probe.function}"
 
 
 def _case(function: str, shape: tuple[int, int, int], data: str = "normal", dtype: str = "float32",
@@ -27,157 +30,70 @@ def _case(function: str, shape: tuple[int, int, int], data: str = "normal", dtyp
     return _probes.probe_case(check, dtype, data, shape, lr, bias=bias)
 
 
-def _step_with_b_twice(a: A, lr: float) -> np.ndarray:
-    output = a["x"] @ a["w"] + 2 * a["b"]
-    dL_do = np.where(output > a["target"], 1.0, -1.0).astype(np.float32)
-    return a["x"].T @ dL_do
+def _broken(cls: type, function: str, result: str, case: Case, bias: bool) -> np.ndarray:
+    """``result`` of the zoo class's own ``function`` called on the case (copies of its arrays,
+    then its lr): a fused step's tuple is read by the names of the contract's results."""
+    arguments = [array.copy() for array in case.arrays.values()]
+    returned = getattr(cls(), function)(*arguments, *(() if case.lr is None else (case.lr,)))
+    if isinstance(returned, tuple):
+        results = _checks.CHECKS[function].signature_for(Settings(bias=bias).parameters).results
+        returned = dict(zip(results, returned, strict=True))[result]
+    return np.asarray(returned, np.float64)
 
 
-_BIAS = {"bias": True}
+def _diagnosed(mutant: zoo.Mutant, probe: zoo.Probe) -> tuple[_diagnosis.Diagnosed, Diagnosis]:
+    """The mutant's broken function on its probe, diagnosed with its options; and the diagnosis
+    the mutant declares there."""
+    function, kind = mutant.probed(probe)
+    settings = Settings(**mutant.options, bias=mutant.bias)
+    case = _case(function, probe.shape, probe.data, settings.dtype, bias=mutant.bias)
+    actual = _broken(mutant.cls, function, probe.result, case, mutant.bias)
+    return diagnose(probe.result, actual, case, settings), Diagnosis(kind)
 
 
-def _tf32(a: np.ndarray) -> np.ndarray:
-    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
-    return ((bits + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
-
-
-def _step_with_stale_weights(a: A, lr: float) -> np.ndarray:
-    output = a["x"] @ a["w"]
-    dL_do = np.where(output > a["target"], 1.0, -1.0).astype(np.float32)
-    w_new = a["w"] - np.float32(lr) * (a["x"].T @ dL_do)
-    return dL_do @ w_new.T
-
-
-def _unwritten_rows(a: A, lr: float) -> np.ndarray:
-    out = np.full((a["x"].shape[0], a["w"].shape[1]), np.nan, np.float32)
-    out[:8] = a["x"][:8] @ a["w"]
-    return out
-
-
-def _floored_2d_grid(a: A, lr: float) -> np.ndarray:
-    out = np.full((a["x"].shape[0], a["w"].shape[1]), np.nan, np.float32)
-    out[:8, :8] = a["x"][:8] @ a["w"][:, :8]
-    return out
-
-
-def _skip_partial_block(a: A, lr: float) -> np.ndarray:
-    k = a["x"].shape[1] // 16 * 16
-    return a["x"][:, :k] @ a["w"][:k]
-
-
-def _adam(a: A, lr: float) -> np.ndarray:
-    g = a["dL_dw"].astype(np.float64)
-    return (a["w"] - lr * g / (np.abs(g) + 1e-8)).astype(np.float32)
-
-
-#: (id, function, result, shape, data, options, bug, the diagnosis it must get). Each bug is
-#: written as numpy code makes it, in float32 unless the options say otherwise.
-BUGS: list[tuple[str, str, str, tuple[int, int, int], str, dict, Callable[[A, float], np.ndarray], Diagnosis]] = [  # noqa: E501
-    ("transposed", "grad_w", "dL_dw", (5, 4, 4), "normal", {},
-     lambda a, lr: a["dL_do"].T @ a["x"], Diagnosis.TRANSPOSED),
-    ("sign flip", "grad_x", "dL_dx", (5, 3, 4), "normal", {},
-     lambda a, lr: -(a["dL_do"] @ a["w"].T), Diagnosis.SIGN_FLIP),
-    ("mean over N", "grad_w", "dL_dw", (5, 3, 4), "normal", {},
-     lambda a, lr: a["x"].T @ a["dL_do"] / np.float32(5), Diagnosis.MEAN_INSTEAD_OF_SUM),
-    ("twice", "forward", "output", (5, 3, 4), "normal", {},
-     lambda a, lr: 2 * (a["x"] @ a["w"]), Diagnosis.SCALED),
-    ("a seventh", "grad_x", "dL_dx", (5, 3, 4), "normal", {},
-     lambda a, lr: (a["dL_do"] @ a["w"].T) / np.float32(7), Diagnosis.SCALED),
-    ("MSE gradient", "loss_grad", "dL_do", (5, 3, 4), "normal", {},
-     lambda a, lr: 2 * (a["output"] - a["target"]), Diagnosis.WRONG_LOSS),
-    ("bias", "forward", "output", (5, 3, 4), "normal", {},
-     lambda a, lr: a["x"] @ a["w"] + np.float32([0.5, -1.0, 0.25, 2.0]), Diagnosis.BIAS),
-    ("weight decay 1e-2", "update", "w_new", (5, 3, 4), "normal", {},
-     lambda a, lr: a["w"] - np.float32(lr) * (a["dL_dw"] + np.float32(1e-2) * a["w"]),
-     Diagnosis.WEIGHT_DECAY),
-    ("Adam", "update", "w_new", (5, 3, 4), "normal", {}, _adam, Diagnosis.NORMALIZED_STEP),
-    ("Nesterov 0.9", "update", "w_new", (5, 3, 4), "normal", {},
-     lambda a, lr: a["w"] - np.float32(lr) * (a["dL_dw"] * np.float32(1.9)),
-     Diagnosis.SCALED_STEP),
-    ("lr through float32", "update", "w_new", (5, 3, 4), "normal", {"dtype": "float64"},
-     lambda a, lr: a["w"] - np.float64(np.float32(lr)) * a["dL_dw"], Diagnosis.SCALED_STEP),
-    ("lr through bfloat16", "update", "w_new", (5, 3, 4), "normal", {},
-     lambda a, lr: a["w"] - np.float32(np.asarray(lr, ml_dtypes.bfloat16)) * a["dL_dw"],
-     Diagnosis.SCALED_STEP),
-    ("upstream ignored", "grad_w", "dL_dw", (5, 3, 4), "normal", {},
-     lambda a, lr: a["x"].T @ np.ones_like(a["dL_do"]), Diagnosis.UPSTREAM_IGNORED),
-    ("one short", "forward", "output", (5, 3, 4), "normal", {},
-     lambda a, lr: a["x"][:, :-1] @ a["w"][:-1], Diagnosis.OFF_BY_ONE),
-    ("partial block of 16", "forward", "output", (5, 40, 4), "normal", {},
-     _skip_partial_block, Diagnosis.OFF_BY_ONE),
-    ("stale weights", "step", "dL_dx", (5, 3, 4), "normal", {},
-     _step_with_stale_weights, Diagnosis.STALE_WEIGHTS),
-    ("rows past a tile of 8 unwritten", "forward", "output", (13, 3, 4), "normal", {},
-     _unwritten_rows, Diagnosis.UNWRITTEN),
-    ("a floored 2-D grid of 8 leaves an L unwritten", "forward", "output", (13, 3, 12), "normal",
-     {}, _floored_2d_grid, Diagnosis.UNWRITTEN),
-    ("jax's tie where the seed's is pinned", "loss_grad", "dL_do", (5, 3, 4), "ties",
-     {"tie_convention": "seed"},
-     lambda a, lr: np.where(a["output"] >= a["target"], 1.0, -1.0).astype(np.float32),
-     Diagnosis.TIE_CONVENTION),
-    ("tf32 matmul", "forward", "output", (5, 64, 4), "normal", {},
-     lambda a, lr: _tf32(a["x"]) @ _tf32(a["w"]), Diagnosis.REDUCED_PRECISION),
-    # The layer with a bias: the bugs people make with b.
-    ("dL_db a mean over the batch", "grad_b", "dL_db", (5, 3, 4), "normal", _BIAS,
-     lambda a, lr: a["dL_do"].sum(axis=0) / np.float32(5), Diagnosis.MEAN_INSTEAD_OF_SUM),
-    ("dL_db ignores the upstream", "grad_b", "dL_db", (5, 3, 4), "normal", _BIAS,
-     lambda a, lr: np.ones_like(a["dL_do"]).sum(axis=0), Diagnosis.UPSTREAM_IGNORED),
-    ("b added twice", "forward", "output", (5, 3, 4), "normal", _BIAS,
-     lambda a, lr: a["x"] @ a["w"] + a["b"] + a["b"], Diagnosis.BIAS_TWICE),
-    ("b added twice in the step", "step", "dL_dw", (5, 3, 4), "normal", _BIAS,
-     _step_with_b_twice, Diagnosis.BIAS_TWICE),
-    ("b broadcast per example", "forward", "output", (4, 3, 4), "normal", _BIAS,
-     lambda a, lr: a["x"] @ a["w"] + a["b"][:, None], Diagnosis.BIAS_AXIS),
-    ("dL_db summed over O", "grad_b", "dL_db", (4, 3, 4), "normal", _BIAS,
-     lambda a, lr: a["dL_do"].sum(axis=1), Diagnosis.BIAS_AXIS),
-    ("b not updated", "step", "b_new", (5, 3, 4), "normal", _BIAS,
-     lambda a, lr: a["b"], Diagnosis.BIAS_NOT_UPDATED),
-]  # fmt: skip
-
-
-def _diagnosed(bug: tuple) -> tuple[_diagnosis.Diagnosed, Case, Settings]:
-    _, function, result, shape, data, options, make, _ = bug
-    checked = Settings(**options)
-    case = _case(function, shape, data, checked.dtype, bias=bool(checked.bias))
-    arrays = {name: array for name, array in case.arrays.items()}
-    actual = np.asarray(make(arrays, case.lr), np.float64)
-    return diagnose(result, actual, case, checked), case, checked
-
-
-@pytest.mark.parametrize("bug", BUGS, ids=[bug[0] for bug in BUGS])
-def test_each_pattern_is_named_on_its_own_bug(bug: tuple) -> None:
-    found, _, _ = _diagnosed(bug)
-    finding = found.finding(bug[2])
-    assert finding.kind is bug[-1], finding.detail
+@pytest.mark.parametrize(("mutant", "probe"), PROBED, ids=[_probe_id(*each) for each in PROBED])
+def test_each_pattern_is_named_on_its_own_bug(mutant: zoo.Mutant, probe: zoo.Probe) -> None:
+    found, kind = _diagnosed(mutant, probe)
+    finding = found.finding(probe.result)
+    assert finding.kind is kind, finding.detail
     assert not finding.ambiguous
 
 
-@pytest.mark.parametrize("bug", BUGS, ids=[bug[0] for bug in BUGS])
-def test_no_other_pattern_fits_a_bug_clearly(bug: tuple) -> None:
+@pytest.mark.parametrize(("mutant", "probe"), PROBED, ids=[_probe_id(*each) for each in PROBED])
+def test_no_other_pattern_fits_a_bug_clearly(mutant: zoo.Mutant, probe: zoo.Probe) -> None:
     """The confusion matrix of the patterns is diagonal: on each bug, the only pattern that
     fits clearly (not on too few elements) is the bug's own."""
-    found, _, _ = _diagnosed(bug)
+    found, kind = _diagnosed(mutant, probe)
     clear = {c.kind for c in found.candidates() if not c.unclear}
-    assert clear == {bug[-1]}, [(c.kind, c.detail) for c in found.candidates()]
+    assert clear == {kind}, [(c.kind, c.detail) for c in found.candidates()]
+
+
+def test_every_value_pattern_is_probed_on_a_bug_of_its_own() -> None:
+    """Each pattern has a probe that names it, but two that one case cannot name: the
+    accumulated gradient (two calls, not one case: the zoo's AccumulatingGradW through the
+    oracle) and a loss's shifted pairs (misplaced_terms reads L alone, one element on which any
+    constant fits as well: the oracle names it once probes tell the two apart)."""
+    probed = {Diagnosis(mutant.probed(probe)[1]) for mutant, probe in PROBED}
+    patterns = {pattern.kind for pattern in _patterns.PATTERNS}
+    assert patterns - probed == {Diagnosis.ACCUMULATED_GRADIENT, Diagnosis.MISPLACED_TERMS}
 
 
 @pytest.mark.parametrize(
-    ("function", "result", "shape", "make", "words"),
+    ("cls", "function", "result", "shape", "words"),
     [
-        ("forward", "output", (1, 3, 4), lambda a: a["x"] @ a["w"] + a["b"][:, None],
-         "broadcasts to (4, 4)"),
-        ("grad_b", "dL_db", (5, 3, 4), lambda a: a["dL_do"].sum(axis=1), "shape (N,) = (5,)"),
+        (zoo.BiasAxisForward, "forward", "output", (1, 3, 4), "broadcasts to (4, 4)"),
+        (zoo.BiasAxisGradB, "grad_b", "dL_db", (5, 3, 4), "shape (N,) = (5,)"),
     ],
     ids=["output (O, O)", "dL_db (N,)"],
 )  # fmt: skip
 def test_a_bias_on_the_wrong_axis_is_named_from_the_shape_it_gives(
-    function: str, result: str, shape: tuple[int, int, int], make, words: str
+    cls: type, function: str, result: str, shape: tuple[int, int, int], words: str
 ) -> None:
     """Where N != O numpy broadcasts b[:, None] to another shape, or sums to (N,): the wrong
     shape is the bias_axis bug's own, not a plain wrong_shape."""
     options = Settings(bias=True)
     case = _case(function, shape, bias=True)
-    actual = np.asarray(make(case.arrays), np.float32)
+    actual = _broken(cls, function, result, case, bias=True).astype(np.float32)
     right = expect(case, options.arithmetic())[result]
     _, judged = check_result(result, actual, right, case, options.dtype)
     assert judged is not None and judged.kind is Diagnosis.WRONG_SHAPE  # the judge's verdict
@@ -193,8 +109,8 @@ def test_a_bias_on_the_wrong_axis_is_named_from_the_shape_it_gives(
 
 def test_a_bias_twice_is_not_a_bias_of_a_layer_without_one() -> None:
     """On a layer without b, an offset down each column stays ``bias`` (bias_twice needs b)."""
-    bug = next(bug for bug in BUGS if bug[0] == "bias")
-    found, _, _ = _diagnosed(bug)
+    bias = zoo.declared(zoo.BiasForward)
+    found, _ = _diagnosed(bias, *bias.probes)
     assert Diagnosis.BIAS_TWICE not in {c.kind for c in found.candidates()}
 
 
@@ -213,7 +129,7 @@ def test_every_diagnosis_has_one_record() -> None:
 def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:
     """2 * (x @ w) on 1x1x1: a scale and a bias fit alike; neither is named."""
     case = _case("forward", (1, 1, 1))
-    actual = 2 * case.arrays["x"].astype(np.float64) @ case.arrays["w"].astype(np.float64)
+    actual = _broken(zoo.TwiceForward, "forward", "output", case, bias=False)
     finding = diagnose("output", actual, case, Settings()).finding("output")
     assert finding.kind is Diagnosis.MISMATCH
     assert {c.kind for c in finding.candidates} >= {Diagnosis.SCALED, Diagnosis.BIAS}
@@ -222,11 +138,12 @@ def test_a_one_element_case_lists_candidates_instead_of_naming_one() -> None:
 
 @pytest.mark.parametrize("decay", [-1e-2, 1e-12])
 def test_a_negative_or_vanishing_weight_decay_is_not_named(decay: float) -> None:
+    """The zoo's weight decay bug with a decay that is no decay (it grows w, or is lost in
+    float64's rounding)."""
     options = Settings(dtype="float64")
     case = _case("update", (5, 3, 4), dtype="float64")
-    a = {name: array.astype(np.float64) for name, array in case.arrays.items()}
-    lr = case.learning_rate
-    actual = a["w"] - lr * (a["dL_dw"] + decay * a["w"])
+    not_a_decay = type("NotADecay", (zoo.WeightDecayUpdate,), {"decay": decay})
+    actual = _broken(not_a_decay, "update", "w_new", case, bias=False)
     kinds = {c.kind for c in diagnose("w_new", actual, case, options).candidates()}
     assert Diagnosis.WEIGHT_DECAY not in kinds
 

@@ -1,7 +1,7 @@
 """verify.oracle.explaining._probes through the oracle: candidates a minimal counterexample cannot
 tell apart are confirmed or withdrawn on probes, a fused step is traced to the piece it follows
-from, an error of the oracle's own is exit 3, and every diagnosis's reproducer fails from a fresh
-process while the bug is there."""
+from, an error of the oracle's own is exit 3. (That every diagnosis's reproducer fails from a
+fresh process while the bug is there is proven on the zoo's own runs, in test_oracle.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 
 import verify
 from tests import zoo
-from tests.helpers import run_python
 from verify.oracle.explaining import _diagnosis, _patterns
 from verify.oracle.explaining._patterns import Diagnosis
 from verify.oracle.front.cli import main
@@ -125,36 +124,6 @@ def test_an_internal_value_error_is_never_a_usage_error(
     assert capsys.readouterr().err == (
         "crosscheck: error: --max-examples must be an int >= 1, got 0\n"
     )
-
-
-def _one_mutant_per_diagnosis() -> list[zoo.Mutant]:
-    chosen: dict[str, zoo.Mutant] = {}
-    for mutant in zoo.ZOO:
-        for kind in zoo.failures(mutant.expected).values():
-            chosen.setdefault(kind, mutant)
-    return list({m.name: m for m in chosen.values()}.values())
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("mutant", _one_mutant_per_diagnosis(), ids=lambda m: m.name)
-def test_every_reproducer_fails_from_a_fresh_process(mutant: zoo.Mutant, tmp_path: Path) -> None:
-    """A reproducer replays the calls that showed the defect (two identical calls for a state
-    kept between calls) and exits 1 with the same diagnosis."""
-    report = verify.check(
-        mutant.cls,
-        functions=list(mutant.expected),
-        max_examples=mutant.max_examples,
-        seed=0,
-        repro_dir=tmp_path,
-        **mutant.options,
-    )
-    for function, kind in zoo.failures(mutant.expected).items():
-        verdict = report[function]
-        assert verdict.diagnosis == kind, report.summary()
-        assert verdict.repro is not None
-        done = run_python(verdict.repro, cwd=tmp_path)
-        assert done.returncode == 1, done.stdout + done.stderr
-        assert f"diagnosis: {kind} " in done.stdout, done.stdout
 
 
 def test_a_partial_block_of_a_declared_tile_is_met_only_with_the_tile() -> None:

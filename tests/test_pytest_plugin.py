@@ -38,17 +38,47 @@ def outcomes(output: str) -> dict[str, str]:
     return dict(found)
 
 
-def test_one_passing_item_per_check_and_only_the_checks() -> None:
-    code, output = pytest_run("--crosscheck", "examples/numpy_layer.py", "-v")
-    assert code == 0, output
-    spec = "crosscheck:examples/numpy_layer.py"
-    # A layer without a bias has no grad_b: no item for it, skipped or not.
-    assert outcomes(output) == {
-        f"{spec}::{check}[float32]": "PASSED" for check in CHECKS if check != "grad_b"
+def test_one_item_per_check_a_mutant_failing_exactly_its_broken_ones_junit_naming_them(
+    tmp_path: Path,
+) -> None:
+    """One pytest of two specs: the correct numpy layer, one passing item per check and only the
+    checks; the mutant failing exactly the checks it breaks, with the finding in pytest's
+    failure section and in the JUnit XML."""
+    xml = tmp_path / "r.xml"
+    repro = ("--crosscheck-repro-dir", str(tmp_path / "repro"))
+    layer, mutant = "examples/numpy_layer.py", "tests/zoo.py:TransposedGradW"
+    code, output = pytest_run(
+        *("--crosscheck", layer, "--crosscheck", mutant, *repro, "--junitxml", str(xml), "-v")
+    )
+    assert code == 1, output
+    # A layer without a bias has no grad_b: no item for it, skipped or not (on either spec).
+    checks = [check for check in CHECKS if check != "grad_b"]
+    found = outcomes(output)
+    assert {node: outcome for node, outcome in found.items() if layer in node} == {
+        f"crosscheck:{layer}::{check}[float32]": "PASSED" for check in checks
     }
     # No test path given: the project's testpaths (tests/) are not collected.
-    assert "collected 9 items" in output and "9 passed in" in output
-    assert "skipped" not in output and "not defined" not in output
+    assert f"collected {2 * len(checks)} items" in output, output
+    assert "skipped" not in output and "not defined" not in output, output
+    failed = {node.split("::")[-1] for node, outcome in found.items() if outcome == "FAILED"}
+    assert all(mutant in node for node, outcome in found.items() if outcome == "FAILED")
+    assert failed == {f"{check}[float32]" for check in BROKEN}, output
+    passed = 2 * len(checks) - len(BROKEN)
+    assert f"{len(BROKEN)} failed, {passed} passed in" in output, output
+    # pytest's failure section: the finding, diagnosis, minimal counterexample, reproducer.
+    assert "diagnosis: transposed - dL_dw has shape" in output
+    assert "minimal counterexample: grad_w(x: (" in output
+    assert "reproduce: python " + str(tmp_path / "repro") in output
+    assert "Traceback" not in output
+    cases = ElementTree.parse(xml).getroot().iter("testcase")
+    failures = {(case.get("classname"), case.get("name")): case.find("failure") for case in cases}
+    assert len(failures) == 2 * len(checks)
+    failing = {name for (_, name), failure in failures.items() if failure is not None}
+    assert failing == {f"{check}[float32]" for check in BROKEN}
+    (grad_w,) = [
+        f for (_, name), f in failures.items() if name == "grad_w[float32]" and f is not None
+    ]
+    assert grad_w.get("message", "").startswith("grad_w: transposed - dL_dw has shape")
 
 
 def test_items_only_for_what_the_layer_defines_the_rest_said_once(tmp_path: Path) -> None:
@@ -91,32 +121,6 @@ def test_checks_under_pytest_leave_no_hypothesis_folder_behind(tmp_path: Path) -
     assert "1 passed" in done.stdout
     assert not (tmp_path / ".hypothesis").exists()
     assert (cache / "crosscheck" / "hypothesis" / "constants").is_dir()
-
-
-def test_a_mutant_fails_exactly_its_broken_checks_and_junit_names_them(tmp_path: Path) -> None:
-    xml = tmp_path / "r.xml"
-    repro = ("--crosscheck-repro-dir", str(tmp_path / "repro"))
-    code, output = pytest_run(
-        *("--crosscheck", "tests/zoo.py:TransposedGradW", *repro, "--junitxml", str(xml), "-v")
-    )
-    assert code == 1, output
-    failed = {
-        node.split("::")[-1] for node, outcome in outcomes(output).items() if outcome == "FAILED"
-    }
-    assert failed == {f"{check}[float32]" for check in BROKEN}, output
-    # pytest's failure section: the finding, diagnosis, minimal counterexample, reproducer.
-    assert "diagnosis: transposed - dL_dw has shape" in output
-    assert "minimal counterexample: grad_w(x: (" in output
-    assert "reproduce: python " + str(tmp_path / "repro") in output
-    assert "Traceback" not in output
-    cases = ElementTree.parse(xml).getroot().iter("testcase")
-    failures = {case.get("name"): case.find("failure") for case in cases}
-    assert {name for name, failure in failures.items() if failure is not None} == {
-        f"{check}[float32]" for check in BROKEN
-    }
-    grad_w = failures["grad_w[float32]"]
-    assert grad_w is not None
-    assert grad_w.get("message", "").startswith("grad_w: transposed - dL_dw has shape")
 
 
 @pytest.mark.slow

@@ -2,8 +2,11 @@
 
 Each mutant is a class (instantiable with no arguments, so ``python -m verify check
 tests/zoo.py:Name`` loads it) that inherits the correct numpy layer ``Correct`` and overrides one
-function with a bug people really write. ``ZOO`` lists them with the diagnosis the oracle must
-give per function; some bugs only show on some shapes (a dim of 1, a dim past 128, unequal
+function with a bug people really write. The ``@mutant(...)`` above each class is its whole
+definition as a bug: the diagnosis the oracle must give per function it breaks, the checks that
+fail through them, its options and dtypes, and the hand-made cases (``Probe``) on which
+tests/test_patterns.py calls the broken function itself. ``ZOO`` lists the declared mutants in
+the order of this file; some bugs only show on some shapes (a dim of 1, a dim past 128, unequal
 dims) or values (ties). ``CORRECT`` lists implementations that must pass.
 """
 
@@ -11,12 +14,111 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import ml_dtypes
 import numpy as np
 
 import verify
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A hand-made case on which the pattern unit tests (tests/test_patterns.py) call the
+    mutant's broken function directly, no worker and no search: the diagnosis the mutant
+    declares for ``function`` must be named on ``result``, and no other pattern fit clearly.
+
+    ``shape`` is the layer's ``(N, I, O)``; ``data`` is ``_probes.probe_case``'s (``"normal"``
+    or ``"ties"``); ``function`` defaults to the first function the mutant breaks.
+    """
+
+    result: str
+    shape: tuple[int, int, int] = (5, 3, 4)
+    data: str = "normal"
+    function: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    """A broken implementation, the diagnosis expected per function it breaks (None: it
+    passes), and how to check it."""
+
+    cls: type
+    expected: dict[str, str | None]
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    max_examples: int = 25
+    #: The checks that fail through the broken functions when every check runs (the fused
+    #: step that calls them, the identities and consistency that compose them), by diagnosis;
+    #: they may also pass, where the seed's search does not reach the failing shape.
+    also: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The dtypes the bug is written for (a float32 kernel returns float32 at float64).
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    probes: tuple[Probe, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+    @property
+    def bias(self) -> bool:
+        """Whether the mutant is a layer with a bias (the oracle reads it from its parameters)."""
+        return issubclass(self.cls, CorrectBias)
+
+    def probed(self, probe: Probe) -> tuple[str, str]:
+        """``(function, diagnosis)`` of ``probe``: the function it calls and the diagnosis this
+        mutant declares for it (where it breaks it, or where it fails through it)."""
+        function = probe.function or next(iter(self.expected))
+        kind = self.expected.get(function) or self.also.get(function)
+        if kind is None:
+            raise ValueError(f"{self.name} declares no diagnosis for {function}")
+        return function, kind
+
+
+#: Every ``@mutant`` in this file, in its order (``ZOO``).
+_DECLARED: list[Mutant] = []
+
+_Class = TypeVar("_Class", bound=type)
+
+
+def mutant(
+    expected: dict[str, str | None],
+    *,
+    options: dict[str, Any] | None = None,
+    also: dict[str, str] | None = None,
+    max_examples: int = 25,
+    dtypes: tuple[str, ...] = ("float32", "float64"),
+    probes: tuple[Probe, ...] = (),
+) -> Callable[[_Class], _Class]:
+    """Declare the class below as a mutant of ``ZOO`` (``Mutant``'s fields, beside its code)."""
+
+    def declare(cls: _Class) -> _Class:
+        _DECLARED.append(
+            Mutant(cls, expected, options or {}, max_examples, also or {}, dtypes, probes)
+        )
+        return cls
+
+    return declare
+
+
+#: Shorthands for ``also``: the fused step calls the broken piece and inherits its diagnosis;
+#: a composition that calls a piece that raises, hangs or mutates its input shows that.
+_STEP = "step"
+_CALLS = ("step", "identities", "consistency")
+
+
+def _through(kind: str, checks: tuple[str, ...] = (_STEP,)) -> dict[str, str]:
+    return dict.fromkeys(checks, kind)
+
+
+def _gradient(kind: str) -> dict[str, str]:
+    """``also`` of a broken gradient: the fused step inherits its diagnosis, and the loss, the
+    gradient and the update break convexity (the identities)."""
+    return {"step": kind, "identities": "convexity"}
+
+
+_FLOAT32 = ("float32",)
 
 
 class Correct:
@@ -98,11 +200,21 @@ def _tf32(a: np.ndarray) -> np.ndarray:
 # --- layout -----------------------------------------------------------------------------------
 
 
+@mutant(
+    {"grad_w": "transposed"},
+    also={"step": "transposed", "identities": "wrong_shape", "consistency": "raised"},
+    probes=(Probe("dL_dw", (5, 4, 4)),),  # I == O: the transpose has dL_dw's shape
+)
 class TransposedGradW(Correct):
     def grad_w(self, x, dL_do):
         return dL_do.T @ x  # (O, I), the transpose of dL_dw
 
 
+@mutant(
+    {"grad_x": "transposed"},
+    also=_through("transposed"),
+    probes=(Probe("dL_dx", (4, 4, 3)),),  # N == I: the transpose has dL_dx's shape
+)
 class TransposedGradX(Correct):
     def grad_x(self, dL_do, w):
         return w @ dL_do.T  # (I, N)
@@ -111,21 +223,37 @@ class TransposedGradX(Correct):
 # --- reductions -------------------------------------------------------------------------------
 
 
+@mutant(
+    {"grad_w": "mean_instead_of_sum"},
+    also=_gradient("mean_instead_of_sum"),
+    probes=(Probe("dL_dw"),),
+)
 class MeanGradW(Correct):
     def grad_w(self, x, dL_do):
         return x.T @ dL_do / x.shape[0]  # averaged over the batch
 
 
+@mutant({"loss": "mean_instead_of_sum"}, also=_through("mean_instead_of_sum"), probes=(Probe("L"),))
 class MeanLoss(Correct):
     def loss(self, output, target):
         return np.abs(output - target).mean()  # l1_loss(reduction="mean")
 
 
+@mutant(
+    {"loss_grad": "mean_instead_of_sum"},
+    also=_gradient("mean_instead_of_sum"),
+    probes=(Probe("dL_do"),),
+)
 class MeanLossGrad(Correct):
     def loss_grad(self, output, target):
         return (np.sign(output - target) / output.size).astype(output.dtype)
 
 
+@mutant(
+    {"step": "mean_instead_of_sum", "identities": "convexity"},
+    also={"loss_grad": "mean_instead_of_sum"},
+    probes=(Probe("dL_dw"),),
+)
 class MeanStep(Correct):
     """Mean-reduced gradient in the fused step, consistently applied: breaks the identities."""
 
@@ -206,26 +334,33 @@ class MeanLossBatchMeanGrad(Correct):
 # --- signs and upstream -----------------------------------------------------------------------
 
 
+@mutant({"grad_x": "sign_flip"}, also=_through("sign_flip"), probes=(Probe("dL_dx"),))
 class SignFlipGradX(Correct):
     def grad_x(self, dL_do, w):
         return -(dL_do @ w.T)
 
 
+@mutant({"update": "sign_flip"}, also=_through("sign_flip"), probes=(Probe("w_new"),))
 class AscentUpdate(Correct):
     def update(self, w, dL_dw, lr):
         return w + np.asarray(lr, dtype=w.dtype) * dL_dw
 
 
+@mutant(
+    {"grad_w": "upstream_ignored"}, also=_gradient("upstream_ignored"), probes=(Probe("dL_dw"),)
+)
 class UpstreamIgnoredGradW(Correct):
     def grad_w(self, x, dL_do):
         return x.T @ np.ones_like(dL_do)  # assumes dL_do is the L1 sign, all +-1 ... and 1
 
 
+@mutant({"grad_x": "upstream_ignored"}, probes=(Probe("dL_dx"),))
 class UpstreamSignGradX(Correct):
     def grad_x(self, dL_do, w):
         return np.sign(dL_do) @ w.T  # re-derives the L1 sign instead of using the upstream
 
 
+@mutant({"grad_w": "upstream_ignored"}, probes=(Probe("dL_dw"),))
 class UpstreamClippedGradW(Correct):
     def grad_w(self, x, dL_do):
         return x.T @ np.clip(dL_do, -1, 1)
@@ -234,21 +369,30 @@ class UpstreamClippedGradW(Correct):
 # --- loop bounds ------------------------------------------------------------------------------
 
 
+@mutant({"forward": "off_by_one"}, also=_through("off_by_one"), probes=(Probe("output"),))
 class OffByOneForward(Correct):
     def forward(self, x, w):
         return x[:, :-1] @ w[:-1]  # for i in range(I - 1)
 
 
+@mutant({"grad_w": "off_by_one"}, also=_gradient("off_by_one"), probes=(Probe("dL_dw"),))
 class OffByOneGradW(Correct):
     def grad_w(self, x, dL_do):
         return x[:-1].T @ dL_do[:-1]  # for d in range(N - 1)
 
 
+@mutant({"loss": "off_by_one"}, also=_through("off_by_one"))
 class OffByOneLoss(Correct):
     def loss(self, output, target):
         return np.abs(output[:, :-1] - target[:, :-1]).sum()  # for j in range(O - 1)
 
 
+@mutant(
+    {"grad_w": "off_by_one"},
+    also=_gradient("off_by_one"),
+    max_examples=40,
+    probes=(Probe("dL_dw", (130, 3, 4)),),  # rows 128 and 129 left out
+)
 class BlockedGradW(Correct):
     """A blocked kernel that forgets the remainder: only shows past 128 rows."""
 
@@ -256,119 +400,15 @@ class BlockedGradW(Correct):
         return x[:128].T @ dL_do[:128]
 
 
-class SkipPartialBlockForward(Correct):
-    """A blocked kernel over I that runs I // 16 full blocks and skips the partial last one."""
-
-    block = 16
-
-    def forward(self, x, w):
-        k = (x.shape[1] // self.block) * self.block
-        return x[:, :k] @ w[:k]
-
-
-class SkipPartialBlockGradW(Correct):
-    """grad_w blocked over N by 128, the partial last block of rows skipped."""
-
-    def grad_w(self, x, dL_do):
-        k = (x.shape[0] // 128) * 128
-        return x[:k].T @ dL_do[:k]
-
-
-class SkipPartialBlockGradX(SkipPartialBlockForward):
-    """grad_x blocked over O by 32, the partial last block skipped."""
-
-    block = 32
-
-    forward = Correct.forward
-
-    def grad_x(self, dL_do, w):
-        k = (dL_do.shape[1] // self.block) * self.block
-        return dL_do[:, :k] @ w[:, :k].T
-
-
-class SkipPartialTileForward(Correct):
-    """A kernel whose block over I is min(512, I): whole below 512, and past it the partial
-    last block is skipped. No side up to 257 shows it; ``--tile 512`` does."""
-
-    def forward(self, x, w):
-        block = min(512, x.shape[1])
-        k = (x.shape[1] // block) * block
-        return x[:, :k] @ w[:k]
-
-
-class FlooredGridForward(Correct):
-    """A grid of N // 8 row tiles over an uninitialised (NaN) output: the rows of a partial
-    last tile are never written."""
-
-    def forward(self, x, w):
-        out = np.full((x.shape[0], w.shape[1]), np.nan, dtype=x.dtype)
-        rows = (x.shape[0] // 8) * 8
-        out[:rows] = x[:rows] @ w
-        return out
-
-
-class FlooredGridGradW(Correct):
-    """A grid of O // 32 column tiles of dL_dw over a NaN buffer."""
-
-    def grad_w(self, x, dL_do):
-        out = np.full((x.shape[1], dL_do.shape[1]), np.nan, dtype=x.dtype)
-        cols = (dL_do.shape[1] // 32) * 32
-        out[:, :cols] = x.T @ dL_do[:, :cols]
-        return out
-
-
-class TileRowsForward(Correct):
-    """Rows past a tile of 8 copied from the row before: a wrong result no pattern explains
-    (the report names the rows)."""
-
-    def forward(self, x, w):
-        out = x @ w
-        if out.shape[0] > 8:
-            out[8:] = out[7]
-        return out
-
-
-# --- scales and scalars ---------------------------------------------------------------------
-
-
-class TwiceForward(Correct):
-    def forward(self, x, w):
-        return 2 * (x @ w)
-
-
-class HalfGradX(Correct):
-    def grad_x(self, dL_do, w):
-        return 0.5 * (dL_do @ w.T)
-
-
-class LrFloat32Update(Correct):
-    """lr through a float32 argument (w - float32(lr) * dL_dw) in a float64 layer."""
-
-    def update(self, w, dL_dw, lr):
-        return w - np.float32(lr).astype(w.dtype) * dL_dw
-
-
-class LrBfloat16Update(Correct):
-    """lr through a bfloat16 constant in a float32 layer."""
-
-    def update(self, w, dL_dw, lr):
-        return w - np.asarray(lr, ml_dtypes.bfloat16).astype(w.dtype) * dL_dw
-
-
-class StaleWeightsStep(Correct):
-    """A fused step that updates w before its backward pass: dL_dx = dL_do @ w_new.T."""
-
-    def step(self, x, w, target, lr):
-        output = x @ w
-        dL_do = self.loss_grad(output, target)
-        dL_dw = x.T @ dL_do
-        w_new = self.update(w, dL_dw, lr)
-        return self.loss(output, target), dL_do @ w_new.T, dL_dw, w_new
-
-
 # --- ties -------------------------------------------------------------------------------------
 
 
+@mutant(
+    {"loss_grad": "tie_convention"},
+    options={"tie_convention": "seed"},
+    also=_through("tie_convention"),
+    probes=(Probe("dL_do", data="ties"),),
+)
 class JaxTieLossGrad(Correct):
     """+1 at ties (jax.grad's abs): correct, but not the seed's pinned -1."""
 
@@ -376,6 +416,12 @@ class JaxTieLossGrad(Correct):
         return np.where(output >= target, 1.0, -1.0).astype(output.dtype)
 
 
+@mutant(
+    {"step": "tie_convention"},
+    options={"tie_convention": "jax"},
+    also={"loss_grad": "tie_convention"},
+    probes=(Probe("dL_dx", data="ties"),),
+)
 class TorchTieStep(Correct):
     """0 at ties (PyTorch's sign): correct, but not jax's pinned +1."""
 
@@ -386,17 +432,35 @@ class TorchTieStep(Correct):
 # --- precision --------------------------------------------------------------------------------
 
 
+@mutant(
+    {"forward": "reduced_precision"},
+    also=_through("reduced_precision"),
+    dtypes=_FLOAT32,
+    probes=(Probe("output", (5, 64, 4)),),  # I = 64: a sum long enough to round
+)
 class TF32Forward(Correct):
     def forward(self, x, w):
         return _tf32(x) @ _tf32(w)
 
 
+@mutant(
+    {"grad_w": "reduced_precision"},
+    also=_gradient("reduced_precision"),
+    dtypes=_FLOAT32,
+    probes=(Probe("dL_dw"),),
+)
 class BF16GradW(Correct):
     def grad_w(self, x, dL_do):
         x16, u16 = (a.astype(ml_dtypes.bfloat16).astype(np.float32) for a in (x, dL_do))
         return x16.T @ u16
 
 
+@mutant(
+    {"grad_x": "reduced_precision"},
+    also=_through("reduced_precision"),
+    dtypes=_FLOAT32,
+    probes=(Probe("dL_dx"),),
+)
 class Float16GradX(Correct):
     def grad_x(self, dL_do, w):
         with np.errstate(over="ignore", invalid="ignore"):
@@ -407,6 +471,7 @@ class Float16GradX(Correct):
 # --- contract violations ----------------------------------------------------------------------
 
 
+@mutant({"forward": "wrong_shape"}, also=_through("raised", _CALLS))
 class SqueezeForward(Correct):
     """np.squeeze drops a dim of 1: only shows when N or O is 1."""
 
@@ -414,11 +479,13 @@ class SqueezeForward(Correct):
         return np.squeeze(x @ w)
 
 
+@mutant({"loss_grad": "wrong_dtype"})
 class IntegerLossGrad(Correct):
     def loss_grad(self, output, target):
         return (output > target) * 2 - 1  # the notebook's formula: int64
 
 
+@mutant({"loss_grad": "nan"}, also={"step": "nan", "identities": "nan"})
 class NaNAtTiesLossGrad(Correct):
     """(o - t) / |o - t|: 0/0 at a tie, so only shows on ties."""
 
@@ -428,18 +495,24 @@ class NaNAtTiesLossGrad(Correct):
             return difference / np.abs(difference)
 
 
+@mutant({"update": "input_mutated"}, also=_through("input_mutated"))
 class InPlaceUpdate(Correct):
     def update(self, w, dL_dw, lr):
         w -= np.asarray(lr, dtype=w.dtype) * dL_dw
         return w
 
 
+@mutant(
+    {"grad_w": "nondeterministic"},
+    also={**_gradient("nondeterministic"), "consistency": "inconsistent"},
+)
 class NoisyGradW(Correct):
     def grad_w(self, x, dL_do):
         noise = np.random.default_rng().standard_normal() * 1e-3
         return (x.T @ dL_do * (1 + noise)).astype(x.dtype)
 
 
+@mutant({"grad_x": "raised"}, also=_through("raised", _CALLS))
 class RaisesGradX(Correct):
     """np.dot(dL_do, w) instead of dL_do @ w.T: raises unless O == I."""
 
@@ -447,12 +520,19 @@ class RaisesGradX(Correct):
         return np.dot(dL_do, w)
 
 
+@mutant(
+    {"forward": "timed_out"},
+    options={"timeout": 0.5},
+    max_examples=3,
+    also=_through("timed_out", _CALLS),
+)
 class HangingForward(Correct):
     def forward(self, x, w):
         time.sleep(30)
         return x @ w
 
 
+@mutant({"step": None, "consistency": "inconsistent"})
 class FusedTieStep(Correct):
     """A fused step that takes +1 at ties while its own loss_grad takes -1: each is a valid
     subgradient against the reference, but the fused path disagrees with the pieces."""
@@ -467,6 +547,7 @@ class FusedTieStep(Correct):
 # --- optimizers and layers as frameworks write them ------------------------------------------
 
 
+@mutant({"update": "weight_decay"}, also=_through("weight_decay"), probes=(Probe("w_new"),))
 class WeightDecayUpdate(Correct):
     """torch.optim.SGD(weight_decay=1e-4): the decay is added to the gradient."""
 
@@ -477,10 +558,7 @@ class WeightDecayUpdate(Correct):
         return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + decay * w)
 
 
-class StrongWeightDecayUpdate(WeightDecayUpdate):
-    decay = 5e-2
-
-
+@mutant({"update": "scaled_step"}, also=_through("scaled_step"), probes=(Probe("w_new"),))
 class NesterovUpdate(Correct):
     """SGD(momentum=0.9, nesterov=True), first step: the buffer is g, the step g + 0.9 g."""
 
@@ -489,6 +567,7 @@ class NesterovUpdate(Correct):
         return w - np.asarray(lr, dtype=w.dtype) * (dL_dw + momentum * dL_dw)
 
 
+@mutant({"update": "normalized_step"}, also=_through("normalized_step"), probes=(Probe("w_new"),))
 class AdamStep(Correct):
     """optax.adam / torch.optim.Adam instead of SGD, first step: lr m_hat / (sqrt(v_hat) + eps)."""
 
@@ -499,6 +578,7 @@ class AdamStep(Correct):
         return (w - lr * m_hat / (np.sqrt(v_hat) + eps)).astype(w.dtype)
 
 
+@mutant({"forward": "bias"}, also=_through("bias"), probes=(Probe("output"),))
 class BiasForward(Correct):
     """A Linear layer with its bias left on (a fixed, nonzero bias per output)."""
 
@@ -507,6 +587,10 @@ class BiasForward(Correct):
         return x @ w + bias
 
 
+@mutant(
+    {"grad_w": "accumulated_gradient"},
+    also={**_gradient("accumulated_gradient"), "consistency": "inconsistent"},
+)
 class AccumulatingGradW(Correct):
     """A cached module whose .grad is never zeroed: each call adds its gradient to the last."""
 
@@ -520,6 +604,7 @@ class AccumulatingGradW(Correct):
         return self.grads[shape].copy()
 
 
+@mutant({"loss_grad": "wrong_loss"}, also=_gradient("wrong_loss"), probes=(Probe("dL_do"),))
 class SquaredErrorLossGrad(Correct):
     """The gradient of nn.MSELoss(reduction="sum"): 2 (output - target)."""
 
@@ -527,12 +612,18 @@ class SquaredErrorLossGrad(Correct):
         return 2 * (output - target)
 
 
+@mutant({"loss": "wrong_loss"}, also=_through("wrong_loss"))
 class SmoothL1Loss(Correct):
     """F.smooth_l1_loss (reduction="mean", beta=1) where F.l1_loss(reduction="sum") was meant."""
 
     def loss(self, output, target):
         r = np.abs(output.astype(np.float64) - target)
         return np.where(r < 1, 0.5 * r * r, r - 0.5).mean().astype(output.dtype)
+
+
+@mutant({"update": "weight_decay"}, also=_through("weight_decay"), probes=(Probe("w_new"),))
+class StrongWeightDecayUpdate(WeightDecayUpdate):
+    decay = 5e-2
 
 
 class HalfPrecisionSum(Correct):
@@ -556,9 +647,195 @@ class HalfPrecisionSum(Correct):
         return self._matmul(x.T, dL_do)
 
 
+# --- blocks and grids: kernels that stop at a block's edge -----------------------------------
+
+
+@mutant(
+    {"forward": "off_by_one"},
+    also=_through("off_by_one"),
+    probes=(Probe("output", (5, 40, 4)),),  # I = 40: two blocks of 16, and 8 left over
+)
+class SkipPartialBlockForward(Correct):
+    """A blocked kernel over I that runs I // 16 full blocks and skips the partial last one."""
+
+    block = 16
+
+    def forward(self, x, w):
+        k = (x.shape[1] // self.block) * self.block
+        return x[:, :k] @ w[:k]
+
+
+@mutant(
+    {"grad_w": "off_by_one"},
+    also=_gradient("off_by_one"),
+    probes=(Probe("dL_dw", (130, 3, 4)),),  # a block of 128 rows, and 2 left over
+)
+class SkipPartialBlockGradW(Correct):
+    """grad_w blocked over N by 128, the partial last block of rows skipped."""
+
+    def grad_w(self, x, dL_do):
+        k = (x.shape[0] // 128) * 128
+        return x[:k].T @ dL_do[:k]
+
+
+@mutant(
+    {"grad_x": "off_by_one"},
+    also=_through("off_by_one"),
+    probes=(Probe("dL_dx", (5, 3, 40)),),  # a block of 32 outputs, and 8 left over
+)
+class SkipPartialBlockGradX(SkipPartialBlockForward):
+    """grad_x blocked over O by 32, the partial last block skipped."""
+
+    block = 32
+
+    forward = Correct.forward
+
+    def grad_x(self, dL_do, w):
+        k = (dL_do.shape[1] // self.block) * self.block
+        return dL_do[:, :k] @ w[:, :k].T
+
+
+@mutant({"forward": "off_by_one"}, options={"tile": (512,)}, also=_through("off_by_one"))
+class SkipPartialTileForward(Correct):
+    """A kernel whose block over I is min(512, I): whole below 512, and past it the partial
+    last block is skipped. No side up to 257 shows it; ``--tile 512`` does."""
+
+    def forward(self, x, w):
+        block = min(512, x.shape[1])
+        k = (x.shape[1] // block) * block
+        return x[:, :k] @ w[:k]
+
+
+@mutant(
+    {"forward": "unwritten"},
+    also={"step": "unwritten", "identities": "nan"},
+    probes=(Probe("output", (13, 3, 4)),),  # rows 8..12 never written
+)
+class FlooredGridForward(Correct):
+    """A grid of N // 8 row tiles over an uninitialised (NaN) output: the rows of a partial
+    last tile are never written."""
+
+    def forward(self, x, w):
+        out = np.full((x.shape[0], w.shape[1]), np.nan, dtype=x.dtype)
+        rows = (x.shape[0] // 8) * 8
+        out[:rows] = x[:rows] @ w
+        return out
+
+
+@mutant(
+    {"grad_w": "unwritten"},
+    also={"step": "unwritten", "identities": "nan"},
+    probes=(Probe("dL_dw", (5, 3, 40)),),  # columns 32..39 never written
+)
+class FlooredGridGradW(Correct):
+    """A grid of O // 32 column tiles of dL_dw over a NaN buffer."""
+
+    def grad_w(self, x, dL_do):
+        out = np.full((x.shape[1], dL_do.shape[1]), np.nan, dtype=x.dtype)
+        cols = (dL_do.shape[1] // 32) * 32
+        out[:, :cols] = x.T @ dL_do[:, :cols]
+        return out
+
+
+@mutant(
+    {"forward": "unwritten"},
+    also={"step": "unwritten", "identities": "nan"},
+    probes=(Probe("output", (13, 3, 12)),),  # the last 5 rows and the last 4 columns
+)
+class FlooredGrid2DForward(Correct):
+    """A 2-D grid of (N // 8) x (O // 8) tiles of 8 x 8 over a NaN output: the rows and the
+    columns of the partial last tiles, an L along the bottom and the right, are never written."""
+
+    def forward(self, x, w):
+        out = np.full((x.shape[0], w.shape[1]), np.nan, dtype=x.dtype)
+        rows, cols = (x.shape[0] // 8) * 8, (w.shape[1] // 8) * 8
+        out[:rows, :cols] = x[:rows] @ w[:, :cols]
+        return out
+
+
+@mutant({"forward": "mismatch"}, also=_through("mismatch"))
+class TileRowsForward(Correct):
+    """Rows past a tile of 8 copied from the row before: a wrong result no pattern explains
+    (the report names the rows)."""
+
+    def forward(self, x, w):
+        out = x @ w
+        if out.shape[0] > 8:
+            out[8:] = out[7]
+        return out
+
+
+# --- scales and scalars ---------------------------------------------------------------------
+
+
+@mutant({"forward": "scaled"}, also=_through("scaled"), probes=(Probe("output"),))
+class TwiceForward(Correct):
+    def forward(self, x, w):
+        return 2 * (x @ w)
+
+
+@mutant({"grad_x": "scaled"}, also=_through("scaled"), probes=(Probe("dL_dx"),))
+class HalfGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return 0.5 * (dL_do @ w.T)
+
+
+@mutant({"grad_x": "scaled"}, also=_through("scaled"), probes=(Probe("dL_dx"),))
+class SeventhGradX(Correct):
+    """grad_x divided by a count written into the code (7) that is not the batch's: a scale no
+    reduction explains, so scaled and never mean_instead_of_sum."""
+
+    def grad_x(self, dL_do, w):
+        return (dL_do @ w.T) / np.asarray(7, dL_do.dtype)
+
+
+@mutant(
+    {"update": "scaled_step"},
+    options={"dtype": "float64"},
+    also=_through("scaled_step"),
+    dtypes=("float64",),
+    probes=(Probe("w_new"),),
+)
+class LrFloat32Update(Correct):
+    """lr through a float32 argument (w - float32(lr) * dL_dw) in a float64 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.float32(lr).astype(w.dtype) * dL_dw
+
+
+@mutant(
+    {"update": "scaled_step"},
+    also=_through("scaled_step"),
+    dtypes=_FLOAT32,
+    probes=(Probe("w_new"),),
+)
+class LrBfloat16Update(Correct):
+    """lr through a bfloat16 constant in a float32 layer."""
+
+    def update(self, w, dL_dw, lr):
+        return w - np.asarray(lr, ml_dtypes.bfloat16).astype(w.dtype) * dL_dw
+
+
+@mutant({"step": "stale_weights", "consistency": "inconsistent"}, probes=(Probe("dL_dx"),))
+class StaleWeightsStep(Correct):
+    """A fused step that updates w before its backward pass: dL_dx = dL_do @ w_new.T."""
+
+    def step(self, x, w, target, lr):
+        output = x @ w
+        dL_do = self.loss_grad(output, target)
+        dL_dw = x.T @ dL_do
+        w_new = self.update(w, dL_dw, lr)
+        return self.loss(output, target), dL_do @ w_new.T, dL_dw, w_new
+
+
 # --- the layer with a bias -------------------------------------------------------------------
 
 
+@mutant(
+    {"grad_b": "mean_instead_of_sum"},
+    also=_gradient("mean_instead_of_sum"),
+    probes=(Probe("dL_db"),),
+)
 class MeanGradB(CorrectBias):
     """dL_db averaged over the batch: b[j] moves every example's output j, so it sums."""
 
@@ -566,6 +843,9 @@ class MeanGradB(CorrectBias):
         return dL_do.mean(axis=0).astype(dL_do.dtype)
 
 
+@mutant(
+    {"grad_b": "upstream_ignored"}, also=_gradient("upstream_ignored"), probes=(Probe("dL_db"),)
+)
 class UpstreamIgnoredGradB(CorrectBias):
     """dL_db counts the examples (a column of ones summed) instead of summing dL_do."""
 
@@ -573,6 +853,10 @@ class UpstreamIgnoredGradB(CorrectBias):
         return np.ones_like(dL_do).sum(axis=0).astype(dL_do.dtype)
 
 
+# identities: not judged, as for any update outside its bound (the step names it).
+@mutant(
+    {"step": "bias_not_updated"}, also={"consistency": "inconsistent"}, probes=(Probe("b_new"),)
+)
 class BiasNotUpdatedStep(CorrectBias):
     """The fused step computes dL_db and returns b unchanged: only w is updated."""
 
@@ -581,6 +865,11 @@ class BiasNotUpdatedStep(CorrectBias):
         return loss, dL_dx, dL_dw, dL_db, w_new, b.copy()
 
 
+@mutant(
+    {"forward": "bias_twice"},
+    also=_through("bias_twice"),
+    probes=(Probe("output"), Probe("dL_dw", function="step")),
+)
 class BiasTwiceForward(CorrectBias):
     """b added once as the layer's bias and once more (``out = x @ w + b; out += b``)."""
 
@@ -590,6 +879,11 @@ class BiasTwiceForward(CorrectBias):
         return output
 
 
+@mutant(
+    {"forward": "bias_axis"},
+    also=_through("raised", _CALLS),
+    probes=(Probe("output", (4, 3, 4)),),  # N == O: b[:, None] broadcasts to (N, O)
+)
 class BiasAxisForward(CorrectBias):
     """b as a column, ``b[:, None]``: added per example, not per output feature (numpy
     broadcasts it without an error where N == O, to (O, O) where N == 1, else raises)."""
@@ -598,121 +892,27 @@ class BiasAxisForward(CorrectBias):
         return x @ w + b[:, None]
 
 
-@dataclasses.dataclass(frozen=True)
-class Mutant:
-    """A broken implementation, the diagnosis expected per function it breaks (None: it
-    passes), and how to check it."""
+# The fused step's (N,) dL_db is grad_b's, traced to it (bias_axis); the identities read its
+# wrong shape, and consistency's update of b by it raises where N and O differ (neither 1).
+@mutant(
+    {"grad_b": "bias_axis"},
+    also={"step": "bias_axis", "identities": "wrong_shape", "consistency": "raised"},
+    probes=(Probe("dL_db", (4, 3, 4)),),  # N == O: a sum over O has dL_db's shape
+)
+class BiasAxisGradB(CorrectBias):
+    """dL_db summed over the outputs (``axis=1``), not over the batch: (N,) where (O,) is due."""
 
-    cls: type
-    expected: dict[str, str | None]
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    max_examples: int = 25
-    #: The checks that fail through the broken functions when every check runs (the fused
-    #: step that calls them, the identities and consistency that compose them), by diagnosis;
-    #: they may also pass, where the seed's search does not reach the failing shape.
-    also: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: The dtypes the bug is written for (a float32 kernel returns float32 at float64).
-    dtypes: tuple[str, ...] = ("float32", "float64")
-
-    @property
-    def name(self) -> str:
-        return self.cls.__name__
+    def grad_b(self, dL_do):
+        return dL_do.sum(axis=1).astype(dL_do.dtype)
 
 
-#: Shorthands for ``Mutant.also``: the fused step calls the broken piece and inherits its
-#: diagnosis; a composition that calls a piece that raises, hangs or mutates its input shows that.
-_STEP = "step"
-_CALLS = ("step", "identities", "consistency")
+ZOO: tuple[Mutant, ...] = tuple(_DECLARED)
 
 
-def _through(kind: str, checks: tuple[str, ...] = (_STEP,)) -> dict[str, str]:
-    return dict.fromkeys(checks, kind)
+def declared(cls: type) -> Mutant:
+    """The record ``@mutant`` declares for ``cls``."""
+    return next(mutant for mutant in ZOO if mutant.cls is cls)
 
-
-_FLOAT32 = ("float32",)
-
-ZOO: tuple[Mutant, ...] = (
-    Mutant(TransposedGradW, {"grad_w": "transposed"},
-           also={"step": "transposed", "identities": "wrong_shape", "consistency": "raised"}),
-    Mutant(TransposedGradX, {"grad_x": "transposed"}, also=_through("transposed")),
-    Mutant(MeanGradW, {"grad_w": "mean_instead_of_sum"},
-           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
-    Mutant(MeanLoss, {"loss": "mean_instead_of_sum"}, also=_through("mean_instead_of_sum")),
-    Mutant(MeanLossGrad, {"loss_grad": "mean_instead_of_sum"},
-           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
-    Mutant(MeanStep, {"step": "mean_instead_of_sum", "identities": "convexity"},
-           also={"loss_grad": "mean_instead_of_sum"}),
-    Mutant(SignFlipGradX, {"grad_x": "sign_flip"}, also=_through("sign_flip")),
-    Mutant(AscentUpdate, {"update": "sign_flip"}, also=_through("sign_flip")),
-    Mutant(UpstreamIgnoredGradW, {"grad_w": "upstream_ignored"},
-           also={"step": "upstream_ignored", "identities": "convexity"}),
-    Mutant(UpstreamSignGradX, {"grad_x": "upstream_ignored"}),
-    Mutant(UpstreamClippedGradW, {"grad_w": "upstream_ignored"}),
-    Mutant(OffByOneForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
-    Mutant(OffByOneGradW, {"grad_w": "off_by_one"},
-           also={"step": "off_by_one", "identities": "convexity"}),
-    Mutant(OffByOneLoss, {"loss": "off_by_one"}, also=_through("off_by_one")),
-    Mutant(BlockedGradW, {"grad_w": "off_by_one"}, max_examples=40,
-           also={"step": "off_by_one", "identities": "convexity"}),
-    Mutant(JaxTieLossGrad, {"loss_grad": "tie_convention"}, {"tie_convention": "seed"},
-           also=_through("tie_convention")),
-    Mutant(TorchTieStep, {"step": "tie_convention"}, {"tie_convention": "jax"},
-           also={"loss_grad": "tie_convention"}),
-    Mutant(TF32Forward, {"forward": "reduced_precision"}, also=_through("reduced_precision"),
-           dtypes=_FLOAT32),
-    Mutant(BF16GradW, {"grad_w": "reduced_precision"},
-           also={"step": "reduced_precision", "identities": "convexity"}, dtypes=_FLOAT32),
-    Mutant(Float16GradX, {"grad_x": "reduced_precision"}, also=_through("reduced_precision"),
-           dtypes=_FLOAT32),
-    Mutant(SqueezeForward, {"forward": "wrong_shape"}, also=_through("raised", _CALLS)),
-    Mutant(IntegerLossGrad, {"loss_grad": "wrong_dtype"}),
-    Mutant(NaNAtTiesLossGrad, {"loss_grad": "nan"}, also={"step": "nan", "identities": "nan"}),
-    Mutant(InPlaceUpdate, {"update": "input_mutated"}, also=_through("input_mutated")),
-    Mutant(NoisyGradW, {"grad_w": "nondeterministic"},
-           also={"step": "nondeterministic", "identities": "convexity",
-                 "consistency": "inconsistent"}),
-    Mutant(RaisesGradX, {"grad_x": "raised"}, also=_through("raised", _CALLS)),
-    Mutant(HangingForward, {"forward": "timed_out"}, {"timeout": 0.5}, max_examples=3,
-           also=_through("timed_out", _CALLS)),
-    Mutant(FusedTieStep, {"step": None, "consistency": "inconsistent"}),
-    Mutant(WeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
-    Mutant(NesterovUpdate, {"update": "scaled_step"}, also=_through("scaled_step")),
-    Mutant(AdamStep, {"update": "normalized_step"}, also=_through("normalized_step")),
-    Mutant(BiasForward, {"forward": "bias"}, also=_through("bias")),
-    Mutant(AccumulatingGradW, {"grad_w": "accumulated_gradient"},
-           also={"step": "accumulated_gradient", "identities": "convexity",
-                 "consistency": "inconsistent"}),
-    Mutant(SquaredErrorLossGrad, {"loss_grad": "wrong_loss"},
-           also={"step": "wrong_loss", "identities": "convexity"}),
-    Mutant(SmoothL1Loss, {"loss": "wrong_loss"}, also=_through("wrong_loss")),
-    Mutant(StrongWeightDecayUpdate, {"update": "weight_decay"}, also=_through("weight_decay")),
-    Mutant(SkipPartialBlockForward, {"forward": "off_by_one"}, also=_through("off_by_one")),
-    Mutant(SkipPartialBlockGradW, {"grad_w": "off_by_one"},
-           also={"step": "off_by_one", "identities": "convexity"}),
-    Mutant(SkipPartialBlockGradX, {"grad_x": "off_by_one"}, also=_through("off_by_one")),
-    Mutant(SkipPartialTileForward, {"forward": "off_by_one"}, {"tile": (512,)},
-           also=_through("off_by_one")),
-    Mutant(FlooredGridForward, {"forward": "unwritten"},
-           also={"step": "unwritten", "identities": "nan"}),
-    Mutant(FlooredGridGradW, {"grad_w": "unwritten"},
-           also={"step": "unwritten", "identities": "nan"}),
-    Mutant(TileRowsForward, {"forward": "mismatch"}, also=_through("mismatch")),
-    Mutant(TwiceForward, {"forward": "scaled"}, also=_through("scaled")),
-    Mutant(HalfGradX, {"grad_x": "scaled"}, also=_through("scaled")),
-    Mutant(LrFloat32Update, {"update": "scaled_step"}, {"dtype": "float64"},
-           also=_through("scaled_step"), dtypes=("float64",)),
-    Mutant(LrBfloat16Update, {"update": "scaled_step"}, also=_through("scaled_step"),
-           dtypes=_FLOAT32),
-    Mutant(StaleWeightsStep, {"step": "stale_weights", "consistency": "inconsistent"}),
-    Mutant(MeanGradB, {"grad_b": "mean_instead_of_sum"},
-           also={"step": "mean_instead_of_sum", "identities": "convexity"}),
-    Mutant(UpstreamIgnoredGradB, {"grad_b": "upstream_ignored"},
-           also={"step": "upstream_ignored", "identities": "convexity"}),
-    # identities: not judged, as for any update outside its bound (the step names it).
-    Mutant(BiasNotUpdatedStep, {"step": "bias_not_updated"}, also={"consistency": "inconsistent"}),
-    Mutant(BiasTwiceForward, {"forward": "bias_twice"}, also=_through("bias_twice")),
-    Mutant(BiasAxisForward, {"forward": "bias_axis"}, also=_through("raised", _CALLS)),
-)  # fmt: skip
 
 #: Correct implementations (and correct tie conventions when none is pinned): must all pass.
 CORRECT: tuple[type, ...] = (Correct, JaxTieLossGrad, TorchTieStep, CorrectBias)
@@ -738,11 +938,16 @@ EXAMPLES: dict[str, str] = {
 
 
 def run_mutant(
-    mutant: Mutant, seed: int, *, every: bool = False, dtype: str | None = None
+    mutant: Mutant,
+    seed: int,
+    *,
+    every: bool = False,
+    dtype: str | None = None,
+    repro_dir: Path | None = None,
 ) -> verify.Report:
-    """The oracle's report on one mutant: the functions it breaks, or ``every`` function. The
-    class is passed, not an instance, so that the oracle loads it in a worker process of its
-    own."""
+    """The oracle's report on one mutant: the functions it breaks, or ``every`` function (and
+    its reproducers in ``repro_dir``, if given). The class is passed, not an instance, so that
+    the oracle loads it in a worker process of its own."""
     options = dict(mutant.options)
     if dtype is not None:
         options["dtype"] = dtype
@@ -751,7 +956,7 @@ def run_mutant(
         functions=None if every else list(mutant.expected),
         max_examples=mutant.max_examples,
         seed=seed,
-        repro_dir=None,
+        repro_dir=repro_dir,
         **options,
     )
 
