@@ -765,6 +765,39 @@ class TileRowsForward(Correct):
         return out
 
 
+# --- structure: what the term map and the branch table read ----------------------------------
+
+
+@mutant({"grad_w": "misplaced_terms"}, also=_gradient("misplaced_terms"))
+class RolledRowsGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return np.roll(x, 1, axis=0).T @ dL_do  # x[n - 1] with dL_do[n], the last row wrapped
+
+
+@mutant({"grad_x": "extra_terms"}, also=_through("extra_terms"))
+class LastOutputTwiceGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return dL_do @ w.T + dL_do[:, -1:] @ w[:, -1:].T  # the last output's terms added again
+
+
+@mutant({"grad_x": "not_computed"}, also=_through("not_computed"))
+class ZeroGradX(Correct):
+    def grad_x(self, dL_do, w):
+        return np.zeros((dL_do.shape[0], w.shape[0]), dL_do.dtype)  # left as a placeholder
+
+
+@mutant({"grad_w": "offset"}, also=_gradient("offset"))
+class EpsilonGradW(Correct):
+    def grad_w(self, x, dL_do):
+        return x.T @ dL_do + np.asarray(1e-3, x.dtype)  # a stability epsilon where none belongs
+
+
+@mutant({"loss_grad": "wrong_branch"}, also=_gradient("wrong_branch"))
+class HalfSignLossGrad(Correct):
+    def loss_grad(self, output, target):
+        return np.where(output > target, 1.0, 0.0).astype(output.dtype)  # the -1 branch lost
+
+
 # --- scales and scalars ---------------------------------------------------------------------
 
 
