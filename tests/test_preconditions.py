@@ -100,10 +100,30 @@ def test_without_the_declaration_it_fails_and_the_hint_names_the_option() -> Non
         assert verdict.diagnosis == "raised", verdict.lines()
         detail = verdict.detail or ""
         assert "raised AssertionError" in detail and f"(on {side} = 1; it runs where" in detail
-        assert detail.endswith(
+        assert (
             "if the kernel requires multiples of a block, declare it: --multiple-of "
-            f"{side}=32 (multiple_of='{side}=32')"
-        ), detail
+            f"{side}=32 (multiple_of='{side}=32'; re-judged under it on N=32, I=96, O=160: it "
+            "passes there)"
+        ) in detail, detail
+
+
+class ThreeRowsGradW(zoo.Correct):
+    """The notebook's own bug: grad_w sums the first 3 rows (its global num_data), so it
+    raises below N = 3 and runs, wrong, on any larger N."""
+
+    def grad_w(self, x, dL_do):
+        return sum(np.outer(x[d], dL_do[d]) for d in range(3)).astype(x.dtype)
+
+
+def test_a_declaration_that_would_only_move_the_failure_is_not_offered() -> None:
+    verdict = verify.check(ThreeRowsGradW, functions=["grad_w"], max_examples=10, repro_dir=None)[
+        "grad_w"
+    ]
+    assert verdict.diagnosis == "raised", verdict.lines()
+    detail = verdict.detail or ""
+    assert "it runs where they are multiples of 8, but its result is wrong there too" in detail
+    assert "no declaration makes it pass" in detail
+    assert "declare it" not in detail
 
 
 def test_one_side_declared_leaves_the_others_to_fail() -> None:

@@ -332,7 +332,9 @@ def with_block_hint(
     """A call that raised (or crashed) on ``case``, with the option that declares what it
     requires where it runs on sides that are multiples of a block B (``HINT_BLOCKS``): the
     sides of ``case`` it refuses alone are named (``I = 3``) and declared, with the
-    declaration already given (``--multiple-of I=32``; all three: ``--multiple-of 32``).
+    declaration already given (``--multiple-of I=32``; all three: ``--multiple-of 32``), once
+    the check judged again under it on a probe of whole blocks passes; where it is wrong there
+    too, no declaration is offered (it would only move the failure), and that is said.
     Unchanged where no such B is found (a call that raises on any shape is a defect)."""
     if case.shape is None:
         return finding
@@ -358,13 +360,45 @@ def with_block_hint(
         sides = ", ".join(f"{SIDES[k]} = {case.shape[k]}" for k in named)
         spelled = _declared(wanted)  # type: ignore[arg-type]  # three sides
         python = int(spelled) if spelled.isdigit() else repr(spelled)
+        runs_where = f"on {sides}; it runs where they are multiples of {block}"
+        wrong = _wrong_where_it_runs(check, caller, case, runs, options, spelled)
+        if wrong:
+            # The declaration would only move the failure: not offered.
+            return dataclasses.replace(finding, detail=f"{finding.detail} ({runs_where}, {wrong})")
+        n, i, o = runs
         return dataclasses.replace(
             finding,
-            detail=f"{finding.detail} (on {sides}; it runs where they are multiples of "
-            f"{block}): if the kernel requires multiples of a block, declare it: --multiple-of "
-            f"{spelled} (multiple_of={python})",
+            detail=f"{finding.detail} ({runs_where}): if the kernel requires multiples of a "
+            f"block, declare it: --multiple-of {spelled} (multiple_of={python}; re-judged under "
+            f"it on N={n}, I={i}, O={o}: it passes there)",
         )
     return finding
+
+
+def _wrong_where_it_runs(
+    check: Check,
+    caller: Caller,
+    case: Case,
+    shape: tuple[int, ...],
+    options: Settings,
+    spelled: str,
+) -> str:
+    """Where a declaration would let the call run: the check judged again under it on a probe
+    of normal data of ``shape``; why it is no fix (its result is wrong there too), or empty
+    where it passes."""
+    try:
+        again = dataclasses.replace(options, multiple_of=spelled)
+    except ValueError:
+        return "past what --multiple-of can declare"
+    n, i, o = shape
+    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=_biased(case))
+    _, found = check.run(caller, probe, again)
+    if found is None:
+        return ""
+    return (
+        f"but its result is wrong there too (re-judged under --multiple-of {spelled} on N={n}, "
+        f"I={i}, O={o}): no declaration makes it pass"
+    )
 
 
 # --------------------------------------------------------------------------------------------
