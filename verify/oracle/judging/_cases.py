@@ -200,17 +200,10 @@ def tile_shapes(tiles: tuple[int, ...]) -> tuple[LayerShape, ...]:
 #: No precondition on the sides: every ``(N, I, O)`` is checked (``Settings.multiples``).
 ANY_SIDES = (1, 1, 1)
 
-#: Whole blocks of a declared precondition, per side: each is a shape of the pool in units of
-#: the declared multiples (``block_shapes``), as ``FIXED_SHAPES`` are in units of one.
-BLOCKS: tuple[tuple[int, int, int], ...] = (
-    (1, 1, 1),
-    (2, 1, 1),
-    (1, 2, 1),
-    (1, 1, 2),
-    (2, 2, 2),
-    (1, 2, 3),
-    (3, 1, 2),
-)
+#: Whole blocks of a declared precondition, per side: the pool's smallest shapes (up to 3 of
+#: a side) in units of the declared multiples (``block_shapes``), as ``FIXED_SHAPES`` are in
+#: units of one.
+BLOCKS: tuple[tuple[int, int, int], ...] = FIXED_SHAPES[:7]
 
 
 def meeting(shape: tuple[int, int, int], multiples: tuple[int, int, int]) -> LayerShape:
