@@ -18,6 +18,7 @@ from ..judging import CHECKS, Case, Check, Finding
 from ._diagnosis import diagnose, named
 from ._patterns import BY_KIND, EVIDENCE_OF, NONFINITE, VALUES, spelled, structure_of
 from ._probes import (
+    biased,
     follows_from_pieces,
     probe_case,
     probe_shape,
@@ -132,8 +133,9 @@ def _second_look(
     # Other values than the probes that then confirm it (another seed), so that a constant
     # fitted here is fitted again only where it is the bug's.
     shape = probe_shape(case.shape, multiples=options.multiples)
-    bias = "b" in case.arrays or case.function == "grad_b"
-    probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=bias, seed=SECOND_LOOK)
+    probe = probe_case(
+        check, options.dtype, "normal", shape, case.lr, bias=biased(case), seed=SECOND_LOOK
+    )
     _, found = check.run(caller, probe, options)
     if found is None:
         return case, finding
@@ -152,8 +154,7 @@ def _shown_on_a_probe(
     if not smaller_than_a_probe(case):
         return finding
     shape = probe_shape(case.shape, multiples=options.multiples)
-    bias = "b" in case.arrays or case.function == "grad_b"
-    probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=bias)
+    probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=biased(case))
     _, found = check.run(caller, probe, options)
     if found is None or not found.where:
         return finding
@@ -325,7 +326,7 @@ def _rejudged(
     declares = _declared_by(case, finding, options)
     # The counterexample, and probes of normal data at its sides and past block edges: an
     # option offered must hold where the error grows (a float16 accumulator with K past 128).
-    bias = "b" in case.arrays or case.function == "grad_b"
+    bias = biased(case)
     cases = [case] + [
         probe_case(
             check,

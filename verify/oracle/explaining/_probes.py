@@ -203,7 +203,7 @@ def resolve(
         if finding.kind not in (Diagnosis.MISMATCH, Diagnosis.NONDETERMINISTIC) or not STATEFUL:
             return case, finding
         shape = probe_shape(case.shape, multiples=options.multiples)
-        probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=_biased(case))
+        probe = probe_case(check, options.dtype, "normal", shape, case.lr, bias=biased(case))
         found = _judged(check, caller, probe, options)
         if found is not None and found.kind in STATEFUL and found.kind is not finding.kind:
             return probe, found
@@ -213,7 +213,7 @@ def resolve(
     return case, finding
 
 
-def _biased(case: Case) -> bool:
+def biased(case: Case) -> bool:
     """Whether ``case`` is a call of the layer with a bias (its probes are too)."""
     return "b" in case.arrays or "dL_db" in case.arrays or case.function == "grad_b"
 
@@ -239,7 +239,7 @@ def _told_apart(
     for data in dict.fromkeys(c.probe for c in finding.candidates):
         for shape in probe_shapes(case.shape, data, options.tile, options.multiples):
             shapes.append(_shape_words(shape))
-            probe = probe_case(check, options.dtype, data, shape, case.lr, bias=_biased(case))
+            probe = probe_case(check, options.dtype, data, shape, case.lr, bias=biased(case))
             found = _judged(check, caller, probe, options)
             # Each candidate is judged on the probe chosen for it only: a tie convention says
             # nothing on a probe without ties.
@@ -312,7 +312,7 @@ def _refuses(
     """Whether the call of ``check`` on normal data of ``shape`` raises or crashes (None: it
     timed out, which says nothing). One call, no reference: only whether it runs."""
     n, i, o = shape
-    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=_biased(case))
+    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=biased(case))
     outcome = caller.call(probe.function, list(probe.arrays.values()), probe.lr)
     if isinstance(outcome, Failed):
         return None if outcome.kind == "timed_out" else outcome.kind in ("raised", "crashed")
@@ -391,7 +391,7 @@ def _wrong_where_it_runs(
     except ValueError:
         return "past what --multiple-of can declare"
     n, i, o = shape
-    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=_biased(case))
+    probe = probe_case(check, options.dtype, "normal", (n, i, o), case.lr, bias=biased(case))
     _, found = check.run(caller, probe, again)
     if found is None:
         return ""
