@@ -328,16 +328,18 @@ def _ignored_input(group: _Group, scenarios: Sequence[Scenario], tol: float, tin
 
 def _one_formula(group: _Group, tol: float, tiny: float, dims: tuple[int, int]) -> _Model | None:
     """One ``k r`` or ``k clip(r)`` with the same k in both branches and 0 at ties."""
-    a, b = group.above.model, group.below.model
-    if a is None or b is None or a.form != b.form or a.form not in ("linear", "clipped"):
+    above, below = group.above.model, group.below.model
+    if above is None or below is None or above.form != below.form:
         return None
-    lo, hi = max(a.low, b.low), min(a.high, b.high)
+    if above.form not in ("linear", "clipped"):
+        return None
+    lo, hi = max(above.low, below.low), min(above.high, below.high)
     if lo > hi:
         return None
     tie = group.tie.constant()
     if tie is None or not tie.contains(0.0):
         return None
-    return _Model(a.form, lo, hi, name_in(lo, hi, *dims, digits=3))
+    return _Model(above.form, lo, hi, name_in(lo, hi, *dims, digits=3))
 
 
 def _wrong_loss_text(model: _Model) -> str:
@@ -498,13 +500,13 @@ def _explain_group(
         return [Difference("wrong_loss", _wrong_loss_text(formula), formula.k)]
     differences: list[Difference] = []
     scale: Constant | None = None
-    a, b = group.above.constant(), group.below.constant()
+    above, below = group.above.constant(), group.below.constant()
     tie_checked = True
-    if a is not None and b is not None:
-        if a.contains(1.0) and b.contains(-1.0):
+    if above is not None and below is not None:
+        if above.contains(1.0) and below.contains(-1.0):
             scale = Constant(1.0)
         else:
-            lo, hi = max(a.low, -b.high), min(a.high, -b.low)
+            lo, hi = max(above.low, -below.high), min(above.high, -below.low)
             named = name_in(lo, hi, *dims, digits=3) if lo <= hi else None
             if lo <= hi:
                 scale = named or Constant(0.5 * (lo + hi))
@@ -522,15 +524,15 @@ def _explain_group(
                 )
             else:
                 wrong = []
-                if not a.contains(1.0):
+                if not above.contains(1.0):
                     wrong.append("output > target should give +1")
-                if not b.contains(-1.0):
+                if not below.contains(-1.0):
                     wrong.append("output < target should give -1")
                 differences.append(
                     Difference(
                         "branch",
-                        f"loss_grad returns {_model_text(a)} where output > target and "
-                        f"{_model_text(b)} where output < target: {' and '.join(wrong)}",
+                        f"loss_grad returns {_model_text(above)} where output > target and "
+                        f"{_model_text(below)} where output < target: {' and '.join(wrong)}",
                     )
                 )
     elif (found := _epsilon(group)) is not None:
