@@ -129,7 +129,6 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
-import ml_dtypes
 import numpy as np
 
 import reference
@@ -173,10 +172,11 @@ MATMUL_INPUT_TINY: dict[str, float] = {"f16": 2.0**-14}
 
 MatmulPrecision = Literal["float32", "bf16_6x", "bf16_3x", "f16", "tf32", "bf16"]
 
-_DTYPES = {
+#: numpy's own dtypes; bfloat16 is ml_dtypes', imported when first asked for (``numpy_dtype``):
+#: its import takes half a second, which every candidate's worker would pay at start.
+_DTYPES: dict[str, np.dtype] = {
     "float64": np.dtype(np.float64),
     "float32": np.dtype(np.float32),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
     "float16": np.dtype(np.float16),
 }
 
@@ -197,6 +197,8 @@ HEADROOM = 32.0
 
 def dtype_name(dtype: Any) -> str:
     """The canonical name of a floating dtype the model covers, or a ValueError saying which are."""
+    if isinstance(dtype, str) and dtype in UNIT_ROUNDOFF:
+        return dtype  # a name: "bfloat16" needs no ml_dtypes import to be read
     name = np.dtype(dtype).name
     if name not in UNIT_ROUNDOFF:
         raise ValueError(f"dtype must be one of {sorted(UNIT_ROUNDOFF)}, got {name}")
@@ -205,20 +207,33 @@ def dtype_name(dtype: Any) -> str:
 
 def numpy_dtype(name: str) -> np.dtype:
     """The numpy dtype for one of ``UNIT_ROUNDOFF``'s names (bfloat16 from ml_dtypes)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
     try:
         return _DTYPES[name]
     except KeyError:
-        raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {name!r}") from None
+        raise ValueError(f"dtype must be one of {sorted(UNIT_ROUNDOFF)}, got {name!r}") from None
+
+
+def finfo(name: str) -> Any:
+    """``finfo`` of a dtype the model covers: numpy's, or ml_dtypes' for bfloat16."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return ml_dtypes.finfo(numpy_dtype(name))
+    return np.finfo(numpy_dtype(name))
 
 
 def smallest_normal(name: str) -> float:
     """The smallest positive normal number of a dtype the model covers (``tiny``)."""
-    return float(ml_dtypes.finfo(numpy_dtype(name)).smallest_normal)
+    return float(finfo(name).smallest_normal)
 
 
 def safe_limit(dtype: Any) -> float:
     """The largest magnitude any quantity of a checked step may reach: ``max / HEADROOM``."""
-    return float(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).max) / HEADROOM
+    return float(finfo(dtype_name(dtype)).max) / HEADROOM
 
 
 def gamma(k: int, u: float) -> float:
@@ -695,7 +710,7 @@ def _exact_sums(x: Any, params: Mapping[str, Any], dtype: Any) -> bool:
     arrays = (np.asarray(a, np.float64) for a in (x, *params.values()))
     if not all(np.all(a == np.round(a)) for a in arrays):
         return False
-    digits = int(ml_dtypes.finfo(numpy_dtype(dtype_name(dtype))).nmant) + 1
+    digits = int(finfo(dtype_name(dtype)).nmant) + 1
     return bool(output_magnitude(x, params).max(initial=0.0) < 2.0**digits)
 
 

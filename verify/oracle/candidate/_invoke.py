@@ -13,7 +13,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
 from .._contract import Signature
@@ -96,7 +95,8 @@ def array_or_reason(value: Any) -> np.ndarray | str:
         array = to_numpy(value)
     except Exception as err:
         return f"{type(value).__name__}, which numpy.asarray cannot convert ({one_line(err)})"
-    if array.dtype.kind not in "biufc" and array.dtype != np.dtype(ml_dtypes.bfloat16):
+    # An array of dtype bfloat16 is ml_dtypes' (imported by whoever made it).
+    if array.dtype.kind not in "biufc" and array.dtype.name != "bfloat16":
         return f"{type(value).__name__}, which numpy reads as dtype {array.dtype}"
     return array
 
@@ -131,6 +131,8 @@ def to_numpy(value: Any) -> np.ndarray:
         value = value.detach().cpu() if callable(getattr(value, "detach", None)) else value
         if str(getattr(value, "dtype", "")).endswith("bfloat16"):
             # torch.bfloat16 has no numpy twin: widen (exactly) to float32 and narrow back.
+            import ml_dtypes
+
             return np.array(value.float().numpy(), copy=True).astype(ml_dtypes.bfloat16)
         # Tensor.__array__ predates numpy 2's copy keyword (a DeprecationWarning).
         return np.array(value.numpy(), copy=True)

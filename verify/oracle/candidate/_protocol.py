@@ -43,7 +43,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import ml_dtypes
 import numpy as np
 
 from ._invoke import Failed, Outcome, Returned
@@ -72,7 +71,19 @@ DTYPES: dict[str, np.dtype] = {
         "complex128",
     )
 }
-DTYPES["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
+#: bfloat16 comes from ml_dtypes, imported only when a bfloat16 array is sent or read: its import
+#: takes half a second, which every worker of a float32 or float64 check would pay at start.
+WIRE_NAMES = frozenset({*DTYPES, "bfloat16"})
+
+
+def wire_dtype(name: str) -> np.dtype:
+    """The dtype of ``name`` on the wire; KeyError where none may be sent."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return DTYPES[name]
+
 
 #: Largest array a message may carry (elements): far above the oracle's shapes, a guard
 #: against a header that would have the oracle allocate without end.
@@ -127,9 +138,9 @@ def parse_greeting(line: bytes) -> list[str]:
 def encode_array(array: np.ndarray) -> bytes:
     """``<dtype> <ndim> <dims...>\\n`` and the raw little-endian C-order bytes."""
     name = array.dtype.name
-    if name not in DTYPES:
-        raise ProtocolError(f"dtype {name} cannot be sent; allowed: {sorted(DTYPES)}")
-    data = np.ascontiguousarray(array, dtype=DTYPES[name].newbyteorder("<"))
+    if name not in WIRE_NAMES:
+        raise ProtocolError(f"dtype {name} cannot be sent; allowed: {sorted(WIRE_NAMES)}")
+    data = np.ascontiguousarray(array, dtype=wire_dtype(name).newbyteorder("<"))
     header = " ".join([name, str(array.ndim), *map(str, array.shape)])
     return header.encode() + b"\n" + data.tobytes()
 
@@ -146,7 +157,7 @@ def read_array(read_line: ReadLine, read_exact: ReadExact) -> np.ndarray | str:
         return line[5:].decode("ascii", "replace") or "not an array"
     words = line.decode("ascii", "replace").split()
     try:
-        dtype = DTYPES[words[0]]
+        dtype = wire_dtype(words[0])
         ndim = int(words[1])
         shape = tuple(int(d) for d in words[2:])
     except (IndexError, KeyError, ValueError):
