@@ -14,7 +14,7 @@ from ...bounds import Bound
 from .._contract import signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
-from ..judging import Case, Finding, Suspect, expect, mantissa_bits, numpy_matmul
+from ..judging import Case, Finding, Suspect, expected_under, mantissa_bits
 from ._patterns import (
     EVIDENCE_OF,
     NONFINITE,
@@ -124,13 +124,7 @@ def diagnose(
     nonfinite = not bool(np.all(np.isfinite(actual)))
     if evidence is None:
         evidence = NONFINITE if nonfinite else VALUES
-    right = expect(
-        case,
-        options.arithmetic(),
-        tie=options.tie,
-        matmul=numpy_matmul,
-        reduction=options.loss_reduction,
-    )[name]
+    right = expected_under(case, options)[name]
     context = Context(name, actual, case, options, right, evidence, earlier)
     fitted = []
     for pattern in PATTERNS:
@@ -191,13 +185,7 @@ def _named_by_shape(finding: Finding, case: Case, options: Settings) -> Finding:
     )
     if explained.kind in (Diagnosis.MISMATCH, Diagnosis.NAN):
         return finding
-    want = expect(
-        case,
-        options.arithmetic(),
-        tie=options.tie,
-        matmul=numpy_matmul,
-        reduction=options.loss_reduction,
-    )[finding.result].center.shape
+    want = expected_under(case, options)[finding.result].center.shape
     return dataclasses.replace(
         finding,
         kind=explained.kind,

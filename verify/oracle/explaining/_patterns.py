@@ -55,7 +55,7 @@ from ...bounds import Arithmetic, Bound
 from .._contract import AXES
 from .._diagnoses import Diagnosis
 from .._settings import Settings
-from ..judging import Case, expect, numpy_matmul
+from ..judging import Case, expect, expected_under, numpy_matmul
 from . import _fitted, _hints
 from ._structure import (
     Reader,
@@ -592,10 +592,7 @@ def _normalized_step(ctx: Context) -> Iterator[Alternative]:
         given = ctx.case.arrays[gradient_name].astype(np.float64)
         grad = Bound(given, np.zeros_like(given))
     else:
-        expected = expect(
-            ctx.case, ctx.arith, tie=ctx.options.tie, matmul=numpy_matmul,
-            reduction=ctx.options.loss_reduction,
-        )  # fmt: skip
+        expected = expected_under(ctx.case, ctx.options, ctx.arith)
         grad = expected[gradient_name]
     for fit in _fitted.normalized_fits(ctx.actual, ctx.origin, grad, lr, u=ctx.arith.u_out):
         if fit.value <= 0:

@@ -32,7 +32,7 @@ from .._contract import signature_for
 from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Outcome, Returned
-from ..judging import Case, Finding, expect, mantissa_bits, meeting, numpy_matmul
+from ..judging import Case, Finding, expected_under, mantissa_bits, meeting
 from . import _branches, _hints, _terms, _updates, _weights
 from ._fitted import least_squares
 from ._readings import Difference
@@ -229,10 +229,7 @@ def _scale_on(
     contradicts is not stated alone."""
     if finding.actual is None or finding.result is None:
         return ()
-    right = expect(
-        case, settings.arithmetic(), tie=settings.tie, matmul=numpy_matmul,
-        reduction=settings.loss_reduction,
-    )  # fmt: skip
+    right = expected_under(case, settings)
     center = right[finding.result].center
     own = least_squares(finding.actual, center)
     if own is None or np.isclose(own, value, rtol=1e-3, atol=0.0):

@@ -9,7 +9,7 @@ the diagnoses' names below it, and nothing that explains or reports.
 
 from ._cases import ANY_SIDES, Case, Pool, make_case, meeting, shape_pool
 from ._checks import CHECKS, Check
-from ._expect import expect, numpy_matmul
+from ._expect import expect, expected_under, numpy_matmul
 from ._findings import Finding, Suspect, mantissa_bits, same_bits
 from ._judge import NotJudged, pieces_agree
 from ._search import Progress, Searched, search
@@ -26,6 +26,7 @@ __all__ = [
     "Searched",
     "Suspect",
     "expect",
+    "expected_under",
     "make_case",
     "mantissa_bits",
     "meeting",

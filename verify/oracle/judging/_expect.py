@@ -35,6 +35,7 @@ from ... import bounds
 from ..._params import of
 from ...bounds import Arithmetic, Bound
 from .._contract import signature_for
+from .._settings import Settings
 from ._cases import Case
 
 
@@ -106,3 +107,18 @@ def expect(
         found = tuple(Bound(b.center, np.zeros_like(b.radius)) for b in found)
     results = signature_for(case.function, tuple(case.arrays)).results
     return dict(zip(results, found, strict=True))
+
+
+def expected_under(
+    case: Case, options: Settings, arith: Arithmetic | None = None
+) -> dict[str, Bound]:
+    """``expect`` under a run's settings (its arithmetic unless ``arith`` is given, its tie
+    convention and reduction) with numpy's matmul: the centres an explanation fits its readings
+    against (the judge's own call keeps the loop reference and exact mode)."""
+    return expect(
+        case,
+        options.arithmetic() if arith is None else arith,
+        tie=options.tie,
+        matmul=numpy_matmul,
+        reduction=options.loss_reduction,
+    )
