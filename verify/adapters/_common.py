@@ -120,6 +120,21 @@ def measured_reduction(value: float) -> str | None:
     return None
 
 
+def measure_reduction(source: str, loss_of_probe: Callable[[], Any]) -> tuple[str, tuple[str, ...]]:
+    """The reduction of a loss (``source``) whose loss of the ``PROBE`` batch ``loss_of_probe``
+    computes, and the note saying how it was read; the seed's sum, noted as unread, where the
+    value is no reduction's or the call raises."""
+    try:
+        value: Any = float(loss_of_probe())
+    except Exception as err:  # a loss that cannot be measured is noted
+        value = f"an error ({type(err).__name__})"
+    measured = measured_reduction(value) if isinstance(value, float) else None
+    if measured is None:
+        return "sum", (unread_note(source, value),)
+    how = f"measured (on ones {PROBE} against zeros it gives {value:g})"
+    return measured, (loss_note(source, measured, how),)
+
+
 def known_reduction(adapter: str, word: Any, source: str) -> str:
     """A loss's own word for its reduction (PyTorch's ``reduction=``) as one of
     ``bounds.REDUCTIONS``, or a ContractError naming those (``none`` is no scalar loss)."""

@@ -18,10 +18,8 @@ from ._common import (
     Adapted,
     check_bias,
     check_weight,
-    loss_note,
-    measured_reduction,
+    measure_reduction,
     stored,
-    unread_note,
     weight_and_bias,
 )
 
@@ -41,15 +39,8 @@ def loss_and_reduction(loss: Loss | None) -> tuple[Loss, str, tuple[str, ...]]:
     if loss is None:
         return _l1_sum, "sum", ()
     source = f"the loss given, {getattr(loss, '__qualname__', None) or repr(loss)}"
-    try:
-        value: Any = float(loss(jnp.ones(PROBE), jnp.zeros(PROBE)))
-    except Exception as err:  # a loss that cannot be measured is noted
-        value = f"an error ({type(err).__name__})"
-    measured = measured_reduction(value) if isinstance(value, float) else None
-    if measured is None:
-        return loss, "sum", (unread_note(source, value),)
-    how = f"measured (on ones {PROBE} against zeros it gives {value:g})"
-    return loss, measured, (loss_note(source, measured, how),)
+    reduction, notes = measure_reduction(source, lambda: loss(jnp.ones(PROBE), jnp.zeros(PROBE)))
+    return loss, reduction, notes
 
 
 def _functions(

@@ -27,9 +27,8 @@ from ._common import (
     check_weight,
     known_reduction,
     loss_note,
-    measured_reduction,
+    measure_reduction,
     stored,
-    unread_note,
     weight_and_bias,
 )
 
@@ -92,16 +91,13 @@ def loss_and_reduction(
         word, how = declared
         reduction = known_reduction(_NAME, word, source)
         return loss, reduction, (loss_note(source, reduction, how),)
-    try:
+
+    def loss_of_probe() -> Any:
         with torch.no_grad():
-            value: Any = float(loss(torch.ones(PROBE), torch.zeros(PROBE)))
-    except Exception as err:  # a loss that cannot be measured is noted
-        value = f"an error ({type(err).__name__})"
-    measured = measured_reduction(value) if isinstance(value, float) else None
-    if measured is None:
-        return loss, "sum", (unread_note(source, value),)
-    how = f"measured (on ones {PROBE} against zeros it gives {value:g})"
-    return loss, measured, (loss_note(source, measured, how),)
+            return loss(torch.ones(PROBE), torch.zeros(PROBE))
+
+    reduction, notes = measure_reduction(source, loss_of_probe)
+    return loss, reduction, notes
 
 
 def weight_of(module: torch.nn.Module) -> str:
