@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import verify
+from scripts.docs_outputs import GRAD_W_OF_GLOBAL_NUM_DATA  # the docs' sample runs it too
 from tests.helpers import ROOT, run_python
 from verify import ContractError
 from verify.messages import ExitCode
@@ -19,17 +20,6 @@ from verify.oracle.candidate._loading import load, python_of_cell
 from verify.oracle.front.cli import main
 
 HOMEWORK = ROOT / "examples" / "homework.ipynb"
-
-#: The homework's grad_w as a notebook often has it: reading the notebook's global num_data (3)
-#: instead of x's. Every assert of the notebook holds on its own data; other shapes break it.
-GRAD_W_OF_GLOBAL_NUM_DATA = """def grad_w(x, dL_do):
-    dL_dw = np.zeros((x.shape[1], dL_do.shape[1]), dtype=np.result_type(x, dL_do))
-    for i in range(x.shape[1]):
-        for j in range(dL_do.shape[1]):
-            for d in range(num_data):
-                dL_dw[i, j] = dL_dw[i, j] + x[d, i] * dL_do[d, j]
-    return dL_dw
-"""
 
 
 def code_cell(source: str) -> dict:
