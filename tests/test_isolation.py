@@ -129,6 +129,13 @@ CASES: tuple[Case, ...] = (
         ("RuntimeWarning", "ComplexWarning"),
     ),
     Case(
+        "signaling-nan",
+        (f"{HOSTILE}/signaling_nan.py", "--functions", "forward", "--dtype", "float32"),
+        1,
+        ("diagnosis: nan",),
+        ("RuntimeWarning", "Traceback"),
+    ),
+    Case(
         "thread-bound-state",
         _forward_only("thread_bound.py"),
         0,

@@ -194,6 +194,24 @@ def test_a_raising_candidate_gets_its_own_trimmed_traceback() -> None:
     assert "zoo.py" in verdict.traceback and "oracle" not in verdict.traceback
 
 
+def test_signaling_nans_in_a_result_are_a_verdict_under_warnings_as_errors() -> None:
+    """An unwritten block of uninitialized memory can hold signaling NaNs; casting one to
+    float64 warns, and pytest here makes warnings errors: the oracle's own code must stay quiet
+    (a kernel's garbage once ended a run with a RuntimeWarning from the explanation)."""
+    signaling = np.array(0x7F800001, np.uint32).view(np.float32)
+
+    class GarbageRowsGradW:
+        def grad_w(self, x: np.ndarray, dL_do: np.ndarray) -> np.ndarray:
+            grad_w = x.T @ dL_do
+            grad_w[2:] = signaling
+            return grad_w
+
+    report = verify.check(
+        GarbageRowsGradW(), functions=["grad_w"], dtype="float32", max_examples=5, repro_dir=None
+    )
+    assert report["grad_w"].diagnosis == "unwritten", report.summary()
+
+
 # --- the layer with a bias -------------------------------------------------------------------
 
 
