@@ -753,15 +753,27 @@ class FlooredGrid2DForward(Correct):
         return out
 
 
-@mutant({"forward": "mismatch"}, also=_through("mismatch"))
+@mutant({"forward": "misplaced_terms"}, also=_through("misplaced_terms"))
 class TileRowsForward(Correct):
-    """Rows past a tile of 8 copied from the row before: a wrong result no pattern explains
-    (the report names the rows)."""
+    """Rows past a tile of 8 copied from the row before: the term map reads x[7, i] paired
+    with w[i, o] for n >= 8."""
 
     def forward(self, x, w):
         out = x @ w
         if out.shape[0] > 8:
             out[8:] = out[7]
+        return out
+
+
+@mutant({"forward": "mismatch"}, also=_through("mismatch"))
+class AbsRowsForward(Correct):
+    """Rows past a tile of 8 made non-negative: no bug pattern fits, and the result is not
+    bilinear (negating x does not negate it), so no term map is claimed."""
+
+    def forward(self, x, w):
+        out = x @ w
+        if out.shape[0] > 8:
+            out[8:] = np.abs(out[8:])
         return out
 
 

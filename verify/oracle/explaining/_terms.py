@@ -1040,8 +1040,11 @@ class _Context:
         return _number(value, sign, within)
 
 
-def _expression(label: str, delta: int, reflected: bool = False, size: int = 0) -> str:
-    """``i - 512``, ``o + 1``; reflected: ``O - 1 - o`` (``size`` the axis's), ``7 - o``."""
+def _expression(label: str | None, delta: int, reflected: bool = False, size: int = 0) -> str:
+    """``i - 512``, ``o + 1``; reflected: ``O - 1 - o`` (``size`` the axis's), ``7 - o``; no
+    label: the constant ``7``."""
+    if label is None:
+        return str(delta)
     if reflected:
         head = f"{label.upper()} - 1" if delta == size - 1 else str(delta)
         return f"{head} - {label}"
@@ -1101,13 +1104,16 @@ def _weighted(ctx: _Context, terms: _Terms, same: np.ndarray) -> list[Difference
 
 def _signatures(terms: _Terms, members: np.ndarray, contract_labels: list[int]) -> np.ndarray:
     """Per member term, each observed index as an expression of one of the term's labels:
-    ``label + delta`` (column < L) or ``delta - label`` (column >= L, a reflection), the one
-    whose delta is the most common among the members, the contract's label on ties.
+    ``label + delta`` (column < L), ``delta - label`` (L <= column < 2L, a reflection) or the
+    constant ``delta`` (column 2L: one row for every term, a row copied down), the one whose
+    delta is the most common among the members; on ties the contract's label, then the
+    constant (``x[7, i]`` rather than ``x[i - 36, i]`` where only i = 43 is probed).
     Returns (M, 2Q) int: the Q expression columns, then the Q deltas."""
     values = terms.values[members].T  # (L, M): rows are contiguous
     observed = terms.observed[members].T
     count, positions = values.shape[1], len(observed)
-    both = np.concatenate([values, -values])  # obs - both: delta of either form
+    both = np.concatenate([values, -values, np.zeros((1, count), values.dtype)])
+    constant = len(both) - 1
     columns = np.empty((positions, count), np.int64)
     deltas = np.empty((positions, count), np.int64)
     everyone = np.arange(count)
@@ -1116,7 +1122,8 @@ def _signatures(terms: _Terms, members: np.ndarray, contract_labels: list[int]) 
         score = np.empty(delta.shape, np.int64)
         for column, row in enumerate(delta):
             shifted = row - row.min()
-            score[column] = np.bincount(shifted)[shifted] * 2 + (column == contract_labels[j])
+            tie = 2 * (column == contract_labels[j]) + (column == constant)
+            score[column] = np.bincount(shifted)[shifted] * 4 + tie
         best = score.argmax(0)
         columns[j] = best
         deltas[j] = delta[best, everyone]
@@ -1167,7 +1174,8 @@ def _group_ids(table: np.ndarray) -> np.ndarray:
 
 def _predict(terms: _Terms, columns: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     """(T, Q) the indices an expression signature gives every term."""
-    both = np.concatenate([terms.values, -terms.values], axis=1)
+    constant = np.zeros((len(terms.values), 1), terms.values.dtype)
+    both = np.concatenate([terms.values, -terms.values, constant], axis=1)
     return both[:, columns] + deltas
 
 
@@ -1235,7 +1243,12 @@ def _misplaced_text(
     names, width = roles.labels, len(roles.labels)
     positions = roles.left + roles.right
     exprs = [
-        _expression(names[column % width], int(delta), column >= width, ctx.sizes[positions[j]])
+        _expression(
+            names[column % width] if column < 2 * width else None,
+            int(delta),
+            column >= width,
+            ctx.sizes[positions[j]],
+        )
         for j, (column, delta) in enumerate(zip(labels, deltas, strict=True))
     ]
     left_exprs, right_exprs = exprs[: len(roles.left)], exprs[len(roles.left) :]
