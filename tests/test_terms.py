@@ -686,3 +686,5 @@ def test_name_constant():
     assert dims_name(0.5, {"n": 2, "o": 3}) == "0.5 (= 1/N)"
     assert dims_name(1 / 3, {"n": 3, "o": 3}, 1e-6) == "1/N or 1/O (the dims are equal)"
     assert dims_name(0.3, sizes) == "0.3"
+    assert dims_name(100.0, sizes) == "100"
+    assert dims_name(float(np.finfo(np.float32).max), sizes) == "3.4028235e+38"

@@ -276,7 +276,8 @@ def _number(value: float, sign: str = "", within: float = 0.0) -> str:
     """``value`` in the fewest significant digits that some float format a candidate may
     compute in (float64, float32, bfloat16, float16) rounds back to it: a bfloat16 0.1
     (0.10009765625) is ``0.1``, a float32 weight 1 + 2^-20 is ``1.000001``, not ``1``."""
-    whole = len(str(int(abs(value)))) if abs(value) >= 1 else 1  # no 1e+02 for 100
+    # no 1e+02 for 100, but no 39 digits for float32's largest either
+    whole = len(str(int(abs(value)))) if 1 <= abs(value) < 1e6 else 1
     for shown in range(1, 18):
         text = f"{value:{sign}.{max(shown, whole)}g}"
         if _rounds_to(float(text), value) or abs(float(text) - value) <= within:
@@ -288,7 +289,8 @@ def _rounds_to(decimal: float, value: float) -> bool:
     formats = [np.float64, np.float32, ml_dtypes.bfloat16]
     if abs(decimal) <= 65504:
         formats.append(np.float16)
-    return any(float(np.asarray(decimal, dtype)) == value for dtype in formats)
+    with np.errstate(over="ignore"):  # past bfloat16's largest: inf, which equals no value
+        return any(float(np.asarray(decimal, dtype)) == value for dtype in formats)
 
 
 def dims_name(value: float, sizes: Mapping[str, int], rel_tol: float = 2.0**-20) -> str:
