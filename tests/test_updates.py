@@ -333,6 +333,17 @@ def test_nonfinite_update() -> None:
     assert [(d.kind, d.parameter) for d in fit.differences] == [("nan", "w")]
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_an_update_never_computed_is_all_zeros_not_a_decay(dtype: str) -> None:
+    """w_new = 0 fits w - lr * (g + w / lr) within a half-precision step's rounding at a small
+    lr; the zeros are the reading, before any model."""
+    a = _data(dtype)
+    fit = _fit(_tree(a, np.zeros_like(a["w"]), _sgd(a["b"], a["gb"], 0.01)), dtype, lr=0.01)
+    assert [(d.kind, d.parameter, d.text) for d in fit.differences] == [
+        ("zero", "w", "w_new is all zeros: never computed; b's update is right")
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # A right implementation shows no difference (seeded property).
 # --------------------------------------------------------------------------------------------

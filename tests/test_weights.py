@@ -118,6 +118,16 @@ def test_loss_weights_named(dtype: str, fn: Fn, kind: str | None, text: str, for
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_a_loss_of_zero_is_nothing_summed(dtype: str) -> None:
+    table = _weights.loss_weights(
+        as_called(lambda o, t: o.sum() * 0, dtype), N, O_, dtype_of(dtype)
+    )
+    assert [(d.kind, d.text) for d in table.differences] == [
+        ("zero", "L is 0: no |output - target| is summed")
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_loss_weights_not_rank_one_reads_every_element(dtype: str) -> None:
     table = _weights.loss_weights(
         as_called(lambda o, t: _sum(_abs(o, t)) - _abs(o, t)[2, 1], dtype), N, O_, dtype_of(dtype)

@@ -798,6 +798,22 @@ class ZeroGradX(Correct):
         return np.zeros((dL_do.shape[0], w.shape[0]), dL_do.dtype)  # left as a placeholder
 
 
+@mutant({"forward": "not_computed"}, also=_through("not_computed"))
+class PlaceholderForward(Correct):
+    def forward(self, x, w):
+        return np.ones((x.shape[0], w.shape[1]), x.dtype)  # a stub never replaced
+
+
+@mutant({"update": "not_computed"}, also=_through("not_computed"), dtypes=("float32", "bfloat16"))
+class ZeroUpdate(Correct):
+    """The new weights allocated and never written. In bfloat16 at lr = 0.01 the zeros fit a
+    weight decay of 1/lr within the step's rounding on small integers; the update read on
+    normal values rules that out."""
+
+    def update(self, w, dL_dw, lr):
+        return np.zeros_like(w)
+
+
 @mutant({"grad_w": "offset"}, also=_gradient("offset"))
 class EpsilonGradW(Correct):
     def grad_w(self, x, dL_do):

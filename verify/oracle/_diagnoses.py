@@ -88,8 +88,8 @@ class Diagnosis(enum.StrEnum):
     )
     NOT_COMPUTED = (
         "not_computed",
-        "the result is all zeros: nothing is computed (a gradient never written, a loop that "
-        "never runs)",
+        "the result is all zeros, or one constant: nothing is computed from the inputs (a "
+        "gradient never written, a loop that never runs)",
     )
     OFFSET = (
         "offset",

@@ -15,7 +15,7 @@ from .._diagnoses import Diagnosis
 from .._settings import Settings
 from ..candidate import Caller, Outcome
 from ..judging import CHECKS, Case, Check, Finding
-from ._diagnosis import diagnose, named
+from ._diagnosis import diagnose, listed, named
 from ._patterns import BY_KIND, EVIDENCE_OF, NONFINITE, VALUES, spelled, structure_of
 from ._probes import (
     biased,
@@ -189,7 +189,19 @@ def _read_as(finding: Finding, reading: Reading) -> Finding:
     candidates are withdrawn (a named structural cause too: it was fitted on a case too small
     to tell); otherwise the reading's words are kept beside the patterns'."""
     if reading.status != CONTRACT:
-        return dataclasses.replace(finding, detail=f"{finding.detail}; {reading.detail}")
+        kept = tuple(c for c in finding.candidates if c.kind not in reading.ruled_out)
+        if len(kept) == len(finding.candidates) and finding.kind not in reading.ruled_out:
+            return dataclasses.replace(finding, detail=f"{finding.detail}; {reading.detail}")
+        # The reading contradicts a pattern fitted on the counterexample: it is withdrawn.
+        unnamed = Diagnosis.NAN if finding.nonfinite else Diagnosis.MISMATCH
+        fits = f"; it fits {listed(kept)} on this case, not yet told apart" if kept else ""
+        return dataclasses.replace(
+            finding,
+            kind=unnamed,
+            detail=f"{finding.result} is outside its error bound{fits}; {reading.detail}",
+            candidates=kept,
+            value=None,
+        )
     kept = tuple(c for c in finding.candidates if BY_KIND[c.kind].rounding)
     note = f"by structure it computes {reading.detail}"
     if finding.kind in BY_KIND and not BY_KIND[finding.kind].rounding:

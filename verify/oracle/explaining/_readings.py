@@ -42,6 +42,7 @@ KINDS: dict[str, str] = {
     "clipped_global_norm": "every step scaled by max_norm / ||(all gradients)||",
     "clipped_norm": "each parameter's step scaled by max_norm / ||its gradient||",
     "update": "an update that fits none of the known alternatives",
+    "zero": "the result is all zeros: nothing is computed",
 }
 
 FLOAT64_SLACK = 1.0 + 2.0**-40

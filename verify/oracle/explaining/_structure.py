@@ -63,6 +63,9 @@ class Reading:
       calls: the probe calls it cost.
       where: the probes' sides, in words (``N=130, I=131, O=133``).
       value: the named difference's constant (a scale, an offset), if it has one.
+      ruled_out: causes the reading shows the result is not (``UNDECIDED`` only): an update
+        that no scaled step, weight decay or sign step fits is none of those, whatever a
+        pattern fitted on a smaller case.
     """
 
     status: str
@@ -71,6 +74,7 @@ class Reading:
     calls: int
     where: str
     value: float | None = None
+    ruled_out: frozenset[Diagnosis] = frozenset()
 
     @property
     def detail(self) -> str:
@@ -184,8 +188,11 @@ def read_term_map(caller: Caller, case: Case, finding: Finding, settings: Settin
         return Reading(UNDECIDED, None, lines, found.calls, where)
     structural = [d for d in found.differences if d.kind in _TERM_ORDER]
     first = min(structural, key=lambda d: _TERM_ORDER.index(d.kind))
-    if first.kind == "missing" and _ignores_its_input(found, function):
-        kind = Diagnosis.UPSTREAM_IGNORED  # every term missing, a constant instead: no dL_do
+    if first.kind == "missing" and _constant(found):
+        # every term missing, a constant instead: a gradient ignores dL_do; forward computes
+        # nothing from its inputs
+        ignored = function.startswith("grad_")
+        kind = Diagnosis.UPSTREAM_IGNORED if ignored else Diagnosis.NOT_COMPUTED
     else:
         kind = _term_kind(first, function, sizes, bias)
     if kind is Diagnosis.BIAS:
@@ -257,11 +264,11 @@ def _telling(found: _terms.TermMap) -> bool:
     return any(d.kind in _TERM_ORDER for d in found.differences)
 
 
-def _ignores_its_input(found: _terms.TermMap, function: str) -> bool:
-    """A gradient that lacks every term and is a constant instead: it ignores dL_do."""
+def _constant(found: _terms.TermMap) -> bool:
+    """A map that lacks every term and has a constant part instead."""
     kinds = {d.kind for d in found.differences}
     everywhere = any(d.kind == "missing" and d.fraction == 1.0 for d in found.differences)
-    return function.startswith("grad_") and everywhere and "offset" in kinds
+    return everywhere and "offset" in kinds
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,6 +288,7 @@ _TABLE_KINDS: dict[str, Diagnosis | None] = {
     "branch": Diagnosis.WRONG_BRANCH,
     "ignores_input": Diagnosis.WRONG_BRANCH,
     "partial": Diagnosis.OFF_BY_ONE,
+    "zero": Diagnosis.NOT_COMPUTED,
     "not_elementwise": None,
     "not_weighted_sum": None,
     "no_result": None,
@@ -351,8 +359,14 @@ _UPDATE_KINDS: dict[str, Diagnosis | None] = {
     "weight_decay": Diagnosis.WEIGHT_DECAY,
     "normalized_step": Diagnosis.NORMALIZED_STEP,
     "nan": Diagnosis.NAN,
+    "zero": Diagnosis.NOT_COMPUTED,
     "update": None,
 }
+
+#: What an update that fits none of ``_updates``' models is not.
+_UPDATE_MODELS = frozenset(
+    {Diagnosis.SCALED_STEP, Diagnosis.WEIGHT_DECAY, Diagnosis.NORMALIZED_STEP, Diagnosis.SIGN_FLIP}
+)
 
 
 #: Narrower dtypes a scalar may pass through, per dtype checked (lr cast to an argument's or a
@@ -385,7 +399,11 @@ def _update_reading(fit: _updates.UpdateFit, calls: int, lr: float, dtype: str) 
     first = differences[0]
     kind = _UPDATE_KINDS.get(first.kind)
     if kind is None:
-        return Reading(UNDECIDED, None, lines, calls, "")
+        # Every wrong parameter fits none of the models: those causes are ruled out.
+        none = all(d.kind == "update" for d in differences)
+        return Reading(
+            UNDECIDED, None, lines, calls, "", ruled_out=_UPDATE_MODELS if none else frozenset()
+        )
     rounded = _lr_rounded(lr, first.value, dtype) if first.value is not None else None
     if kind is Diagnosis.SCALED_STEP and rounded is not None:
         return Reading(DIFFERS, kind, (rounded, *lines[1:]), calls, "", first.value)

@@ -1062,7 +1062,7 @@ def _missing(ctx: _Context, terms: _Terms, o: np.ndarray) -> list[Difference]:
     # with no product read anywhere there is no typical weight to tell a missing term from one
     # too light to show beside the constant part (16 * weight lost in its rounding): say so
     hidden = 0.0 if terms.has.any() else _COARSE * float(np.abs(o).max()) / _COUNT
-    caveat = f" (or weighs each under {_number(hidden)}, lost in the rounding of the constant"
+    caveat = f" (or weighs each under {hidden:.2g}, lost in the rounding of the constant"
     caveat = caveat + " part)" if hidden else ""
     region = _region(terms.values, ctx.roles.labels, ctx.sizes, missing, ~missing)
     product = _product(ctx.contract, ctx.roles)

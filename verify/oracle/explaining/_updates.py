@@ -80,6 +80,7 @@ class ParameterFit:
       sign: c with ``p - p_new = c * lr * sign(g)`` (Adam's first step: c = 1).
       sign_exact: ``sign`` holds without the eps / float32 widening.
       norm: ``||g||``.
+      zeros: ``p_new`` is all zeros (and not right): a result never computed or written.
     """
 
     name: str
@@ -89,6 +90,7 @@ class ParameterFit:
     sign: tuple[float, float] | None
     sign_exact: bool
     norm: float
+    zeros: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +174,8 @@ def _fit_parameter(
             widening = np.where(g != 0, 1e-7 / np.abs(g), np.inf) + 2.0**-12
         sign = _step_interval(step, zero, direction, p, 16, u, absolute, widening)
     norm = math.sqrt(math.fsum((g * g).ravel().tolist()))
-    return ParameterFit(name, right, scale, decay, sign, sign_exact, norm)
+    zeros = not right and not np.any(new)
+    return ParameterFit(name, right, scale, decay, sign, sign_exact, norm, zeros)
 
 
 def _intersect(intervals: Iterable[tuple[float, float] | None]) -> tuple[float, float] | None:
@@ -373,6 +376,10 @@ def _parameter_readings(fit: ParameterFit, lr: float) -> list[_Reading]:
 
 def _parameter_difference(fit: ParameterFit, lr: float) -> Difference:
     p, g = fit.name, _gradient_name(fit.name)
+    if fit.zeros:
+        # Before any model: at a small lr, w - c * lr * g with w dropped (a decay of 1/lr)
+        # fits zeros within the rounding of a half-precision step.
+        return Difference("zero", f"{p}_new is all zeros: never computed", 0.0, p)
     readings = _parameter_readings(fit, lr)
     if readings:
         return _combined(readings)

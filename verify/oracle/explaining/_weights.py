@@ -216,7 +216,7 @@ def _uniform_words(c: Constant, phi: _Phi) -> Difference | None:
         if c.value == 1.0:
             return None
         if c.value == 0.0:
-            return Difference("partial", "L is 0: no |output - target| is summed", 0.0)
+            return Difference("zero", "L is 0: no |output - target| is summed", 0.0)
         if c.value == -1.0:
             return Difference("sign_flip", "L is -sum |output - target|: the sign is flipped", -1)
         if mean is not None and mean.sign > 0:
