@@ -212,6 +212,25 @@ def test_signaling_nans_in_a_result_are_a_verdict_under_warnings_as_errors() -> 
     assert report["grad_w"].diagnosis == "unwritten", report.summary()
 
 
+def test_infinities_that_change_between_calls_are_a_verdict_under_warnings_as_errors() -> None:
+    """A kernel that reads uninitialized memory returns other infinities on every call; the
+    readings subtract two calls' results (inf - inf), which must not warn."""
+
+    class InfiniteNoiseGradW:
+        def __init__(self) -> None:
+            self.rng = np.random.default_rng(7)
+
+        def grad_w(self, x: np.ndarray, dL_do: np.ndarray) -> np.ndarray:
+            grad_w = x.T @ dL_do + self.rng.standard_normal((x.shape[1], dL_do.shape[1]))
+            grad_w[:, 0] = np.inf
+            return grad_w.astype(x.dtype)
+
+    report = verify.check(
+        InfiniteNoiseGradW(), functions=["grad_w"], max_examples=5, repro_dir=None
+    )
+    assert report["grad_w"].diagnosis == "nan", report.summary()
+
+
 # --- the layer with a bias -------------------------------------------------------------------
 
 

@@ -73,7 +73,17 @@ def explain(
     6. A rounding cause offers an option only once the check, judged again under it, passes.
 
     Calls the candidate only after a failure; the finding says how many calls it cost.
+    Numpy's floating-point warnings are off within: the readings do arithmetic on whatever the
+    candidate returned (inf - inf from a kernel's uninitialized memory), and judge every
+    result they compute by comparison, never by a warning.
     """
+    with np.errstate(all="ignore"):
+        return _explain(check, caller, case, finding, options)
+
+
+def _explain(
+    check: Check, caller: Caller, case: Case, finding: Finding, options: Settings
+) -> tuple[Case, Finding]:
     counted = Counted(caller)
     judged = finding.kind
     finding = named(finding, case, options)
@@ -92,7 +102,7 @@ def explain(
 
         def explained(piece: Check, caller: Caller, call: Case, found: Finding) -> Finding:
             # A piece's failure is explained as its own check's is (structure first).
-            return explain(piece, caller, call, found, options)[1]
+            return _explain(piece, caller, call, found, options)[1]
 
         finding = follows_from_pieces(counted, case, finding, options, explained)
     finding = _rejudged(check, counted, case, finding, options)
