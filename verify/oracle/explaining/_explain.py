@@ -64,7 +64,9 @@ def explain(
        branch or weight table, each parameter's update) is read on exact probes: a difference
        from the contract names the cause (exact: it needs no other probe); the contract itself
        there leaves only rounding and value-dependent causes (the structural candidates are
-       withdrawn); a reading that cannot be made says why, and the patterns go on.
+       withdrawn); a reading that names nothing but rules causes out (an update that fits
+       none of the step models) withdraws those; a reading that cannot be made says why, and
+       the patterns go on.
     3. Candidates not told apart are confirmed or withdrawn on probes (``resolve``).
     4. A loss-scale cause (a mean, a scale) offers the ``--reduction`` that declares it only
        once the check and the loss's other piece, judged again under it, pass; where the loss
