@@ -387,6 +387,16 @@ class OffByOneLoss(Correct):
         return np.abs(output[:, :-1] - target[:, :-1]).sum()  # for j in range(O - 1)
 
 
+@mutant({"loss": "off_by_one"}, also=_through("off_by_one"))
+class WholeBlocksLoss(Correct):
+    """Sums rows in blocks of 128 and counts N // 128 blocks: below 128 rows L is 0, so the
+    weight table is read again past a block, where rows 128.. weigh 0."""
+
+    def loss(self, output, target):
+        whole = output.shape[0] // 128 * 128
+        return np.abs(output[:whole] - target[:whole]).sum(dtype=output.dtype)
+
+
 @mutant(
     {"grad_w": "off_by_one"},
     also=_gradient("off_by_one"),

@@ -339,13 +339,34 @@ def read_branch_table(caller: Caller, case: Case, finding: Finding, settings: Se
     return _table_reading(table.differences, table.calls, f"N={n}, O={o}")
 
 
+#: Where a loss is 0 on the weight table's sides, the sides it is read again on: past a block
+#: of 128 rows, and of 128 elements of the flattened (N, O), where a loop over whole blocks
+#: that runs none on small sides sums some.
+BLOCK_LOSS_SIDES = (130, 4)
+
+
 def read_loss_weights(caller: Caller, case: Case, finding: Finding, settings: Settings) -> Reading:
-    """The loss's weight table on (N, O) of at least ``ELEMENTWISE_SIDES``."""
+    """The loss's weight table on (N, O) of at least ``ELEMENTWISE_SIDES``; where L is 0 there,
+    again on ``BLOCK_LOSS_SIDES`` (N + O + 5 calls more), whose table is said where it sums
+    anything ("L weights |output - target| by 1 except rows 128..129 (weight 0)")."""
     n, o = _elementwise_sides(case, settings)
     dtype = bounds.numpy_dtype(settings.dtype)
     call = _output_target_call(caller, "loss", dtype, True)
     table = _weights.loss_weights(call, n, o, dtype)
-    return _table_reading(table.differences, table.calls, f"N={n}, O={o}")
+    where = f"N={n}, O={o}"
+    if [d.kind for d in table.differences] == ["zero"] and (n, o) < BLOCK_LOSS_SIDES:
+        met = meeting((max(n, BLOCK_LOSS_SIDES[0]), 1, max(o, BLOCK_LOSS_SIDES[1])),
+                      settings.multiples)  # fmt: skip
+        again = _weights.loss_weights(call, met[0], met[2], dtype)
+        if [d.kind for d in again.differences] != ["zero"]:
+            zero = f"{table.differences[0].text} on {where}"
+            larger = f"N={met[0]}, O={met[2]}"
+            reading = _table_reading(
+                again.differences, table.calls + again.calls, f"{where} and {larger}"
+            )
+            first, *rest = reading.lines
+            return dataclasses.replace(reading, lines=(zero, f"on {larger}: {first}", *rest))
+    return _table_reading(table.differences, table.calls, where)
 
 
 # --------------------------------------------------------------------------------------------
