@@ -38,7 +38,7 @@ import numpy as np
 from ...bounds import REDUCTIONS
 from .._contract import signature_by_count
 from .._settings import DEFAULT_IMPORT_TIMEOUT
-from ._invoke import Failed, Outcome, Returned, invoke, quieted
+from ._invoke import Failed, Outcome, Returned, invoke
 from ._loading import Candidate
 from ._protocol import (
     ProtocolError,
@@ -177,10 +177,9 @@ class InProcessCaller:
         worker.join(self.timeout)
         if worker.is_alive() or not box:
             return Failed("timed_out", f"did not return within {self.timeout:g} s")
-        outcome = quieted(box[0])
-        if isinstance(outcome, Returned):
-            self.notes.update(outcome.notes)
-        return outcome
+        if isinstance(box[0], Returned):
+            self.notes.update(box[0].notes)
+        return box[0]
 
     def close(self) -> None:
         """Nothing to release: an abandoned thread ends with the process."""
@@ -508,7 +507,6 @@ class WorkerCaller:
             detail = f"the worker broke the protocol: {err}{self._last_words()}"
             self._stop()
             return Failed("crashed", detail)
-        outcome = quieted(outcome)
         if isinstance(outcome, Returned):
             self.notes.update(outcome.notes)
         return outcome

@@ -50,32 +50,6 @@ class Failed:
 Outcome = Returned | Failed
 
 
-def quieted(outcome: Outcome) -> Outcome:
-    """``outcome`` with each signaling NaN in its arrays made quiet, on the oracle's side of a
-    call. Uninitialized memory (a kernel's unwritten block) can hold a signaling NaN, and any
-    arithmetic on one, even a widening cast, raises numpy's "invalid value" warning, which under
-    ``-W error`` would end the oracle's own run; a quiet NaN is judged as any other NaN."""
-    if not isinstance(outcome, Returned):
-        return outcome
-    return Returned(
-        tuple(r if isinstance(r, str) else _quiet(r) for r in outcome.results),
-        tuple(None if e is None else _quiet(e) for e in outcome.echoed),
-        outcome.notes,
-    )
-
-
-def _quiet(array: np.ndarray) -> np.ndarray:
-    if array.dtype.kind in "biu":
-        return array
-    with np.errstate(invalid="ignore"):
-        nan = np.isnan(array)
-    if not nan.any():
-        return array
-    array = array.copy()
-    array[nan] = np.nan  # numpy's NaN is quiet in every float format
-    return array
-
-
 def invoke(
     function: Callable[..., Any],
     signature: Signature,

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ... import default_cache_dir
 from ...messages import CrosscheckError
 from .._contract import FUNCTIONS, PARAMETER_OF
@@ -208,10 +206,8 @@ class Run:
             return FunctionReport(name, "skip", note=chosen.requirement()) if requested else None
         caller = self.caller if on is None else on
         started = time.monotonic()
-        # The candidate's calls, timed where they are made (search, shrinking, probes). The
-        # judges' arithmetic on a candidate's results (inf - inf) must not warn: a candidate
-        # called in this process runs in a thread of its own, with numpy's defaults.
-        with timed_calls() as spent, np.errstate(all="ignore"):
+        # The candidate's calls, timed where they are made (search, shrinking, probes).
+        with timed_calls() as spent:
             searched = search(
                 chosen, caller, settings, settings.max_examples, settings.seed,
                 settings.progress, self.pool,
