@@ -354,7 +354,7 @@ def read_loss_weights(caller: Caller, case: Case, finding: Finding, settings: Se
     call = _output_target_call(caller, "loss", dtype, True)
     table = _weights.loss_weights(call, n, o, dtype)
     where = f"N={n}, O={o}"
-    if [d.kind for d in table.differences] == ["zero"] and (n, o) < BLOCK_LOSS_SIDES:
+    if [d.kind for d in table.differences] == ["zero"] and n < BLOCK_LOSS_SIDES[0]:
         met = meeting((max(n, BLOCK_LOSS_SIDES[0]), 1, max(o, BLOCK_LOSS_SIDES[1])),
                       settings.multiples)  # fmt: skip
         again = _weights.loss_weights(call, met[0], met[2], dtype)
